@@ -1,0 +1,52 @@
+PY    ?= python3
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv dot demo test fuzz bench clean
+
+venv: $(STAMP)
+
+# Reinstall whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# Graphviz's `dot` binary (the Python `graphviz` package only wraps it).
+# Never fails: most of graphc works without dot, and tests needing it skip.
+dot:
+	@if command -v dot >/dev/null 2>&1; then \
+	    dot -V; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing graphviz with apt-get"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz && dot -V; } \
+	        || echo "warning: apt-get install graphviz failed; continuing without dot"; \
+	else \
+	    echo "warning: graphviz 'dot' not found on PATH; continuing without it."; \
+	    echo "  install it with one of:"; \
+	    echo "    sudo apt-get install graphviz"; \
+	    echo "    brew install graphviz"; \
+	    echo "    conda install -c conda-forge graphviz"; \
+	fi
+
+demo: venv dot
+	$(BIN)/graphc demo
+
+# pytest's exit status is passed through as is (5 = no tests collected fails too).
+test: venv dot
+	$(BIN)/python -m pytest -q -m "not fuzz and not bench"
+
+fuzz: venv dot
+	$(BIN)/python -m pytest -q -m fuzz
+
+# Peers installed best-effort. torch is pinned: unpinned it pulls a multi-GB CUDA build.
+bench: venv
+	$(BIN)/pip install -q torch==2.13.0 || echo "warning: torch install failed; benchmarking without torch"
+	$(BIN)/pip install -q jax jaxlib autograd || echo "warning: jax/autograd install failed; benchmarking without them"
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+	find . -path ./.git -prune -o -type f -name '*.pyc' -exec rm -f {} +

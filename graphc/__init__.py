@@ -1,0 +1,25 @@
+"""graphc: a symbolic computation-graph compiler for Python.
+
+Trace ordinary NumPy functions into a graph, differentiate it in reverse
+mode, and compile forward and backward passes into readable NumPy source.
+
+Examples
+--------
+>>> import numpy as np, graphc
+>>> def f(w1, w2):
+...     return w1 / w2 + np.exp(2 * w2)
+>>> df = graphc.grad(f, argnums=(0, 1))
+>>> [round(float(v), 6) for v in df(1.5, 0.5)]
+[2.0, -0.563436]
+"""
+from . import ops as _ops  # noqa: F401  (registers every primitive)
+from .api import Compiled, Spec, compile, example, export, grad, trace, value_and_grad
+from .errors import (ControlFlowError, GradError, GraphcError, InPlaceError, ShapeError,
+                     TracingError, UnsupportedError)
+from .ir import Graph
+
+__version__ = "0.1.0"
+
+__all__ = ["trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Graph",
+           "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
+           "UnsupportedError", "ShapeError", "GradError"]

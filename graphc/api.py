@@ -1,0 +1,438 @@
+"""The public API: trace, grad, value_and_grad, compile, export, Spec, example."""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import pathlib
+import threading
+
+import numpy as np
+
+from . import codegen, errors
+from .autodiff import backward
+from .errors import GradError, GraphcError
+from .ir import Graph
+from .passes import optimize
+from .primitive import Aval
+from .pytree import flatten, unflatten
+from .signature import Signature, from_function, leaf_name
+from .tracing import Trace, Tracer, aval_of, check_dtype, current_trace
+
+__all__ = ["trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Compiled"]
+
+
+class Spec:
+    """A placeholder argument: trace a function without data.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    dtype : str or numpy dtype, default ``"float64"``
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> g = graphc.trace(lambda x: np.tanh(x).sum(), graphc.Spec((64, 10), "float32"))
+    >>> g.nx.nodes[g.outputs[0]]["dtype"]
+    dtype('float32')
+    """
+
+    def __init__(self, shape, dtype="float64"):
+        self.shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        self.dtype = check_dtype(dtype, "Spec")
+
+    def __repr__(self):
+        return f"Spec({self.shape}, {self.dtype.name!r})"
+
+
+def example(*args, **kwargs):
+    """Decorator: attach example inputs to a function, for the CLI and docs.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> @graphc.example(1.5, 0.5)
+    ... def f(w1, w2):
+    ...     return w1 / w2
+    >>> f.__graphc_example__
+    ((1.5, 0.5), {})
+    """
+    def deco(fn):
+        fn.__graphc_example__ = (args, kwargs)
+        return fn
+    return deco
+
+
+def _leaf_aval(x):
+    if isinstance(x, Spec):
+        return Aval(x.shape, x.dtype, False)
+    return aval_of(x)
+
+
+def _def_where(fn):
+    try:
+        code = inspect.unwrap(fn).__code__
+        return f"{code.co_filename}:{code.co_firstlineno}"
+    except AttributeError:
+        return None
+
+
+def _fn_name(fn):
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _call_parts(params, values):
+    """Rebuild ``(args, kwargs)`` for calling the user's function."""
+    args, kwargs = [], {}
+    for p, v in zip(params, values):
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            args.append(v)
+        elif p.kind == inspect.Parameter.VAR_POSITIONAL:
+            args.extend(v)
+        elif p.kind == inspect.Parameter.KEYWORD_ONLY:
+            kwargs[p.name] = v
+        else:
+            kwargs.update(v)
+    return args, kwargs
+
+
+def _trace_into(fn, args, kwargs, body, fn_name):
+    """Trace ``body`` on fresh inputs for ``fn``'s arguments; return the Graph.
+
+    ``body(call_args, call_kwargs)`` runs inside the active trace and returns
+    the result pytree.  On any error the trace is closed and nothing is kept.
+    """
+    params, values = from_function(fn, args, kwargs)
+    leaves, tdef, paths = flatten(tuple(values))
+    g = Graph(fn_name)
+    sig = Signature(fn_name=fn_name, params=params, arg_treedefs=tdef, leaf_paths=list(paths))
+    g.signature = sig
+    t = Trace(g)
+    t.top_code = getattr(inspect.unwrap(fn), "__code__", None)
+    where = _def_where(fn)
+    with t.activate():
+        tracers = [t.tracer(g.add_input(_leaf_aval(x), name=leaf_name(sig, p), where=where))
+                   for x, p in zip(leaves, paths)]
+        call_args, call_kwargs = _call_parts(params, unflatten(tdef, tracers))
+        result = body(call_args, call_kwargs)
+        out_leaves, out_tdef, _ = flatten(result)
+        g.outputs = [t.lift(x).node for x in out_leaves]
+    t.finish()
+    sig.out_treedef = out_tdef
+    return g
+
+
+def trace(fn, *args, **kwargs) -> Graph:
+    """Trace ``fn`` on example arguments into a :class:`graphc.Graph`.
+
+    Parameters
+    ----------
+    fn : callable
+        A Python function over NumPy values.
+    *args, **kwargs
+        Example arguments (arrays, Python floats, pytrees of them, or
+        :class:`Spec` placeholders).  Python ints, bools and strings are static.
+
+    Returns
+    -------
+    Graph
+        The evaluation trace; ``print(graph)`` shows one line per operation.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> def f(w1, w2):
+    ...     z1 = w1 / w2
+    ...     return np.exp(z1)
+    >>> print(graphc.trace(f, 1.5, 0.5))  # doctest: +ELLIPSIS
+    f(w1: f64[], w2: f64[]):
+        z1 = w1 / w2 ...
+        exp = np.exp(z1) ...
+        return exp
+    """
+    if isinstance(fn, Compiled):
+        return fn.graph(*args, **kwargs)
+    return _trace_into(fn, args, kwargs, lambda a, k: fn(*a, **k), _fn_name(fn))
+
+
+# --- grad ---------------------------------------------------------------------------
+def _check_argnums(argnums, n_args):
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for a in nums:
+        if not isinstance(a, int) or isinstance(a, bool):
+            raise GradError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
+        if not -n_args <= a < n_args:
+            raise GradError(f"argnums={argnums!r} is out of range: the function was called with "
+                            f"{n_args} positional argument{'s' if n_args != 1 else ''}",
+                            hint="argnums counts positional arguments from 0")
+    return tuple(a % n_args for a in nums)
+
+
+def _grad_body(fn, argnums, has_aux, with_value, name):
+    def body(call_args, call_kwargs):
+        nums = _check_argnums(argnums, len(call_args))
+        trace = current_trace()
+        wrt_trees = []
+        for i in nums:
+            leaves, tdef, _ = flatten(call_args[i])
+            lifted = []
+            for x in leaves:
+                x = trace.lift(x) if not isinstance(x, Tracer) else x
+                if x.dtype.kind != "f":
+                    raise GradError(
+                        f"{name} was asked for the gradient of argument {i}, which has "
+                        f"integer or boolean dtype ({x.aval.short()})",
+                        hint="gradients exist only for floating arguments: pass floats "
+                             "(e.g. 1.0 or x.astype(np.float64)), or leave this argument out "
+                             "of argnums")
+                lifted.append(x)
+            wrt_trees.append((tdef, lifted))
+        start = trace.graph._next
+        out = fn(*call_args, **call_kwargs)
+        aux = None
+        if has_aux:
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise GradError(f"{name}: with has_aux=True the function must return "
+                                "(scalar, aux), a pair", where=_def_where(fn))
+            out, aux = out
+        out = trace.lift(out)
+        out_where = trace.graph.nx.nodes[out.node].get("where") or _def_where(fn)
+        if out.shape != ():
+            raise GradError(f"{name} needs a function that returns a scalar (shape ()), but it "
+                            f"returned {out.aval.short()}",
+                            where=out_where,
+                            hint="reduce the output first, e.g. loss.sum() or loss.mean(), or "
+                                 "use graphc.compile for a non-scalar function")
+        if out.dtype.kind != "f":
+            raise GradError(f"{name} needs a real floating output, but the function returned "
+                            f"{out.aval.short()}", where=out_where,
+                            hint="make the output a float, e.g. .astype(np.float64)")
+        flat_wrt = [x for _, ls in wrt_trees for x in ls]
+        cts = backward(out, flat_wrt, start=start)
+        grads, k = [], 0
+        for tdef, ls in wrt_trees:
+            grads.append(unflatten(tdef, cts[k:k + len(ls)]))
+            k += len(ls)
+        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        if with_value:
+            return ((out, aux), g) if has_aux else (out, g)
+        return (g, aux) if has_aux else g
+    return body
+
+
+# --- compiled callables ---------------------------------------------------------------
+class _Entry:
+    __slots__ = ("graph", "source", "fn", "func_name")
+
+    def __init__(self, graph, source, fn, func_name):
+        self.graph, self.source, self.fn, self.func_name = graph, source, fn, func_name
+
+
+def _leaf_key(x):
+    t = type(x)
+    if t is np.ndarray:
+        return (x.shape, x.dtype.str)
+    if t is float:
+        return "f"
+    if isinstance(x, Tracer):
+        raise _Traced
+    if isinstance(x, Spec):
+        return (x.shape, x.dtype.str)
+    if isinstance(x, np.generic):
+        return ("s", x.dtype.str)
+    a = aval_of(x)
+    return (a.shape, a.dtype.str, a.weak)
+
+
+class _Traced(Exception):
+    pass
+
+
+class Compiled:
+    """A function compiled per signature into generated NumPy code.
+
+    Returned by :func:`compile`, :func:`grad` and :func:`value_and_grad`.
+    The first call with a new signature (pytree structure, shapes, dtypes,
+    static values) traces and generates code; later calls run it directly.
+    Called with traced values (inside another graphc transform) it records
+    its operations into the enclosing trace instead, so transforms compose.
+    """
+
+    def __init__(self, fn, kind="compile", argnums=0, has_aux=False):
+        if not callable(fn):
+            raise TypeError(f"graphc.{kind} needs a callable, got {type(fn).__name__}")
+        functools.update_wrapper(self, fn)
+        self._fn = fn
+        self._kind = kind
+        self._argnums = argnums
+        self._has_aux = has_aux
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+        base = _fn_name(fn)
+        self.__name__ = {"compile": base, "grad": f"{base}_grad",
+                         "value_and_grad": f"{base}_value_and_grad"}[kind]
+        self.__qualname__ = self.__name__
+        if kind != "compile":
+            _check_argnums_static(argnums)
+
+    def __repr__(self):
+        return f"<graphc.{self._kind} of {_fn_name(self._fn)}>"
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else functools.partial(self, obj)
+
+    # --- the body traced for this transform --------------------------------------
+    def _body(self):
+        if self._kind == "compile":
+            return lambda a, k: self._fn(*a, **k)
+        return _grad_body(self._fn, self._argnums, self._has_aux,
+                          self._kind == "value_and_grad", f"graphc.{self._kind}({_fn_name(self._fn)})")
+
+    def _key(self, args, kwargs):
+        leaves, tdef, _ = flatten((args, kwargs))
+        return (tdef, tuple(_leaf_key(x) for x in leaves))
+
+    def _entry(self, args, kwargs):
+        key = self._key(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            with self._lock:
+                entry = self._cache.get(key)
+                if entry is None:
+                    entry = self._build(args, kwargs)
+                    self._cache[key] = entry
+        return entry
+
+    def _build(self, args, kwargs):
+        g = _trace_into(self._fn, args, kwargs, self._body(), _fn_name(self._fn))
+        optimize(g)
+        source_file = _def_where(self._fn)
+        source_file = source_file.rpartition(":")[0] if source_file else None
+        doc = {"compile": f"{_fn_name(self._fn)}, compiled by graphc.",
+               "grad": f"Gradient of {_fn_name(self._fn)} with respect to argument(s) {self._argnums}.",
+               "value_and_grad": f"Value of {_fn_name(self._fn)} and its gradient with respect to "
+                                 f"argument(s) {self._argnums}."}[self._kind]
+        func_name = codegen.sanitize(self.__name__)
+        source = codegen.generate(g, func_name, doc=doc, source_file=source_file)
+        fn = codegen.exec_module(source, func_name, self.__name__)
+        return _Entry(g, source, fn, func_name)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            entry = self._entry(args, kwargs)
+        except _Traced:
+            return self._inline(args, kwargs)
+        if any(isinstance(x, Spec) for x in flatten((args, kwargs))[0]):
+            raise GraphcError(f"{self.__name__} was called with a graphc.Spec placeholder",
+                              hint="Specs describe inputs for .source(), .graph() and graphc.trace; "
+                                   "call the function with arrays")
+        return entry.fn(*args, **kwargs)
+
+    def _inline(self, args, kwargs):
+        """Called with traced values: record into the enclosing trace."""
+        trace = current_trace()
+        if trace is None:
+            raise errors.EscapedTracerError("a traced value was used after its trace ended")
+        return self._body()(list(args), dict(kwargs))
+
+    def source(self, *args, **kwargs) -> str:
+        """The generated module text for this signature."""
+        return self._entry(args, kwargs).source
+
+    def graph(self, *args, **kwargs) -> Graph:
+        """The optimized graph the generated code was made from."""
+        return self._entry(args, kwargs).graph
+
+    def export_name(self):
+        return codegen.sanitize(self.__name__)
+
+
+def _check_argnums_static(argnums):
+    nums = (argnums,) if isinstance(argnums, int) else argnums
+    if not isinstance(nums, (tuple, list)) or not nums or not all(
+            isinstance(a, int) and not isinstance(a, bool) for a in nums):
+        raise GradError(f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
+
+
+def compile(fn=None):
+    """Compile ``fn`` into generated NumPy code (also usable as ``@graphc.compile``).
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> @graphc.compile
+    ... def f(x):
+    ...     return np.tanh(x) * 2.0
+    >>> float(f(np.float64(0.5)))
+    0.9242343145200195
+    >>> print(f.source(0.5).splitlines()[-1])
+        return mul
+    """
+    if fn is None:
+        return compile
+    return Compiled(fn, "compile")
+
+
+def grad(fn, argnums=0, has_aux=False):
+    """The gradient of a scalar function, compiled per signature.
+
+    Parameters
+    ----------
+    fn : callable
+        Returns a real floating scalar (shape ``()``), or ``(scalar, aux)``
+        when ``has_aux=True``.
+    argnums : int or tuple of int
+        Which positional arguments to differentiate.
+    has_aux : bool
+        As in JAX: ``grad(f, has_aux=True)(x)`` returns ``(grads, aux)``.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> df = graphc.grad(lambda x: np.sum(x ** 2))
+    >>> df(np.array([1.0, 2.0]))
+    array([2., 4.])
+    """
+    return Compiled(fn, "grad", argnums, has_aux)
+
+
+def value_and_grad(fn, argnums=0, has_aux=False):
+    """Like :func:`grad` but returns ``(value, grads)``.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> value, g = graphc.value_and_grad(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
+    >>> float(value), g
+    (5.0, array([2., 4.]))
+    """
+    return Compiled(fn, "value_and_grad", argnums, has_aux)
+
+
+def export(fn, *args, path, overwrite=None, **kwargs) -> pathlib.Path:
+    """Write the generated module for ``fn`` at this signature to ``path``.
+
+    The file imports only NumPy and defines one function: ``f`` for
+    ``compile(f)`` (or a plain ``f``), ``f_grad`` for ``grad(f)`` and
+    ``f_value_and_grad`` for ``value_and_grad(f)``.  An existing file is only
+    replaced when graphc wrote it, or with ``overwrite=True``.
+    """
+    compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
+    source = compiled.source(*args, **kwargs)
+    path = pathlib.Path(path)
+    if path.exists() and overwrite is not True:
+        first = path.read_text(errors="replace").split("\n", 1)[0] if path.is_file() else ""
+        if overwrite is False or not first.startswith("# Generated by graphc"):
+            raise errors.GraphcError(
+                f"graphc.export will not overwrite {path}: the file exists and was not written "
+                "by graphc", hint="pass overwrite=True, or choose another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".graphc-tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise errors.ExportError(f"graphc.export cannot write {path}: {e.strerror or e}",
+                                 hint="choose a writable path") from None
+    return path

@@ -1,0 +1,131 @@
+"""Reverse-mode AD as a graph transform.
+
+:func:`backward` walks the nodes between the differentiated inputs and the
+output in reverse program order, calls each primitive's VJP rule (which builds
+more graph, in graphc's own ops) and accumulates cotangents where a value has
+several children: the lecture's sum over children.  Un-broadcasting happens
+here, once, so rules return cotangents at their output's shape.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .primitive import REGISTRY
+from .tracing import Tracer
+
+__all__ = ["backward", "unbroadcast"]
+
+
+def unbroadcast(ct: Tracer, shape: tuple) -> Tracer:
+    """Sum ``ct`` back to ``shape`` (the transpose of broadcasting)."""
+    from .ops.reduce import sum as reduce_sum
+    from .ops.shape import broadcast_to, reshape
+    shape = tuple(shape)
+    if tuple(ct.shape) == shape:
+        return ct
+    full = tuple(np.broadcast_shapes(tuple(ct.shape), shape))
+    if full != tuple(ct.shape):  # a rule returned something smaller: broadcast it up
+        ct = broadcast_to(ct, shape=full)
+        if full == shape:
+            return ct
+    lead = ct.ndim - len(shape)
+    stretched = tuple(i + lead for i, d in enumerate(shape) if d == 1 and ct.shape[i + lead] != 1)
+    if not stretched:
+        return reduce_sum(ct, axis=tuple(range(lead)), keepdims=False)
+    if not lead:
+        return reduce_sum(ct, axis=stretched, keepdims=True)
+    summed = reduce_sum(ct, axis=tuple(range(lead)) + stretched, keepdims=True)
+    return reshape(summed, shape=shape)
+
+
+def _active_nodes(graph, out: int, wrt: list[int], start: int) -> set:
+    """Nodes on some path from a ``wrt`` node to ``out`` (only ids >= ``start``
+    besides the ``wrt`` nodes themselves: a nested ``grad`` must treat values
+    computed before it was called as constants)."""
+    import networkx as nx
+    anc = nx.ancestors(graph.nx, out) | {out}
+    seen, stack = set(), [w for w in wrt if w in anc]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.extend(v for _, v in graph.nx.out_edges(n) if v >= start and v in anc and v not in seen)
+    return seen
+
+
+def _differentiable(graph, nid) -> bool:
+    return graph.nx.nodes[nid]["dtype"].kind == "f"
+
+
+def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
+             start: int = 0) -> list[Tracer]:
+    """Cotangents of ``wrt`` for the scalar (or ``seed``-weighted) ``out``.
+
+    Builds backward nodes into ``out``'s trace; returns one tracer per ``wrt``
+    entry (a zeros constant where ``out`` does not depend on it).
+    """
+    trace = out._trace
+    g = trace.graph
+    if seed is None:
+        with trace.context(section="backward"):
+            seed = trace.lift(1.0 if out.aval.weak else np.ones(out.shape, out.dtype))
+    g.nx.nodes[seed.node].setdefault("adjoint_of", out.node)
+    wrt_ids = [w.node for w in wrt]
+    active = _active_nodes(g, out.node, wrt_ids, start)
+    cts: dict[int, Tracer] = {out.node: seed}
+    for nid in sorted(active, reverse=True):
+        ct = cts.get(nid)
+        if ct is None:
+            continue
+        node = g.nx.nodes[nid]
+        _mark_adjoint(g, ct.node, nid)
+        prim = REGISTRY.get(node["op"])
+        if prim is None or prim.vjp is None:
+            continue
+        args = node["args"]
+        if not any(a in active and _differentiable(g, a) for a in args):
+            continue
+        with trace.context(section="backward", grad_of=nid, where=node["where"]):
+            in_cts = prim.vjp(ct, *[trace.tracer(a) for a in args], out=trace.tracer(nid),
+                              **node["params"])
+            for a, c in zip(args, in_cts):
+                if c is None or a not in active or not _differentiable(g, a):
+                    continue
+                c = _fit(c, g.aval(a))
+                cts[a] = _accumulate(g, trace, cts.get(a), c)
+    results = []
+    for w in wrt:
+        c = cts.get(w.node)
+        if c is None:
+            c = trace.lift(np.zeros(w.shape, w.dtype))
+        else:
+            _mark_adjoint(g, c.node, w.node)
+        results.append(c)
+    return results
+
+
+def _accumulate(g, trace, total, c):
+    """``total + c`` (the sum over children); ``total - y`` when ``c`` is ``-y``."""
+    if total is None:
+        return c
+    node = g.nx.nodes[c.node]
+    if node["op"] == "neg" and g.nx.out_degree(c.node) == 0:
+        return total - trace.tracer(node["args"][0])
+    return total + c
+
+
+def _fit(ct: Tracer, aval) -> Tracer:
+    """Un-broadcast and cast a cotangent to its primal's shape and dtype."""
+    from .ops.elementwise import astype
+    ct = unbroadcast(ct, aval.shape)
+    if ct.dtype != aval.dtype:
+        ct = astype(ct, dtype=aval.dtype)
+    return ct
+
+
+def _mark_adjoint(g, ct_node: int, primal: int) -> None:
+    node = g.nx.nodes[ct_node]
+    if node["op"] not in ("input",) and node.get("section") == "backward" \
+            and node.get("adjoint_of") is None:
+        node["adjoint_of"] = primal

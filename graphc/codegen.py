@@ -1,0 +1,427 @@
+"""Graph -> readable NumPy module text, and executing it.
+
+Codegen assembles lines; each primitive's record formats one expression (or a
+few statements).  Values used once, in the same section, that the user did
+not name are inlined into their user's expression (parenthesized by
+precedence), so generated forward code reads like the user's own.  Output is
+deterministic: the same graph always gives the same text.
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import re
+
+import numpy as np
+
+from .naming import Namespace, base_name, sanitize
+from .primitive import REGISTRY, Aval, type_str
+from .signature import leaf_access, leaf_name
+
+__all__ = ["generate", "graph_text", "exec_module", "compile_snippet", "const_text"]
+
+_MAX_INLINE = 60
+_COMMENT_COL = 44
+_BIG_CONST = 64  # elements: larger array constants are written as hex bytes
+
+
+# --- constants -----------------------------------------------------------------------
+def _scalar_text(v, dtype, weak):
+    v = v.item() if hasattr(v, "item") else v
+    if dtype.kind == "b":
+        text = repr(bool(v))
+    elif dtype.kind in "iu":
+        text = repr(int(v))
+    else:
+        v = float(v)
+        text = _pi_text(v) or repr(v)
+        if text in ("inf", "-inf", "nan"):
+            text = {"inf": "np.inf", "-inf": "-np.inf", "nan": "np.nan"}[text]
+    if weak:
+        return text
+    return f"np.{dtype.name}({text})"
+
+
+def _pi_text(v):
+    if v == 0 or not np.isfinite(v):
+        return None
+    k = v / np.pi
+    for den in (1, 2, 3, 4, 6):
+        num = round(k * den)
+        if num and num * np.pi / den == v and abs(num) <= 12:
+            text = "np.pi" if num == 1 else ("-np.pi" if num == -1 else f"{num} * np.pi")
+            return text if den == 1 else f"{text} / {den}"
+    return None
+
+
+def const_text(value, aval: Aval):
+    """Python expression that rebuilds a constant exactly."""
+    if aval.shape == ():
+        return _scalar_text(value, aval.dtype, aval.weak)
+    arr = np.asarray(value, dtype=aval.dtype)
+    dt = f"np.{arr.dtype.name}"
+    if arr.ndim == 1 and arr.dtype.kind in "iu" and np.array_equal(arr, np.arange(arr.size)):
+        return f"np.arange({arr.size})" + ("" if arr.dtype == np.int64 else f".astype({dt})")
+    flat = arr.ravel()
+    if flat.size and np.all(flat == flat[0]) and not np.isnan(flat[0]) if arr.dtype.kind == "f" \
+            else (flat.size and np.all(flat == flat[0])):
+        v = flat[0]
+        if v == 0:
+            return f"np.zeros({arr.shape!r}, dtype={dt})"
+        if v == 1:
+            return f"np.ones({arr.shape!r}, dtype={dt})"
+        return f"np.full({arr.shape!r}, {_scalar_text(v, arr.dtype, True)}, dtype={dt})"
+    if arr.size <= _BIG_CONST and arr.dtype.kind in "biuf" and np.all(np.isfinite(arr)):
+        return f"np.array({arr.tolist()!r}, dtype={dt})"
+    data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes().hex()
+    return f"np.frombuffer(bytes.fromhex({data!r}), dtype={np.dtype(arr.dtype).newbyteorder('<').str!r}).reshape({arr.shape!r}).astype({dt})"
+
+
+_CONST_PREC = 100
+
+
+def _literal_prec(text):
+    if text.startswith("-"):
+        return 13
+    if " / " in text or " * " in text:
+        return 12
+    return 100
+
+
+# --- emission core -----------------------------------------------------------------
+class _Emitter:
+    def __init__(self, graph, inline=True, names=None):
+        self.g = graph
+        self.inline = inline
+        self.ns = names or Namespace()
+        self.name: dict[int, str] = {}
+        self.expr: dict[int, tuple[str, int]] = {}   # inlined / literal expressions
+        self.module_consts: list[str] = []
+        self.outputs = set(graph.outputs)
+        self.edge_count = {n: graph.nx.out_degree(n) for n in graph.nx.nodes}
+
+    def ref(self, nid, min_prec=0):
+        if nid in self.expr:
+            text, prec = self.expr[nid]
+            return f"({text})" if prec < min_prec else text
+        return self.name[nid]
+
+    def node_expr(self, nid, out_name):
+        node = self.g.nx.nodes[nid]
+        prim = REGISTRY[node["op"]]
+        args = node["args"]
+        avals = [self.g.aval(a) for a in args]
+        if callable(prim.numpy):
+            texts = [self.ref(a, 0) for a in args]
+            atoms = [self.ref(a, 100) for a in args]
+            return prim.emit(texts, out_name, avals, self.g.aval(nid), node["params"], atoms), prim.prec
+        texts = [self.ref(a, prim.slot_prec(i, len(args))) for i, a in enumerate(args)]
+        return prim.emit(texts, out_name, avals, self.g.aval(nid), node["params"]), prim.prec
+
+    def constant(self, nid):
+        node = self.g.nx.nodes[nid]
+        aval = self.g.aval(nid)
+        text = const_text(node["value"], aval)
+        if aval.size <= 1 or len(text) <= 60:
+            self.expr[nid] = (text, _literal_prec(text))
+            return None
+        name = self.ns.new(node.get("name") or node.get("hint") or "const")
+        self.name[nid] = name
+        self.module_consts.append(f"{name} = {text}")
+        return name
+
+    def adjoint_name(self, node):
+        """``d_<name>`` when the node is the adjoint of a value that has a visible name."""
+        primal = node.get("adjoint_of")
+        if primal is not None and primal in self.name:
+            return "d_" + self.name[primal]
+        return None
+
+    def can_inline(self, nid, node):
+        if not self.inline or nid in self.outputs or self.edge_count.get(nid, 0) != 1:
+            return False
+        if node.get("name") or self.adjoint_name(node):
+            return False
+        user = next(iter(self.g.nx.successors(nid)))
+        unode = self.g.nx.nodes[user]
+        if unode.get("section") != node.get("section"):
+            return False
+        return True
+
+    def body(self, skip=()):
+        """Yield ``(nid, lines)`` for every materialized node in program order."""
+        for nid in self.g.order():
+            node = self.g.nx.nodes[nid]
+            op = node["op"]
+            if op == "input" or nid in skip:
+                continue
+            if op == "const":
+                self.constant(nid)
+                continue
+            emitted, prec = self.node_expr(nid, "{out}")
+            if isinstance(emitted, str) and self.can_inline(nid, node) and len(emitted) <= _MAX_INLINE:
+                self.expr[nid] = (emitted, prec)
+                continue
+            name = self.ns.new(node.get("name") or self.adjoint_name(node)
+                               or (node.get("hint") if not node.get("adjoint_of") else None)
+                               or node.get("hint") or node["op"])
+            self.name[nid] = name
+            if isinstance(emitted, str):
+                lines = [f"{name} = {emitted}"]
+            else:
+                lines = [l.replace("{out}", name) for l in emitted]
+            yield nid, lines
+
+
+def _where_short(where):
+    if not where:
+        return ""
+    path, _, line = where.rpartition(":")
+    return f"{os.path.basename(path)}:{line}"
+
+
+def _comment(code, text):
+    pad = max(_COMMENT_COL - len(code), 2)
+    return f"{code}{' ' * pad}# {text}"
+
+
+def _source_text(where):
+    from .errors import source_line
+    return source_line(where)
+
+
+def _body_lines(em: _Emitter, indent="    "):
+    """Lines of the function body, with shape comments and grad-of headers."""
+    out = []
+    last_block = None
+    g = em.g
+    for nid, lines in em.body():
+        node = g.nx.nodes[nid]
+        shape = type_str(node["shape"], node["dtype"])
+        if node.get("section") == "backward":
+            block = node.get("where") or node.get("grad_of")
+            if block != last_block:
+                head = _source_text(node.get("where")) or _forward_text(g, node.get("grad_of"))
+                out.append("")
+                out.append(f"{indent}# grad of: {head}")
+                last_block = block
+            comment = shape
+        else:
+            last_block = None
+            w = _where_short(node.get("where"))
+            comment = f"{shape}  {w}" if w else shape
+        for i, l in enumerate(lines):
+            out.append(indent + (_comment(l, comment) if i == len(lines) - 1 else l))
+    return out
+
+
+def _forward_text(g, nid):
+    if nid is None or nid not in g.nx:
+        return "(value)"
+    em = _Emitter(g, inline=False)
+    node = g.nx.nodes[nid]
+    for a in node["args"]:
+        an = g.nx.nodes[a]
+        if an["op"] == "const":
+            em.constant(a)
+        else:
+            em.name[a] = sanitize(base_name(g, a))
+    text, _ = em.node_expr(nid, sanitize(base_name(g, nid)))
+    return f"{sanitize(base_name(g, nid))} = {text}" if isinstance(text, str) else node["op"]
+
+
+# --- whole modules ------------------------------------------------------------------
+def _reserve_inputs(g, em: _Emitter):
+    """Name the inputs; return the unpacking lines of pytree arguments."""
+    sig = g.signature
+    lines = []
+    if sig is None:
+        for nid in g.inputs:
+            em.name[nid] = em.ns.new(base_name(g, nid))
+        return lines
+    for p in sig.params:
+        em.ns.reserve(sanitize(p.name))
+    for nid, path in zip(g.inputs, sig.leaf_paths):
+        if len(path) == 1:
+            em.name[nid] = sanitize(sig.params[path[0]].name)
+        else:
+            em.name[nid] = em.ns.new(leaf_name(sig, path))
+            lines.append(f"{em.name[nid]} = {leaf_access(sig, path)}")
+    return lines
+
+
+def _def_line(g, func_name):
+    sig = g.signature
+    if sig is None:
+        return f"def {func_name}({', '.join(sanitize(base_name(g, n)) for n in g.inputs)}):"
+    import inspect
+    parts, star_done = [], False
+    for p in sig.params:
+        name = sanitize(p.name)
+        if p.kind == inspect.Parameter.VAR_POSITIONAL:
+            parts.append("*" + name)
+            star_done = True
+        elif p.kind == inspect.Parameter.VAR_KEYWORD:
+            parts.append("**" + name)
+        else:
+            if p.kind == inspect.Parameter.KEYWORD_ONLY and not star_done:
+                parts.append("*")
+                star_done = True
+            d = p.default
+            if d is not inspect.Parameter.empty and (d is None or isinstance(d, (bool, int, float, str))):
+                parts.append(f"{name}={d!r}")
+            else:
+                parts.append(name)
+    return f"def {func_name}({', '.join(parts)}):"
+
+
+def _return_expr(g, em: _Emitter):
+    sig = g.signature
+    refs = []
+    for nid in g.outputs:
+        text = em.ref(nid)
+        op = g.nx.nodes[nid]["op"]
+        if op == "broadcast_to":   # never hand the user a read-only broadcast view
+            text = f"np.array({text})"
+        refs.append(text)
+    if sig is None or sig.out_treedef is None:
+        return ", ".join(refs) if len(refs) != 1 else refs[0]
+    it = iter(refs)
+    return _tree_text(sig.out_treedef, it, top=True)
+
+
+def _tree_text(t, it, top=False):
+    if t.kind == "leaf":
+        return next(it)
+    if t.kind == "static":
+        return repr(t.static)
+    if t.kind == "none":
+        return "None"
+    kids = [_tree_text(c, it) for c in t.children]
+    if t.kind == "dict":
+        return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(t.keys, kids)) + "}"
+    if t.kind == "list":
+        return "[" + ", ".join(kids) + "]"
+    if top and kids:
+        return ", ".join(kids) + ("," if len(kids) == 1 else "")
+    return "(" + ", ".join(kids) + ("," if len(kids) == 1 else "") + ")"
+
+
+def _weak_inputs_to_numpy(g, em):
+    """Python-float inputs become np.float64 where that cannot change a dtype.
+
+    A Python float is weak (NEP 50) only next to float16/float32 values; in an
+    all-float64 graph turning it into np.float64 gives NumPy semantics
+    (inf instead of ZeroDivisionError, nan instead of complex powers).
+    """
+    low = any(g.nx.nodes[n]["dtype"].kind == "f" and g.nx.nodes[n]["dtype"].itemsize < 8
+              for n in g.nx.nodes)
+    if low:
+        return []
+    return [f"{em.name[n]} = np.float64({em.name[n]})" for n in g.inputs
+            if g.nx.nodes[n]["weak"] and g.nx.nodes[n]["dtype"].kind == "f"
+            and g.nx.nodes[n]["shape"] == ()]
+
+
+def generate(g, func_name: str, doc: str = "", source_file: str | None = None) -> str:
+    """The module text for graph ``g`` as a function named ``func_name``."""
+    em = _Emitter(g)
+    em.ns.reserve(func_name)
+    unpack = _reserve_inputs(g, em)
+    body = _body_lines(em)
+    ret = _return_expr(g, em)
+    head = [f"# Generated by graphc from {g.fn_name}"
+            + (f" ({os.path.basename(source_file)})" if source_file else "") + ". Do not edit.",
+            "import numpy as np", ""]
+    if em.module_consts:
+        head += [""] + em.module_consts + [""]
+    lines = head + ["", _def_line(g, func_name)]
+    if doc:
+        lines.append(f'    """{doc}"""')
+    lines += ["    " + l for l in unpack + _weak_inputs_to_numpy(g, em)]
+    lines += body
+    if body and body[-1].strip() and any(l.strip().startswith("# grad of") for l in body):
+        lines.append("")
+    lines.append(f"    return {ret}")
+    return "\n".join(_strip_blank_runs(lines)) + "\n"
+
+
+def _strip_blank_runs(lines):
+    out = []
+    for l in lines:
+        if l == "" and out and out[-1] == "" and len(out) > 3 and out[-2] != "":
+            pass
+        out.append(l)
+    return out
+
+
+def graph_text(g) -> str:
+    """The evaluation trace: inputs, one line per operation, the return line."""
+    em = _Emitter(g, inline=False)
+    _reserve_inputs(g, em)
+    for n in g.inputs:
+        em.name.setdefault(n, em.ns.new(base_name(g, n)))
+    ins = ", ".join(f"{em.name[n]}: {type_str(g.nx.nodes[n]['shape'], g.nx.nodes[n]['dtype'])}"
+                    for n in g.inputs)
+    body = _body_lines(em, indent="    ")
+    consts = ["    " + c for c in em.module_consts]
+    refs = ", ".join(em.ref(o) for o in g.outputs)
+    return "\n".join([f"{g.fn_name}({ins}):"] + consts + [l for l in body if l != "" or True]
+                     + [f"    return {refs}"])
+
+
+# --- executing ------------------------------------------------------------------------
+_counter = [0]
+
+
+def exec_module(source: str, func_name: str, label: str):
+    """Execute generated source under a linecache-registered file name."""
+    _counter[0] += 1
+    filename = f"<graphc:{label}#{_counter[0]}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": f"graphc_generated_{sanitize(label)}"}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[func_name]
+
+
+def compile_snippet(prim, params):
+    """An eager implementation of ``prim`` compiled from its emission text."""
+    n = _arity(prim, params)
+    names = [f"a{i}" for i in range(n)]
+    avals = [None] * n
+    emitted = prim.emit(names, "out", avals, None, params) if not callable(prim.numpy) \
+        else None
+    if emitted is None:
+        def impl(*args):
+            vals = [a if isinstance(a, (int, float, bool)) else np.asarray(a) for a in args]
+            av = [Aval(np.shape(v), np.result_type(v)) for v in vals]
+            from .tracing import aval_of
+            av = [aval_of(v) for v in vals]
+            out_aval = prim.shape(*av, **params)
+            text = prim.emit([f"a{i}" for i in range(len(vals))], "out", av, out_aval, params)
+            fn = _snippet_fn(text, len(vals))
+            return fn(*vals)
+        return impl
+    return _snippet_fn(emitted, n)
+
+
+_SNIPPETS: dict = {}
+
+
+def _snippet_fn(emitted, n):
+    lines = [f"out = {emitted}"] if isinstance(emitted, str) else list(emitted)
+    key = (tuple(lines), n)
+    fn = _SNIPPETS.get(key)
+    if fn is None:
+        args = ", ".join(f"a{i}" for i in range(n))
+        src = f"def _impl({args}):\n" + "".join(f"    {l}\n" for l in lines) + "    return out\n"
+        ns = {"np": np}
+        exec(compile(src, "<graphc:eager>", "exec"), ns)
+        fn = _SNIPPETS[key] = ns["_impl"]
+    return fn
+
+
+def _arity(prim, params):
+    if callable(prim.numpy):
+        return -1
+    return len(set(re.findall(r"\{(\d+)\}", prim.numpy)))

@@ -1,0 +1,134 @@
+"""graphc's exceptions, and where in the user's code they point.
+
+Every error graphc raises for a user mistake is a :class:`GraphcError` and also
+the matching built-in (``TypeError``, ``ValueError``, ``IndexError``), so code
+that already catches NumPy's errors keeps working.  Messages name the user's
+``file.py:LINE`` (the innermost frame outside graphc and NumPy) and say how to
+fix the problem.
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+
+_GRAPHC_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = None
+
+
+def _numpy_dir():
+    global _NUMPY_DIR
+    if _NUMPY_DIR is None:
+        import numpy
+        _NUMPY_DIR = os.path.dirname(os.path.abspath(numpy.__file__))
+    return _NUMPY_DIR
+
+
+def _is_internal(filename: str) -> bool:
+    # Frames of graphc itself, of NumPy's Python wrappers (np.sum -> fromnumeric)
+    # and of importlib/functools plumbing are never "the user's line".
+    if filename.startswith(_GRAPHC_DIR + os.sep) and os.sep + "examples" + os.sep not in filename:
+        return True
+    if filename.startswith(_numpy_dir() + os.sep):
+        return True
+    return filename.startswith("<frozen ") or filename.endswith(os.sep + "functools.py")
+
+
+def user_frame(depth: int = 1):
+    """The innermost frame that belongs to the user's code, or None."""
+    frame = sys._getframe(depth)
+    while frame is not None and _is_internal(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
+def user_where(depth: int = 1) -> str | None:
+    """``"path/to/file.py:LINE"`` of the user's innermost frame, or None."""
+    frame = user_frame(depth + 1)
+    if frame is None:
+        return None
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def source_line(where: str | None) -> str | None:
+    """The stripped source text at ``where`` (``"file:line"``), if readable."""
+    if not where:
+        return None
+    path, _, line = where.rpartition(":")
+    try:
+        text = linecache.getline(path, int(line)).strip()
+    except (ValueError, OSError):
+        return None
+    return text or None
+
+
+class GraphcError(Exception):
+    """Base class of every error graphc raises for a user mistake.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong, in the user's terms.
+    where : str, optional
+        ``"file.py:LINE"`` in the user's code; found from the stack when omitted.
+    hint : str, optional
+        How to fix it.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        if where is None:
+            where = user_where(2)
+        self.where = where
+        self.hint = hint
+        self.message = message
+        text = f"{where}: {message}" if where else message
+        line = source_line(where)
+        if line:
+            text += f"\n    {line}"
+        if hint:
+            text += f"\n  Hint: {hint}"
+        super().__init__(text)
+
+
+class TracingError(GraphcError, TypeError):
+    """A traced value was used in a way that needs a concrete value."""
+
+
+class ControlFlowError(TracingError):
+    """Python control flow, ``bool()``, ``float()`` or ``int()`` on a traced value."""
+
+
+class InPlaceError(GraphcError, TypeError):
+    """Writing into a traced array."""
+
+
+class UnsupportedError(GraphcError, TypeError):
+    """A NumPy function, argument or dtype that graphc does not support."""
+
+
+class ShapeError(GraphcError, ValueError):
+    """Shapes that do not fit together (broadcasting, matmul, reshape ...)."""
+
+
+class IndexError_(GraphcError, IndexError):
+    """An index out of range for a traced array's static shape."""
+
+
+IndexError_.__name__ = IndexError_.__qualname__ = "GraphcIndexError"
+
+
+class GradError(GraphcError, TypeError, ValueError):
+    """Bad use of ``grad`` / ``value_and_grad``.
+
+    Both a ``TypeError`` and a ``ValueError``: JAX raises ``TypeError`` for a
+    non-scalar output and ``ValueError`` for a bad ``argnums``; code written for
+    either keeps working.
+    """
+
+
+class EscapedTracerError(TracingError):
+    """A traced value used after its trace ended."""
+
+
+class ExportError(GraphcError, ValueError):
+    """``graphc.export`` cannot write its file."""

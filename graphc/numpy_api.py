@@ -1,0 +1,224 @@
+"""NumPy on traced values: operators, ufuncs, array functions and methods.
+
+Everything a user's NumPy code can do to a :class:`~graphc.tracing.Tracer`
+is mapped here onto primitives and composites; anything else raises an
+:class:`~graphc.errors.UnsupportedError` naming the NumPy function.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InPlaceError, UnsupportedError
+from .ops import composite as C
+from .ops import elementwise as E
+from .ops.index import getitem
+from .ops.linalg import matmul
+
+# --- ufuncs ---------------------------------------------------------------------
+UFUNCS = {
+    np.add: E.add, np.subtract: E.sub, np.multiply: E.mul, np.true_divide: E.div,
+    np.negative: E.neg, np.power: E.pow, np.exp: E.exp, np.log: E.log, np.sin: E.sin,
+    np.cos: E.cos, np.tan: E.tan, np.tanh: E.tanh, np.sqrt: E.sqrt, np.log1p: E.log1p,
+    np.expm1: E.expm1, np.absolute: E.abs, np.sign: E.sign, np.maximum: E.maximum,
+    np.minimum: E.minimum, np.greater: E.gt, np.greater_equal: E.ge, np.less: E.lt,
+    np.less_equal: E.le, np.equal: E.eq, np.not_equal: E.ne, np.logical_and: E.logical_and,
+    np.logical_or: E.logical_or, np.logical_not: E.logical_not, np.matmul: matmul,
+    np.square: C.square, np.positive: lambda x: x,
+}
+_REDUCE_UFUNCS = {np.add: C.sum, np.maximum: C.max, np.minimum: C.min}
+
+
+def array_ufunc(ufunc, method, inputs, kwargs):
+    if kwargs.get("out") is not None:
+        raise InPlaceError(f"np.{ufunc.__name__}(..., out=...) writes into an array in place; "
+                           "graphc's traced arrays are immutable",
+                           hint="assign the result instead: y = np.%s(...)" % ufunc.__name__)
+    kwargs.pop("out", None)
+    if method == "reduce" and ufunc in _REDUCE_UFUNCS:
+        return _REDUCE_UFUNCS[ufunc](inputs[0], axis=kwargs.get("axis", 0),
+                                     keepdims=kwargs.get("keepdims", False))
+    if method != "__call__":
+        raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported by graphc")
+    fn = UFUNCS.get(ufunc)
+    if fn is None:
+        raise UnsupportedError(f"NumPy function np.{ufunc.__name__} is not supported by graphc",
+                               hint="write it with supported functions (np.exp, np.log, np.where, ...) "
+                                    "or open an issue asking for it")
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("casting", None)
+    if kwargs:
+        raise UnsupportedError(f"np.{ufunc.__name__}: argument(s) {sorted(kwargs)} are not supported")
+    out = fn(*inputs)
+    return C.astype(out, dtype) if dtype is not None else out
+
+
+# --- array functions -------------------------------------------------------------
+def _transpose(a, axes=None):
+    return C.do_transpose(a, axes)
+
+
+def _reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    _only_c(order, "reshape")
+    return C.do_reshape(a, shape if shape is not None else newshape)
+
+
+def _only_c(order, what):
+    if order not in ("C", None):
+        raise UnsupportedError(f"np.{what}(order={order!r}) is not supported; only order='C'")
+
+
+def _where(condition, x=None, y=None):
+    if x is None or y is None:
+        raise UnsupportedError("np.where(condition) with one argument (np.nonzero) gives a "
+                               "data-dependent shape", hint="use np.where(cond, x, y)")
+    return E.where(condition, x, y)
+
+
+def _no_out(fn):
+    def wrapped(*args, out=None, **kwargs):
+        if out is not None:
+            raise InPlaceError("out= writes into an array in place; traced arrays are immutable",
+                               hint="assign the result instead")
+        return fn(*args, **kwargs)
+    return wrapped
+
+
+FUNCTIONS = {
+    np.sum: _no_out(C.sum), np.mean: _no_out(C.mean), np.max: _no_out(C.max),
+    np.min: _no_out(C.min), np.amax: _no_out(C.max), np.amin: _no_out(C.min),
+    np.dot: _no_out(C.dot), np.transpose: _transpose, np.reshape: _reshape,
+    np.concatenate: _no_out(C.do_concatenate), np.stack: _no_out(C.stack),
+    np.squeeze: C.squeeze, np.expand_dims: C.expand_dims, np.broadcast_to: C.do_broadcast_to,
+    np.where: _where, np.clip: _no_out(C.clip), np.tensordot: C.tensordot,
+    np.swapaxes: C.swapaxes, np.ravel: C.ravel, np.zeros_like: C.zeros_like,
+    np.ones_like: C.ones_like, np.full_like: C.full_like,
+    np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a: a.size,
+    np.result_type: lambda *a: np.result_type(*[getattr(x, "dtype", x) for x in a]),
+}
+
+
+def array_function(func, args, kwargs):
+    fn = FUNCTIONS.get(func)
+    if fn is None:
+        mod = getattr(func, "__module__", "numpy") or "numpy"
+        mod = "np" if mod.startswith("numpy") and mod.count(".") <= 1 else mod.replace("numpy", "np")
+        raise UnsupportedError(f"NumPy function {mod}.{func.__name__} is not supported by graphc",
+                               hint="write it with supported functions (see API.md section 1) "
+                                    "or open an issue asking for it")
+    try:
+        return fn(*args, **kwargs)
+    except TypeError as e:
+        if "argument" not in str(e):
+            raise
+        raise UnsupportedError(f"np.{func.__name__}: {e}") from None
+
+
+# --- indexing ------------------------------------------------------------------------
+def parse_index(key):
+    """Split a NumPy index into a static spec and the list of array arguments."""
+    from .tracing import Tracer
+    if not isinstance(key, tuple):
+        key = (key,)
+    spec, arrays = [], []
+    for k in key:
+        if isinstance(k, slice):
+            for part in (k.start, k.stop, k.step):
+                if isinstance(part, Tracer):
+                    part.__index__()  # raises the control-flow error
+            spec.append(("slice", _int_or_none(k.start), _int_or_none(k.stop), _int_or_none(k.step)))
+        elif k is None:
+            spec.append(("none",))
+        elif k is Ellipsis:
+            spec.append(("ellipsis",))
+        elif isinstance(k, Tracer):
+            if k.dtype.kind == "b":
+                raise UnsupportedError("boolean-mask indexing of a traced array gives a "
+                                       "data-dependent shape",
+                                       hint="use np.where(mask, x, 0) to keep the shape static")
+            if k.dtype.kind not in "iu":
+                raise UnsupportedError(f"index arrays must be integers, got {k.aval.short()}")
+            spec.append(("array", len(arrays)))
+            arrays.append(k)
+        elif isinstance(k, (bool, np.bool_)):
+            raise UnsupportedError("a boolean scalar index is not supported while tracing")
+        elif isinstance(k, (int, np.integer)):
+            spec.append(("int", int(k)))
+        else:
+            arr = np.asarray(k)
+            if arr.dtype.kind == "b":
+                arr = np.nonzero(arr)
+                for a in arr:
+                    spec.append(("array", len(arrays)))
+                    arrays.append(a)
+                continue
+            if arr.dtype.kind not in "iu":
+                raise UnsupportedError(f"unsupported index {k!r} (dtype {arr.dtype})")
+            spec.append(("array", len(arrays)))
+            arrays.append(arr)
+    return tuple(spec), arrays
+
+
+def _int_or_none(v):
+    return None if v is None else int(v)
+
+
+def _getitem(self, key):
+    spec, arrays = parse_index(key)
+    if spec == (("ellipsis",),) or spec == ():
+        return self
+    return getitem(self, *arrays, spec=spec)
+
+
+# --- methods and operators on Tracer -----------------------------------------------------
+def _rev(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _method_reshape(self, *shape, order="C"):
+    _only_c(order, "reshape")
+    return C.do_reshape(self, *shape)
+
+
+def _method_astype(self, dtype, copy=True):
+    return C.astype(self, dtype)
+
+
+def _method_sum(self, axis=None, dtype=None, out=None, keepdims=False):
+    return _no_out(C.sum)(self, axis, keepdims, dtype, out=out)
+
+
+def _method_mean(self, axis=None, dtype=None, out=None, keepdims=False):
+    return _no_out(C.mean)(self, axis, keepdims, dtype, out=out)
+
+
+def _method_max(self, axis=None, out=None, keepdims=False):
+    return _no_out(C.max)(self, axis, keepdims, out=out)
+
+
+def _method_min(self, axis=None, out=None, keepdims=False):
+    return _no_out(C.min)(self, axis, keepdims, out=out)
+
+
+TRACER_METHODS = {
+    "__add__": E.add, "__radd__": _rev(E.add), "__sub__": E.sub, "__rsub__": _rev(E.sub),
+    "__mul__": E.mul, "__rmul__": _rev(E.mul), "__truediv__": E.div, "__rtruediv__": _rev(E.div),
+    "__pow__": E.pow, "__rpow__": _rev(E.pow), "__matmul__": matmul, "__rmatmul__": _rev(matmul),
+    "__neg__": E.neg, "__pos__": lambda self: self, "__abs__": E.abs,
+    "__gt__": E.gt, "__ge__": E.ge, "__lt__": E.lt, "__le__": E.le, "__eq__": E.eq, "__ne__": E.ne,
+    "__and__": E.logical_and, "__or__": E.logical_or, "__invert__": E.logical_not,
+    "__getitem__": _getitem,
+    "reshape": _method_reshape, "transpose": lambda self, *axes: C.do_transpose(self, *axes),
+    "sum": _method_sum, "mean": _method_mean, "max": _method_max, "min": _method_min,
+    "dot": C.dot, "astype": _method_astype, "squeeze": C.squeeze, "ravel": C.ravel,
+    "flatten": C.ravel, "swapaxes": C.swapaxes, "clip": C.clip,
+}
+
+
+def _floordiv(self, other):
+    raise UnsupportedError("floor division (//) and % on traced values are not supported",
+                           hint="use np.floor(x / y) is not differentiable either; "
+                                "compute integer indices outside the traced function")
+
+
+for _name in ("__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__divmod__"):
+    TRACER_METHODS[_name] = _floordiv

@@ -1,0 +1,136 @@
+"""Indexing: ``getitem`` (static slices/ints/None/Ellipsis and integer arrays) and
+its transpose ``scatter_add``.
+
+An index is stored as a static ``spec``: a tuple whose items are
+``("slice", start, stop, step)``, ``("int", i)``, ``("none",)``, ``("ellipsis",)``
+or ``("array", k)`` for the k-th array argument after ``x`` (traced or
+constant integer arrays).  The two primitives are each other's VJP, so the set
+is closed under differentiation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import IndexError_, ShapeError, UnsupportedError
+from ..primitive import Aval, primitive
+from ._rules import size_flops, zero_flops
+
+
+def _concrete_index(spec, arrays):
+    """The index with zero-filled stand-ins for the array arguments."""
+    out = []
+    for item in spec:
+        kind = item[0]
+        if kind == "slice":
+            out.append(slice(*item[1:]))
+        elif kind == "int":
+            out.append(item[1])
+        elif kind == "none":
+            out.append(None)
+        elif kind == "ellipsis":
+            out.append(Ellipsis)
+        else:
+            out.append(arrays[item[1]])
+    return tuple(out)
+
+
+def _index_shape(x_shape, spec, idx_avals):
+    stand_ins = [np.zeros(a.shape, np.intp) for a in idx_avals]
+    base = np.broadcast_to(np.zeros((), np.int8), x_shape)
+    try:
+        return base[_concrete_index(spec, stand_ins)].shape
+    except IndexError as e:
+        raise IndexError_(f"index {spec_text(spec, ['idx'] * len(idx_avals))} is invalid for "
+                          f"shape {tuple(x_shape)}: {e}") from None
+
+
+def _getitem_rule(x, *idx, spec):
+    for a in idx:
+        if a.dtype.kind not in "iu":
+            raise UnsupportedError(f"index arrays must be integers, got {a.short()}",
+                                   hint="boolean masks give data-dependent shapes; use np.where(mask, x, 0)")
+    return Aval(_index_shape(x.shape, spec, idx), x.dtype, False)
+
+
+def spec_text(spec, arrays):
+    parts = []
+    for item in spec:
+        kind = item[0]
+        if kind == "slice":
+            start, stop, step = item[1:]
+            s = f"{'' if start is None else start}:{'' if stop is None else stop}"
+            if step is not None:
+                s += f":{step}"
+            parts.append(s)
+        elif kind == "int":
+            parts.append(str(item[1]))
+        elif kind == "none":
+            parts.append("None")
+        elif kind == "ellipsis":
+            parts.append("...")
+        else:
+            parts.append(arrays[item[1]])
+    return ", ".join(parts) if parts else "()"
+
+
+def _emit_getitem(e, *, spec):
+    return f"{e.atoms[0]}[{spec_text(spec, e.args[1:])}]"
+
+
+def _getitem_vjp(ct, x, *idx, out, spec):
+    return (scatter_add(ct, *idx, spec=spec, shape=x.shape),) + (None,) * len(idx)
+
+
+def _sym_getitem(x, *idx, spec):
+    return np.asarray(x)[_concrete_index(spec, idx)]
+
+
+getitem = primitive(
+    name="getitem", shape=_getitem_rule, numpy=_emit_getitem, vjp=_getitem_vjp,
+    sympy=_sym_getitem, label="[]", family="index", flops=zero_flops,
+    doc="x[index]; integer-array parts of the index are arguments, the rest is static.")
+
+
+def _scatter_rule(ct, *idx, spec, shape):
+    want = _index_shape(shape, spec, idx)
+    if tuple(ct.shape) != tuple(want):
+        raise ShapeError(f"scatter_add: values {ct.short()} do not fit index of shape {want}")
+    return Aval(tuple(shape), ct.dtype, False)
+
+
+def _emit_scatter(e, *, spec, shape):
+    dt = f"np.{e.aval.dtype.name}"
+    idx = spec_text(spec, e.args[1:])
+    lines = [f"{e.out} = np.zeros({tuple(shape)!r}, dtype={dt})"]
+    if any(item[0] == "array" for item in spec):
+        if all(item[0] in ("array", "int") for item in spec):
+            where = f"({idx},)" if len(spec) == 1 else f"({idx})"
+        else:
+            where = f"np.s_[{idx}]"
+        lines.append(f"np.add.at({e.out}, {where}, {e.args[0]})")
+    else:
+        lines.append(f"{e.out}[{idx}] = {e.args[0]}")
+    return lines
+
+
+def _scatter_vjp(ct, v, *idx, out, spec, shape):
+    return (getitem(ct, *idx, spec=spec),) + (None,) * len(idx)
+
+
+def _sym_scatter(v, *idx, spec, shape):
+    out = np.zeros(shape, dtype=object)
+    np.add.at(out, _concrete_index(spec, idx), v)
+    return out
+
+
+scatter_add = primitive(
+    name="scatter_add", shape=_scatter_rule, numpy=_emit_scatter, vjp=_scatter_vjp,
+    sympy=_sym_scatter, label="scatter+", family="index",
+    flops=lambda out, v, *idx, **p: v.size,
+    doc="zeros(shape) with v added at index (np.add.at); the transpose of getitem.")
+
+
+def static_slice(x, axis, start, stop):
+    """``x[..., start:stop, ...]`` along ``axis`` (a graph op)."""
+    spec = tuple(("slice", None, None, None) for _ in range(axis)) + (("slice", start, stop, None),)
+    return getitem(x, spec=spec)

@@ -1,0 +1,60 @@
+"""matmul: 1-d, 2-d and batched (NumPy's ``@`` semantics)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..primitive import Aval, primitive
+
+
+def _matmul_rule(x, y):
+    if x.ndim == 0 or y.ndim == 0:
+        raise ShapeError(f"matmul does not take 0-d operands ({x.short()} @ {y.short()})",
+                         hint="use * for scalars")
+    xs = x.shape if x.ndim > 1 else (1,) + x.shape
+    ys = y.shape if y.ndim > 1 else y.shape + (1,)
+    if xs[-1] != ys[-2]:
+        raise ShapeError(f"matmul: inner dimensions differ in {x.short()} @ {y.short()} "
+                         f"({xs[-1]} != {ys[-2]})",
+                         hint="check the weight's orientation: dense weights are (in, out), "
+                              "used as x @ W")
+    try:
+        batch = np.broadcast_shapes(xs[:-2], ys[:-2])
+    except ValueError:
+        raise ShapeError(f"matmul: batch dimensions of {x.short()} and {y.short()} do not broadcast") from None
+    shape = tuple(batch) + ((xs[-2],) if x.ndim > 1 else ()) + ((ys[-1],) if y.ndim > 1 else ())
+    return Aval(shape, np.result_type(x.np_proxy(), y.np_proxy()), False)
+
+
+def _matmul_vjp(ct, x, y, *, out):
+    from ..autodiff import unbroadcast
+    from .shape import reshape, transpose
+    if x.ndim == 1 and y.ndim == 1:
+        return ct * y, ct * x
+    x2 = x if x.ndim > 1 else reshape(x, shape=(1,) + x.shape)
+    y2 = y if y.ndim > 1 else reshape(y, shape=y.shape + (1,))
+    out2 = tuple(np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])) + (x2.shape[-2], y2.shape[-1])
+    ct2 = ct if ct.shape == out2 else reshape(ct, shape=out2)
+    dx = unbroadcast(ct2 @ _mT(y2), x2.shape)
+    dy = unbroadcast(_mT(x2) @ ct2, y2.shape)
+    if x.ndim == 1:
+        dx = reshape(dx, shape=x.shape)
+    if y.ndim == 1:
+        dy = reshape(dy, shape=y.shape)
+    return dx, dy
+
+
+def _mT(a):
+    from .shape import transpose
+    axes = tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
+    return transpose(a, axes=axes)
+
+
+def _matmul_flops(out, x, y):
+    k = x.shape[-1]
+    return 2 * k * max(out.size, 1)
+
+
+matmul = primitive(
+    name="matmul", shape=_matmul_rule, numpy="{0} @ {1}", prec=12, vjp=_matmul_vjp,
+    sympy=lambda x, y: np.matmul(x, y), label="@", family="linalg", flops=_matmul_flops)

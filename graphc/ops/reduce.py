@@ -1,0 +1,77 @@
+"""Reductions over axes: sum, max, min (with ``keepdims``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..primitive import Aval, primitive
+from ._rules import input_flops, norm_axis, result_dtype
+
+
+def _reduce_rule(fn):
+    def rule(x, *, axis, keepdims):
+        shape = tuple(1 if i in axis else d for i, d in enumerate(x.shape)) if keepdims else \
+            tuple(d for i, d in enumerate(x.shape) if i not in axis)
+        if fn is not np.sum and any(x.shape[i] == 0 for i in axis):
+            from ..errors import ShapeError
+            raise ShapeError(f"{fn.__name__} of an empty axis of {x.short()} has no identity")
+        return Aval(shape, result_dtype(fn, [x]), False)
+    return rule
+
+
+def _emit_reduce(method):
+    def emit(e, *, axis, keepdims):
+        x = e.atoms[0]
+        nd = len(e.avals[0].shape)
+        kw = []
+        if tuple(axis) != tuple(range(nd)) or keepdims:
+            kw.append(f"axis={axis[0] if len(axis) == 1 else tuple(axis)!r}")
+        if keepdims:
+            kw.append("keepdims=True")
+        return f"{x}.{method}({', '.join(kw)})"
+    return emit
+
+
+def keep_shape(x_shape, axis):
+    return tuple(1 if i in axis else d for i, d in enumerate(x_shape))
+
+
+def _sum_vjp(ct, x, *, out, axis, keepdims):
+    from .shape import broadcast_to, reshape
+    if not keepdims:
+        ct = reshape(ct, shape=keep_shape(x.shape, axis))
+    return (broadcast_to(ct, shape=x.shape),)
+
+
+def _extreme_vjp(ct, x, *, out, axis, keepdims):
+    # Ties share the cotangent equally (as JAX): the gradient of max(x) is the
+    # average of the one-hot vectors of every maximal element.
+    from .elementwise import astype, where
+    from .shape import reshape
+    if not keepdims:
+        ct = reshape(ct, shape=keep_shape(x.shape, axis))
+        out = reshape(out, shape=keep_shape(x.shape, axis))
+    mask = x == out
+    count = sum(astype(mask, dtype=ct.dtype), axis=axis, keepdims=True)
+    return (where(mask, ct / count, 0.0),)
+
+
+def _sym_reduce(fn):
+    def sym(x, *, axis, keepdims):
+        return fn(x, axis=tuple(axis), keepdims=keepdims)
+    return sym
+
+
+def _sym_max(x, *, axis, keepdims):
+    import sympy as sp
+    return np.apply_over_axes(lambda a, ax: np.expand_dims(np.apply_along_axis(lambda v: sp.Max(*v), ax, a), ax),
+                              x, axis) if keepdims else \
+        _sym_max(x, axis=axis, keepdims=True).reshape(tuple(d for i, d in enumerate(x.shape) if i not in axis))
+
+
+sum = primitive(name="sum", shape=_reduce_rule(np.sum), numpy=_emit_reduce("sum"), vjp=_sum_vjp,
+                sympy=_sym_reduce(np.sum), label="Σ", family="reduce", flops=input_flops,
+                doc="x.sum(axis, keepdims); axis is a normalized tuple.")
+max = primitive(name="max", shape=_reduce_rule(np.max), numpy=_emit_reduce("max"), vjp=_extreme_vjp,
+                sympy=_sym_max, label="max", family="reduce", flops=input_flops)
+min = primitive(name="min", shape=_reduce_rule(np.min), numpy=_emit_reduce("min"), vjp=_extreme_vjp,
+                sympy=None, label="min", family="reduce", flops=input_flops)

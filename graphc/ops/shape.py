@@ -1,0 +1,99 @@
+"""Shape primitives: reshape, transpose, broadcast_to, concatenate."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..primitive import Aval, primitive
+from ._rules import broadcast_shapes, zero_flops
+
+
+def _reshape_rule(x, *, shape):
+    if int(np.prod(shape, dtype=np.int64)) != x.size:
+        raise ShapeError(f"cannot reshape {x.short()} ({x.size} elements) into shape {shape}")
+    return Aval(tuple(shape), x.dtype, False)
+
+
+def _emit_reshape(e, *, shape):
+    return f"{e.atoms[0]}.reshape({', '.join(map(str, shape)) if len(shape) != 1 else shape[0]})" \
+        if shape else f"{e.atoms[0]}.reshape(())"
+
+
+reshape = primitive(
+    name="reshape", shape=_reshape_rule, numpy=_emit_reshape,
+    vjp=lambda ct, x, *, out, shape: (reshape(ct, shape=x.shape),),
+    sympy=lambda x, shape: x.reshape(shape), label="reshape", family="shape", flops=zero_flops)
+
+
+def _transpose_rule(x, *, axes):
+    if sorted(axes) != list(range(x.ndim)):
+        raise ShapeError(f"axes {axes} do not match an array of dimension {x.ndim}")
+    return Aval(tuple(x.shape[a] for a in axes), x.dtype, False)
+
+
+def _emit_transpose(e, *, axes):
+    if tuple(axes) == tuple(reversed(range(len(axes)))):
+        return f"{e.atoms[0]}.T"
+    return f"{e.atoms[0]}.transpose({', '.join(map(str, axes))})"
+
+
+transpose = primitive(
+    name="transpose", shape=_transpose_rule, numpy=_emit_transpose,
+    vjp=lambda ct, x, *, out, axes: (transpose(ct, axes=tuple(int(i) for i in np.argsort(axes))),),
+    sympy=lambda x, axes: x.transpose(axes), label="transpose", family="shape", flops=zero_flops)
+
+
+def _broadcast_rule(x, *, shape):
+    try:
+        got = np.broadcast_shapes(x.shape, shape)
+    except ValueError:
+        got = None
+    if got != tuple(shape):
+        raise ShapeError(f"cannot broadcast {x.short()} to shape {tuple(shape)}")
+    return Aval(tuple(shape), x.dtype, False)
+
+
+def _broadcast_vjp(ct, x, *, out, shape):
+    from ..autodiff import unbroadcast
+    return (unbroadcast(ct, x.shape),)
+
+
+broadcast_to = primitive(
+    name="broadcast_to", shape=_broadcast_rule, numpy="np.broadcast_to({0}, {shape})",
+    vjp=_broadcast_vjp, sympy=lambda x, shape: np.broadcast_to(x, shape), label="broadcast",
+    family="shape", flops=zero_flops)
+
+
+def _concat_rule(*xs, axis):
+    ref = xs[0]
+    if ref.ndim == 0:
+        raise ShapeError("zero-dimensional arrays cannot be concatenated")
+    for x in xs[1:]:
+        if x.ndim != ref.ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, ref.shape))
+                                     if i != axis):
+            raise ShapeError("concatenate: shapes " + ", ".join(v.short() for v in xs)
+                             + f" do not match outside axis {axis}")
+    shape = list(ref.shape)
+    shape[axis] = builtins_sum(x.shape[axis] for x in xs)
+    dtype = np.result_type(*[x.np_proxy() for x in xs])
+    return Aval(tuple(shape), dtype, False)
+
+
+builtins_sum = __builtins__["sum"] if isinstance(__builtins__, dict) else __builtins__.sum
+
+
+def _concat_vjp(ct, *xs, out, axis):
+    from .index import static_slice
+    cts, start = [], 0
+    for x in xs:
+        stop = start + x.shape[axis]
+        cts.append(static_slice(ct, axis, start, stop))
+        start = stop
+    return tuple(cts)
+
+
+concatenate = primitive(
+    name="concatenate", shape=_concat_rule,
+    numpy=lambda e, *, axis: f"np.concatenate([{', '.join(e.args)}], axis={axis})",
+    vjp=_concat_vjp, sympy=lambda *xs, axis: np.concatenate(xs, axis=axis), label="concat",
+    family="shape", flops=zero_flops)

@@ -1,0 +1,230 @@
+"""The primitive record and its registry.
+
+A primitive is defined once, in one record, holding everything graphc knows
+about it: the shape/dtype rule, the NumPy emission used by generated code (and,
+compiled from that same text, by eager evaluation), the vector-Jacobian
+product written in graphc's own ops, the SymPy semantics, a drawing label and
+a FLOP count.  Adding an op means adding one record; the test-suite walks
+:data:`REGISTRY`, so a new primitive cannot skip the gradient checks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Aval", "Primitive", "REGISTRY", "primitive", "Emit"]
+
+
+@dataclass(frozen=True)
+class Aval:
+    """Abstract value: what graphc knows about an array while tracing.
+
+    ``weak`` marks a Python scalar (NEP 50): it takes the dtype of the array
+    it meets instead of promoting it (``x32 * 2.0`` stays float32).
+    """
+
+    shape: tuple
+    dtype: np.dtype
+    weak: bool = False
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def short(self) -> str:
+        """``f32[64,10]`` style text used in comments and drawings."""
+        return type_str(self.shape, self.dtype)
+
+    def np_proxy(self):
+        """What ``np.result_type`` should see for this value (NEP 50)."""
+        if self.weak:
+            return {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}[self.dtype.kind]
+        return self.dtype
+
+
+_KIND = {"f": "f", "i": "i", "u": "u", "b": "bool", "c": "c"}
+
+
+def type_str(shape, dtype) -> str:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        prefix = "bool"
+    else:
+        prefix = f"{_KIND.get(dtype.kind, dtype.kind)}{dtype.itemsize * 8}"
+    return f"{prefix}[{','.join(str(d) for d in shape)}]"
+
+
+class Emit:
+    """Context handed to a callable emitter.
+
+    ``args`` are the argument expressions (already parenthesized for a call
+    slot), ``out`` the name the result is bound to, ``avals`` the input avals
+    and ``aval`` the output aval.  A callable emitter returns either one
+    expression (str) or a list of statements that assign ``out``.
+    """
+
+    def __init__(self, args, out, avals, aval, atoms):
+        self.args = args
+        self.out = out
+        self.avals = avals
+        self.aval = aval
+        self.atoms = atoms  # args wrapped so they can take `.attr` / `[i]`
+
+
+@dataclass(frozen=True, eq=False)
+class Primitive:
+    """Everything about one primitive operation.
+
+    Attributes
+    ----------
+    name : str
+        The ``op`` attribute of IR nodes (NumPy's name where it has one).
+    shape : callable
+        ``(*in_avals, **params) -> Aval``; raises ``ShapeError`` on bad input.
+    numpy : str or callable
+        Emission.  A template such as ``"np.exp({0})"`` or ``"{0} * {1}"``
+        (params are available by name, e.g. ``{axis}``), or a callable
+        ``(e: Emit, **params) -> str | list[str]``.
+    prec : int
+        Python precedence of the emitted expression (100 = atom/call); used
+        to parenthesize when codegen inlines one expression into another.
+    vjp : callable or None
+        ``(ct, *inputs, out=..., **params) -> tuple`` of cotangents, one per
+        input (None for no gradient), built from graphc ops.  ``None`` means
+        the primitive is not differentiable (comparisons, integer ops).
+    sympy : callable or None
+        Same math on SymPy scalars (``elementwise=True``) or on object arrays.
+    label : str
+        Short text for drawings (``×``, ``exp``, ``σ``).
+    family : str
+        Colour family for drawings: elementwise, reduce, shape, linalg, index, ...
+    flops : callable
+        ``(out_aval, *in_avals, **params) -> int`` FLOPs, lecture's cost model.
+    slots : tuple of int, optional
+        Minimum precedence of each argument slot of a template; derived from
+        the template when omitted.
+    units : tuple
+        For binary ops, the identity value of each argument position (``mul``:
+        ``(1, 1)``, ``sub``: ``(None, 0)``): ``x * 1`` is recorded as ``x``.
+    """
+
+    name: str
+    shape: Callable[..., Aval]
+    numpy: Any
+    prec: int = 100
+    vjp: Callable[..., tuple] | None = None
+    sympy: Callable[..., Any] | None = None
+    label: str | None = None
+    family: str = "elementwise"
+    elementwise: bool = False
+    flops: Callable[..., int] | None = None
+    slots: tuple | None = None
+    units: tuple = ()
+    doc: str = ""
+    _impl_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __call__(self, *args, **params):
+        from .tracing import bind
+        return bind(self, args, params)
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+    # --- emission --------------------------------------------------------
+    def slot_prec(self, i: int, n_args: int) -> int:
+        """Minimum precedence an argument expression needs in slot ``i``."""
+        if self.slots is not None:
+            return self.slots[min(i, len(self.slots) - 1)]
+        if callable(self.numpy):
+            return 100
+        tmpl = self.numpy
+        m = re.search(r"\{%d\}" % i, tmpl)
+        if m is None:
+            return 0
+        after = tmpl[m.end():m.end() + 1]
+        before = tmpl[:m.start()].rstrip()
+        if after in (".", "["):
+            return 100
+        if before.endswith(("(", ",", "[")):
+            return 0
+        if m.start() == 0:
+            return self.prec          # left operand of a left-assoc operator
+        return self.prec + 1          # right operand (or operand of unary op)
+
+    def emit(self, args, out, avals, aval, params, atoms=None) -> str | list:
+        if callable(self.numpy):
+            if atoms is None:
+                atoms = [a if _is_atom(a) else f"({a})" for a in args]
+            return self.numpy(Emit(args, out, avals, aval, atoms), **params)
+        fmt_params = {k: _param_text(v) for k, v in params.items()}
+        return self.numpy.format(*args, **fmt_params)
+
+    # --- eager evaluation, compiled from the emission --------------------
+    def impl(self, params: dict) -> Callable:
+        """A NumPy function that computes this primitive with ``params``.
+
+        Built from the same emission text the code generator writes, so eager
+        evaluation and generated code cannot disagree.
+        """
+        key = _params_key(params)
+        fn = self._impl_cache.get(key)
+        if fn is None:
+            fn = self._build_impl(params)
+            self._impl_cache[key] = fn
+        return fn
+
+    def _build_impl(self, params):
+        from .codegen import compile_snippet
+        return compile_snippet(self, params)
+
+
+def _is_atom(text: str) -> bool:
+    return re.fullmatch(r"[A-Za-z_][A-Za-z_0-9.]*(\[[^\[\]]*\])?|\d+(\.\d*)?", text) is not None
+
+
+def _param_text(v) -> str:
+    """Text of a static param inside generated code."""
+    if isinstance(v, np.dtype):
+        return f"np.{v.name}"
+    if isinstance(v, type) and issubclass(v, np.generic):
+        return f"np.{np.dtype(v).name}"
+    return repr(v)
+
+
+def _params_key(params: dict):
+    def freeze(v):
+        if isinstance(v, dict):
+            return tuple(sorted((k, freeze(x)) for k, x in v.items()))
+        if isinstance(v, (list, tuple)):
+            return tuple(freeze(x) for x in v)
+        if isinstance(v, slice):
+            return ("slice", v.start, v.stop, v.step)
+        if isinstance(v, np.ndarray):
+            return ("array", v.dtype.str, v.shape, v.tobytes())
+        return v
+    return freeze(params)
+
+
+REGISTRY: dict[str, Primitive] = {}
+
+
+def primitive(**fields) -> Primitive:
+    """Create and register a :class:`Primitive` (each name once)."""
+    prim = Primitive(**fields)
+    if prim.name in REGISTRY:
+        raise ValueError(f"primitive {prim.name!r} defined twice")
+    REGISTRY[prim.name] = prim
+    return prim
+
+
+def params_key(params: dict):
+    """A hashable key for a params dict (used by caches and CSE)."""
+    return _params_key(params)

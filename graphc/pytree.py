@@ -1,0 +1,92 @@
+"""Pytrees: nested dict / list / tuple / None containers of leaves.
+
+A :class:`TreeDef` records the structure (dict keys in the user's insertion
+order) and the values of static leaves (Python ``int``, ``bool``, ``str``),
+so two calls share a compiled function exactly when their treedefs are equal
+and their traced leaves have the same shapes and dtypes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TreeDef", "flatten", "unflatten", "is_static", "LEAF"]
+
+
+@dataclass(frozen=True)
+class TreeDef:
+    kind: str                 # "leaf", "static", "none", "dict", "list", "tuple"
+    children: tuple = ()
+    keys: tuple = ()          # dict keys
+    static: object = None     # value of a static leaf
+
+    @property
+    def num_leaves(self) -> int:
+        if self.kind == "leaf":
+            return 1
+        return sum(c.num_leaves for c in self.children)
+
+    def __repr__(self):
+        if self.kind == "leaf":
+            return "*"
+        if self.kind == "static":
+            return repr(self.static)
+        if self.kind == "none":
+            return "None"
+        if self.kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.keys, self.children)) + "}"
+        inner = ", ".join(repr(c) for c in self.children)
+        return f"[{inner}]" if self.kind == "list" else f"({inner}{',' if len(self.children) == 1 else ''})"
+
+
+LEAF = TreeDef("leaf")
+_NONE = TreeDef("none")
+
+
+def is_static(x) -> bool:
+    """Python ``int``/``bool``/``str`` (and ``None``) are static: baked into the graph."""
+    return x is None or isinstance(x, (bool, int, str)) and not isinstance(x, np.generic)
+
+
+def flatten(tree, path=()):
+    """Return ``(leaves, treedef, paths)``; ``paths[i]`` locates ``leaves[i]``."""
+    leaves, paths = [], []
+    tdef = _flatten(tree, path, leaves, paths)
+    return leaves, tdef, paths
+
+
+def _flatten(x, path, leaves, paths):
+    if x is None:
+        return _NONE
+    if isinstance(x, dict):
+        keys = tuple(x.keys())
+        return TreeDef("dict", tuple(_flatten(x[k], path + (k,), leaves, paths) for k in keys), keys)
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        kind = "list" if isinstance(x, list) else "tuple"
+        return TreeDef(kind, tuple(_flatten(v, path + (i,), leaves, paths) for i, v in enumerate(x)))
+    if is_static(x):
+        return TreeDef("static", static=x)
+    leaves.append(x)
+    paths.append(path)
+    return LEAF
+
+
+def unflatten(tdef: TreeDef, leaves):
+    """Inverse of :func:`flatten`."""
+    it = iter(leaves)
+    out = _unflatten(tdef, it)
+    return out
+
+
+def _unflatten(t, it):
+    if t.kind == "leaf":
+        return next(it)
+    if t.kind == "static":
+        return t.static
+    if t.kind == "none":
+        return None
+    kids = [_unflatten(c, it) for c in t.children]
+    if t.kind == "dict":
+        return dict(zip(t.keys, kids))
+    return kids if t.kind == "list" else tuple(kids)

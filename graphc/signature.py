@@ -1,0 +1,73 @@
+"""How a traced function's arguments and results map onto graph inputs and outputs."""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+from .pytree import TreeDef
+
+_EMPTY = inspect.Parameter.empty
+
+
+@dataclass
+class Param:
+    name: str
+    kind: inspect._ParameterKind
+    default: object = _EMPTY
+
+
+@dataclass
+class Signature:
+    """The calling convention of one traced signature.
+
+    ``leaf_paths[i]`` is ``(param_index, key, key, ...)`` locating traced leaf
+    ``i``, whose graph input is ``graph.inputs[i]``.  ``out_treedef`` rebuilds
+    the result from ``graph.outputs``.
+    """
+
+    fn_name: str
+    params: list
+    arg_treedefs: tuple
+    leaf_paths: list
+    out_treedef: TreeDef = None
+    out_labels: list = field(default_factory=list)  # comment for each output (grad of ...)
+    doc: str = ""
+
+
+def leaf_access(sig: Signature, path) -> str:
+    """Python expression for a leaf inside the generated function's arguments."""
+    text = sig.params[path[0]].name
+    for k in path[1:]:
+        text += f"[{k!r}]"
+    return text
+
+
+def leaf_name(sig: Signature, path) -> str:
+    """A readable base name for a leaf: the dict key, or param_index."""
+    param = sig.params[path[0]].name
+    if len(path) == 1:
+        return param
+    last = path[-1]
+    if isinstance(last, str):
+        return last
+    return param + "_" + "_".join(str(p) for p in path[1:])
+
+
+def from_function(fn, args, kwargs):
+    """Bind ``args``/``kwargs`` to ``fn``'s parameters, in parameter order.
+
+    Returns ``(params, values)`` where ``values[i]`` is the value of
+    ``params[i]`` (defaults applied; ``*args`` as a tuple, ``**kw`` as a dict).
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        params = [Param(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(args))]
+        return params, list(args)
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    params, values = [], []
+    for p in sig.parameters.values():
+        params.append(Param(p.name, p.kind, p.default))
+        values.append(bound.arguments[p.name])
+    return params, values
