@@ -101,7 +101,8 @@ def array_function(func, args, kwargs):
     fn = FUNCTIONS.get(func)
     if fn is None:
         mod = getattr(func, "__module__", "numpy") or "numpy"
-        mod = "np" if mod.startswith("numpy") and mod.count(".") <= 1 else mod.replace("numpy", "np")
+        mod = "np" + mod[len("numpy"):] if mod.startswith("numpy") else mod
+        mod = "np" if mod.startswith("np._") or mod.startswith("np.core") else mod
         raise UnsupportedError(f"NumPy function {mod}.{func.__name__} is not supported by graphc",
                                hint="write it with supported functions (see API.md section 1) "
                                     "or open an issue asking for it")

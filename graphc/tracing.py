@@ -53,6 +53,8 @@ def aval_of(x) -> Aval:
     """The abstract value of a concrete input (NumPy array/scalar or Python number)."""
     if isinstance(x, Tracer):
         return x.aval
+    if isinstance(x, np.generic):  # NumPy scalars are strong (NEP 50), even np.float64
+        return Aval((), check_dtype(x.dtype), False)
     if isinstance(x, bool):
         return Aval((), np.dtype(bool), True)
     if isinstance(x, int):

@@ -1,0 +1,45 @@
+"""Common-subexpression elimination: one node per distinct (op, args, params).
+
+Gradient rules often rebuild a value the forward pass already has (``cos(x)``
+in the second derivative of ``sin``); CSE keeps one.  Scalar constants with
+the same value and type are merged too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..primitive import params_key
+
+
+def _const_key(node):
+    value = node["value"]
+    if np.ndim(value) != 0:
+        return None
+    return ("const", node["dtype"].str, node["weak"], repr(value.item() if hasattr(value, "item") else value))
+
+
+def cse(graph):
+    """Merge duplicate nodes, in place.  Keeps the first in program order."""
+    seen: dict = {}
+    for nid in graph.order():
+        node = graph.nx.nodes[nid]
+        op = node["op"]
+        if op == "input":
+            continue
+        if op == "const":
+            key = _const_key(node)
+            if key is None:
+                continue
+        else:
+            key = (op, node["args"], params_key(node["params"]))
+        first = seen.get(key)
+        if first is None:
+            seen[key] = nid
+            continue
+        keep = graph.nx.nodes[first]
+        for attr in ("name", "hint", "adjoint_of"):
+            if keep.get(attr) is None and node.get(attr) is not None:
+                keep[attr] = node[attr]
+        graph.replace_uses(nid, first)
+        graph.remove_nodes([nid])
+    return graph
