@@ -319,15 +319,23 @@ class Compiled:
         optimize(g)
         source_file = _def_where(self._fn)
         source_file = source_file.rpartition(":")[0] if source_file else None
-        doc = {"compile": f"{_fn_name(self._fn)}, compiled by graphc.",
-               "grad": f"Gradient of {_fn_name(self._fn)} with respect to argument(s) {self._argnums}.",
-               "value_and_grad": f"Value of {_fn_name(self._fn)} and its gradient with respect to "
-                                 f"argument(s) {self._argnums}."}[self._kind]
+        doc = self._doc(g)
         func_name = codegen.sanitize(self.__name__)
         source = codegen.generate(g, func_name, doc=doc, source_file=source_file)
         fn = codegen.exec_module(source, func_name, self.__name__)
         has_spec = any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
         return _Entry(g, source, fn, func_name, has_spec)
+
+    def _doc(self, g):
+        name = _fn_name(self._fn)
+        if self._kind == "compile":
+            return f"{name}, compiled by graphc."
+        params = [p.name for p in g.signature.params]
+        nums = (self._argnums,) if isinstance(self._argnums, int) else self._argnums
+        wrt = ", ".join(params[i] if i < len(params) else f"argument {i}" for i in nums)
+        if self._kind == "grad":
+            return f"Gradient of {name} with respect to {wrt}."
+        return f"Value of {name} and its gradient with respect to {wrt}."
 
     def __call__(self, *args, **kwargs):
         try:

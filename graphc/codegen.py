@@ -187,7 +187,9 @@ def _comment(code, text):
 
 def _source_text(where):
     from .errors import source_line
-    return source_line(where)
+    text = source_line(where)
+    # A comment must stay one line whatever the user's file holds (\r, \f ...).
+    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", " ", text) if text else text
 
 
 def _body_lines(em: _Emitter, indent="    "):
@@ -283,6 +285,8 @@ def _return_expr(g, em: _Emitter):
         op = g.nx.nodes[nid]["op"]
         if op == "broadcast_to":   # never hand the user a read-only broadcast view
             text = f"np.array({text})"
+        elif op == "const" and nid in em.name:   # nor a module-level constant to mutate
+            text = f"{text}.copy()"
         refs.append(text)
     if sig is None or sig.out_treedef is None:
         return ", ".join(refs) if len(refs) != 1 else refs[0]

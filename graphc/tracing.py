@@ -186,22 +186,32 @@ def bind(prim, args, params):
     nids = [t.node for t in tracers]
     where = trace.attrs.get("where") or errors.user_where(2)
     if all(g.nx.nodes[n]["op"] == "const" for n in nids) and prim.vjp is not None \
-            and aval.size <= 1:
+            and aval.size <= _FOLD_LIMIT:
         # Constant folding at build time keeps rule-generated graphs small
-        # (`y - 1` for a constant exponent becomes one literal).  Only scalars:
-        # folding a broadcast would bake a large array into the code.
+        # (`y - 1` for a constant exponent becomes one literal).  Only results
+        # that print small (scalars, uniform arrays as np.full): folding
+        # anything else would bake a large array into the code.
         value = prim.impl(params)(*[g.nx.nodes[n]["value"] for n in nids])
-        if aval.weak:
-            value = value.item() if hasattr(value, "item") else value
-        nid = g.add_const(value if aval.weak else np.asarray(value, dtype=aval.dtype),
-                          weak=aval.weak, where=where, **trace._const_attrs())
-        return trace.tracer(nid)
+        if aval.size <= 1 or _uniform(value):
+            if aval.weak:
+                value = value.item() if hasattr(value, "item") else value
+            nid = g.add_const(value if aval.weak else np.array(value, dtype=aval.dtype),
+                              weak=aval.weak, where=where, **trace._const_attrs())
+            return trace.tracer(nid)
     same = _unit_operand(prim, g, nids, aval)
     if same is not None:
         return tracers[same]
     attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
     nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
     return trace.tracer(nid)
+
+
+_FOLD_LIMIT = 1 << 20
+
+
+def _uniform(value) -> bool:
+    flat = np.asarray(value).ravel()
+    return flat.size > 0 and bool(np.all(flat == flat[0]))
 
 
 def _unit_operand(prim, g, nids, aval):

@@ -1,0 +1,439 @@
+"""The ``graphc`` command line.
+
+::
+
+    graphc demo [--out DIR]                       # the tour: the lecture's examples end to end
+    graphc trace  FILE.py:FUNC [--arg ...]        # print the evaluation trace
+    graphc source FILE.py:FUNC [--arg ...] [--grad] [-o OUT.py]
+
+``FILE.py:FUNC`` names a function in a Python file; the file is imported as a
+module by path.  Example inputs come from ``@graphc.example(*args, **kwargs)``
+on the function, and ``--arg NAME=VALUE`` adds or replaces them by parameter
+name:
+
+* ``--arg x=f32[64,1,28,28]``: a random array (normal values, fixed seed; for
+  integer dtypes small non-negative integers 0..9).  Dtype codes: ``f16 f32
+  f64 i32 i64 bool``.
+* ``--arg lr=0.1`` or ``--arg eps=1e-3``: a Python float (traced).
+* ``--arg n=3``: a Python int (static: baked into the graph).
+* ``--arg training=False``: a Python bool (static).
+
+Exit status: 0 on success, 1 when graphc reports an error in the traced code
+(printed without a Python traceback), 2 for a usage error (bad flags, a
+missing input).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import inspect
+import itertools
+import os
+import pathlib
+import re
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import graphc
+
+__all__ = ["main"]
+
+_PROG = "graphc"
+
+
+class UsageError(Exception):
+    """A mistake on the command line: reported as ``graphc CMD: error: ...``, exit 2."""
+
+
+# --- loading FILE.py:FUNC ------------------------------------------------------------
+_module_ids = itertools.count()
+
+
+def load_function(target: str):
+    """Import ``FILE.py`` by path and return its attribute ``FUNC`` (dots allowed)."""
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name:
+        raise UsageError(f"expected FILE.py:FUNC, got {target!r} "
+                         "(for example examples/autodiff_trace.py:f)")
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise UsageError(f"no such file: {path}")
+    mod_name = f"_graphc_cli_{re.sub(r'[^0-9A-Za-z_]', '_', file.stem)}_{next(_module_ids)}"
+    spec = importlib.util.spec_from_file_location(mod_name, file)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot import {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    # Registered while it runs (dataclasses and pickling look modules up), and with
+    # its own folder importable, as when running `python FILE.py`.
+    sys.modules[mod_name] = module
+    folder = str(file.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+    obj = module
+    for part in name.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            found = sorted(k for k, v in vars(module).items()
+                           if inspect.isfunction(v) and v.__module__ == mod_name
+                           and not k.startswith("_"))
+            raise UsageError(f"{path} has no function {name!r}"
+                             + (f"; functions defined there: {', '.join(found)}" if found else "")
+                             ) from None
+    if not callable(obj):
+        raise UsageError(f"{path}:{name} is a {type(obj).__name__}, not a function")
+    return obj
+
+
+# --- --arg NAME=VALUE ----------------------------------------------------------------
+_DTYPES = {
+    "f16": np.float16, "f32": np.float32, "f64": np.float64,
+    "i32": np.int32, "i64": np.int64, "bool": np.bool_,
+    "float16": np.float16, "float32": np.float32, "float64": np.float64,
+    "int32": np.int32, "int64": np.int64,
+}
+_ARRAY_RE = re.compile(r"^\s*([A-Za-z0-9]+)\s*\[\s*([0-9,\s]*)\]\s*$")
+
+
+def parse_value(text: str, rng: np.random.Generator):
+    """The value of one ``--arg``: an array spec ``f32[2,3]``, a number, or a bool."""
+    m = _ARRAY_RE.match(text)
+    if m:
+        code, dims = m.groups()
+        dtype = _DTYPES.get(code.lower())
+        if dtype is None:
+            raise UsageError(f"unknown dtype {code!r} in {text!r}; use one of "
+                             "f16 f32 f64 i32 i64 bool")
+        dims = [d.strip() for d in dims.split(",")]
+        if dims and not dims[-1]:  # trailing comma: f32[3,]
+            dims = dims[:-1]
+        if any(not d for d in dims):
+            raise UsageError(f"bad shape in {text!r}; write it like f32[64,1,28,28]")
+        shape = tuple(int(d) for d in dims)
+        if np.issubdtype(dtype, np.floating):
+            return rng.standard_normal(shape).astype(dtype)
+        if dtype is np.bool_:
+            return rng.random(shape) < 0.5
+        return rng.integers(0, 10, size=shape).astype(dtype)
+    s = text.strip()
+    if s in ("True", "False"):
+        return s == "True"
+    low = s.lower()
+    is_float = any(c in low for c in ".e") or low.lstrip("+-") in ("inf", "nan", "infinity")
+    try:
+        return float(s) if is_float else int(s)
+    except ValueError:
+        raise UsageError(f"cannot read {text!r}: expected DTYPE[SHAPE] (e.g. f32[64,10]), "
+                         "a number (0.1, 1e-3, 3) or True/False") from None
+
+
+def parse_args_option(items) -> list[tuple[str, object]]:
+    """``["x=f32[2,3]", "lr=0.1"]`` -> ``[("x", array), ("lr", 0.1)]`` (seeded values)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise UsageError(f"--arg expects NAME=VALUE, got {item!r}")
+        out.append((name, parse_value(value, rng)))
+    return out
+
+
+def example_inputs(fn, cli_args, command: str):
+    """``(args, kwargs)`` for calling ``fn``: its ``@graphc.example`` overridden by ``--arg``."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        sig = None
+    ex_args, ex_kwargs = getattr(fn, "__graphc_example__", ((), {}))
+    fname = getattr(fn, "__name__", "the function")
+    if sig is None:
+        if cli_args:
+            raise UsageError(f"cannot bind --arg by name: {fname} has no inspectable signature")
+        return tuple(ex_args), dict(ex_kwargs)
+    try:
+        bound = sig.bind_partial(*ex_args, **ex_kwargs)
+    except TypeError as e:
+        raise UsageError(f"@graphc.example on {fname} does not fit its parameters: {e}") from None
+    values = dict(bound.arguments)
+    params = sig.parameters
+    var_kw = next((p.name for p in params.values() if p.kind == p.VAR_KEYWORD), None)
+    for name, value in cli_args:
+        p = params.get(name)
+        if p is not None and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            values[name] = value
+        elif p is None and var_kw is not None:
+            values.setdefault(var_kw, {})[name] = value
+        else:
+            names = ", ".join(q.name for q in params.values()
+                              if q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD))
+            raise UsageError(f"--arg {name}=...: {fname} has no parameter {name!r}"
+                             + (f" (its parameters: {names})" if names else ""))
+    missing = [p.name for p in params.values()
+               if p.name not in values and p.default is p.empty
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if missing:
+        flags = " ".join(f"--arg {n}=..." for n in missing)
+        raise UsageError(
+            f"{fname} needs example inputs for parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}: pass {flags} (an array like f32[64,10], or a number like "
+            f"0.1), or decorate {fname} with @graphc.example(...)")
+    ordered = {name: values[name] for name in params if name in values}
+    call = inspect.BoundArguments(sig, ordered)
+    call.apply_defaults()
+    return call.args, call.kwargs
+
+
+def _parse_argnums(text):
+    if text is None:
+        return 0
+    try:
+        nums = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UsageError(f"--argnums expects integers like 0 or 0,1, got {text!r}") from None
+    if not nums:
+        raise UsageError("--argnums expects at least one integer")
+    return nums[0] if len(nums) == 1 and "," not in text else nums
+
+
+# --- commands ------------------------------------------------------------------------
+def _target(ns):
+    fn = load_function(ns.target)
+    args, kwargs = example_inputs(fn, parse_args_option(ns.arg), ns.command)
+    return fn, args, kwargs
+
+
+def cmd_trace(ns) -> int:
+    fn, args, kwargs = _target(ns)
+    print(graphc.trace(fn, *args, **kwargs))
+    return 0
+
+
+def cmd_source(ns) -> int:
+    fn, args, kwargs = _target(ns)
+    if ns.grad:
+        compiled = graphc.grad(fn, argnums=_parse_argnums(ns.argnums))
+    elif ns.argnums is not None:
+        raise UsageError("--argnums only makes sense with --grad")
+    else:
+        compiled = fn if isinstance(fn, graphc.Compiled) else graphc.compile(fn)
+    if ns.output:
+        path = graphc.export(compiled, *args, path=ns.output, **kwargs)
+        print(f"wrote {path} (function {compiled.export_name()})")
+    else:
+        sys.stdout.write(compiled.source(*args, **kwargs))
+    return 0
+
+
+# --- the demo: a list of small steps -------------------------------------------------
+@dataclass
+class DemoContext:
+    """What the demo steps share: where to write, and what they wrote."""
+
+    out: pathlib.Path
+    written: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)
+
+
+# Written into the demo folder and imported from there: graphc names values after the
+# variables of code outside the graphc package, and points at its file:line.
+_LECTURE_FILE = "autodiff_trace.py"
+_LECTURE_HEADER = "# Written by `graphc demo`: the lecture's evaluation-trace example."
+_LECTURE_SOURCE = _LECTURE_HEADER + """
+import numpy as np
+
+import graphc
+
+
+@graphc.example(1.5, 0.5)
+def f(w1, w2):
+    z1 = w1 / w2
+    z2 = np.sin(2 * np.pi * z1)
+    z3 = np.exp(2 * w2)
+    z4 = 3 * z1 - z3
+    z5 = z2 + z4
+    z6 = z4 * z5
+    return z6
+"""
+
+
+def _write_demo_file(ctx: "DemoContext", name: str, text: str, header: str) -> pathlib.Path:
+    """Write ``text`` to the demo folder; never replace a file the demo did not write."""
+    path = ctx.out / name
+    if path.exists() and not path.read_text(errors="replace").startswith(header):
+        raise UsageError(f"{path} exists and was not written by graphc demo; "
+                         "move it, or pass --out DIR")
+    path.write_text(text)
+    ctx.written.append(path)
+    return path
+
+
+def _lecture_closed_form(w1, w2):
+    """Hand-derived partial derivatives of the lecture's f = z4 * z5."""
+    z1 = w1 / w2
+    z2 = np.sin(2 * np.pi * z1)
+    z4 = 3 * z1 - np.exp(2 * w2)
+    z5 = z2 + z4
+    dz1 = (1 / w2, -w1 / w2 ** 2)                      # dz1/dw1, dz1/dw2
+    dz4 = (3 * dz1[0], 3 * dz1[1] - 2 * np.exp(2 * w2))
+    dz2 = tuple(2 * np.pi * np.cos(2 * np.pi * z1) * d for d in dz1)
+    return tuple(dz4[i] * z5 + z4 * (dz2[i] + dz4[i]) for i in range(2))
+
+
+_W = (1.5, 0.5)
+
+
+def step_trace(ctx: DemoContext) -> None:
+    """The evaluation trace of f(w1, w2) at (1.5, 0.5)"""
+    f = ctx.values.setdefault("f", _lecture_example())
+    print("graphc.trace(f, 1.5, 0.5) records one line per operation, with your names:\n")
+    print(graphc.trace(f, *_W))
+
+
+def step_gradient(ctx: DemoContext) -> None:
+    """Reverse-mode gradient vs. the closed form"""
+    f = ctx.values.setdefault("f", _lecture_example())
+    df = ctx.values.setdefault("df", graphc.grad(f, argnums=(0, 1)))
+    got = df(*_W)
+    want = _lecture_closed_form(*_W)
+    print("graphc.grad(f, argnums=(0, 1))(1.5, 0.5), next to the hand-derived derivatives:\n")
+    print(f"    {'':8}{'graphc':>22}{'closed form':>22}{'|difference|':>14}")
+    for name, g, w in zip(("df/dw1", "df/dw2"), got, want):
+        print(f"    {name:8}{float(g):22.12f}{float(w):22.12f}{abs(float(g) - float(w)):14.1e}")
+    ok = all(np.isclose(g, w, rtol=1e-12, atol=0) for g, w in zip(got, want))
+    print("\n    agree to 12 significant digits" if ok else "\n    MISMATCH")
+
+
+def step_source(ctx: DemoContext) -> None:
+    """The generated NumPy source of the gradient"""
+    f = ctx.values.setdefault("f", _lecture_example())
+    df = ctx.values.setdefault("df", graphc.grad(f, argnums=(0, 1)))
+    print("df.source(1.5, 0.5): forward lines keep your names, adjoints are d_<name>:\n")
+    print(df.source(*_W))
+
+
+def step_export(ctx: DemoContext) -> None:
+    """A standalone module that imports only NumPy"""
+    f = ctx.values.setdefault("f", _lecture_example())
+    df = ctx.values.setdefault("df", graphc.grad(f, argnums=(0, 1)))
+    path = graphc.export(df, *_W, path=ctx.out / "f_grad.py")
+    ctx.written.append(path)
+    spec = importlib.util.spec_from_file_location("_graphc_demo_f_grad", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    again = module.f_grad(*_W)
+    same = all(float(a) == float(b) for a, b in zip(again, df(*_W)))
+    print(f"graphc.export(df, 1.5, 0.5, path={str(path)!r})")
+    print(f"    imported on its own: f_grad(1.5, 0.5) = "
+          f"({float(again[0]):.6f}, {float(again[1]):.6f})"
+          + ("  (identical to graphc's)" if same else "  (DIFFERS from graphc's)"))
+
+
+DEMO_STEPS = [step_trace, step_gradient, step_source, step_export]
+
+
+def cmd_demo(ns) -> int:
+    ctx = DemoContext(out=pathlib.Path(ns.out))
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    n = len(DEMO_STEPS)
+    print("graphc demo: the lecture's autodiff example, traced, differentiated and compiled.")
+    for i, step in enumerate(DEMO_STEPS, 1):
+        title = (step.__doc__ or step.__name__).strip().splitlines()[0]
+        print(f"\n=== {i}/{n}  {title} " + "=" * max(3, 70 - len(title)))
+        step(ctx)
+    print("\n=== Summary " + "=" * 66)
+    print(f"wrote {len(ctx.written)} file{'s' if len(ctx.written) != 1 else ''} "
+          f"to {ctx.out.resolve()}{os.sep}:")
+    for p in ctx.written:
+        print(f"    {p}")
+    return 0
+
+
+# --- argument parsing ----------------------------------------------------------------
+_ARG_HELP = ("an example input, bound by parameter name: NAME=DTYPE[SHAPE] for a random array "
+             "(e.g. x=f32[64,1,28,28]; dtypes f16 f32 f64 i32 i64 bool; fixed seed), "
+             "NAME=NUMBER (0.1 is a traced float, 3 a static int) or NAME=True/False; "
+             "repeatable; overrides @graphc.example")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Trace NumPy functions into a graph, differentiate them, and generate "
+                    "readable NumPy source.",
+        epilog="FILE.py:FUNC names a function in a Python file; its inputs come from "
+               "@graphc.example(...) on the function, or from --arg.")
+    parser.add_argument("--version", action="version", version=f"graphc {graphc.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the tour: the lecture's examples end to end",
+                       description="A short tour: the lecture's autodiff example traced, "
+                                   "differentiated, checked against the closed form, and "
+                                   "exported as a standalone NumPy module.")
+    p.add_argument("--out", default="graphc-demo", metavar="DIR",
+                   help="folder for the files the demo writes (default: ./graphc-demo/)")
+    p.set_defaults(run=cmd_demo)
+
+    def target_parser(name, help_, description):
+        q = sub.add_parser(name, help=help_, description=description)
+        q.add_argument("target", metavar="FILE.py:FUNC", help="the function to trace")
+        q.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
+                       help=_ARG_HELP)
+        return q
+
+    p = target_parser("trace", "print the evaluation trace",
+                      "Print the evaluation trace of FUNC: one line per operation.")
+    p.set_defaults(run=cmd_trace)
+
+    p = target_parser("source", "print the generated NumPy source",
+                      "Print the generated NumPy module for FUNC (stdout: the module alone), "
+                      "or write it with -o.")
+    p.add_argument("--grad", action="store_true",
+                   help="the source of graphc.grad(FUNC) instead of graphc.compile(FUNC)")
+    p.add_argument("--argnums", metavar="I[,J...]",
+                   help="with --grad: which positional arguments to differentiate "
+                        "(default 0, as graphc.grad; e.g. 0,1)")
+    p.add_argument("-o", "--output", metavar="OUT.py",
+                   help="write the module to OUT.py with graphc.export instead of printing it")
+    p.set_defaults(run=cmd_source)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the ``graphc`` command line; return the exit status."""
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+        return e.code if isinstance(e.code, int) else 2
+    if not getattr(ns, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return ns.run(ns)
+    except UsageError as e:
+        print(f"{_PROG} {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+    except graphc.GraphcError as e:
+        print(f"{_PROG} {ns.command}: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # `graphc source ... | head`: stop quietly, and keep Python's exit-time flush quiet too.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""The lecture's cost model: FLOPs and bytes of a graph.
+
+One unit per scalar arithmetic operation or function evaluation; a matmul of
+(m, k) x (k, n) costs 2·m·k·n.  Shape operations and constants are free.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .primitive import REGISTRY
+
+
+@dataclass
+class Cost:
+    """FLOPs of a graph, split into its forward and backward parts.
+
+    Attributes
+    ----------
+    forward_flops, backward_flops, total_flops : int
+    bytes : int
+        Bytes of every value the graph computes (inputs and constants excluded).
+    by_node : dict
+        Node id -> FLOPs.
+    """
+
+    forward_flops: int = 0
+    backward_flops: int = 0
+    bytes: int = 0
+    by_node: dict = field(default_factory=dict)
+
+    @property
+    def total_flops(self) -> int:
+        return self.forward_flops + self.backward_flops
+
+    def __str__(self):
+        ratio = f", backward/forward {self.backward_flops / self.forward_flops:.2f}" \
+            if self.forward_flops and self.backward_flops else ""
+        return (f"Cost(forward {self.forward_flops:,} FLOPs, backward {self.backward_flops:,} "
+                f"FLOPs{ratio}, {self.bytes:,} bytes)")
+
+
+def graph_cost(graph) -> Cost:
+    cost = Cost()
+    for nid in graph.order():
+        node = graph.nx.nodes[nid]
+        prim = REGISTRY.get(node["op"])
+        if prim is None:
+            continue
+        out = graph.aval(nid)
+        ins = [graph.aval(a) for a in node["args"]]
+        flops = int(prim.flops(out, *ins, **node["params"])) if prim.flops else 0
+        cost.by_node[nid] = flops
+        cost.bytes += out.size * out.dtype.itemsize
+        if node.get("section") == "backward":
+            cost.backward_flops += flops
+        else:
+            cost.forward_flops += flops
+    return cost
