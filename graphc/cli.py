@@ -82,7 +82,8 @@ def load_function(target: str):
             obj = getattr(obj, part)
         except AttributeError:
             found = sorted(k for k, v in vars(module).items()
-                           if inspect.isfunction(v) and v.__module__ == mod_name
+                           if (inspect.isfunction(v) or isinstance(v, graphc.Compiled))
+                           and getattr(v, "__module__", None) == mod_name
                            and not k.startswith("_"))
             raise UsageError(f"{path} has no function {name!r}"
                              + (f"; functions defined there: {', '.join(found)}" if found else "")
@@ -147,7 +148,7 @@ def parse_args_option(items) -> list[tuple[str, object]]:
     return out
 
 
-def example_inputs(fn, cli_args, command: str):
+def example_inputs(fn, cli_args):
     """``(args, kwargs)`` for calling ``fn``: its ``@graphc.example`` overridden by ``--arg``."""
     try:
         sig = inspect.signature(fn)
@@ -207,7 +208,7 @@ def _parse_argnums(text):
 # --- commands ------------------------------------------------------------------------
 def _target(ns):
     fn = load_function(ns.target)
-    args, kwargs = example_inputs(fn, parse_args_option(ns.arg), ns.command)
+    args, kwargs = example_inputs(fn, parse_args_option(ns.arg))
     return fn, args, kwargs
 
 
@@ -291,17 +292,32 @@ def _lecture_closed_form(w1, w2):
 _W = (1.5, 0.5)
 
 
+def _lecture(ctx: DemoContext):
+    """``(f, df)``: the lecture's f, loaded from the demo folder, and its compiled gradient."""
+    if "f" not in ctx.values:
+        path = _write_demo_file(ctx, _LECTURE_FILE, _LECTURE_SOURCE, _LECTURE_HEADER)
+        ctx.values["f"] = load_function(f"{path}:f")
+        ctx.values["df"] = graphc.grad(ctx.values["f"], argnums=(0, 1))
+    return ctx.values["f"], ctx.values["df"]
+
+
+def step_example(ctx: DemoContext) -> None:
+    """The lecture's example: f(w1, w2), every intermediate named"""
+    _lecture(ctx)
+    print(f"An ordinary NumPy function (written to {ctx.out / _LECTURE_FILE}):\n")
+    print(_LECTURE_SOURCE.split("\n\n\n", 1)[1].rstrip())
+
+
 def step_trace(ctx: DemoContext) -> None:
-    """The evaluation trace of f(w1, w2) at (1.5, 0.5)"""
-    f = ctx.values.setdefault("f", _lecture_example())
-    print("graphc.trace(f, 1.5, 0.5) records one line per operation, with your names:\n")
+    """Its evaluation trace at (w1, w2) = (1.5, 0.5)"""
+    f, _ = _lecture(ctx)
+    print("graphc.trace(f, 1.5, 0.5): one line per operation, with your names:\n")
     print(graphc.trace(f, *_W))
 
 
 def step_gradient(ctx: DemoContext) -> None:
     """Reverse-mode gradient vs. the closed form"""
-    f = ctx.values.setdefault("f", _lecture_example())
-    df = ctx.values.setdefault("df", graphc.grad(f, argnums=(0, 1)))
+    _, df = _lecture(ctx)
     got = df(*_W)
     want = _lecture_closed_form(*_W)
     print("graphc.grad(f, argnums=(0, 1))(1.5, 0.5), next to the hand-derived derivatives:\n")
@@ -309,21 +325,23 @@ def step_gradient(ctx: DemoContext) -> None:
     for name, g, w in zip(("df/dw1", "df/dw2"), got, want):
         print(f"    {name:8}{float(g):22.12f}{float(w):22.12f}{abs(float(g) - float(w)):14.1e}")
     ok = all(np.isclose(g, w, rtol=1e-12, atol=0) for g, w in zip(got, want))
-    print("\n    agree to 12 significant digits" if ok else "\n    MISMATCH")
+    print("\n    they agree to 12 significant digits" if ok else "\n    MISMATCH")
+    print("\n    closed form, by the chain rule through z6 = z4 * z5:")
+    print("      df/dw1 = 3/w2 * z5 + z4 * (2 pi cos(2 pi z1) / w2 + 3/w2)")
+    print("      df/dw2 = dz4 * z5 + z4 * (2 pi cos(2 pi z1) * dz1 + dz4),")
+    print("               with dz1 = -w1 / w2**2 and dz4 = 3 dz1 - 2 exp(2 w2)")
 
 
 def step_source(ctx: DemoContext) -> None:
     """The generated NumPy source of the gradient"""
-    f = ctx.values.setdefault("f", _lecture_example())
-    df = ctx.values.setdefault("df", graphc.grad(f, argnums=(0, 1)))
+    _, df = _lecture(ctx)
     print("df.source(1.5, 0.5): forward lines keep your names, adjoints are d_<name>:\n")
-    print(df.source(*_W))
+    print(df.source(*_W).rstrip())
 
 
 def step_export(ctx: DemoContext) -> None:
     """A standalone module that imports only NumPy"""
-    f = ctx.values.setdefault("f", _lecture_example())
-    df = ctx.values.setdefault("df", graphc.grad(f, argnums=(0, 1)))
+    _, df = _lecture(ctx)
     path = graphc.export(df, *_W, path=ctx.out / "f_grad.py")
     ctx.written.append(path)
     spec = importlib.util.spec_from_file_location("_graphc_demo_f_grad", path)
@@ -337,7 +355,7 @@ def step_export(ctx: DemoContext) -> None:
           + ("  (identical to graphc's)" if same else "  (DIFFERS from graphc's)"))
 
 
-DEMO_STEPS = [step_trace, step_gradient, step_source, step_export]
+DEMO_STEPS = [step_example, step_trace, step_gradient, step_source, step_export]
 
 
 def cmd_demo(ns) -> int:
@@ -352,8 +370,9 @@ def cmd_demo(ns) -> int:
     print("\n=== Summary " + "=" * 66)
     print(f"wrote {len(ctx.written)} file{'s' if len(ctx.written) != 1 else ''} "
           f"to {ctx.out.resolve()}{os.sep}:")
-    for p in ctx.written:
+    for p in dict.fromkeys(ctx.written):
         print(f"    {p}")
+    print(f"try: graphc trace {ctx.out / _LECTURE_FILE}:f")
     return 0
 
 

@@ -144,7 +144,7 @@ class _Emitter:
             return False
         user = next(iter(self.g.nx.successors(nid)))
         unode = self.g.nx.nodes[user]
-        if unode.get("section") != node.get("section"):
+        if unode.get("section") != node.get("section") or REGISTRY[unode["op"]].statements:
             return False
         return True
 
@@ -203,7 +203,7 @@ def _body_lines(em: _Emitter, indent="    "):
         if node.get("section") == "backward":
             block = node.get("where") or node.get("grad_of")
             if block != last_block:
-                head = _source_text(node.get("where")) or _forward_text(g, node.get("grad_of"))
+                head = _source_text(node.get("where")) or _forward_text(em, node.get("grad_of"))
                 out.append("")
                 out.append(f"{indent}# grad of: {head}")
                 last_block = block
@@ -217,19 +217,22 @@ def _body_lines(em: _Emitter, indent="    "):
     return out
 
 
-def _forward_text(g, nid):
+def _forward_text(main, nid):
+    """The forward statement a backward block differentiates, when the user's
+    source line is not available (code typed at a prompt, exec'd strings)."""
+    g = main.g
     if nid is None or nid not in g.nx:
         return "(value)"
     em = _Emitter(g, inline=False)
     node = g.nx.nodes[nid]
     for a in node["args"]:
-        an = g.nx.nodes[a]
-        if an["op"] == "const":
+        if g.nx.nodes[a]["op"] == "const":
             em.constant(a)
         else:
-            em.name[a] = sanitize(base_name(g, a))
-    text, _ = em.node_expr(nid, sanitize(base_name(g, nid)))
-    return f"{sanitize(base_name(g, nid))} = {text}" if isinstance(text, str) else node["op"]
+            em.name[a] = main.name.get(a) or sanitize(base_name(g, a))
+    out = main.name.get(nid) or sanitize(base_name(g, nid))
+    text, _ = em.node_expr(nid, out)
+    return f"{out} = {text}" if isinstance(text, str) else f"{out} = {node['op']}(...)"
 
 
 # --- whole modules ------------------------------------------------------------------

@@ -114,6 +114,9 @@ class Primitive:
     units : tuple
         For binary ops, the identity value of each argument position (``mul``:
         ``(1, 1)``, ``sub``: ``(None, 0)``): ``x * 1`` is recorded as ``x``.
+    statements : bool
+        The emitter returns statements (which may use an argument twice), so
+        codegen never inlines an argument expression into it.
     """
 
     name: str
@@ -128,6 +131,7 @@ class Primitive:
     flops: Callable[..., int] | None = None
     slots: tuple | None = None
     units: tuple = ()
+    statements: bool = False
     doc: str = ""
     _impl_cache: dict = field(default_factory=dict, repr=False, compare=False)
 

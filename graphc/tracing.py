@@ -298,9 +298,8 @@ class Tracer:
             f"a traced value ({self._desc()}) was converted to a concrete NumPy array; "
             "this happens in NumPy functions graphc does not support, np.asarray(), "
             "or when indexing a NumPy array with a traced index",
-            hint="use the supported NumPy functions (see graphc's API.md); to index a constant "
-                 "table with traced indices, write table_as_traced[idx] after np.asarray(table) "
-                 "is passed as an argument")
+            hint="use the NumPy functions graphc supports (API.md section 1); to index a NumPy "
+                 "array with a traced index, pass the array as an argument so table[idx] is traced")
 
     def __setitem__(self, key, value):
         raise InPlaceError(

@@ -40,7 +40,8 @@ neg = _unary("neg", np.negative, lambda ct, x, *, out: (-ct,), lambda x: -x, "âˆ
 def _pow_vjp(ct, x, y, *, out):
     g = x._trace.graph
     const_y = g.nx.nodes[y.node]["op"] == "const"
-    if const_y and g.nx.nodes[y.node]["value"] == 2:
+    # np.all: a constant exponent may be an array (x ** np.array([2., 3.])).
+    if const_y and np.all(np.asarray(g.nx.nodes[y.node]["value"]) == 2):
         dx = ct * (2 * x)
     else:
         dx = ct * (y * x ** (y - 1))

@@ -1,0 +1,187 @@
+"""Convolution and pooling (NCHW), as im2col windows + primitives.
+
+``conv2d`` is cross-correlation (as PyTorch): windows of the padded image
+(``im2col``) are contracted with the filters by one matrix product, the
+BLAS-friendly shape.  Its gradient comes from the VJPs of ``matmul`` and
+``im2col`` (whose VJP, ``col2im``, is again differentiable), so second
+derivatives flow through CNNs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ops import composite as C
+from ..ops import elementwise as E
+from ..ops import nn as P
+from ._util import floating, pair, single
+
+__all__ = ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+           "lp_pool2d", "flatten"]
+
+
+def _shape(x):
+    return x.shape if hasattr(x, "aval") else np.shape(x)
+
+
+def _windows(x, kernel, stride, padding, dilation=(1, 1), pad_value=0.0):
+    return P.im2col(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                    pad_value=pad_value)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+    """2-d cross-correlation of ``x (N, C, H, W)`` with filters ``w (F, C, KH, KW)``.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W)
+    w : array (F, C, KH, KW)
+    b : array (F,), optional
+    stride, padding, dilation : int or pair of ints
+
+    Returns
+    -------
+    array (N, F, OH, OW) with ``OH = (H + 2·ph − dh·(KH − 1) − 1) // sh + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> w = np.array([[[[1.0, 0.0, -1.0]]]])          # the lecture's 1-d edge filter
+    >>> graphc.nn.conv2d(x, w)[0, 0]
+    array([[-2., -2.],
+           [-2., -2.],
+           [-2., -2.],
+           [-2., -2.]])
+    """
+    x, w = floating(x), floating(w)
+    xs, ws = _shape(x), _shape(w)
+    if len(xs) != 4 or len(ws) != 4:
+        raise ShapeError(f"conv2d expects x (N, C, H, W) and w (F, C, KH, KW), got shapes "
+                         f"{tuple(xs)} and {tuple(ws)}")
+    n, c, _, _ = xs
+    f, cw, kh, kw = ws
+    if c != cw:
+        raise ShapeError(f"conv2d: x has {c} channels but the filters expect {cw} "
+                         f"(x {tuple(xs)}, w {tuple(ws)})")
+    stride, padding, dilation = pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise ShapeError(f"conv2d: stride and dilation must be >= 1 and padding >= 0, got "
+                         f"stride={stride}, padding={padding}, dilation={dilation}")
+    cols = _windows(x, (kh, kw), stride, padding, dilation)          # (N, C, OH, OW, KH, KW)
+    oh, ow = _shape(cols)[2:4]
+    rows = C.do_reshape(C.do_transpose(cols, (0, 2, 3, 1, 4, 5)), (n * oh * ow, c * kh * kw))
+    out = rows @ C.do_reshape(w, (f, c * kh * kw)).T                   # (N*OH*OW, F)
+    out = C.do_transpose(C.do_reshape(out, (n, oh, ow, f)), (0, 3, 1, 2))
+    if b is not None:
+        out = out + C.do_reshape(b, (1, f, 1, 1))
+    return C.hint(out, "conv")
+
+
+def _to_2d(x, what):
+    xs = _shape(x)
+    if len(xs) != 3:
+        raise ShapeError(f"{what} expects (N, C, L), got shape {tuple(xs)}")
+    return C.do_reshape(x, (xs[0], xs[1], 1, xs[2]))
+
+
+def _from_2d(y):
+    ys = _shape(y)
+    return C.do_reshape(y, (ys[0], ys[1], ys[3]))
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1):
+    """1-d cross-correlation of ``x (N, C, L)`` with filters ``w (F, C, K)``.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> x = np.array([[[1.0, 2.0, 4.0, 7.0, 11.0]]])
+    >>> graphc.nn.conv1d(x, np.array([[[1.0, 0.0, -1.0]]]))   # the lecture's [1, 0, -1]
+    array([[[-3., -5., -7.]]])
+    """
+    x, w = floating(x), floating(w)
+    ws = _shape(w)
+    if len(ws) != 3:
+        raise ShapeError(f"conv1d expects w (F, C, K), got shape {tuple(ws)}")
+    out = conv2d(_to_2d(x, "conv1d"), C.do_reshape(w, (ws[0], ws[1], 1, ws[2])), b,
+                 stride=(1, single(stride, "stride")), padding=(0, single(padding, "padding")),
+                 dilation=(1, single(dilation, "dilation")))
+    return C.hint(_from_2d(out), "conv")
+
+
+def _pool_args(x, kernel_size, stride, padding, what):
+    xs = _shape(x)
+    if len(xs) != 4:
+        raise ShapeError(f"{what} expects x (N, C, H, W), got shape {tuple(xs)}")
+    k = pair(kernel_size, "kernel_size")
+    s = k if stride is None else pair(stride, "stride")
+    p = pair(padding, "padding")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ShapeError(f"{what}: padding {p} should be at most half the kernel {k}")
+    return xs, k, s, p
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max over ``kernel_size`` windows (stride defaults to the kernel; padding is -inf).
+
+    Ties: the whole gradient goes to the first maximal element in row-major
+    window order.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> graphc.nn.max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2)[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    x = floating(x)
+    xs, k, s, p = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
+    win = _windows(x, k, s, p, pad_value=-np.inf)                  # (N, C, OH, OW, KH, KW)
+    n, c, oh, ow = _shape(win)[:4]
+    flat = C.do_reshape(win, (n, c, oh, ow, k[0] * k[1]))
+    first = C.do_reshape(P.argmax(flat, axis=4), (n, c, oh, ow, 1))
+    out = P.take_along_axis(flat, first, axis=4)
+    return C.hint(C.do_reshape(out, (n, c, oh, ow)), "pool")
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Mean over windows; padded zeros count in the divisor (PyTorch's default)."""
+    x = floating(x)
+    xs, k, s, p = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
+    win = _windows(x, k, s, p)
+    return C.hint(C.sum(win, axis=(4, 5)) / (k[0] * k[1]), "pool")
+
+
+def lp_pool2d(x, p, kernel_size, stride=None):
+    """``(sum of x**p over the window)**(1/p)``; ``p=2`` is L2-norm pooling."""
+    x = floating(x)
+    xs, k, s, pad = _pool_args(x, kernel_size, stride, 0, "lp_pool2d")
+    win = _windows(x, k, s, pad)
+    powered = win * win if p == 2 else win ** p
+    total = C.sum(powered, axis=(4, 5))
+    return C.hint(E.sqrt(total) if p == 2 else total ** (1.0 / p), "pool")
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0):
+    """1-d max pooling of ``x (N, C, L)`` (first maximum gets the gradient)."""
+    k = single(kernel_size, "kernel_size")
+    s = k if stride is None else single(stride, "stride")
+    out = max_pool2d(_to_2d(floating(x), "max_pool1d"), (1, k), (1, s), (0, single(padding, "padding")))
+    return C.hint(_from_2d(out), "pool")
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0):
+    """1-d average pooling of ``x (N, C, L)``."""
+    k = single(kernel_size, "kernel_size")
+    s = k if stride is None else single(stride, "stride")
+    out = avg_pool2d(_to_2d(floating(x), "avg_pool1d"), (1, k), (1, s), (0, single(padding, "padding")))
+    return C.hint(_from_2d(out), "pool")
+
+
+def flatten(x, start_axis=1):
+    """Merge all axes from ``start_axis`` on: ``(N, C, H, W) -> (N, C·H·W)``."""
+    xs = tuple(_shape(x))
+    start_axis = start_axis % max(len(xs), 1)
+    size = int(np.prod(xs[start_axis:], dtype=np.int64))
+    return C.hint(C.do_reshape(x, xs[:start_axis] + (size,)), "flat")
