@@ -13,6 +13,7 @@ Examples
 [2.0, -0.563436]
 """
 from . import ops as _ops  # noqa: F401  (registers every primitive)
+from . import nn, optim
 from .api import Compiled, Spec, compile, example, export, grad, trace, value_and_grad
 from .errors import (ControlFlowError, GradError, GraphcError, InPlaceError, ShapeError,
                      TracingError, UnsupportedError)
@@ -20,6 +21,6 @@ from .ir import Graph
 
 __version__ = "0.1.0"
 
-__all__ = ["trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Graph",
+__all__ = ["nn", "optim", "trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Graph",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError"]

@@ -90,3 +90,22 @@ def _unflatten(t, it):
     if t.kind == "dict":
         return dict(zip(t.keys, kids))
     return kids if t.kind == "list" else tuple(kids)
+
+
+def tree_map(fn, tree, *rest):
+    """Apply ``fn`` leaf-wise over pytrees of the same structure.
+
+    Examples
+    --------
+    >>> tree_map(lambda a, b: a + b, {"w": 1.0, "b": [2.0]}, {"w": 10.0, "b": [20.0]})
+    {'w': 11.0, 'b': [22.0]}
+    """
+    leaves, tdef, _ = flatten(tree)
+    others = []
+    for r in rest:
+        rl, rdef, _ = flatten(r)
+        if rdef != tdef:
+            from .errors import ShapeError
+            raise ShapeError(f"pytree structures differ: {tdef!r} vs {rdef!r}")
+        others.append(rl)
+    return unflatten(tdef, [fn(*xs) for xs in zip(leaves, *others)])

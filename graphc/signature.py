@@ -47,10 +47,10 @@ def leaf_name(sig: Signature, path) -> str:
     param = sig.params[path[0]].name
     if len(path) == 1:
         return param
-    last = path[-1]
-    if isinstance(last, str):
-        return last
-    return param + "_" + "_".join(str(p) for p in path[1:])
+    keys = path[1:]
+    if all(isinstance(k, str) for k in keys):
+        return "_".join(keys)          # params["W1"] -> W1, state["m"]["W1"] -> m_W1
+    return param + "_" + "_".join(str(k) for k in keys)
 
 
 def from_function(fn, args, kwargs):

@@ -1,0 +1,111 @@
+"""Optimizers as pure functions of pytrees.
+
+Each optimizer has ``init(params) -> state`` and
+``update(grads, state, params) -> (params, state)``, with no hidden state, so
+a whole training step (forward, backward and update) compiles into one
+generated function::
+
+    opt = graphc.optim.adam(1e-3)
+
+    @graphc.compile
+    def train_step(params, state, x, y):
+        loss, grads = graphc.value_and_grad(loss_fn)(params, x, y)
+        params, state = opt.update(grads, state, params)
+        return params, state, loss
+
+The step counter of ``adam`` is an ``np.int64`` array in the state, so it is
+traced data: every step runs the same compiled code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .ops import composite as C
+from .ops import elementwise as E
+from .pytree import flatten, tree_map, unflatten
+
+__all__ = ["Optimizer", "sgd", "momentum", "adam"]
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """A pair of pure functions: ``init(params)`` and ``update(grads, state, params)``."""
+
+    init: Callable
+    update: Callable
+    name: str = "optimizer"
+
+    def __repr__(self):
+        return f"<graphc.optim.{self.name}>"
+
+
+def _zeros_like(p):
+    return np.zeros(np.shape(p), dtype=p.dtype)
+
+
+def _cast(value, like):
+    """A scalar hyper-parameter expression in ``like``'s dtype (float32 stays float32)."""
+    dtype = like.dtype
+    return C.astype(value, dtype) if getattr(value, "dtype", dtype) != dtype else value
+
+
+def sgd(lr):
+    """Plain gradient descent: ``p = p - lr * g``.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> opt = graphc.optim.sgd(0.1)
+    >>> params, state = opt.update({"w": np.array([1.0])}, opt.init({"w": np.zeros(1)}), {"w": np.zeros(1)})
+    >>> params["w"]
+    array([-0.1])
+    """
+    def init(params):
+        return ()
+
+    def update(grads, state, params):
+        return tree_map(lambda p, g: p - lr * g, params, grads), state
+    return Optimizer(init, update, "sgd")
+
+
+def momentum(lr, beta=0.9):
+    """Heavy-ball momentum, as PyTorch's SGD with momentum:
+    ``v = beta * v + g; p = p - lr * v``."""
+    def init(params):
+        return {"velocity": tree_map(_zeros_like, params)}
+
+    def update(grads, state, params):
+        v = tree_map(lambda v, g: beta * v + g, state["velocity"], grads)
+        return tree_map(lambda p, v: p - lr * v, params, v), {"velocity": v}
+    return Optimizer(init, update, "momentum")
+
+
+def adam(lr, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam, as PyTorch's (bias-corrected moments; ``eps`` added to ``sqrt(v_hat)``).
+
+    ``p = p - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1**t)``
+    and ``v_hat = v / (1 - b2**t)``.
+    """
+    def init(params):
+        return {"step": np.zeros((), np.int64), "m": tree_map(_zeros_like, params),
+                "v": tree_map(_zeros_like, params)}
+
+    def update(grads, state, params):
+        t = state["step"] + 1
+        m = tree_map(lambda m, g: b1 * m + (1 - b1) * g, state["m"], grads)
+        v = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), state["v"], grads)
+        tf = C.astype(t, np.float64)
+        corr1 = 1 - b1 ** tf
+        corr2 = 1 - b2 ** tf
+
+        def step(p, m, v):
+            step_size = _cast(lr / corr1, p)
+            denom = E.sqrt(v) / _cast(E.sqrt(corr2), p) + eps
+            return p - step_size * (m / denom)
+        leaves_p, tdef, _ = flatten(params)
+        new = [step(p, mm, vv) for p, mm, vv in zip(leaves_p, flatten(m)[0], flatten(v)[0])]
+        return unflatten(tdef, new), {"step": t, "m": m, "v": v}
+    return Optimizer(init, update, "adam")
