@@ -1,6 +1,7 @@
 """The public API: trace, grad, value_and_grad, compile, export, Spec, example."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -19,7 +20,8 @@ from .pytree import flatten, unflatten
 from .signature import Signature, from_function, leaf_name
 from .tracing import Trace, Tracer, aval_of, check_dtype, current_trace
 
-__all__ = ["trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Compiled"]
+__all__ = ["trace", "grad", "value_and_grad", "compile", "export", "render", "scope", "Spec",
+           "example", "Compiled"]
 
 
 class Spec:
@@ -455,3 +457,71 @@ def export(fn, *args, path, overwrite=None, **kwargs) -> pathlib.Path:
         raise errors.ExportError(f"graphc.export cannot write {path}: {e.strerror or e}",
                                  hint="choose a writable path") from None
     return path
+
+
+@contextlib.contextmanager
+def scope(name: str):
+    """Group the operations traced inside the block under ``name``.
+
+    Drawings cluster a scope's nodes (or collapse them into one box with
+    ``collapse=``); scopes nest as ``"outer/inner"``.  Outside a trace it does
+    nothing, so layer functions can always use it.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> def f(x):
+    ...     with graphc.scope("layer1"):
+    ...         h = np.tanh(x)
+    ...     return h.sum()
+    >>> g = graphc.trace(f, np.ones(3))
+    >>> sorted({g.nx.nodes[n].get("scope") for n in g.nx.nodes} - {None})
+    ['layer1']
+    """
+    t = current_trace()
+    if t is None:
+        yield
+        return
+    parent = t.attrs.get("scope")
+    with t.context(scope=f"{parent}/{name}" if parent else str(name)):
+        yield
+
+
+def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
+    """Draw a function's graph (or a :class:`Graph`) to ``path`` (.svg, .png, .pdf, .dot, .gv).
+
+    Parameters
+    ----------
+    fn_or_graph : callable, Compiled or Graph
+    *args
+        Example arguments (arrays or :class:`Spec`) when a function is given.
+    path : str or path-like
+    backward : bool
+        Draw the backward graph beside the forward one (for a plain function:
+        the graph of ``value_and_grad(fn)``).
+    **kwargs
+        Drawing options (``collapse=``, ``flops=``, ``legend=``) and, for a
+        function, keyword arguments of the call.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc, tempfile, os
+    >>> out = graphc.render(lambda x: np.sum(np.exp(x)), np.ones(3),
+    ...                     path=os.path.join(tempfile.mkdtemp(), "f.dot"), backward=True)
+    >>> "cluster_backward" in out.read_text()
+    True
+    """
+    draw_opts = {k: kwargs.pop(k) for k in ("collapse", "flops", "legend", "rankdir") if k in kwargs}
+    if isinstance(fn_or_graph, Graph):
+        graph = fn_or_graph
+    elif isinstance(fn_or_graph, Compiled):
+        graph = fn_or_graph.graph(*args, **kwargs)
+    elif backward:
+        # Differentiate every positional argument that holds only floats.
+        nums = tuple(i for i, a in enumerate(args)
+                     if flatten(a)[0] and all(_leaf_aval(x).dtype.kind == "f" for x in flatten(a)[0]))
+        graph = value_and_grad(fn_or_graph, argnums=nums or 0).graph(*args, **kwargs)
+    else:
+        graph = trace(fn_or_graph, *args, **kwargs)
+    from .draw import render_graph
+    return render_graph(graph, path, backward=backward, **draw_opts)

@@ -86,7 +86,8 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
         args = node["args"]
         if not any(a in active and _differentiable(g, a) for a in args):
             continue
-        with trace.context(section="backward", grad_of=nid, where=node["where"]):
+        with trace.context(section="backward", grad_of=nid, where=node["where"],
+                           scope=node.get("scope")):
             in_cts = prim.vjp(ct, *[trace.tracer(a) for a in args], out=trace.tracer(nid),
                               **node["params"])
             for a, c in zip(args, in_cts):

@@ -1,0 +1,321 @@
+"""Graph -> Graphviz: the forward graph, and the backward graph beside it.
+
+Nodes are labelled with the user's name, the operation (a math symbol where
+one reads better) and the type (``f32[64,6,24,24]``).  Inputs, parameters,
+constants, intermediates and outputs are drawn distinctly and operations are
+coloured by family from one fixed map.  Backward nodes sit in their own
+cluster with red edges; dashed grey edges show the forward values the
+backward pass reads.  Scopes (``with graphc.scope("conv1"):``) become
+clusters, or single boxes with ``collapse=``.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+from .errors import GraphcError
+from .naming import base_name
+from .primitive import REGISTRY, type_str
+
+__all__ = ["to_dot", "render_graph", "FAMILY_COLORS"]
+
+FAMILY_COLORS = {
+    "input": "#fde68a", "parameter": "#fbbf24", "const": "#f3f4f6", "output": "#86efac",
+    "elementwise": "#bfdbfe", "reduce": "#c7d2fe", "shape": "#e5e7eb", "linalg": "#fca5a5",
+    "index": "#ddd6fe", "nn": "#a7f3d0", "conv": "#f9a8d4", "random": "#fed7aa",
+}
+_BACKWARD_EDGE = "#dc2626"
+_SAVED_EDGE = "#9ca3af"
+
+INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphviz` (Debian/Ubuntu), "
+                "`brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`; "
+                "`make demo` does it for you when run as root. DOT text (.dot/.gv) needs no dot program.")
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("<", "‹").replace(">", "›") \
+        .replace("{", "(").replace("}", ")").replace("|", "¦")
+
+
+def _op_label(node) -> str:
+    prim = REGISTRY.get(node["op"])
+    label = (prim.label if prim and prim.label else node["op"])
+    p = node["params"]
+    if node["op"] == "im2col":
+        k, s, pad = p["kernel"], p["stride"], p["padding"]
+        label = f"windows {k[0]}x{k[1]}/s{s[0]}" + (f" p{pad[0]}" if any(pad) else "")
+    elif node["op"] in ("sum", "max", "min") and p.get("axis") is not None:
+        label = f"{label} axis={','.join(map(str, p['axis']))}"
+    elif node["op"] in ("reshape", "broadcast_to"):
+        label = f"{label} {tuple(p['shape'])}"
+    elif node["op"] == "transpose":
+        label = f"transpose {tuple(p['axes'])}"
+    elif node["op"] == "astype":
+        label = f"astype {p['dtype']}"
+    return label
+
+
+def _kind(g, nid, params, outputs):
+    node = g.nx.nodes[nid]
+    if node["op"] == "input":
+        return "parameter" if nid in params else "input"
+    if node["op"] == "const":
+        return "const"
+    prim = REGISTRY.get(node["op"])
+    return prim.family if prim else "elementwise"
+
+
+def _names(g):
+    from .naming import Namespace
+    ns = Namespace()
+    names = {}
+    for nid in g.order():
+        node = g.nx.nodes[nid]
+        primal = node.get("adjoint_of")
+        if primal is not None and primal in names and g.nx.nodes[nid]["op"] != "input":
+            names[nid] = ns.new("d_" + names[primal])
+        elif node["op"] == "const":
+            names[nid] = None
+        else:
+            names[nid] = ns.new(node.get("name") or node.get("hint") or node["op"])
+    return names
+
+
+def _const_text(node):
+    value = node.get("value")
+    try:
+        import numpy as np
+        if np.ndim(value) == 0:
+            v = value.item() if hasattr(value, "item") else value
+            return f"{v:.4g}" if isinstance(v, float) else str(v)
+    except Exception:  # pragma: no cover - drawing must never fail on a constant
+        pass
+    return "const"
+
+
+def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, rankdir="TB"):
+    """Draw ``graph`` as a :class:`graphviz.Digraph`.
+
+    Parameters
+    ----------
+    backward : bool, optional
+        Draw the backward part in its own cluster (default: when there is one).
+        ``False`` draws the forward part only.
+    collapse : bool or iterable of str, optional
+        Draw each scope (or the named ones) as a single box with its input and
+        output shapes.
+    flops : bool
+        Add each operation's FLOP count to its label.
+    """
+    import graphviz
+    g = graph
+    has_backward = any(g.nx.nodes[n].get("section") == "backward" for n in g.nx.nodes)
+    show_backward = has_backward if backward is None else (backward and has_backward)
+    names = _names(g)
+    outputs = set(g.outputs)
+    params = {g.nx.nodes[n].get("adjoint_of") for n in g.nx.nodes}
+    costs = g.cost().by_node if flops else {}
+    dot = graphviz.Digraph(name=g.fn_name, graph_attr={"rankdir": rankdir, "fontname": "Helvetica",
+                                                       "label": _esc(f"{g.fn_name}"), "labelloc": "t",
+                                                       "fontsize": "16"},
+                           node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled",
+                                      "shape": "box"},
+                           edge_attr={"arrowsize": "0.6"})
+    visible = [n for n in g.order()
+               if show_backward or g.nx.nodes[n].get("section") != "backward"]
+    vis = set(visible)
+    collapsed = _collapsed_scopes(g, visible, collapse)
+    box_of = {}
+    for n in visible:
+        scope = g.nx.nodes[n].get("scope")
+        top = _matching_scope(scope, collapsed)
+        if top is not None:
+            box_of[n] = "scope:" + top + (":bwd" if g.nx.nodes[n].get("section") == "backward" else "")
+
+    clusters: dict = {}
+
+    def cluster_for(nid):
+        node = g.nx.nodes[nid]
+        section = node.get("section") if show_backward else "forward"
+        key = ("backward" if section == "backward" else "forward", node.get("scope"))
+        return key
+
+    families = set()
+    for nid in visible:
+        if nid in box_of:
+            continue
+        node = g.nx.nodes[nid]
+        kind = _kind(g, nid, params, outputs)
+        families.add(kind)
+        attrs = {"fillcolor": FAMILY_COLORS.get(kind, "#ffffff")}
+        typ = type_str(node["shape"], node["dtype"])
+        if node["op"] == "input":
+            label = f"{names[nid]}\\n{typ}"
+            attrs["shape"] = "box"
+            attrs["style"] = "filled,rounded,bold"
+        elif node["op"] == "const":
+            label = _const_text(node)
+            attrs.update(shape="plaintext", style="filled", fontsize="9")
+        else:
+            label = f"{names[nid]} = {_op_label(node)}\\n{typ}"
+            if flops and costs.get(nid):
+                label += f"\\n{costs[nid]:,} FLOPs"
+            attrs["shape"] = "ellipse" if REGISTRY[node["op"]].elementwise else "box"
+        if nid in outputs:
+            attrs["peripheries"] = "2"
+            attrs["penwidth"] = "1.5"
+        if node.get("section") == "backward":
+            attrs["style"] = attrs.get("style", "filled") + ",dashed"
+        clusters.setdefault(cluster_for(nid), []).append((str(nid), _esc_label(label), attrs))
+
+    # collapsed scopes: one box each, with the shapes going in and out
+    for box, members in _group(box_of).items():
+        ins = sorted({type_str(g.nx.nodes[a]["shape"], g.nx.nodes[a]["dtype"])
+                      for m in members for a in g.nx.nodes[m]["args"] if box_of.get(a) != box})
+        outs = sorted({type_str(g.nx.nodes[m]["shape"], g.nx.nodes[m]["dtype"]) for m in members
+                       if any(box_of.get(u) != box for u in g.nx.successors(m) if u in vis)
+                       or m in outputs})
+        scope = box.split(":")[1]
+        bwd = box.endswith(":bwd")
+        label = f"{'∂ ' if bwd else ''}{scope}\\n{len(members)} ops\\nin: {', '.join(ins) or '-'}\\nout: {', '.join(outs) or '-'}"
+        attrs = {"fillcolor": "#fef3c7" if not bwd else "#fee2e2", "shape": "box3d"}
+        key = ("backward" if bwd else "forward", None)
+        clusters.setdefault(key, []).append((box, _esc_label(label), attrs))
+
+    for (section, scope), nodes in sorted(clusters.items(), key=lambda kv: (kv[0][0] != "forward", kv[0][1] or "")):
+        if not show_backward and scope is None:
+            target = dot
+            for nid, label, attrs in nodes:
+                target.node(nid, label, **attrs)
+            continue
+        cname = f"cluster_{section}" + (f"_{scope}" if scope else "")
+        with dot.subgraph(name=_cluster_id(cname)) as c:
+            title = ("backward" if section == "backward" else "forward") if not scope else scope
+            c.attr(label=_esc(title), style="rounded,dashed" if scope else "rounded",
+                   color="#9ca3af" if scope else ("#dc2626" if section == "backward" else "#2563eb"),
+                   fontsize="12")
+            for nid, label, attrs in nodes:
+                c.node(nid, label, **attrs)
+
+    seen_edges = set()
+    for nid in visible:
+        node = g.nx.nodes[nid]
+        dst = box_of.get(nid, str(nid))
+        for a in node["args"]:
+            if a not in vis:
+                continue
+            src = box_of.get(a, str(a))
+            if src == dst or (src, dst) in seen_edges:
+                continue
+            seen_edges.add((src, dst))
+            a_bwd = g.nx.nodes[a].get("section") == "backward"
+            if node.get("section") == "backward" and show_backward:
+                if a_bwd:
+                    dot.edge(src, dst, color=_BACKWARD_EDGE)
+                else:
+                    dot.edge(src, dst, color=_SAVED_EDGE, style="dashed", constraint="false")
+            else:
+                dot.edge(src, dst)
+    if legend:
+        _legend(dot, families, show_backward)
+    return dot
+
+
+def _esc_label(label):
+    # keep our own "\n" line breaks, escape everything else
+    return "\\n".join(_esc(part) for part in label.split("\\n"))
+
+
+def _cluster_id(name):
+    import re
+    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+
+
+def _collapsed_scopes(g, visible, collapse):
+    if not collapse:
+        return set()
+    scopes = {g.nx.nodes[n].get("scope") for n in visible} - {None}
+    tops = {s.split("/")[0] for s in scopes}
+    if collapse is True:
+        return tops
+    if isinstance(collapse, str):
+        collapse = [collapse]
+    return {c for c in collapse if c in scopes or c in tops}
+
+
+def _matching_scope(scope, collapsed):
+    if scope is None:
+        return None
+    parts = scope.split("/")
+    for i in range(1, len(parts) + 1):
+        if "/".join(parts[:i]) in collapsed:
+            return "/".join(parts[:i])
+    return None
+
+
+def _group(box_of):
+    out = {}
+    for n, b in box_of.items():
+        out.setdefault(b, []).append(n)
+    return out
+
+
+def _legend(dot, families, show_backward):
+    with dot.subgraph(name="cluster_legend") as c:
+        c.attr(label="legend", style="rounded", color="#d1d5db", fontsize="10")
+        order = ["input", "parameter", "const", "elementwise", "reduce", "shape", "linalg",
+                 "index", "nn", "conv", "random"]
+        prev = None
+        for fam in order:
+            if fam not in families:
+                continue
+            nid = f"legend_{fam}"
+            c.node(nid, fam, fillcolor=FAMILY_COLORS[fam], fontsize="9",
+                   shape="plaintext" if fam == "const" else "box")
+            if prev:
+                c.edge(prev, nid, style="invis")
+            prev = nid
+        c.node("legend_output", "output", fillcolor="#ffffff", peripheries="2", fontsize="9")
+        if prev:
+            c.edge(prev, "legend_output", style="invis")
+        if show_backward:
+            c.node("legend_bwd", "backward (∂)", fillcolor="#ffffff", style="filled,dashed", fontsize="9")
+            c.edge("legend_output", "legend_bwd", style="invis")
+
+
+def dot_available() -> bool:
+    return shutil.which("dot") is not None
+
+
+def render_graph(graph, path, **kwargs) -> pathlib.Path:
+    """Write ``graph`` to ``path``; the format comes from the suffix.
+
+    ``.svg``, ``.png``, ``.pdf`` need Graphviz's ``dot`` program; ``.dot`` and
+    ``.gv`` write DOT text and need nothing.
+    """
+    path = pathlib.Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png", "pdf", "dot", "gv"):
+        raise GraphcError(f"cannot render to {path.name}: unknown format {fmt!r}",
+                          hint="use a .svg, .png, .pdf, .dot or .gv file name")
+    dot = to_dot(graph, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in ("dot", "gv"):
+        path.write_text(dot.source)
+        return path
+    exe = shutil.which("dot")
+    if exe is None:
+        raise GraphcError("Graphviz's `dot` program was not found, so graphc cannot write "
+                          f"{path.name}", hint=INSTALL_HINT)
+    try:
+        proc = subprocess.run([exe, f"-T{fmt}", "-o", os.fspath(path)], input=dot.source.encode(),
+                              capture_output=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise GraphcError(f"Graphviz's `dot` failed to run: {e}", hint=INSTALL_HINT) from None
+    if proc.returncode != 0:
+        raise GraphcError(f"Graphviz's `dot` failed on {path.name}: "
+                          f"{proc.stderr.decode(errors='replace').strip()[:500]}",
+                          hint="the DOT text can be written with a .dot suffix for inspection")
+    return path
