@@ -255,8 +255,8 @@ def _key_of(x):
         return (t, x)
     if isinstance(x, Tracer):
         raise _Traced
-    if isinstance(x, np.generic):
-        return ("scalar", x.dtype)
+    if isinstance(x, np.generic):      # same graph as a 0-d array of that dtype
+        return ((), x.dtype)
     if isinstance(x, Spec):
         return ("spec", x.shape, x.dtype)
     if isinstance(x, (dict, list, tuple)) and not hasattr(x, "_fields"):

@@ -13,8 +13,9 @@ generated function::
         params, state = opt.update(grads, state, params)
         return params, state, loss
 
-The step counter of ``adam`` is an ``np.int64`` array in the state, so it is
-traced data: every step runs the same compiled code.
+The step counter of ``adam`` is an ``np.int64`` scalar in the state (the type a
+compiled step returns for it), so it is traced data: every step, the first
+included, runs the same compiled code.
 """
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ class Optimizer:
 
 
 def _zeros_like(p):
-    return np.zeros(np.shape(p), dtype=p.dtype)
+    z = np.zeros(np.shape(p), dtype=p.dtype)
+    # A NumPy scalar gets a NumPy scalar: what a compiled step returns for it.
+    return z[()] if isinstance(p, np.generic) else z
 
 
 def _cast(value, like):
@@ -90,7 +93,7 @@ def adam(lr, b1=0.9, b2=0.999, eps=1e-8):
     and ``v_hat = v / (1 - b2**t)``.
     """
     def init(params):
-        return {"step": np.zeros((), np.int64), "m": tree_map(_zeros_like, params),
+        return {"step": np.int64(0), "m": tree_map(_zeros_like, params),
                 "v": tree_map(_zeros_like, params)}
 
     def update(grads, state, params):

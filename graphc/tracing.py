@@ -116,14 +116,16 @@ class Trace:
     def activate(self, capture_names=True):
         stack = _stack()
         stack.append(self)
-        old_profile = sys.getprofile()
+        # Name capture borrows the profile hook; when a profiler (cProfile,
+        # a debugger) already holds it, leave it alone and fall back to op names.
+        capture_names = capture_names and sys.getprofile() is None
         if capture_names:
             sys.setprofile(self._profile)
         try:
             yield self
         finally:
             if capture_names:
-                sys.setprofile(old_profile)
+                sys.setprofile(None)
             stack.pop()
 
     def _profile(self, frame, event, arg):

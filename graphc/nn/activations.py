@@ -57,12 +57,15 @@ def leaky_relu(x, negative_slope=0.01):
 def elu(x, alpha=1.0):
     """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``.
 
-    The exponential sees ``min(x, 0)``, so large positive inputs cannot overflow
-    (and cannot turn the unused branch's gradient into ``0 * inf = nan``).
+    The exponential sees ``x`` clamped to ``<= 0``, so large positive inputs cannot
+    overflow (and cannot turn the unused branch's gradient into ``0 * inf = nan``).
+    The clamp is a ``where`` rather than ``np.minimum`` (which splits a tie's
+    gradient half/half), so the derivative at 0 is ``alpha``, the left piece's.
     """
     x = floating(x)
-    neg = alpha * E.expm1(E.minimum(x, 0.0))
-    return C.hint(E.where(x > 0, x, neg), "elu")
+    pos = x > 0
+    neg = alpha * E.expm1(E.where(pos, 0.0, x))
+    return C.hint(E.where(pos, x, neg), "elu")
 
 
 def softplus(x):
@@ -71,8 +74,8 @@ def softplus(x):
     Examples
     --------
     >>> import numpy as np, graphc
-    >>> graphc.nn.softplus(np.array([-1000.0, 0.0, 1000.0]))
-    array([0.        , 0.69314718, 1000.        ])
+    >>> graphc.nn.softplus(np.array([-1000.0, 0.0, 1000.0])).tolist()
+    [0.0, 0.6931471805599453, 1000.0]
     """
     return _nn.softplus(floating(x))
 

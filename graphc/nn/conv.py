@@ -154,13 +154,20 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
 
 
 def lp_pool2d(x, p, kernel_size, stride=None):
-    """``(sum of x**p over the window)**(1/p)``; ``p=2`` is L2-norm pooling."""
+    """``(sum of x**p over the window)**(1/p)``; ``p=2`` is L2-norm pooling.
+
+    An all-zero window gives 0 with gradient 0 (as PyTorch), not ``0 * inf = nan``:
+    the root only ever sees nonzero sums.
+    """
     x = floating(x)
     xs, k, s, pad = _pool_args(x, kernel_size, stride, 0, "lp_pool2d")
     win = _windows(x, k, s, pad)
     powered = win * win if p == 2 else win ** p
     total = C.sum(powered, axis=(4, 5))
-    return C.hint(E.sqrt(total) if p == 2 else total ** (1.0 / p), "pool")
+    zero = total == 0
+    safe = E.where(zero, 1.0, total)
+    root = E.sqrt(safe) if p == 2 else safe ** (1.0 / p)
+    return C.hint(E.where(zero, 0.0, root), "pool")
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0):

@@ -55,9 +55,11 @@ def norm_axis(axis, ndim, what="axis"):
     for a in axes:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
             raise UnsupportedError(f"{what} must be a static int or tuple of ints, got {a!r}")
-        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        # NumPy accepts axis 0 and -1 on a 0-d array.
+        if not (-ndim <= a < ndim or (ndim == 0 and a in (0, -1))):
             raise ShapeError(f"{what} {a} is out of bounds for an array of dimension {ndim}")
-        out.append(int(a) % max(ndim, 1))
+        if ndim:  # on a 0-d array there is no axis to reduce: normalize to ()
+            out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ShapeError(f"repeated {what} in {axis!r}")
     return tuple(sorted(out))

@@ -45,8 +45,16 @@ def _pow_vjp(ct, x, y, *, out):
         dx = ct * (2 * x)
     else:
         dx = ct * (y * x ** (y - 1))
-    dy = None if const_y else ct * (log(x) * out)
-    return dx, dy
+    if const_y:
+        return dx, None
+    # d/dy x**y = log(x) * x**y, taken as 0 where x == 0 (0**y is flat there), as JAX does:
+    # log(0) * 0 would otherwise give nan.
+    x_node = g.nx.nodes[x.node]
+    if x_node["op"] == "const" and np.all(np.asarray(x_node["value"]) != 0):
+        safe_x = x
+    else:
+        safe_x = where(x == 0, 1.0, x)
+    return dx, ct * (log(safe_x) * out)
 
 
 pow = _binary("pow", "{0} ** {1}", np.power, 14, _pow_vjp, lambda x, y: x ** y, "^",

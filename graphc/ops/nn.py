@@ -255,7 +255,8 @@ def _bernoulli_rule(key, *, shape, rate):
 
 bernoulli = primitive(
     name="bernoulli", shape=_bernoulli_rule,
-    numpy="np.random.default_rng(int({0})).random({shape}) >= {rate}", prec=6, vjp=None,
+    # ``% 2**64``: NumPy seeds must be non-negative; any int64 key gets its own mask.
+    numpy="np.random.default_rng(int({0}) % 2**64).random({shape}) >= {rate}", prec=6, vjp=None,
     sympy=None, label="keep mask", family="random", flops=lambda out, *a, **p: out.size,
     doc="Keep-mask: True with probability 1 - rate; a function of (key, shape, rate).")
 
