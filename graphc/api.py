@@ -12,6 +12,7 @@ import numpy as np
 
 from . import codegen, errors
 from .autodiff import backward
+from .ops.shape import identity
 from .errors import GradError, GraphcError
 from .ir import Graph
 from .passes import optimize
@@ -188,8 +189,9 @@ def _grad_body(fn, argnums, has_aux, with_value, name):
                         hint="gradients exist only for floating arguments: pass floats "
                              "(e.g. 1.0 or x.astype(np.float64)), or leave this argument out "
                              "of argnums")
-                lifted.append(x)
+                lifted.append(identity(x))
             wrt_trees.append((tdef, lifted))
+            call_args[i] = unflatten(tdef, lifted)
         start = trace.graph._next
         out = fn(*call_args, **call_kwargs)
         aux = None

@@ -255,7 +255,24 @@ def _reserve_inputs(g, em: _Emitter):
     return lines
 
 
-def _def_line(g, func_name):
+def _default_text(value):
+    """Python text that rebuilds a default argument value (arrays exactly)."""
+    if value is None or isinstance(value, (bool, int, float, str)) and not isinstance(value, np.generic):
+        return repr(value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        arr = np.asarray(value)
+        text = const_text(arr, Aval(arr.shape, arr.dtype, False))
+        return text if isinstance(value, np.ndarray) else f"np.{arr.dtype.name}({arr.item()!r})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_default_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_default_text(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_default_text(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    raise TypeError(type(value).__name__)
+
+
+def _def_line(g, func_name, module_lines=None):
     sig = g.signature
     if sig is None:
         return f"def {func_name}({', '.join(sanitize(base_name(g, n)) for n in g.inputs)}):"
@@ -273,10 +290,15 @@ def _def_line(g, func_name):
                 parts.append("*")
                 star_done = True
             d = p.default
-            if d is not inspect.Parameter.empty and (d is None or isinstance(d, (bool, int, float, str))):
-                parts.append(f"{name}={d!r}")
-            else:
+            if d is inspect.Parameter.empty:
                 parts.append(name)
+                continue
+            text = _default_text(d)
+            if len(text) > 40 and module_lines is not None:
+                # Array defaults live at module level, rebuilt exactly once.
+                module_lines.append(f"{name.upper()}_DEFAULT = {text}")
+                text = f"{name.upper()}_DEFAULT"
+            parts.append(f"{name}={text}")
     return f"def {func_name}({', '.join(parts)}):"
 
 
@@ -342,7 +364,11 @@ def generate(g, func_name: str, doc: str = "", source_file: str | None = None) -
             "import numpy as np", ""]
     if em.module_consts:
         head += [""] + em.module_consts + [""]
-    lines = head + ["", _def_line(g, func_name)]
+    defaults: list = []
+    def_line = _def_line(g, func_name, defaults)
+    if defaults:
+        head += [""] + defaults + [""]
+    lines = head + ["", def_line]
     if doc:
         lines.append(f'    """{doc}"""')
     lines += ["    " + l for l in unpack + _weak_inputs_to_numpy(g, em)]

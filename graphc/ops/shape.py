@@ -97,3 +97,11 @@ concatenate = primitive(
     numpy=lambda e, *, axis: f"np.concatenate([{', '.join(e.args)}], axis={axis})",
     vjp=_concat_vjp, sympy=lambda *xs, axis: np.concatenate(xs, axis=axis), label="concat",
     family="shape", flops=zero_flops)
+
+
+# A fresh alias of a value: a nested grad differentiates with respect to its own
+# alias of an argument, so a closure over the same outer value stays constant
+# (no perturbation confusion).  The optimizer removes aliases before codegen.
+identity = primitive(
+    name="identity", shape=lambda x: x, numpy="{0}", vjp=lambda ct, x, *, out: (ct,),
+    sympy=lambda x: x, label="=", family="shape", flops=zero_flops, elementwise=True)
