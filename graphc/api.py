@@ -440,6 +440,15 @@ def export(fn, *args, path, overwrite=None, **kwargs) -> pathlib.Path:
     ``compile(f)`` (or a plain ``f``), ``f_grad`` for ``grad(f)`` and
     ``f_value_and_grad`` for ``value_and_grad(f)``.  An existing file is only
     replaced when graphc wrote it, or with ``overwrite=True``.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc, tempfile, os
+    >>> def f(x):
+    ...     return np.sum(x ** 2)
+    >>> path = graphc.export(graphc.grad(f), np.ones(3), path=os.path.join(tempfile.mkdtemp(), "f_grad.py"))
+    >>> "def f_grad(x):" in path.read_text()
+    True
     """
     compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
     source = compiled.source(*args, **kwargs)
