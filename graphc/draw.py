@@ -27,6 +27,7 @@ FAMILY_COLORS = {
     "index": "#ddd6fe", "nn": "#a7f3d0", "conv": "#f9a8d4", "random": "#fed7aa",
 }
 _BACKWARD_EDGE = "#dc2626"
+_LARGE = 300
 _SAVED_EDGE = "#9ca3af"
 
 INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphviz` (Debian/Ubuntu), "
@@ -83,6 +84,11 @@ def _names(g):
     return names
 
 
+def _scalar_const(g, nid):
+    node = g.nx.nodes[nid]
+    return node["op"] == "const" and node["shape"] == ()
+
+
 def _const_text(node):
     value = node.get("value")
     try:
@@ -117,14 +123,20 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     outputs = set(g.outputs)
     params = {g.nx.nodes[n].get("adjoint_of") for n in g.nx.nodes}
     costs = g.cost().by_node if flops else {}
-    dot = graphviz.Digraph(name=g.fn_name, graph_attr={"rankdir": rankdir, "fontname": "Helvetica",
-                                                       "label": _esc(f"{g.fn_name}"), "labelloc": "t",
-                                                       "fontsize": "16"},
+    graph_attr = {"rankdir": rankdir, "fontname": "Helvetica", "label": _esc(f"{g.fn_name}"),
+                  "labelloc": "t", "fontsize": "16"}
+    if len(g) > _LARGE:
+        # dot's network-simplex and crossing minimization are superlinear: cap
+        # their iterations so thousands of nodes lay out in seconds.
+        graph_attr.update(nslimit="1", nslimit1="1", mclimit="0.2", searchsize="10",
+                          splines="line", remincross="false")
+    dot = graphviz.Digraph(name=g.fn_name, graph_attr=graph_attr,
                            node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled",
                                       "shape": "box"},
                            edge_attr={"arrowsize": "0.6"})
     visible = [n for n in g.order()
-               if show_backward or g.nx.nodes[n].get("section") != "backward"]
+               if (show_backward or g.nx.nodes[n].get("section") != "backward")
+               and not _scalar_const(g, n)]
     vis = set(visible)
     collapsed = _collapsed_scopes(g, visible, collapse)
     box_of = {}
@@ -159,7 +171,9 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
             label = _const_text(node)
             attrs.update(shape="plaintext", style="filled", fontsize="9")
         else:
-            label = f"{names[nid]} = {_op_label(node)}\\n{typ}"
+            consts = [_const_text(g.nx.nodes[a]) for a in node["args"] if _scalar_const(g, a)]
+            op = _op_label(node) + (" " + ", ".join(consts) if consts else "")
+            label = f"{names[nid]} = {op}\\n{typ}"
             if flops and costs.get(nid):
                 label += f"\\n{costs[nid]:,} FLOPs"
             attrs["shape"] = "ellipse" if REGISTRY[node["op"]].elementwise else "box"
@@ -184,6 +198,42 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
         key = ("backward" if bwd else "forward", None)
         clusters.setdefault(key, []).append((box, _esc_label(label), attrs))
 
+    # Edges.  In large drawings a value used far away (a saved forward value read
+    # by the backward pass, a parameter used by every layer) gets a small proxy
+    # node beside each consumer instead of one long edge: long edges make dot's
+    # layout quadratic in the graph size.
+    large = len(visible) > _LARGE
+    fanout = {n: sum(1 for u in g.nx.successors(n) if u in vis) for n in visible}
+    edges, seen_edges = [], set()
+    for nid in visible:
+        node = g.nx.nodes[nid]
+        dst = box_of.get(nid, str(nid))
+        for a in node["args"]:
+            if a not in vis:
+                continue
+            src = box_of.get(a, str(a))
+            if src == dst or (src, dst) in seen_edges:
+                continue
+            seen_edges.add((src, dst))
+            a_bwd = g.nx.nodes[a].get("section") == "backward"
+            saved = node.get("section") == "backward" and show_backward and not a_bwd
+            if large and (saved or fanout[a] > 3) and a not in box_of:
+                proxy = f"p{src}_{dst}"
+                clusters.setdefault(cluster_for(nid), []).append(
+                    (proxy, _esc(names.get(a) or "value"),
+                     {"shape": "box", "style": "dashed,rounded", "fontsize": "8",
+                      "fillcolor": "#ffffff", "color": _SAVED_EDGE}))
+                src = proxy
+                saved_style = {"color": _SAVED_EDGE, "style": "dashed"}  # short: keep it ranked
+                edges.append((src, dst, saved_style if saved else {}))
+                continue
+            if saved:
+                edges.append((src, dst, {"color": _SAVED_EDGE, "style": "dashed", "constraint": "false"}))
+            elif node.get("section") == "backward" and show_backward:
+                edges.append((src, dst, {"color": _BACKWARD_EDGE}))
+            else:
+                edges.append((src, dst, {}))
+
     for (section, scope), nodes in sorted(clusters.items(), key=lambda kv: (kv[0][0] != "forward", kv[0][1] or "")):
         if not show_backward and scope is None:
             target = dot
@@ -199,25 +249,8 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
             for nid, label, attrs in nodes:
                 c.node(nid, label, **attrs)
 
-    seen_edges = set()
-    for nid in visible:
-        node = g.nx.nodes[nid]
-        dst = box_of.get(nid, str(nid))
-        for a in node["args"]:
-            if a not in vis:
-                continue
-            src = box_of.get(a, str(a))
-            if src == dst or (src, dst) in seen_edges:
-                continue
-            seen_edges.add((src, dst))
-            a_bwd = g.nx.nodes[a].get("section") == "backward"
-            if node.get("section") == "backward" and show_backward:
-                if a_bwd:
-                    dot.edge(src, dst, color=_BACKWARD_EDGE)
-                else:
-                    dot.edge(src, dst, color=_SAVED_EDGE, style="dashed", constraint="false")
-            else:
-                dot.edge(src, dst)
+    for src, dst, attrs in edges:
+        dot.edge(src, dst, **attrs)
     if legend:
         _legend(dot, families, show_backward)
     return dot
