@@ -144,7 +144,8 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
         scope = g.nx.nodes[n].get("scope")
         top = _matching_scope(scope, collapsed)
         if top is not None:
-            box_of[n] = "scope:" + top + (":bwd" if g.nx.nodes[n].get("section") == "backward" else "")
+            # no ":" in ids: dot reads "a:b" as node a, port b
+            box_of[n] = "scope__" + _cluster_id(top) + ("__bwd" if g.nx.nodes[n].get("section") == "backward" else "")
 
     clusters: dict = {}
 
@@ -186,13 +187,19 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
 
     # collapsed scopes: one box each, with the shapes going in and out
     for box, members in _group(box_of).items():
+        # Shapes that cross the box's border within its own section (saved values
+        # read by the backward pass show as dashed edges instead).
+        section = g.nx.nodes[members[0]].get("section")
+        same = lambda n: g.nx.nodes[n].get("section") == section  # noqa: E731
         ins = sorted({type_str(g.nx.nodes[a]["shape"], g.nx.nodes[a]["dtype"])
-                      for m in members for a in g.nx.nodes[m]["args"] if box_of.get(a) != box})
+                      for m in members for a in g.nx.nodes[m]["args"]
+                      if box_of.get(a) != box and not _scalar_const(g, a) and same(a)})
         outs = sorted({type_str(g.nx.nodes[m]["shape"], g.nx.nodes[m]["dtype"]) for m in members
-                       if any(box_of.get(u) != box for u in g.nx.successors(m) if u in vis)
+                       if any(box_of.get(u) != box and same(u) for u in g.nx.successors(m) if u in vis)
                        or m in outputs})
-        scope = box.split(":")[1]
-        bwd = box.endswith(":bwd")
+        bwd = box.endswith("__bwd")
+        scope = g.nx.nodes[members[0]].get("scope")
+        scope = _matching_scope(scope, collapsed)
         label = f"{'∂ ' if bwd else ''}{scope}\\n{len(members)} ops\\nin: {', '.join(ins) or '-'}\\nout: {', '.join(outs) or '-'}"
         attrs = {"fillcolor": "#fef3c7" if not bwd else "#fee2e2", "shape": "box3d"}
         key = ("backward" if bwd else "forward", None)
