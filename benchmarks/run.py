@@ -1,0 +1,539 @@
+"""graphc benchmark harness: speed as ratios against hand-written NumPy and peers.
+
+    .venv/bin/python benchmarks/run.py            # full run (make bench), ~3-5 minutes
+    python benchmarks/run.py --quick              # ~1 minute, fewer/shorter repeats
+    python benchmarks/run.py --only W2,W4         # a subset (keys: W1 W2 W3 W4 T-MLP T-LeNet
+                                                  #   bwdfwd compile)
+
+Every implementation is first checked against graphc's value and gradients (allclose with
+float32 tolerances); a mismatch stops the run (``--keep-going`` marks it "!" instead).
+Each time is the median over >= 7 repeats of a timeit loop whose inner count is chosen so
+one repeat lasts about ``--target`` seconds, after a warm-up (which also compiles graphc's
+and JAX's code).  BLAS threading is left at its defaults and recorded.
+
+Output: a markdown report on stdout, also written to benchmarks/results/latest.md (and the
+raw numbers to benchmarks/results/latest.json).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:           # `python benchmarks/run.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _early_threads():
+    """``--threads N`` must reach XLA before jax is imported (BLAS and torch are set later)."""
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            n = sys.argv[i + 1]
+        elif a.startswith("--threads="):
+            n = a.split("=", 1)[1]
+        else:
+            continue
+        if n == "1":   # XLA has no thread-count flag; it can only turn Eigen threading off
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                       + " --xla_cpu_multi_thread_eigen=false").strip()
+
+
+_early_threads()
+
+import numpy as np  # noqa: E402
+
+import graphc  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import workloads as W  # noqa: E402
+
+PEER_COLS = ("torch", "jax", "autograd")
+ALL_KEYS = ("W1", "W2", "W3", "W4", "T-MLP", "T-LeNet", "bwdfwd", "compile")
+
+
+# --- timing ----------------------------------------------------------------------------
+class Timing:
+    def __init__(self, per_call, number, repeats, spread):
+        self.per_call, self.number, self.repeats, self.spread = per_call, number, repeats, spread
+
+    def as_json(self):
+        return {"median_s": self.per_call, "number": self.number, "repeats": self.repeats,
+                "min_s": self.spread[0], "max_s": self.spread[1]}
+
+
+def calibrate(fn, target, warmup=3):
+    """Warm up ``fn`` (graphc / JAX compile on the first call); return (Timer, inner count)."""
+    for _ in range(warmup):
+        fn()
+    timer = timeit.Timer(fn)
+    one = min(timer.repeat(repeat=3, number=1))
+    number = max(1, int(math.ceil(target / max(one, 1e-9))))
+    if number > 1:                       # refine with a longer sample
+        one = timer.timeit(number) / number
+        number = max(1, int(math.ceil(target / max(one, 1e-9))))
+    return timer, number
+
+
+def measure_group(fns, target, repeats, slow=()):
+    """Median seconds per call of each callable in ``fns`` ({name: fn}).
+
+    The repeats are interleaved (repeat r of every callable, then repeat r + 1, ...), so a
+    burst of load from elsewhere hits all of them alike and ratios stay meaningful.  GC is
+    off while timing, as timeit does.  Names in ``slow`` run one call per repeat.
+    """
+    timers = {}
+    for name, fn in fns.items():
+        timers[name] = calibrate(fn, 0.0 if name in slow else target, 1 if name in slow else 3)
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, (timer, number) in timers.items():
+            samples[name].append(timer.timeit(number) / number)
+    return {name: Timing(statistics.median(v), timers[name][1], repeats, (min(v), max(v)))
+            for name, v in samples.items()}
+
+
+def measure(fn, target, repeats, warmup=3):
+    """Median seconds per call of one callable."""
+    return measure_group({"fn": fn}, target, repeats)["fn"]
+
+
+def fmt_time(s):
+    if s is None:
+        return "n/a"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def fmt_ratio(a, b):
+    return "n/a" if a is None or b is None else f"{a / b:.2f}x"
+
+
+# --- correctness -----------------------------------------------------------------------
+def _close(ref, got, rtol, atol):
+    ref, got = np.asarray(ref), np.asarray(got)
+    if ref.shape != got.shape:
+        return False, f"shape {got.shape} != {ref.shape}"
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    err = float(np.max(np.abs(ref.astype(np.float64) - got.astype(np.float64)))) if ref.size else 0.0
+    ok = np.allclose(got, ref, rtol=rtol, atol=atol * max(scale, 1e-12))
+    return ok, f"max abs err {err:.3g} (max |ref| {scale:.3g})"
+
+
+def check(workload, log):
+    """Run every implementation once and compare with graphc's output."""
+    problems = []
+    ref_impl = workload.impls[0]
+    ref_v, ref_arrays = ref_impl.extract(ref_impl.fn())
+    # graphc keeps float32 float32 (a silent upcast would be a graphc bug)
+    if workload.key != "W1":
+        for i, a in enumerate(ref_arrays):
+            if np.asarray(a).dtype != np.float32:
+                problems.append(f"{workload.key} {ref_impl.name}: output {i} has dtype "
+                                f"{np.asarray(a).dtype}, expected float32")
+    for impl in workload.impls[1:]:
+        try:
+            v, arrays = impl.extract(impl.fn())
+        except Exception:
+            problems.append(f"{workload.key} {impl.name}: raised\n{traceback.format_exc()}")
+            impl.failed = True
+            continue
+        ok, why = _close(ref_v, v, workload.rtol, workload.atol)
+        bad = [] if ok else [f"value {v!r} vs {ref_v!r}: {why}"]
+        if len(arrays) != len(ref_arrays):
+            bad.append(f"{len(arrays)} arrays vs {len(ref_arrays)}")
+        for k, (r, a) in enumerate(zip(ref_arrays, arrays)):
+            ok, why = _close(r, a, workload.rtol, workload.atol)
+            if not ok:
+                bad.append(f"array {k}: {why}")
+        if bad:
+            problems.append(f"{workload.key} {impl.name} disagrees with {ref_impl.name}: "
+                            + "; ".join(bad))
+            impl.mismatch = True
+    log(f"  checked {workload.key}: {len(workload.impls)} implementations"
+        + ("" if not problems else f", {len(problems)} PROBLEM(S)"))
+    return problems
+
+
+# --- environment -----------------------------------------------------------------------
+class CpuMonitor:
+    """How many cores *other* processes kept busy while we ran (from /proc/stat).
+
+    Benchmarks on a shared machine are only meaningful when this is small: BLAS and torch
+    thread pools stall badly when a core they use is taken by another process.
+    """
+
+    def __init__(self):
+        self.t0, self.busy0, self.own0 = time.time(), self._busy(), self._own()
+
+    @staticmethod
+    def _busy():
+        try:
+            f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+            user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in f[:8])
+            return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        except Exception:
+            return None
+
+    @staticmethod
+    def _own():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def others(self):
+        """Average number of cores used by other processes since construction."""
+        busy = self._busy()
+        if busy is None or self.busy0 is None:
+            return None
+        wall = max(time.time() - self.t0, 1e-9)
+        return max(0.0, ((busy - self.busy0) - (self._own() - self.own0)) / wall)
+
+
+def wait_quiet(max_wait, log, threshold=0.1, window=5.0):
+    """Wait (up to ``max_wait`` s) until other processes use < ``threshold`` cores."""
+    deadline = time.time() + max_wait
+    while True:
+        m = CpuMonitor()
+        time.sleep(window)
+        others = m.others()
+        if others is None or others < threshold:
+            return others
+        if time.time() > deadline:
+            log(f"  machine still busy ({others:.2f} cores used by others); timing anyway")
+            return others
+        log(f"  waiting for a quiet machine: {others:.2f} cores busy with other processes")
+        time.sleep(10)
+
+
+def set_threads(n):
+    """Opt-in: pin NumPy's BLAS/OpenMP pools and torch to ``n`` threads (JAX via XLA_FLAGS)."""
+    try:
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(n)
+    except ImportError:
+        pass
+    t = peers.torch()
+    if t is not None:
+        t.set_num_threads(n)
+
+
+def environment():
+    env = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "python": platform.python_version(), "platform": platform.platform(),
+           "numpy": np.__version__, "graphc": getattr(graphc, "__version__", "?")}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                env["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        env["cpu"] = platform.processor() or "?"
+    env["cores"] = os.cpu_count()
+    try:
+        env["cores_usable"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "graphc"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        env["git"] = rev + (" (graphc/ modified)" if dirty else "")
+    except Exception:
+        pass
+    env["thread_env"] = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                     "MKL_NUM_THREADS") if k in os.environ}
+    t = peers.torch()
+    env["torch"] = f"{t.__version__} (threads {t.get_num_threads()})" if t else "n/a"
+    j = peers.jax()
+    if j:
+        import jaxlib
+        env["jax"] = f"{j.__version__} (jaxlib {jaxlib.__version__}, {j.default_backend()})"
+    else:
+        env["jax"] = "n/a"
+    a = peers.autograd()
+    if a:
+        try:
+            from importlib.metadata import version
+            env["autograd"] = version("autograd")
+        except Exception:
+            env["autograd"] = "installed"
+    else:
+        env["autograd"] = "n/a"
+    try:
+        import threadpoolctl
+        env["threadpools"] = [
+            f"{p.get('internal_api')} {p.get('version')} ({p.get('user_api')}, "
+            f"{p.get('num_threads')} threads, {Path(p.get('filepath', '')).name})"
+            for p in threadpoolctl.threadpool_info()]
+    except ImportError:
+        env["threadpools"] = ["threadpoolctl not installed"]
+    return env
+
+
+# --- the runs --------------------------------------------------------------------------
+def run_workload(w, cfg, log, with_fwd=False):
+    """Time every implementation of ``w`` (and its forward-only versions when ``with_fwd``),
+    interleaved; returns {impl name: Timing or None}, forward-only ones as "fwd:NAME"."""
+    fns, slow, out = {}, set(), {}
+    for impl in w.impls:
+        if getattr(impl, "failed", False):
+            out[impl.name] = None
+        elif impl.slow and cfg.quick:
+            log(f"  {w.key} {impl.name}: skipped in --quick (slow)")
+            out[impl.name] = None
+        else:
+            fns[impl.name] = impl.fn
+            if impl.slow:
+                slow.add(impl.name)
+    if with_fwd and hasattr(w, "fwd"):
+        fns.update({"fwd:" + k: fn for k, fn in w.fwd.items()})
+    res = measure_group(fns, cfg.target, cfg.repeats, slow)
+    for name, t in res.items():
+        log(f"  {w.key:8s} {name:12s} {fmt_time(t.per_call):>10s}  "
+            f"(x{t.number} per repeat, {t.repeats} repeats)")
+    out.update(res)
+    return out
+
+
+def main_rows(results, workloads):
+    """The main table: one row per graphc variant."""
+    rows = []
+
+    def cell(name, res):
+        t = res.get(name)
+        return None if t is None else t.per_call
+
+    def row(label, g, hand, res, peers_shown=True, mark=""):
+        cells = [label, fmt_time(g) + mark, fmt_time(hand), fmt_ratio(g, hand)]
+        for p in PEER_COLS:
+            cells.append(fmt_time(cell(p, res)) if peers_shown else "″")
+        return cells
+
+    for w in workloads:
+        res = results[w.key]
+        mark = {i.name: ("!" if getattr(i, "mismatch", False) else "") for i in w.impls}
+        g = cell("graphc", res)
+        hand = cell("numpy", res)
+        if w.key == "W1":
+            rows.append(row(w.label + ", hand = NumPy", g, hand, res))
+            rows.append(row("W1 same, hand = pure `math`", g, cell("math", res), res, False))
+        elif w.get("graphc (nn)") is not None:
+            rows.append(row(w.label + ", plain `np` loss", g, hand, res))
+            rows.append(row(w.label.split(" ")[0] + " same, `graphc.nn` loss",
+                            cell("graphc (nn)", res), hand, res, False))
+        else:
+            rows.append(row(w.label, g, hand, res))
+        for p in PEER_COLS:
+            if mark.get(p):
+                rows[-1][4 + PEER_COLS.index(p)] += "!"
+    return rows
+
+
+def md_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def bwd_fwd(w, res):
+    """(fwd+bwd)/fwd time ratios per implementation, and graphc's FLOP ratio."""
+    cost = w.graphc_fn.graph(*w.graphc_args).cost()
+    flop_ratio = cost.total_flops / cost.forward_flops
+    rows, raw = [], {}
+    for name in w.fwd:
+        both, t = res.get(name), res["fwd:" + name]
+        raw[name] = {"fwd": t.as_json(), "fwd_bwd_s": both.per_call if both else None}
+        rows.append([w.key, name, fmt_time(t.per_call), fmt_time(both.per_call if both else None),
+                     fmt_ratio(both.per_call if both else None, t.per_call),
+                     f"{flop_ratio:.2f}"])
+    raw["cost"] = {"forward_flops": cost.forward_flops, "backward_flops": cost.backward_flops}
+    return rows, raw, cost
+
+
+def compile_times(cfg, log):
+    rows, raw = [], {}
+    rng = np.random.default_rng(0)
+    p, (x, y) = W.lenet_params(rng), W.lenet_data(rng)
+    cases = [("LeNet value_and_grad", W.lenet_loss, (p, x, y), 0, 3 if cfg.quick else 7)]
+    xs = W.chain_args()
+    for length in (1000, 2000):
+        cases.append((f"chain of {length} steps, value_and_grad", W.make_chain(length), xs,
+                      (0, 1), 1 if cfg.quick else 3))
+    for label, fn, args, argnums, reps in cases:
+        firsts, cacheds, traces = [], [], []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            graphc.trace(fn, *args)
+            traces.append(time.perf_counter() - t0)
+            vg = graphc.value_and_grad(fn, argnums=argnums)
+            t0 = time.perf_counter()
+            vg(*args)
+            firsts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            vg(*args)
+            cacheds.append(time.perf_counter() - t0)
+        fwd_nodes = graphc.trace(fn, *args).nx.number_of_nodes()
+        full_nodes = vg.graph(*args).nx.number_of_nodes()
+        lines = len(vg.source(*args).splitlines())
+        comp = statistics.median(firsts) - statistics.median(cacheds)
+        tr = statistics.median(traces)
+        log(f"  compile {label}: {comp:.3f} s ({fwd_nodes} traced nodes, {full_nodes} in the "
+            f"fwd+bwd graph)")
+        raw[label] = {"compile_s": comp, "trace_s": tr, "forward_nodes": fwd_nodes,
+                      "graph_nodes": full_nodes, "source_lines": lines, "repeats": reps}
+        rows.append([label, f"{fwd_nodes:,}", f"{full_nodes:,}", f"{lines:,}", fmt_time(tr),
+                     fmt_time(comp), f"{comp / full_nodes * 1e6:.0f} µs"])
+    return rows, raw
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="shorter repeats, skip slow peers (~1 min)")
+    ap.add_argument("--only", default="", help="comma-separated subset of " + " ".join(ALL_KEYS))
+    ap.add_argument("--repeats", type=int, default=None, help="timeit repeats (>= 7)")
+    ap.add_argument("--target", type=float, default=None, help="seconds per timeit repeat")
+    ap.add_argument("--keep-going", action="store_true",
+                    help="time implementations that disagree with graphc, marked '!'")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="pin BLAS / torch / XLA threads (default: leave each library's default)")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                    help="first wait up to SECONDS for other processes to go idle (shared machines)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.md"))
+    cfg = ap.parse_args(argv)
+    cfg.repeats = max(7, cfg.repeats or (7 if cfg.quick else 15))
+    cfg.target = cfg.target or (0.01 if cfg.quick else 0.025)
+    only = set(filter(None, cfg.only.split(","))) or set(ALL_KEYS)
+    unknown = only - set(ALL_KEYS)
+    if unknown:
+        ap.error(f"unknown --only keys {sorted(unknown)}; choose from {' '.join(ALL_KEYS)}")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    if cfg.wait_quiet:
+        wait_quiet(cfg.wait_quiet, log)
+    start = time.perf_counter()
+    monitor = CpuMonitor()
+    if cfg.threads:
+        set_threads(cfg.threads)
+    log("graphc benchmarks" + (" (--quick)" if cfg.quick else ""))
+    env = environment()
+    for name in ("torch", "jax", "autograd"):
+        if peers.error(name):
+            log(f"  {name} unavailable: {peers.error(name)}")
+
+    rng = np.random.default_rng(0)
+    builders = [("W1", W.build_w1), ("W2", lambda: W.build_w2(rng)), ("W3", lambda: W.build_w3(rng)),
+                ("W4", lambda: W.build_w4(rng)), ("T-MLP", lambda: W.build_train_mlp(rng)),
+                ("T-LeNet", lambda: W.build_train_lenet(rng))]
+    need = set(only)
+    if "bwdfwd" in only:
+        need |= {"W2", "W4"}
+    workloads = [b() for k, b in builders if k in need]
+
+    problems = []
+    for w in workloads:
+        problems += check(w, log)
+    if problems:
+        log("\nCORRECTNESS MISMATCH: implementations do not compute the same thing:")
+        for p in problems:
+            log("  - " + p)
+        if not cfg.keep_going:
+            log("stopping before timing (pass --keep-going to time anyway, marked '!')")
+            return 1
+
+    results, raw = {}, {"env": env, "config": {"quick": cfg.quick, "repeats": cfg.repeats,
+                                               "target_s": cfg.target}, "problems": problems}
+    for w in workloads:
+        results[w.key] = run_workload(w, cfg, log, with_fwd="bwdfwd" in only)
+        raw[w.key] = {k: (t.as_json() if t else None) for k, t in results[w.key].items()}
+
+    header = ["workload", "graphc", "hand NumPy", "ratio graphc/NumPy", "torch eager", "jax jit",
+              "autograd"]
+    shown = [w for w in workloads if w.key in only]
+    parts = [f"# graphc benchmarks{' (--quick)' if cfg.quick else ''}", "",
+             f"{env['date']} · {env.get('cpu', '?')} · {env['cores']} cores · numpy {env['numpy']}"
+             f" · torch {env['torch']} · jax {env['jax']} · autograd {env['autograd']}", ""]
+    if shown:
+        parts += ["Median time per call (value and gradients of all parameters unless noted); "
+                  "float32 except W1 (float64). `″` = same peers as the row above; `!` = "
+                  "disagrees with graphc; n/a = not installed or not measured.", "",
+                  md_table(header, main_rows(results, shown)), ""]
+
+    if "bwdfwd" in only:
+        rows, raw["bwdfwd"] = [], {}
+        for w in workloads:
+            if hasattr(w, "fwd"):
+                r, rr, cost = bwd_fwd(w, results[w.key])
+                rows += r
+                raw["bwdfwd"][w.key] = rr
+        parts += ["## Backward / forward", "",
+                  "Forward = the loss alone (graphc.compile of the same function; torch under "
+                  "no_grad; jax.jit of the loss). FLOP ratio = (forward + backward) / forward "
+                  "from `graph.cost()` of graphc's value_and_grad graph.", "",
+                  md_table(["workload", "impl", "forward", "fwd+bwd", "time ratio", "FLOP ratio"],
+                           rows), ""]
+
+    if "compile" in only:
+        rows, raw["compile"] = compile_times(cfg, log)
+        parts += ["## Compile time (trace + AD + optimize + codegen)", "",
+                  "First call minus a cached call of a fresh value_and_grad (median of the "
+                  "repeats); 'trace' is graphc.trace of the forward function alone.", "",
+                  md_table(["graph", "traced nodes", "fwd+bwd graph nodes", "generated lines",
+                            "trace", "compile", "per graph node"], rows), ""]
+
+    others = monitor.others()
+    load_note = []
+    if others is not None:
+        env["other_load"] = f"{others:.2f} cores busy with other processes on average during the run"
+        if others > 0.25:
+            load_note = [f"**Warning: other processes kept {others:.2f} of {env['cores']} cores busy "
+                         "during this run; multi-threaded BLAS and torch times are then inflated "
+                         "by scheduler stalls. Rerun on a quiet machine (or compare with "
+                         "`--threads 1`).**", ""]
+            log("WARNING: " + env["other_load"])
+    if cfg.threads:
+        env["threads"] = f"pinned to {cfg.threads} (--threads)"
+    parts[4:4] = load_note
+    parts += ["## Machine", ""]
+    for k in ("date", "cpu", "cores", "cores_usable", "platform", "python", "numpy", "graphc", "git",
+              "torch", "jax", "autograd", "thread_env", "threads", "other_load"):
+        if k in env and env[k] not in ({}, None):
+            parts.append(f"- {k}: {env[k]}")
+    parts.append("- BLAS / OpenMP pools (threadpoolctl): " + "; ".join(env["threadpools"]))
+    parts.append(f"- timing: median of {cfg.repeats} timeit repeats, inner loop sized to "
+                 f"~{cfg.target * 1e3:.0f} ms per repeat, after warm-up; the implementations of a "
+                 "workload are timed interleaved (repeat r of each, then r + 1); autograd LeNet "
+                 "one call per repeat" + (" (skipped with --quick)" if cfg.quick else ""))
+    elapsed = time.perf_counter() - start
+    parts.append(f"- run took {elapsed:.0f} s")
+    if problems:
+        parts += ["", "## Correctness problems", ""] + [f"- {p}" for p in problems]
+    report = "\n".join(parts) + "\n"
+    print(report)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
+    log(f"wrote {out} and {out.with_suffix('.json').name} ({elapsed:.0f} s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
