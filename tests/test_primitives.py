@@ -298,6 +298,8 @@ def _nn_cases():
                                 lambda v, i: _put_ref(v, i, (3, 4), 1), "axis1"),
                            Case((rnd(1, 3), idx.T), {"shape": (4, 3), "axis": 0},
                                 lambda v, i: _put_ref(v, i, (4, 3), 0), "axis0")],
+        "relu": [Case((away(3, 4),), {}, lambda x: np.where(x > 0, x, 0.0), "f64"),
+                 Case((away(5, dtype=F32),), {}, lambda x: np.where(x > 0, x, np.float32(0)), "f32")],
         "sigmoid": [Case((rnd(3, 4),), {}, _sigmoid_ref, "f64"),
                     Case((rnd(5, dtype=F32),), {}, _sigmoid_ref, "f32"),
                     Case((np.array([-40.0, -12.0, 0.0, 12.0, 40.0]),), {}, _sigmoid_ref, "tails")],

@@ -44,8 +44,7 @@ def relu(x):
     >>> graphc.nn.relu(np.array([-1.0, 0.0, 2.0]))
     array([0., 0., 2.])
     """
-    x = floating(x)
-    return C.hint(E.where(x > 0, x, 0.0), "relu")
+    return _nn.relu(floating(x))
 
 
 def leaky_relu(x, negative_slope=0.01):

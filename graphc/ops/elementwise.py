@@ -137,7 +137,16 @@ def _astype_shape(x, *, dtype):
     return Aval(x.shape, check_dtype(dtype), False)
 
 
+def _sym_astype(x, dtype):
+    """Booleans become 0/1 numbers (a Piecewise for a symbolic condition)."""
+    # (a Symbol is a Boolean too, but also an Expr: only true logic values convert)
+    if np.dtype(dtype).kind != "b" and isinstance(x, sp.logic.boolalg.Boolean) \
+            and not isinstance(x, sp.Expr):
+        return sp.Piecewise((1, x), (0, True))
+    return x
+
+
 astype = primitive(
     name="astype", shape=_astype_shape, numpy="{0}.astype({dtype})",
     vjp=lambda ct, x, *, out, dtype: (astype(ct, dtype=x.dtype) if ct.dtype != x.dtype else ct,),
-    sympy=lambda x, dtype: x, label="astype", elementwise=True, flops=zero_flops, family="shape")
+    sympy=lambda x, dtype: _sym_astype(x, dtype), label="astype", elementwise=True, flops=zero_flops, family="shape")

@@ -61,17 +61,27 @@ def _sym_reduce(fn):
     return sym
 
 
-def _sym_max(x, *, axis, keepdims):
-    import sympy as sp
-    return np.apply_over_axes(lambda a, ax: np.expand_dims(np.apply_along_axis(lambda v: sp.Max(*v), ax, a), ax),
-                              x, axis) if keepdims else \
-        _sym_max(x, axis=axis, keepdims=True).reshape(tuple(d for i, d in enumerate(x.shape) if i not in axis))
+def _sym_extreme(which):
+    """Max / Min over axes on object arrays of SymPy expressions."""
+    def sym(x, *, axis, keepdims):
+        import sympy as sp
+        fn = sp.Max if which == "max" else sp.Min
+        x = np.asarray(x, dtype=object)
+        keep = tuple(1 if i in axis else d for i, d in enumerate(x.shape))
+        moved = np.moveaxis(x, axis, tuple(range(x.ndim - len(axis), x.ndim)))
+        flat = moved.reshape(moved.shape[:x.ndim - len(axis)] + (-1,))
+        out = np.empty(flat.shape[:-1], dtype=object)
+        for idx in np.ndindex(*out.shape) if out.shape else [()]:
+            vals = list(flat[idx])
+            out[idx] = fn(*vals, evaluate=len(vals) <= 2)
+        return out.reshape(keep) if keepdims else out
+    return sym
 
 
 sum = primitive(name="sum", shape=_reduce_rule(np.sum), numpy=_emit_reduce("sum"), vjp=_sum_vjp,
                 sympy=_sym_reduce(np.sum), label="Σ", family="reduce", flops=input_flops,
                 doc="x.sum(axis, keepdims); axis is a normalized tuple.")
 max = primitive(name="max", shape=_reduce_rule(np.max), numpy=_emit_reduce("max"), vjp=_extreme_vjp,
-                sympy=_sym_max, label="max", family="reduce", flops=input_flops)
+                sympy=_sym_extreme("max"), label="max", family="reduce", flops=input_flops)
 min = primitive(name="min", shape=_reduce_rule(np.min), numpy=_emit_reduce("min"), vjp=_extreme_vjp,
-                sympy=None, label="min", family="reduce", flops=input_flops)
+                sympy=_sym_extreme("min"), label="min", family="reduce", flops=input_flops)
