@@ -267,6 +267,8 @@ def _nn_cases():
     return {
         # stop_gradient: identity forward; its derivative is *defined* as zero, so the
         # finite-difference stand-in is a constant function.
+        "contiguous": [Case((rnd(3, 4),), {}, lambda x: x, "f64"),
+                       Case((rnd(2, 3, dtype=F32),), {}, lambda x: x, "f32")],
         "identity": [Case((rnd(3, 4),), {}, lambda x: x, "f64"),
                      Case((rnd(3, dtype=F32),), {}, lambda x: x, "f32")],
         "stop_gradient": [Case((rnd(3, 4),), {}, lambda x: x, "f64",

@@ -43,8 +43,7 @@ DIFFERENTIABLE = sorted(n for n, p in REGISTRY.items() if p.vjp is not None)
 
 
 def test_every_primitive_has_sympy_semantics():
-    missing = [n for n, p in REGISTRY.items() if p.sympy is None and n not in
-               ("argmax", "bernoulli")]   # piecewise constant / random: evaluated at the point
+    missing = [n for n, p in REGISTRY.items() if p.sympy is None]
     assert missing == [], f"primitives without SymPy semantics: {missing}"
 
 

@@ -194,9 +194,19 @@ def _argmax_rule(x, *, axis):
     return Aval(shape, np.dtype(np.intp), False)
 
 
+def _sym_at_point(fn):
+    """SymPy semantics of a piecewise-constant op: its NumPy value at numeric
+    inputs (graphc.symbolic substitutes the check's point first)."""
+    def sym(*args, **params):
+        nums = [np.asarray(a, dtype=object).astype(np.float64) if np.asarray(a).dtype == object
+                else np.asarray(a) for a in args]
+        return np.asarray(fn(*nums, **params), dtype=object)
+    return sym
+
+
 argmax = primitive(
     name="argmax", shape=_argmax_rule, numpy="{0}.argmax(axis={axis})", vjp=None,
-    sympy=None, label="argmax", family="reduce", flops=lambda out, x, **p: x.size,
+    sympy=_sym_at_point(lambda x, *, axis: np.argmax(x, axis=axis)), label="argmax", family="reduce", flops=lambda out, x, **p: x.size,
     doc="Index of the first maximum along axis (no gradient).")
 
 
@@ -257,7 +267,8 @@ bernoulli = primitive(
     name="bernoulli", shape=_bernoulli_rule,
     # ``% 2**64``: NumPy seeds must be non-negative; any int64 key gets its own mask.
     numpy="np.random.default_rng(int({0}) % 2**64).random({shape}) >= {rate}", prec=6, vjp=None,
-    sympy=None, label="keep mask", family="random", flops=lambda out, *a, **p: out.size,
+    sympy=_sym_at_point(lambda key, *, shape, rate:
+                        np.random.default_rng(int(key) % 2**64).random(shape) >= rate), label="keep mask", family="random", flops=lambda out, *a, **p: out.size,
     doc="Keep-mask: True with probability 1 - rate; a function of (key, shape, rate).")
 
 
