@@ -517,7 +517,7 @@ def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
     Examples
     --------
     >>> import numpy as np, graphc, tempfile, os
-    >>> out = graphc.render(lambda x: np.sum(np.exp(x)), np.ones(3),
+    >>> out = graphc.render(lambda x: np.sum(np.exp(x) * x), np.ones(3),
     ...                     path=os.path.join(tempfile.mkdtemp(), "f.dot"), backward=True)
     >>> "cluster_backward" in out.read_text()
     True

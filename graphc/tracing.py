@@ -222,7 +222,14 @@ def _unit_operand(prim, g, nids, aval):
         if unit is None:
             continue
         node = g.nx.nodes[nids[i]]
-        if node["op"] != "const" or np.ndim(node["value"]) != 0 or node["value"] != unit:
+        if node["op"] != "const":
+            continue
+        value = node["value"]
+        # a scalar, or a uniform array (a folded broadcast of the seed: np.ones(...))
+        if np.ndim(value) == 0:
+            if value != unit:
+                continue
+        elif np.size(value) > _FOLD_LIMIT or not _uniform(value) or np.ravel(value)[0] != unit:
             continue
         other = g.nx.nodes[nids[1 - i]]
         if other["shape"] == aval.shape and other["dtype"] == aval.dtype and other["weak"] == aval.weak:
