@@ -42,9 +42,10 @@ class Namespace:
             self._used.add(base)
             return base
         i = self._count.get(base, 0)
+        stem = base.rstrip("_") or base     # sum_ -> sum_1, not sum__1
         while True:
             i += 1
-            cand = f"{base}_{i}"
+            cand = f"{stem}_{i}"
             if cand not in self._used:
                 self._count[base] = i
                 self._used.add(cand)
