@@ -4,7 +4,10 @@
 
     graphc demo [--out DIR]                       # the tour: the lecture's examples end to end
     graphc trace  FILE.py:FUNC [--arg ...]        # print the evaluation trace
-    graphc source FILE.py:FUNC [--arg ...] [--grad] [-o OUT.py]
+    graphc source FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [-o OUT.py]
+    graphc render FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [--collapse] [--flops]
+                  -o OUT.svg|png|pdf|dot          # draw the graph (format from the suffix)
+    graphc check  FILE.py:FUNC [--arg ...] [--argnums 0,1]   # SymPy verification report
 
 ``FILE.py:FUNC`` names a function in a Python file; the file is imported as a
 module by path.  Example inputs come from ``@graphc.example(*args, **kwargs)``
@@ -18,9 +21,13 @@ name:
 * ``--arg n=3``: a Python int (static: baked into the graph).
 * ``--arg training=False``: a Python bool (static).
 
+``render --grad`` and ``check`` differentiate, by default, every positional
+argument whose example value is floating (a Python float, a float array, or
+a dict / list / tuple of them); ``--argnums`` chooses instead.
+
 Exit status: 0 on success, 1 when graphc reports an error in the traced code
-(printed without a Python traceback), 2 for a usage error (bad flags, a
-missing input).
+(printed without a Python traceback) or ``graphc check`` finds a mismatch,
+2 for a usage error (bad flags, a missing input).
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ import itertools
 import os
 import pathlib
 import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 
@@ -52,12 +60,8 @@ class UsageError(Exception):
 _module_ids = itertools.count()
 
 
-def load_function(target: str):
-    """Import ``FILE.py`` by path and return its attribute ``FUNC`` (dots allowed)."""
-    path, sep, name = target.rpartition(":")
-    if not sep or not path or not name:
-        raise UsageError(f"expected FILE.py:FUNC, got {target!r} "
-                         "(for example examples/autodiff_trace.py:f)")
+def load_module(path):
+    """Import the Python file ``path`` as a fresh module (its folder importable)."""
     file = pathlib.Path(path)
     if not file.is_file():
         raise UsageError(f"no such file: {path}")
@@ -76,6 +80,17 @@ def load_function(target: str):
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
+    return module
+
+
+def load_function(target: str):
+    """Import ``FILE.py`` by path and return its attribute ``FUNC`` (dots allowed)."""
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name:
+        raise UsageError(f"expected FILE.py:FUNC, got {target!r} "
+                         "(for example examples/autodiff_trace.py:f)")
+    module = load_module(path)
+    mod_name = module.__name__
     obj = module
     for part in name.split("."):
         try:
@@ -234,6 +249,74 @@ def cmd_source(ns) -> int:
     return 0
 
 
+def _is_floating(leaf) -> bool:
+    if isinstance(leaf, bool):
+        return False
+    if isinstance(leaf, float):
+        return True
+    dtype = getattr(leaf, "dtype", None)
+    return dtype is not None and np.dtype(dtype).kind == "f"
+
+
+def floating_argnums(args) -> tuple:
+    """Positions of the positional arguments that hold only floats (at least one).
+
+    A Python float, a float array or NumPy scalar, a float ``graphc.Spec``, or a
+    dict / list / tuple of them; Python ints and bools are static, integer
+    arrays are data.
+    """
+    from .pytree import flatten
+    nums = []
+    for i, a in enumerate(args):
+        leaves = flatten(a)[0]
+        if leaves and all(_is_floating(x) for x in leaves):
+            nums.append(i)
+    return tuple(nums)
+
+
+def _grad_argnums(ns, args):
+    """``--argnums`` if given, else every floating positional argument (else 0)."""
+    if ns.argnums is not None:
+        return _parse_argnums(ns.argnums)
+    nums = floating_argnums(args)
+    if not nums:
+        return 0
+    return nums[0] if len(nums) == 1 else nums
+
+
+_RENDER_FORMATS = (".svg", ".png", ".pdf", ".dot", ".gv")
+
+
+def cmd_render(ns) -> int:
+    suffix = pathlib.Path(ns.output).suffix.lower()
+    if suffix not in _RENDER_FORMATS:
+        raise UsageError(f"cannot tell the format of {ns.output!r} from its suffix: "
+                         "use .svg, .png, .pdf or .dot (.dot needs no Graphviz program)")
+    if ns.argnums is not None and not ns.grad:
+        raise UsageError("--argnums only makes sense with --grad")
+    fn, args, kwargs = _target(ns)
+    if ns.grad:
+        # A @graphc.compile'd function: differentiate the function it wraps.
+        base = inspect.unwrap(fn) if isinstance(fn, graphc.Compiled) else fn
+        graph = graphc.value_and_grad(base, argnums=_grad_argnums(ns, args)).graph(*args, **kwargs)
+    else:
+        graph = graphc.trace(fn, *args, **kwargs)
+    if ns.collapse and not any(graph.nx.nodes[n].get("scope") for n in graph.nx.nodes):
+        print(f"{_PROG} render: note: {graph.fn_name} uses no graphc.scope(...) blocks, so "
+              "--collapse has nothing to collapse", file=sys.stderr)
+    path = graphc.render(graph, path=ns.output, backward=ns.grad, collapse=ns.collapse,
+                         flops=ns.flops)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_check(ns) -> int:
+    fn, args, kwargs = _target(ns)
+    report = graphc.check(fn, *args, argnums=_grad_argnums(ns, args), **kwargs)
+    print(report)
+    return 0 if report.ok else 1
+
+
 # --- the demo: a list of small steps -------------------------------------------------
 @dataclass
 class DemoContext:
@@ -355,24 +438,168 @@ def step_export(ctx: DemoContext) -> None:
           + ("  (identical to graphc's)" if same else "  (DIFFERS from graphc's)"))
 
 
-DEMO_STEPS = [step_example, step_trace, step_gradient, step_source, step_export]
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line if line else line for line in str(text).splitlines())
+
+
+def step_proof(ctx: DemoContext) -> None:
+    """SymPy proves the gradient: graphc.check"""
+    f, _ = _lecture(ctx)
+    report = graphc.check(f, *_W, argnums=(0, 1))
+    print("graphc.check(f, 1.5, 0.5, argnums=(0, 1)) checks three things against each other:\n"
+          "SymPy's derivative of the traced expression, graphc's backward graph evaluated on\n"
+          "SymPy symbols, and the numbers the generated NumPy code returns.\n")
+    print(_indent(report))
+    if report.ok and all(r.status == "proved" for r in report.rows):
+        print("\n    proved: the backward graph equals SymPy's derivative for every (w1, w2),\n"
+              "    not only at (1.5, 0.5); above, both partial derivatives in closed form.")
+    elif not report.ok:
+        print("\n    MISMATCH")
+
+
+def _dot_available() -> bool:
+    return shutil.which("dot") is not None
+
+
+def _render_all(ctx: DemoContext, what, args, stem: str, **opts) -> list:
+    """Render to ``stem``.svg and .png (or .dot without Graphviz); return the paths."""
+    suffixes = (".svg", ".png") if _dot_available() else (".dot",)
+    paths = []
+    for suffix in suffixes:
+        path = graphc.render(what, *args, path=ctx.out / (stem + suffix), **opts)
+        ctx.written.append(path)
+        paths.append(path)
+    return paths
+
+
+def _dot_hint() -> None:
+    if not _dot_available():
+        from .draw import INSTALL_HINT
+        print("    Graphviz's `dot` program is missing, so these are DOT text (.dot) files;\n"
+              f"    for SVG and PNG, {INSTALL_HINT}")
+
+
+def step_images(ctx: DemoContext) -> None:
+    """The graph, drawn: forward, and forward + backward"""
+    f, _ = _lecture(ctx)
+    print("graphc.render(f, 1.5, 0.5, path=...) draws the traced graph with Graphviz; with\n"
+          "backward=True the backward graph sits beside it (red edges; dashed grey edges are the\n"
+          "forward values the backward pass reads):\n")
+    for stem, backward in (("f_forward", False), ("f_backward", True)):
+        for path in _render_all(ctx, f, _W, stem, backward=backward):
+            print(f"    {path}")
+    _dot_hint()
+
+
+# The examples the demo runs.  graphc names values after the variables of code outside
+# the graphc package, so the functions it traces live in files imported by path:
+# examples/ in a checkout (or an editable install), else copies written to the demo folder.
+_FALLBACK_HEADER = ("# Written by `graphc demo`: a copy of examples/{name} "
+                    "(this graphc install has no examples/ folder).\n")
+
+
+def _examples_dir():
+    """The repository's examples/ folder beside the graphc package, if it is there."""
+    folder = pathlib.Path(graphc.__file__).resolve().parent.parent / "examples"
+    if all((folder / name).is_file() for name in _FALLBACK_SOURCES):
+        return folder
+    return None
+
+
+def _example_module(ctx: DemoContext, name: str):
+    """Import examples/``name`` by path (or the demo's own copy of it)."""
+    key = ("module", name)
+    if key not in ctx.values:
+        folder = _examples_dir()
+        if folder is not None:
+            path = folder / name
+        else:
+            header = _FALLBACK_HEADER.format(name=name)
+            path = _write_demo_file(ctx, name, header + _FALLBACK_SOURCES[name], header)
+        ctx.values[key] = load_module(path)
+        ctx.values.setdefault("examples", {})[name] = path
+    return ctx.values[key]
+
+
+DEMO_XOR_STEPS = 300       # full-batch Adam steps per logic-gate model
+DEMO_DIGITS_STEPS = 300    # Adam steps of 64 digits for the CNN
+
+
+def step_xor(ctx: DemoContext) -> None:
+    """Logic gates: one linear unit learns OR and AND, XOR needs a hidden layer"""
+    lg = _example_module(ctx, "logic_gates.py")
+    path = ctx.values["examples"]["logic_gates.py"]
+    print(f"{path}:\n"
+          "labels +-1 on the four corners of the unit square, the logistic loss, and one\n"
+          "compiled train step per model: graphc.compile of value_and_grad(loss) followed\n"
+          "by graphc.optim.adam's update.\n")
+    lg.run(steps=DEMO_XOR_STEPS, out=lambda line: print("    " + line))
+    opt = graphc.optim.adam(0.1)
+    params = lg.init_mlp(np.random.default_rng(0))
+    step = lg.make_train_step(lg.mlp_loss, opt)
+    src = step.source(params, opt.init(params), lg.X, lg.GATES["XOR"])
+    print(f"\n    The XOR train step is one generated NumPy function of {len(src.splitlines())} "
+          "lines:\n    forward, backward and Adam update, with no Python-level autodiff left.")
+    print("    (Gradient descent leaves the linear XOR unit at w = 0, b = 0, every score 0;\n"
+          "    the 75% is the best over all lines, found by search.)")
+
+
+def _have_sklearn() -> bool:
+    return importlib.util.find_spec("sklearn") is not None
+
+
+def step_digits(ctx: DemoContext) -> None:
+    """A LeNet-style CNN on 8x8 digits"""
+    if not _have_sklearn():
+        print("This step needs scikit-learn for its bundled 8x8 digits, and it is not installed;\n"
+              "skipping it. Install it with `pip install scikit-learn` (or `pip install -e "
+              "'.[test]'`\nin a checkout) and run `graphc demo` again.")
+        return
+    lenet = _example_module(ctx, "lenet.py")
+    path = ctx.values["examples"]["lenet.py"]
+    print(f"{path}:\n"
+          f"conv-relu-pool twice, two dense layers, cross-entropy; {DEMO_DIGITS_STEPS} Adam steps "
+          "of 64\nimages, each one call of a compiled train step.\n")
+    params, acc, seconds = lenet.train(steps=DEMO_DIGITS_STEPS, progress=lenet.progress_bar)
+    print(f"\n    test accuracy: {acc:.1%} on {lenet.N_TEST} held-out digits "
+          f"({seconds:.1f} s of training)")
+    x_train, y_train, _, _ = lenet.load_digits()
+    graph = graphc.value_and_grad(lenet.loss).graph(params, x_train[:64], y_train[:64])
+    print("\n    The graph of its train step's value_and_grad(loss) for a batch of 64, forward +\n"
+          "    backward, one box per graphc.scope layer (graphc.render(graph, path=...,\n"
+          "    backward=True, collapse=True)):")
+    for p in _render_all(ctx, graph, (), "lenet_backward", backward=True, collapse=True):
+        print(f"    {p}")
+    _dot_hint()
+
+
+DEMO_STEPS = [step_example, step_trace, step_gradient, step_source, step_export, step_proof,
+              step_images, step_xor, step_digits]
 
 
 def cmd_demo(ns) -> int:
     ctx = DemoContext(out=pathlib.Path(ns.out))
     ctx.out.mkdir(parents=True, exist_ok=True)
     n = len(DEMO_STEPS)
-    print("graphc demo: the lecture's autodiff example, traced, differentiated and compiled.")
+    print("graphc demo: the lecture's autodiff example traced, differentiated, compiled, proved\n"
+          "with SymPy and drawn; then XOR and a small CNN trained by compiled train steps.")
     for i, step in enumerate(DEMO_STEPS, 1):
         title = (step.__doc__ or step.__name__).strip().splitlines()[0]
         print(f"\n=== {i}/{n}  {title} " + "=" * max(3, 70 - len(title)))
+        sys.stdout.flush()
         step(ctx)
     print("\n=== Summary " + "=" * 66)
-    print(f"wrote {len(ctx.written)} file{'s' if len(ctx.written) != 1 else ''} "
+    print(f"wrote {len(dict.fromkeys(ctx.written))} file"
+          f"{'s' if len(dict.fromkeys(ctx.written)) != 1 else ''} "
           f"to {ctx.out.resolve()}{os.sep}:")
     for p in dict.fromkeys(ctx.written):
         print(f"    {p}")
-    print(f"try: graphc trace {ctx.out / _LECTURE_FILE}:f")
+    print("try:")
+    print(f"    graphc trace  {ctx.out / _LECTURE_FILE}:f")
+    print(f"    graphc check  {ctx.out / _LECTURE_FILE}:f")
+    lenet = ctx.values.get("examples", {}).get("lenet.py")
+    if lenet is not None:
+        print(f"    graphc render {lenet}:loss --grad --collapse -o lenet.svg")
     return 0
 
 
@@ -386,8 +613,8 @@ _ARG_HELP = ("an example input, bound by parameter name: NAME=DTYPE[SHAPE] for a
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
-        description="Trace NumPy functions into a graph, differentiate them, and generate "
-                    "readable NumPy source.",
+        description="Trace NumPy functions into a graph, differentiate them, generate "
+                    "readable NumPy source, draw the graph and verify gradients with SymPy.",
         epilog="FILE.py:FUNC names a function in a Python file; its inputs come from "
                "@graphc.example(...) on the function, or from --arg.")
     parser.add_argument("--version", action="version", version=f"graphc {graphc.__version__}")
@@ -423,6 +650,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.py",
                    help="write the module to OUT.py with graphc.export instead of printing it")
     p.set_defaults(run=cmd_source)
+
+    p = target_parser("render", "draw the graph with Graphviz",
+                      "Draw FUNC's graph (with --grad: the forward graph and the backward graph "
+                      "beside it) to OUT; the format comes from its suffix. .svg, .png and .pdf "
+                      "need Graphviz's `dot` program; .dot writes the DOT text and needs nothing.")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.svg|png|pdf|dot",
+                   help="the file to write")
+    p.add_argument("--grad", action="store_true",
+                   help="draw the graph of graphc.value_and_grad(FUNC): forward and backward")
+    p.add_argument("--argnums", metavar="I[,J...]",
+                   help="with --grad: which positional arguments to differentiate (default: "
+                        "every one whose example value is floating)")
+    p.add_argument("--collapse", action="store_true",
+                   help="draw each graphc.scope(...) block as one box with its input and "
+                        "output shapes")
+    p.add_argument("--flops", action="store_true",
+                   help="add each operation's FLOP count to its label")
+    p.set_defaults(run=cmd_render)
+
+    p = target_parser("check", "verify the gradient with SymPy",
+                      "Verify FUNC's gradient three ways: SymPy's derivative of the traced "
+                      "expression, graphc's backward graph evaluated on SymPy symbols, and the "
+                      "numbers of the generated NumPy code (graphs too large for SymPy are "
+                      "checked by finite differences; the report says so). Exit status 1 on a "
+                      "mismatch.")
+    p.add_argument("--argnums", metavar="I[,J...]",
+                   help="which positional arguments to differentiate (default: every one whose "
+                        "example value is floating: a float, a float array, or a dict/list/tuple "
+                        "of them)")
+    p.set_defaults(run=cmd_check)
     return parser
 
 
@@ -452,6 +709,277 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+
+# --- the demo's copies of examples/ (tests/test_examples.py keeps them identical) ---
+# Written to the demo folder when graphc is installed without its examples/ folder.
+_FALLBACK_SOURCES = {
+    'logic_gates.py': r'''"""Logic gates: OR and AND are linearly separable, XOR is not.
+
+A single linear unit (a logistic regression, ``sigmoid(x @ w + b)``) learns OR
+and AND, but no line separates XOR's classes: the best a linear unit can do
+is 3 of the 4 points (75%).  A network with one hidden layer of tanh units
+learns XOR.  Each model is trained with one compiled train step: the forward
+pass, the backward pass and the optimizer update in a single generated NumPy
+function.
+
+    python examples/logic_gates.py
+    graphc trace  examples/logic_gates.py:mlp_loss
+    graphc source examples/logic_gates.py:mlp_loss --grad
+    graphc render examples/logic_gates.py:mlp_loss --grad -o xor.svg
+    graphc check  examples/logic_gates.py:mlp_loss
+"""
+import numpy as np
+
+import graphc
+from graphc import nn, optim
+
+# The four input points, and each gate's labels in {-1, +1} (the logistic loss's convention).
+X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+GATES = {
+    "OR": np.array([-1.0, 1.0, 1.0, 1.0]),
+    "AND": np.array([-1.0, -1.0, -1.0, 1.0]),
+    "XOR": np.array([-1.0, 1.0, 1.0, -1.0]),
+}
+
+
+def init_linear():
+    return {"w": np.zeros(2), "b": np.zeros(1)}
+
+
+def init_mlp(rng, hidden=3):
+    return {"W1": rng.normal(size=(2, hidden)), "b1": np.zeros(hidden),
+            "w2": rng.normal(size=hidden), "b2": np.zeros(1)}
+
+
+def linear_scores(params, x):
+    return x @ params["w"] + params["b"]
+
+
+def mlp_scores(params, x):
+    h = np.tanh(x @ params["W1"] + params["b1"])
+    return h @ params["w2"] + params["b2"]
+
+
+@graphc.example(init_linear(), X, GATES["OR"])
+def linear_loss(params, x, y):
+    """Logistic loss of a single linear unit: mean(log(1 + exp(-y * score)))."""
+    return nn.logistic_loss(linear_scores(params, x), y)
+
+
+@graphc.example(init_mlp(np.random.default_rng(0)), X, GATES["XOR"])
+def mlp_loss(params, x, y):
+    """Logistic loss of a 2-3-1 tanh network."""
+    return nn.logistic_loss(mlp_scores(params, x), y)
+
+
+def make_train_step(loss_fn, opt):
+    """One compiled function: loss, gradients and the optimizer's update."""
+    @graphc.compile
+    def train_step(params, state, x, y):
+        loss, grads = graphc.value_and_grad(loss_fn)(params, x, y)
+        params, state = opt.update(grads, state, params)
+        return params, state, loss
+    return train_step
+
+
+def train(loss_fn, params, x, y, steps=300, lr=0.1):
+    """Adam for ``steps`` full-batch steps; returns ``(params, final loss)``."""
+    opt = optim.adam(lr)
+    state = opt.init(params)
+    step = make_train_step(loss_fn, opt)
+    loss = None
+    for _ in range(steps):
+        params, state, loss = step(params, state, x, y)
+    return params, float(loss)
+
+
+def accuracy(scores, y):
+    """The fraction of points on the right side: sign(score) == y."""
+    return float(np.mean(np.where(scores > 0, 1.0, -1.0) == y))
+
+
+def best_linear_accuracy(x, y, n=181):
+    """The best accuracy any linear unit reaches, by search over directions and offsets.
+
+    A linear unit's decision depends only on the direction of ``w`` and on ``b``;
+    for 4 points, a fine grid of directions and offsets meets every way a line
+    can split them.
+    """
+    angles = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    w = np.stack([np.cos(angles), np.sin(angles)], axis=1)        # (n, 2) unit directions
+    proj = x @ w.T                                                  # (points, n)
+    offsets = np.linspace(-1.6, 1.6, 2 * n + 1)                     # beyond every projection
+    scores = proj[None, :, :] - offsets[:, None, None]              # (offsets, points, n)
+    pred = np.where(scores > 0, 1.0, -1.0)
+    return float((pred == y[None, :, None]).mean(axis=1).max())
+
+
+def run(steps=300, seed=0, out=print):
+    """Train every model; return ``{name: accuracy}``."""
+    results = {}
+    for gate, y in GATES.items():
+        params, loss = train(linear_loss, init_linear(), X, y, steps=steps)
+        acc = accuracy(linear_scores(params, X), y)
+        results[f"linear {gate}"] = acc
+        out(f"single linear unit, {gate:3}: accuracy {acc:4.0%}  (loss {loss:.3f})")
+    best = best_linear_accuracy(X, GATES["XOR"])
+    results["best linear XOR"] = best
+    out(f"best any linear unit can do on XOR: {best:.0%} (3 of 4 points; no line separates XOR)")
+    params, loss = train(mlp_loss, init_mlp(np.random.default_rng(seed)), X, GATES["XOR"],
+                         steps=steps)
+    acc = accuracy(mlp_scores(params, X), GATES["XOR"])
+    results["mlp XOR"] = acc
+    out(f"2-3-1 tanh network,   XOR: accuracy {acc:4.0%}  (loss {loss:.3f})")
+    return results
+
+
+def main():
+    run()
+
+
+if __name__ == "__main__":
+    main()
+''',
+    'lenet.py': r'''"""A small LeNet-style CNN on scikit-learn's 8x8 digits (bundled: no download).
+
+conv 3x3 (1->8) - relu - max-pool 2 - conv 3x3 (8->16) - relu - max-pool 2 -
+dense 64->32 - relu - dense 32->10, trained with Adam by one compiled train
+step (forward, backward and update in a single generated NumPy function).
+Each layer runs inside ``graphc.scope``, so drawings can collapse it into
+one box.
+
+    python examples/lenet.py                 # trains, prints the test accuracy (~97%)
+    graphc trace  examples/lenet.py:loss
+    graphc render examples/lenet.py:loss --grad --collapse -o lenet.svg
+    graphc check  examples/lenet.py:loss
+
+Needs scikit-learn for the data (``pip install scikit-learn``); the functions
+themselves (``logits``, ``loss``) need only graphc.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+import graphc
+from graphc import nn, optim
+
+N_TEST = 360
+
+
+def init_params(rng, dtype=np.float64):
+    def dense(n_in, n_out):
+        return {"w": nn.init.glorot_uniform(rng, (n_in, n_out), dtype), "b": np.zeros(n_out, dtype)}
+
+    def conv(f, c):
+        return {"w": nn.init.he_normal(rng, (f, c, 3, 3), dtype), "b": np.zeros(f, dtype)}
+    return {"conv1": conv(8, 1), "conv2": conv(16, 8), "fc1": dense(16 * 2 * 2, 32),
+            "fc2": dense(32, 10)}
+
+
+def logits(params, x):
+    """``x``: (N, 1, 8, 8) images in [0, 1] -> (N, 10) class scores."""
+    with graphc.scope("conv1"):
+        h = nn.relu(nn.conv2d(x, params["conv1"]["w"], params["conv1"]["b"], padding=1))
+    with graphc.scope("pool1"):
+        h = nn.max_pool2d(h, 2)                                       # (N, 8, 4, 4)
+    with graphc.scope("conv2"):
+        h = nn.relu(nn.conv2d(h, params["conv2"]["w"], params["conv2"]["b"], padding=1))
+    with graphc.scope("pool2"):
+        h = nn.max_pool2d(h, 2)                                       # (N, 16, 2, 2)
+    with graphc.scope("fc1"):
+        h = nn.relu(nn.flatten(h) @ params["fc1"]["w"] + params["fc1"]["b"])
+    with graphc.scope("fc2"):
+        return h @ params["fc2"]["w"] + params["fc2"]["b"]
+
+
+_rng = np.random.default_rng(0)
+
+
+@graphc.example(init_params(np.random.default_rng(0)), _rng.random((4, 1, 8, 8)),
+                np.array([0, 1, 2, 3]))
+def loss(params, x, y):
+    """Mean cross-entropy of the CNN's scores against integer labels ``y``."""
+    scores = logits(params, x)
+    with graphc.scope("loss"):
+        return nn.cross_entropy(scores, y)
+
+
+def load_digits(seed=0):
+    """``(x_train, y_train, x_test, y_test)``: 1437 training and 360 test images."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    digits = sklearn_digits()
+    x = (digits.images / 16.0)[:, None, :, :]                        # (1797, 1, 8, 8)
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    test, train = order[:N_TEST], order[N_TEST:]
+    return x[train], y[train], x[test], y[test]
+
+
+def make_train_step(opt):
+    @graphc.compile
+    def train_step(params, state, x, y):
+        value, grads = graphc.value_and_grad(loss)(params, x, y)
+        params, state = opt.update(grads, state, params)
+        return params, state, value
+    return train_step
+
+
+def train(steps=300, batch=64, lr=1e-2, seed=0, progress=None):
+    """Train on the digits; return ``(params, test accuracy, seconds)``.
+
+    ``progress(step, steps, loss)`` is called after every step.
+    """
+    x_train, y_train, x_test, y_test = load_digits(seed)
+    rng = np.random.default_rng(seed)
+    params = init_params(rng)
+    opt = optim.adam(lr)
+    state = opt.init(params)
+    step_fn = make_train_step(opt)
+    predict = graphc.compile(logits)
+    start = time.perf_counter()
+    perm, pos = rng.permutation(len(y_train)), 0
+    for step in range(1, steps + 1):
+        if pos + batch > len(y_train):
+            perm, pos = rng.permutation(len(y_train)), 0
+        idx = perm[pos:pos + batch]
+        pos += batch
+        params, state, value = step_fn(params, state, x_train[idx], y_train[idx])
+        if progress is not None:
+            progress(step, steps, float(value))
+    acc = float(np.mean(np.argmax(predict(params, x_test), axis=1) == y_test))
+    return params, acc, time.perf_counter() - start
+
+
+def progress_bar(step, steps, value, width=30, stream=None):
+    """A one-line text progress bar (redrawn in place on a terminal)."""
+    stream = stream or sys.stdout
+    tty = getattr(stream, "isatty", lambda: False)()
+    if not tty and step != steps and step % max(1, steps // 4):
+        return
+    done = int(width * step / steps)
+    line = f"    [{'#' * done}{'.' * (width - done)}] step {step:4d}/{steps}  loss {value:.3f}"
+    stream.write(("\r" + line if tty else line + "\n") + ("\n" if tty and step == steps else ""))
+    stream.flush()
+
+
+def main(steps=None):
+    """Train and print the test accuracy (``GRAPHC_EXAMPLES_FAST=1``: a few steps only)."""
+    if steps is None:
+        steps = 20 if os.environ.get("GRAPHC_EXAMPLES_FAST") else 300
+    print(f"LeNet-style CNN on 8x8 digits, {steps} Adam steps of 64 images:")
+    _, acc, seconds = train(steps=steps, progress=progress_bar)
+    print(f"test accuracy {acc:.1%} on {N_TEST} held-out digits ({seconds:.1f} s)")
+    return acc
+
+
+if __name__ == "__main__":
+    main()
+''',
+}
 
 
 if __name__ == "__main__":

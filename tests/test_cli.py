@@ -2,19 +2,30 @@
 import importlib.util
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 
-from graphc.cli import main, parse_args_option
+import graphc
+from graphc import cli
+from graphc.cli import floating_argnums, main, parse_args_option
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "autodiff_trace.py"
 TARGET = f"{EXAMPLE}:f"
 W = (1.5, 0.5)
+HAVE_DOT = shutil.which("dot") is not None
+needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="Graphviz's dot program is not installed")
+try:
+    import sklearn  # noqa: F401
+    HAVE_SKLEARN = True
+except ImportError:
+    HAVE_SKLEARN = False
 
 
 def _import(path, name="_test_cli_module"):
@@ -63,6 +74,21 @@ def user_file(tmp_path):
     return path
 
 
+@pytest.fixture
+def quick_demo(monkeypatch):
+    """The demo with a short CNN training: for tests of the demo's mechanics."""
+    monkeypatch.setattr(cli, "DEMO_DIGITS_STEPS", 20)
+
+
+@pytest.fixture
+def no_dot(monkeypatch, tmp_path):
+    """A PATH without Graphviz's dot program."""
+    empty = tmp_path / "empty_bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert shutil.which("dot") is None
+
+
 # --- demo ------------------------------------------------------------------------------
 def test_demo_writes_files_and_agrees_with_closed_form(tmp_path, capsys):
     out = tmp_path / "demo"
@@ -74,12 +100,29 @@ def test_demo_writes_files_and_agrees_with_closed_form(tmp_path, capsys):
     assert "df/dw1" in text and "closed form" in text and "agree" in text
     assert "MISMATCH" not in text and "DIFFERS" not in text
     assert "def f_grad(w1, w2):" in text and "d_w1" in text
+    # the SymPy proof, with both partial derivatives in closed form
+    assert "graphc.check(f): OK" in text and text.count(" proved ") >= 2
+    assert "df/dw1 = " in text and "df/dw2 = " in text
+    # XOR: the linear unit's best is 75%, the hidden layer gets all 4 points
+    assert "single linear unit, OR : accuracy 100%" in text
+    assert "single linear unit, AND: accuracy 100%" in text
+    assert "best any linear unit can do on XOR: 75%" in text
+    assert "2-3-1 tanh network,   XOR: accuracy 100%" in text
     # the summary names the folder and every file written
     summary = text.split("Summary", 1)[1]
     assert str(out.resolve()) in summary
-    for name in ("f_grad.py", "autodiff_trace.py"):
-        assert (out / name).is_file()
-        assert name in summary
+    names = ["f_grad.py", "autodiff_trace.py"]
+    names += (["f_forward.svg", "f_forward.png", "f_backward.svg", "f_backward.png"] if HAVE_DOT
+              else ["f_forward.dot", "f_backward.dot"])
+    if HAVE_SKLEARN:
+        names += (["lenet_backward.svg", "lenet_backward.png"] if HAVE_DOT
+                  else ["lenet_backward.dot"])
+        acc = float(text.split("test accuracy: ", 1)[1].split("%", 1)[0])
+        assert acc >= 95.0, text
+        assert "[##############################] step  300/300" in text
+    for name in names:
+        assert (out / name).is_file(), name
+        assert str(out / name) in summary, name
     # the exported module stands alone and gives the closed-form gradient
     src = (out / "f_grad.py").read_text()
     imports = [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))]
@@ -88,7 +131,63 @@ def test_demo_writes_files_and_agrees_with_closed_form(tmp_path, capsys):
     np.testing.assert_allclose(got, _closed_form(*W), rtol=1e-12)
 
 
-def test_demo_twice_into_the_same_folder(tmp_path, capsys):
+@needs_dot
+@pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
+def test_demo_images_are_valid_svg_and_png(tmp_path, capsys, quick_demo):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    capsys.readouterr()
+    for stem, labels in [("f_forward", ["w1", "z6"]), ("f_backward", ["d_w1", "d_w2", "backward"]),
+                         ("lenet_backward", ["conv1", "pool2", "fc2"])]:
+        texts = _svg_texts(out / f"{stem}.svg")
+        for label in labels:
+            assert any(label in t for t in texts), (stem, label)
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_without_dot_writes_dot_files_and_says_how_to_install(tmp_path, capsys, quick_demo,
+                                                                    no_dot):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "apt-get install graphviz" in text and "brew install graphviz" in text
+    assert (out / "f_forward.dot").read_text().lstrip().startswith("digraph")
+    assert (out / "f_backward.dot").is_file()
+    assert not list(out.glob("*.svg")) and not list(out.glob("*.png"))
+
+
+def test_demo_without_sklearn_skips_the_cnn(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_have_sklearn", lambda: False)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "pip install scikit-learn" in text and "skipping" in text
+    assert "test accuracy" not in text and not list(out.glob("lenet*"))
+    assert "XOR: accuracy 100%" in text
+
+
+def test_demo_without_examples_folder_writes_its_own_copies(tmp_path, capsys, monkeypatch,
+                                                            quick_demo):
+    """A non-editable install has no examples/: the demo writes and imports copies."""
+    monkeypatch.setattr(cli, "_examples_dir", lambda: None)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    summary = text.split("Summary", 1)[1]
+    copies = ["logic_gates.py"] + (["lenet.py"] if HAVE_SKLEARN else [])
+    for name in copies:
+        assert (out / name).read_text().startswith("# Written by `graphc demo`")
+        assert str(out / name) in summary
+    assert "best any linear unit can do on XOR: 75%" in text
+    # and again into the same folder: the demo's own files are replaced
+    assert main(["demo", "--out", str(out)]) == 0
+
+
+def test_examples_dir_is_found_beside_the_package():
+    assert cli._examples_dir() == ROOT / "examples"
+
+
+def test_demo_twice_into_the_same_folder(tmp_path, capsys, quick_demo):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     assert main(["demo", "--out", str(out)]) == 0
@@ -103,7 +202,7 @@ def test_demo_does_not_clobber_foreign_files(tmp_path, capsys):
     assert (out / "autodiff_trace.py").read_text() == "# mine\n"
 
 
-def test_demo_default_folder_is_graphc_demo(tmp_path, capsys, monkeypatch):
+def test_demo_default_folder_is_graphc_demo(tmp_path, capsys, monkeypatch, quick_demo):
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 0
     assert (tmp_path / "graphc-demo" / "f_grad.py").is_file()
@@ -166,6 +265,172 @@ def test_source_output_refuses_foreign_file(tmp_path, capsys):
     assert main(["source", TARGET, "-o", str(out)]) == 1
     assert "overwrite" in capsys.readouterr().err
     assert out.read_text() == "print('mine')\n"
+
+
+# --- render ----------------------------------------------------------------------------
+def _svg_texts(path):
+    """Every text element of an SVG file, which must parse as XML."""
+    root = ET.parse(path).getroot()
+    return ["".join(el.itertext()) for el in root.iter() if el.tag.endswith("}text")]
+
+
+@needs_dot
+def test_render_svg_has_the_node_labels(tmp_path, capsys):
+    out = tmp_path / "f.svg"
+    assert main(["render", TARGET, "-o", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    texts = _svg_texts(out)
+    for label in ("w1", "w2", "z1 = ÷", "z6 = ×", "f64[]"):
+        assert any(label in t for t in texts), label
+    assert not any("d_w1" in t for t in texts)          # forward only
+
+
+@needs_dot
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF")])
+def test_render_png_and_pdf(tmp_path, capsys, suffix, magic):
+    out = tmp_path / f"f{suffix}"
+    assert main(["render", TARGET, "--grad", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
+
+
+def test_render_dot_needs_no_dot_program(tmp_path, capsys, no_dot):
+    out = tmp_path / "f.dot"
+    assert main(["render", TARGET, "--grad", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.lstrip().startswith("digraph") and "cluster_backward" in text
+    for label in ("z1", "z6", "d_w1", "d_w2"):
+        assert label in text
+
+
+def test_render_svg_without_dot_exits_1_with_the_install_hint(tmp_path, capsys, no_dot):
+    assert main(["render", TARGET, "-o", str(tmp_path / "f.svg")]) == 1
+    err = capsys.readouterr().err
+    assert "dot" in err and "apt-get install graphviz" in err and "Traceback" not in err
+    assert not (tmp_path / "f.svg").exists()
+
+
+def test_render_grad_argnums(tmp_path, capsys):
+    out = tmp_path / "f.dot"
+    assert main(["render", TARGET, "--grad", "--argnums", "1", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "d_w2" in text and "d_w1" not in text
+
+
+def test_render_collapse_draws_scopes_as_boxes(tmp_path, capsys):
+    target = f"{ROOT / 'examples' / 'lenet.py'}:loss"
+    out = tmp_path / "lenet.dot"
+    assert main(["render", target, "--grad", "--collapse", "-o", str(out)]) == 0
+    text = out.read_text()
+    for scope in ("conv1", "pool1", "conv2", "pool2", "fc1", "fc2"):
+        assert f"scope__{scope}" in text and f"scope__{scope}__bwd" in text
+    assert "im2col" not in text                       # inside a box: not drawn
+
+
+def test_render_collapse_without_scopes_says_so(tmp_path, capsys):
+    assert main(["render", TARGET, "--collapse", "-o", str(tmp_path / "f.dot")]) == 0
+    assert "nothing to collapse" in capsys.readouterr().err
+
+
+def test_render_flops(tmp_path, capsys):
+    out = tmp_path / "f.dot"
+    assert main(["render", TARGET, "--flops", "-o", str(out)]) == 0
+    assert "FLOPs" in out.read_text()
+
+
+def test_render_with_args(user_file, tmp_path, capsys):
+    out = tmp_path / "layer.dot"
+    assert main(["render", f"{user_file}:layer", "--arg", "x=f32[2,3]", "--arg", "W=f32[3,4]",
+                 "--arg", "scale=0.5", "--grad", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "f32[2,3]" in text and "d_x" in text and "d_W" in text
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["render", TARGET, "-o", "f.jpeg"], ".svg, .png, .pdf or .dot"),
+    (["render", TARGET, "-o", "f"], ".svg, .png, .pdf or .dot"),
+    (["render", TARGET, "--argnums", "1", "-o", "f.dot"], "--grad"),
+    (["check", TARGET, "--argnums", "x"], "--argnums expects integers"),
+])
+def test_render_and_check_usage_errors_exit_2(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_render_needs_output(capsys):
+    assert main(["render", TARGET]) == 2
+    assert "-o" in capsys.readouterr().err
+
+
+# --- check -----------------------------------------------------------------------------
+def test_check_lecture_example_exit_0(capsys):
+    assert main(["check", TARGET]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("graphc.check(f): OK")
+    rows = [ln.split() for ln in text.splitlines()[2:4]]
+    assert [r[:2] for r in rows] == [["w1", "proved"], ["w2", "proved"]]
+    assert "df/dw1 = " in text and "df/dw2 = " in text
+
+
+def test_check_argnums(capsys):
+    assert main(["check", TARGET, "--argnums", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "df/dw2 = " in text and "df/dw1" not in text
+
+
+def test_check_mismatch_exit_1(monkeypatch, capsys):
+    """A failing report (graphc.check replaced in-process) gives exit status 1."""
+    calls = []
+
+    def fake_check(fn, *args, argnums=0, **kwargs):
+        calls.append(argnums)
+        return graphc.CheckReport("f", rows=[graphc.CheckRow("w1", "proved", 0.0, 1, 1),
+                                             graphc.CheckRow("w2", "mismatch", 0.5, 1, 1)])
+    monkeypatch.setattr(graphc, "check", fake_check)
+    assert main(["check", TARGET]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+    assert calls == [(0, 1)]
+
+
+def test_check_default_argnums_are_the_floating_arguments(user_file, monkeypatch, capsys):
+    seen = []
+
+    def fake_check(fn, *args, argnums=0, **kwargs):
+        seen.append(argnums)
+        return graphc.CheckReport("f")
+    monkeypatch.setattr(graphc, "check", fake_check)
+    # layer(x, W, scale, n): x, W float arrays, scale a float; n a static int
+    assert main(["check", f"{user_file}:layer", "--arg", "x=f32[2,3]", "--arg", "W=f32[3,4]",
+                 "--arg", "scale=0.5", "--arg", "n=1"]) == 0
+    assert seen[-1] == (0, 1, 2)
+    # an integer array is data, not differentiated
+    assert main(["check", f"{user_file}:loss", "--arg", "x=i64[4]", "--arg", "w=0.7"]) == 0
+    assert seen[-1] == 1
+    # nothing floating: argument 0, as graphc.grad (graphc then says what is wrong)
+    assert main(["check", f"{user_file}:loss", "--arg", "x=i64[4]", "--arg", "w=i64[4]"]) == 0
+    assert seen[-1] == 0
+
+
+def test_floating_argnums():
+    spec = graphc.Spec((2, 3))
+    args = (1.5, 2, np.ones(3), np.arange(3), {"w": np.ones(2), "b": 0.5},
+            {"w": np.ones(2), "n": 3}, spec, graphc.Spec((2,), "int64"), True, np.float32(1.0), [], None)
+    # a static int inside a pytree is part of its structure, not data: {"w", "n": 3} counts
+    assert floating_argnums(args) == (0, 2, 4, 5, 6, 9)
+
+
+def test_check_real_user_function(user_file, capsys):
+    assert main(["check", f"{user_file}:loss", "--arg", "x=f64[3]", "--arg", "w=0.7"]) == 0
+    text = capsys.readouterr().out
+    assert "OK" in text and "x " in text and "w " in text
+
+
+def test_check_graphc_error_exit_1(user_file, capsys):
+    # asking for the gradient of an integer argument is a GraphcError: exit 1, no traceback
+    assert main(["check", f"{user_file}:loss", "--arg", "x=i64[4]", "--arg", "w=0.7",
+                 "--argnums", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "integer" in err and "Traceback" not in err
 
 
 # --- --arg ------------------------------------------------------------------------------
@@ -250,6 +515,16 @@ def test_argparse_errors_return_2(capsys):
     assert main(["--help"]) == 0
 
 
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in ("demo", "trace", "source", "render", "check"):
+        assert command in text
+    for command in ("render", "check"):
+        assert main([command, "--help"]) == 0
+        assert "--argnums" in capsys.readouterr().out
+
+
 def test_graphc_error_exit_1_without_traceback(user_file, capsys):
     assert main(["trace", f"{user_file}:branchy", "--arg", "x=1.0"]) == 1
     err = capsys.readouterr().err
@@ -277,22 +552,6 @@ def test_subprocess_module_entry_point(tmp_path):
     assert (tmp_path / "graphc-demo" / "f_grad.py").is_file()
     r = run("trace", f"{EXAMPLE}:f", "--arg", "nope=1")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-
-
-# --- every example works with no flags (API.md section 7) --------------------------------
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-
-
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_every_example_traces_and_compiles_without_flags(path, capsys):
-    module = _import(path, f"_example_{path.stem}")
-    funcs = [name for name, v in vars(module).items()
-             if hasattr(v, "__graphc_example__") and not name.startswith("_")]
-    assert funcs, f"{path.name} has no function decorated with @graphc.example"
-    for name in funcs:
-        assert main(["trace", f"{path}:{name}"]) == 0
-        assert main(["source", f"{path}:{name}"]) == 0
-        assert capsys.readouterr().out
 
 
 def test_autodiff_trace_example_main(capsys):

@@ -1,0 +1,92 @@
+"""Regenerate the documentation images in docs/images/ (needs Graphviz's `dot`).
+
+    python tools/make_images.py [--out DIR]
+
+Writes, each as .svg and .png:
+
+* ``lecture_forward``: the lecture's f(w1, w2), forward graph
+* ``lecture_backward``: the same with its backward graph beside it
+* ``mlp_backward``: a 784-256-128-10 MLP's loss, forward + backward, traced on
+  ``graphc.Spec`` placeholders (no data)
+* ``lenet_collapsed``: examples/lenet.py's loss, forward + backward, one box
+  per ``graphc.scope`` layer
+
+The traced functions live in files outside the graphc package (examples/ and
+this file), so the drawings carry their variable names.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import shutil
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "examples"))
+
+import graphc  # noqa: E402
+from graphc import nn  # noqa: E402
+
+import autodiff_trace  # noqa: E402  (examples/autodiff_trace.py)
+import lenet  # noqa: E402  (examples/lenet.py)
+
+
+def mlp_loss(params, x, y):
+    """A 784-256-128-10 MLP: relu hidden layers, cross-entropy."""
+    h1 = nn.relu(x @ params["W1"] + params["b1"])
+    h2 = nn.relu(h1 @ params["W2"] + params["b2"])
+    logits = h2 @ params["W3"] + params["b3"]
+    return nn.cross_entropy(logits, y)
+
+
+def mlp_specs(batch=64, sizes=(784, 256, 128, 10)):
+    params = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), 1):
+        params[f"W{i}"] = graphc.Spec((n_in, n_out), "float32")
+        params[f"b{i}"] = graphc.Spec((n_out,), "float32")
+    return params, graphc.Spec((batch, sizes[0]), "float32"), graphc.Spec((batch,), "int64")
+
+
+def images():
+    """``{stem: (what to draw, args, drawing options)}``."""
+    f, w = autodiff_trace.f, (1.5, 0.5)
+    mlp = graphc.value_and_grad(mlp_loss).graph(*mlp_specs())
+    params = lenet.init_params(np.random.default_rng(0))
+    x = graphc.Spec((64, 1, 8, 8))
+    y = graphc.Spec((64,), "int64")
+    cnn = graphc.value_and_grad(lenet.loss).graph(params, x, y)
+    return {
+        "lecture_forward": (f, w, {}),
+        "lecture_backward": (f, w, {"backward": True}),
+        "mlp_backward": (mlp, (), {"backward": True}),
+        "lenet_collapsed": (cnn, (), {"backward": True, "collapse": True}),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "images"), metavar="DIR")
+    parser.add_argument("--formats", default="svg,png", help="comma-separated (default svg,png)")
+    ns = parser.parse_args(argv)
+    formats = [s.strip() for s in ns.formats.split(",") if s.strip()]
+    if shutil.which("dot") is None and set(formats) - {"dot", "gv"}:
+        from graphc.draw import INSTALL_HINT
+        print(f"make_images: Graphviz's `dot` is needed for {', '.join(formats)}: {INSTALL_HINT}",
+              file=sys.stderr)
+        return 1
+    out = pathlib.Path(ns.out)
+    for stem, (what, args, opts) in images().items():
+        for fmt in formats:
+            start = time.perf_counter()
+            path = graphc.render(what, *args, path=out / f"{stem}.{fmt}", **opts)
+            print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, "
+                  f"{time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
