@@ -169,11 +169,18 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
             attrs["shape"] = "box"
             attrs["style"] = "filled,rounded,bold"
         elif node["op"] == "const":
-            label = _const_text(node)
+            label = _const_text(node) + (f"\\n{typ}" if node["shape"] != () else "")
             attrs.update(shape="plaintext", style="filled", fontsize="9")
         else:
-            consts = [_const_text(g.nx.nodes[a]) for a in node["args"] if _scalar_const(g, a)]
-            op = _op_label(node) + (" " + ", ".join(consts) if consts else "")
+            op = _op_label(node)
+            if any(_scalar_const(g, a) for a in node["args"]):
+                parts = [_const_text(g.nx.nodes[a]) if _scalar_const(g, a) else "·"
+                         for a in node["args"]]
+                prim = REGISTRY.get(node["op"])
+                if len(parts) == 2 and prim is not None and prim.prec < 100:
+                    op = f"{parts[0]} {op} {parts[1]}"        # 1 − ·, · ^ 2, 2 × ·
+                else:
+                    op = f"{op}({', '.join(parts)})"         # max(·, 0.5)
             label = f"{names[nid]} = {op}\\n{typ}"
             if flops and costs.get(nid):
                 label += f"\\n{costs[nid]:,} FLOPs"
@@ -189,8 +196,8 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     for box, members in _group(box_of).items():
         # Shapes that cross the box's border within its own section (saved values
         # read by the backward pass show as dashed edges instead).
-        section = g.nx.nodes[members[0]].get("section")
-        same = lambda n: g.nx.nodes[n].get("section") == section  # noqa: E731
+        section = g.nx.nodes[members[0]].get("section") or "forward"
+        same = lambda n: (g.nx.nodes[n].get("section") or "forward") == section  # noqa: E731
         ins = sorted({type_str(g.nx.nodes[a]["shape"], g.nx.nodes[a]["dtype"])
                       for m in members for a in g.nx.nodes[m]["args"]
                       if box_of.get(a) != box and not _scalar_const(g, a) and same(a)})
@@ -241,20 +248,29 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
             else:
                 edges.append((src, dst, {}))
 
-    for (section, scope), nodes in sorted(clusters.items(), key=lambda kv: (kv[0][0] != "forward", kv[0][1] or "")):
-        if not show_backward and scope is None:
-            target = dot
-            for nid, label, attrs in nodes:
-                target.node(nid, label, **attrs)
+    def emit_scopes(target, section, items):
+        for scope, nodes in sorted(items.items(), key=lambda kv: kv[0] or ""):
+            if scope is None:
+                for nid, label, attrs in nodes:
+                    target.node(nid, label, **attrs)
+                continue
+            with target.subgraph(name=_cluster_id(f"cluster_{section}_{scope}")) as c:
+                c.attr(label=_esc(scope), style="rounded,dashed", color="#9ca3af", fontsize="12")
+                for nid, label, attrs in nodes:
+                    c.node(nid, label, **attrs)
+
+    by_section: dict = {}
+    for (section, scope), nodes in clusters.items():
+        by_section.setdefault(section, {}).setdefault(scope, []).extend(nodes)
+    for section in sorted(by_section, key=lambda s: s != "forward"):
+        if not show_backward:
+            emit_scopes(dot, section, by_section[section])
             continue
-        cname = f"cluster_{section}" + (f"_{scope}" if scope else "")
-        with dot.subgraph(name=_cluster_id(cname)) as c:
-            title = ("backward" if section == "backward" else "forward") if not scope else scope
-            c.attr(label=_esc(title), style="rounded,dashed" if scope else "rounded",
-                   color="#9ca3af" if scope else ("#dc2626" if section == "backward" else "#2563eb"),
-                   fontsize="12")
-            for nid, label, attrs in nodes:
-                c.node(nid, label, **attrs)
+        # scopes nest inside their section's cluster
+        with dot.subgraph(name=f"cluster_{section}") as c:
+            c.attr(label=section, style="rounded", fontsize="12",
+                   color="#dc2626" if section == "backward" else "#2563eb")
+            emit_scopes(c, section, by_section[section])
 
     for src, dst, attrs in edges:
         dot.edge(src, dst, **attrs)
