@@ -493,31 +493,35 @@ def step_images(ctx: DemoContext) -> None:
 
 # The examples the demo runs.  graphc names values after the variables of code outside
 # the graphc package, so the functions it traces live in files imported by path:
-# examples/ in a checkout (or an editable install), else copies written to the demo folder.
-_FALLBACK_HEADER = ("# Written by `graphc demo`: a copy of examples/{name} "
-                    "(this graphc install has no examples/ folder).\n")
+# examples/ beside the package in a checkout or editable install, or the copy that
+# `pip install` puts in <prefix>/share/graphc/examples (pyproject's data-files).
+DEMO_EXAMPLES = ("logic_gates.py", "lenet.py")
 
 
 def _examples_dir():
-    """The repository's examples/ folder beside the graphc package, if it is there."""
-    folder = pathlib.Path(graphc.__file__).resolve().parent.parent / "examples"
-    if all((folder / name).is_file() for name in _FALLBACK_SOURCES):
-        return folder
+    """The folder holding the demo's example files, if there is one."""
+    for folder in (pathlib.Path(graphc.__file__).resolve().parent.parent / "examples",
+                   pathlib.Path(sys.prefix) / "share" / "graphc" / "examples"):
+        if all((folder / name).is_file() for name in DEMO_EXAMPLES):
+            return folder
     return None
 
 
+class _NoExamples(Exception):
+    """The demo's example files are not installed."""
+
+
 def _example_module(ctx: DemoContext, name: str):
-    """Import examples/``name`` by path (or the demo's own copy of it)."""
+    """Import examples/``name`` by path."""
     key = ("module", name)
     if key not in ctx.values:
         folder = _examples_dir()
-        if folder is not None:
-            path = folder / name
-        else:
-            header = _FALLBACK_HEADER.format(name=name)
-            path = _write_demo_file(ctx, name, header + _FALLBACK_SOURCES[name], header)
-        ctx.values[key] = load_module(path)
-        ctx.values.setdefault("examples", {})[name] = path
+        if folder is None:
+            raise _NoExamples(f"examples/{name} was not found beside graphc nor in "
+                              f"{pathlib.Path(sys.prefix) / 'share' / 'graphc' / 'examples'}; "
+                              "run the demo from a source checkout (make demo)")
+        ctx.values[key] = load_module(folder / name)
+        ctx.values.setdefault("examples", {})[name] = folder / name
     return ctx.values[key]
 
 
@@ -587,7 +591,10 @@ def cmd_demo(ns) -> int:
         title = (step.__doc__ or step.__name__).strip().splitlines()[0]
         print(f"\n=== {i}/{n}  {title} " + "=" * max(3, 70 - len(title)))
         sys.stdout.flush()
-        step(ctx)
+        try:
+            step(ctx)
+        except _NoExamples as e:
+            print(f"    skipped: {e}")
     print("\n=== Summary " + "=" * 66)
     print(f"wrote {len(dict.fromkeys(ctx.written))} file"
           f"{'s' if len(dict.fromkeys(ctx.written)) != 1 else ''} "
@@ -709,277 +716,6 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-
-# --- the demo's copies of examples/ (tests/test_examples.py keeps them identical) ---
-# Written to the demo folder when graphc is installed without its examples/ folder.
-_FALLBACK_SOURCES = {
-    'logic_gates.py': r'''"""Logic gates: OR and AND are linearly separable, XOR is not.
-
-A single linear unit (a logistic regression, ``sigmoid(x @ w + b)``) learns OR
-and AND, but no line separates XOR's classes: the best a linear unit can do
-is 3 of the 4 points (75%).  A network with one hidden layer of tanh units
-learns XOR.  Each model is trained with one compiled train step: the forward
-pass, the backward pass and the optimizer update in a single generated NumPy
-function.
-
-    python examples/logic_gates.py
-    graphc trace  examples/logic_gates.py:mlp_loss
-    graphc source examples/logic_gates.py:mlp_loss --grad
-    graphc render examples/logic_gates.py:mlp_loss --grad -o xor.svg
-    graphc check  examples/logic_gates.py:mlp_loss
-"""
-import numpy as np
-
-import graphc
-from graphc import nn, optim
-
-# The four input points, and each gate's labels in {-1, +1} (the logistic loss's convention).
-X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-GATES = {
-    "OR": np.array([-1.0, 1.0, 1.0, 1.0]),
-    "AND": np.array([-1.0, -1.0, -1.0, 1.0]),
-    "XOR": np.array([-1.0, 1.0, 1.0, -1.0]),
-}
-
-
-def init_linear():
-    return {"w": np.zeros(2), "b": np.zeros(1)}
-
-
-def init_mlp(rng, hidden=3):
-    return {"W1": rng.normal(size=(2, hidden)), "b1": np.zeros(hidden),
-            "w2": rng.normal(size=hidden), "b2": np.zeros(1)}
-
-
-def linear_scores(params, x):
-    return x @ params["w"] + params["b"]
-
-
-def mlp_scores(params, x):
-    h = np.tanh(x @ params["W1"] + params["b1"])
-    return h @ params["w2"] + params["b2"]
-
-
-@graphc.example(init_linear(), X, GATES["OR"])
-def linear_loss(params, x, y):
-    """Logistic loss of a single linear unit: mean(log(1 + exp(-y * score)))."""
-    return nn.logistic_loss(linear_scores(params, x), y)
-
-
-@graphc.example(init_mlp(np.random.default_rng(0)), X, GATES["XOR"])
-def mlp_loss(params, x, y):
-    """Logistic loss of a 2-3-1 tanh network."""
-    return nn.logistic_loss(mlp_scores(params, x), y)
-
-
-def make_train_step(loss_fn, opt):
-    """One compiled function: loss, gradients and the optimizer's update."""
-    @graphc.compile
-    def train_step(params, state, x, y):
-        loss, grads = graphc.value_and_grad(loss_fn)(params, x, y)
-        params, state = opt.update(grads, state, params)
-        return params, state, loss
-    return train_step
-
-
-def train(loss_fn, params, x, y, steps=300, lr=0.1):
-    """Adam for ``steps`` full-batch steps; returns ``(params, final loss)``."""
-    opt = optim.adam(lr)
-    state = opt.init(params)
-    step = make_train_step(loss_fn, opt)
-    loss = None
-    for _ in range(steps):
-        params, state, loss = step(params, state, x, y)
-    return params, float(loss)
-
-
-def accuracy(scores, y):
-    """The fraction of points on the right side: sign(score) == y."""
-    return float(np.mean(np.where(scores > 0, 1.0, -1.0) == y))
-
-
-def best_linear_accuracy(x, y, n=181):
-    """The best accuracy any linear unit reaches, by search over directions and offsets.
-
-    A linear unit's decision depends only on the direction of ``w`` and on ``b``;
-    for 4 points, a fine grid of directions and offsets meets every way a line
-    can split them.
-    """
-    angles = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
-    w = np.stack([np.cos(angles), np.sin(angles)], axis=1)        # (n, 2) unit directions
-    proj = x @ w.T                                                  # (points, n)
-    offsets = np.linspace(-1.6, 1.6, 2 * n + 1)                     # beyond every projection
-    scores = proj[None, :, :] - offsets[:, None, None]              # (offsets, points, n)
-    pred = np.where(scores > 0, 1.0, -1.0)
-    return float((pred == y[None, :, None]).mean(axis=1).max())
-
-
-def run(steps=300, seed=0, out=print):
-    """Train every model; return ``{name: accuracy}``."""
-    results = {}
-    for gate, y in GATES.items():
-        params, loss = train(linear_loss, init_linear(), X, y, steps=steps)
-        acc = accuracy(linear_scores(params, X), y)
-        results[f"linear {gate}"] = acc
-        out(f"single linear unit, {gate:3}: accuracy {acc:4.0%}  (loss {loss:.3f})")
-    best = best_linear_accuracy(X, GATES["XOR"])
-    results["best linear XOR"] = best
-    out(f"best any linear unit can do on XOR: {best:.0%} (3 of 4 points; no line separates XOR)")
-    params, loss = train(mlp_loss, init_mlp(np.random.default_rng(seed)), X, GATES["XOR"],
-                         steps=steps)
-    acc = accuracy(mlp_scores(params, X), GATES["XOR"])
-    results["mlp XOR"] = acc
-    out(f"2-3-1 tanh network,   XOR: accuracy {acc:4.0%}  (loss {loss:.3f})")
-    return results
-
-
-def main():
-    run()
-
-
-if __name__ == "__main__":
-    main()
-''',
-    'lenet.py': r'''"""A small LeNet-style CNN on scikit-learn's 8x8 digits (bundled: no download).
-
-conv 3x3 (1->8) - relu - max-pool 2 - conv 3x3 (8->16) - relu - max-pool 2 -
-dense 64->32 - relu - dense 32->10, trained with Adam by one compiled train
-step (forward, backward and update in a single generated NumPy function).
-Each layer runs inside ``graphc.scope``, so drawings can collapse it into
-one box.
-
-    python examples/lenet.py                 # trains, prints the test accuracy (~97%)
-    graphc trace  examples/lenet.py:loss
-    graphc render examples/lenet.py:loss --grad --collapse -o lenet.svg
-    graphc check  examples/lenet.py:loss
-
-Needs scikit-learn for the data (``pip install scikit-learn``); the functions
-themselves (``logits``, ``loss``) need only graphc.
-"""
-import os
-import sys
-import time
-
-import numpy as np
-
-import graphc
-from graphc import nn, optim
-
-N_TEST = 360
-
-
-def init_params(rng, dtype=np.float64):
-    def dense(n_in, n_out):
-        return {"w": nn.init.glorot_uniform(rng, (n_in, n_out), dtype), "b": np.zeros(n_out, dtype)}
-
-    def conv(f, c):
-        return {"w": nn.init.he_normal(rng, (f, c, 3, 3), dtype), "b": np.zeros(f, dtype)}
-    return {"conv1": conv(8, 1), "conv2": conv(16, 8), "fc1": dense(16 * 2 * 2, 32),
-            "fc2": dense(32, 10)}
-
-
-def logits(params, x):
-    """``x``: (N, 1, 8, 8) images in [0, 1] -> (N, 10) class scores."""
-    with graphc.scope("conv1"):
-        h = nn.relu(nn.conv2d(x, params["conv1"]["w"], params["conv1"]["b"], padding=1))
-    with graphc.scope("pool1"):
-        h = nn.max_pool2d(h, 2)                                       # (N, 8, 4, 4)
-    with graphc.scope("conv2"):
-        h = nn.relu(nn.conv2d(h, params["conv2"]["w"], params["conv2"]["b"], padding=1))
-    with graphc.scope("pool2"):
-        h = nn.max_pool2d(h, 2)                                       # (N, 16, 2, 2)
-    with graphc.scope("fc1"):
-        h = nn.relu(nn.flatten(h) @ params["fc1"]["w"] + params["fc1"]["b"])
-    with graphc.scope("fc2"):
-        return h @ params["fc2"]["w"] + params["fc2"]["b"]
-
-
-_rng = np.random.default_rng(0)
-
-
-@graphc.example(init_params(np.random.default_rng(0)), _rng.random((4, 1, 8, 8)),
-                np.array([0, 1, 2, 3]))
-def loss(params, x, y):
-    """Mean cross-entropy of the CNN's scores against integer labels ``y``."""
-    scores = logits(params, x)
-    with graphc.scope("loss"):
-        return nn.cross_entropy(scores, y)
-
-
-def load_digits(seed=0):
-    """``(x_train, y_train, x_test, y_test)``: 1437 training and 360 test images."""
-    from sklearn.datasets import load_digits as sklearn_digits
-    digits = sklearn_digits()
-    x = (digits.images / 16.0)[:, None, :, :]                        # (1797, 1, 8, 8)
-    y = digits.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(y))
-    test, train = order[:N_TEST], order[N_TEST:]
-    return x[train], y[train], x[test], y[test]
-
-
-def make_train_step(opt):
-    @graphc.compile
-    def train_step(params, state, x, y):
-        value, grads = graphc.value_and_grad(loss)(params, x, y)
-        params, state = opt.update(grads, state, params)
-        return params, state, value
-    return train_step
-
-
-def train(steps=300, batch=64, lr=1e-2, seed=0, progress=None):
-    """Train on the digits; return ``(params, test accuracy, seconds)``.
-
-    ``progress(step, steps, loss)`` is called after every step.
-    """
-    x_train, y_train, x_test, y_test = load_digits(seed)
-    rng = np.random.default_rng(seed)
-    params = init_params(rng)
-    opt = optim.adam(lr)
-    state = opt.init(params)
-    step_fn = make_train_step(opt)
-    predict = graphc.compile(logits)
-    start = time.perf_counter()
-    perm, pos = rng.permutation(len(y_train)), 0
-    for step in range(1, steps + 1):
-        if pos + batch > len(y_train):
-            perm, pos = rng.permutation(len(y_train)), 0
-        idx = perm[pos:pos + batch]
-        pos += batch
-        params, state, value = step_fn(params, state, x_train[idx], y_train[idx])
-        if progress is not None:
-            progress(step, steps, float(value))
-    acc = float(np.mean(np.argmax(predict(params, x_test), axis=1) == y_test))
-    return params, acc, time.perf_counter() - start
-
-
-def progress_bar(step, steps, value, width=30, stream=None):
-    """A one-line text progress bar (redrawn in place on a terminal)."""
-    stream = stream or sys.stdout
-    tty = getattr(stream, "isatty", lambda: False)()
-    if not tty and step != steps and step % max(1, steps // 4):
-        return
-    done = int(width * step / steps)
-    line = f"    [{'#' * done}{'.' * (width - done)}] step {step:4d}/{steps}  loss {value:.3f}"
-    stream.write(("\r" + line if tty else line + "\n") + ("\n" if tty and step == steps else ""))
-    stream.flush()
-
-
-def main(steps=None):
-    """Train and print the test accuracy (``GRAPHC_EXAMPLES_FAST=1``: a few steps only)."""
-    if steps is None:
-        steps = 20 if os.environ.get("GRAPHC_EXAMPLES_FAST") else 300
-    print(f"LeNet-style CNN on 8x8 digits, {steps} Adam steps of 64 images:")
-    _, acc, seconds = train(steps=steps, progress=progress_bar)
-    print(f"test accuracy {acc:.1%} on {N_TEST} held-out digits ({seconds:.1f} s)")
-    return acc
-
-
-if __name__ == "__main__":
-    main()
-''',
-}
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Every file in examples/ works with the command line and no flags (API.md section 7), and
-runs as a script; the demo's fallback copies of the examples match them."""
+runs as a script."""
 import importlib.util
 import pathlib
 import re
@@ -138,27 +138,3 @@ def test_progress_bar_without_a_terminal(capsys):
         lenet.progress_bar(step, 8, 1.0 / step)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[-1].startswith("    [" + "#" * 30 + "]")
-
-
-# --- the demo's fallback copies ---------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(cli._FALLBACK_SOURCES))
-def test_demo_fallback_copy_matches_the_example(name):
-    assert cli._FALLBACK_SOURCES[name] == (ROOT / "examples" / name).read_text(), (
-        f"graphc/cli.py's copy of examples/{name} is out of date: paste the file's text into "
-        "_FALLBACK_SOURCES")
-
-
-# --- docs/drawing.md's code runs ----------------------------------------------------------
-DRAWING_BLOCKS = re.findall(r"^```python\n(.*?)^```", (ROOT / "docs" / "drawing.md").read_text(),
-                            flags=re.S | re.M)
-
-
-@pytest.mark.parametrize("index", range(len(DRAWING_BLOCKS)))
-def test_drawing_doc_blocks_run(index, tmp_path, monkeypatch, capsys):
-    code = DRAWING_BLOCKS[index]
-    if not HAVE_DOT and re.search(r"\.(svg|png|pdf)\"", code):
-        pytest.skip("needs Graphviz's dot program")
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / f"drawing_{index}.py"
-    path.write_text(code)
-    exec(compile(code, str(path), "exec"), {"__name__": "__main__", "__file__": str(path)})
