@@ -181,7 +181,7 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
             num = code[idx] if code.shape else float(code)
             err = abs(num - exact_val.real) / max(1.0, abs(exact_val.real))
             worst = max(worst, err)
-            if arr_shape(leaves[i]) == () and sp.count_ops(expected) < 300:
+            if np.shape(leaves[i]) == () and sp.count_ops(expected) < 300:
                 derivative = expected
                 try:   # a closed form for the report; simplify is bounded in time
                     derivative = symbolic._with_timeout(lambda: sp.simplify(expected), 2.0)
@@ -198,10 +198,6 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
                                     "simplify(a - b) == 0" if methods == {"proved"} else
                                     "50-digit evaluation at random points", derivative, note))
     return report
-
-
-def arr_shape(x):
-    return np.shape(x)
 
 
 def _small(expr):
@@ -256,20 +252,15 @@ def _numeric_rows(report, fn, args, kwargs, sig, diff_leaf, leaves, paths, code_
 
 
 def _replace_leaf(args, kwargs, fn, path, new):
-    """(args, kwargs) with the leaf at ``path`` (param index, keys...) replaced."""
+    """``(args, kwargs)`` with the leaf at ``path`` (param index, keys...) replaced."""
     import copy
+    from .api import _call_parts
     from .signature import from_function
     params, values = from_function(fn, args, kwargs)
     values = copy.deepcopy(values)
-    old = values
-    target = values
-    for k in path[:-1]:
-        target = target[k]
-    if len(path) == 1:
-        values[path[0]] = new.astype(np.asarray(values[path[0]]).dtype) if isinstance(values[path[0]], np.ndarray) else float(new)
-    else:
-        cur = target[path[-1]]
-        target[path[-1]] = new.astype(cur.dtype) if isinstance(cur, np.ndarray) else float(new)
-    from .api import _call_parts
-    a, kw = _call_parts(params, old)
-    return a, kw
+    holder, key = values, path[0]
+    for k in path[1:]:
+        holder, key = holder[key], k
+    old = holder[key]
+    holder[key] = new.astype(old.dtype) if isinstance(old, np.ndarray) else float(new)
+    return _call_parts(params, values)

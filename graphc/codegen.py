@@ -376,16 +376,7 @@ def generate(g, func_name: str, doc: str = "", source_file: str | None = None) -
     if body and body[-1].strip() and any(l.strip().startswith("# grad of") for l in body):
         lines.append("")
     lines.append(f"    return {ret}")
-    return "\n".join(_strip_blank_runs(lines)) + "\n"
-
-
-def _strip_blank_runs(lines):
-    out = []
-    for l in lines:
-        if l == "" and out and out[-1] == "" and len(out) > 3 and out[-2] != "":
-            pass
-        out.append(l)
-    return out
+    return "\n".join(lines) + "\n"
 
 
 def graph_text(g) -> str:
@@ -399,8 +390,7 @@ def graph_text(g) -> str:
     body = _body_lines(em, indent="    ")
     consts = ["    " + c for c in em.module_consts]
     refs = ", ".join(em.ref(o) for o in g.outputs)
-    return "\n".join([f"{g.fn_name}({ins}):"] + consts + [l for l in body if l != "" or True]
-                     + [f"    return {refs}"])
+    return "\n".join([f"{g.fn_name}({ins}):"] + consts + body + [f"    return {refs}"])
 
 
 # --- executing ------------------------------------------------------------------------
@@ -425,10 +415,11 @@ def compile_snippet(prim, params):
     emitted = prim.emit(names, "out", avals, None, params) if not callable(prim.numpy) \
         else None
     if emitted is None:
+        # Callable emitters may look at the input avals (reductions, scatter):
+        # emit per call, and cache the compiled text in _SNIPPETS.
         def impl(*args):
-            vals = [a if isinstance(a, (int, float, bool)) else np.asarray(a) for a in args]
-            av = [Aval(np.shape(v), np.result_type(v)) for v in vals]
             from .tracing import aval_of
+            vals = [a if isinstance(a, (int, float, bool)) else np.asarray(a) for a in args]
             av = [aval_of(v) for v in vals]
             out_aval = prim.shape(*av, **params)
             text = prim.emit([f"a{i}" for i in range(len(vals))], "out", av, out_aval, params)

@@ -12,15 +12,14 @@ from ..primitive import Aval, primitive
 from ._rules import elementwise_rule, size_flops, zero_flops
 
 
-def _binary(name, tmpl, fn, prec, vjp, sym, label, **kw):
+def _binary(name, tmpl, fn, prec, vjp, sym, label, flops=size_flops, **kw):
     return primitive(name=name, shape=elementwise_rule(fn), numpy=tmpl, prec=prec, vjp=vjp,
-                     sympy=sym, label=label, elementwise=True, flops=size_flops, **kw)
+                     sympy=sym, label=label, elementwise=True, flops=flops, **kw)
 
 
-def _unary(name, fn, vjp, sym, label=None, tmpl=None, **kw):
+def _unary(name, fn, vjp, sym, label=None, tmpl=None, flops=size_flops, **kw):
     return primitive(name=name, shape=elementwise_rule(fn), numpy=tmpl or f"np.{fn.__name__}({{0}})",
-                     vjp=vjp, sympy=sym, label=label or name, elementwise=True,
-                     flops=size_flops, **kw)
+                     vjp=vjp, sympy=sym, label=label or name, elementwise=True, flops=flops, **kw)
 
 
 # --- arithmetic ----------------------------------------------------------------
@@ -104,19 +103,17 @@ minimum = _binary("minimum", "np.minimum({0}, {1})", np.minimum, 100, _min_vjp, 
 
 # --- comparisons and logic (no gradient) ------------------------------------------------
 _no_vjp = None
-gt = _binary("gt", "{0} > {1}", np.greater, 6, _no_vjp, sp.StrictGreaterThan, ">", slots=(7, 7))
-ge = _binary("ge", "{0} >= {1}", np.greater_equal, 6, _no_vjp, sp.GreaterThan, "≥", slots=(7, 7))
-lt = _binary("lt", "{0} < {1}", np.less, 6, _no_vjp, sp.StrictLessThan, "<", slots=(7, 7))
-le = _binary("le", "{0} <= {1}", np.less_equal, 6, _no_vjp, sp.LessThan, "≤", slots=(7, 7))
-eq = _binary("eq", "{0} == {1}", np.equal, 6, _no_vjp, sp.Eq, "=", slots=(7, 7))
-ne = _binary("ne", "{0} != {1}", np.not_equal, 6, _no_vjp, sp.Ne, "≠", slots=(7, 7))
+gt = _binary("gt", "{0} > {1}", np.greater, 6, _no_vjp, sp.StrictGreaterThan, ">", slots=(7, 7), flops=zero_flops)
+ge = _binary("ge", "{0} >= {1}", np.greater_equal, 6, _no_vjp, sp.GreaterThan, "≥", slots=(7, 7), flops=zero_flops)
+lt = _binary("lt", "{0} < {1}", np.less, 6, _no_vjp, sp.StrictLessThan, "<", slots=(7, 7), flops=zero_flops)
+le = _binary("le", "{0} <= {1}", np.less_equal, 6, _no_vjp, sp.LessThan, "≤", slots=(7, 7), flops=zero_flops)
+eq = _binary("eq", "{0} == {1}", np.equal, 6, _no_vjp, sp.Eq, "=", slots=(7, 7), flops=zero_flops)
+ne = _binary("ne", "{0} != {1}", np.not_equal, 6, _no_vjp, sp.Ne, "≠", slots=(7, 7), flops=zero_flops)
 logical_and = _binary("logical_and", "np.logical_and({0}, {1})", np.logical_and, 100, _no_vjp,
-                      sp.And, "and")
+                      sp.And, "and", flops=zero_flops)
 logical_or = _binary("logical_or", "np.logical_or({0}, {1})", np.logical_or, 100, _no_vjp,
-                     sp.Or, "or")
-logical_not = _unary("logical_not", np.logical_not, _no_vjp, sp.Not, "not")
-for _p in (gt, ge, lt, le, eq, ne, logical_and, logical_or, logical_not, sign):
-    object.__setattr__(_p, "flops", zero_flops if _p is not sign else size_flops)
+                     sp.Or, "or", flops=zero_flops)
+logical_not = _unary("logical_not", np.logical_not, _no_vjp, sp.Not, "not", flops=zero_flops)
 
 
 # --- where ---------------------------------------------------------------------------

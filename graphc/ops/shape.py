@@ -74,12 +74,9 @@ def _concat_rule(*xs, axis):
             raise ShapeError("concatenate: shapes " + ", ".join(v.short() for v in xs)
                              + f" do not match outside axis {axis}")
     shape = list(ref.shape)
-    shape[axis] = builtins_sum(x.shape[axis] for x in xs)
+    shape[axis] = sum(x.shape[axis] for x in xs)
     dtype = np.result_type(*[x.np_proxy() for x in xs])
     return Aval(tuple(shape), dtype, False)
-
-
-builtins_sum = __builtins__["sum"] if isinstance(__builtins__, dict) else __builtins__.sum
 
 
 def _concat_vjp(ct, *xs, out, axis):
