@@ -127,6 +127,21 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
         _numeric_rows(report, base, args, kwargs, sig, diff_leaf, leaves, paths, code_grads, nums)
         return report
 
+    try:
+        rows, value = symbolic._with_timeout(
+            lambda: _symbolic_rows(graph, sig, leaves, paths, diff_leaf, code_grads, budget), budget)
+    except (symbolic.MissingSemantics, symbolic.TooSlow) as e:
+        report.notes.append(f"symbolic check stopped ({e}); checked numerically instead "
+                            "(directional finite differences)")
+        _numeric_rows(report, base, args, kwargs, sig, diff_leaf, leaves, paths, code_grads, nums)
+        return report
+    report.rows.extend(rows)
+    report.value = value
+    return report
+
+
+def _symbolic_rows(graph, sig, leaves, paths, diff_leaf, code_grads, budget):
+    """Rows proved (or compared at 50 digits) with SymPy; may raise TooSlow."""
     rng = np.random.default_rng(0)
     env, point, sym_of = {}, {}, {}
     for i, (nid, leaf, path) in enumerate(zip(graph.inputs, leaves, paths)):
@@ -152,14 +167,9 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
             sym_of[i] = (chosen, {idx: syms[idx] for idx in chosen})
         else:
             env[nid] = exact
-    try:
-        vals = symbolic.evaluate(graph, env, point, budget=budget)
-    except (symbolic.MissingSemantics, symbolic.TooSlow) as e:
-        report.notes.append(f"{e}; checked numerically instead (directional finite differences)")
-        _numeric_rows(report, base, args, kwargs, sig, diff_leaf, leaves, paths, code_grads, nums)
-        return report
+    vals = symbolic.evaluate(graph, env, point, budget=budget)
     out_value = vals[graph.outputs[0]]
-    report.value = out_value if _small(out_value) else None
+    rows = []
     for k, i in enumerate(diff_leaf):
         path = paths[i]
         label = _leaf_label(sig, path)
@@ -194,10 +204,10 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
             status = "numeric"
         n = int(np.prod(np.shape(leaves[i]), dtype=np.int64))
         note = "" if len(chosen) == n else f"a random sub-block of {len(chosen)} of {n} elements was checked"
-        report.rows.append(CheckRow(label, status, worst, n, len(chosen),
-                                    "simplify(a - b) == 0" if methods == {"proved"} else
-                                    "50-digit evaluation at random points", derivative, note))
-    return report
+        rows.append(CheckRow(label, status, worst, n, len(chosen),
+                             "simplify(a - b) == 0" if methods == {"proved"} else
+                             "50-digit evaluation at random points", derivative, note))
+    return rows, (out_value if _small(out_value) else None)
 
 
 def _small(expr):

@@ -170,21 +170,31 @@ def _numeric(value, point, dtype):
 
 # --- equality ---------------------------------------------------------------------------
 def _with_timeout(fn, seconds):
-    """Run ``fn``; raise TooSlow after ``seconds`` (SIGALRM, main thread only)."""
+    """Run ``fn``; raise TooSlow after ``seconds`` (SIGALRM, main thread only).
+
+    Nests: an enclosing timeout keeps running, and fires first if it is shorter.
+    """
     import signal
     import threading
+    import time
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         return fn()
+    outer_handler = signal.getsignal(signal.SIGALRM)
+    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
+    start = time.monotonic()
+    mine = not outer_left or seconds < outer_left
 
     def alarm(signum, frame):
-        raise TooSlow(f"simplify took more than {seconds:g} s")
-    old = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+        raise TooSlow(f"took more than {seconds:g} s")
+    signal.signal(signal.SIGALRM, alarm if mine else outer_handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds if mine else outer_left)
     try:
         return fn()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGALRM, outer_handler)
+        if outer_left:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - start), 1e-3))
 
 
 @dataclass

@@ -138,3 +138,53 @@ def test_progress_bar_without_a_terminal(capsys):
         lenet.progress_bar(step, 8, 1.0 / step)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[-1].startswith("    [" + "#" * 30 + "]")
+
+
+# --- the lecture examples: 8-3-8 identity, circle, softmax regression, dropout MLP -------
+def test_identity_838_main(monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHC_EXAMPLES_FAST", "1")
+    ex = _import(ROOT / "examples" / "identity_838.py", "_ex_identity_main")
+    assert ex.main() == 8
+    text = capsys.readouterr().out
+    assert "recovered 8/8" in text
+    rows = [line for line in text.splitlines() if "->" in line]
+    assert len(rows) == 8 and rows[0].startswith("10000000  ->  ")
+    assert [int(r.rsplit("->", 1)[1]) for r in rows] == list(range(8))
+
+
+def test_circle_main(monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHC_EXAMPLES_FAST", "1")
+    ex = _import(ROOT / "examples" / "circle.py", "_ex_circle_main")
+    assert ex.count_weights(ex.init_params(np.random.default_rng(0))) == 25
+    acc = ex.main()
+    text = capsys.readouterr().out
+    assert acc >= 0.95 and f"training accuracy {acc:.1%}" in text
+    picture = [line for line in text.splitlines() if len(line) == 41 and set(line) <= set("#.+o")]
+    assert len(picture) == 21
+    assert picture[10][20] == "#" and picture[0][0] == "."      # centre inside, corner outside
+
+
+@pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
+def test_softmax_regression_main(monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHC_EXAMPLES_FAST", "1")
+    acc = _import(ROOT / "examples" / "softmax_regression.py", "_ex_softmax_main").main()
+    assert f"test accuracy {acc:.1%}" in capsys.readouterr().out
+    assert acc >= 0.93
+
+
+@pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
+def test_mlp_dropout_main(monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHC_EXAMPLES_FAST", "1")
+    ex = _import(ROOT / "examples" / "mlp_dropout.py", "_ex_dropout_main")
+    acc = ex.main()
+    assert f"test accuracy {acc:.1%}" in capsys.readouterr().out
+    assert acc >= 0.9
+    # the key is traced: a different key changes the loss without re-tracing, and
+    # the test-time network has no dropout at all
+    params = ex.init_params(np.random.default_rng(0), hidden=16)
+    x, y = np.random.default_rng(1).random((8, 64)), np.arange(8)
+    import graphc
+    f = graphc.compile(ex.loss)
+    a, b = f(params, x, y, np.int64(1)), f(params, x, y, np.int64(2))
+    assert a != b
+    np.testing.assert_allclose(ex.predict(params, x), ex.logits(params, x, np.int64(5)))
