@@ -15,13 +15,9 @@ from _fd import fd_grad, fd_grad_args, rel_err
 
 
 # --- the lecture's example -----------------------------------------------------------------
-def lecture_f(w1, w2):
-    z1 = w1 / w2
-    z2 = np.sin(2 * np.pi * z1)
-    z3 = np.exp(2 * w2)
-    z4 = 3 * z1 - z3
-    z5 = z2 + z4
-    return z4 * z5
+# The function comes from the shared corpus; its closed form is derived again here on
+# purpose, independently of tests/functions.py, so the two derivations check each other.
+from functions import lecture as lecture_f  # noqa: E402
 
 
 def lecture_grad_closed_form(w1, w2):
