@@ -91,18 +91,20 @@ getitem = primitive(
     doc="x[index]; integer-array parts of the index are arguments, the rest is static.")
 
 
-def _scatter_rule(ct, *idx, spec, shape):
+def _scatter_rule(ct, *idx, spec, shape, unique=False):
     want = _index_shape(shape, spec, idx)
     if tuple(ct.shape) != tuple(want):
         raise ShapeError(f"scatter_add: values {ct.short()} do not fit index of shape {want}")
     return Aval(tuple(shape), ct.dtype, False)
 
 
-def _emit_scatter(e, *, spec, shape):
+def _emit_scatter(e, *, spec, shape, unique=False):
     dt = f"np.{e.aval.dtype.name}"
     idx = spec_text(spec, e.args[1:])
     lines = [f"{e.out} = np.zeros({tuple(shape)!r}, dtype={dt})"]
-    if any(item[0] == "array" for item in spec):
+    # unique: no element is indexed twice (set by passes.simplify), so plain
+    # assignment does what np.add.at does, several times faster.
+    if any(item[0] == "array" for item in spec) and not unique:
         if all(item[0] in ("array", "int") for item in spec):
             where = f"({idx},)" if len(spec) == 1 else f"({idx})"
         else:
@@ -113,11 +115,11 @@ def _emit_scatter(e, *, spec, shape):
     return lines
 
 
-def _scatter_vjp(ct, v, *idx, out, spec, shape):
+def _scatter_vjp(ct, v, *idx, out, spec, shape, unique=False):
     return (getitem(ct, *idx, spec=spec),) + (None,) * len(idx)
 
 
-def _sym_scatter(v, *idx, spec, shape):
+def _sym_scatter(v, *idx, spec, shape, unique=False):
     out = np.zeros(shape, dtype=object)
     np.add.at(out, _concrete_index(spec, idx), v)
     return out
@@ -127,7 +129,8 @@ scatter_add = primitive(
     name="scatter_add", statements=True, shape=_scatter_rule, numpy=_emit_scatter, vjp=_scatter_vjp,
     sympy=_sym_scatter, label="scatter+", family="index",
     flops=lambda out, v, *idx, **p: v.size,
-    doc="zeros(shape) with v added at index (np.add.at); the transpose of getitem.")
+    doc="zeros(shape) with v added at index (np.add.at); the transpose of getitem. "
+        "unique=True (set by the simplifier) promises no repeated element.")
 
 
 def static_slice(x, axis, start, stop):

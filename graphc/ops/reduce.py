@@ -45,14 +45,15 @@ def _sum_vjp(ct, x, *, out, axis, keepdims):
 def _extreme_vjp(ct, x, *, out, axis, keepdims):
     # Ties share the cotangent equally (as JAX): the gradient of max(x) is the
     # average of the one-hot vectors of every maximal element.
-    from .elementwise import astype, where
+    # A multiply by the 0/1 mask instead of np.where: NumPy's where is about 5x slower.
+    from .elementwise import astype
     from .shape import reshape
     if not keepdims:
         ct = reshape(ct, shape=keep_shape(x.shape, axis))
         out = reshape(out, shape=keep_shape(x.shape, axis))
-    mask = x == out
-    count = sum(astype(mask, dtype=ct.dtype), axis=axis, keepdims=True)
-    return (where(mask, ct / count, 0.0),)
+    mask = astype(x == out, dtype=ct.dtype)
+    count = sum(mask, axis=axis, keepdims=True)
+    return (mask * (ct / count),)
 
 
 def _sym_reduce(fn):

@@ -1,16 +1,23 @@
 """Dead-code elimination: drop every node no output depends on."""
 from __future__ import annotations
 
-import networkx as nx
-
 from ..naming import base_name, sanitize
 
 
 def dce(graph):
     """Remove nodes that no output needs (inputs always stay).  In place."""
-    live = set(graph.outputs) | set(graph.inputs)
-    for o in graph.outputs:
-        live |= nx.ancestors(graph.nx, o)
+    # One walk from all outputs together: per-output nx.ancestors would visit
+    # shared parts of the graph once per output.
+    live = set(graph.inputs)
+    stack = list(set(graph.outputs))
+    seen = set(stack)
+    while stack:
+        n = stack.pop()
+        for a in graph.nx.nodes[n]["args"]:
+            if a not in seen:
+                seen.add(a)
+                stack.append(a)
+    live |= seen
     dead = [n for n in graph.nx.nodes if n not in live]
     if not dead:
         return graph

@@ -23,20 +23,18 @@ def mlp_loss_value_and_grad(params, x, y):
 
     # grad of: loss = -logp[np.arange(n), y].mean()
     d_logp = np.zeros((6, 2), dtype=np.float32)
-    np.add.at(d_logp, (np.arange(6), y), np.full((6,), -0.1666666716337204, dtype=np.float32))  # f32[6,2]
+    d_logp[np.arange(6), y] = np.full((6,), -0.1666666716337204, dtype=np.float32)  # f32[6,2]
 
     # grad of: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     d_sum = (-d_logp).sum(axis=1, keepdims=True) / sum_  # f32[6,1]
-    d_exp = np.broadcast_to(d_sum, (6, 2))      # f32[6,2]
-    d_z = d_logp + d_exp * exp                  # f32[6,2]
+    d_z = d_logp + d_sum * exp                  # f32[6,2]
 
     # grad of: z = logits - m
     d_m = (-d_z).sum(axis=1, keepdims=True)     # f32[6,1]
 
     # grad of: m = logits.max(axis=1, keepdims=True)
-    eq = logits == m                            # bool[6,2]
-    where = np.where(eq, d_m / eq.astype(np.float32).sum(axis=1, keepdims=True), 0.0)  # f32[6,2]
-    d_logits = d_z + where                      # f32[6,2]
+    astype = (logits == m).astype(np.float32)   # f32[6,2]
+    d_logits = d_z + astype * (d_m / astype.sum(axis=1, keepdims=True))  # f32[6,2]
 
     # grad of: logits = h2 @ params["W3"] + params["b3"]
     d_b3 = d_logits.sum(axis=0)                 # f32[2]
@@ -44,7 +42,7 @@ def mlp_loss_value_and_grad(params, x, y):
     d_W3 = h2.T @ d_logits                      # f32[3,2]
 
     # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    d_add = np.where(add > 0, d_h2, np.where(0 == add, d_h2 * 0.5, 0.0))  # f32[6,3]
+    d_add = d_h2 * (0.5 + 0.5 * np.sign(add))   # f32[6,3]
     d_b2 = d_add.sum(axis=0)                    # f32[3]
     d_h = d_add @ W2.T                          # f32[6,4]
     d_W2 = h.T @ d_add                          # f32[4,3]

@@ -1,0 +1,189 @@
+"""Algebraic simplification: rewrites that remove work without changing values.
+
+Each rule looks at one node whose arguments are already simplified (the pass
+walks in program order) and either leaves it alone or rewires it.  Rules never
+create nodes, because node ids must stay in program order; a rewritten node
+points at an earlier node instead, and dead leftovers go to ``dce``.
+
+- ``reshape`` / ``broadcast_to`` / ``transpose`` that change nothing disappear.
+- ``reshape(reshape(x))`` is one reshape; ``transpose(transpose(x))`` is one
+  transpose (or none).
+- ``sum(x, keepdims=True).reshape(<shape without those axes>)`` is a plain sum.
+- An elementwise operand that is ``broadcast_to(y)`` is replaced by ``y`` when
+  another operand already has the result's shape: NumPy broadcasts anyway, and
+  the explicit broadcast only costs a call and a read-only view.
+- A constant array whose entries are all equal (``np.full``), used by one
+  elementwise op whose other operand already has the result's shape and dtype,
+  becomes the scalar.
+- ``x[:, 0]`` where that axis has size 1, and the matching ``scatter_add``,
+  only remove or add unit axes: they become reshapes.
+- ``scatter_add`` whose integer-array index is a constant with distinct values
+  covering the whole index shape (``d[np.arange(n), labels]``) cannot hit an
+  element twice, so it is emitted as plain assignment instead of ``np.add.at``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..primitive import REGISTRY
+
+
+def _forward(graph, nid, to):
+    """Replace every use of ``nid`` by ``to``; the user's name moves along when ``to`` has none."""
+    node, target = graph.nx.nodes[nid], graph.nx.nodes[to]
+    if target["op"] not in ("input", "const"):
+        for attr in ("name", "hint"):
+            if target.get(attr) is None and node.get(attr) is not None:
+                target[attr] = node[attr]
+    graph.replace_uses(nid, to)
+    return True
+
+
+def _same_as_input(graph, nid, node):
+    op = node["op"]
+    if op not in ("reshape", "broadcast_to", "transpose"):
+        return False
+    (x,) = node["args"]
+    xn = graph.nx.nodes[x]
+    if op == "transpose":
+        same = tuple(node["params"]["axes"]) == tuple(range(len(node["shape"])))
+    else:
+        same = tuple(xn["shape"]) == tuple(node["shape"])
+    return same and _forward(graph, nid, x)
+
+
+def _chain(graph, nid, node):
+    op = node["op"]
+    if op not in ("reshape", "transpose"):
+        return False
+    (x,) = node["args"]
+    xn = graph.nx.nodes[x]
+    if xn["op"] != op:
+        return False
+    (inner,) = xn["args"]
+    if op == "reshape":
+        graph.set_args(nid, (inner,))
+        if tuple(graph.nx.nodes[inner]["shape"]) == tuple(node["shape"]):
+            _forward(graph, nid, inner)
+        return True
+    a, b = xn["params"]["axes"], node["params"]["axes"]
+    axes = tuple(int(a[i]) for i in b)
+    graph.set_args(nid, (inner,))
+    node["params"] = dict(node["params"], axes=axes)
+    if axes == tuple(range(len(axes))):
+        _forward(graph, nid, inner)
+    return True
+
+
+def _sum_keepdims_reshape(graph, nid, node):
+    if node["op"] != "reshape":
+        return False
+    (s,) = node["args"]
+    sn = graph.nx.nodes[s]
+    if sn["op"] != "sum" or not sn["params"].get("keepdims"):
+        return False
+    axis = sn["params"]["axis"]
+    x_shape = graph.nx.nodes[sn["args"][0]]["shape"]
+    squeezed = tuple(d for i, d in enumerate(x_shape) if i not in axis)
+    if tuple(node["shape"]) != squeezed or len(graph.users(s)) != 1 or s in graph.outputs:
+        return False
+    # Turn the sum itself into the plain sum and drop the reshape.
+    sn["params"] = dict(sn["params"], keepdims=False)
+    sn["shape"] = squeezed
+    return _forward(graph, nid, s)
+
+
+def _full_operand(graph, nid, node, i):
+    """Index of an argument other than ``i`` that already has the result's shape and dtype."""
+    args = node["args"]
+    for j, a in enumerate(args):
+        an = graph.nx.nodes[a]
+        if a != args[i] and tuple(an["shape"]) == tuple(node["shape"]) and an["dtype"] == node["dtype"]:
+            return j
+    return None
+
+
+def _drop_operand_broadcast(graph, nid, node):
+    prim = REGISTRY.get(node["op"])
+    if prim is None or not prim.elementwise or node["op"] in ("identity", "contiguous"):
+        return False
+    changed = False
+    args = list(node["args"])
+    for i, a in enumerate(args):
+        an = graph.nx.nodes[a]
+        if an["op"] == "broadcast_to" and _full_operand(graph, nid, node, i) is not None:
+            args[i] = an["args"][0]
+            changed = True
+        elif (an["op"] == "const" and np.ndim(an["value"]) > 0 and np.size(an["value"]) > 1
+              and an["dtype"].kind == "f" and len(graph.users(a)) == 1 and a not in graph.outputs
+              and _full_operand(graph, nid, node, i) is not None):
+            value = np.asarray(an["value"])
+            first = value.flat[0]
+            if np.all(value == first) and not np.isnan(first):
+                # A Python float is weak: it takes the other operand's dtype, which is
+                # the result's, so the result type is unchanged.
+                an["value"], an["shape"], an["weak"] = float(first), (), True
+                changed = True
+    if changed:
+        graph.set_args(nid, args)
+    return changed
+
+
+def _unique_scatter(graph, nid, node):
+    if node["op"] != "scatter_add" or node["params"].get("unique"):
+        return False
+    spec = node["params"]["spec"]
+    idx_nodes = [graph.nx.nodes[a] for a in node["args"][1:]]
+    if not idx_nodes or any(item[0] not in ("array", "slice", "int") for item in spec):
+        return False
+    if any(item[0] == "slice" for item in spec):
+        return False
+    shape = np.broadcast_shapes(*(tuple(n["shape"]) for n in idx_nodes))
+    for n in idx_nodes:
+        if n["op"] != "const" or tuple(n["shape"]) != shape or len(shape) != 1:
+            continue
+        value = np.asarray(n["value"])
+        if np.unique(value).size == value.size:
+            node["params"] = dict(node["params"], unique=True)
+            return True
+    return False
+
+
+def _index_as_reshape(graph, nid, node):
+    """``x[:, 0]`` on an axis of size 1 (and its scatter) only drops or adds unit axes."""
+    op = node["op"]
+    if op not in ("getitem", "scatter_add") or len(node["args"]) != 1:
+        return False
+    spec = node["params"]["spec"]
+    full = graph.nx.nodes[nid]["shape"] if op == "scatter_add" else graph.nx.nodes[node["args"][0]]["shape"]
+    axis = 0
+    for item in spec:
+        if item[0] == "none":
+            continue
+        if item[0] == "slice" and item[1:] == (None, None, None):
+            axis += 1
+        elif item[0] == "int" and full[axis] == 1 and item[1] in (0, -1):
+            axis += 1
+        else:
+            return False
+    node["op"] = "reshape"
+    node["params"] = {"shape": tuple(node["shape"])}
+    return True
+
+
+_RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _drop_operand_broadcast, _unique_scatter)
+
+
+def simplify(graph):
+    """Apply the rules above to every node, in program order, in place."""
+    for nid in graph.order():
+        if nid not in graph.nx:
+            continue
+        node = graph.nx.nodes[nid]
+        if node["op"] in ("input", "const"):
+            continue
+        for rule in _RULES:
+            if nid not in graph.nx:
+                break
+            rule(graph, nid, node)
+    return graph
