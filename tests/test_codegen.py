@@ -71,8 +71,10 @@ def test_export_standalone(tmp_path):
     spec.loader.exec_module(mod)
     got = mod.lecture_grad(1.5, 0.5)
     np.testing.assert_allclose(got, lecture_grad_closed_form(1.5, 0.5), rtol=1e-13)
-    # Re-exporting over graphc's own file is allowed; over a user's file it is not.
-    graphc.export(df, 1.5, 0.5, path=path)
+    # An existing file is never replaced silently, not even graphc's own.
+    with pytest.raises(graphc.GraphcError, match="overwrite=True"):
+        graphc.export(df, 1.5, 0.5, path=path)
+    graphc.export(df, 1.5, 0.5, path=path, overwrite=True)
     other = tmp_path / "mine.py"
     other.write_text("print('my code')\n")
     with pytest.raises(graphc.GraphcError, match="overwrite"):
@@ -171,3 +173,34 @@ def test_hostile_names_are_sanitized():
     grads = g(params, 2.0, 1.0)
     np.testing.assert_array_equal(grads["x; import os"], [2.0, 2.0])
     np.testing.assert_array_equal(grads["class"], [0.0, 0.0])
+
+
+def test_large_values_are_freed_after_last_use():
+    import tracemalloc
+
+    def f(x):
+        a = np.exp(x)
+        b = np.sin(a)
+        c = np.cos(b)
+        d = np.tanh(c)
+        return d.sum()
+
+    x = np.linspace(0, 1, 1 << 18)            # 2 MiB per array
+    c = graphc.compile(f)
+    src = c.source(x)
+    assert "del a" in src and "del b" in src and "del c" in src
+    assert c(x) == pytest.approx(f(x), rel=1e-12)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        c(x)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    # At most two arrays alive at once (the one read and the one written), not four.
+    assert peak < 2.5 * x.nbytes, peak / x.nbytes
+
+
+def test_small_values_get_no_del_lines():
+    src = graphc.value_and_grad(lambda x: np.sum(np.exp(x) * np.sin(x))).source(np.ones(100))
+    assert "del " not in src
