@@ -3,7 +3,8 @@
 ::
 
     graphc demo [--out DIR]                       # the tour: the lecture's examples end to end
-    graphc trace  FILE.py:FUNC [--arg ...]        # print the evaluation trace
+    graphc trace  FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [--cost]
+                                                  # print the evaluation trace (and its FLOPs)
     graphc source FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [-o OUT.py]
     graphc render FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [--collapse] [--flops]
                   -o OUT.svg|png|pdf|dot          # draw the graph (format from the suffix)
@@ -229,8 +230,37 @@ def _target(ns):
 
 def cmd_trace(ns) -> int:
     fn, args, kwargs = _target(ns)
-    print(graphc.trace(fn, *args, **kwargs))
+    if ns.grad:
+        fn = graphc.grad(fn, argnums=_parse_argnums(ns.argnums))
+    elif ns.argnums is not None:
+        raise UsageError("--argnums only makes sense with --grad")
+    g = graphc.trace(fn, *args, **kwargs)
+    print(g)
+    if ns.cost:
+        print(cost_text(g))
     return 0
+
+
+def cost_text(g) -> str:
+    """``graph.cost()`` as comment lines: totals, then FLOPs by op, largest first."""
+    c = g.cost()
+    lines = ["", "# cost (the lecture's model: one unit per scalar operation, "
+             "a matmul (m,k)x(k,n) is 2mkn)",
+             f"#   forward  {c.forward_flops:>15,} FLOPs"]
+    if c.backward_flops:
+        lines.append(f"#   backward {c.backward_flops:>15,} FLOPs   "
+                     f"(backward/forward {c.backward_flops / max(c.forward_flops, 1):.2f}; "
+                     f"Baur-Strassen bound 5)")
+    lines.append(f"#   values   {c.bytes:>15,} bytes")
+    by_op: dict = {}
+    for nid, flops in c.by_node.items():
+        op = g.nx.nodes[nid]["op"]
+        by_op[op] = by_op.get(op, 0) + flops
+    total = max(c.total_flops, 1)
+    ranked = sorted(((f, op) for op, f in by_op.items() if f), reverse=True)
+    for flops, op in ranked:
+        lines.append(f"#     {op:<14} {flops:>15,}  {100 * flops / total:5.1f}%")
+    return "\n".join(lines)
 
 
 def cmd_source(ns) -> int:
@@ -242,7 +272,7 @@ def cmd_source(ns) -> int:
     else:
         compiled = fn if isinstance(fn, graphc.Compiled) else graphc.compile(fn)
     if ns.output:
-        path = graphc.export(compiled, *args, path=ns.output, **kwargs)
+        path = graphc.export(compiled, *args, path=ns.output, overwrite=ns.overwrite, **kwargs)
         print(f"wrote {path} (function {compiled.export_name()})")
     else:
         sys.stdout.write(compiled.source(*args, **kwargs))
@@ -425,7 +455,7 @@ def step_source(ctx: DemoContext) -> None:
 def step_export(ctx: DemoContext) -> None:
     """A standalone module that imports only NumPy"""
     _, df = _lecture(ctx)
-    path = graphc.export(df, *_W, path=ctx.out / "f_grad.py")
+    path = graphc.export(df, *_W, path=ctx.out / "f_grad.py", overwrite=True)  # the demo's own folder
     ctx.written.append(path)
     spec = importlib.util.spec_from_file_location("_graphc_demo_f_grad", path)
     module = importlib.util.module_from_spec(spec)
@@ -644,6 +674,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = target_parser("trace", "print the evaluation trace",
                       "Print the evaluation trace of FUNC: one line per operation.")
+    p.add_argument("--grad", action="store_true",
+                   help="the trace of graphc.grad(FUNC): forward and backward pass")
+    p.add_argument("--argnums", metavar="I[,J...]",
+                   help="with --grad: which positional arguments to differentiate (default 0)")
+    p.add_argument("--cost", action="store_true",
+                   help="add graph.cost(): FLOPs forward/backward, bytes, FLOPs by op")
     p.set_defaults(run=cmd_trace)
 
     p = target_parser("source", "print the generated NumPy source",
@@ -656,6 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0, as graphc.grad; e.g. 0,1)")
     p.add_argument("-o", "--output", metavar="OUT.py",
                    help="write the module to OUT.py with graphc.export instead of printing it")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with -o: replace OUT.py if it exists (graphc.export(..., overwrite=True))")
     p.set_defaults(run=cmd_source)
 
     p = target_parser("render", "draw the graph with Graphviz",

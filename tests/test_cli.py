@@ -552,3 +552,22 @@ def test_autodiff_trace_example_main(capsys):
     text = capsys.readouterr().out
     assert "z6 = z4 * z5" in text and "def f_grad(w1, w2):" in text
     assert "154.319017" in text and "-531.258972" in text
+
+
+def test_trace_cost_of_gradient(capsys):
+    # The FLOP totals printed are graph.cost() of the traced gradient, and the
+    # matmul share dominates an MLP, as the lecture's formula says.
+    target = f"{ROOT / 'examples' / 'lenet.py'}:loss"
+    assert main(["trace", target, "--grad", "--cost"]) == 0
+    out = capsys.readouterr().out
+    fn = _import(ROOT / "examples" / "lenet.py", "_lenet_for_cost").loss
+    args, kwargs = cli.example_inputs(fn, {})
+    c = graphc.trace(graphc.grad(fn), *args, **kwargs).cost()
+    assert f"forward  {c.forward_flops:>15,} FLOPs" in out
+    assert f"backward {c.backward_flops:>15,} FLOPs" in out
+    assert "matmul" in out.split("# cost")[1].splitlines()[4]      # the largest op first
+    assert "d_" in out.split("# cost")[0]                           # the backward pass is traced
+
+
+def test_trace_argnums_needs_grad(capsys):
+    assert main(["trace", f"{ROOT / 'examples' / 'lenet.py'}:loss", "--argnums", "0"]) == 2
