@@ -68,7 +68,9 @@ tan = _unary("tan", np.tan, lambda ct, x, *, out: (ct * (1 + out * out),), sp.ta
 tanh = _unary("tanh", np.tanh, lambda ct, x, *, out: (ct * (1 - out * out),), sp.tanh)
 sqrt = _unary("sqrt", np.sqrt, lambda ct, x, *, out: (ct / (2 * out),), sp.sqrt, "√")
 log1p = _unary("log1p", np.log1p, lambda ct, x, *, out: (ct / (1 + x),), lambda x: sp.log(1 + x))
-expm1 = _unary("expm1", np.expm1, lambda ct, x, *, out: (ct * (out + 1),), lambda x: sp.exp(x) - 1)
+# d expm1 = exp(x), not out + 1: for x < -37 (float64; -17 in float32) out + 1 rounds
+# to 0, losing the whole (tiny but nonzero) derivative.
+expm1 = _unary("expm1", np.expm1, lambda ct, x, *, out: (ct * exp(x),), lambda x: sp.exp(x) - 1)
 abs = _unary("abs", np.abs, lambda ct, x, *, out: (ct * sign(x),), sp.Abs, "|x|",
              tmpl="np.abs({0})")
 # sign is flat: its derivative is zero everywhere it exists.
@@ -120,7 +122,10 @@ logical_not = _unary("logical_not", np.logical_not, _no_vjp, sp.Not, "not", flop
 
 # --- where ---------------------------------------------------------------------------
 def _where_vjp(ct, c, x, y, *, out):
-    return None, where(c, ct, 0.0), where(c, 0.0, ct)
+    # A multiply by the mask, not np.where(c, ct, 0): on a random mask NumPy's where
+    # is branchy, about 9 ns an element against 0.2 (262k float32 values: 2.2 ms vs
+    # 46 µs).  The two agree wherever the cotangent is finite.
+    return None, ct * c, ct * logical_not(c)
 
 
 where = primitive(
