@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/run.py            # full run (make bench), ~3-5 minutes
     python benchmarks/run.py --quick              # ~1 minute, fewer/shorter repeats
     python benchmarks/run.py --only W2,W4         # a subset (keys: W1 W2 W3 W4 T-MLP T-LeNet
-                                                  #   bwdfwd compile)
+                                                  #   bwdfwd compile memory)
+    python benchmarks/run.py --docs docs/performance.md   # also update the doc's results section
 
 Every implementation is first checked against graphc's value and gradients (allclose with
 float32 tolerances); a mismatch stops the run (``--keep-going`` marks it "!" instead).
@@ -61,7 +62,7 @@ from benchmarks import peers  # noqa: E402
 from benchmarks import workloads as W  # noqa: E402
 
 PEER_COLS = ("torch", "jax", "autograd")
-ALL_KEYS = ("W1", "W2", "W3", "W4", "T-MLP", "T-LeNet", "bwdfwd", "compile")
+ALL_KEYS = ("W1", "W2", "W3", "W4", "T-MLP", "T-LeNet", "bwdfwd", "compile", "memory")
 
 
 # --- timing ----------------------------------------------------------------------------
@@ -402,6 +403,108 @@ def compile_times(cfg, log):
     return rows, raw
 
 
+def peak_memory(fn, reps=3):
+    """Peak bytes allocated by one call of ``fn`` above what was live before it (tracemalloc;
+    NumPy reports its array buffers to tracemalloc, torch and XLA do not)."""
+    import tracemalloc
+    fn()
+    peaks = []
+    for _ in range(reps):
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            out = fn()
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            del out
+        finally:
+            tracemalloc.stop()
+    return min(peaks)
+
+
+def memory_rows(workloads, log):
+    rows, raw = [], {}
+    for w in workloads:
+        if w.key not in ("W4", "T-LeNet"):
+            continue
+        g, n = w.get("graphc"), w.get("numpy")
+        pg, pn = peak_memory(g.fn), peak_memory(n.fn)
+        log(f"  memory {w.key}: graphc {pg / 1e6:.1f} MB, numpy {pn / 1e6:.1f} MB")
+        raw[w.key] = {"graphc_bytes": pg, "numpy_bytes": pn}
+        rows.append([w.label, f"{pg / 1e6:.1f} MB", f"{pn / 1e6:.1f} MB", f"{pg / pn:.2f}x"])
+    return rows, raw
+
+
+def goal_rows(results, raw):
+    """Issue 7's goals, each with the value measured in this run (n/a when not run)."""
+    def t(key, name):
+        r = results.get(key, {}).get(name)
+        return None if r is None else r.per_call
+
+    def ratio(key, name="graphc", ref="numpy"):
+        a, b = t(key, name), t(key, ref)
+        return None if a is None or b is None else a / b
+
+    rows = []
+
+    def goal(text, value, limit, shown):
+        ok = "n/a" if value is None else ("met" if value <= limit else "**not met**")
+        rows.append([text, "n/a" if value is None else shown(value), ok])
+
+    goal("W1 value_and_grad per call ≤ 2 µs", t("W1", "graphc"), 2e-6, fmt_time)
+    jax_w1 = t("W1", "jax")
+    if jax_w1 and t("W1", "graphc"):
+        goal("W1 ≥ 5x faster than JAX jit", t("W1", "graphc") * 5, jax_w1,
+             lambda v: f"{jax_w1 / t('W1', 'graphc'):.1f}x faster")
+    goal("W2 ≤ 1.0x hand NumPy (plain `np` loss)", ratio("W2"), 1.0, lambda v: f"{v:.2f}x")
+    goal("W2 ≤ 1.0x hand NumPy (`graphc.nn` loss)", ratio("W2", "graphc (nn)"), 1.0,
+         lambda v: f"{v:.2f}x")
+    goal("W3 ≤ 1.1x hand NumPy (plain `np` loss)", ratio("W3"), 1.1, lambda v: f"{v:.2f}x")
+    goal("W3 ≤ 1.1x hand NumPy (`graphc.nn` loss)", ratio("W3", "graphc (nn)"), 1.1,
+         lambda v: f"{v:.2f}x")
+    goal("W4 ≤ 1.0x hand NumPy", ratio("W4"), 1.0, lambda v: f"{v:.2f}x")
+    tw4 = ratio("W4", "graphc", "torch")
+    if tw4 is not None:
+        rows.append(["W4 against PyTorch eager (aim)", f"{tw4:.2f}x", "met" if tw4 <= 1 else "not yet"])
+    for key in ("W2", "W4"):
+        both, fwd = t(key, "graphc"), t(key, "fwd:graphc")
+        # backward time = (forward + backward) - forward, as the bwdfwd table measures them
+        goal(f"{key} backward/forward time ≤ 2",
+             None if both is None or fwd is None else (both - fwd) / fwd, 2.0,
+             lambda v: f"{v:.2f}")
+    comp = raw.get("compile", {})
+    lenet = comp.get("LeNet value_and_grad", {}).get("compile_s")
+    goal("compile LeNet value_and_grad < 0.5 s", lenet, 0.5, fmt_time)
+    c1 = comp.get("chain of 1000 steps, value_and_grad", {}).get("compile_s")
+    c2 = comp.get("chain of 2000 steps, value_and_grad", {}).get("compile_s")
+    goal("compile of a 10,000-node graph < 5 s", c2, 5.0, fmt_time)
+    goal("doubling the graph at most doubles compile time", None if not (c1 and c2) else c2 / c1,
+         2.0, lambda v: f"{v:.2f}x")
+    mem = raw.get("memory", {}).get("W4")
+    goal("peak memory of a W4 step ≤ hand NumPy",
+         None if not mem else mem["graphc_bytes"] / mem["numpy_bytes"], 1.0,
+         lambda v: f"{v:.2f}x")
+    return rows
+
+
+_DOC_BEGIN = "<!-- make bench: results begin -->"
+_DOC_END = "<!-- make bench: results end -->"
+
+
+def update_doc(path, report):
+    """Replace the results section of ``path`` (between the two markers) with ``report``."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    body = report.split("\n", 1)[1].lstrip("\n")         # drop the report's own title
+    body = body.replace("\n## ", "\n### ")                 # nested under the doc's section
+    block = f"{_DOC_BEGIN}\n{body.rstrip()}\n{_DOC_END}"
+    if _DOC_BEGIN in text and _DOC_END in text:
+        head, rest = text.split(_DOC_BEGIN, 1)
+        text = head + block + rest.split(_DOC_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Latest `make bench` run\n\n" + block + "\n"
+    path.write_text(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter repeats, skip slow peers (~1 min)")
@@ -415,6 +518,9 @@ def main(argv=None):
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                     help="first wait up to SECONDS for other processes to go idle (shared machines)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.md"))
+    ap.add_argument("--docs", default=None, metavar="PATH",
+                    help="also write the report into PATH's results section (make bench: "
+                         "docs/performance.md)")
     cfg = ap.parse_args(argv)
     cfg.repeats = max(7, cfg.repeats or (7 if cfg.quick else 15))
     cfg.target = cfg.target or (0.01 if cfg.quick else 0.025)
@@ -445,6 +551,8 @@ def main(argv=None):
     need = set(only)
     if "bwdfwd" in only:
         need |= {"W2", "W4"}
+    if "memory" in only:
+        need |= {"W4"}
     workloads = [b() for k, b in builders if k in need]
 
     problems = []
@@ -498,6 +606,16 @@ def main(argv=None):
                   md_table(["graph", "traced nodes", "fwd+bwd graph nodes", "generated lines",
                             "trace", "compile", "per graph node"], rows), ""]
 
+    if "memory" in only:
+        rows, raw["memory"] = memory_rows(workloads, log)
+        parts += ["## Peak memory", "",
+                  "Peak bytes allocated during one call above what was live before it "
+                  "(tracemalloc, min of 3 calls).", "",
+                  md_table(["workload", "graphc", "hand NumPy", "ratio"], rows), ""]
+
+    parts += ["## Goals (issue 7)", "",
+              md_table(["goal", "measured", "status"], goal_rows(results, raw)), ""]
+
     others = monitor.others()
     load_note = []
     if others is not None:
@@ -532,6 +650,9 @@ def main(argv=None):
     out.write_text(report)
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
     log(f"wrote {out} and {out.with_suffix('.json').name} ({elapsed:.0f} s)")
+    if cfg.docs:
+        update_doc(cfg.docs, report)
+        log(f"updated the results section of {cfg.docs}")
     return 1 if problems else 0
 
 
