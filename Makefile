@@ -37,8 +37,10 @@ demo: venv dot
 test: venv dot
 	$(BIN)/python -m pytest -q -m "not fuzz and not bench"
 
+# The long fuzzing profile (tests/test_fuzz.py): GRAPHC_FUZZ_EXAMPLES programs per
+# property (default 2000); each failure prints its seed and program.
 fuzz: venv dot
-	$(BIN)/python -m pytest -q -m fuzz
+	$(BIN)/python -m pytest -q -m fuzz --hypothesis-show-statistics
 
 # Peers installed best-effort. torch is pinned: unpinned it pulls a multi-GB CUDA build.
 bench: venv

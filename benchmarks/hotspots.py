@@ -2,16 +2,23 @@
 
     python benchmarks/hotspots.py                 # W2 (both losses), W3, W4, train steps
     python benchmarks/hotspots.py W4 --top 15 --calls 30
+    python benchmarks/hotspots.py W4 --threads 1 --no-page-faults   # compute only
 
 The generated module (``compiled.source(*args)``) is executed on its own and timed line by
 line with ``sys.settrace``: for each call, the time from one line event to the next is
 charged to the line, summed within the call (loops), and the report shows the median
 over calls, which shrugs off the odd scheduler stall on a busy machine.  Tracing adds
 about a microsecond per executed line, so µs-scale lines read slightly high.
+
+By default glibc returns large freed blocks to the OS, so a line that allocates a
+multi-megabyte result (im2col windows, a batched GEMM's output) also pays for touching
+fresh pages, about 1 ms per 4 MB here: on LeNet that is over a third of the time.
+``--no-page-faults`` reruns with malloc keeping freed memory, which leaves the compute.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -148,26 +155,25 @@ def alternatives(out=print, repeats=9):
     logits = rng.normal(size=(128, 10)).astype(f32)
     lab = rng.integers(0, 10, 128)
     rows = np.arange(128)
-    # max-pool 2x2 on conv1's shape, graphc's windows vs hand strided slices
+    # max-pool 2x2 on conv1's shape: graphc's strided slices and first-max mask vs the
+    # hand-written mask ``window == max`` (which splits ties; graphc must not)
     swv = np.lib.stride_tricks.sliding_window_view
     relu1 = np.maximum(conv1, 0)
-    win = swv(relu1, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
-    flat = win.reshape(64, 6, 14, 14, 4)
-    idx = flat.argmax(axis=4)[..., None]
     dpool = rng.normal(size=(64, 6, 14, 14)).astype(f32)
-    # conv2 col2im: d_im2col (N, C, OH, OW, KH, KW) as graphc lays it out, NCHW strided adds
-    dcols = rng.normal(size=(6400, 150)).astype(f32)
+    # conv2 col2im: d_cols as graphc's per-sample GEMM lays it out, (N, C, KH, KW, OH, OW)
+    w2 = rng.normal(size=(16, 150)).astype(f32)
+    dconv2 = rng.normal(size=(64, 16, 100)).astype(f32)
 
     def col2im_graphc():
-        d = dcols.reshape(64, 10, 10, 6, 5, 5).transpose(0, 3, 1, 2, 4, 5)
+        d = (w2.T @ dconv2).reshape(64, 6, 5, 5, 10, 10)
         out = np.zeros((64, 6, 14, 14), f32)
         for i in range(5):
             for j in range(5):
-                out[:, :, i:i + 10, j:j + 10] += d[:, :, :, :, i, j]
+                out[:, :, i:i + 10, j:j + 10] += d[:, :, i, j]
         return out
 
     def col2im_nhwc():
-        d = dcols.reshape(64, 10, 10, 6, 5, 5)
+        d = (dconv2.transpose(0, 2, 1).reshape(6400, 16) @ w2).reshape(64, 10, 10, 6, 5, 5)
         out = np.zeros((64, 14, 14, 6), f32)
         for i in range(5):
             for j in range(5):
@@ -175,29 +181,34 @@ def alternatives(out=print, repeats=9):
         return out
 
     def pool_graphc():
-        w = swv(relu1, (2, 2), axis=(2, 3))[:, :, ::2, ::2].reshape(64, 6, 14, 14, 4)
-        i = w.argmax(axis=4)[..., None]
-        return np.take_along_axis(w, i, axis=4), i
-
-    def pool_hand():
         return np.maximum(np.maximum(relu1[:, :, 0::2, 0::2], relu1[:, :, 0::2, 1::2]),
                           np.maximum(relu1[:, :, 1::2, 0::2], relu1[:, :, 1::2, 1::2]))
 
+    pooled = pool_graphc()
+
     def pool_bwd_graphc():
-        z = np.zeros((64, 6, 14, 14, 4), f32)
-        np.put_along_axis(z, idx, dpool[..., None], axis=4)
-        z = z.reshape(64, 6, 14, 14, 2, 2)
-        out = np.zeros((64, 6, 28, 28), f32)
+        mask = np.empty((2, 2, 64, 6, 14, 14), dtype=bool)
+        seen = np.zeros((64, 6, 14, 14), dtype=bool)
         for i in range(2):
             for j in range(2):
-                out[:, :, i:i + 27:2, j:j + 27:2] += z[:, :, :, :, i, j]
+                np.equal(relu1[:, :, i::2, j::2], pooled, out=mask[i, j])
+                mask[i, j] &= ~seen
+                seen |= mask[i, j]
+        out = np.empty((64, 6, 28, 28), f32)
+        for i in range(2):
+            for j in range(2):
+                np.multiply(dpool, mask[i, j], out=out[:, :, i::2, j::2])
         return out
 
-    pooled = pool_hand()
     def pool_bwd_hand():
         v = relu1.reshape(64, 6, 14, 2, 14, 2)
         return ((v == pooled[:, :, :, None, :, None]) * dpool[:, :, :, None, :, None]).reshape(
             64, 6, 28, 28)
+
+    def im2col_graphc():
+        xp = np.zeros((64, 1, 32, 32), f32)
+        xp[:, :, 2:30, 2:30] = conv1[:, :1]
+        return swv(xp, (5, 5), axis=(2, 3)).transpose(0, 1, 4, 5, 2, 3).reshape(64, 25, 784)
 
     cases = [
         ("ReLU forward, LeNet conv1 (64,6,28,28)", "np.where(gt, conv, 0.0)",
@@ -208,19 +219,19 @@ def alternatives(out=print, repeats=9):
          "np.where(a > 0, d, np.where(0 == a, d * 0.5, 0.0))",
          lambda: np.where(a > 0, da, np.where(0 == a, da * 0.5, 0.0)), "d * (a > 0)",
          lambda: da * (a > 0)),
-        ("im2col rows, LeNet conv1 (50176, 25)",
-         "swv(pad(x), (5,5)).transpose(0,2,3,1,4,5).reshape(...)",
-         lambda: swv(np.pad(conv1[:, :1], ((0, 0), (0, 0), (2, 2), (2, 2))), (5, 5), axis=(2, 3))
-         .transpose(0, 2, 3, 1, 4, 5).reshape(50176, 25),
-         "NHWC: swv(pad(x), (5,5), axis=(1,2)).reshape(...)",
+        ("im2col, LeNet conv1 (64·784 windows of 25)",
+         "swv(padded, (5,5)).transpose(0,1,4,5,2,3).reshape(64, 25, 784)", im2col_graphc,
+         "NHWC: swv(pad(x), (5,5), axis=(1,2)).reshape(50176, 25)",
          lambda: swv(np.pad(conv1[:, 0], ((0, 0), (2, 2), (2, 2)))[..., None], (5, 5),
                      axis=(1, 2)).reshape(50176, 25)),
-        ("max-pool forward, LeNet pool1", "windows + argmax + take_along_axis", pool_graphc,
-         "max of 4 strided slices", pool_hand),
-        ("max-pool backward, LeNet pool1", "zeros + put_along_axis + 4 strided adds",
-         pool_bwd_graphc, "(window == max) * upstream", pool_bwd_hand),
-        ("col2im, LeNet conv2 backward", "NCHW: 25 strided adds from a transposed view",
-         col2im_graphc, "NHWC: 25 strided adds, contiguous source", col2im_nhwc),
+        ("max-pool forward, LeNet pool1", "np.maximum of 4 strided slices", pool_graphc,
+         "max over a reshaped (N,C,14,2,14,2) view", lambda: relu1.reshape(
+             64, 6, 14, 2, 14, 2).max(axis=(3, 5))),
+        ("max-pool backward, LeNet pool1",
+         "first-max mask + 4 np.multiply(.., out=strided slice)", pool_bwd_graphc,
+         "(window == max) * upstream (splits ties)", pool_bwd_hand),
+        ("conv2 input gradient: GEMM + col2im", "NCHW: per-sample GEMM, 25 strided adds",
+         col2im_graphc, "NHWC: one GEMM, 25 strided adds", col2im_nhwc),
         ("cross-entropy seed, MLP (128,10)", "zeros + np.add.at(d, (rows, y), -1/n)",
          lambda: np.add.at(np.zeros((128, 10), f32), (rows, lab), np.full(128, -1 / 128, f32)),
          "zeros; d[rows, y] = -1/n", lambda: np.zeros((128, 10), f32).__setitem__((rows, lab), -1 / 128)),
@@ -269,7 +280,14 @@ def main(argv=None):
     ap.add_argument("--source", action="store_true", help="also print the generated source")
     ap.add_argument("--threads", type=int, default=None,
                     help="pin BLAS threads (1 gives stable line costs on a busy machine)")
+    ap.add_argument("--no-page-faults", action="store_true",
+                    help="rerun with glibc's malloc keeping freed memory (MALLOC_MMAP_THRESHOLD_, "
+                         "MALLOC_TRIM_THRESHOLD_), so large temporaries are not page-faulted "
+                         "in again on every call: separates compute from first-touch cost")
     a = ap.parse_args(argv)
+    if a.no_page_faults and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 28), MALLOC_TRIM_THRESHOLD_=str(1 << 28))
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     if a.threads:
         import threadpoolctl
         threadpoolctl.threadpool_limits(a.threads)

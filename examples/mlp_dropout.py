@@ -13,23 +13,28 @@ pass's masks.
     graphc render examples/mlp_dropout.py:loss --grad -o dropout.svg
     graphc check  examples/mlp_dropout.py:loss
 
-Needs scikit-learn for the data (``pip install scikit-learn``); the functions
+    python examples/mlp_dropout.py --mnist ~/data/mnist   # MNIST IDX files you have
+
+The 8x8 digits come with scikit-learn (``pip install scikit-learn``); with
+``--mnist DIR`` (or ``GRAPHC_MNIST=DIR``) the network trains on the MNIST IDX
+files in ``DIR`` instead (``graphc.datasets.load_mnist``).  The functions
 themselves need only graphc.
 """
+import argparse
 import os
+import sys
 
 import numpy as np
 
 import graphc
-from graphc import nn, optim
+from graphc import datasets, nn, optim
 
-N_TEST = 360
 INPUT_RATE = 0.2
 HIDDEN_RATE = 0.5
 
 
-def init_params(rng, hidden=256):
-    return {"W1": nn.init.he_normal(rng, (64, hidden)), "b1": np.zeros(hidden),
+def init_params(rng, hidden=256, n_in=64):
+    return {"W1": nn.init.he_normal(rng, (n_in, hidden)), "b1": np.zeros(hidden),
             "W2": nn.init.glorot_uniform(rng, (hidden, 10)), "b2": np.zeros(10)}
 
 
@@ -56,15 +61,10 @@ def loss(params, x, y, key):
     return nn.cross_entropy(logits(params, x, key, training=True), y)
 
 
-def load_digits(seed=0):
-    """``(x_train, y_train, x_test, y_test)``: flattened 8x8 images scaled to [0, 1]."""
-    from sklearn.datasets import load_digits as sklearn_digits
-    digits = sklearn_digits()
-    x = digits.data / 16.0
-    y = digits.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(y))
-    test, train = order[:N_TEST], order[N_TEST:]
-    return x[train], y[train], x[test], y[test]
+def load_data(mnist=None, seed=0):
+    """Flattened images in [0, 1]: MNIST from ``mnist`` (or ``$GRAPHC_MNIST``), else the
+    digits (1,437 training and 360 test images, split at random by ``seed``)."""
+    return datasets.load(mnist, flat=True, seed=seed)
 
 
 def make_train_step(opt):
@@ -76,11 +76,14 @@ def make_train_step(opt):
     return train_step
 
 
-def train(data, steps=600, batch=64, lr=3e-3, seed=0):
-    """Minibatch Adam; returns ``(params, last loss, test accuracy)``."""
+def train(data, steps=600, batch=64, lr=3e-3, seed=0, progress=None):
+    """Minibatch Adam; returns ``(params, last loss, test accuracy)``.
+
+    ``progress(step, steps, loss)`` is called after every step.
+    """
     x_train, y_train, x_test, y_test = data
     rng = np.random.default_rng(seed)
-    params = init_params(rng)
+    params = init_params(rng, n_in=x_train.shape[1])
     opt = optim.adam(lr)
     state = opt.init(params)
     step_fn = make_train_step(opt)
@@ -92,25 +95,48 @@ def train(data, steps=600, batch=64, lr=3e-3, seed=0):
         idx = perm[pos:pos + batch]
         pos += batch
         params, state, value = step_fn(params, state, x_train[idx], y_train[idx], np.int64(step))
+        if progress is not None:
+            progress(step + 1, steps, float(value))
     acc = float(np.mean(np.argmax(graphc.compile(predict)(params, x_test), axis=1) == y_test))
     return params, float(value), acc
 
 
-def main(steps=None):
-    """Train and print the test accuracy (``GRAPHC_EXAMPLES_FAST=1``: fewer steps)."""
+def progress_bar(step, steps, value, width=30, stream=None):
+    """A one-line text progress bar (redrawn in place on a terminal, every quarter otherwise)."""
+    stream = stream or sys.stdout
+    tty = getattr(stream, "isatty", lambda: False)()
+    if not tty and step != steps and step % max(1, steps // 4):
+        return
+    done = int(width * step / steps)
+    line = f"    [{'#' * done}{'.' * (width - done)}] step {step:4d}/{steps}  loss {value:.3f}"
+    stream.write(("\r" + line if tty else line + "\n") + ("\n" if tty and step == steps else ""))
+    stream.flush()
+
+
+def main(steps=None, mnist=None):
+    """Train and print the test accuracy (``GRAPHC_EXAMPLES_FAST=1``: fewer steps).
+
+    ``mnist``: a folder of MNIST IDX files (default: ``$GRAPHC_MNIST``, else the digits).
+    """
     try:
-        data = load_digits()
-    except ImportError:
-        print("this example needs scikit-learn for the digits: pip install scikit-learn")
+        data = load_data(mnist)
+    except ImportError as e:
+        print(f"this example needs data: {e}")
         return None
     if steps is None:
         steps = 100 if os.environ.get("GRAPHC_EXAMPLES_FAST") else 600
-    _, value, acc = train(data, steps=steps)
-    print(f"MLP 64-256-10 with dropout ({INPUT_RATE:.0%} inputs, {HIDDEN_RATE:.0%} hidden), "
-          f"{steps} Adam steps of 64 digits (last loss {value:.3f})")
-    print(f"test accuracy {acc:.1%} on {N_TEST} held-out digits (no dropout at test time)")
+    print(f"MLP {data.x_train.shape[1]}-256-10 with dropout ({INPUT_RATE:.0%} inputs, "
+          f"{HIDDEN_RATE:.0%} hidden) on {data.name}, {steps} Adam steps of 64 images:")
+    _, value, acc = train(data, steps=steps, progress=progress_bar)
+    print(f"test accuracy {acc:.1%} on {len(data.y_test)} held-out images "
+          "(no dropout at test time)")
     return acc
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, help="Adam steps (default 600)")
+    parser.add_argument("--mnist", metavar="DIR", help="folder of MNIST IDX files "
+                        "(default: $GRAPHC_MNIST, else scikit-learn's 8x8 digits)")
+    cli = parser.parse_args()
+    main(cli.steps, cli.mnist)

@@ -11,17 +11,22 @@ training is full-batch Adam in one compiled train step.
     graphc render examples/softmax_regression.py:loss --grad -o softmax.svg
     graphc check  examples/softmax_regression.py:loss
 
-Needs scikit-learn for the data (``pip install scikit-learn``); the functions
+    python examples/softmax_regression.py --mnist ~/data/mnist   # MNIST IDX files you have
+
+The 8x8 digits come with scikit-learn (``pip install scikit-learn``); with
+``--mnist DIR`` (or ``GRAPHC_MNIST=DIR``) the model trains on the MNIST IDX
+files in ``DIR`` instead (``graphc.datasets.load_mnist``).  The functions
 themselves need only graphc.
 """
+import argparse
 import os
+import sys
 
 import numpy as np
 
 import graphc
-from graphc import nn, optim
+from graphc import datasets, nn, optim
 
-N_TEST = 360
 L2 = 1e-4
 
 
@@ -44,15 +49,10 @@ def loss(params, x, y):
     return nn.cross_entropy(logits(params, x), y) + L2 * np.sum(params["W"] * params["W"])
 
 
-def load_digits(seed=0):
-    """``(x_train, y_train, x_test, y_test)``: flattened 8x8 images scaled to [0, 1]."""
-    from sklearn.datasets import load_digits as sklearn_digits
-    digits = sklearn_digits()
-    x = digits.data / 16.0
-    y = digits.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(y))
-    test, train = order[:N_TEST], order[N_TEST:]
-    return x[train], y[train], x[test], y[test]
+def load_data(mnist=None, seed=0):
+    """Flattened images in [0, 1]: MNIST from ``mnist`` (or ``$GRAPHC_MNIST``), else the
+    digits (1,437 training and 360 test images, split at random by ``seed``)."""
+    return datasets.load(mnist, flat=True, seed=seed)
 
 
 def make_train_step(opt):
@@ -64,34 +64,60 @@ def make_train_step(opt):
     return train_step
 
 
-def train(data, steps=300, lr=0.05):
-    """Full-batch Adam; returns ``(params, final loss, test accuracy)``."""
+def train(data, steps=300, lr=0.05, progress=None):
+    """Full-batch Adam; returns ``(params, final loss, test accuracy)``.
+
+    ``progress(step, steps, loss)`` is called after every step.
+    """
     x_train, y_train, x_test, y_test = data
-    params = init_params()
+    params = init_params(n_in=x_train.shape[1])
     opt = optim.adam(lr)
     state = opt.init(params)
     step = make_train_step(opt)
     value = None
-    for _ in range(steps):
+    for i in range(1, steps + 1):
         params, state, value = step(params, state, x_train, y_train)
+        if progress is not None:
+            progress(i, steps, float(value))
     acc = float(np.mean(np.argmax(logits(params, x_test), axis=1) == y_test))
     return params, float(value), acc
 
 
-def main(steps=None):
-    """Train and print the test accuracy (``GRAPHC_EXAMPLES_FAST=1``: fewer steps)."""
+def progress_bar(step, steps, value, width=30, stream=None):
+    """A one-line text progress bar (redrawn in place on a terminal, every quarter otherwise)."""
+    stream = stream or sys.stdout
+    tty = getattr(stream, "isatty", lambda: False)()
+    if not tty and step != steps and step % max(1, steps // 4):
+        return
+    done = int(width * step / steps)
+    line = f"    [{'#' * done}{'.' * (width - done)}] step {step:4d}/{steps}  loss {value:.3f}"
+    stream.write(("\r" + line if tty else line + "\n") + ("\n" if tty and step == steps else ""))
+    stream.flush()
+
+
+def main(steps=None, mnist=None):
+    """Train and print the test accuracy (``GRAPHC_EXAMPLES_FAST=1``: fewer steps).
+
+    ``mnist``: a folder of MNIST IDX files (default: ``$GRAPHC_MNIST``, else the digits).
+    """
     try:
-        data = load_digits()
-    except ImportError:
-        print("this example needs scikit-learn for the digits: pip install scikit-learn")
+        data = load_data(mnist)
+    except ImportError as e:
+        print(f"this example needs data: {e}")
         return None
     if steps is None:
         steps = 100 if os.environ.get("GRAPHC_EXAMPLES_FAST") else 300
-    _, value, acc = train(data, steps=steps)
-    print(f"softmax regression on 8x8 digits, {steps} full-batch Adam steps (loss {value:.3f})")
-    print(f"test accuracy {acc:.1%} on {N_TEST} held-out digits")
+    print(f"softmax regression on {data.name}, {steps} full-batch Adam steps "
+          f"({len(data.y_train)} images each):")
+    _, value, acc = train(data, steps=steps, progress=progress_bar)
+    print(f"test accuracy {acc:.1%} on {len(data.y_test)} held-out images")
     return acc
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, help="Adam steps (default 300)")
+    parser.add_argument("--mnist", metavar="DIR", help="folder of MNIST IDX files "
+                        "(default: $GRAPHC_MNIST, else scikit-learn's 8x8 digits)")
+    cli = parser.parse_args()
+    main(cli.steps, cli.mnist)

@@ -17,12 +17,14 @@ from . import nn, optim
 from .api import (Compiled, Spec, compile, example, export, grad, render, scope, trace,
                   value_and_grad)
 from .check import CheckReport, CheckRow, check
-from .errors import (ControlFlowError, GradError, GraphcError, InPlaceError, ShapeError,
-                     TracingError, UnsupportedError)
+from .errors import (ControlFlowError, EscapedTracerError, ExportError, GradError, GraphcError,
+                     InPlaceError, NonFiniteError, OptionError, RenderError, ShapeError,
+                     SignatureError, TracingError, UnsupportedError)
 from .ir import Graph
 
 __version__ = "0.1.0"
 
 __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Graph",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
-           "UnsupportedError", "ShapeError", "GradError"]
+           "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",
+           "NonFiniteError", "OptionError", "RenderError", "SignatureError"]

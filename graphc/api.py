@@ -2,27 +2,32 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
+import linecache
 import os
 import pathlib
 import threading
 
 import numpy as np
 
-from . import codegen, errors
+from . import codegen, errors, naming
 from .autodiff import backward
 from .ops.shape import identity
-from .errors import GradError, GraphcError
+from .errors import GradError, OptionError, UnsupportedError
 from .ir import Graph
 from .passes import optimize
 from .primitive import Aval
 from .pytree import flatten, unflatten
-from .signature import Signature, from_function, leaf_name
+from .signature import Param, Signature, from_function, leaf_name
 from .tracing import Trace, Tracer, aval_of, check_dtype, current_trace
 
 __all__ = ["trace", "grad", "value_and_grad", "compile", "export", "render", "scope", "Spec",
-           "example", "Compiled"]
+           "example", "Compiled", "DEFAULT_CACHE_SIZE"]
+
+#: Signatures each compiled function keeps (least recently used evicted first).
+DEFAULT_CACHE_SIZE = 64
 
 
 class Spec:
@@ -76,7 +81,7 @@ def _leaf_aval(x):
 def _def_where(fn):
     try:
         code = inspect.unwrap(fn).__code__
-        return f"{code.co_filename}:{code.co_firstlineno}"
+        return errors.where_text(code.co_filename, code.co_firstlineno)
     except AttributeError:
         return None
 
@@ -108,22 +113,61 @@ def _trace_into(fn, args, kwargs, body, fn_name):
     """
     params, values = from_function(fn, args, kwargs)
     leaves, tdef, paths = flatten(tuple(values))
+    # fn.__name__ is user-controlled text; the graph's name appears in generated
+    # comments and docstrings, so it is made one-line and quote-free.
+    fn_name = naming.display(fn_name)
     g = Graph(fn_name)
     sig = Signature(fn_name=fn_name, params=params, arg_treedefs=tdef, leaf_paths=list(paths))
     g.signature = sig
+    where = _def_where(fn)
+    avals = [_input_aval(x, sig, p, where) for x, p in zip(leaves, paths)]
     t = Trace(g)
     t.top_code = getattr(inspect.unwrap(fn), "__code__", None)
-    where = _def_where(fn)
-    with t.activate():
-        tracers = [t.tracer(g.add_input(_leaf_aval(x), name=leaf_name(sig, p), where=where))
-                   for x, p in zip(leaves, paths)]
-        call_args, call_kwargs = _call_parts(params, unflatten(tdef, tracers))
-        result = body(call_args, call_kwargs)
-        out_leaves, out_tdef, _ = flatten(result)
-        g.outputs = [t.lift(x).node for x in out_leaves]
+    try:
+        with t.activate():
+            tracers = [t.tracer(g.add_input(a, name=leaf_name(sig, p), where=where))
+                       for a, p in zip(avals, paths)]
+            call_args, call_kwargs = _call_parts(params, unflatten(tdef, tracers))
+            result = body(call_args, call_kwargs)
+            out_leaves, out_tdef, _ = flatten(result)
+            g.outputs = [t.lift(x).node for x in out_leaves]
+    except BaseException:
+        # Tracers kept by the user (a global, a list) must now report that
+        # they escaped, not pretend to belong to a live trace.
+        t.active = False
+        raise
     t.finish()
+    _check_static_outputs(out_tdef, where)
     sig.out_treedef = out_tdef
     return g
+
+
+def _input_aval(x, sig, path, where):
+    """The aval of one argument leaf; unsupported dtypes are reported by argument name."""
+    try:
+        return _leaf_aval(x)
+    except UnsupportedError as e:
+        name = sig.params[path[0]].name + "".join(f"[{k!r}]" for k in path[1:])
+        what = "an array" if isinstance(x, np.ndarray) else f"a value of type {type(x).__name__}"
+        raise UnsupportedError(f"argument {name} is {what} with an unsupported dtype: {e.message}",
+                               hint="pass real floating arrays (float32/float64) for values to "
+                                    "differentiate, integer/boolean arrays for data; strings, "
+                                    "complex numbers and Python objects cannot be traced "
+                                    "(a Python str, int or bool argument is static)") from None
+
+
+_STATIC_TYPES = (int, bool, str, type(None))
+
+
+def _check_static_outputs(tdef, where):
+    """Static result leaves are rebuilt in generated code with repr(): plain types only."""
+    if tdef.kind == "static" and type(tdef.static) not in _STATIC_TYPES:
+        raise UnsupportedError(
+            f"the function returns a static value of type {type(tdef.static).__name__} "
+            f"({tdef.static!r:.60}), which generated code cannot rebuild", where=where,
+            hint="return plain int/bool/str values or arrays (e.g. int(value))")
+    for c in tdef.children:
+        _check_static_outputs(c, where)
 
 
 def trace(fn, *args, **kwargs) -> Graph:
@@ -238,6 +282,13 @@ class _Traced(Exception):
     """Raised while computing a cache key when an argument is a tracer."""
 
 
+class _Unsupported:
+    """Cache-key part of a leaf graphc cannot trace: never equal to another key,
+    so the call goes on to tracing, which reports it by argument name."""
+
+    __slots__ = ()
+
+
 def _key_of(x):
     """Cache key of an argument pytree: structure, shapes, dtypes, static values.
 
@@ -263,8 +314,42 @@ def _key_of(x):
         return ("spec", x.shape, x.dtype)
     if isinstance(x, (dict, list, tuple)) and not hasattr(x, "_fields"):
         return _key_of(dict(x) if isinstance(x, dict) else (list(x) if isinstance(x, list) else tuple(x)))
-    a = aval_of(x)
+    if isinstance(x, (bool, int, str)):  # subclasses (IntEnum ...): static, keyed by type too
+        return (t, x)
+    try:
+        a = aval_of(x)
+    except UnsupportedError:
+        return _Unsupported()
     return (a.shape, a.dtype, a.weak)
+
+
+_NO_ENTRY = object()
+# codegen.exec_module numbers its linecache file names with a plain counter;
+# builds of different compiled functions may run in parallel threads.
+_EXEC_LOCK = threading.Lock()
+
+
+def _plain_default(value):
+    """A parameter default that generated code can spell as a literal.
+
+    ``int``/``float``/``str`` subclasses (IntEnum, a class with a custom
+    ``__repr__``) become the plain value: their repr is not code.  Defaults of
+    static parameters only matter for the generated function's signature (the
+    value itself is baked into the graph).
+    """
+    t = type(value)
+    if t in (bool, int, float, str, type(None)) or isinstance(value, (np.ndarray, np.generic)):
+        return value
+    for base in (bool, int, float, str):
+        if isinstance(value, base):
+            return base(value)
+    if isinstance(value, dict):
+        return {k: _plain_default(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_default(v) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_plain_default(v) for v in value)
+    return value
 
 
 class Compiled:
@@ -275,18 +360,35 @@ class Compiled:
     static values) traces and generates code; later calls run it directly.
     Called with traced values (inside another graphc transform) it records
     its operations into the enclosing trace instead, so transforms compose.
+
+    The per-signature cache is a least-recently-used cache of ``cache_size``
+    entries (:data:`DEFAULT_CACHE_SIZE` = 64 by default): a loop over ever new
+    shapes re-traces but does not grow memory without bound.  It is safe to
+    call from several threads at once; concurrent first calls with one
+    signature build it once.
     """
 
-    def __init__(self, fn, kind="compile", argnums=0, has_aux=False):
+    def __init__(self, fn, kind="compile", argnums=0, has_aux=False, *,
+                 cache_size=DEFAULT_CACHE_SIZE, check_finite=False):
         if not callable(fn):
-            raise TypeError(f"graphc.{kind} needs a callable, got {type(fn).__name__}")
+            raise errors.SignatureError(f"graphc.{kind} needs a callable, got {type(fn).__name__}",
+                                        hint=f"pass the function itself: graphc.{kind}(f), "
+                                             "not its result")
+        if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 1:
+            raise OptionError(f"cache_size must be a positive int, got {cache_size!r}",
+                              hint=f"the default keeps {DEFAULT_CACHE_SIZE} signatures")
         functools.update_wrapper(self, fn)
         self._fn = fn
         self._kind = kind
         self._argnums = argnums
         self._has_aux = has_aux
-        self._cache: dict = {}
-        self._lock = threading.Lock()
+        self._cache: dict = {}          # insertion order = least recently used first
+        self._cache_size = cache_size
+        self._last = _NO_ENTRY          # the most recently used entry
+        # Reentrant: tracing runs the user's function, which may call this
+        # same compiled function on concrete arrays (another signature).
+        self._lock = threading.RLock()
+        self.check_finite = bool(check_finite)
         base = _fn_name(fn)
         self.__name__ = {"compile": base, "grad": f"{base}_grad",
                          "value_and_grad": f"{base}_value_and_grad"}[kind]
@@ -300,6 +402,11 @@ class Compiled:
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
 
+    @property
+    def cache_size(self) -> int:
+        """How many signatures this function keeps compiled."""
+        return self._cache_size
+
     # --- the body traced for this transform --------------------------------------
     def _body(self):
         if self._kind == "compile":
@@ -310,33 +417,82 @@ class Compiled:
     def _entry(self, args, kwargs):
         key = (_key_of(args), _key_of(kwargs)) if kwargs else _key_of(args)
         entry = self._cache.get(key)
-        if entry is None:
-            with self._lock:
-                entry = self._cache.get(key)
-                if entry is None:
-                    entry = self._build(args, kwargs)
-                    self._cache[key] = entry
+        # Hot path: the same signature as last time needs no LRU bookkeeping.
+        if entry is not self._last:
+            entry = self._lookup(key, entry, args, kwargs)
         return entry
+
+    def _lookup(self, key, entry, args, kwargs):
+        if entry is not None:
+            # Mark as recently used; skipped (harmlessly) while another thread
+            # builds, so a cached call never waits for someone else's trace.
+            if self._lock.acquire(blocking=False):
+                try:
+                    if self._cache.pop(key, None) is not None:
+                        self._cache[key] = entry
+                    self._last = entry
+                finally:
+                    self._lock.release()
+            return entry
+        with self._lock:
+            # A concurrent reorder pops the key for an instant; a miss then
+            # waits here and finds it, so each signature is built once.
+            entry = self._cache.pop(key, None)
+            if entry is None:
+                entry = self._build(args, kwargs)
+                while len(self._cache) >= self._cache_size:
+                    self._evict(next(iter(self._cache)))
+            self._cache[key] = entry
+            self._last = entry
+        return entry
+
+    def _evict(self, key):
+        old = self._cache.pop(key)
+        code = getattr(old.fn, "__code__", None)
+        if code is not None and code.co_filename.startswith("<graphc:"):
+            linecache.cache.pop(code.co_filename, None)   # its source text, kept for tracebacks
+
+    def cache_clear(self) -> None:
+        """Forget every compiled signature."""
+        with self._lock:
+            for key in list(self._cache):
+                self._evict(key)
+            self._last = _NO_ENTRY
 
     def _build(self, args, kwargs):
         g = _trace_into(self._fn, args, kwargs, self._body(), _fn_name(self._fn))
         optimize(g)
         source_file = _def_where(self._fn)
         source_file = source_file.rpartition(":")[0] if source_file else None
-        doc = self._doc(g)
         func_name = codegen.sanitize(self.__name__)
-        source = codegen.generate(g, func_name, doc=doc, source_file=source_file)
-        fn = codegen.exec_module(source, func_name, self.__name__)
+        sig = g.signature
+        # Parameter names in the generated def: sanitized and pairwise distinct
+        # (x and x_, np, σ), with defaults spelled as plain literals.
+        names = naming.unique_names([p.name for p in sig.params])
+        g.signature = dataclasses.replace(sig, params=[
+            Param(n, p.kind, _plain_default(p.default)) for n, p in zip(names, sig.params)])
+        try:
+            doc = self._doc(g)
+            source = codegen.generate(g, func_name, doc=doc, source_file=source_file)
+        finally:
+            g.signature = sig
+        with _EXEC_LOCK:
+            fn = codegen.exec_module(source, func_name, self.__name__)
+        renamed = {p.name: n for p, n in zip(sig.params, names) if p.name != n and p.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        if renamed:
+            fn = _renaming_call(fn, renamed)
         has_spec = any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
         return _Entry(g, source, fn, func_name, has_spec)
 
     def _doc(self, g):
-        name = _fn_name(self._fn)
+        name = naming.display(_fn_name(self._fn))
         if self._kind == "compile":
             return f"{name}, compiled by graphc."
         params = [p.name for p in g.signature.params]
         nums = (self._argnums,) if isinstance(self._argnums, int) else self._argnums
-        wrt = ", ".join(params[i] if i < len(params) else f"argument {i}" for i in nums)
+        wrt = ", ".join(params[i] if -len(params) <= i < len(params) else f"argument {i}"
+                        for i in nums)
         if self._kind == "grad":
             return f"Gradient of {name} with respect to {wrt}."
         return f"Value of {name} and its gradient with respect to {wrt}."
@@ -347,7 +503,7 @@ class Compiled:
         except _Traced:
             return self._inline(args, kwargs)
         if entry.has_spec:
-            raise GraphcError(f"{self.__name__} was called with a graphc.Spec placeholder",
+            raise errors.SignatureError(f"{self.__name__} was called with a graphc.Spec placeholder",
                               hint="Specs describe inputs for .source(), .graph() and graphc.trace; "
                                    "call the function with arrays")
         return entry.fn(*args, **kwargs)
@@ -356,7 +512,9 @@ class Compiled:
         """Called with traced values: record into the enclosing trace."""
         trace = current_trace()
         if trace is None:
-            raise errors.EscapedTracerError("a traced value was used after its trace ended")
+            from .tracing import foreign_tracer_error
+            leaf = next(x for x in flatten((args, kwargs))[0] if isinstance(x, Tracer))
+            raise foreign_tracer_error(leaf)
         return self._body()(list(args), dict(kwargs))
 
     def source(self, *args, **kwargs) -> str:
@@ -371,6 +529,36 @@ class Compiled:
         return codegen.sanitize(self.__name__)
 
 
+def _renaming_call(fn, renamed):
+    """Call generated ``fn`` with the user's keyword names (``np=`` -> ``np_=``)."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return fn(*args, **{renamed.get(k, k): v for k, v in kwargs.items()})
+    return call
+
+
+class _FiniteChecked(Compiled):
+    """A :class:`Compiled` whose concrete results are checked for NaN/Inf.
+
+    A subclass, so that the unchecked default pays nothing for the option.
+    """
+
+    def __call__(self, *args, **kwargs):
+        out = Compiled.__call__(self, *args, **kwargs)
+        leaves = flatten(out)[0]
+        from .interpret import all_finite, explain_nonfinite
+        if all_finite(leaves) or any(isinstance(x, Tracer) for x in leaves):
+            return out
+        entry = self._entry(args, kwargs)
+        params, values = from_function(self._fn, args, kwargs)
+        raise explain_nonfinite(entry.graph, flatten(tuple(values))[0], self.__name__)
+
+
+def _make(fn, kind, argnums=0, has_aux=False, *, cache_size, check_finite):
+    cls = _FiniteChecked if check_finite else Compiled
+    return cls(fn, kind, argnums, has_aux, cache_size=cache_size, check_finite=check_finite)
+
+
 def _check_argnums_static(argnums):
     nums = (argnums,) if isinstance(argnums, int) else argnums
     if not isinstance(nums, (tuple, list)) or not nums or not all(
@@ -378,8 +566,29 @@ def _check_argnums_static(argnums):
         raise GradError(f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
 
 
-def compile(fn=None):
+_CHECK_FINITE_DOC = """check_finite : bool, default False
+        After each call, check that every floating result is free of NaN and
+        infinity.  If one is not, the graph is evaluated again node by node
+        and :class:`graphc.errors.NonFiniteError` (a ``ValueError``) names the
+        first operation, in program order, that turned finite arguments into
+        a NaN or an infinity and that the bad result depends on: the user's
+        variable name, the op, the input ranges and the ``file.py:LINE``.  When
+        the NaN/Inf came in with an argument, the error names that argument.
+        Only results are checked: a NaN in an intermediate that does not reach
+        a result (``np.where(x > 0, np.log(x), 0.0)``) is not an error.  Costs
+        one finiteness test per result; calls inside another graphc transform
+        are not checked.
+    cache_size : int, default 64
+        How many signatures to keep compiled (least recently used evicted)."""
+
+
+def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
     """Compile ``fn`` into generated NumPy code (also usable as ``@graphc.compile``).
+
+    Parameters
+    ----------
+    fn : callable
+    {check_finite}
 
     Examples
     --------
@@ -391,13 +600,24 @@ def compile(fn=None):
     0.9242343145200195
     >>> print(f.source(0.5).splitlines()[-1])
         return mul
+    >>> @graphc.compile(check_finite=True)
+    ... def g(x):
+    ...     y = np.log(x)
+    ...     return y * 2.0
+    >>> with np.errstate(divide="ignore"):   # NumPy's own warning, not needed here
+    ...     g(np.array([1.0, 0.0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    graphc.errors.NonFiniteError: ...: g: y = np.log(x) became -inf (in 1 of 2 elements), ...
     """
     if fn is None:
-        return compile
-    return Compiled(fn, "compile")
+        return functools.partial(compile, check_finite=check_finite, cache_size=cache_size)
+    return _make(fn, "compile", cache_size=cache_size, check_finite=check_finite)
 
 
-def grad(fn, argnums=0, has_aux=False):
+compile.__doc__ = compile.__doc__.replace("{check_finite}", _CHECK_FINITE_DOC)
+
+
+def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
     """The gradient of a scalar function, compiled per signature.
 
     Parameters
@@ -409,6 +629,7 @@ def grad(fn, argnums=0, has_aux=False):
         Which positional arguments to differentiate.
     has_aux : bool
         As in JAX: ``grad(f, has_aux=True)(x)`` returns ``(grads, aux)``.
+    {check_finite}
 
     Examples
     --------
@@ -417,11 +638,21 @@ def grad(fn, argnums=0, has_aux=False):
     >>> df(np.array([1.0, 2.0]))
     array([2., 4.])
     """
-    return Compiled(fn, "grad", argnums, has_aux)
+    return _make(fn, "grad", argnums, has_aux, cache_size=cache_size, check_finite=check_finite)
 
 
-def value_and_grad(fn, argnums=0, has_aux=False):
+grad.__doc__ = grad.__doc__.replace("{check_finite}", _CHECK_FINITE_DOC)
+
+
+def value_and_grad(fn, argnums=0, has_aux=False, *, check_finite=False,
+                   cache_size=DEFAULT_CACHE_SIZE):
     """Like :func:`grad` but returns ``(value, grads)``.
+
+    Parameters
+    ----------
+    fn, argnums, has_aux
+        As for :func:`grad`.
+    {check_finite}
 
     Examples
     --------
@@ -430,16 +661,27 @@ def value_and_grad(fn, argnums=0, has_aux=False):
     >>> float(value), g
     (5.0, array([2., 4.]))
     """
-    return Compiled(fn, "value_and_grad", argnums, has_aux)
+    return _make(fn, "value_and_grad", argnums, has_aux, cache_size=cache_size,
+                 check_finite=check_finite)
 
 
-def export(fn, *args, path, overwrite=None, **kwargs) -> pathlib.Path:
+value_and_grad.__doc__ = value_and_grad.__doc__.replace("{check_finite}", _CHECK_FINITE_DOC)
+
+
+def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
     """Write the generated module for ``fn`` at this signature to ``path``.
 
     The file imports only NumPy and defines one function: ``f`` for
     ``compile(f)`` (or a plain ``f``), ``f_grad`` for ``grad(f)`` and
-    ``f_value_and_grad`` for ``value_and_grad(f)``.  An existing file is only
-    replaced when graphc wrote it, or with ``overwrite=True``.
+    ``f_value_and_grad`` for ``value_and_grad(f)``.  An existing file is never
+    replaced unless ``overwrite=True`` (even one graphc wrote earlier).  The
+    file is written whole or not at all (a temporary file, then a rename).
+
+    Raises
+    ------
+    graphc.errors.ExportError
+        ``path`` exists and ``overwrite`` is not true, is a directory, or
+        cannot be written.
 
     Examples
     --------
@@ -449,24 +691,32 @@ def export(fn, *args, path, overwrite=None, **kwargs) -> pathlib.Path:
     >>> path = graphc.export(graphc.grad(f), np.ones(3), path=os.path.join(tempfile.mkdtemp(), "f_grad.py"))
     >>> "def f_grad(x):" in path.read_text()
     True
+    >>> graphc.export(graphc.grad(f), np.ones(3), path=path, overwrite=True) == path
+    True
     """
+    where = errors.user_where()
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise errors.ExportError(f"graphc.export cannot write {path}: it is a directory",
+                                 where=where, hint="give a file name, e.g. path=dir / 'f.py'")
+    if path.exists() and overwrite is not True:
+        raise errors.ExportError(
+            f"graphc.export will not overwrite {path}: the file exists",
+            where=where, hint="pass overwrite=True to replace it, or choose another path")
     compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
     source = compiled.source(*args, **kwargs)
-    path = pathlib.Path(path)
-    if path.exists() and overwrite is not True:
-        first = path.read_text(errors="replace").split("\n", 1)[0] if path.is_file() else ""
-        if overwrite is False or not first.startswith("# Generated by graphc"):
-            raise errors.GraphcError(
-                f"graphc.export will not overwrite {path}: the file exists and was not written "
-                "by graphc", hint="pass overwrite=True, or choose another path")
+    tmp = path.with_name(f".{path.name}.graphc-tmp-{os.getpid()}-{threading.get_ident()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".graphc-tmp")
         tmp.write_text(source)
         os.replace(tmp, path)
     except OSError as e:
-        raise errors.ExportError(f"graphc.export cannot write {path}: {e.strerror or e}",
-                                 hint="choose a writable path") from None
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
+        raise errors.ExportError(f"graphc.export cannot write {path} ({why})",
+                                 where=where,
+                                 hint="choose a path in a writable directory") from None
     return path
 
 

@@ -637,6 +637,13 @@ def cmd_demo(ns) -> int:
     lenet = ctx.values.get("examples", {}).get("lenet.py")
     if lenet is not None:
         print(f"    graphc render {lenet}:loss --grad --collapse -o lenet.svg")
+        others = sorted(p.name for p in lenet.parent.glob("*.py") if p.name not in DEMO_EXAMPLES)
+        if others:
+            import textwrap
+            print(f"and the lecture's other examples, in {lenet.parent}{os.sep}:")
+            print(textwrap.fill(", ".join(others), width=90, initial_indent="    ",
+                                subsequent_indent="    "))
+            print(f"    (run one with: python {lenet.parent / others[0]})")
     return 0
 
 

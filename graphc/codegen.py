@@ -475,6 +475,8 @@ def _snippet_fn(emitted, n):
         src = f"def _impl({args}):\n" + "".join(f"    {l}\n" for l in lines) + "    return out\n"
         ns = {"np": np}
         exec(compile(src, "<graphc:eager>", "exec"), ns)
+        if len(_SNIPPETS) >= 256:   # keyed by text that holds shapes: bound it (no leak)
+            _SNIPPETS.clear()
         fn = _SNIPPETS[key] = ns["_impl"]
     return fn
 

@@ -14,8 +14,9 @@ import os
 import pathlib
 import shutil
 import subprocess
+import threading
 
-from .errors import GraphcError
+from .errors import OptionError, RenderError
 from .naming import base_name
 from .primitive import REGISTRY, type_str
 
@@ -354,24 +355,48 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
     path = pathlib.Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("svg", "png", "pdf", "dot", "gv"):
-        raise GraphcError(f"cannot render to {path.name}: unknown format {fmt!r}",
+        raise OptionError(f"cannot render to {path.name}: unknown format {fmt!r}",
                           hint="use a .svg, .png, .pdf, .dot or .gv file name")
     dot = to_dot(graph, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt in ("dot", "gv"):
-        path.write_text(dot.source)
-        return path
-    exe = shutil.which("dot")
-    if exe is None:
-        raise GraphcError("Graphviz's `dot` program was not found, so graphc cannot write "
-                          f"{path.name}", hint=INSTALL_HINT)
+    exe = None
+    if fmt not in ("dot", "gv"):
+        exe = shutil.which("dot")
+        if exe is None:
+            raise RenderError("Graphviz's `dot` program was not found on PATH, so graphc cannot "
+                              f"write {path.name}", hint=INSTALL_HINT)
+    # Written to a temporary file and renamed, so a failure (dot crashing,
+    # a full disk) never leaves a half-written drawing at `path`.
+    tmp = path.with_name(f".{path.name}.graphc-tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        proc = subprocess.run([exe, f"-T{fmt}", "-o", os.fspath(path)], input=dot.source.encode(),
-                              capture_output=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise GraphcError(f"Graphviz's `dot` failed to run: {e}", hint=INSTALL_HINT) from None
-    if proc.returncode != 0:
-        raise GraphcError(f"Graphviz's `dot` failed on {path.name}: "
-                          f"{proc.stderr.decode(errors='replace').strip()[:500]}",
-                          hint="the DOT text can be written with a .dot suffix for inspection")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if exe is None:
+                tmp.write_text(dot.source)
+        except OSError as e:
+            why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
+            raise RenderError(f"graphc.render cannot write {path} ({why})",
+                              hint="choose a path in a writable directory") from None
+        if exe is not None:
+            try:
+                proc = subprocess.run([exe, f"-T{fmt}", "-o", os.fspath(tmp)],
+                                      input=dot.source.encode(), capture_output=True, timeout=600)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise RenderError(f"Graphviz's `dot` ({exe}) failed to run: {e}",
+                                  hint="reinstall Graphviz; " + INSTALL_HINT) from None
+            if proc.returncode != 0 or not tmp.is_file():
+                err = proc.stderr.decode(errors="replace").strip()[:500] or "no error output"
+                raise RenderError(
+                    f"Graphviz's `dot` ({exe}) failed on {path.name} with exit status "
+                    f"{proc.returncode}: {err}",
+                    hint="check the Graphviz installation (`dot -V`); a .dot or .gv file name "
+                         "writes the DOT text without running dot")
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
+            raise RenderError(f"graphc.render cannot write {path} ({why})",
+                              hint="choose a path in a writable directory") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path

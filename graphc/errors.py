@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import re
 import sys
 
 _GRAPHC_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -47,7 +48,21 @@ def user_where(depth: int = 1) -> str | None:
     frame = user_frame(depth + 1)
     if frame is None:
         return None
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    return where_text(frame.f_code.co_filename, frame.f_lineno)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def where_text(filename: str, line: int) -> str:
+    """``"file:LINE"``; control characters in the file name become spaces.
+
+    File names are user-controlled (``compile(src, "x\\nimport os", ...)``)
+    and ``where`` ends up in generated comments, which must stay one line.
+    """
+    if not filename.isprintable():
+        filename = _CONTROL.sub(" ", filename)
+    return f"{filename}:{line}"
 
 
 def source_line(where: str | None) -> str | None:
@@ -75,9 +90,13 @@ class GraphcError(Exception):
         How to fix it.
     """
 
+    default_hint: str | None = None   # used when a raise site gives no hint
+
     def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
         if where is None:
             where = user_where(2)
+        if hint is None:
+            hint = self.default_hint
         self.where = where
         self.hint = hint
         self.message = message
@@ -105,13 +124,22 @@ class InPlaceError(GraphcError, TypeError):
 class UnsupportedError(GraphcError, TypeError):
     """A NumPy function, argument or dtype that graphc does not support."""
 
+    default_hint = ("write it with the NumPy functions and dtypes graphc supports "
+                    "(API.md section 1; docs/errors.md lists the common cases)")
+
 
 class ShapeError(GraphcError, ValueError):
     """Shapes that do not fit together (broadcasting, matmul, reshape ...)."""
 
+    default_hint = ("check the shapes in the message: reshape, transpose or add an axis "
+                    "(x[:, None]) so they fit")
+
 
 class IndexError_(GraphcError, IndexError):
     """An index out of range for a traced array's static shape."""
+
+    default_hint = ("shapes are static while graphc traces: index within x.shape "
+                    "(negative indices count from the end)")
 
 
 IndexError_.__name__ = IndexError_.__qualname__ = "GraphcIndexError"
@@ -130,5 +158,41 @@ class EscapedTracerError(TracingError):
     """A traced value used after its trace ended."""
 
 
+class SignatureError(GraphcError, TypeError):
+    """Arguments that do not fit: a call the function's Python signature rejects,
+    a :class:`graphc.Spec` placeholder passed to a real call, or something
+    that is not callable given to a transform."""
+
+
+class OptionError(GraphcError, ValueError):
+    """A bad option value (``cache_size=0``, an unknown drawing option ...)."""
+
+
 class ExportError(GraphcError, ValueError):
-    """``graphc.export`` cannot write its file."""
+    """``graphc.export`` cannot write its file (it exists, or the path is not writable)."""
+
+
+class RenderError(GraphcError, RuntimeError):
+    """``graphc.render`` cannot draw: Graphviz's ``dot`` is missing or failed.
+
+    A ``RuntimeError`` rather than a ``TypeError``/``ValueError``: the user's
+    function and arguments are fine, the environment is not.
+    """
+
+
+class NonFiniteError(GraphcError, ValueError):
+    """``check_finite=True``: a result was NaN or infinite.
+
+    Attributes
+    ----------
+    node : str
+        The user's name of the value that first became non-finite.
+    op : str
+        The primitive that produced it (``"input"`` when the argument itself
+        was non-finite).
+    """
+
+    def __init__(self, message, *, node=None, op=None, **kwargs):
+        self.node = node
+        self.op = op
+        super().__init__(message, **kwargs)

@@ -182,6 +182,8 @@ class Primitive:
         fn = self._impl_cache.get(key)
         if fn is None:
             fn = self._build_impl(params)
+            if len(self._impl_cache) >= 64:   # params hold shapes: bounded, so no leak
+                self._impl_cache.clear()
             self._impl_cache[key] = fn
         return fn
 

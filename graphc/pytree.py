@@ -61,6 +61,9 @@ def _flatten(x, path, leaves, paths):
         return _NONE
     if isinstance(x, dict):
         keys = tuple(x.keys())
+        for k in keys:
+            if not _literal_key(k):
+                _bad_key(k, path)
         return TreeDef("dict", tuple(_flatten(x[k], path + (k,), leaves, paths) for k in keys), keys)
     if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
         kind = "list" if isinstance(x, list) else "tuple"
@@ -70,6 +73,30 @@ def _flatten(x, path, leaves, paths):
     leaves.append(x)
     paths.append(path)
     return LEAF
+
+
+# Dict keys are written into generated code with repr() (params["W1"]), so
+# only types whose repr is a plain literal are allowed: a key object with a
+# custom __repr__ (or a str subclass) would otherwise become code.
+_KEY_TYPES = (str, int, bool, float, type(None), np.int8, np.int16, np.int32, np.int64,
+              np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)
+
+
+def _literal_key(k) -> bool:
+    t = type(k)
+    if t is tuple:
+        return all(_literal_key(v) for v in k)
+    if t is float or t is np.float64:
+        return bool(np.isfinite(k))    # repr(nan) is not a literal
+    return t in _KEY_TYPES
+
+
+def _bad_key(k, path):
+    from .errors import UnsupportedError
+    raise UnsupportedError(
+        f"a dict key of type {type(k).__name__} ({k!r:.40}) in an argument or result cannot be "
+        "used: generated code spells dict keys as Python literals",
+        hint="use str or int dict keys (e.g. str(key))")
 
 
 def unflatten(tdef: TreeDef, leaves):

@@ -64,7 +64,15 @@ def from_function(fn, args, kwargs):
     except (TypeError, ValueError):
         params = [Param(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(args))]
         return params, list(args)
-    bound = sig.bind(*args, **kwargs)
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError as e:
+        from .errors import SignatureError
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        raise SignatureError(
+            f"{name}() cannot be called with these arguments: {e}",
+            hint=f"call it as {name}{sig}; every call may change shapes, dtypes and pytree "
+                 "structure (graphc re-traces), but must fit the Python signature") from None
     bound.apply_defaults()
     params, values = [], []
     for p in sig.parameters.values():

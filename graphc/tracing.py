@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import errors
+from . import errors, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, InPlaceError, UnsupportedError)
 from .ir import Graph
 from .primitive import Aval
@@ -86,10 +86,7 @@ class Trace:
         """Make a constant node for a non-traced value used with tracers."""
         if isinstance(x, Tracer):
             if x._trace is not self:
-                raise EscapedTracerError(
-                    "a traced value from another trace (or one that already ended) was used here",
-                    hint="do not keep traced values in globals or closures between calls; "
-                         "pass them as arguments instead")
+                raise foreign_tracer_error(x)
             return x
         aval = aval_of(x)
         if aval.weak:
@@ -134,6 +131,8 @@ class Trace:
         code = frame.f_code
         internal = _INTERNAL_CODE.get(code)
         if internal is None:
+            if len(_INTERNAL_CODE) >= _INTERNAL_CODE_LIMIT:
+                _INTERNAL_CODE.clear()    # a cache of code objects, which it keeps alive
             internal = _INTERNAL_CODE[code] = errors._is_internal(code.co_filename) \
                 or code.co_name.startswith("<") and code.co_name != "<lambda>"
         if internal:
@@ -163,6 +162,40 @@ class Trace:
 
 
 _INTERNAL_CODE: dict = {}
+_INTERNAL_CODE_LIMIT = 1024   # code objects remembered by the profile hook (bounded: no leak)
+
+
+def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
+    """The error for a traced value used outside the trace that owns it.
+
+    Three situations, told apart so the message names the real mistake: the
+    value outlived its trace (kept in a global, a list, an attribute); a
+    function compiled separately inside a traced function closes over a value
+    of the enclosing trace; or the trace belongs to another thread.
+    """
+    t = x._trace
+    desc = x._desc()
+    origin = t.graph.nx.nodes.get(x.node, {}).get("where")
+    made = f", created at {origin}," if origin else ""
+    if not t.active:
+        return EscapedTracerError(
+            f"a traced value ({desc}){made} was used after the traced function that produced "
+            "it returned: it escaped its trace (stored in a global, a list, an attribute or a "
+            "closure)",
+            hint="return the value from the traced function (or pass it in as an argument) "
+                 "instead of keeping it; traced values only exist while graphc traces")
+    if t in _stack():
+        return EscapedTracerError(
+            f"a function that graphc compiles separately uses a traced value ({desc}){made} of "
+            "the enclosing trace: graphc.grad/value_and_grad/compile was called on concrete "
+            "arrays inside a traced function, and the inner function closes over a traced value",
+            hint="pass the traced value to the inner function as an argument, e.g. "
+                 "graphc.grad(inner, argnums=0)(y, x) instead of closing over x, so it is "
+                 "traced together with the enclosing function")
+    return EscapedTracerError(
+        f"a traced value ({desc}){made} belongs to a trace running in another thread",
+        hint="tracing state is per thread: compute the value in this thread, or pass "
+             "concrete arrays between threads")
 
 
 def bind(prim, args, params):
@@ -176,12 +209,10 @@ def bind(prim, args, params):
         vals = [a if isinstance(a, (int, float, bool)) else np.asarray(a) for a in args]
         return prim.impl(params)(*vals)
     if not trace.active or current_trace() is not trace:
-        raise EscapedTracerError(
-            "a traced value was used after the function that produced it returned "
-            "(or inside a different trace)",
-            hint="do not store traced values in globals, closures or attributes; "
-                 "return them from the traced function instead")
+        raise foreign_tracer_error(next(a for a in args if isinstance(a, Tracer)))
     tracers = [trace.lift(a) for a in args]
+    if (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
+        return stable
     g = trace.graph
     avals = [t.aval for t in tracers]
     aval = prim.shape(*avals, **params)
@@ -275,6 +306,8 @@ class Tracer:
 
     # --- things that need a concrete value --------------------------------------
     def _concrete(self, what):
+        if not self._trace.active:
+            raise foreign_tracer_error(self)
         raise ControlFlowError(
             f"{what} needs the concrete value of a traced array ({self._desc()}), "
             "which is not known while graphc traces the function",
@@ -303,6 +336,8 @@ class Tracer:
         self._concrete("complex()")
 
     def __array__(self, dtype=None, copy=None):
+        if not self._trace.active:
+            raise foreign_tracer_error(self)
         raise UnsupportedError(
             f"a traced value ({self._desc()}) was converted to a concrete NumPy array; "
             "this happens in NumPy functions graphc does not support, np.asarray(), "

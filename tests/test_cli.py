@@ -123,6 +123,10 @@ def test_demo_writes_files_and_agrees_with_closed_form(tmp_path, capsys):
     for name in names:
         assert (out / name).is_file(), name
         assert str(out / name) in summary, name
+    # ... and points at the lecture's other examples
+    assert "the lecture's other examples" in summary
+    for name in ("activations.py", "filters.py", "cost.py"):
+        assert name in summary, name
     # the exported module stands alone and gives the closed-form gradient
     src = (out / "f_grad.py").read_text()
     imports = [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))]

@@ -1,14 +1,17 @@
 """Every file in examples/ works with the command line and no flags (API.md section 7), and
 runs as a script."""
+import functools
 import importlib.util
 import pathlib
 import re
 import shutil
+import struct
+import xml.etree.ElementTree as ET
+import zlib
 
 import numpy as np
 import pytest
 
-from graphc import cli
 from graphc.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -38,13 +41,20 @@ TARGETS = [(path, name) for path in EXAMPLES for name in _example_functions(path
 
 
 def test_every_example_has_a_function_with_example_inputs():
-    assert {p.name for p in EXAMPLES} >= {"autodiff_trace.py", "logic_gates.py", "lenet.py"}
+    assert {p.name for p in EXAMPLES} >= {
+        "autodiff_trace.py", "logic_gates.py", "identity_838.py", "circle.py", "activations.py",
+        "softmax_regression.py", "mlp_dropout.py", "lenet.py", "filters.py", "cost.py"}
     for path in EXAMPLES:
         assert _example_functions(path), f"{path.name} has no @graphc.example function"
 
 
 @pytest.mark.parametrize("path, name", TARGETS, ids=[f"{p.name}:{n}" for p, n in TARGETS])
-def test_cli_commands_without_flags(path, name, tmp_path, capsys):
+def test_cli_commands_without_flags(path, name, tmp_path, capsys, monkeypatch):
+    import graphc
+    # `check` gives SymPy 10 s before it falls back to numbers; the examples' networks
+    # exhaust that, so 3 s here keeps the suite quick (what is tested is that every
+    # command works without flags and the check says OK, proved or numeric).
+    monkeypatch.setattr(graphc, "check", functools.partial(graphc.check, budget=3.0))
     target = f"{path}:{name}"
     assert main(["trace", target]) == 0
     assert capsys.readouterr().out.startswith(f"{name}(")
@@ -188,3 +198,225 @@ def test_mlp_dropout_main(monkeypatch, capsys):
     a, b = f(params, x, y, np.int64(1)), f(params, x, y, np.int64(2))
     assert a != b
     np.testing.assert_allclose(ex.predict(params, x), ex.logits(params, x, np.int64(5)))
+
+
+def test_every_example_runs_in_a_test():
+    """Each example's main() is called by a test in this file (in fast mode)."""
+    tests = pathlib.Path(__file__).read_text().split("\ndef ")
+    for path in EXAMPLES:
+        assert any(f'"{path.name}"' in body and ".main(" in body for body in tests), \
+            f"no test runs examples/{path.name}'s main()"
+
+
+# --- softmax regression, dropout MLP, LeNet: progress bars and MNIST IDX folders --------
+def _tiny_mnist(folder, n_train=48, n_test=16, side=8, seed=0):
+    """A folder in MNIST's layout (gzipped IDX files) with ``side`` x ``side`` images."""
+    from graphc import datasets
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        # a bright row whose position is the label (mod side): learnable in a few steps
+        images = rng.integers(0, 40, (n, side, side)).astype(np.uint8)
+        images[np.arange(n), labels % side, :] = 255
+        datasets.write_idx(folder / f"{split}-images-idx3-ubyte.gz", images)
+        datasets.write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+@pytest.mark.parametrize("name, steps", [("softmax_regression.py", 4), ("mlp_dropout.py", 4),
+                                         ("lenet.py", 4)])
+def test_examples_read_mnist_folders(name, steps, tmp_path, monkeypatch, capsys):
+    folder = _tiny_mnist(tmp_path / "mnist")
+    ex = _import(ROOT / "examples" / name, f"_ex_mnist_{name[:-3]}")
+    acc = ex.main(steps=steps, mnist=str(folder))
+    text = capsys.readouterr().out
+    assert f"8x8 MNIST from {folder}" in text
+    assert f"step    {steps}/{steps}" in text                   # the progress bar's last line
+    assert f"test accuracy {acc:.1%} on 16 held-out images" in text
+    # GRAPHC_MNIST does the same as --mnist
+    monkeypatch.setenv("GRAPHC_MNIST", str(folder))
+    ex.main(steps=1)
+    assert f"MNIST from {folder}" in capsys.readouterr().out
+
+
+def test_examples_mnist_command_line_flag(tmp_path):
+    import subprocess
+    import sys
+    folder = _tiny_mnist(tmp_path / "m")
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, str(ROOT / "examples" / "softmax_regression.py"),
+                          "--mnist", str(folder), "--steps", "2"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "MNIST from" in run.stdout and "step    2/2" in run.stdout
+
+
+@pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
+@pytest.mark.parametrize("name", ["softmax_regression.py", "mlp_dropout.py"])
+def test_digits_examples_show_a_progress_bar(name, monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHC_EXAMPLES_FAST", "1")
+    monkeypatch.delenv("GRAPHC_MNIST", raising=False)
+    _import(ROOT / "examples" / name, f"_ex_bar_{name[:-3]}").main()
+    bars = [line for line in capsys.readouterr().out.splitlines() if line.startswith("    [")]
+    assert len(bars) == 4 and bars[-1].startswith("    [" + "#" * 30 + "] step  100/100")
+
+
+# --- activations: curves, derivatives, the SVG, vanishing gradients ----------------------
+def test_activations_derivatives_match_closed_forms():
+    ex = _import(ROOT / "examples" / "activations.py", "_ex_act_curves")
+    x = np.array([-3.0, -1.2, -0.3, 0.4, 1.1, 2.7])
+    at = ex.curves(x)
+    s = 1 / (1 + np.exp(-x))
+    want = {"sigmoid": s * (1 - s), "tanh": 1 - np.tanh(x) ** 2, "relu": (x > 0) * 1.0,
+            "leaky_relu": np.where(x > 0, 1.0, 0.1), "elu": np.where(x > 0, 1.0, np.exp(x))}
+    lines = x[:, None] * ex.MAXOUT_W + ex.MAXOUT_B
+    want["maxout"] = ex.MAXOUT_W[np.argmax(lines, axis=1)]
+    assert set(at) == set(want)
+    for name, d in want.items():
+        np.testing.assert_allclose(at[name][1], d, rtol=1e-12, atol=1e-15, err_msg=name)
+    np.testing.assert_allclose(at["maxout"][0], lines.max(axis=1))
+
+
+def test_activations_main(tmp_path, capsys):
+    ex = _import(ROOT / "examples" / "activations.py", "_ex_act_main")
+    results = ex.main(out=tmp_path)
+    text = capsys.readouterr().out
+    for name in ex.ACTIVATIONS:
+        assert name in text.splitlines()[2]                     # the table's header
+    assert "tanh xavier" in text and "1/out" in text
+    # the two pictures are well-formed SVG: 6 panels of 2 curves, 2 panels of 3
+    svg = "{http://www.w3.org/2000/svg}"
+    for path, panels, per in ((tmp_path / "activations.svg", 6, 2),
+                              (tmp_path / "gradients.svg", 2, 3)):
+        root = ET.parse(path).getroot()
+        polylines = root.findall(f"{svg}polyline")
+        assert len(polylines) == panels * per
+        for p in polylines:
+            xy = np.array([[float(v) for v in pt.split(",")] for pt in p.get("points").split()])
+            assert np.all(np.isfinite(xy)) and xy.min() >= 0
+            assert xy[:, 0].max() <= float(root.get("width"))
+            assert xy[:, 1].max() <= float(root.get("height"))
+        titles = {t.text for t in root.findall(f"{svg}text")}
+        if panels == 6:
+            assert set(ex.ACTIVATIONS) <= titles
+    # the vanishing-gradient point, as measured
+    s, t = results["norms"]["sigmoid"], results["norms"]["tanh"]
+    assert len(s["small"]) == 11
+    assert s["small"][0] / s["small"][-1] < 1e-10               # sigmoid, small: vanishes
+    assert 0.3 < t["xavier"][0] / t["xavier"][-1] < 3           # tanh, Xavier: about constant
+    assert t["large"][0] > 100 * t["large"][-1]                 # tanh, large: explodes
+    assert s["xavier"][0] / s["xavier"][-1] < 1e-3              # Xavier does not save sigmoid
+
+
+def test_activations_norms_are_graphc_gradients():
+    """The per-layer norms come from graphc.value_and_grad: compare one with finite differences."""
+    ex = _import(ROOT / "examples" / "activations.py", "_ex_act_fd")
+    import graphc
+    rng = np.random.default_rng(3)
+    params = ex.init_deep(rng, [3, 4, 4, 2], "xavier")
+    x, y = rng.normal(size=(5, 3)), np.array([0, 1, 0, 1, 1])
+    _, grads = graphc.value_and_grad(ex.deep_loss)(params, x, y, "sigmoid")
+    eps, (i, j) = 1e-6, (1, 2)
+    plus = [{k: v.copy() for k, v in layer.items()} for layer in params]
+    minus = [{k: v.copy() for k, v in layer.items()} for layer in params]
+    plus[0]["W"][i, j] += eps
+    minus[0]["W"][i, j] -= eps
+    fd = (ex.deep_loss(plus, x, y, "sigmoid") - ex.deep_loss(minus, x, y, "sigmoid")) / (2 * eps)
+    np.testing.assert_allclose(grads[0]["W"][i, j], fd, rtol=1e-6)
+
+
+# --- filters: conv2d against NumPy, the PNG, conv1d [1, 0, -1], a learned kernel ---------
+def _read_png(path):
+    """Decode an 8-bit grey or RGB PNG with no interlacing (what filters.write_png writes)."""
+    data = pathlib.Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (length,), tag = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert crc == zlib.crc32(tag + body) & 0xFFFFFFFF, tag
+        chunks[tag] = chunks.get(tag, b"") + body
+        pos += 12 + length
+    w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+    assert depth == 8 and interlace == 0 and b"IEND" in chunks
+    channels = {0: 1, 2: 3}[color]
+    raw = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(h, 1 + w * channels)
+    assert np.all(raw[:, 0] == 0)                               # filter type "none"
+    return raw[:, 1:].reshape((h, w) if channels == 1 else (h, w, 3))
+
+
+def test_filters_png_writer_round_trips(tmp_path):
+    ex = _import(ROOT / "examples" / "filters.py", "_ex_filters_png")
+    rng = np.random.default_rng(0)
+    for shape in ((5, 7), (4, 3, 3)):
+        pixels = rng.integers(0, 256, shape).astype(np.uint8)
+        np.testing.assert_array_equal(_read_png(ex.write_png(tmp_path / "a.png", pixels)), pixels)
+
+
+def test_filters_main(tmp_path, capsys):
+    ex = _import(ROOT / "examples" / "filters.py", "_ex_filters_main")
+    results = ex.main(out=tmp_path)
+    text = capsys.readouterr().out
+    assert results["conv1d_vs_correlate"] == 0 == results["conv1d_vs_convolve_flipped"]
+    assert "conv1d                = [0, -1, -1, 0, 0, 1, 1, 0]" in text
+    assert results["max_error"] < 1e-12
+    assert results["learned_error"] < 1e-3
+    # the picture: 8 panels of 64x64 enlarged 3x, in 2 rows of 4 with 6-pixel gaps
+    img = _read_png(tmp_path / "filters.png")
+    assert img.shape == (2 * (192 + 6) + 6, 4 * (192 + 6) + 6)
+    original = img[6:6 + 192:3, 6:6 + 192:3]
+    np.testing.assert_array_equal(original, ex.to_grey(ex.synthetic_image(), False))
+    blur = img[6 + 198:6 + 198 + 192:3, 6:6 + 192:3]            # box blur: row 2, column 1
+    assert np.abs(np.diff(blur.astype(int), axis=1)).mean() < \
+        np.abs(np.diff(original.astype(int), axis=1)).mean()      # smoother than the original
+
+
+def test_filters_kernels_are_the_lecture_ones():
+    ex = _import(ROOT / "examples" / "filters.py", "_ex_filters_k")
+    names, w = ex.kernel_bank()
+    assert w.shape == (6, 1, 5, 5)
+    for name, k in zip(names, w[:, 0]):
+        expected_sum = 0.0 if name.startswith("edges") else 1.0
+        assert abs(k.sum() - expected_sum) < 1e-12, name
+    image = ex.synthetic_image(16)
+    flat = np.full((16, 16), 0.5)
+    out = ex.apply_filters(flat, w)
+    np.testing.assert_allclose(out[:2, 2:-2, 2:-2], 0, atol=1e-12)   # edges of a flat image
+    np.testing.assert_allclose(out[2:, 2:-2, 2:-2], 0.5, atol=1e-12)  # blurs keep it
+    assert ex.apply_filters(image, w).shape == (6, 16, 16)
+
+
+# --- cost: FLOPs of the graph against the formula, gradient ratios -------------------------
+def test_cost_main(monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHC_EXAMPLES_FAST", "1")
+    ex = _import(ROOT / "examples" / "cost.py", "_ex_cost_main")
+    results = ex.main()
+    text = capsys.readouterr().out
+    fwd = results["forward"]
+    sizes, n = ex.SIZES, ex.BATCH
+    assert fwd["formula"] == n * sum(2 * a * b + b for a, b in zip(sizes, sizes[1:]))
+    assert fwd["graph"] - fwd["formula"] == fwd["activations"] == n * sum(sizes[1:-1])
+    assert f"{fwd['graph']:,}" in text and f"{fwd['formula']:,}" in text
+    grad = results["gradient"]
+    assert 1 < grad["params"] < grad["params and x"] <= 2.01
+    assert 1 + grad["params and x"] <= ex.BAUR_STRASSEN
+    assert np.isfinite(grad["time"]) and grad["time"] > 0
+    assert 0 < results["lecture"] and 1 + results["lecture"] <= ex.BAUR_STRASSEN
+    assert "Baur–Strassen" in text
+
+
+def test_cost_backward_matmuls_are_two_per_forward_matmul():
+    ex = _import(ROOT / "examples" / "cost.py", "_ex_cost_mm")
+    import graphc
+    rng = np.random.default_rng(0)
+    sizes = (12, 8, 6, 3)
+    params = ex.init_params(rng, sizes)
+    x, y = rng.random((5, 12)), np.array([0, 1, 2, 0, 1])
+    forward = [2 * 5 * a * b for a, b in zip(sizes, sizes[1:])]
+    for argnums, expected in ((0, 2 * sum(forward) - forward[0]), ((0, 1), 2 * sum(forward))):
+        graph = graphc.value_and_grad(ex.loss, argnums=argnums).graph(params, x, y)
+        cost = graph.cost()
+        assert ex.flops_by_op(graph, cost, "backward")["matmul"] == expected
+        assert ex.flops_by_op(graph, cost, "forward")["matmul"] == sum(forward)

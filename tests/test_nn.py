@@ -619,6 +619,114 @@ def test_max_pool2d_tie_goes_to_first(window, first, mode):
     assert g.sum() == r.sum()                   # nothing is split or duplicated
 
 
+def test_max_pool_non_overlapping_windows_use_strided_slices():
+    # stride = kernel, no padding: the max_pool primitive (no window copies, no argmax);
+    # overlapping or padded windows keep the im2col + argmax route.
+    fast = graphc.trace(lambda x: nn.max_pool2d(x, 2), np.zeros((1, 2, 5, 6)))
+    ops = {d["op"] for _, d in fast.nx.nodes(data=True)}
+    assert "max_pool" in ops and not ops & {"im2col", "argmax"}
+    vg = graphc.value_and_grad(lambda x: np.sum(nn.max_pool2d(x, 2)))
+    src = vg.source(np.zeros((1, 2, 5, 6)))
+    assert "argmax" not in src and "sliding_window_view" not in src
+    for stride, padding in [(1, 0), (2, 1)]:
+        slow = graphc.trace(lambda x: nn.max_pool2d(x, 2, stride, padding), np.zeros((1, 2, 5, 6)))
+        assert "im2col" in {d["op"] for _, d in slow.nx.nodes(data=True)}
+
+
+def test_max_pool_second_derivative_follows_the_first_maximum():
+    # f = sum(r * pool(x)**2): the Hessian is diagonal, 2·r at each window's first maximum
+    # (the tie in the top-left window goes to its first element) and 0 elsewhere.
+    x = np.array([[[[2.0, 2.0, 0.0, 1.0],
+                    [1.0, 0.0, 3.0, -1.0],
+                    [0.5, 0.0, 4.0, 4.0],
+                    [0.0, 0.25, 4.0, 0.0]]]])
+    r = np.array([[[[1.0, 2.0], [3.0, 5.0]]]])
+    v = np.arange(1.0, 17.0).reshape(x.shape)
+
+    def f(x):
+        return np.sum(r * nn.max_pool2d(x, 2) ** 2)
+
+    def gv(x):
+        return np.sum(graphc.grad(f)(x) * v)
+    hv = graphc.grad(gv)(x)
+    expected = np.zeros_like(x)
+    for (i, j), rr in zip([(0, 0), (1, 2), (2, 0), (2, 2)], r.ravel()):
+        expected[0, 0, i, j] = 2 * rr * v[0, 0, i, j]
+    np.testing.assert_array_equal(hv, expected)
+    np.testing.assert_array_equal(graphc.value_and_grad(gv)(x)[1], expected)
+
+
+@pytest.mark.parametrize("case", CONV2D_CASES, ids=[c[0] for c in CONV2D_CASES])
+def test_conv2d_both_layouts_values_and_grads(rng, monkeypatch, case):
+    # conv2d picks its GEMM layout from the feature-map size; force each one on every
+    # case (batch of 2, so the batch-last layout really interleaves samples): values match
+    # the reference, gradients match each other, and the batch-last ones finite differences.
+    import graphc.nn.conv as conv_mod
+    _, xs, ws, bias, s, p, d = case
+    x, w, b = rng.normal(size=(2,) + xs[1:]), rng.normal(size=ws), rng.normal(size=ws[0])
+    kw = dict(stride=s, padding=p, dilation=d)
+    R = rng.normal(size=ref_conv2d(x, w, b, **kw).shape)
+
+    def conv(x, w, b):
+        return nn.conv2d(x, w, b if bias else None, **kw)
+    grads = {}
+    for layout, threshold in [("batch_last", 10 ** 9), ("per_sample", 0)]:
+        monkeypatch.setattr(conv_mod, "_PER_SAMPLE_MIN", threshold)
+        ops = {nd["op"] for _, nd in graphc.trace(conv, x, w, b).nx.nodes(data=True)}
+        assert ("contiguous" in ops) == (layout == "batch_last")    # that layout ran
+        assert_matches(conv, (x, w, b), ref_conv2d(x, w, b if bias else None, **kw))
+        grads[layout] = graphc.grad(lambda x, w, b: np.sum(conv(x, w, b) * R),
+                                    argnums=(0, 1, 2))(x, w, b)
+    for g1, g2 in zip(grads["batch_last"], grads["per_sample"]):
+        np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(conv_mod, "_PER_SAMPLE_MIN", 10 ** 9)
+    check_grad_vs_fd(conv, lambda x, w, b: ref_conv2d(x, w, b if bias else None, **kw),
+                     (x, w, b), wrt=(0, 1, 2) if bias else (0, 1))
+
+
+@pytest.mark.parametrize("name", ["max_pool", "max_pool_mask", "unpool", "pool_select",
+                                  "im2col", "col2im"])
+def test_pool_and_window_primitives_sympy_semantics_match_numpy(name):
+    # The SymPy semantics (used by proofs and graphc.check) compute what the generated
+    # NumPy computes, on every sample case (trailing axes and ties included).
+    import sympy as sp
+    from graphc.primitive import REGISTRY
+    from graphc.symbolic import to_sympy
+    from test_primitives import CASES
+    prim = REGISTRY[name]
+    for case in CASES[name]:
+        if case.params.get("pad_value") == -np.inf:
+            continue                            # -oo vs -inf: compared elsewhere
+        want = np.asarray(prim(*case.args, **case.params))
+        got = np.asarray(prim.sympy(*[to_sympy(np.asarray(a)) if np.asarray(a).dtype.kind == "f"
+                                      else np.asarray(a) for a in case.args], **case.params),
+                         dtype=object)
+        assert got.shape == want.shape, (name, case.desc)
+        if want.dtype == bool:
+            got = np.vectorize(lambda v: bool(sp.simplify(v)) if isinstance(v, sp.Basic)
+                               else bool(v))(got)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {case.desc}")
+        else:
+            np.testing.assert_allclose(got.astype(np.float64), want, rtol=1e-6, atol=1e-12,
+                                       err_msg=f"{name} {case.desc}")
+
+
+def test_conv2d_gradients_in_float32_match_float64(rng):
+    # The per-sample GEMM layout (batched matmul, weight gradient summed over the batch)
+    # keeps float32 gradients within float32 rounding of a float64 run.
+    x = rng.normal(size=(4, 3, 9, 8))
+    w = rng.normal(size=(5, 3, 3, 2))
+    b = rng.normal(size=5)
+
+    def loss(x, w, b):
+        return np.sum(nn.conv2d(x, w, b, stride=(2, 1), padding=1) ** 2)
+    g64 = graphc.grad(loss, argnums=(0, 1, 2))(x, w, b)
+    g32 = graphc.grad(loss, argnums=(0, 1, 2))(*(a.astype(np.float32) for a in (x, w, b)))
+    for a, e in zip(g32, g64):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4 * np.abs(e).max())
+
+
 def test_max_pool_overlapping_windows_tie():
     # Overlapping windows (stride 1): each window sends its whole gradient to its
     # own first maximum; the contributions accumulate.

@@ -220,30 +220,30 @@ def _out_size(n, k, s, p, d):
 
 def _im2col_ref(x, kernel, stride, padding, dilation, pad_value):
     """Sliding windows written as plain loops (independent of graphc's emission)."""
-    n, c, h, w = x.shape
+    (n, c, h, w), rest = x.shape[:4], x.shape[4:]      # trailing axes ride along
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    xp = np.full((n, c, h + 2 * ph, w + 2 * pw), pad_value, dtype=x.dtype)
+    xp = np.full((n, c, h + 2 * ph, w + 2 * pw) + rest, pad_value, dtype=x.dtype)
     xp[:, :, ph:ph + h, pw:pw + w] = x
     oh, ow = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
-    out = np.empty((n, c, oh, ow, kh, kw), dtype=x.dtype)
+    out = np.empty((n, c, oh, ow) + rest + (kh, kw), dtype=x.dtype)
     for i in range(oh):
         for j in range(ow):
             for a in range(kh):
                 for b in range(kw):
-                    out[:, :, i, j, a, b] = xp[:, :, i * sh + a * dh, j * sw + b * dw]
+                    out[:, :, i, j, ..., a, b] = xp[:, :, i * sh + a * dh, j * sw + b * dw]
     return out
 
 
 def _col2im_ref(cols, image, stride, padding, dilation):
-    n, c, h, w = image
-    _, _, oh, ow, kh, kw = cols.shape
+    (n, c, h, w), rest = image[:4], tuple(image[4:])
+    (oh, ow), (kh, kw) = cols.shape[2:4], cols.shape[-2:]
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw) + rest, dtype=cols.dtype)
     for i in range(oh):
         for j in range(ow):
             for a in range(kh):
                 for b in range(kw):
-                    out[:, :, i * sh + a * dh, j * sw + b * dw] += cols[:, :, i, j, a, b]
+                    out[:, :, i * sh + a * dh, j * sw + b * dw] += cols[:, :, i, j, ..., a, b]
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
@@ -254,12 +254,97 @@ def _im2col_case(xshape, kernel, stride, padding, dilation, pad_value=0.0, dtype
 
 
 def _col2im_case(image, kernel, stride, padding, dilation):
-    n, c, h, w = image
+    (n, c, h, w), rest = image[:4], tuple(image[4:])
     oh = _out_size(h, kernel[0], stride[0], padding[0], dilation[0])
     ow = _out_size(w, kernel[1], stride[1], padding[1], dilation[1])
     p = dict(image=image, stride=stride, padding=padding, dilation=dilation)
-    return Case((rnd(n, c, oh, ow, *kernel),), p, lambda cols: _col2im_ref(cols, **p),
+    return Case((rnd(n, c, oh, ow, *rest, *kernel),), p, lambda cols: _col2im_ref(cols, **p),
                 f"{image}-k{kernel}-s{stride}-p{padding}-d{dilation}")
+
+
+def _max_pool_ref(x, kernel):
+    """Max over whole (kh, kw) windows, written as loops; partial windows dropped."""
+    (kh, kw), (n, c, h, w) = kernel, x.shape
+    out = np.empty((n, c, h // kh, w // kw), dtype=x.dtype)
+    for i in range(h // kh):
+        for j in range(w // kw):
+            out[:, :, i, j] = x[:, :, i * kh:(i + 1) * kh, j * kw:(j + 1) * kw].max(axis=(2, 3))
+    return out
+
+
+def _first_max_ref(x, m, kernel):
+    """(kh, kw, N, C, OH, OW) mask: the first element (row-major) of each window equal to m."""
+    kh, kw = kernel
+    mask = np.zeros((kh, kw) + m.shape, dtype=bool)
+    for idx in np.ndindex(*m.shape):
+        n, c, i, j = idx
+        win = x[n, c, i * kh:(i + 1) * kh, j * kw:(j + 1) * kw]
+        hits = np.flatnonzero(win.ravel() == m[idx])
+        if hits.size:
+            mask[(hits[0] // kw, hits[0] % kw) + idx] = True
+    return mask
+
+
+def _unpool_ref(v, mask, image):
+    out = np.zeros(image, dtype=v.dtype)
+    kh, kw = mask.shape[:2]
+    for a, b, n, c, i, j in zip(*np.nonzero(mask)):
+        out[n, c, i * kh + a, j * kw + b] = v[n, c, i, j]
+    return out
+
+
+def _pool_select_ref(y, mask):
+    out = np.zeros(mask.shape[2:], dtype=y.dtype)
+    kh, kw = mask.shape[:2]
+    for a, b, n, c, i, j in zip(*np.nonzero(mask)):
+        out[n, c, i, j] = y[n, c, i * kh + a, j * kw + b]
+    return out
+
+
+def _mask_case(x, kernel, desc):
+    m = _max_pool_ref(x, kernel)
+    return Case((x, m), {"kernel": kernel}, lambda x, m: _first_max_ref(x, m, kernel), desc)
+
+
+def _random_mask(kernel, out_shape):
+    """A first-max mask of random data: one True per window."""
+    x = rnd(*out_shape[:2], out_shape[2] * kernel[0], out_shape[3] * kernel[1])
+    return _first_max_ref(x, _max_pool_ref(x, kernel), kernel)
+
+
+def _pool_cases():
+    ties = np.array([[[[1.0, 3.0, 0.0, 0.0, 7.0],
+                       [3.0, 2.0, 0.0, 0.0, 7.0],
+                       [5.0, 5.0, -1.0, 4.0, 7.0],
+                       [5.0, 5.0, 4.0, 4.0, 7.0]]]])
+    m22 = _random_mask((2, 2), (1, 2, 2, 2))
+    m23 = _random_mask((2, 3), (2, 1, 2, 2))
+    m_small = _random_mask((2, 2), (1, 1, 1, 2))       # small enough for the SymPy proof
+    return {
+        "max_pool": [Case((rnd(1, 2, 4, 4),), {"kernel": (2, 2)},
+                          lambda x: _max_pool_ref(x, (2, 2)), "k2"),
+                     Case((rnd(2, 1, 5, 7),), {"kernel": (2, 3)},
+                          lambda x: _max_pool_ref(x, (2, 3)), "k2x3-cropped"),
+                     Case((rnd(1, 1, 6, 6),), {"kernel": (3, 3)},
+                          lambda x: _max_pool_ref(x, (3, 3)), "k3-loop"),
+                     Case((rnd(1, 2, 1, 6, dtype=F32),), {"kernel": (1, 2)},
+                          lambda x: _max_pool_ref(x, (1, 2)), "f32-1d")],
+        "max_pool_mask": [_mask_case(ties, (2, 2), "ties-first"),
+                          _mask_case(rnd(2, 1, 5, 7), (2, 3), "cropped"),
+                          _mask_case(rnd(1, 2, 4, 4, dtype=F32), (2, 2), "f32")],
+        "unpool": [Case((rnd(1, 1, 1, 2), m_small), {"image": (1, 1, 2, 4)},
+                        lambda v, m: _unpool_ref(v, m, (1, 1, 2, 4)), "small"),
+                   Case((rnd(1, 2, 2, 2), m22), {"image": (1, 2, 4, 4)},
+                        lambda v, m: _unpool_ref(v, m, (1, 2, 4, 4)), "k2"),
+                   Case((rnd(2, 1, 2, 2), m23), {"image": (2, 1, 5, 7)},
+                        lambda v, m: _unpool_ref(v, m, (2, 1, 5, 7)), "k2x3-cropped"),
+                   Case((rnd(1, 2, 2, 2, dtype=F32), m22), {"image": (1, 2, 4, 4)},
+                        lambda v, m: _unpool_ref(v, m, (1, 2, 4, 4)), "f32")],
+        "pool_select": [Case((rnd(1, 1, 2, 4), m_small), {}, _pool_select_ref, "small"),
+                        Case((rnd(1, 2, 4, 4), m22), {}, _pool_select_ref, "k2"),
+                        Case((rnd(2, 1, 5, 7), m23), {}, _pool_select_ref, "k2x3-cropped"),
+                        Case((rnd(1, 2, 4, 4, dtype=F32), m22), {}, _pool_select_ref, "f32")],
+    }
 
 
 def _nn_cases():
@@ -285,10 +370,15 @@ def _nn_cases():
                    _im2col_case((2, 1, 6, 7), (2, 3), (2, 1), (1, 0), (1, 2)),
                    _im2col_case((1, 1, 5, 5), (2, 2), (2, 2), (1, 1), (1, 1), pad_value=-np.inf,
                                 grad=False),
-                   _im2col_case((1, 2, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1), dtype=F32)],
+                   _im2col_case((1, 2, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1), dtype=F32),
+                   # a trailing (batch) axis, as conv2d's batch-last layout uses it
+                   _im2col_case((1, 2, 5, 4, 3), (3, 2), (1, 1), (1, 1), (1, 1)),
+                   _im2col_case((1, 1, 6, 7, 2), (2, 3), (2, 1), (1, 0), (1, 2))],
         "col2im": [_col2im_case((1, 2, 5, 5), (3, 3), (1, 1), (0, 0), (1, 1)),
                    _col2im_case((2, 1, 6, 7), (2, 3), (2, 1), (1, 0), (1, 2)),
-                   _col2im_case((1, 1, 5, 4), (2, 2), (3, 2), (1, 1), (1, 1))],
+                   _col2im_case((1, 1, 5, 4), (2, 2), (3, 2), (1, 1), (1, 1)),
+                   _col2im_case((1, 2, 5, 4, 3), (3, 2), (1, 1), (1, 1), (1, 1)),
+                   _col2im_case((1, 1, 6, 7, 2), (2, 3), (2, 1), (1, 0), (1, 2))],
         "argmax": [Case((np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]]),), {"axis": 1},
                         lambda x: x.argmax(axis=1), "ties-first"),
                    Case((rnd(3, 4),), {"axis": 0}, lambda x: x.argmax(axis=0), "axis0")],
@@ -421,6 +511,7 @@ CASES: dict[str, list[Case]] = {
     ],
     "matmul": _matmul_cases(),
     **_nn_cases(),
+    **_pool_cases(),
 }
 
 

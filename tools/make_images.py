@@ -11,6 +11,12 @@ Writes, each as .svg and .png:
 * ``lenet_collapsed``: examples/lenet.py's loss, forward + backward, one box
   per ``graphc.scope`` layer
 
+and, from the examples (no Graphviz needed):
+
+* ``filters.png``: examples/filters.py's image filters
+* ``activations.svg``, ``gradients.svg``: examples/activations.py's curves and
+  per-layer gradient norms
+
 The traced functions live in files outside the graphc package (examples/ and
 this file), so the drawings carry their variable names.
 """
@@ -31,7 +37,9 @@ sys.path.insert(0, str(ROOT / "examples"))
 import graphc  # noqa: E402
 from graphc import nn  # noqa: E402
 
+import activations  # noqa: E402  (examples/activations.py)
 import autodiff_trace  # noqa: E402  (examples/autodiff_trace.py)
+import filters  # noqa: E402  (examples/filters.py)
 import lenet  # noqa: E402  (examples/lenet.py)
 
 
@@ -67,6 +75,26 @@ def images():
     }
 
 
+# The pictures the examples draw themselves, by the file names they write.
+EXAMPLE_IMAGES = {"filters.png": filters.main, "activations.svg": activations.main,
+                  "gradients.svg": activations.main}
+
+
+def example_images(out: pathlib.Path) -> None:
+    """Run the examples that draw pictures, and copy their pictures into ``out``."""
+    import contextlib
+    import io
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in dict.fromkeys(EXAMPLE_IMAGES.values()):
+            with contextlib.redirect_stdout(io.StringIO()):     # their tables are not wanted here
+                run(tmp)
+        for name in EXAMPLE_IMAGES:
+            target = out / name
+            shutil.copyfile(pathlib.Path(tmp) / name, target)
+            print(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"), metavar="DIR")
@@ -79,6 +107,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     out = pathlib.Path(ns.out)
+    out.mkdir(parents=True, exist_ok=True)
+    example_images(out)
     for stem, (what, args, opts) in images().items():
         for fmt in formats:
             start = time.perf_counter()

@@ -68,11 +68,12 @@ def cross_entropy(logits, labels):
         if lshape[0] != n:
             raise ShapeError(f"cross_entropy: {lshape[0]} labels for {n} rows of logits")
         picked = logp[np.arange(n), labels]
-        return C.hint(-C.sum(picked) / n, "loss")
+        # divide before summing: the mean fits float32 even where the sum would overflow
+        return C.hint(-C.sum(picked / n), "loss")
     if tuple(lshape) != tuple(shape):
         raise ShapeError(f"cross_entropy: targets of shape {tuple(lshape)} do not match logits {shape}; "
                          "pass integer labels (N,) or one-hot/probabilities (N, K)")
-    return C.hint(-C.sum(labels * logp) / n, "loss")
+    return C.hint(-C.sum(labels * (logp / n)), "loss")
 
 
 def logistic_loss(scores, y):
@@ -85,11 +86,14 @@ def logistic_loss(scores, y):
     0.346574
     """
     scores = floating(scores)
-    return C.hint(C.mean(softplus(-(y * scores))), "loss")
+    terms = softplus(-(y * scores))
+    # the mean as a sum of terms / n: it fits float32 where the plain sum would overflow
+    return C.hint(C.sum(terms / int(np.prod(_shape(terms), dtype=np.int64))), "loss")
 
 
 def mse(pred, target):
     """Mean squared error over all elements."""
     pred = floating(pred)
     d = pred - target
-    return C.hint(C.mean(d * d), "loss")
+    # d * (d / n) summed: the mean fits float32 where sum(d * d) would overflow
+    return C.hint(C.sum(d * (d / int(np.prod(_shape(d), dtype=np.int64)))), "loss")

@@ -1,0 +1,107 @@
+"""Regression tests: one plain, deterministic test per bug found by fuzzing
+(tests/test_fuzz.py) or by the stability table (tools/make_stability_table.py).
+
+Each test names how the bug was found.  Bugs not fixed yet are
+``xfail(strict=True)`` with the module that owns the fix: the marker makes
+the suite fail once the fix lands, so it is removed then.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc
+from _fd import fd_grad
+
+
+# --- fixed -----------------------------------------------------------------------------------
+def test_expm1_gradient_keeps_tiny_derivatives():
+    """Stability table, elu at -100 in float32: d expm1(x) was written as
+    ``expm1(x) + 1``, which rounds to 0 once expm1(x) rounds to -1 (x < -17 in
+    float32, x < -37 in float64), although exp(x) is a normal number there."""
+    x32 = np.array([-30.0, -60.0], dtype=np.float32)
+    g32 = graphc.grad(lambda x: np.sum(np.expm1(x)))(x32)
+    np.testing.assert_allclose(g32, np.exp(x32.astype(np.float64)), rtol=1e-6)
+    x64 = np.array([-40.0, -300.0])
+    g64 = graphc.grad(lambda x: np.sum(graphc.nn.elu(x)))(x64)
+    np.testing.assert_allclose(g64, np.exp(x64), rtol=1e-14)
+    assert np.all(g64 > 0)
+
+
+def test_sigmoid_gradient_keeps_tiny_derivatives():
+    """Stability table, sigmoid at +100 in float32: ``out * (1 - out)`` is 0
+    once sigmoid(x) rounds to 1, while the derivative is exp(-x)."""
+    x = np.array([40.0, 100.0, 700.0, -40.0])
+    g = graphc.grad(lambda x: np.sum(graphc.nn.sigmoid(x)))(x)
+    want = np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2
+    np.testing.assert_allclose(g, want, rtol=1e-14)
+    g32 = graphc.grad(lambda x: np.sum(graphc.nn.sigmoid(x)))(np.array([30.0], np.float32))
+    np.testing.assert_allclose(g32, [np.exp(-30.0)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["ce_labels", "ce_probs", "logistic", "mse"])
+def test_float32_loss_means_do_not_overflow(loss):
+    """Stability table, losses at 3e38 in float32: the mean was sum(...) / n,
+    and the sum overflows to inf although the mean fits float32."""
+    nn = graphc.nn
+    big = np.float32(2e38)
+    logits = np.array([[big, 0.0], [0.0, big]], np.float32)   # both rows wrong by 2e38
+    cases = {
+        "ce_labels": (lambda z: nn.cross_entropy(z, np.array([1, 0])), logits, 2e38),
+        "ce_probs": (lambda z: nn.cross_entropy(z, np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)),
+                     logits, 2e38),
+        "logistic": (lambda s: nn.logistic_loss(s, np.array([-1.0, -1.0], np.float32)),
+                     np.array([big, big], np.float32), 2e38),
+        "mse": (lambda p: nn.mse(p, np.zeros(2, np.float32)),
+                np.array([1.5e19, 1.5e19], np.float32), 2.25e38),
+    }
+    fn, x, want = cases[loss]
+    with np.errstate(over="raise"):
+        v = fn(x)
+        vc, g = graphc.value_and_grad(fn)(x)
+    assert v.dtype == vc.dtype == np.float32
+    np.testing.assert_allclose([v, vc], [want, want], rtol=1e-6)
+    assert np.all(np.isfinite(g))
+
+
+# --- open: owned by other modules ----------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="passes/simplify.py: _unique_scatter compares raw index "
+                   "values, so -4 and 0 on an axis of 4 count as distinct and np.add.at becomes "
+                   "plain assignment (fix: np.unique(value % axis_size))")
+def test_gather_with_negative_alias_index_accumulates():
+    """Fuzzing (test_fuzz gradients, seed 10093): ``x[[0, -4]]`` with len(x) == 4
+    reads x[0] twice; its gradient must add both cotangents."""
+    def f(x):
+        return (np.cos(x)[np.array([0, -4])] * np.array([1.0, 2.0])).sum()
+
+    x = np.array([0.1, 0.2, 0.3, 0.4])
+    g = graphc.grad(f)(x)
+    np.testing.assert_allclose(g, fd_grad(f, x), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(g[0], -3 * np.sin(0.1), rtol=1e-14)
+
+
+@pytest.mark.xfail(strict=True, reason="passes/simplify.py: _drop_operand_broadcast drops "
+                   "broadcast_to(y) because the other operand (a uniform constant) has the full "
+                   "shape, then turns that constant into a scalar because the other operand has "
+                   "the full shape: the result loses its shape")
+def test_gradient_shape_survives_broadcast_plus_uniform_constant():
+    """Fuzzing (test_fuzz gradients, seeds 1476 and 20404): a gradient of shape
+    (3,) came back with shape (1,).  The backward sum is
+    ``broadcast_to(reshape(d_mean / 3, (1,)), (3,)) + full((3,), 2.0)``."""
+    def f(x):
+        a = np.sum(x, keepdims=True) * np.array([2.0])
+        return a.sum() + np.sin(np.mean(x))
+
+    x = np.array([1.0, 2.0, 3.0])
+    g = graphc.grad(f)(x)
+    assert g.shape == (3,)
+    np.testing.assert_allclose(g, 2.0 + np.cos(2.0) / 3, rtol=1e-14)
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError,
+                   reason="api.py: compile() passes a ufunc's keyword defaults (dtype=None, "
+                          "signature=None) back to it; NumPy rejects both together")
+def test_compile_a_ufunc_directly():
+    """Found while building the stability table: ``graphc.compile(np.tanh)``."""
+    x = np.array([0.5, -1.0])
+    np.testing.assert_allclose(graphc.compile(np.tanh)(x), np.tanh(x))
