@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import inspect
 import linecache
 import os
@@ -289,6 +290,24 @@ class _Unsupported:
     __slots__ = ()
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector while a graph is built.
+
+    Building allocates many small long-lived objects (networkx's attribute dicts),
+    and the collector rescans all of them at every generation-2 pass: about a
+    fifth of the compile time of a 10,000-node graph.  Nothing built here forms
+    garbage cycles that must be reclaimed before the build ends.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _key_of(x):
     """Cache key of an argument pytree: structure, shapes, dtypes, static values.
 
@@ -460,6 +479,10 @@ class Compiled:
             self._last = _NO_ENTRY
 
     def _build(self, args, kwargs):
+        with _gc_paused():
+            return self._build_unpaused(args, kwargs)
+
+    def _build_unpaused(self, args, kwargs):
         g = _trace_into(self._fn, args, kwargs, self._body(), _fn_name(self._fn))
         optimize(g)
         source_file = _def_where(self._fn)
