@@ -2,6 +2,7 @@
 runs as a script."""
 import functools
 import importlib.util
+import os
 import pathlib
 import re
 import shutil
@@ -134,12 +135,13 @@ def test_lenet_main_fast(monkeypatch, capsys):
 
 
 @pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
-def test_lenet_reaches_95_percent():
+def test_lenet_reaches_97_percent():
+    """The issue's bar: LeNet reaches 97% test accuracy on the digits (measured: 97.8%)."""
     lenet = _import(ROOT / "examples" / "lenet.py", "_ex_lenet_train")
     steps = []
     params, acc, seconds = lenet.train(progress=lambda s, n, v: steps.append(v))
     assert len(steps) == 300 and np.all(np.isfinite(steps))
-    assert acc >= 0.95, acc
+    assert acc >= 0.97, acc
 
 
 def test_progress_bar_without_a_terminal(capsys):
@@ -244,7 +246,7 @@ def test_examples_mnist_command_line_flag(tmp_path):
     import subprocess
     import sys
     folder = _tiny_mnist(tmp_path / "m")
-    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run([sys.executable, str(ROOT / "examples" / "softmax_regression.py"),
                           "--mnist", str(folder), "--steps", "2"],
                          capture_output=True, text=True, env=env, timeout=120)

@@ -159,3 +159,31 @@ def test_check_reports_kinks_with_numpy_conventions():
         return np.sum(np.maximum(x, 0.0) * x) + np.sum(np.where(x > 0.5, x ** 2, -x))
     report = graphc.check(f, np.array([-1.0, 0.25, 2.0]))
     assert report.ok, str(report)
+
+
+def test_mean_over_three_is_proved():
+    # The backward pass scales by the float64 1/3; the forward divides by the integer 3.
+    report = graphc.check(lambda x: np.mean(x ** 2), np.array([0.5, 1.5, 2.5]))
+    assert report.ok and report.rows[0].status == "proved"
+
+
+def test_folded_float_constants_compare_at_float64_rounding():
+    # 0.1 / 7 is folded in float64: a rational with a huge denominator, not 1/70.
+    report = graphc.check(lambda x: np.sum(x ** 2) / 7 * 0.1, np.array([0.5, 1.5, 2.5]))
+    assert report.ok, str(report)
+
+
+def test_wrong_rule_still_caught_with_float_constants():
+    import sympy as sp
+    x = sp.Symbol("x")
+    v = equal(x * sp.Rational(3333333333333333, 10 ** 16), -x / 3, [x], simplify_ops=0)
+    assert not v.equal
+
+
+def test_symbol_cancelling_in_the_difference_is_still_substituted():
+    import sympy as sp
+    x, z = sp.symbols("x z")
+    a = z + x
+    b = z + x * (1 + sp.Rational(1, 10 ** 40))
+    v = equal(a, b, [x, z], simplify_ops=0)     # numeric path; z cancels in a - b
+    assert v.method == "numeric" and v.equal
