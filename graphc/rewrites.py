@@ -14,7 +14,7 @@ Rewriting when ``log`` is bound means the forward value *and* every gradient
 
 The rewritten node is an ordinary node of the user's line: it keeps the
 user's variable name and ``file.py:LINE`` (so generated code shows
-``y = np.logaddexp(0, x)  # f64[3]  model.py:12``), and it carries a
+``y = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))  # f64[3]  model.py:12``), and it carries a
 ``rewrite`` attribute naming the rule.  The operands of the naive chain
 (``exp(x)``, ``1 + exp(x)``) stay in the graph until dead-code elimination
 drops them before code generation; a value the user also uses elsewhere is

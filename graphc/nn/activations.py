@@ -18,7 +18,7 @@ __all__ = ["sigmoid", "relu", "leaky_relu", "elu", "softplus", "maxout", "tanh"]
 
 
 def sigmoid(x):
-    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed as ``exp(-logaddexp(0, -x))``,
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed as ``exp(min(x, 0)) / (1 + exp(-|x|))``,
     which never overflows and stays accurate in the tails.
 
     Examples
@@ -68,7 +68,7 @@ def elu(x, alpha=1.0):
 
 
 def softplus(x):
-    """``log(1 + exp(x))``, stable for any finite input (``np.logaddexp(0, x)``).
+    """``log(1 + exp(x))``, stable for any finite input (``max(x, 0) + log1p(exp(-|x|))``).
 
     Examples
     --------
