@@ -4,6 +4,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .pytree import TreeDef
 
 _EMPTY = inspect.Parameter.empty
@@ -59,6 +61,12 @@ def from_function(fn, args, kwargs):
     Returns ``(params, values)`` where ``values[i]`` is the value of
     ``params[i]`` (defaults applied; ``*args`` as a tuple, ``**kw`` as a dict).
     """
+    if isinstance(fn, np.ufunc) and not kwargs:
+        # A ufunc's signature lists out=, dtype=, signature=... with defaults that
+        # NumPy refuses when passed back together: bind its inputs only.
+        names = ["x"] if fn.nin == 1 else [f"x{i + 1}" for i in range(fn.nin)]
+        if len(args) == fn.nin:
+            return [Param(n, inspect.Parameter.POSITIONAL_ONLY) for n in names], list(args)
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):

@@ -1,9 +1,9 @@
 """Regression tests: one plain, deterministic test per bug found by fuzzing
 (tests/test_fuzz.py) or by the stability table (tools/make_stability_table.py).
 
-Each test names how the bug was found.  Bugs not fixed yet are
-``xfail(strict=True)`` with the module that owns the fix: the marker makes
-the suite fail once the fix lands, so it is removed then.
+Each test names how the bug was found.  A bug found but not fixed yet gets
+``xfail(strict=True)`` naming the module that owns the fix: the marker makes
+the suite fail once the fix lands, so it is removed then (none are open).
 """
 from __future__ import annotations
 
@@ -64,10 +64,7 @@ def test_float32_loss_means_do_not_overflow(loss):
     assert np.all(np.isfinite(g))
 
 
-# --- open: owned by other modules ----------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="passes/simplify.py: _unique_scatter compares raw index "
-                   "values, so -4 and 0 on an axis of 4 count as distinct and np.add.at becomes "
-                   "plain assignment (fix: np.unique(value % axis_size))")
+# --- found by fuzzing, fixed in passes/simplify.py and signature.py -----------------------------
 def test_gather_with_negative_alias_index_accumulates():
     """Fuzzing (test_fuzz gradients, seed 10093): ``x[[0, -4]]`` with len(x) == 4
     reads x[0] twice; its gradient must add both cotangents."""
@@ -80,10 +77,6 @@ def test_gather_with_negative_alias_index_accumulates():
     np.testing.assert_allclose(g[0], -3 * np.sin(0.1), rtol=1e-14)
 
 
-@pytest.mark.xfail(strict=True, reason="passes/simplify.py: _drop_operand_broadcast drops "
-                   "broadcast_to(y) because the other operand (a uniform constant) has the full "
-                   "shape, then turns that constant into a scalar because the other operand has "
-                   "the full shape: the result loses its shape")
 def test_gradient_shape_survives_broadcast_plus_uniform_constant():
     """Fuzzing (test_fuzz gradients, seeds 1476 and 20404): a gradient of shape
     (3,) came back with shape (1,).  The backward sum is
@@ -98,10 +91,22 @@ def test_gradient_shape_survives_broadcast_plus_uniform_constant():
     np.testing.assert_allclose(g, 2.0 + np.cos(2.0) / 3, rtol=1e-14)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="api.py: compile() passes a ufunc's keyword defaults (dtype=None, "
-                          "signature=None) back to it; NumPy rejects both together")
 def test_compile_a_ufunc_directly():
     """Found while building the stability table: ``graphc.compile(np.tanh)``."""
     x = np.array([0.5, -1.0])
     np.testing.assert_allclose(graphc.compile(np.tanh)(x), np.tanh(x))
+
+
+def test_product_of_two_broadcasts_keeps_its_shape():
+    """Fuzzing (test_fuzz long gradients, seed 20450563196729): the backward
+    ``broadcast_to(ct) * broadcast_to(a)`` of a mean lost both broadcasts and the
+    gradient came out 3 times too small.  The forward-only form: a wrong value."""
+    f = graphc.compile(lambda a, b: (np.broadcast_to(a, (3,)) * np.broadcast_to(b, (3,))).sum())
+    assert f(np.float64(2.0), np.float64(5.0)) == 30.0
+
+    def g(a, b):
+        v = np.max(b) * np.broadcast_to(a, (3,))
+        return np.abs(v.mean(axis=0, keepdims=True)).sum()
+
+    a, b = np.float64(0.7), np.float64(-1.2)
+    np.testing.assert_allclose(graphc.grad(g, argnums=1)(a, b), -0.7, rtol=1e-14)

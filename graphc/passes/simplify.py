@@ -93,14 +93,15 @@ def _sum_keepdims_reshape(graph, nid, node):
     return _forward(graph, nid, s)
 
 
-def _full_operand(graph, nid, node, i):
-    """Index of an argument other than ``i`` that already has the result's shape and dtype."""
-    args = node["args"]
+def _full_operand(graph, node, args, i):
+    """Whether an argument other than ``args[i]`` (the current, possibly rewritten
+    arguments) already has the result's shape and dtype."""
     for j, a in enumerate(args):
         an = graph.nx.nodes[a]
-        if a != args[i] and tuple(an["shape"]) == tuple(node["shape"]) and an["dtype"] == node["dtype"]:
-            return j
-    return None
+        if j != i and a != args[i] and tuple(an["shape"]) == tuple(node["shape"]) \
+                and an["dtype"] == node["dtype"]:
+            return True
+    return False
 
 
 def _drop_operand_broadcast(graph, nid, node):
@@ -111,12 +112,14 @@ def _drop_operand_broadcast(graph, nid, node):
     args = list(node["args"])
     for i, a in enumerate(args):
         an = graph.nx.nodes[a]
-        if an["op"] == "broadcast_to" and _full_operand(graph, nid, node, i) is not None:
+        # Checked against the arguments as rewritten so far: of two broadcasts, at
+        # most one may go (the other then sets the result's shape).
+        if an["op"] == "broadcast_to" and _full_operand(graph, node, args, i):
             args[i] = an["args"][0]
             changed = True
         elif (an["op"] == "const" and np.ndim(an["value"]) > 0 and np.size(an["value"]) > 1
               and an["dtype"].kind == "f" and len(graph.users(a)) == 1 and a not in graph.outputs
-              and _full_operand(graph, nid, node, i) is not None):
+              and _full_operand(graph, node, args, i)):
             value = np.asarray(an["value"])
             first = value.flat[0]
             if np.all(value == first) and not np.isnan(first):
@@ -132,17 +135,22 @@ def _drop_operand_broadcast(graph, nid, node):
 def _unique_scatter(graph, nid, node):
     if node["op"] != "scatter_add" or node["params"].get("unique"):
         return False
-    spec = node["params"]["spec"]
+    spec, full = node["params"]["spec"], node["params"]["shape"]
+    # Only indexes made of integer arrays and ints: item k then indexes axis k.
+    if not spec or any(item[0] not in ("array", "int") for item in spec):
+        return False
     idx_nodes = [graph.nx.nodes[a] for a in node["args"][1:]]
-    if not idx_nodes or any(item[0] not in ("array", "slice", "int") for item in spec):
-        return False
-    if any(item[0] == "slice" for item in spec):
-        return False
     shape = np.broadcast_shapes(*(tuple(n["shape"]) for n in idx_nodes))
-    for n in idx_nodes:
-        if n["op"] != "const" or tuple(n["shape"]) != shape or len(shape) != 1:
+    if len(shape) != 1:
+        return False
+    for axis, item in enumerate(spec):
+        if item[0] != "array":
             continue
-        value = np.asarray(n["value"])
+        n = idx_nodes[item[1]]
+        if n["op"] != "const" or tuple(n["shape"]) != shape:
+            continue
+        # -1 and n-1 are the same element: compare positions, not raw values.
+        value = np.asarray(n["value"]) % full[axis]
         if np.unique(value).size == value.size:
             node["params"] = dict(node["params"], unique=True)
             return True
