@@ -342,6 +342,21 @@ def _key_of(x):
     return (a.shape, a.dtype, a.weak)
 
 
+def _args_key(args):
+    """``_key_of`` of the positional-argument tuple, with the common leaves
+    (arrays, Python floats) handled in the loop instead of a recursive call."""
+    out = []
+    for x in args:
+        t = type(x)
+        if t is np.ndarray:
+            out.append((x.shape, x.dtype))
+        elif t is float:
+            out.append(float)
+        else:
+            out.append(_key_of(x))
+    return tuple(out)
+
+
 _NO_ENTRY = object()
 # codegen.exec_module numbers its linecache file names with a plain counter;
 # builds of different compiled functions may run in parallel threads.
@@ -434,7 +449,7 @@ class Compiled:
                           self._kind == "value_and_grad", f"graphc.{self._kind}({_fn_name(self._fn)})")
 
     def _entry(self, args, kwargs):
-        key = (_key_of(args), _key_of(kwargs)) if kwargs else _key_of(args)
+        key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
         entry = self._cache.get(key)
         # Hot path: the same signature as last time needs no LRU bookkeeping.
         if entry is not self._last:
@@ -521,10 +536,14 @@ class Compiled:
         return f"Value of {name} and its gradient with respect to {wrt}."
 
     def __call__(self, *args, **kwargs):
+        # The cached path, inlined from _entry: every call pays it (W1: ~0.5 µs).
         try:
-            entry = self._entry(args, kwargs)
+            key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
         except _Traced:
             return self._inline(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is not self._last:
+            entry = self._lookup(key, entry, args, kwargs)
         if entry.has_spec:
             raise errors.SignatureError(f"{self.__name__} was called with a graphc.Spec placeholder",
                               hint="Specs describe inputs for .source(), .graph() and graphc.trace; "
