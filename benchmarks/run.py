@@ -493,11 +493,16 @@ def goal_rows(results, raw):
     comp = raw.get("compile", {})
     lenet = comp.get("LeNet value_and_grad", {}).get("compile_s")
     goal("compile LeNet value_and_grad < 0.5 s", lenet, 0.5, fmt_time)
-    c1 = comp.get("chain of 1000 steps, value_and_grad", {}).get("compile_s")
-    c2 = comp.get("chain of 2000 steps, value_and_grad", {}).get("compile_s")
+    r1 = comp.get("chain of 1000 steps, value_and_grad", {})
+    r2 = comp.get("chain of 2000 steps, value_and_grad", {})
+    c1, c2 = r1.get("compile_s"), r2.get("compile_s")
     goal("compile of a 10,000-node graph < 5 s", c2, 5.0, fmt_time)
-    goal("doubling the graph at most doubles compile time", None if not (c1 and c2) else c2 / c1,
-         2.0, lambda v: f"{v:.2f}x")
+    # Linear means constant time per graph node; 10% allows for timing noise.
+    per_node = None if not (c1 and c2) else (c2 / r2["graph_nodes"]) / (c1 / r1["graph_nodes"])
+    goal("doubling the graph at most doubles compile time (time per node, 2x graph vs 1x, "
+         "≤ 1.1 with noise)", per_node, 1.1,
+         lambda v: f"{v:.2f} ({c2 / c1:.2f}x time for {r2['graph_nodes'] / r1['graph_nodes']:.2f}x "
+                   "nodes)")
     mem = raw.get("memory", {}).get("W4")
     goal("peak memory of a W4 step ≤ hand NumPy",
          None if not mem else mem["graphc_bytes"] / mem["numpy_bytes"], 1.0,

@@ -201,7 +201,8 @@ def trace(fn, *args, **kwargs) -> Graph:
     """
     if isinstance(fn, Compiled):
         return fn.graph(*args, **kwargs)
-    return _trace_into(fn, args, kwargs, lambda a, k: fn(*a, **k), _fn_name(fn))
+    with _gc_paused():
+        return _trace_into(fn, args, kwargs, lambda a, k: fn(*a, **k), _fn_name(fn))
 
 
 # --- grad ---------------------------------------------------------------------------
