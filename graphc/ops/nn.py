@@ -499,12 +499,20 @@ def _float_rule(name):
     return rule
 
 
+def _sigmoid_vjp(ct, x, *, out):
+    # sigmoid'(x) = e / (1 + e)^2 with e = exp(-|x|) (it is even), not out * (1 - out):
+    # once out rounds to 1 (x > 17 in float32, 37 in float64) 1 - out is 0, while the
+    # true derivative is exp(-x) > 0.  Five NumPy calls, none of which can overflow.
+    from .elementwise import abs as abs_, exp
+    e = exp(-abs_(x))
+    d = 1 + e
+    return (ct * (e / (d * d)),)
+
+
 sigmoid = primitive(
     name="sigmoid", shape=_float_rule("sigmoid"),
     numpy="np.exp(np.minimum({0}, 0)) / (1 + np.exp(-np.abs({0})))", prec=12, statements=True,
-    # sigmoid(x) * sigmoid(-x), not out * (1 - out): once out rounds to 1 (x > 17 in
-    # float32, 37 in float64) 1 - out is 0, while the true derivative is exp(-x) > 0.
-    vjp=lambda ct, x, *, out: (ct * (out * sigmoid(-x)),),
+    vjp=_sigmoid_vjp,
     sympy=lambda x: 1 / (1 + sp.exp(-x)), label="σ", elementwise=True, flops=size_flops,
     doc="1 / (1 + exp(-x)), computed without overflow.")
 
