@@ -23,6 +23,7 @@ __all__ = ["generate", "graph_text", "exec_module", "compile_snippet", "const_te
 _MAX_INLINE = 60
 _COMMENT_COL = 44
 _FREE_BYTES = 1 << 20          # values this large are deleted after their last use
+_REUSE_BYTES = 1 << 20         # results this large are written into a dead argument (out=)
 _BIG_CONST = 64  # elements: larger array constants are written as hex bytes
 
 
@@ -222,6 +223,72 @@ def _frees(em: _Emitter, items):
     return frees
 
 
+# In-place reuse: ops that can write into an ``out=`` array (the ufunc to call, and
+# extra arguments after the node's own), and ops whose result is always a fresh
+# array that nothing else refers to (so it may be overwritten once it is dead).
+_INPLACE = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide",
+            "neg": "np.negative", "pow": "np.power", "exp": "np.exp", "log": "np.log",
+            "sin": "np.sin", "cos": "np.cos", "tan": "np.tan", "tanh": "np.tanh",
+            "sqrt": "np.sqrt", "log1p": "np.log1p", "expm1": "np.expm1", "abs": "np.abs",
+            "maximum": "np.maximum", "minimum": "np.minimum", "relu": "np.maximum"}
+_INPLACE_EXTRA = {"relu": ["0.0"]}
+_FRESH = set(_INPLACE) | {"matmul", "sum", "max", "min", "sigmoid", "softplus", "where",
+                          "scatter_add", "log_softmax"}
+
+
+def _reuse(em: _Emitter, items):
+    """{statement index: (donor name, new text)}: write a result into a dead argument.
+
+    A large elementwise result whose argument dies at this very statement is
+    written into that argument's buffer (``h = np.maximum(a, 0.0, out=a)``)
+    instead of a fresh array: no new allocation, and no page faults on memory the
+    allocator just handed back to the system.  The argument qualifies only if it
+    is a fresh array of the same shape and dtype (no view, no input, no output)
+    and no view of it is read later.  Results under ``_REUSE_BYTES`` are left alone.
+    """
+    g = em.g
+    stmt = {nid: i for i, (nid, _) in enumerate(items)}
+    outputs = set(g.outputs)
+
+    def where_used(nid):
+        while nid not in stmt:
+            nid = next(iter(g.nx.successors(nid)))
+        return stmt[nid]
+
+    def read_after(nid, i, depth=0):
+        """Is ``nid``'s buffer read after statement ``i``, directly or through a view?
+        (An output is read after every statement: by the caller.)"""
+        if nid in outputs:
+            return True
+        for u in g.nx.successors(nid):
+            if where_used(u) > i:
+                return True
+            if g.nx.nodes[u]["op"] not in _FRESH and (depth > 20 or read_after(u, i, depth + 1)):
+                return True
+        return False
+
+    out = {}
+    for i, (nid, lines) in enumerate(items):
+        node = g.nx.nodes[nid]
+        op = node["op"]
+        if op not in _INPLACE or len(lines) != 1 or not node["shape"]:
+            continue
+        nbytes = int(np.prod(node["shape"], dtype=np.int64)) * node["dtype"].itemsize
+        if nbytes < _REUSE_BYTES:
+            continue
+        for a in node["args"]:
+            an = g.nx.nodes[a]
+            if (a in em.name and a not in outputs and an["op"] in _FRESH and a not in em.expr
+                    and tuple(an["shape"]) == tuple(node["shape"]) and an["dtype"] == node["dtype"]
+                    and max(where_used(u) for u in g.nx.successors(a)) == i
+                    and not read_after(a, i)):
+                args = [em.ref(x, 0) for x in node["args"]] + _INPLACE_EXTRA.get(op, [])
+                text = f"{_INPLACE[op]}({', '.join(args)}, out={em.name[a]})"
+                out[i] = (em.name[a], f"{em.name[nid]} = {text}")
+                break
+    return out
+
+
 def _body_lines(em: _Emitter, indent="    ", free=False):
     """Lines of the function body, with shape comments and grad-of headers."""
     out = []
@@ -229,6 +296,9 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
     g = em.g
     items = list(em.body())
     frees = _frees(em, items) if free else {}
+    if free:
+        for i, (donor, text) in _reuse(em, items).items():
+            items[i] = (items[i][0], [text])
     for i, (nid, lines) in enumerate(items):
         node = g.nx.nodes[nid]
         shape = type_str(node["shape"], node["dtype"])

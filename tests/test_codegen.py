@@ -204,3 +204,61 @@ def test_large_values_are_freed_after_last_use():
 def test_small_values_get_no_del_lines():
     src = graphc.value_and_grad(lambda x: np.sum(np.exp(x) * np.sin(x))).source(np.ones(100))
     assert "del " not in src
+
+
+# --- in-place reuse (out=) of dead arguments ---------------------------------------------
+@pytest.fixture
+def reuse_everything(monkeypatch):
+    """Apply the out= reuse to arrays of any size, so small tests exercise it."""
+    from graphc import codegen
+    monkeypatch.setattr(codegen, "_REUSE_BYTES", 0)
+
+
+def test_dead_argument_buffer_is_reused(reuse_everything):
+    def f(x):
+        a = np.exp(x)
+        b = np.sin(a)           # a dies here: b is written into a's buffer
+        return np.tanh(b) * x
+    x = np.linspace(0, 1, 7)
+    c = graphc.compile(f)
+    assert "b = np.sin(a, out=a)" in c.source(x)
+    np.testing.assert_allclose(c(x), f(x), rtol=1e-15)
+
+
+def test_no_reuse_of_inputs_or_views_read_later(reuse_everything):
+    def f(x):
+        a = x * 2.0
+        v = a.reshape(1, -1)    # a view of a, read at the end
+        b = np.cos(a)           # a's last direct use, but v still reads its buffer
+        return (v * 3.0).sum() + b.sum() + np.exp(x).sum()
+    x = np.linspace(0, 1, 5)
+    c = graphc.compile(f)
+    src = c.source(x)
+    assert "out=a" not in src and "out=x" not in src
+    assert c(x) == pytest.approx(f(x), rel=1e-14)
+
+
+def test_no_reuse_when_a_view_is_returned(reuse_everything):
+    def f(x):
+        a = x * 2.0
+        v = a[None]             # returned: the caller reads it after every statement
+        return v, np.cos(a)
+    x = np.linspace(0, 1, 5)
+    v, cos = graphc.compile(f)(x)
+    np.testing.assert_allclose(v[0], x * 2.0)
+    np.testing.assert_allclose(cos, np.cos(x * 2.0))
+
+
+def test_gradients_unchanged_with_reuse(reuse_everything):
+    from _fd import fd_grad
+    rng = np.random.default_rng(1)
+    params = mlp_params(rng)
+    x = rng.normal(size=(8, 5))
+    y = rng.integers(0, 2, 8)
+    vg = graphc.value_and_grad(mlp_loss)
+    assert "out=" in vg.source(params, x, y)
+    v, g = vg(params, x, y)
+    assert v == pytest.approx(mlp_loss(params, x, y), rel=1e-14)
+    want = fd_grad(lambda p: mlp_loss(p, x, y), params)
+    for k in params:
+        np.testing.assert_allclose(g[k], want[k], rtol=1e-6, atol=1e-8)
