@@ -8,9 +8,11 @@ deterministic: the same graph always gives the same text.
 """
 from __future__ import annotations
 
+import io
 import linecache
 import os
 import re
+import tokenize
 
 import numpy as np
 
@@ -190,8 +192,24 @@ def _comment(code, text):
 def _source_text(where):
     from .errors import source_line
     text = source_line(where)
+    if not text:
+        return text
     # A comment must stay one line whatever the user's file holds (\r, \f ...).
-    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", " ", text) if text else text
+    text = re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", " ", text)
+    return _without_comment(text)
+
+
+def _without_comment(line):
+    """The line without its trailing ``# comment`` (a '#' inside a string stays)."""
+    if "#" not in line:
+        return line
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(line).readline):
+            if tok.type == tokenize.COMMENT:
+                return line[:tok.start[1]].rstrip() or line
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass        # part of a multi-line statement: keep it as it is
+    return line
 
 
 def _frees(em: _Emitter, items):

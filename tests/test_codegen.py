@@ -262,3 +262,18 @@ def test_gradients_unchanged_with_reuse(reuse_everything):
     want = fd_grad(lambda p: mlp_loss(p, x, y), params)
     for k in params:
         np.testing.assert_allclose(g[k], want[k], rtol=1e-6, atol=1e-8)
+
+
+def test_grad_of_header_drops_the_users_trailing_comment(tmp_path):
+    path = tmp_path / "commented.py"
+    path.write_text(
+        "import numpy as np\n\n\n"
+        "def f(x):\n"
+        "    y = np.sin(x)  # the sine, with a '#' in the comment\n"
+        "    return (y * y).sum()\n")
+    spec = importlib.util.spec_from_file_location("commented", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    src = graphc.grad(mod.f).source(np.ones(3))
+    assert "    # grad of: y = np.sin(x)\n" in src
+    assert "the sine" not in src
