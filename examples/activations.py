@@ -99,7 +99,8 @@ def _ticks(lo, hi, n=5):
     raw = (hi - lo) / n
     step = 10 ** np.floor(np.log10(raw))
     step *= min((m for m in (1, 2, 5, 10) if m * step >= raw), default=10)
-    return np.arange(np.ceil(lo / step) * step, hi + step / 2, step)
+    # + 0.0 turns a -0.0 tick (ceil of a small negative) into 0, so it prints as "0".
+    return np.arange(np.ceil(lo / step) * step, hi + step / 2, step) + 0.0
 
 
 def svg_panel(x0, y0, w, h, series, title, log_y=False, xlabel="", ylabel="",

@@ -14,6 +14,7 @@ import pytest
 import graphc
 from graphc import cli
 from graphc.cli import floating_argnums, main, parse_args_option
+from functions import lecture_grad_closed_form
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "autodiff_trace.py"
@@ -33,16 +34,6 @@ def _import(path, name="_test_cli_module"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _closed_form(w1, w2):
-    z1 = w1 / w2
-    z4 = 3 * z1 - np.exp(2 * w2)
-    z5 = np.sin(2 * np.pi * z1) + z4
-    c = 2 * np.pi * np.cos(2 * np.pi * z1)
-    dz1 = (1 / w2, -w1 / w2 ** 2)
-    dz4 = (3 * dz1[0], 3 * dz1[1] - 2 * np.exp(2 * w2))
-    return tuple(dz4[i] * z5 + z4 * (c * dz1[i] + dz4[i]) for i in range(2))
 
 
 @pytest.fixture
@@ -132,7 +123,7 @@ def test_demo_writes_files_and_agrees_with_closed_form(tmp_path, capsys):
     imports = [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))]
     assert imports == ["import numpy as np"]
     got = _import(out / "f_grad.py", "_demo_f_grad").f_grad(*W)
-    np.testing.assert_allclose(got, _closed_form(*W), rtol=1e-12)
+    np.testing.assert_allclose(got, lecture_grad_closed_form(*W), rtol=1e-12)
 
 
 @needs_dot
@@ -235,14 +226,14 @@ def test_source_grad_example(capsys):
     assert "def f_grad(w1, w2):" in text and "# grad of:" in text
     ns = {}
     exec(compile(text, "<source>", "exec"), ns)
-    assert ns["f_grad"](*W) == pytest.approx(_closed_form(*W)[0], rel=1e-12)
+    assert ns["f_grad"](*W) == pytest.approx(lecture_grad_closed_form(*W)[0], rel=1e-12)
 
 
 def test_source_grad_argnums(capsys):
     assert main(["source", TARGET, "--grad", "--argnums", "0,1"]) == 0
     ns = {}
     exec(compile(capsys.readouterr().out, "<source>", "exec"), ns)
-    np.testing.assert_allclose(ns["f_grad"](*W), _closed_form(*W), rtol=1e-12)
+    np.testing.assert_allclose(ns["f_grad"](*W), lecture_grad_closed_form(*W), rtol=1e-12)
 
 
 def test_source_output_file_runs(tmp_path, capsys):
@@ -253,7 +244,7 @@ def test_source_output_file_runs(tmp_path, capsys):
     assert [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))] == [
         "import numpy as np"]
     got = _import(out, "_cli_f_grad").f_grad(*W)
-    np.testing.assert_allclose(got, _closed_form(*W), rtol=1e-12)
+    np.testing.assert_allclose(got, lecture_grad_closed_form(*W), rtol=1e-12)
 
 
 def test_source_output_refuses_foreign_file(tmp_path, capsys):

@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pytest
 
+from functions import lecture_grad_closed_form
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
@@ -59,15 +61,7 @@ def test_tour_exports_a_standalone_module(tmp_path, monkeypatch, capsys):
     assert len(got) == 2
     np.testing.assert_allclose(got, want, rtol=0, atol=0)
     # ... and the closed form of the lecture's example.
-    w1, w2 = 1.5, 0.5
-    z1 = w1 / w2
-    z4 = 3 * z1 - np.exp(2 * w2)
-    z5 = np.sin(2 * np.pi * z1) + z4
-    c = 2 * np.pi * np.cos(2 * np.pi * z1)
-    dz1 = (1 / w2, -w1 / w2 ** 2)
-    dz4 = (3 * dz1[0], 3 * dz1[1] - 2 * np.exp(2 * w2))
-    closed = [dz4[i] * z5 + z4 * (c * dz1[i] + dz4[i]) for i in range(2)]
-    np.testing.assert_allclose(got, closed, rtol=1e-12)
+    np.testing.assert_allclose(got, lecture_grad_closed_form(1.5, 0.5), rtol=1e-12)
 
 
 def test_readme_quick_start_is_make_demo_and_make_test():
