@@ -132,15 +132,35 @@ def _trace_into(fn, args, kwargs, body, fn_name):
             result = body(call_args, call_kwargs)
             out_leaves, out_tdef, _ = flatten(result)
             g.outputs = [t.lift(x).node for x in out_leaves]
-    except BaseException:
+    except BaseException as e:
         # Tracers kept by the user (a global, a list) must now report that
         # they escaped, not pretend to belong to a live trace.
         t.active = False
+        swallowed = _swallowed_error(t, e)
+        if swallowed is not None:
+            raise swallowed from None
         raise
     t.finish()
     _check_static_outputs(out_tdef, where)
     sig.out_treedef = out_tdef
     return g
+
+
+def _swallowed_error(t, e):
+    """The graphc error NumPy swallowed on the line that raised ``e``, if any.
+
+    ``buf[0] = x`` (a NumPy buffer) calls ``x.__float__``, whose error NumPy
+    replaces by "setting an array element with a sequence".
+    """
+    err = t.swallowed
+    if err is None or isinstance(e, errors.GraphcError) or not isinstance(e, (ValueError, TypeError)):
+        return None
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or errors.where_text(tb.tb_frame.f_code.co_filename, tb.tb_lineno) != err.where:
+        return None
+    return err
 
 
 def _input_aval(x, sig, path, where):

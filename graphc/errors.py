@@ -125,7 +125,7 @@ class UnsupportedError(GraphcError, TypeError):
     """A NumPy function, argument or dtype that graphc does not support."""
 
     default_hint = ("write it with the NumPy functions and dtypes graphc supports "
-                    "(API.md section 1; docs/errors.md lists the common cases)")
+                    "(docs/ops.md lists them; docs/errors.md lists the common cases)")
 
 
 class ShapeError(GraphcError, ValueError):
@@ -196,3 +196,20 @@ class NonFiniteError(GraphcError, ValueError):
         self.node = node
         self.op = op
         super().__init__(message, **kwargs)
+
+
+class UnsupportedAttributeError(UnsupportedError, AttributeError):
+    """An ``ndarray`` attribute or method that traced values do not have.
+
+    Also an ``AttributeError``, so ``hasattr(x, "tolist")`` and duck typing
+    keep working on traced values.
+    """
+
+
+class IntegerOverflowError(GraphcError, OverflowError):
+    """A Python ``int`` too large for int64 met a traced integer array.
+
+    An ``OverflowError``, as NumPy raises for ``np.arange(3) * 2**70``.
+    """
+
+    default_hint = "pass the number as a float (e.g. float(n)) or keep it within int64"

@@ -9,6 +9,7 @@ user's ``file.py:LINE``.
 """
 from __future__ import annotations
 
+import dis
 import sys
 import threading
 from contextlib import contextmanager
@@ -76,6 +77,7 @@ class Trace:
         self.names = {}                       # node id -> (frame depth, user name)
         self.active = True
         self.top_code = None                  # the traced function's own code object
+        self.swallowed = None                 # last graphc error raised where NumPy may swallow it
 
     # --- values ------------------------------------------------------------
     def tracer(self, nid: int) -> "Tracer":
@@ -198,6 +200,38 @@ def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
              "concrete arrays between threads")
 
 
+def _swallowable(x: "Tracer", err):
+    """Remember ``err`` on the trace: NumPy swallows errors raised by ``__float__``
+    and ``__array__`` (``buf[0] = x``) and raises its own ValueError instead;
+    ``api._trace_into`` puts graphc's error back."""
+    x._trace.swallowed = err
+    return err
+
+
+_STORE_SUBSCR = dis.opmap["STORE_SUBSCR"]
+
+
+def _raise_store_into_numpy(x: "Tracer"):
+    """``buf[i] = x`` with ``buf`` a NumPy array: say so, instead of NumPy's
+    "setting an array element with a sequence".
+
+    NumPy converts the value with ``__float__``/``__array__`` while the user's
+    frame executes STORE_SUBSCR (a traced target would call Tracer.__setitem__).
+    """
+    frame = errors.user_frame(2)
+    if frame is None or frame.f_lasti < 0:
+        return
+    code = frame.f_code.co_code
+    if frame.f_lasti >= len(code) or code[frame.f_lasti] != _STORE_SUBSCR:
+        return
+    raise _swallowable(x, InPlaceError(
+        f"a traced value ({x._desc()}) was written into a NumPy array made from constants "
+        "(e.g. buf = np.zeros(3); buf[0] = x): a plain NumPy array cannot hold a traced value",
+        where=errors.where_text(frame.f_code.co_filename, frame.f_lineno),
+        hint="make the buffer from a traced value so the write is traced, e.g. "
+             "buf = np.zeros_like(x), or collect the values in a list and np.stack(...) them"))
+
+
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
     trace = None
@@ -305,15 +339,17 @@ class Tracer:
         return f"<traced {name}: {self.aval.short()}>"
 
     # --- things that need a concrete value --------------------------------------
-    def _concrete(self, what):
+    def _concrete(self, what, store=True):
         if not self._trace.active:
             raise foreign_tracer_error(self)
-        raise ControlFlowError(
+        if store:
+            _raise_store_into_numpy(self)
+        raise _swallowable(self, ControlFlowError(
             f"{what} needs the concrete value of a traced array ({self._desc()}), "
             "which is not known while graphc traces the function",
             hint="use np.where(cond, a, b) instead of if/else on array values, pass the value "
                  "as a static Python int/bool argument, or loop over a static shape "
-                 "(range(x.shape[0])) instead of a value")
+                 "(range(x.shape[0])) instead of a value"))
 
     def _desc(self):
         g = self._trace.graph.nx.nodes.get(self.node, {})
@@ -330,7 +366,7 @@ class Tracer:
         self._concrete("int()")
 
     def __index__(self):
-        self._concrete("using a traced value as a Python index (int)")
+        self._concrete("using a traced value as a Python index (int)", store=False)
 
     def __complex__(self):
         self._concrete("complex()")
@@ -338,12 +374,26 @@ class Tracer:
     def __array__(self, dtype=None, copy=None):
         if not self._trace.active:
             raise foreign_tracer_error(self)
-        raise UnsupportedError(
+        _raise_store_into_numpy(self)
+        raise _swallowable(self, UnsupportedError(
             f"a traced value ({self._desc()}) was converted to a concrete NumPy array; "
             "this happens in NumPy functions graphc does not support, np.asarray(), "
             "or when indexing a NumPy array with a traced index",
-            hint="use the NumPy functions graphc supports (API.md section 1); to index a NumPy "
-                 "array with a traced index, pass the array as an argument so table[idx] is traced")
+            hint="use the NumPy functions graphc supports (docs/ops.md lists them); to index a "
+                 "NumPy array with a traced index, pass the array as an argument so table[idx] "
+                 "is traced"))
+
+    def __format__(self, spec):
+        if not spec:
+            return repr(self)
+        if not self._trace.active:
+            raise foreign_tracer_error(self)
+        raise ControlFlowError(
+            f"formatting a traced value with {{:{spec}}} needs its concrete value "
+            f"({self._desc()}), which is not known while graphc traces the function",
+            hint="print the result after calling the function (or return the value and "
+                 "format it then); while tracing, print(x.shape) or f\"{x}\" show what "
+                 "is traced")
 
     def __setitem__(self, key, value):
         raise InPlaceError(
@@ -354,6 +404,51 @@ class Tracer:
     def __hash__(self):
         return id(self)
 
+    # --- ndarray methods built from primitives (numpy_api may add more) ---------
+    def copy(self, order="C"):
+        from .ops.shape import identity
+        return identity(self)     # a new value: later functional updates cannot alias
+
+    def item(self, *args):
+        self._not_a_number(".item()")
+
+    def tolist(self):
+        self._not_a_number(".tolist()")
+
+    def _not_a_number(self, what):
+        if not self._trace.active:
+            raise foreign_tracer_error(self)
+        raise ControlFlowError(
+            f"{what} turns a traced array ({self._desc()}) into Python numbers, which needs "
+            "its concrete value (and would cut the gradient)",
+            hint="keep it an array: x[i] or x[()] is a traced element; compute Python numbers "
+                 "outside the traced function, on its result")
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+        return _var(self, axis, dtype, out, ddof, keepdims, kwargs, "var")
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+        from .ops import elementwise as E
+        from .ops.composite import hint
+        return hint(E.sqrt(_var(self, axis, dtype, out, ddof, keepdims, kwargs, "std")), "std")
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        return _prod(self, axis, dtype, out, keepdims, kwargs)
+
+    def argmax(self, axis=None, out=None, *, keepdims=False):
+        return _argmax(self, axis, out, keepdims)
+
+    itemsize = property(lambda self: self.aval.dtype.itemsize)
+    nbytes = property(lambda self: self.aval.size * self.aval.dtype.itemsize)
+
+    def __getattr__(self, name):
+        # Only reached for names the class lacks.  Protocol probes (NumPy asks
+        # for __array_interface__, pickle for __getstate__ ...) get a plain,
+        # cheap AttributeError.
+        if name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise _attribute_error(self, name)
+
     # --- NumPy protocols and operators: see numpy_api ---------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from .numpy_api import array_ufunc
@@ -362,6 +457,143 @@ class Tracer:
     def __array_function__(self, func, types, args, kwargs):
         from .numpy_api import array_function
         return array_function(func, args, kwargs)
+
+
+# --- ndarray methods: helpers and the clear error for the rest ------------------------
+def _no_extras(what, out, kwargs):
+    if out is not None:
+        raise InPlaceError(f"{what}(out=...) writes into an array in place; traced arrays "
+                           "are immutable", hint="assign the result instead")
+    extra = {k: v for k, v in kwargs.items() if not (k == "where" and v is True)}
+    if extra:
+        raise UnsupportedError(f"{what}: argument(s) {sorted(extra)} are not supported "
+                               "on traced values")
+
+
+def _reduced_count(x, axes):
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    return n
+
+
+def _var(x, axis, dtype, out, ddof, keepdims, kwargs, what):
+    """NumPy's ``_var``: mean of squared deviations, divided by ``max(n - ddof, 0)``."""
+    from .ops import composite as C
+    from .ops._rules import norm_axis
+    correction = kwargs.pop("correction", None)
+    if kwargs.get("mean") is not None:
+        raise UnsupportedError(f".{what}(mean=...) is not supported on traced values",
+                               hint=f"leave mean= out: graphc computes it")
+    kwargs.pop("mean", None)
+    _no_extras(f".{what}()", out, kwargs)
+    if correction is not None:
+        if ddof != 0:
+            raise errors.OptionError(f".{what}(): ddof and correction can't be provided "
+                                     "simultaneously", hint="give one of them")
+        ddof = correction
+    if isinstance(ddof, Tracer) or not isinstance(ddof, (int, float, np.integer, np.floating)):
+        raise UnsupportedError(f".{what}(ddof={ddof!r}): ddof must be a static number",
+                               hint="pass a Python int such as ddof=1")
+    axes = norm_axis(axis, x.ndim)
+    if dtype is None and x.dtype.kind in "biu":
+        dtype = np.float64          # as NumPy: integer data has a float64 variance
+    if dtype is not None:
+        x = C.astype(x, dtype)
+    n = _reduced_count(x, axes)
+    mean = C.sum(x, axes, keepdims=True) / n
+    dev = x - mean
+    sq = C.sum(dev * dev, axes, keepdims=bool(keepdims))
+    return C.hint(sq / max(n - ddof, 0), "var")
+
+
+def _prod(x, axis, dtype, out, keepdims, kwargs):
+    """Product over ``axis`` as a tree of multiplications: exact products, exact
+    gradients (zeros included), log2(n) nodes per axis."""
+    from .ops import composite as C
+    from .ops._rules import norm_axis
+    _no_extras(".prod()", out, kwargs)
+    if "initial" in kwargs:
+        raise UnsupportedError(".prod(initial=...) is not supported on traced values",
+                               hint="multiply by the initial value instead")
+    axes = norm_axis(axis, x.ndim)
+    if dtype is None and x.dtype.kind in "biu" and x.dtype.itemsize < 8 or x.dtype.kind == "b":
+        dtype = np.uint64 if x.dtype.kind == "u" else np.int64   # NumPy's platform integer
+    if dtype is not None:
+        x = C.astype(x, dtype)
+    out_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    if _reduced_count(x, axes) == 0:
+        ones = np.ones(out_shape if keepdims else tuple(d for i, d in enumerate(x.shape)
+                                                       if i not in axes), x.dtype)
+        return x._trace.lift(ones)
+    for a in sorted(axes, reverse=True):
+        while x.shape[a] > 1:
+            m = x.shape[a]
+            h = m // 2
+            pre = (slice(None),) * a
+            y = x[pre + (slice(0, h),)] * x[pre + (slice(h, 2 * h),)]
+            x = C.do_concatenate([y, x[pre + (slice(2 * h, m),)]], a) if m % 2 else y
+    keep = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    x = C.do_reshape(x, out_shape if keepdims else keep)
+    return C.hint(x, "prod")
+
+
+def _argmax(x, axis, out, keepdims):
+    from .ops import composite as C
+    from .ops._rules import norm_axis
+    from .ops.nn import argmax
+    _no_extras(".argmax()", out, {})
+    if axis is None:
+        flat = C.do_reshape(x, -1)
+        i = argmax(flat, axis=0)
+        return C.do_reshape(i, (1,) * x.ndim) if keepdims else i
+    if x.ndim == 0:
+        raise errors.ShapeError(f"axis {axis} is out of bounds for array of dimension 0")
+    (a,) = norm_axis(axis, x.ndim)
+    i = argmax(x, axis=a)
+    return C.expand_dims(i, a) if keepdims else i
+
+
+# Why a method traced values lack has no clean workaround of its own, and what to do.
+_METHOD_HINTS = {
+    "cumsum": "accumulate over the static length instead: parts = [x[0]]; for i in "
+              "range(1, n): parts.append(parts[-1] + x[i]); then np.stack(parts)",
+    "cumprod": "accumulate over the static length (parts.append(parts[-1] * x[i])) and "
+               "np.stack(parts)",
+    "nonzero": "the result's shape depends on the values: use np.where(mask, x, 0) to keep "
+               "the shape static",
+    "argmin": "use .argmax() of the negated values for floats, or compute indices outside "
+              "the traced function",
+}
+_IN_PLACE = {"fill", "put", "resize", "sort", "itemset", "setfield", "setflags", "partition",
+             "byteswap"}
+_CONCRETE = {"tobytes", "tofile", "dump", "dumps", "tostring", "__reduce__"}
+
+
+def _attribute_error(x, name):
+    """The error for ``x.name`` when traced values lack ``name``."""
+    on_ndarray = hasattr(np.ndarray, name)
+    is_method = on_ndarray and callable(getattr(np.ndarray, name))
+    shown = f".{name}()" if is_method else f".{name}"
+    if not on_ndarray:
+        return errors.UnsupportedAttributeError(
+            f"a traced array ({x._desc()}) has no attribute {name!r}, and neither has a "
+            "NumPy array",
+            hint="check the spelling; traced values behave like NumPy arrays (docs/ops.md "
+                 "lists what graphc traces)")
+    if name in _IN_PLACE:
+        why = "modifies the array in place, and traced arrays are immutable"
+        hint = "build a new array instead (np.where(mask, new, x), np.concatenate([...]))"
+    elif name in _CONCRETE:
+        why = "needs the concrete value, which is not known while graphc traces"
+        hint = "call it on the function's result, after the call"
+    else:
+        why = "is not supported on traced values"
+        hint = _METHOD_HINTS.get(name, "write it with the NumPy functions graphc traces "
+                                       "(docs/ops.md lists them), or compute it outside the "
+                                       "traced function, on its result")
+    return errors.UnsupportedAttributeError(
+        f"the NumPy array method {shown} {why} (on {x._desc()})", hint=hint)
 
 
 def _install_operators():
