@@ -20,7 +20,7 @@ from .errors import GradError, OptionError, UnsupportedError
 from .ir import Graph
 from .passes import optimize
 from .primitive import Aval
-from .pytree import flatten, unflatten
+from .pytree import flatten, is_static, unflatten
 from .signature import Param, Signature, from_function, leaf_name
 from .tracing import Trace, Tracer, aval_of, check_dtype, current_trace
 
@@ -355,6 +355,8 @@ def _key_of(x):
     if isinstance(x, (dict, list, tuple)) and not hasattr(x, "_fields"):
         return _key_of(dict(x) if isinstance(x, dict) else (list(x) if isinstance(x, list) else tuple(x)))
     if isinstance(x, (bool, int, str)):  # subclasses (IntEnum ...): static, keyed by type too
+        return (t, x)
+    if is_static(x):                     # act=np.tanh, xp=np, range(3): the object itself
         return (t, x)
     try:
         a = aval_of(x)

@@ -379,19 +379,42 @@ def _reserve_inputs(g, em: _Emitter):
 
 def _default_text(value):
     """Python text that rebuilds a default argument value (arrays exactly)."""
+    if isinstance(value, float) and not isinstance(value, np.generic) and not np.isfinite(value):
+        return _nonfinite_text(value)
     if value is None or isinstance(value, (bool, int, float, str)) and not isinstance(value, np.generic):
         return repr(value)
     if isinstance(value, (np.ndarray, np.generic)):
         arr = np.asarray(value)
         text = const_text(arr, Aval(arr.shape, arr.dtype, False))
-        return text if isinstance(value, np.ndarray) else f"np.{arr.dtype.name}({arr.item()!r})"
+        if isinstance(value, np.ndarray):
+            return text
+        item = arr.item()
+        item = _nonfinite_text(item) if isinstance(item, float) and not np.isfinite(item) \
+            else repr(item)
+        return f"np.{arr.dtype.name}({item})"
+    if isinstance(value, range):
+        return f"range({int(value.start)}, {int(value.stop)}, {int(value.step)})"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k!r}: {_default_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_default_text(v) for v in value) + "]"
     if isinstance(value, tuple):
         return "(" + ", ".join(_default_text(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    raise TypeError(type(value).__name__)
+    if value is np:
+        return "np"
+    name = getattr(value, "__name__", None)
+    if isinstance(name, str) and name.isidentifier() and getattr(np, name, None) is value:
+        return f"np.{name}"         # act=np.tanh
+    # Any other static default (a function, a module): its value is baked into
+    # the graph, so the generated function never reads the parameter.
+    return "None"
+
+
+def _nonfinite_text(value: float) -> str:
+    """``np.nan``/``np.inf``/``-np.inf``: repr() gives ``nan``, which is no Python name."""
+    if np.isnan(value):
+        return "np.nan"
+    return "np.inf" if value > 0 else "-np.inf"
 
 
 def _def_line(g, func_name, module_lines=None):

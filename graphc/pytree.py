@@ -7,6 +7,8 @@ and their traced leaves have the same shapes and dtypes.
 """
 from __future__ import annotations
 
+import functools
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +47,21 @@ _NONE = TreeDef("none")
 
 
 def is_static(x) -> bool:
-    """Python ``int``/``bool``/``str`` (and ``None``) are static: baked into the graph."""
-    return x is None or isinstance(x, (bool, int, str)) and not isinstance(x, np.generic)
+    """Python ``int``/``bool``/``str`` (and ``None``) are static: baked into the graph.
+
+    So are functions, modules, classes, ``range`` objects and dtypes
+    (``act=np.tanh``, ``xp=np``, ``dtype=np.float32``): they are never traced,
+    and a call with another one re-traces.
+    """
+    return x is None or isinstance(x, (bool, int, str)) and not isinstance(x, np.generic) \
+        or isinstance(x, _STATIC_OBJECTS)
+
+
+# Objects that are static by what they are (compared by identity, or by value
+# for range and dtype).  Other objects (a model instance with array attributes)
+# are not: baking them in would freeze their arrays into the graph.
+_STATIC_OBJECTS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                   types.ModuleType, type, range, np.ufunc, np.dtype, functools.partial)
 
 
 def flatten(tree, path=()):
