@@ -50,6 +50,21 @@ def check_dtype(dtype, what="value"):
     return dtype
 
 
+_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
+
+
+def _big_ints_as_floats(args):
+    """NEP 50: a Python int beyond int64 next to a floating array becomes a float
+    (``x * 2**70`` works in NumPy); next to integers it overflows (aval_of)."""
+    if not any(isinstance(a, int) and not isinstance(a, bool)
+               and not _INT64_MIN <= a <= _INT64_MAX for a in args):
+        return args
+    if not any(isinstance(a, Tracer) and a.dtype.kind in "fc" for a in args):
+        return args
+    return [float(a) if isinstance(a, int) and not isinstance(a, bool)
+            and not _INT64_MIN <= a <= _INT64_MAX else a for a in args]
+
+
 def aval_of(x) -> Aval:
     """The abstract value of a concrete input (NumPy array/scalar or Python number)."""
     if isinstance(x, Tracer):
@@ -59,6 +74,10 @@ def aval_of(x) -> Aval:
     if isinstance(x, bool):
         return Aval((), np.dtype(bool), True)
     if isinstance(x, int):
+        if not _INT64_MIN <= x <= _INT64_MAX:
+            raise errors.IntegerOverflowError(
+                f"the Python int {x} is out of bounds for int64, the integer type graphc "
+                "(like NumPy) gives it next to integer arrays")
         return Aval((), np.dtype(np.int64), True)
     if isinstance(x, float):
         return Aval((), np.dtype(np.float64), True)
@@ -244,7 +263,7 @@ def bind(prim, args, params):
         return prim.impl(params)(*vals)
     if not trace.active or current_trace() is not trace:
         raise foreign_tracer_error(next(a for a in args if isinstance(a, Tracer)))
-    tracers = [trace.lift(a) for a in args]
+    tracers = [trace.lift(a) for a in _big_ints_as_floats(args)]
     if (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
         return stable
     g = trace.graph
