@@ -161,6 +161,16 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1):
     return C.hint(_from_2d(out), "conv")
 
 
+def _check_pool_sizes(k, s, p, what):
+    """kernel_size=0 or stride=0 would divide by zero computing the output size."""
+    if min(k) < 1 or min(s) < 1 or min(p) < 0:
+        one = len(k) == 1
+        k, s, p = (v[0] if one else v for v in (k, s, p))
+        raise ShapeError(f"{what}: kernel_size and stride must be >= 1 and padding >= 0, got "
+                         f"kernel_size={k}, stride={s}, padding={p}",
+                         hint="pass a positive kernel_size (e.g. 2) and stride (None: the kernel)")
+
+
 def _pool_args(x, kernel_size, stride, padding, what):
     xs = _shape(x)
     if len(xs) != 4:
@@ -168,6 +178,7 @@ def _pool_args(x, kernel_size, stride, padding, what):
     k = pair(kernel_size, "kernel_size")
     s = k if stride is None else pair(stride, "stride")
     p = pair(padding, "padding")
+    _check_pool_sizes(k, s, p, what)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ShapeError(f"{what}: padding {p} should be at most half the kernel {k}")
     return xs, k, s, p
@@ -228,6 +239,7 @@ def max_pool1d(x, kernel_size, stride=None, padding=0):
     """1-d max pooling of ``x (N, C, L)`` (first maximum gets the gradient)."""
     k = single(kernel_size, "kernel_size")
     s = k if stride is None else single(stride, "stride")
+    _check_pool_sizes((k,), (s,), (single(padding, "padding"),), "max_pool1d")
     out = max_pool2d(_to_2d(floating(x), "max_pool1d"), (1, k), (1, s), (0, single(padding, "padding")))
     return C.hint(_from_2d(out), "pool")
 
@@ -236,6 +248,7 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0):
     """1-d average pooling of ``x (N, C, L)``."""
     k = single(kernel_size, "kernel_size")
     s = k if stride is None else single(stride, "stride")
+    _check_pool_sizes((k,), (s,), (single(padding, "padding"),), "avg_pool1d")
     out = avg_pool2d(_to_2d(floating(x), "avg_pool1d"), (1, k), (1, s), (0, single(padding, "padding")))
     return C.hint(_from_2d(out), "pool")
 
