@@ -266,6 +266,7 @@ def _grad_body(fn, argnums, has_aux, with_value, name):
                 raise GradError(f"{name}: with has_aux=True the function must return "
                                 "(scalar, aux), a pair", where=_def_where(fn))
             out, aux = out
+        _check_loss_value(out, name, has_aux, fn)
         out = trace.lift(out)
         out_where = trace.graph.nx.nodes[out.node].get("where") or _def_where(fn)
         if out.shape != ():
@@ -289,6 +290,30 @@ def _grad_body(fn, argnums, has_aux, with_value, name):
             return ((out, aux), g) if has_aux else (out, g)
         return (g, aux) if has_aux else g
     return body
+
+
+def _check_loss_value(out, name, has_aux, fn):
+    """A loss that is None, a pair or another container: say what to change."""
+    if out is None:
+        got = "None"
+    elif isinstance(out, (tuple, list, dict)):
+        got = f"a {type(out).__name__} of {len(out)} value{'s' if len(out) != 1 else ''}"
+    else:
+        return
+    if has_aux:
+        raise GradError(f"{name}: with has_aux=True the function must return (loss, aux) with "
+                        f"a scalar loss, but the loss is {got}", where=_def_where(fn),
+                        hint="make the first item of the returned pair the scalar loss")
+    if out is None:
+        hint = ("return the loss, e.g. `return np.sum((y - t) ** 2)` (a function without a "
+                "return statement returns None)")
+    elif isinstance(out, (tuple, list)) and len(out) == 2:
+        hint = "pass has_aux=True to return (loss, aux), as in JAX, or return the loss alone"
+    else:
+        hint = ("return the scalar loss alone (sum or mean the terms), or pass has_aux=True "
+                "and return (loss, aux)")
+    raise GradError(f"{name}: the function returned {got}, not a scalar loss",
+                    where=_def_where(fn), hint=hint)
 
 
 # --- compiled callables ---------------------------------------------------------------
