@@ -48,11 +48,35 @@ class Spec:
     """
 
     def __init__(self, shape, dtype="float64"):
-        self.shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
-        self.dtype = check_dtype(dtype, "Spec")
+        self.shape = _spec_shape(shape)
+        self.dtype = _spec_dtype(dtype)
 
     def __repr__(self):
         return f"Spec({self.shape}, {self.dtype.name!r})"
+
+
+def _spec_shape(shape):
+    """A Spec's shape as a tuple of non-negative ints (as np.zeros accepts it)."""
+    dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise errors.SignatureError(
+                f"graphc.Spec shape must be an int or a tuple of ints, got {shape!r:.60}",
+                hint='e.g. graphc.Spec((64, 10), "float32"); a scalar is graphc.Spec(())')
+        if d < 0:
+            raise errors.ShapeError(f"graphc.Spec shape {tuple(int(v) for v in dims)} has a "
+                                    "negative dimension", hint="dimensions are sizes, >= 0")
+    return tuple(int(d) for d in dims)
+
+
+def _spec_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise UnsupportedError(f"graphc.Spec dtype {dtype!r:.40} is not a NumPy dtype",
+                               hint='use a dtype name such as "float32", "float64", "int64" '
+                                    'or "bool", or np.float32') from None
+    return check_dtype(dt, "Spec")
 
 
 def example(*args, **kwargs):
@@ -169,6 +193,15 @@ def _input_aval(x, sig, path, where):
         return _leaf_aval(x)
     except UnsupportedError as e:
         name = sig.params[path[0]].name + "".join(f"[{k!r}]" for k in path[1:])
+        if name in ("self", "cls") and path == (0,) and not isinstance(x, np.ndarray):
+            raise UnsupportedError(
+                f"{sig.fn_name}'s first argument {name} is an instance of {type(x).__name__}, which "
+                "graphc cannot trace: a graphc transform was applied to a method in its class "
+                "body (@graphc.grad above `def method(self, ...)`), so it sees self as an "
+                "argument (and argnums=0 would mean self)", where=where,
+                hint=f"decorate the bound method instead: obj = {type(x).__name__}(...); "
+                     f"f = graphc.grad(obj.{sig.fn_name}) (or graphc.compile(obj."
+                     f"{sig.fn_name})), or pass the arrays self holds as arguments") from None
         what = "an array" if isinstance(x, np.ndarray) else f"a value of type {type(x).__name__}"
         raise UnsupportedError(f"argument {name} is {what} with an unsupported dtype: {e.message}",
                                hint="pass real floating arrays (float32/float64) for values to "
@@ -221,6 +254,11 @@ def trace(fn, *args, **kwargs) -> Graph:
     """
     if isinstance(fn, Compiled):
         return fn.graph(*args, **kwargs)
+    if not callable(fn):
+        raise errors.SignatureError(f"graphc.trace needs a function to trace, got "
+                                    f"{type(fn).__name__} {fn!r:.40}",
+                                    hint="pass the function first, then its arguments: "
+                                         "graphc.trace(f, x)")
     with _gc_paused():
         return _trace_into(fn, args, kwargs, lambda a, k: fn(*a, **k), _fn_name(fn))
 
