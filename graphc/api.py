@@ -535,7 +535,11 @@ class Compiled:
                           self._kind == "value_and_grad", f"graphc.{self._kind}({_fn_name(self._fn)})")
 
     def _entry(self, args, kwargs):
-        key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
+        try:
+            key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
+        except RecursionError:
+            flatten((args, kwargs))   # a pytree nested too deep: its clear error
+            raise
         entry = self._cache.get(key)
         # Hot path: the same signature as last time needs no LRU bookkeeping.
         if entry is not self._last:
@@ -627,6 +631,9 @@ class Compiled:
             key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
         except _Traced:
             return self._inline(args, kwargs)
+        except RecursionError:
+            flatten((args, kwargs))   # a pytree nested too deep: its clear error
+            raise
         entry = self._cache.get(key)
         if entry is not self._last:
             entry = self._lookup(key, entry, args, kwargs)

@@ -67,13 +67,29 @@ _STATIC_OBJECTS = (types.FunctionType, types.BuiltinFunctionType, types.MethodTy
 def flatten(tree, path=()):
     """Return ``(leaves, treedef, paths)``; ``paths[i]`` locates ``leaves[i]``."""
     leaves, paths = [], []
-    tdef = _flatten(tree, path, leaves, paths)
-    return leaves, tdef, paths
+    try:
+        tdef = _flatten(tree, path, leaves, paths)
+    except _TooDeep:
+        pass
+    else:
+        return leaves, tdef, paths
+    _too_deep()     # raised here, outside the handler: a short traceback
+
+
+class _TooDeep(Exception):
+    pass
+
+
+#: Deepest nesting of containers in an argument or result (Python's recursion
+#: limit would otherwise end a deeper one, or a list that contains itself).
+MAX_DEPTH = 100
 
 
 def _flatten(x, path, leaves, paths):
     if x is None:
         return _NONE
+    if len(path) > MAX_DEPTH and isinstance(x, (dict, list, tuple)):
+        raise _TooDeep
     if isinstance(x, dict):
         keys = tuple(x.keys())
         for k in keys:
@@ -112,6 +128,15 @@ def _bad_key(k, path):
         f"a dict key of type {type(k).__name__} ({k!r:.40}) in an argument or result cannot be "
         "used: generated code spells dict keys as Python literals",
         hint="use str or int dict keys (e.g. str(key))")
+
+
+def _too_deep():
+    from .errors import UnsupportedError
+    raise UnsupportedError(
+        f"an argument or result nests containers (dict/list/tuple) more than {MAX_DEPTH} "
+        "levels deep (or contains itself)",
+        hint="flatten the structure: a list or dict of arrays, or np.stack the arrays into "
+             "one array")
 
 
 def unflatten(tdef: TreeDef, leaves):
