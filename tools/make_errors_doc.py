@@ -105,7 +105,7 @@ CASES = [
          """, "np.exp(x, out=y)",
          "Assign the result: `y = np.exp(x)`.", expect=("out=",)),
     Case("unsupported-function", "UnsupportedError", "A NumPy function graphc does not support",
-         "Only the functions of API.md section 1 are traced; the message names the one used.",
+         "Only the functions listed in docs/ops.md are traced; the message names the one used.",
          """
          def f(x):
              return np.linalg.norm(x)
@@ -113,6 +113,18 @@ CASES = [
          """, "np.linalg.norm",
          "Write it from supported functions (`np.sqrt(np.sum(x ** 2))`).",
          expect=("np.linalg.norm",)),
+    Case("numpy-buffer", "InPlaceError", "A traced value written into a NumPy array",
+         "A plain NumPy array (`np.zeros(3)`) holds numbers; it cannot hold a traced value "
+         "(NumPy alone would say \"setting an array element with a sequence\").",
+         """
+         def f(x):
+             buf = np.zeros(3)
+             buf[0] = x[1]
+             return buf.sum()
+         graphc.trace(f, np.ones(3))
+         """, "buf[0] = x[1]",
+         "Make the buffer from a traced value (`buf = np.zeros_like(x)`), or collect the "
+         "values in a list and `np.stack` them.", expect=("np.zeros_like",)),
     Case("shape-matmul", "ShapeError", "Shapes that do not fit (matmul)",
          "Shapes are checked while tracing; the message shows both operands.",
          """
@@ -173,6 +185,16 @@ CASES = [
          """, "graphc.grad(f, argnums=1)",
          "Pass floats, or leave the argument out of `argnums`.", expect=("integer",)),
     # --- issue 8 -------------------------------------------------------------------
+    Case("grad-aux", "GradError", "`grad` of a function that returns a pair",
+         "`grad` differentiates a scalar loss; returning `(loss, aux)` needs `has_aux=True`.",
+         """
+         def f(x):
+             loss = np.sum(x ** 2)
+             return loss, x
+         graphc.grad(f)(np.ones(3))
+         """, "def f(x):",
+         "Pass `has_aux=True` (then `grad` returns `(grads, aux)`), or return the loss alone.",
+         expect=("has_aux=True",)),
     Case("dtype-complex", "UnsupportedError", "A complex argument",
          "graphc traces real floating, integer and boolean arrays only.",
          """
@@ -361,6 +383,27 @@ CASES = [
          graphc.render(lambda x: x * 2.0, 1.0, path="f.jpg")
          """, "graphc.render(",
          "Use `.svg`, `.png`, `.pdf`, `.dot` or `.gv`.", expect=("format",)),
+    Case("ndarray-method", "UnsupportedAttributeError", "An array method graphc does not trace",
+         "Traced values have the common array methods (`.sum() .mean() .max() .reshape() .T "
+         ".copy() .var() .std() .prod() .argmax()` ...); the message names a missing one. It is "
+         "also an `AttributeError`, so `hasattr()` keeps working.",
+         """
+         def f(x):
+             return x.cumsum()[-1]
+         graphc.trace(f, np.ones(3))
+         """, "x.cumsum()",
+         "Use the workaround in the hint, or compute it on the function's result.",
+         expect=(".cumsum()", "np.stack")),
+    Case("int-overflow", "IntegerOverflowError", "A Python int beyond int64",
+         "Next to an integer array, a Python int must fit in int64, as in NumPy (next to a "
+         "floating array it becomes a float).",
+         """
+         def f(counts):
+             return counts * 2 ** 70
+         graphc.trace(f, np.arange(3))
+         """, "counts * 2 ** 70",
+         "Pass the number as a float, `float(n)`, or keep it within int64.",
+         expect=("int64",)),
 ]
 
 # Base classes: documented, but raised only through their subclasses.
