@@ -500,17 +500,11 @@ def _var(x, axis, dtype, out, ddof, keepdims, kwargs, what):
     """NumPy's ``_var``: mean of squared deviations, divided by ``max(n - ddof, 0)``."""
     from .ops import composite as C
     from .ops._rules import norm_axis
-    correction = kwargs.pop("correction", None)
     if kwargs.get("mean") is not None:
         raise UnsupportedError(f".{what}(mean=...) is not supported on traced values",
-                               hint=f"leave mean= out: graphc computes it")
+                               hint="leave mean= out: graphc computes it")
     kwargs.pop("mean", None)
-    _no_extras(f".{what}()", out, kwargs)
-    if correction is not None:
-        if ddof != 0:
-            raise errors.OptionError(f".{what}(): ddof and correction can't be provided "
-                                     "simultaneously", hint="give one of them")
-        ddof = correction
+    _no_extras(f".{what}()", out, kwargs)   # (the methods have no correction=, as in NumPy)
     if isinstance(ddof, Tracer) or not isinstance(ddof, (int, float, np.integer, np.floating)):
         raise UnsupportedError(f".{what}(ddof={ddof!r}): ddof must be a static number",
                                hint="pass a Python int such as ddof=1")
