@@ -245,7 +245,8 @@ def _raise_store_into_numpy(x: "Tracer"):
         return
     raise _swallowable(x, InPlaceError(
         f"a traced value ({x._desc()}) was written into a NumPy array made from constants "
-        "(e.g. buf = np.zeros(3); buf[0] = x): a plain NumPy array cannot hold a traced value",
+        "(e.g. buf = np.zeros(3); buf[0] = x), or used as its index: a plain NumPy array "
+        "can neither hold a traced value nor be indexed by one",
         where=errors.where_text(frame.f_code.co_filename, frame.f_lineno),
         hint="make the buffer from a traced value so the write is traced, e.g. "
              "buf = np.zeros_like(x), or collect the values in a list and np.stack(...) them"))
