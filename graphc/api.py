@@ -177,7 +177,8 @@ def _swallowed_error(t, e):
     replaces by "setting an array element with a sequence".
     """
     err = t.swallowed
-    if err is None or isinstance(e, errors.GraphcError) or not isinstance(e, (ValueError, TypeError)):
+    if err is None or isinstance(e, errors.GraphcError) \
+            or not isinstance(e, (ValueError, TypeError)):
         return None
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None:
@@ -195,10 +196,11 @@ def _input_aval(x, sig, path, where):
         name = sig.params[path[0]].name + "".join(f"[{k!r}]" for k in path[1:])
         if name in ("self", "cls") and path == (0,) and not isinstance(x, np.ndarray):
             raise UnsupportedError(
-                f"{sig.fn_name}'s first argument {name} is an instance of {type(x).__name__}, which "
-                "graphc cannot trace: a graphc transform was applied to a method in its class "
-                "body (@graphc.grad above `def method(self, ...)`), so it sees self as an "
-                "argument (and argnums=0 would mean self)", where=where,
+                f"{sig.fn_name}'s first argument {name} is an instance of "
+                f"{type(x).__name__}, which graphc cannot trace: a graphc transform was "
+                "applied to a method in its class body (@graphc.grad above "
+                "`def method(self, ...)`), so it sees self as an argument (and argnums=0 "
+                "would mean self)", where=where,
                 hint=f"decorate the bound method instead: obj = {type(x).__name__}(...); "
                      f"f = graphc.grad(obj.{sig.fn_name}) (or graphc.compile(obj."
                      f"{sig.fn_name})), or pass the arrays self holds as arguments") from None
