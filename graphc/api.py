@@ -737,29 +737,15 @@ def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
     >>> graphc.export(graphc.grad(f), np.ones(3), path=path, overwrite=True) == path
     True
     """
+    from ._files import check_path, check_target, write_atomic
     where = errors.user_where()
-    path = pathlib.Path(path)
-    if path.is_dir():
-        raise errors.ExportError(f"graphc.export cannot write {path}: it is a directory",
-                                 where=where, hint="give a file name, e.g. path=dir / 'f.py'")
-    if path.exists() and overwrite is not True:
-        raise errors.ExportError(
-            f"graphc.export will not overwrite {path}: the file exists",
-            where=where, hint="pass overwrite=True to replace it, or choose another path")
+    path = check_path(path, "graphc.export", where=where)
+    # Refuse an existing target before tracing (cheap, and the usual mistake);
+    # write_atomic checks again, atomically, when it writes.
+    check_target(path, overwrite, "graphc.export", where=where)
     compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
     source = compiled.source(*args, **kwargs)
-    tmp = path.with_name(f".{path.name}.graphc-tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(source)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
-        raise errors.ExportError(f"graphc.export cannot write {path} ({why})",
-                                 where=where,
-                                 hint="choose a path in a writable directory") from None
+    write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
     return path
 
 

@@ -10,12 +10,11 @@ clusters, or single boxes with ``collapse=``.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
 import subprocess
-import threading
 
+from ._files import check_path, check_target, write_atomic
 from .errors import OptionError, RenderError
 from .naming import base_name
 from .primitive import REGISTRY, type_str
@@ -352,7 +351,7 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
     ``.svg``, ``.png``, ``.pdf`` need Graphviz's ``dot`` program; ``.dot`` and
     ``.gv`` write DOT text and need nothing.
     """
-    path = pathlib.Path(path)
+    path = check_path(path, "graphc.render")
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("svg", "png", "pdf", "dot", "gv"):
         raise OptionError(f"cannot render to {path.name}: unknown format {fmt!r}",
@@ -364,39 +363,27 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
         if exe is None:
             raise RenderError("Graphviz's `dot` program was not found on PATH, so graphc cannot "
                               f"write {path.name}", hint=INSTALL_HINT)
-    # Written to a temporary file and renamed, so a failure (dot crashing,
-    # a full disk) never leaves a half-written drawing at `path`.
-    tmp = path.with_name(f".{path.name}.graphc-tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
+    # dot writes to its stdout, never to a file name it was given; the bytes then
+    # go through write_atomic (a fresh O_EXCL temporary file, then a rename), so a
+    # failure (dot crashing, a full disk) never leaves a half-written drawing at
+    # `path`, and a link, FIFO or device at `path` is refused, never written.
+    check_target(path, True, "graphc.render", RenderError)
+    if exe is None:
+        data = dot.source
+    else:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if exe is None:
-                tmp.write_text(dot.source)
-        except OSError as e:
-            why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
-            raise RenderError(f"graphc.render cannot write {path} ({why})",
-                              hint="choose a path in a writable directory") from None
-        if exe is not None:
-            try:
-                proc = subprocess.run([exe, f"-T{fmt}", "-o", os.fspath(tmp)],
-                                      input=dot.source.encode(), capture_output=True, timeout=600)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise RenderError(f"Graphviz's `dot` ({exe}) failed to run: {e}",
-                                  hint="reinstall Graphviz; " + INSTALL_HINT) from None
-            if proc.returncode != 0 or not tmp.is_file():
-                err = proc.stderr.decode(errors="replace").strip()[:500] or "no error output"
-                raise RenderError(
-                    f"Graphviz's `dot` ({exe}) failed on {path.name} with exit status "
-                    f"{proc.returncode}: {err}",
-                    hint="check the Graphviz installation (`dot -V`); a .dot or .gv file name "
-                         "writes the DOT text without running dot")
-        try:
-            os.replace(tmp, path)
-        except OSError as e:
-            why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
-            raise RenderError(f"graphc.render cannot write {path} ({why})",
-                              hint="choose a path in a writable directory") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            proc = subprocess.run([exe, f"-T{fmt}"], input=dot.source.encode(),
+                                  capture_output=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RenderError(f"Graphviz's `dot` ({exe}) failed to run: {e}",
+                              hint="reinstall Graphviz; " + INSTALL_HINT) from None
+        if proc.returncode != 0 or not proc.stdout:
+            err = proc.stderr.decode(errors="replace").strip()[:500] or "no error output"
+            raise RenderError(
+                f"Graphviz's `dot` ({exe}) failed on {path.name} with exit status "
+                f"{proc.returncode}: {err}",
+                hint="check the Graphviz installation (`dot -V`); a .dot or .gv file name "
+                     "writes the DOT text without running dot")
+        data = proc.stdout
+    write_atomic(path, data, overwrite=True, what="graphc.render", error=RenderError)
     return path
