@@ -749,6 +749,30 @@ def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
     return path
 
 
+def _check_call_kwargs(fn_or_graph, kwargs, draw_options) -> None:
+    """OptionError for a keyword of render that is neither a drawing option nor the function's."""
+    if not kwargs:
+        return
+    name = next(iter(kwargs))
+    hint = ("drawing options are " + ", ".join(f"{k}=" for k in draw_options)
+            + "; any other keyword is passed to your function")
+    if isinstance(fn_or_graph, Graph):
+        raise OptionError(f"graphc.render: {name}= is not a drawing option (and a Graph takes "
+                          "no function arguments)", hint=hint)
+    try:
+        params = inspect.signature(fn_or_graph).parameters.values()
+    except (TypeError, ValueError):
+        return   # no signature to check against: let the call decide
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    accepted = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for name in kwargs:
+        if name not in accepted:
+            fname = getattr(fn_or_graph, "__name__", "the function")
+            raise OptionError(f"graphc.render: {name}= is not a drawing option, and {fname}() "
+                              f"has no parameter {name!r}", hint=hint)
+
+
 @contextlib.contextmanager
 def scope(name: str):
     """Group the operations traced inside the block under ``name``.
@@ -801,7 +825,12 @@ def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
     >>> "cluster_backward" in out.read_text()
     True
     """
+    from ._files import check_path
+    from .draw import DRAW_OPTIONS, _check_options
+    path = check_path(path, "graphc.render")
     draw_opts = {k: kwargs.pop(k) for k in ("collapse", "flops", "legend", "rankdir") if k in kwargs}
+    _check_options(backward=backward, **draw_opts)
+    _check_call_kwargs(fn_or_graph, kwargs, DRAW_OPTIONS)
     if isinstance(fn_or_graph, Graph):
         graph = fn_or_graph
     elif isinstance(fn_or_graph, Compiled):

@@ -35,9 +35,14 @@ INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphvi
                 "`make demo` does it for you when run as root. DOT text (.dot/.gv) needs no dot program.")
 
 
+# Control characters (NUL above all, which ends a C string inside dot) are shown
+# as their Unicode "control picture" (NUL -> U+2400 ␀): visible, and never DOT syntax.
+_CONTROL_PICTURES = {c: 0x2400 + c for c in range(0x20)} | {0x7F: 0x2421}
+
+
 def _esc(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("<", "‹").replace(">", "›") \
-        .replace("{", "(").replace("}", ")").replace("|", "¦")
+    return str(text).translate(_CONTROL_PICTURES).replace("\\", "\\\\").replace('"', '\\"') \
+        .replace("<", "‹").replace(">", "›").replace("{", "(").replace("}", ")").replace("|", "¦")
 
 
 def _op_label(node) -> str:
@@ -130,7 +135,9 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
         # their iterations so thousands of nodes lay out in seconds.
         graph_attr.update(nslimit="1", nslimit1="1", mclimit="0.2", searchsize="10",
                           splines="line", remincross="false")
-    dot = graphviz.Digraph(name=g.fn_name, graph_attr=graph_attr,
+    _check_options(collapse=collapse, flops=flops, legend=legend, rankdir=rankdir,
+                   backward=backward)
+    dot = graphviz.Digraph(name=_esc(g.fn_name), graph_attr=graph_attr,
                            node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled",
                                       "shape": "box"},
                            edge_attr={"arrowsize": "0.6"})
@@ -285,8 +292,65 @@ def _esc_label(label):
 
 
 def _cluster_id(name):
+    """A DOT-safe id for ``name``, distinct for distinct names.
+
+    Names that are already safe keep their id; any other gets a short hash of the
+    exact name, so scopes "layer 1", "layer_1" and "layer.1" stay three clusters.
+    """
+    import hashlib
     import re
-    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+    safe = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    if safe == name:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe}_{digest}"
+
+
+# The drawing options of render / to_dot, and the values each accepts.
+DRAW_OPTIONS = {
+    "backward": "True, False or None",
+    "collapse": "True, False, None, a scope name or a list of scope names",
+    "flops": "True or False",
+    "legend": "True or False",
+    "rankdir": "'TB', 'LR', 'BT' or 'RL'",
+}
+_RANKDIRS = ("TB", "LR", "BT", "RL")
+
+
+def _valid_option(name, value) -> bool:
+    import numpy as np
+    bools = (bool, np.bool_)
+    if name == "backward":
+        return value is None or isinstance(value, bools)
+    if name in ("flops", "legend"):
+        return isinstance(value, bools)
+    if name == "rankdir":
+        return isinstance(value, str) and value in _RANKDIRS
+    if name == "collapse":
+        if value is None or isinstance(value, (*bools, str)):
+            return True
+        try:
+            items = list(value)
+        except TypeError:
+            return False
+        return all(isinstance(v, str) for v in items)
+    return False
+
+
+def _check_options(**options) -> None:
+    """OptionError naming the first drawing option with a value it does not take."""
+    for name, value in options.items():
+        if name not in DRAW_OPTIONS:
+            raise OptionError(f"{name}={value!r} is not a drawing option",
+                              hint="drawing options are " + _options_text())
+        if not _valid_option(name, value):
+            raise OptionError(f"drawing option {name}={value!r} is not valid: {name} takes "
+                              f"{DRAW_OPTIONS[name]}",
+                              hint=f"pass {name}= one of: {DRAW_OPTIONS[name]}")
+
+
+def _options_text() -> str:
+    return ", ".join(f"{k}= ({v})" for k, v in DRAW_OPTIONS.items())
 
 
 def _collapsed_scopes(g, visible, collapse):
@@ -356,6 +420,7 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
     if fmt not in ("svg", "png", "pdf", "dot", "gv"):
         raise OptionError(f"cannot render to {path.name}: unknown format {fmt!r}",
                           hint="use a .svg, .png, .pdf, .dot or .gv file name")
+    _check_options(**kwargs)
     dot = to_dot(graph, **kwargs)
     exe = None
     if fmt not in ("dot", "gv"):
