@@ -717,14 +717,18 @@ def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
     The file imports only NumPy and defines one function: ``f`` for
     ``compile(f)`` (or a plain ``f``), ``f_grad`` for ``grad(f)`` and
     ``f_value_and_grad`` for ``value_and_grad(f)``.  An existing file is never
-    replaced unless ``overwrite=True`` (even one graphc wrote earlier).  The
-    file is written whole or not at all (a temporary file, then a rename).
+    replaced unless ``overwrite=True`` (even one graphc wrote earlier), and a
+    symbolic link, directory, FIFO or device is never replaced.  The file is
+    written whole or not at all (a fresh ``O_EXCL`` temporary file, then a
+    rename); see docs/threat-model.md.
 
     Raises
     ------
     graphc.errors.ExportError
-        ``path`` exists and ``overwrite`` is not true, is a directory, or
-        cannot be written.
+        ``path`` exists and ``overwrite`` is not true, is a directory, link,
+        FIFO or device, or cannot be written.
+    graphc.errors.SignatureError, graphc.errors.OptionError
+        ``path`` is not a str or path-like (``None``, bytes), or holds a NUL.
 
     Examples
     --------
@@ -814,8 +818,15 @@ def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
         Draw the backward graph beside the forward one (for a plain function:
         the graph of ``value_and_grad(fn)``).
     **kwargs
-        Drawing options (``collapse=``, ``flops=``, ``legend=``) and, for a
-        function, keyword arguments of the call.
+        Drawing options (``collapse=``, ``flops=``, ``legend=``, ``rankdir=``)
+        and, for a function, keyword arguments of the call.
+
+    Raises
+    ------
+    graphc.errors.OptionError
+        A drawing option with a value it does not take (``rankdir="XX"``), or
+        a keyword that is neither a drawing option nor a parameter of the
+        function.
 
     Examples
     --------
