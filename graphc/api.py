@@ -811,14 +811,18 @@ def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
     The file imports only NumPy and defines one function: ``f`` for
     ``compile(f)`` (or a plain ``f``), ``f_grad`` for ``grad(f)`` and
     ``f_value_and_grad`` for ``value_and_grad(f)``.  An existing file is never
-    replaced unless ``overwrite=True`` (even one graphc wrote earlier).  The
-    file is written whole or not at all (a temporary file, then a rename).
+    replaced unless ``overwrite=True`` (even one graphc wrote earlier), and a
+    symbolic link, directory, FIFO or device is never replaced.  The file is
+    written whole or not at all (a fresh ``O_EXCL`` temporary file, then a
+    rename); see docs/threat-model.md.
 
     Raises
     ------
     graphc.errors.ExportError
-        ``path`` exists and ``overwrite`` is not true, is a directory, or
-        cannot be written.
+        ``path`` exists and ``overwrite`` is not true, is a directory, link,
+        FIFO or device, or cannot be written.
+    graphc.errors.SignatureError, graphc.errors.OptionError
+        ``path`` is not a str or path-like (``None``, bytes), or holds a NUL.
 
     Examples
     --------
@@ -831,30 +835,40 @@ def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
     >>> graphc.export(graphc.grad(f), np.ones(3), path=path, overwrite=True) == path
     True
     """
+    from ._files import check_path, check_target, write_atomic
     where = errors.user_where()
-    path = pathlib.Path(path)
-    if path.is_dir():
-        raise errors.ExportError(f"graphc.export cannot write {path}: it is a directory",
-                                 where=where, hint="give a file name, e.g. path=dir / 'f.py'")
-    if path.exists() and overwrite is not True:
-        raise errors.ExportError(
-            f"graphc.export will not overwrite {path}: the file exists",
-            where=where, hint="pass overwrite=True to replace it, or choose another path")
+    path = check_path(path, "graphc.export", where=where)
+    # Refuse an existing target before tracing (cheap, and the usual mistake);
+    # write_atomic checks again, atomically, when it writes.
+    check_target(path, overwrite, "graphc.export", where=where)
     compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
     source = compiled.source(*args, **kwargs)
-    tmp = path.with_name(f".{path.name}.graphc-tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(source)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
-        raise errors.ExportError(f"graphc.export cannot write {path} ({why})",
-                                 where=where,
-                                 hint="choose a path in a writable directory") from None
+    write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
     return path
+
+
+def _check_call_kwargs(fn_or_graph, kwargs, draw_options) -> None:
+    """OptionError for a keyword of render that is neither a drawing option nor the function's."""
+    if not kwargs:
+        return
+    name = next(iter(kwargs))
+    hint = ("drawing options are " + ", ".join(f"{k}=" for k in draw_options)
+            + "; any other keyword is passed to your function")
+    if isinstance(fn_or_graph, Graph):
+        raise OptionError(f"graphc.render: {name}= is not a drawing option (and a Graph takes "
+                          "no function arguments)", hint=hint)
+    try:
+        params = inspect.signature(fn_or_graph).parameters.values()
+    except (TypeError, ValueError):
+        return   # no signature to check against: let the call decide
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    accepted = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for name in kwargs:
+        if name not in accepted:
+            fname = getattr(fn_or_graph, "__name__", "the function")
+            raise OptionError(f"graphc.render: {name}= is not a drawing option, and {fname}() "
+                              f"has no parameter {name!r}", hint=hint)
 
 
 @contextlib.contextmanager
@@ -898,8 +912,15 @@ def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
         Draw the backward graph beside the forward one (for a plain function:
         the graph of ``value_and_grad(fn)``).
     **kwargs
-        Drawing options (``collapse=``, ``flops=``, ``legend=``) and, for a
-        function, keyword arguments of the call.
+        Drawing options (``collapse=``, ``flops=``, ``legend=``, ``rankdir=``)
+        and, for a function, keyword arguments of the call.
+
+    Raises
+    ------
+    graphc.errors.OptionError
+        A drawing option with a value it does not take (``rankdir="XX"``), or
+        a keyword that is neither a drawing option nor a parameter of the
+        function.
 
     Examples
     --------
@@ -909,7 +930,12 @@ def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
     >>> "cluster_backward" in out.read_text()
     True
     """
+    from ._files import check_path
+    from .draw import DRAW_OPTIONS, _check_options
+    path = check_path(path, "graphc.render")
     draw_opts = {k: kwargs.pop(k) for k in ("collapse", "flops", "legend", "rankdir") if k in kwargs}
+    _check_options(backward=backward, **draw_opts)
+    _check_call_kwargs(fn_or_graph, kwargs, DRAW_OPTIONS)
     if isinstance(fn_or_graph, Graph):
         graph = fn_or_graph
     elif isinstance(fn_or_graph, Compiled):

@@ -41,12 +41,15 @@ import os
 import pathlib
 import re
 import shutil
+import stat
 import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import graphc
+
+from ._files import write_atomic
 
 __all__ = ["main"]
 
@@ -355,6 +358,48 @@ class DemoContext:
     out: pathlib.Path
     written: list = field(default_factory=list)
     values: dict = field(default_factory=dict)
+    overwrite: bool = False          # --overwrite: may replace regular files it did not write
+    owned: set = field(default_factory=set)   # names listed in the folder's manifest
+
+
+# The demo lists the files it wrote in this manifest, and replaces only those (or,
+# with --overwrite, other regular files): it never clobbers a file it did not write.
+_DEMO_MANIFEST = ".graphc-demo-files"
+
+
+def _read_demo_manifest(out: pathlib.Path) -> set:
+    path = out / _DEMO_MANIFEST
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):   # never read a FIFO or follow a link
+            return set()
+        return set(path.read_text(errors="replace").split("\n")) - {""}
+    except OSError:
+        return set()
+
+
+def _demo_claim(ctx: "DemoContext", name: str, header: str | None = None) -> pathlib.Path:
+    """``ctx.out / name`` if the demo may write it, else a UsageError that says how."""
+    path = ctx.out / name
+    if not os.path.lexists(path) or name in ctx.owned:
+        return path
+    if header is not None and path.is_file() and not path.is_symlink():
+        with open(path, errors="replace") as f:
+            if f.read(len(header)) == header:   # written by an older demo, before the manifest
+                return path
+    if ctx.overwrite and path.is_file() and not path.is_symlink():
+        return path
+    raise UsageError(f"{path} exists and was not written by graphc demo; graphc demo only "
+                     "replaces files it wrote itself (and never links, folders, FIFOs or devices)."
+                     " Pass --overwrite to replace it, or --out NEW_DIR to write elsewhere")
+
+
+def _demo_record(ctx: "DemoContext", path: pathlib.Path) -> None:
+    """Note ``path`` as written by the demo, in ``ctx.written`` and the manifest."""
+    ctx.written.append(path)
+    if path.name not in ctx.owned:
+        ctx.owned.add(path.name)
+        write_atomic(ctx.out / _DEMO_MANIFEST, "".join(f"{n}\n" for n in sorted(ctx.owned)),
+                     overwrite=True, what="graphc demo")
 
 
 # Written into the demo folder and imported from there: graphc names values after the
@@ -381,12 +426,9 @@ def f(w1, w2):
 
 def _write_demo_file(ctx: "DemoContext", name: str, text: str, header: str) -> pathlib.Path:
     """Write ``text`` to the demo folder; never replace a file the demo did not write."""
-    path = ctx.out / name
-    if path.exists() and not path.read_text(errors="replace").startswith(header):
-        raise UsageError(f"{path} exists and was not written by graphc demo; "
-                         "move it, or pass --out DIR")
-    path.write_text(text)
-    ctx.written.append(path)
+    path = _demo_claim(ctx, name, header)
+    write_atomic(path, text, overwrite=True, what="graphc demo")
+    _demo_record(ctx, path)
     return path
 
 
@@ -455,8 +497,8 @@ def step_source(ctx: DemoContext) -> None:
 def step_export(ctx: DemoContext) -> None:
     """A standalone module that imports only NumPy"""
     _, df = _lecture(ctx)
-    path = graphc.export(df, *_W, path=ctx.out / "f_grad.py", overwrite=True)  # the demo's own folder
-    ctx.written.append(path)
+    path = graphc.export(df, *_W, path=_demo_claim(ctx, "f_grad.py"), overwrite=True)
+    _demo_record(ctx, path)
     spec = importlib.util.spec_from_file_location("_graphc_demo_f_grad", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -491,13 +533,16 @@ def _dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
+def _render_suffixes() -> tuple:
+    return (".svg", ".png") if _dot_available() else (".dot",)
+
+
 def _render_all(ctx: DemoContext, what, args, stem: str, **opts) -> list:
     """Render to ``stem``.svg and .png (or .dot without Graphviz); return the paths."""
-    suffixes = (".svg", ".png") if _dot_available() else (".dot",)
     paths = []
-    for suffix in suffixes:
-        path = graphc.render(what, *args, path=ctx.out / (stem + suffix), **opts)
-        ctx.written.append(path)
+    for suffix in _render_suffixes():
+        path = graphc.render(what, *args, path=_demo_claim(ctx, stem + suffix), **opts)
+        _demo_record(ctx, path)
         paths.append(path)
     return paths
 
@@ -611,8 +656,16 @@ DEMO_STEPS = [step_example, step_trace, step_gradient, step_source, step_export,
               step_images, step_xor, step_digits]
 
 
+# Every file the demo may write, checked before it writes any (see _demo_claim).
+_DEMO_STEMS = ("f_forward", "f_backward", "lenet_backward")
+
+
 def cmd_demo(ns) -> int:
-    ctx = DemoContext(out=pathlib.Path(ns.out))
+    ctx = DemoContext(out=pathlib.Path(ns.out), overwrite=bool(getattr(ns, "overwrite", False)))
+    ctx.owned = _read_demo_manifest(ctx.out)
+    _demo_claim(ctx, _LECTURE_FILE, _LECTURE_HEADER)
+    for name in ("f_grad.py", *(s + x for s in _DEMO_STEMS for x in _render_suffixes())):
+        _demo_claim(ctx, name)
     ctx.out.mkdir(parents=True, exist_ok=True)
     n = len(DEMO_STEPS)
     print("graphc demo: the lecture's autodiff example traced, differentiated, compiled, proved\n"
@@ -670,6 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "exported as a standalone NumPy module.")
     p.add_argument("--out", default="graphc-demo", metavar="DIR",
                    help="folder for the files the demo writes (default: ./graphc-demo/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace regular files in DIR that the demo did not write itself")
     p.set_defaults(run=cmd_demo)
 
     def target_parser(name, help_, description):

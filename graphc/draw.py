@@ -10,12 +10,11 @@ clusters, or single boxes with ``collapse=``.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
 import subprocess
-import threading
 
+from ._files import check_path, check_target, write_atomic
 from .errors import OptionError, RenderError
 from .naming import base_name
 from .primitive import REGISTRY, type_str
@@ -36,9 +35,14 @@ INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphvi
                 "`make demo` does it for you when run as root. DOT text (.dot/.gv) needs no dot program.")
 
 
+# Control characters (NUL above all, which ends a C string inside dot) are shown
+# as their Unicode "control picture" (NUL -> U+2400 ␀): visible, and never DOT syntax.
+_CONTROL_PICTURES = {c: 0x2400 + c for c in range(0x20)} | {0x7F: 0x2421}
+
+
 def _esc(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("<", "‹").replace(">", "›") \
-        .replace("{", "(").replace("}", ")").replace("|", "¦")
+    return str(text).translate(_CONTROL_PICTURES).replace("\\", "\\\\").replace('"', '\\"') \
+        .replace("<", "‹").replace(">", "›").replace("{", "(").replace("}", ")").replace("|", "¦")
 
 
 def _op_label(node) -> str:
@@ -131,7 +135,9 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
         # their iterations so thousands of nodes lay out in seconds.
         graph_attr.update(nslimit="1", nslimit1="1", mclimit="0.2", searchsize="10",
                           splines="line", remincross="false")
-    dot = graphviz.Digraph(name=g.fn_name, graph_attr=graph_attr,
+    _check_options(collapse=collapse, flops=flops, legend=legend, rankdir=rankdir,
+                   backward=backward)
+    dot = graphviz.Digraph(name=_esc(g.fn_name), graph_attr=graph_attr,
                            node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled",
                                       "shape": "box"},
                            edge_attr={"arrowsize": "0.6"})
@@ -286,8 +292,65 @@ def _esc_label(label):
 
 
 def _cluster_id(name):
+    """A DOT-safe id for ``name``, distinct for distinct names.
+
+    Names that are already safe keep their id; any other gets a short hash of the
+    exact name, so scopes "layer 1", "layer_1" and "layer.1" stay three clusters.
+    """
+    import hashlib
     import re
-    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+    safe = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    if safe == name:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe}_{digest}"
+
+
+# The drawing options of render / to_dot, and the values each accepts.
+DRAW_OPTIONS = {
+    "backward": "True, False or None",
+    "collapse": "True, False, None, a scope name or a list of scope names",
+    "flops": "True or False",
+    "legend": "True or False",
+    "rankdir": "'TB', 'LR', 'BT' or 'RL'",
+}
+_RANKDIRS = ("TB", "LR", "BT", "RL")
+
+
+def _valid_option(name, value) -> bool:
+    import numpy as np
+    bools = (bool, np.bool_)
+    if name == "backward":
+        return value is None or isinstance(value, bools)
+    if name in ("flops", "legend"):
+        return isinstance(value, bools)
+    if name == "rankdir":
+        return isinstance(value, str) and value in _RANKDIRS
+    if name == "collapse":
+        if value is None or isinstance(value, (*bools, str)):
+            return True
+        try:
+            items = list(value)
+        except TypeError:
+            return False
+        return all(isinstance(v, str) for v in items)
+    return False
+
+
+def _check_options(**options) -> None:
+    """OptionError naming the first drawing option with a value it does not take."""
+    for name, value in options.items():
+        if name not in DRAW_OPTIONS:
+            raise OptionError(f"{name}={value!r} is not a drawing option",
+                              hint="drawing options are " + _options_text())
+        if not _valid_option(name, value):
+            raise OptionError(f"drawing option {name}={value!r} is not valid: {name} takes "
+                              f"{DRAW_OPTIONS[name]}",
+                              hint=f"pass {name}= one of: {DRAW_OPTIONS[name]}")
+
+
+def _options_text() -> str:
+    return ", ".join(f"{k}= ({v})" for k, v in DRAW_OPTIONS.items())
 
 
 def _collapsed_scopes(g, visible, collapse):
@@ -352,11 +415,12 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
     ``.svg``, ``.png``, ``.pdf`` need Graphviz's ``dot`` program; ``.dot`` and
     ``.gv`` write DOT text and need nothing.
     """
-    path = pathlib.Path(path)
+    path = check_path(path, "graphc.render")
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("svg", "png", "pdf", "dot", "gv"):
         raise OptionError(f"cannot render to {path.name}: unknown format {fmt!r}",
                           hint="use a .svg, .png, .pdf, .dot or .gv file name")
+    _check_options(**kwargs)
     dot = to_dot(graph, **kwargs)
     exe = None
     if fmt not in ("dot", "gv"):
@@ -364,39 +428,27 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
         if exe is None:
             raise RenderError("Graphviz's `dot` program was not found on PATH, so graphc cannot "
                               f"write {path.name}", hint=INSTALL_HINT)
-    # Written to a temporary file and renamed, so a failure (dot crashing,
-    # a full disk) never leaves a half-written drawing at `path`.
-    tmp = path.with_name(f".{path.name}.graphc-tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
+    # dot writes to its stdout, never to a file name it was given; the bytes then
+    # go through write_atomic (a fresh O_EXCL temporary file, then a rename), so a
+    # failure (dot crashing, a full disk) never leaves a half-written drawing at
+    # `path`, and a link, FIFO or device at `path` is refused, never written.
+    check_target(path, True, "graphc.render", RenderError)
+    if exe is None:
+        data = dot.source
+    else:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if exe is None:
-                tmp.write_text(dot.source)
-        except OSError as e:
-            why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
-            raise RenderError(f"graphc.render cannot write {path} ({why})",
-                              hint="choose a path in a writable directory") from None
-        if exe is not None:
-            try:
-                proc = subprocess.run([exe, f"-T{fmt}", "-o", os.fspath(tmp)],
-                                      input=dot.source.encode(), capture_output=True, timeout=600)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise RenderError(f"Graphviz's `dot` ({exe}) failed to run: {e}",
-                                  hint="reinstall Graphviz; " + INSTALL_HINT) from None
-            if proc.returncode != 0 or not tmp.is_file():
-                err = proc.stderr.decode(errors="replace").strip()[:500] or "no error output"
-                raise RenderError(
-                    f"Graphviz's `dot` ({exe}) failed on {path.name} with exit status "
-                    f"{proc.returncode}: {err}",
-                    hint="check the Graphviz installation (`dot -V`); a .dot or .gv file name "
-                         "writes the DOT text without running dot")
-        try:
-            os.replace(tmp, path)
-        except OSError as e:
-            why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or e)
-            raise RenderError(f"graphc.render cannot write {path} ({why})",
-                              hint="choose a path in a writable directory") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            proc = subprocess.run([exe, f"-T{fmt}"], input=dot.source.encode(),
+                                  capture_output=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RenderError(f"Graphviz's `dot` ({exe}) failed to run: {e}",
+                              hint="reinstall Graphviz; " + INSTALL_HINT) from None
+        if proc.returncode != 0 or not proc.stdout:
+            err = proc.stderr.decode(errors="replace").strip()[:500] or "no error output"
+            raise RenderError(
+                f"Graphviz's `dot` ({exe}) failed on {path.name} with exit status "
+                f"{proc.returncode}: {err}",
+                hint="check the Graphviz installation (`dot -V`); a .dot or .gv file name "
+                     "writes the DOT text without running dot")
+        data = proc.stdout
+    write_atomic(path, data, overwrite=True, what="graphc.render", error=RenderError)
     return path
