@@ -12,6 +12,7 @@ import numpy as np
 from ..ops import composite as C
 from ..ops import elementwise as E
 from ..ops import nn as _nn
+from ..ops._rules import one_axis
 from ._util import floating
 
 __all__ = ["sigmoid", "relu", "leaky_relu", "elu", "softplus", "maxout", "tanh"]
@@ -92,7 +93,7 @@ def maxout(x, pieces, axis=-1):
     from ..errors import ShapeError
     x = floating(x)
     shape = tuple(np.shape(x)) if not hasattr(x, "aval") else x.shape
-    axis = axis % len(shape)
+    axis = one_axis(axis, len(shape))
     if shape[axis] % pieces:
         raise ShapeError(f"maxout: axis {axis} has {shape[axis]} features, not a multiple of "
                          f"pieces={pieces}")
