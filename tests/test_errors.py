@@ -26,7 +26,8 @@ BUILTIN = {"ControlFlowError": TypeError, "InPlaceError": TypeError,
            "GraphcIndexError": IndexError, "GradError": (TypeError, ValueError),
            "EscapedTracerError": TypeError, "SignatureError": TypeError,
            "NonFiniteError": ValueError, "ExportError": ValueError,
-           "RenderError": RuntimeError, "OptionError": ValueError}
+           "RenderError": RuntimeError, "OptionError": ValueError,
+           "AxisError": (ValueError, IndexError, np.exceptions.AxisError)}
 
 
 @pytest.mark.parametrize("case", catalogue.CASES, ids=lambda c: c.id)

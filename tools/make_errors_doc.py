@@ -361,6 +361,16 @@ CASES = [
          graphc.render(lambda x: x * 2.0, 1.0, path="f.jpg")
          """, "graphc.render(",
          "Use `.svg`, `.png`, `.pdf`, `.dot` or `.gv`.", expect=("format",)),
+    Case("axis-range", "AxisError", "An axis out of range",
+         "An `axis` must name an existing dimension, as NumPy requires: graphc never wraps it "
+         "around. The error is also NumPy's `numpy.exceptions.AxisError`.",
+         """
+         def f(x):
+             return graphc.nn.softmax(x, axis=1).sum()
+         graphc.trace(f, np.ones(3))
+         """, "graphc.nn.softmax(x, axis=1)",
+         "Use an axis in `range(-x.ndim, x.ndim)` (here 0 or -1).",
+         expect=("axis 1", "dimension 1")),
 ]
 
 # Base classes: documented, but raised only through their subclasses.
