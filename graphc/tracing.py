@@ -453,8 +453,9 @@ def _global_rng_state():
 
 
 def _rng_state(rng):
-    bg = rng.bit_generator if isinstance(rng, np.random.Generator) else rng._bit_generator
-    return _frozen(bg.state)
+    if isinstance(rng, np.random.Generator):
+        return _frozen(rng.bit_generator.state)
+    return _frozen(rng.get_state(legacy=False))     # a RandomState: its cached gauss too
 
 
 def _frozen(v):
@@ -525,6 +526,6 @@ def _code_where(code):
 
 def _user_stacklevel():
     frame, level = sys._getframe(1), 1
-    while frame is not None and errors._is_internal(frame.f_code.co_filename):
+    while frame is not None and not _user_code(frame.f_code):
         frame, level = frame.f_back, level + 1
     return level
