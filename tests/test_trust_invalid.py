@@ -58,6 +58,8 @@ INVALID = [
     # floats and bools where NumPy wants an int
     ("concatenate-axis-bool", A1, lambda a: np.concatenate([a, a], axis=True)),
     ("concatenate-axis-float", A1, lambda a: np.concatenate([a, a], axis=0.0)),
+    ("stack-axis-None", A1, lambda a: np.stack([a, a], axis=None)),
+    ("swapaxes-None", A2, lambda a: np.swapaxes(a, 0, None)),
     ("stack-axis-float", A1, lambda a: np.stack([a, a], axis=1.0)),
     ("expand_dims-float", A1, lambda a: np.expand_dims(a, 0.0)),
     ("swapaxes-float", A2, lambda a: np.swapaxes(a, 0, 1.0)),
@@ -70,6 +72,7 @@ INVALID = [
     ("sum-axis-bool", A2, lambda a: np.sum(a, axis=True)),
     ("max-axis-float", A2, lambda a: a.max(axis=1.0)),
     ("squeeze-float", A2[None], lambda a: np.squeeze(a, 0.0)),
+    ("tensordot-size-mismatch", A2, lambda a: np.tensordot(a, a, axes=1)),
     ("tensordot-axes-float", A2, lambda a: np.tensordot(a, a, axes=1.0)),
     ("slice-stop-float", A1, lambda a: a[:1.0]),
     ("slice-step-float", A1, lambda a: a[::2.0]),
@@ -153,8 +156,10 @@ VALID = [
     ("sum-axis-neg", A2, lambda a: np.sum(a, axis=(-1, 0))),
     ("tensordot-1", A2, lambda a: np.tensordot(a, a.T, axes=1)),
     ("tensordot-lists", A2, lambda a: np.tensordot(a, a, axes=([0, 1], [0, 1]))),
+    ("tensordot-negative-is-outer", A2, lambda a: np.tensordot(a, a, axes=-1)),
     ("broadcast_to-np-int", A1, lambda a: np.broadcast_to(a, (np.int64(2), 3))),
     ("squeeze-neg", A2[None], lambda a: np.squeeze(a, -3)),
+    ("sum-axis-0d-array", A2, lambda a: np.sum(a, axis=np.array(1))),
 ]
 
 

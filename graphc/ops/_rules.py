@@ -1,6 +1,8 @@
 """Shape and dtype rules shared by primitive records."""
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..errors import AxisError, ShapeError, UnsupportedError
@@ -67,10 +69,13 @@ def _static_int(a, what, expected="a static int or tuple of ints", hint=None):
     # bool is an int to Python but not an axis or a size to NumPy (TypeError there too).
     if hasattr(a, "aval"):
         a.__index__()     # a traced value: the control-flow error, which says why
-    if not isinstance(a, (int, np.integer)) or isinstance(a, (bool, np.bool_)):
-        raise UnsupportedError(f"{what} must be {expected}, got {a!r}",
-                               hint=hint or f"pass a Python int as {what}, e.g. 0 or -1")
-    return int(a)
+    try:
+        if isinstance(a, (bool, np.bool_)):
+            raise TypeError
+        return int(operator.index(a))   # what NumPy accepts: ints, NumPy ints, 0-d int arrays
+    except TypeError:
+        raise UnsupportedError(f"{what} must be {expected}, got {a!r:.60}",
+                               hint=hint or f"pass a Python int as {what}, e.g. 0 or -1") from None
 
 
 def one_axis(axis, ndim, what="axis"):

@@ -6,11 +6,9 @@ than ``div_3 = ...``.
 """
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 
-from ..errors import AxisError, ShapeError, UnsupportedError
+from ..errors import ShapeError, UnsupportedError
 from . import elementwise as ew
 from .index import getitem
 from .reduce import max as reduce_max, min as reduce_min, sum as reduce_sum
@@ -196,10 +194,7 @@ def tensordot(a, b, axes=2):
         ax_b = list(ax_b) if isinstance(ax_b, (tuple, list)) else [ax_b]
     else:
         n = _static_int(axes, "tensordot axes")
-        if not 0 <= n <= builtins.min(nda, ndb):
-            raise AxisError(f"tensordot: axes={n} sums over more axes than the arrays have "
-                            f"(dimensions {nda} and {ndb})", axis=n, ndim=builtins.min(nda, ndb))
-        ax_a, ax_b = list(range(nda - n, nda)), list(range(n))
+        ax_a, ax_b = list(range(-n, 0)), list(range(0, n))     # NumPy's rule (n < 0: none)
     if len(ax_a) != len(ax_b):
         raise ShapeError(f"tensordot: {len(ax_a)} axes of the first array and {len(ax_b)} of the "
                          "second: shape-mismatch for sum")
