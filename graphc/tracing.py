@@ -498,7 +498,7 @@ class RandomWatch:
         global_drawn = _global_rng_state() != self.global_state
         if drawn is None and not global_drawn:
             return
-        if drawn is None and threading.active_count() > 1:
+        if drawn is None and _other_threads_running():
             # np.random's global state is shared by all threads: another one may have drawn
             import warnings
             warnings.warn(_random_message("np.random's global state changed", top_code) +
@@ -511,6 +511,12 @@ class RandomWatch:
             hint="for dropout use graphc.nn.dropout(x, rate, key) with a key that changes per "
                  "step (np.int64(step)); draw other random arrays outside the traced function "
                  "and pass them in as arguments")
+
+
+def _other_threads_running() -> bool:
+    """Another non-daemon thread is alive (daemon helpers, e.g. Jupyter's, do not count)."""
+    me = threading.current_thread()
+    return any(t is not me and not t.daemon and t.is_alive() for t in threading.enumerate())
 
 
 def _random_message(what, top_code):

@@ -242,7 +242,9 @@ def seeded_local_noise(x):
 @pytest.mark.parametrize("fn", [numpy_dropout, generator_dropout, Model().loss],
                          ids=["np.random", "module-generator", "attribute-generator"])
 @pytest.mark.parametrize("how", ["trace", "compile", "grad"])
-def test_np_random_in_traced_function_is_refused(how, fn):
+def test_np_random_in_traced_function_is_refused(how, fn, monkeypatch):
+    # only this thread runs (a daemon thread, like Jupyter's, does not count)
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.current_thread()])
     run = {"trace": lambda: graphc.trace(fn, np.ones(4)),
            "compile": lambda: graphc.compile(fn)(np.ones(4)),
            "grad": lambda: graphc.grad(fn)(np.ones(4))}[how]
@@ -287,3 +289,16 @@ def test_np_random_with_other_threads_alive_warns():
         stop.set()
         worker.join()
     assert record[0].filename == __file__
+
+
+def test_np_random_with_a_daemon_thread_alive_is_refused():
+    # Jupyter's kernel runs daemon threads: they do not draw from np.random
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, daemon=True)
+    worker.start()
+    try:
+        with pytest.raises(UnsupportedError, match="frozen"):
+            graphc.trace(numpy_dropout, np.ones(4))
+    finally:
+        stop.set()
+        worker.join()
