@@ -371,6 +371,20 @@ CASES = [
          """, "graphc.nn.softmax(x, axis=1)",
          "Use an axis in `range(-x.ndim, x.ndim)` (here 0 or -1).",
          expect=("axis 1", "dimension 1")),
+    Case("np-random", "UnsupportedError", "`np.random` inside a traced function",
+         "Random numbers drawn while graphc traces would become constants of the compiled "
+         "function: every call would reuse them (one dropout mask forever). graphc refuses "
+         "draws from `np.random` and from generators that outlive the call.",
+         """
+         def loss(w, x):
+             h = np.tanh(x @ w)
+             mask = np.random.rand(*h.shape) > 0.5
+             return np.sum(h * mask)
+         graphc.grad(loss)(np.ones((3, 2)), np.ones((4, 3)))
+         """, "def loss(w, x):",
+         "Use `graphc.nn.dropout(h, rate, key)` with a key that changes per step "
+         "(`np.int64(step)`); draw other random arrays outside and pass them in.",
+         expect=("frozen", "graphc.nn.dropout")),
 ]
 
 # Base classes: documented, but raised only through their subclasses.
