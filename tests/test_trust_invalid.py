@@ -86,6 +86,8 @@ INVALID = [
     ("bool-mask-second-axis", A2, lambda a: a[:, np.array([True, False])]),
     ("slice-step-0", A1, lambda a: a[::0]),
     ("index-out-of-range", A1, lambda a: a[3]),
+    ("astype-float", A1, lambda a: a.astype(3.0)),
+    ("sum-dtype-unknown", A1, lambda a: np.sum(a, dtype="foo")),
     # other shape mistakes
     ("concatenate-0d", A1, lambda a: np.concatenate([a[0], a[1]])),
     ("reshape-two-unknown", A2, lambda a: a.reshape(-1, -2)),

@@ -56,7 +56,11 @@ def mean(x, axis=None, keepdims=False, dtype=None):
 
 
 def astype(x, dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as e:           # NumPy's error, with the user's line and a hint
+        raise UnsupportedError(f"{e}", hint="pass a NumPy dtype: np.float32, 'float64', int") \
+            from None
     if getattr(x, "dtype", None) == dtype and not getattr(getattr(x, "aval", None), "weak", False):
         return x
     return ew.astype(x, dtype=dtype)
