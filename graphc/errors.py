@@ -213,3 +213,28 @@ class IntegerOverflowError(GraphcError, OverflowError):
     """
 
     default_hint = "pass the number as a float (e.g. float(n)) or keep it within int64"
+
+
+from numpy.exceptions import AxisError as _NumpyAxisError  # noqa: E402  (numpy >= 1.25)
+
+
+class AxisError(ShapeError, _NumpyAxisError):
+    """An ``axis`` out of range for the array's number of dimensions.
+
+    Also NumPy's ``numpy.exceptions.AxisError`` (so a ``ValueError`` and an
+    ``IndexError``), which NumPy raises for the same mistake: code that
+    catches NumPy's error keeps working.
+    """
+
+    default_hint = ("axes count from 0 to ndim - 1 (negative ones from -ndim to -1); "
+                    "check the array's x.ndim")
+
+    def __init__(self, message, *, axis=None, ndim=None, **kwargs):
+        super().__init__(message, **kwargs)
+        # NumPy's AxisError.__init__ does not set ``args``; keep the full text there
+        # (pickling, logging) and expose the axis and ndim as NumPy does.
+        self.args = (self._msg,)
+        self.axis, self.ndim = axis, ndim
+
+    def __str__(self):
+        return self._msg

@@ -159,11 +159,49 @@ def parse_index(key):
     return tuple(spec), arrays
 
 
+def _check_index(x, key):
+    """Raise what NumPy raises for ``x[key]`` (float slice bounds, a boolean mask of the
+    wrong length, a constant index out of range ...), as the matching graphc error.
+
+    NumPy itself judges the index, on a zero-stride stand-in of ``x``'s shape with
+    zero integer arrays in place of traced indices; traced parts it cannot judge
+    (a traced slice bound, a boolean tracer) are left to :func:`parse_index`.
+    """
+    from .errors import GraphcError, IndexError_, ShapeError
+    from .tracing import Tracer
+    items = []
+    for k in key if isinstance(key, tuple) else (key,):
+        if isinstance(k, Tracer):
+            if k.dtype.kind not in "iu":
+                return
+            k = np.zeros(k.shape, np.intp)
+        elif isinstance(k, slice) and any(isinstance(p, Tracer) for p in (k.start, k.stop, k.step)):
+            return
+        elif isinstance(k, (list, tuple)) and any(isinstance(p, Tracer) for p in k):
+            return
+        items.append(k)
+    stand_in = np.broadcast_to(np.zeros((), np.int8), x.shape)
+    text = f"index into {x.aval.short()}"
+    try:
+        stand_in[tuple(items)]
+    except GraphcError:
+        return
+    except IndexError as e:
+        raise IndexError_(f"{text}: {e}") from None
+    except TypeError as e:
+        raise UnsupportedError(f"{text}: {e}",
+                               hint="indices and slice bounds are ints: write int(i) "
+                                    "(or i // k, not i / k)") from None
+    except ValueError as e:
+        raise ShapeError(f"{text}: {e}", hint="check the index against x.shape") from None
+
+
 def _int_or_none(v):
     return None if v is None else int(v)
 
 
 def _getitem(self, key):
+    _check_index(self, key)
     spec, arrays = parse_index(key)
     if spec == (("ellipsis",),) or spec == ():
         return self

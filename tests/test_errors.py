@@ -28,7 +28,8 @@ BUILTIN = {"ControlFlowError": TypeError, "InPlaceError": TypeError,
            "NonFiniteError": ValueError, "ExportError": ValueError,
            "RenderError": RuntimeError, "OptionError": ValueError,
            "UnsupportedAttributeError": (TypeError, AttributeError),
-           "IntegerOverflowError": OverflowError}
+           "IntegerOverflowError": OverflowError,
+           "AxisError": (ValueError, IndexError, np.exceptions.AxisError)}
 
 
 @pytest.mark.parametrize("case", catalogue.CASES, ids=lambda c: c.id)

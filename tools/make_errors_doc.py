@@ -404,6 +404,30 @@ CASES = [
          """, "counts * 2 ** 70",
          "Pass the number as a float, `float(n)`, or keep it within int64.",
          expect=("int64",)),
+    Case("axis-range", "AxisError", "An axis out of range",
+         "An `axis` must name an existing dimension, as NumPy requires: graphc never wraps it "
+         "around. The error is also NumPy's `numpy.exceptions.AxisError`.",
+         """
+         def f(x):
+             return graphc.nn.softmax(x, axis=1).sum()
+         graphc.trace(f, np.ones(3))
+         """, "graphc.nn.softmax(x, axis=1)",
+         "Use an axis in `range(-x.ndim, x.ndim)` (here 0 or -1).",
+         expect=("axis 1", "dimension 1")),
+    Case("np-random", "UnsupportedError", "`np.random` inside a traced function",
+         "Random numbers drawn while graphc traces would become constants of the compiled "
+         "function: every call would reuse them (one dropout mask forever). graphc refuses "
+         "draws from `np.random` and from generators that outlive the call.",
+         """
+         def loss(w, x):
+             h = np.tanh(x @ w)
+             mask = np.random.rand(*h.shape) > 0.5
+             return np.sum(h * mask)
+         graphc.grad(loss)(np.ones((3, 2)), np.ones((4, 3)))
+         """, "def loss(w, x):",
+         "Use `graphc.nn.dropout(h, rate, key)` with a key that changes per step "
+         "(`np.int64(step)`); draw other random arrays outside and pass them in.",
+         expect=("frozen", "graphc.nn.dropout")),
 ]
 
 # Base classes: documented, but raised only through their subclasses.

@@ -12,6 +12,7 @@ import numpy as np
 from ..ops import composite as C
 from ..ops import elementwise as E
 from ..ops import nn as _nn
+from ..ops._rules import one_axis
 from ._util import floating
 
 __all__ = ["sigmoid", "relu", "leaky_relu", "elu", "softplus", "maxout", "tanh"]
@@ -90,7 +91,6 @@ def maxout(x, pieces, axis=-1):
     array([[5., 2.]])
     """
     from ..errors import ShapeError
-    from ..ops._rules import norm_axis
     from ._util import single
     x = floating(x)
     shape = tuple(np.shape(x)) if not hasattr(x, "aval") else x.shape
@@ -98,10 +98,7 @@ def maxout(x, pieces, axis=-1):
     if pieces < 1:
         raise ShapeError(f"maxout: pieces must be >= 1, got pieces={pieces}",
                          hint="pieces is the number of inputs per output feature, e.g. 2")
-    if not shape or isinstance(axis, (tuple, list)):
-        raise ShapeError(f"maxout needs an array with at least one axis and one int axis, got "
-                         f"shape {shape} and axis={axis!r}")
-    (axis,) = norm_axis(axis, len(shape))
+    axis = one_axis(axis, len(shape))
     if shape[axis] % pieces:
         raise ShapeError(f"maxout: axis {axis} has {shape[axis]} features, not a multiple of "
                          f"pieces={pieces}")

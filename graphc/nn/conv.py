@@ -18,6 +18,7 @@ from ..ops import composite as C
 from ..ops import elementwise as E
 from ..ops import nn as P
 from ..ops import shape as S
+from ..ops._rules import one_axis
 from ._util import floating, pair, single
 
 __all__ = ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
@@ -256,6 +257,6 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0):
 def flatten(x, start_axis=1):
     """Merge all axes from ``start_axis`` on: ``(N, C, H, W) -> (N, C·H·W)``."""
     xs = tuple(_shape(x))
-    start_axis = start_axis % max(len(xs), 1)
+    start_axis = one_axis(start_axis, len(xs), "start_axis")
     size = int(np.prod(xs[start_axis:], dtype=np.int64))
     return C.hint(C.do_reshape(x, xs[:start_axis] + (size,)), "flat")

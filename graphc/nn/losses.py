@@ -6,6 +6,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..ops import composite as C
 from ..ops import elementwise as E
+from ..ops._rules import one_axis
 from ..ops.nn import log_softmax as _log_softmax, stop_gradient
 from ._util import floating
 from .activations import softplus
@@ -27,7 +28,7 @@ def log_softmax(x, axis=-1):
     array([-10000.,      0.])
     """
     x = floating(x)
-    return C.hint(_log_softmax(x, axis=axis % len(_shape(x))), "logp")
+    return C.hint(_log_softmax(x, axis=one_axis(axis, len(_shape(x)))), "logp")
 
 
 def softmax(x, axis=-1):

@@ -1,9 +1,11 @@
 """Shape and dtype rules shared by primitive records."""
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
+from ..errors import AxisError, ShapeError, UnsupportedError
 from ..primitive import Aval
 
 
@@ -53,16 +55,52 @@ def norm_axis(axis, ndim, what="axis"):
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
-        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
-            raise UnsupportedError(f"{what} must be a static int or tuple of ints, got {a!r}")
+        a = _static_int(a, what)
         # NumPy accepts axis 0 and -1 on a 0-d array.
-        if not (-ndim <= a < ndim or (ndim == 0 and a in (0, -1))):
-            raise ShapeError(f"{what} {a} is out of bounds for an array of dimension {ndim}")
-        if ndim:  # on a 0-d array there is no axis to reduce: normalize to ()
-            out.append(int(a) % ndim)
+        if ndim == 0 and a in (0, -1):
+            continue   # on a 0-d array there is no axis to reduce: normalize to ()
+        out.append(one_axis(a, ndim, what))
     if len(set(out)) != len(out):
         raise ShapeError(f"repeated {what} in {axis!r}")
     return tuple(sorted(out))
+
+
+def _static_int(a, what, expected="a static int or tuple of ints", hint=None):
+    # bool is an int to Python but not an axis or a size to NumPy (TypeError there too).
+    if hasattr(a, "aval"):
+        a.__index__()     # a traced value: the control-flow error, which says why
+    try:
+        if isinstance(a, (bool, np.bool_)):
+            raise TypeError
+        return int(operator.index(a))   # what NumPy accepts: ints, NumPy ints, 0-d int arrays
+    except TypeError:
+        raise UnsupportedError(f"{what} must be {expected}, got {a!r:.60}",
+                               hint=hint or f"pass a Python int as {what}, e.g. 0 or -1") from None
+
+
+def one_axis(axis, ndim, what="axis"):
+    """One ``axis`` (an int in ``[-ndim, ndim)``) as a non-negative int, or NumPy's AxisError.
+
+    Never wraps around with ``%``: ``axis=3`` on a 1-d array is a mistake NumPy
+    reports, not axis 0.
+    """
+    a = _static_int(axis, what)
+    if not -ndim <= a < ndim:
+        raise AxisError(f"{what} {a} is out of bounds for an array of dimension {ndim}",
+                        axis=a, ndim=ndim)
+    return a % ndim
+
+
+def shape_ints(shape, what="shape"):
+    """A shape (an int or a sequence of ints) as a tuple of Python ints.
+
+    Floats and bools are a ``TypeError`` in NumPy (``a.reshape(3.0)``) and here;
+    ``int()`` also strips int subclasses, so only plain ints reach generated code.
+    """
+    dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+    return tuple(_static_int(d, f"{what}: each size", "an int",
+                             hint="sizes are ints: write int(n) (or n // k, not n / k)")
+                 for d in dims)
 
 
 def size_flops(out, *ins, **params):

@@ -13,7 +13,7 @@ from . import elementwise as ew
 from .index import getitem
 from .reduce import max as reduce_max, min as reduce_min, sum as reduce_sum
 from .shape import broadcast_to, concatenate, reshape, transpose
-from ._rules import norm_axis
+from ._rules import _static_int, norm_axis, one_axis, shape_ints
 
 
 def hint(x, name):
@@ -56,7 +56,11 @@ def mean(x, axis=None, keepdims=False, dtype=None):
 
 
 def astype(x, dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as e:           # NumPy's error, with the user's line and a hint
+        raise UnsupportedError(f"{e}", hint="pass a NumPy dtype: np.float32, 'float64', int") \
+            from None
     if getattr(x, "dtype", None) == dtype and not getattr(getattr(x, "aval", None), "weak", False):
         return x
     return ew.astype(x, dtype=dtype)
@@ -77,15 +81,17 @@ def clip(x, a_min=None, a_max=None):
 def do_reshape(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    shape = tuple(int(s) for s in shape)
+    shape = shape_ints(shape, "reshape")
     size = int(np.prod(_shape(x), dtype=np.int64))
-    if shape.count(-1) > 1:
+    # NumPy takes any negative size (not only -1) as the one unknown dimension.
+    unknown = [i for i, s in enumerate(shape) if s < 0]
+    if len(unknown) > 1:
         raise ShapeError(f"can only specify one unknown dimension in reshape {shape}")
-    if -1 in shape:
-        known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+    if unknown:
+        known = int(np.prod([s for s in shape if s >= 0], dtype=np.int64))
         if known == 0 or size % known:
             raise ShapeError(f"cannot reshape an array of {size} elements into shape {shape}")
-        shape = tuple(size // known if s == -1 else s for s in shape)
+        shape = tuple(size // known if s < 0 else s for s in shape)
     if shape == tuple(_shape(x)):
         return x
     return reshape(x, shape=shape)
@@ -97,7 +103,14 @@ def do_transpose(x, *axes):
     nd = _ndim(x)
     if not axes or axes == (None,):
         axes = tuple(reversed(range(nd)))
-    axes = tuple(int(a) % nd for a in axes)
+    # The checks NumPy makes, in its order: never wrap an axis around with %.
+    if len(axes) != nd:
+        raise ShapeError(f"transpose: axes {tuple(axes)} don't match an array of dimension {nd}",
+                         hint="give one axis per dimension, e.g. x.transpose(1, 0) for 2-d x")
+    axes = tuple(one_axis(a, nd) for a in axes)
+    if len(set(axes)) != nd:
+        raise ShapeError(f"repeated axis in transpose {axes}",
+                         hint="each axis appears once: a permutation of range(x.ndim)")
     if axes == tuple(range(nd)):
         return x
     return transpose(x, axes=axes)
@@ -105,15 +118,18 @@ def do_transpose(x, *axes):
 
 def swapaxes(x, a, b):
     nd = _ndim(x)
+    a, b = one_axis(a, nd, "axis1"), one_axis(b, nd, "axis2")
     axes = list(range(nd))
-    axes[a % nd], axes[b % nd] = axes[b % nd], axes[a % nd]
+    axes[a], axes[b] = axes[b], axes[a]
     return do_transpose(x, tuple(axes))
 
 
 def expand_dims(x, axis):
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     nd = _ndim(x) + len(axes)
-    axes = sorted(a % nd for a in axes)
+    if axis is None:
+        _static_int(axis, "axis")     # NumPy: TypeError
+    axes = norm_axis(axes, nd)        # out of range or repeated: NumPy's errors
     shape = list(_shape(x))
     for a in axes:
         shape.insert(a, 1)
@@ -137,7 +153,7 @@ def stack(xs, axis=0):
     if not xs:
         raise ShapeError("need at least one array to stack")
     nd = _ndim(xs[0]) + 1
-    axis = axis % nd
+    axis = one_axis(axis, nd)
     return hint(concatenate(*[expand_dims(x, axis) for x in xs], axis=axis), "stack")
 
 
@@ -147,14 +163,17 @@ def do_concatenate(xs, axis=0):
         xs, axis = [do_reshape(x, -1) for x in xs], 0
     if not xs:
         raise ShapeError("need at least one array to concatenate")
-    axis = axis % _ndim(xs[0])
+    if _ndim(xs[0]) == 0:
+        raise ShapeError("zero-dimensional arrays cannot be concatenated",
+                         hint="np.stack([...]) makes a new axis; x[None] makes a 1-d array")
+    axis = one_axis(axis, _ndim(xs[0]))
     if len(xs) == 1:
         return xs[0]
     return concatenate(*xs, axis=axis)
 
 
 def do_broadcast_to(x, shape):
-    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    shape = shape_ints(shape, "broadcast_to shape")
     if tuple(_shape(x)) == shape:
         return x
     return broadcast_to(x, shape=shape)
@@ -170,15 +189,23 @@ def dot(a, b):
 
 
 def tensordot(a, b, axes=2):
-    if isinstance(axes, int):
-        ax_a = list(range(_ndim(a) - axes, _ndim(a)))
-        ax_b = list(range(axes))
-    else:
+    nda, ndb = _ndim(a), _ndim(b)
+    if isinstance(axes, (tuple, list)):
+        if len(axes) != 2:
+            raise ShapeError(f"tensordot: axes must be an int or a pair of axis lists, got {axes!r}")
         ax_a, ax_b = axes
-        ax_a = [ax_a] if isinstance(ax_a, int) else list(ax_a)
-        ax_b = [ax_b] if isinstance(ax_b, int) else list(ax_b)
-    ax_a = [x % _ndim(a) for x in ax_a]
-    ax_b = [x % _ndim(b) for x in ax_b]
+        ax_a = list(ax_a) if isinstance(ax_a, (tuple, list)) else [ax_a]
+        ax_b = list(ax_b) if isinstance(ax_b, (tuple, list)) else [ax_b]
+    else:
+        n = _static_int(axes, "tensordot axes")
+        ax_a, ax_b = list(range(-n, 0)), list(range(0, n))     # NumPy's rule (n < 0: none)
+    if len(ax_a) != len(ax_b):
+        raise ShapeError(f"tensordot: {len(ax_a)} axes of the first array and {len(ax_b)} of the "
+                         "second: shape-mismatch for sum")
+    ax_a = [one_axis(x, nda) for x in ax_a]
+    ax_b = [one_axis(x, ndb) for x in ax_b]
+    if len(set(ax_a)) != len(ax_a) or len(set(ax_b)) != len(ax_b):
+        raise ShapeError(f"tensordot: repeated axis in axes {axes!r}")
     free_a = [i for i in range(_ndim(a)) if i not in ax_a]
     free_b = [i for i in range(_ndim(b)) if i not in ax_b]
     sa, sb = _shape(a), _shape(b)
