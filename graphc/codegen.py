@@ -13,6 +13,7 @@ import linecache
 import os
 import re
 import tokenize
+import weakref
 
 import numpy as np
 
@@ -525,8 +526,17 @@ def exec_module(source: str, func_name: str, label: str):
     filename = f"<graphc:{label}#{_counter[0]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {"__name__": f"graphc_generated_{sanitize(label)}"}
-    exec(compile(source, filename, "exec"), namespace)
-    return namespace[func_name]
+    try:
+        exec(compile(source, filename, "exec"), namespace)
+        fn = namespace[func_name]
+    except BaseException:
+        linecache.cache.pop(filename, None)
+        raise
+    # The text stays in linecache (for tracebacks) exactly as long as the
+    # function's code object lives: a traceback holds its frames' code, so it
+    # keeps the lines it shows; a dropped compiled function leaves no entry.
+    weakref.finalize(fn.__code__, linecache.cache.pop, filename, None).atexit = False
+    return fn
 
 
 def compile_snippet(prim, params):
