@@ -125,7 +125,7 @@ class UnsupportedError(GraphcError, TypeError):
     """A NumPy function, argument or dtype that graphc does not support."""
 
     default_hint = ("write it with the NumPy functions and dtypes graphc supports "
-                    "(API.md section 1; docs/errors.md lists the common cases)")
+                    "(docs/ops.md lists them; docs/errors.md shows the common cases)")
 
 
 class ShapeError(GraphcError, ValueError):

@@ -104,7 +104,7 @@ def array_function(func, args, kwargs):
         mod = "np" + mod[len("numpy"):] if mod.startswith("numpy") else mod
         mod = "np" if mod.startswith("np._") or mod.startswith("np.core") else mod
         raise UnsupportedError(f"NumPy function {mod}.{func.__name__} is not supported by graphc",
-                               hint="write it with supported functions (see API.md section 1) "
+                               hint="write it with supported functions (docs/ops.md lists them) "
                                     "or open an issue asking for it")
     try:
         return fn(*args, **kwargs)

@@ -342,7 +342,7 @@ class Tracer:
             f"a traced value ({self._desc()}) was converted to a concrete NumPy array; "
             "this happens in NumPy functions graphc does not support, np.asarray(), "
             "or when indexing a NumPy array with a traced index",
-            hint="use the NumPy functions graphc supports (API.md section 1); to index a NumPy "
+            hint="use the NumPy functions graphc supports (docs/ops.md); to index a NumPy "
                  "array with a traced index, pass the array as an argument so table[idx] is traced")
 
     def __setitem__(self, key, value):

@@ -140,3 +140,34 @@ def test_live_function_keeps_its_lines_and_so_does_a_kept_traceback():
     del info, tb, text
     gc.collect()
     assert name not in linecache.cache
+
+
+# --- hints cite docs/ (which users have), never API.md (which they do not) -----------
+def _string_literals(path):
+    import io
+    import tokenize
+    with open(path, encoding="utf-8") as fh:
+        for tok in tokenize.generate_tokens(io.StringIO(fh.read()).readline):
+            if tok.type == tokenize.STRING:
+                yield tok.start[0], tok.string
+
+
+def test_no_message_cites_api_md():
+    cited = [f"{p.relative_to(ROOT)}:{line}"
+             for folder in ("graphc", "tools") for p in sorted((ROOT / folder).rglob("*.py"))
+             for line, text in _string_literals(p) if "API.md" in text]
+    cited += [f"{p.relative_to(ROOT)}" for p in sorted((ROOT / "docs").glob("*.md"))
+              if "API.md" in p.read_text(encoding="utf-8")]
+    assert cited == []
+    # The pages the hints cite instead exist.
+    hints = [text for p in sorted((ROOT / "graphc").rglob("*.py"))
+             for _, text in _string_literals(p)]
+    pages = set(re.findall(r"docs/(\w+\.md)", " ".join(hints)))
+    assert {"ops.md", "errors.md"} <= pages
+    assert all((ROOT / "docs" / page).is_file() for page in pages)
+
+
+def test_unsupported_function_hint_cites_the_op_reference():
+    with pytest.raises(graphc.errors.UnsupportedError) as info:
+        graphc.trace(lambda x: np.linalg.norm(x), np.ones(3))
+    assert "docs/ops.md" in str(info.value) and "API.md" not in str(info.value)

@@ -105,7 +105,8 @@ CASES = [
          """, "np.exp(x, out=y)",
          "Assign the result: `y = np.exp(x)`.", expect=("out=",)),
     Case("unsupported-function", "UnsupportedError", "A NumPy function graphc does not support",
-         "Only the functions of API.md section 1 are traced; the message names the one used.",
+         "Only the functions of the [op reference](ops.md) are traced; the message names "
+         "the one used.",
          """
          def f(x):
              return np.linalg.norm(x)
