@@ -102,7 +102,7 @@ def _graphc_lines():
 def test_fresh_grad_objects_leave_no_linecache_entries():
     gc.collect()
     before = _graphc_lines()
-    for _ in range(2000):
+    for _ in range(1000):
         df = graphc.grad(lambda x: np.sum(np.sin(x) * x))
         df(X)
         del df
@@ -171,3 +171,182 @@ def test_unsupported_function_hint_cites_the_op_reference():
     with pytest.raises(graphc.errors.UnsupportedError) as info:
         graphc.trace(lambda x: np.linalg.norm(x), np.ones(3))
     assert "docs/ops.md" in str(info.value) and "API.md" not in str(info.value)
+
+
+# --- the command line: errors in the user's file ---------------------------------------
+from graphc import cli  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "autodiff_trace.py"
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_cli_syntax_error_names_file_line_and_caret(tmp_path, capsys):
+    path = _write(tmp_path, "broken.py", """\
+        import numpy as np
+        def f(x)
+            return x
+        """)
+    assert cli.main(["trace", f"{path}:f"]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: SyntaxError" in err
+    lines = err.splitlines()
+    assert lines[1].strip() == "def f(x)" and lines[2].strip() == "^"
+    assert "Traceback" not in err and "importlib" not in err
+
+
+def test_cli_sys_exit_at_import_is_reported(tmp_path, capsys):
+    path = _write(tmp_path, "script.py", """\
+        import sys
+        sys.exit("usage: script.py N")
+        def f(x):
+            return x
+        """)
+    assert cli.main(["trace", f"{path}:f"]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: " in err and "sys.exit('usage: script.py N')" in err
+    assert 'if __name__ == "__main__":' in err and "Traceback" not in err
+
+
+def test_cli_exception_at_import_names_the_users_frames(tmp_path, capsys):
+    path = _write(tmp_path, "fails.py", """\
+        import numpy as np
+        def helper():
+            return np.zeros(2)[5]
+        helper()
+        def f(x):
+            return x
+        """)
+    assert cli.main(["trace", f"{path}:f", "--arg", "x=1.0"]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:3: IndexError" in err and "np.zeros(2)[5]" in err
+    assert f"called from {path}:4" in err and "helper()" in err
+    assert "Traceback" not in err and "importlib" not in err
+    assert not any(name.startswith("_graphc_cli_fails") for name in list(__import__("sys").modules))
+
+
+# --- usage errors: exit 2 with the command's usage line ---------------------------------
+@pytest.mark.parametrize("argv, needle", [
+    (["trace", f"{EXAMPLE}:nope"], "no function 'nope'"),
+    (["trace", str(EXAMPLE)], "FILE.py:FUNC"),
+    (["trace", f"{EXAMPLE}:f", "--arg", "w1=abc"], "cannot read"),
+    (["trace", f"{EXAMPLE}:f", "--grad", "--argnums", "5"], "--argnums 5: 5 is out of range"),
+    (["source", f"{EXAMPLE}:f", "--grad", "--argnums", "0,-3"], "-3 is out of range"),
+    (["check", f"{EXAMPLE}:f", "--argnums", "2"], "2 is out of range"),
+    (["render", f"{EXAMPLE}:f", "--grad", "--argnums", "7", "-o", "x.dot"], "7 is out of range"),
+])
+def test_cli_usage_errors_print_usage_and_exit_2(argv, needle, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: graphc {argv[0]} ")
+    assert f"graphc {argv[0]}: error: " in err and needle in err and "Traceback" not in err
+
+
+# --- where: never the launcher, the runpy machinery or the test runner -------------------
+def test_cli_error_outside_user_code_names_no_foreign_frame(tmp_path, capsys):
+    out = tmp_path / "f.py"
+    out.write_text("# mine\n")
+    assert cli.main(["source", f"{EXAMPLE}:f", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "will not overwrite" in err
+    assert "test_trust_cli.py" not in err and "_pytest" not in err and "pluggy" not in err
+
+
+def _run_cli(tmp_path, *argv, launcher=True):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if launcher:   # what pip writes to bin/graphc
+        script = tmp_path / "graphc-launcher"
+        script.write_text("import re\nimport sys\nfrom graphc.cli import main\n"
+                          "if __name__ == '__main__':\n    sys.exit(main())\n")
+        cmd = [sys.executable, str(script)]
+    else:
+        cmd = [sys.executable, "-m", "graphc.cli"]
+    return subprocess.run(cmd + list(argv), capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)
+
+
+@pytest.mark.parametrize("launcher", [True, False], ids=["bin-script", "python-m"])
+def test_cli_messages_never_name_the_launcher(tmp_path, launcher):
+    user = _write(tmp_path, "model.py", """\
+        import numpy as np
+        def loss(x, w):
+            return np.sum(np.tanh(x * w) ** 2)
+        """)
+    out = tmp_path / "out.py"
+    out.write_text("# not graphc's\n")
+    r = _run_cli(tmp_path, "check", f"{user}:loss", "--arg", "x=i64[3]", "--arg", "w=0.5",
+                 "--argnums", "0", launcher=launcher)
+    assert r.returncode == 1 and "integer" in r.stderr, r.stderr
+    r2 = _run_cli(tmp_path, "source", f"{user}:loss", "--arg", "x=f64[3]", "--arg", "w=0.5",
+                  "-o", str(out), launcher=launcher)
+    assert r2.returncode == 1 and "will not overwrite" in r2.stderr, r2.stderr
+    for err in (r.stderr, r2.stderr):
+        assert "graphc-launcher" not in err and "runpy" not in err and "sys.exit(main())" not in err
+        assert "Traceback" not in err
+
+
+# --- hints speak flags ------------------------------------------------------------------
+def test_cli_hints_spell_flags(tmp_path, capsys):
+    out = tmp_path / "f.py"
+    out.write_text("# mine\n")
+    assert cli.main(["source", f"{EXAMPLE}:f", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "overwrite=True" not in err
+    assert cli.main(["source", f"{EXAMPLE}:f", "--grad", "--arg", "w1=i64[2]", "--argnums", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "out of --argnums" in err and "argnums=" not in err
+
+
+def test_cli_hint_translation_keeps_code_advice():
+    assert cli.cli_hint("pass overwrite=True to replace it") == "pass --overwrite to replace it"
+    assert cli.cli_hint("try argnums=(0, 1), or argnums=2") == "try --argnums 0,1, or --argnums 2"
+    assert cli.cli_hint("argnums counts from 0") == "--argnums counts from 0"
+    code = "write graphc.grad(inner, argnums=0)(y, x) instead"
+    assert cli.cli_hint(code) == code
+
+
+# --- --arg arrays: made in their dtype, absurd sizes refused before allocating ------------
+def test_arg_float32_is_not_made_in_float64_first():
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    try:
+        value = cli.parse_value("f32[1000,1000]", rng)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert value.dtype == np.float32 and value.shape == (1000, 1000)
+    assert peak < 1.5 * value.nbytes        # a float64 array first would be 3x
+
+
+@pytest.mark.parametrize("spec, dtype", [("f16[3,4]", np.float16), ("f64[5]", np.float64),
+                                         ("i32[4]", np.int32), ("i64[2,2]", np.int64),
+                                         ("bool[6]", np.bool_)])
+def test_arg_arrays_keep_their_dtype_and_range(spec, dtype):
+    value = cli.parse_value(spec, np.random.default_rng(0))
+    assert value.dtype == dtype
+    if np.dtype(dtype).kind in "iu":
+        assert value.min() >= 0 and value.max() <= 9
+
+
+def test_arg_absurd_size_is_a_usage_error(capsys):
+    with pytest.raises(cli.UsageError, match="2\\*\\*31"):
+        cli.parse_value("f32[100000,100000]", np.random.default_rng(0))
+    assert cli.main(["trace", f"{EXAMPLE}:f", "--arg", "w2=f32[100000,100000]"]) == 2
+    err = capsys.readouterr().err
+    assert "10,000,000,000 elements" in err and "Traceback" not in err
+
+
+def test_arg_larger_than_memory_is_a_usage_error(monkeypatch):
+    monkeypatch.setattr(cli, "_available_memory", lambda: 2 ** 20, raising=False)
+    with pytest.raises(cli.UsageError, match="GiB"):
+        cli.parse_value("f64[1000,1000]", np.random.default_rng(0))     # 8 MB > 1 MiB
+    assert cli.parse_value("f64[100]", np.random.default_rng(0)).shape == (100,)
