@@ -113,6 +113,10 @@ def _import_error_text(e: BaseException, file: pathlib.Path) -> str:
     # The user's frames of the traceback, innermost last (not importlib's, graphc's, NumPy's).
     frames = [fr for fr in traceback.extract_tb(e.__traceback__)
               if not errors._is_internal(fr.filename)]
+    # Raised in the standard library (argparse exits at import): point at the user's
+    # call, in FILE or a module beside it.
+    folder = os.path.join(str(file.resolve().parent), "")
+    frames = [fr for fr in frames if os.path.abspath(fr.filename).startswith(folder)] or frames
     where = errors.where_text(frames[-1].filename, frames[-1].lineno) if frames else str(file)
     if isinstance(e, SystemExit):
         what = (f"{file} called sys.exit({e.code!r}) while graphc imported it")

@@ -350,3 +350,17 @@ def test_arg_larger_than_memory_is_a_usage_error(monkeypatch):
     with pytest.raises(cli.UsageError, match="GiB"):
         cli.parse_value("f64[1000,1000]", np.random.default_rng(0))     # 8 MB > 1 MiB
     assert cli.parse_value("f64[100]", np.random.default_rng(0)).shape == (100,)
+
+
+def test_cli_exit_from_the_standard_library_names_the_users_call(tmp_path, capsys):
+    path = _write(tmp_path, "argv_script.py", """\
+        import argparse
+        parser = argparse.ArgumentParser()
+        args = parser.parse_args(["--bogus"])
+        def f(x):
+            return x
+        """)
+    assert cli.main(["trace", f"{path}:f", "--arg", "x=1.0"]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:3: " in err and "sys.exit(2)" in err and "parser.parse_args" in err
+    assert "argparse.py" not in err and "Traceback" not in err
