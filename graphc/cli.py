@@ -234,8 +234,8 @@ def _check_size(text, shape, dtype):
     nbytes = n * max(np.dtype(dtype).itemsize, 4 if dtype is np.float16 else 1)
     available = _available_memory()
     if available is not None and nbytes > available:
-        raise UsageError(f"{text.strip()!r} needs {nbytes / 2**30:.1f} GiB of memory, more than the "
-                         f"{available / 2**30:.1f} GiB available; give a smaller shape")
+        raise UsageError(f"{text.strip()!r} needs {nbytes / 2**30:.1f} GiB of memory, more than "
+                         f"the {available / 2**30:.1f} GiB available; give a smaller shape")
 
 
 def parse_args_option(items) -> list[tuple[str, object]]:
@@ -843,7 +843,8 @@ def _argnums_flag(m: re.Match) -> str:
 # advice about the user's code and stays.
 _CLI_SPELLINGS = [
     (re.compile(r"\boverwrite=True\b"), lambda m: "--overwrite", False),
-    (re.compile(r"(?<!-)\bargnums=(\(\s*-?\d+(?:\s*,\s*-?\d+)*\s*,?\s*\)|-?\d+)"), _argnums_flag, True),
+    (re.compile(r"(?<!-)\bargnums=(\(\s*-?\d+(?:\s*,\s*-?\d+)*\s*,?\s*\)|-?\d+)"),
+     _argnums_flag, True),
     (re.compile(r"(?<!-)\bargnums\b(?!=)"), lambda m: "--argnums", True),
 ]
 

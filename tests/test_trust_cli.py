@@ -300,7 +300,8 @@ def test_cli_hints_spell_flags(tmp_path, capsys):
     assert cli.main(["source", f"{EXAMPLE}:f", "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert "--overwrite" in err and "overwrite=True" not in err
-    assert cli.main(["source", f"{EXAMPLE}:f", "--grad", "--arg", "w1=i64[2]", "--argnums", "0"]) == 1
+    assert cli.main(["source", f"{EXAMPLE}:f", "--grad", "--arg", "w1=i64[2]",
+                     "--argnums", "0"]) == 1
     err = capsys.readouterr().err
     assert "out of --argnums" in err and "argnums=" not in err
 
