@@ -27,8 +27,9 @@ argument whose example value is floating (a Python float, a float array, or
 a dict / list / tuple of them); ``--argnums`` chooses instead.
 
 Exit status: 0 on success, 1 when graphc reports an error in the traced code
-(printed without a Python traceback) or ``graphc check`` finds a mismatch,
-2 for a usage error (bad flags, a missing input).
+or FILE.py fails to import (printed without a Python traceback, naming the
+file:line) or ``graphc check`` finds a mismatch, 2 for a usage error (bad
+flags, a missing input, an unknown function, an --argnums out of range).
 """
 from __future__ import annotations
 
