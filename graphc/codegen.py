@@ -526,12 +526,8 @@ def exec_module(source: str, func_name: str, label: str):
     filename = f"<graphc:{label}#{_counter[0]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {"__name__": f"graphc_generated_{sanitize(label)}"}
-    try:
-        exec(compile(source, filename, "exec"), namespace)
-        fn = namespace[func_name]
-    except BaseException:
-        linecache.cache.pop(filename, None)
-        raise
+    exec(compile(source, filename, "exec"), namespace)
+    fn = namespace[func_name]
     # The text stays in linecache (for tracebacks) exactly as long as the
     # function's code object lives: a traceback holds its frames' code, so it
     # keeps the lines it shows; a dropped compiled function leaves no entry.
