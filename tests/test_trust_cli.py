@@ -44,7 +44,8 @@ X = np.array([0.5, 1.0, 2.0])
     lambda: graphc.value_and_grad(plain_loss, argnums=1),
     lambda: graphc.compile(plain_loss),
     lambda: graphc.grad(plain_loss, check_finite=True, cache_size=3),
-], ids=["grad", "grad-argnums", "value_and_grad", "compile", "grad-options"])
+    lambda: graphc.value_and_grad(graphc.compile(plain_loss), argnums=(0, 1)),
+], ids=["grad", "grad-argnums", "value_and_grad", "compile", "grad-options", "nested"])
 def test_compiled_pickles_and_calls(make):
     compiled = make()
     expected = compiled(X, 0.7)      # fill its cache (and its lock) first
@@ -52,14 +53,19 @@ def test_compiled_pickles_and_calls(make):
     assert again is not compiled and type(again) is type(compiled)
     assert again._argnums == compiled._argnums and again.cache_size == compiled.cache_size
     assert again.check_finite == compiled.check_finite
-    got = again(X, 0.7)
-    for a, b in zip(np.atleast_1d(np.asarray(expected, dtype=object)),
-                    np.atleast_1d(np.asarray(got, dtype=object))):
-        np.testing.assert_array_equal(a, b)
+    _assert_same(again(X, 0.7), expected)
     assert again.source(X, 0.7) == compiled.source(X, 0.7)
     # The original still works after being pickled (its lock and cache untouched).
-    np.testing.assert_array_equal(np.asarray(compiled(X, 0.7), dtype=object).ravel()[0],
-                                  np.asarray(expected, dtype=object).ravel()[0])
+    _assert_same(compiled(X, 0.7), expected)
+
+
+def _assert_same(got, expected):
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and len(got) == len(expected)
+        for g, e in zip(got, expected):
+            _assert_same(g, e)
+    else:
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_decorated_module_level_function_pickles_by_reference():
