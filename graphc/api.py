@@ -9,6 +9,7 @@ import inspect
 import linecache
 import os
 import pathlib
+import sys
 import threading
 
 import numpy as np
@@ -521,6 +522,29 @@ class Compiled:
     def __repr__(self):
         return f"<graphc.{self._kind} of {_fn_name(self._fn)}>"
 
+    # --- pickling (multiprocessing, Dask): the function and options, not the cache ----
+    def __reduce_ex__(self, protocol):
+        # A decorated module-level function (@graphc.grad def f) is the module's
+        # attribute itself; its wrapped function cannot be pickled by reference
+        # (module.f is this object, not it), so pickle this object by reference.
+        ref = _global_name(self)
+        if ref is not None:
+            return _load_global, ref
+        return super().__reduce_ex__(protocol)
+
+    def __getstate__(self):
+        # The lock cannot be pickled, and the compiled code is rebuilt on demand.
+        state = dict(self.__dict__)
+        for name in ("_lock", "_cache", "_last"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache = {}
+        self._last = _NO_ENTRY
+        self._lock = threading.RLock()
+
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
 
@@ -664,6 +688,26 @@ class Compiled:
 
     def export_name(self):
         return codegen.sanitize(self.__name__)
+
+
+def _global_name(obj):
+    """``(module, qualname)`` when ``obj`` is importable under its wrapped function's name."""
+    fn = obj._fn
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        return None
+    found = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return (module, qualname) if found is obj else None
+
+
+def _load_global(module, qualname):
+    import importlib
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _renaming_call(fn, renamed):

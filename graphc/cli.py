@@ -27,8 +27,9 @@ argument whose example value is floating (a Python float, a float array, or
 a dict / list / tuple of them); ``--argnums`` chooses instead.
 
 Exit status: 0 on success, 1 when graphc reports an error in the traced code
-(printed without a Python traceback) or ``graphc check`` finds a mismatch,
-2 for a usage error (bad flags, a missing input).
+or FILE.py fails to import (printed without a Python traceback, naming the
+file:line) or ``graphc check`` finds a mismatch, 2 for a usage error (bad
+flags, a missing input, an unknown function, an --argnums out of range).
 """
 from __future__ import annotations
 
@@ -37,17 +38,20 @@ import contextlib
 import importlib.util
 import inspect
 import itertools
+import math
 import os
 import pathlib
 import re
 import shutil
 import stat
 import sys
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import graphc
+from graphc import errors
 
 from ._files import write_atomic
 
@@ -58,6 +62,10 @@ _PROG = "graphc"
 
 class UsageError(Exception):
     """A mistake on the command line: reported as ``graphc CMD: error: ...``, exit 2."""
+
+
+class ImportFailed(Exception):
+    """The user's FILE.py failed while graphc imported it: reported without a traceback, exit 1."""
 
 
 # --- loading FILE.py:FUNC ------------------------------------------------------------
@@ -81,10 +89,56 @@ def load_module(path):
     sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
+    except graphc.GraphcError:
+        sys.modules.pop(mod_name, None)
+        raise                     # graphc's own message already names the user's line
+    except (Exception, SystemExit) as e:   # KeyboardInterrupt: exit 130 as usual
+        sys.modules.pop(mod_name, None)
+        raise ImportFailed(_import_error_text(e, file)) from None
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
     return module
+
+
+_IMPORT_HINT = ("graphc imports {name} to find the function, so its top-level code runs: "
+                "{fix}, or put script code under `if __name__ == \"__main__\":`")
+
+
+def _import_error_text(e: BaseException, file: pathlib.Path) -> str:
+    """``file:line: what happened`` for an error raised while importing the user's file."""
+    if isinstance(e, SyntaxError):
+        where = errors.where_text(e.filename or str(file), e.lineno or 0)
+        # Python's own rendering: the line and a caret under the mistake.
+        shown = "".join(traceback.format_exception_only(type(e), e)).splitlines()[1:-1]
+        return "\n".join([f"{where}: {type(e).__name__}: {e.msg}", *shown,
+                          f"  Hint: fix the syntax; graphc imports {file.name} to find the "
+                          "function, as Python's `import` would"])
+    # The user's frames of the traceback, innermost last (not importlib's, graphc's, NumPy's).
+    frames = [fr for fr in traceback.extract_tb(e.__traceback__)
+              if not errors._is_internal(fr.filename)]
+    # Raised in the standard library (argparse exits at import): point at the user's
+    # call, in FILE or a module beside it.
+    folder = os.path.join(str(file.resolve().parent), "")
+    frames = [fr for fr in frames if os.path.abspath(fr.filename).startswith(folder)] or frames
+    where = errors.where_text(frames[-1].filename, frames[-1].lineno) if frames else str(file)
+    if isinstance(e, SystemExit):
+        what = (f"{file} called sys.exit({e.code!r}) while graphc imported it")
+        fix = "do not exit at import"
+    else:
+        detail = str(e)
+        what = (f"{type(e).__name__}{': ' + detail if detail else ''} "
+                f"(raised while graphc imported {file})")
+        fix = "fix the error"
+    lines = [f"{where}: {what}"]
+    line = errors.source_line(where)
+    if line:
+        lines.append(f"    {line}")
+    for fr in reversed(frames[:-1][-5:]):       # how the user's code got there
+        lines.append(f"  called from {errors.where_text(fr.filename, fr.lineno)}"
+                     + (f"\n    {fr.line}" if fr.line else ""))
+    lines.append("  Hint: " + _IMPORT_HINT.format(name=file.name, fix=fix))
+    return "\n".join(lines)
 
 
 def load_function(target: str):
@@ -137,11 +191,15 @@ def parse_value(text: str, rng: np.random.Generator):
         if any(not d for d in dims):
             raise UsageError(f"bad shape in {text!r}; write it like f32[64,1,28,28]")
         shape = tuple(int(d) for d in dims)
+        _check_size(text, shape, dtype)
+        # Made in the requested dtype: no float64 array of the same shape first.
+        if dtype is np.float16:
+            return rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
         if np.issubdtype(dtype, np.floating):
-            return rng.standard_normal(shape).astype(dtype)
+            return rng.standard_normal(shape, dtype=dtype)
         if dtype is np.bool_:
-            return rng.random(shape) < 0.5
-        return rng.integers(0, 10, size=shape).astype(dtype)
+            return rng.integers(0, 2, size=shape, dtype=np.bool_)
+        return rng.integers(0, 10, size=shape, dtype=dtype)
     s = text.strip()
     if s in ("True", "False"):
         return s == "True"
@@ -152,6 +210,36 @@ def parse_value(text: str, rng: np.random.Generator):
     except ValueError:
         raise UsageError(f"cannot read {text!r}: expected DTYPE[SHAPE] (e.g. f32[64,10]), "
                          "a number (0.1, 1e-3, 3) or True/False") from None
+
+
+#: The most elements one ``--arg`` array may have (its memory is also checked).
+MAX_ARG_ELEMENTS = 2 ** 31
+
+
+def _available_memory():
+    """Bytes of memory available now (Linux's MemAvailable, else all RAM), or None."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def _check_size(text, shape, dtype):
+    """Refuse an absurd ``--arg`` array before allocating it."""
+    n = math.prod(shape)
+    if n > MAX_ARG_ELEMENTS:
+        raise UsageError(f"{text.strip()!r} has {n:,} elements, more than the {MAX_ARG_ELEMENTS:,} "
+                         "(2**31) an --arg array may have; give a smaller shape")
+    # float16 values are drawn in float32 first.
+    nbytes = n * max(np.dtype(dtype).itemsize, 4 if dtype is np.float16 else 1)
+    available = _available_memory()
+    if available is not None and nbytes > available:
+        raise UsageError(f"{text.strip()!r} needs {nbytes / 2**30:.1f} GiB of memory, more than "
+                         f"the {available / 2**30:.1f} GiB available; give a smaller shape")
 
 
 def parse_args_option(items) -> list[tuple[str, object]]:
@@ -212,7 +300,8 @@ def example_inputs(fn, cli_args):
     return call.args, call.kwargs
 
 
-def _parse_argnums(text):
+def _parse_argnums(text, n_args=None):
+    """``--argnums`` as graphc's ``argnums``; each within ``n_args`` positional arguments."""
     if text is None:
         return 0
     try:
@@ -221,6 +310,11 @@ def _parse_argnums(text):
         raise UsageError(f"--argnums expects integers like 0 or 0,1, got {text!r}") from None
     if not nums:
         raise UsageError("--argnums expects at least one integer")
+    bad = [i for i in nums if n_args is not None and not -n_args <= i < n_args]
+    if bad:
+        raise UsageError(f"--argnums {text}: {bad[0]} is out of range, the function is called "
+                         f"with {n_args} positional argument{'s' if n_args != 1 else ''} "
+                         "(--argnums counts them from 0)")
     return nums[0] if len(nums) == 1 and "," not in text else nums
 
 
@@ -234,7 +328,7 @@ def _target(ns):
 def cmd_trace(ns) -> int:
     fn, args, kwargs = _target(ns)
     if ns.grad:
-        fn = graphc.grad(fn, argnums=_parse_argnums(ns.argnums))
+        fn = graphc.grad(fn, argnums=_parse_argnums(ns.argnums, len(args)))
     elif ns.argnums is not None:
         raise UsageError("--argnums only makes sense with --grad")
     g = graphc.trace(fn, *args, **kwargs)
@@ -269,7 +363,7 @@ def cost_text(g) -> str:
 def cmd_source(ns) -> int:
     fn, args, kwargs = _target(ns)
     if ns.grad:
-        compiled = graphc.grad(fn, argnums=_parse_argnums(ns.argnums))
+        compiled = graphc.grad(fn, argnums=_parse_argnums(ns.argnums, len(args)))
     elif ns.argnums is not None:
         raise UsageError("--argnums only makes sense with --grad")
     else:
@@ -310,7 +404,7 @@ def floating_argnums(args) -> tuple:
 def _grad_argnums(ns, args):
     """``--argnums`` if given, else every floating positional argument (else 0)."""
     if ns.argnums is not None:
-        return _parse_argnums(ns.argnums)
+        return _parse_argnums(ns.argnums, len(args))
     nums = floating_argnums(args)
     if not nums:
         return 0
@@ -787,7 +881,43 @@ def build_parser() -> argparse.ArgumentParser:
                         "example value is floating: a float, a float array, or a dict/list/tuple "
                         "of them)")
     p.set_defaults(run=cmd_check)
+    for q in sub.choices.values():          # a usage error prints its command's usage line
+        q.set_defaults(subparser=q)
     return parser
+
+
+def _depth(text: str, pos: int) -> int:
+    return text.count("(", 0, pos) - text.count(")", 0, pos)
+
+
+def _argnums_flag(m: re.Match) -> str:
+    return "--argnums " + ",".join(re.findall(r"-?\d+", m.group(1)))
+
+
+# graphc's hints speak Python (graphc.export(..., overwrite=True)); the command line's
+# speak flags.  argnums inside a call written in the hint (grad(inner, argnums=0)) is
+# advice about the user's code and stays.
+_CLI_SPELLINGS = [
+    (re.compile(r"\boverwrite=True\b"), lambda m: "--overwrite", False),
+    (re.compile(r"(?<!-)\bargnums=(\(\s*-?\d+(?:\s*,\s*-?\d+)*\s*,?\s*\)|-?\d+)"),
+     _argnums_flag, True),
+    (re.compile(r"(?<!-)\bargnums\b(?!=)"), lambda m: "--argnums", True),
+]
+
+
+def cli_hint(hint: str) -> str:
+    """An API hint in command-line terms: ``overwrite=True`` -> ``--overwrite``."""
+    for pattern, spell, top_level_only in _CLI_SPELLINGS:
+        hint = pattern.sub(lambda m: m.group(0) if top_level_only and _depth(m.string, m.start())
+                           else spell(m), hint)
+    return hint
+
+
+def _error_text(e: graphc.GraphcError) -> str:
+    text = str(e)
+    if e.hint:
+        text = text.replace(f"Hint: {e.hint}", f"Hint: {cli_hint(e.hint)}")
+    return text
 
 
 def main(argv=None) -> int:
@@ -803,10 +933,14 @@ def main(argv=None) -> int:
     try:
         return ns.run(ns)
     except UsageError as e:
+        ns.subparser.print_usage(sys.stderr)
         print(f"{_PROG} {ns.command}: error: {e}", file=sys.stderr)
         return 2
-    except graphc.GraphcError as e:
+    except ImportFailed as e:
         print(f"{_PROG} {ns.command}: error: {e}", file=sys.stderr)
+        return 1
+    except graphc.GraphcError as e:
+        print(f"{_PROG} {ns.command}: error: {_error_text(e)}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # `graphc source ... | head`: stop quietly, and keep Python's exit-time flush quiet too.
@@ -817,6 +951,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
 
+
+# Frames below main (bin/graphc, runpy, a test runner) are never "the user's line".
+errors.ENTRY_POINTS.add(main.__code__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -13,6 +13,7 @@ import linecache
 import os
 import re
 import tokenize
+import weakref
 
 import numpy as np
 
@@ -549,7 +550,12 @@ def exec_module(source: str, func_name: str, label: str):
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {"__name__": f"graphc_generated_{sanitize(label)}"}
     exec(compile(source, filename, "exec"), namespace)
-    return namespace[func_name]
+    fn = namespace[func_name]
+    # The text stays in linecache (for tracebacks) exactly as long as the
+    # function's code object lives: a traceback holds its frames' code, so it
+    # keeps the lines it shows; a dropped compiled function leaves no entry.
+    weakref.finalize(fn.__code__, linecache.cache.pop, filename, None).atexit = False
+    return fn
 
 
 def compile_snippet(prim, params):

@@ -35,10 +35,18 @@ def _is_internal(filename: str) -> bool:
     return filename.startswith("<frozen ") or filename.endswith(os.sep + "functools.py")
 
 
+# Code objects of graphc's entry points (the command line's ``main``).  Frames
+# older than one of these are the launcher's (bin/graphc, runpy, a test runner),
+# never the user's code: the search stops there and finds no user frame.
+ENTRY_POINTS: set = set()
+
+
 def user_frame(depth: int = 1):
     """The innermost frame that belongs to the user's code, or None."""
     frame = sys._getframe(depth)
     while frame is not None and _is_internal(frame.f_code.co_filename):
+        if frame.f_code in ENTRY_POINTS:
+            return None
         frame = frame.f_back
     return frame
 
