@@ -295,15 +295,21 @@ def floating_argnums(args) -> tuple:
 
     A Python float, a float array or NumPy scalar, a float ``graphc.Spec``, or a
     dict / list / tuple of them; Python ints and bools are static, integer
-    arrays are data.
+    arrays are data.  A pytree holding a static int/bool/str is not floating:
+    asking for its gradient is a ``GradError``.
     """
     from .pytree import flatten
     nums = []
     for i, a in enumerate(args):
-        leaves = flatten(a)[0]
-        if leaves and all(_is_floating(x) for x in leaves):
+        leaves, tdef, _ = flatten(a)
+        if leaves and all(_is_floating(x) for x in leaves) and "static" not in _tree_kinds(tdef):
             nums.append(i)
     return tuple(nums)
+
+
+def _tree_kinds(tdef):
+    """The node kinds of a TreeDef (``"static"`` for a Python int/bool/str leaf)."""
+    return {tdef.kind}.union(*(_tree_kinds(c) for c in tdef.children))
 
 
 def _grad_argnums(ns, args):
