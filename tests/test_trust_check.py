@@ -160,6 +160,12 @@ def test_check_float32_still_catches_a_wrong_gradient(monkeypatch):
     for dtype in (np.float32, np.float16):
         report = graphc.check(lambda x: np.sum(np.sin(x) * x), np.array([0.7, 0.3], dtype))
         assert not report.ok and report.rows[0].status == "mismatch", str(report)
+    # ... and by finite differences (a graph too large for SymPy), float64 and float32
+    x = np.random.default_rng(0).uniform(-1, 1, size=5000)
+    for dtype in (np.float64, np.float32):
+        report = graphc.check(lambda x: np.sum(np.sin(x) * x), x.astype(dtype))
+        assert report.rows[0].method == "directional finite differences"
+        assert not report.ok and report.rows[0].status == "mismatch", str(report)
 
 
 _LAYER = """import numpy as np
