@@ -257,7 +257,8 @@ def _check_no_static_leaves(fn, name, i, tdef):
         f"{name} was asked for the gradient of argument {i} ({label}), which is {kind}: "
         "Python ints, bools, strings and None are static (baked into the graph) and have no "
         "gradient",
-        hint=f"{fix}, or leave argument {i} out of argnums")
+        hint=f"{fix}, or " + (f"leave argument {i} out of argnums" if not path else
+                              f"pass {label} as a separate argument outside argnums"))
 
 
 def _grad_body(fn, argnums, has_aux, with_value, name):
