@@ -279,6 +279,49 @@ def _check_argnums(argnums, n_args):
     return tuple(a % n_args for a in nums)
 
 
+def _static_leaves(tdef, path=()):
+    """``(path, value)`` of every static leaf (Python int/bool/str) in a pytree."""
+    if tdef.kind == "static":
+        return [(path, tdef.static)]
+    keys = tdef.keys if tdef.kind == "dict" else range(len(tdef.children))
+    return [hit for k, c in zip(keys, tdef.children) for hit in _static_leaves(c, path + (k,))]
+
+
+def _positional_name(fn, i):
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    if i < len(params) and params[i].kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                              inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        return params[i].name
+    return f"args[{i}]"
+
+
+def _check_no_static_leaves(fn, name, i, tdef):
+    """A differentiated argument must be traced floats: a static Python int/bool/str
+    (or None in its place) would silently come back as its own "gradient"."""
+    hits = [((), None)] if tdef.kind == "none" else _static_leaves(tdef)
+    if not hits:
+        return
+    path, value = hits[0]
+    label = _positional_name(fn, i) + "".join(f"[{k!r}]" for k in path)
+    kind = "None" if value is None else f"the Python {type(value).__name__} {value!r:.40}"
+    if isinstance(value, int):       # bool too
+        try:
+            fix = f"pass {float(value)!r} (a float) to differentiate it"
+        except OverflowError:
+            fix = "pass a float to differentiate it"
+    else:
+        fix = "pass a float or a floating NumPy array to differentiate it"
+    raise GradError(
+        f"{name} was asked for the gradient of argument {i} ({label}), which is {kind}: "
+        "Python ints, bools, strings and None are static (baked into the graph) and have no "
+        "gradient",
+        hint=f"{fix}, or " + (f"leave argument {i} out of argnums" if not path else
+                              f"pass {label} as a separate argument outside argnums"))
+
+
 def _grad_body(fn, argnums, has_aux, with_value, name):
     def body(call_args, call_kwargs):
         nums = _check_argnums(argnums, len(call_args))
@@ -286,6 +329,7 @@ def _grad_body(fn, argnums, has_aux, with_value, name):
         wrt_trees = []
         for i in nums:
             leaves, tdef, _ = flatten(call_args[i])
+            _check_no_static_leaves(fn, name, i, tdef)
             lifted = []
             for x in leaves:
                 x = trace.lift(x) if not isinstance(x, Tracer) else x

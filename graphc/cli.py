@@ -22,9 +22,11 @@ name:
 * ``--arg n=3``: a Python int (static: baked into the graph).
 * ``--arg training=False``: a Python bool (static).
 
-``render --grad`` and ``check`` differentiate, by default, every positional
-argument whose example value is floating (a Python float, a float array, or
-a dict / list / tuple of them); ``--argnums`` chooses instead.
+``render --grad`` differentiates, by default, every positional argument whose
+example value is floating (a Python float, a float array, or a dict / list /
+tuple of them); ``check``, like ``graphc.check`` and ``graphc.grad``, checks
+argument 0 (the parameters of ``loss(params, x, y)``); ``--argnums`` chooses
+instead.
 
 Exit status: 0 on success, 1 when graphc reports an error in the traced code
 or FILE.py fails to import (printed without a Python traceback, naming the
@@ -390,15 +392,21 @@ def floating_argnums(args) -> tuple:
 
     A Python float, a float array or NumPy scalar, a float ``graphc.Spec``, or a
     dict / list / tuple of them; Python ints and bools are static, integer
-    arrays are data.
+    arrays are data.  A pytree holding a static int/bool/str is not floating:
+    asking for its gradient is a ``GradError``.
     """
     from .pytree import flatten
     nums = []
     for i, a in enumerate(args):
-        leaves = flatten(a)[0]
-        if leaves and all(_is_floating(x) for x in leaves):
+        leaves, tdef, _ = flatten(a)
+        if leaves and all(_is_floating(x) for x in leaves) and "static" not in _tree_kinds(tdef):
             nums.append(i)
     return tuple(nums)
+
+
+def _tree_kinds(tdef):
+    """The node kinds of a TreeDef (``"static"`` for a Python int/bool/str leaf)."""
+    return {tdef.kind}.union(*(_tree_kinds(c) for c in tdef.children))
 
 
 def _grad_argnums(ns, args):
@@ -439,7 +447,11 @@ def cmd_render(ns) -> int:
 
 def cmd_check(ns) -> int:
     fn, args, kwargs = _target(ns)
-    report = graphc.check(fn, *args, argnums=_grad_argnums(ns, args), **kwargs)
+    # As graphc.check(fn, ...) and graphc.grad: argument 0 (the parameters, by JAX's
+    # convention loss(params, x, y)) unless --argnums says otherwise; checking the
+    # gradient of the data as well was slow and rarely what was meant.
+    argnums = _parse_argnums(ns.argnums) if ns.argnums is not None else 0
+    report = graphc.check(fn, *args, argnums=argnums, **kwargs)
     print(report)
     return 0 if report.ok else 1
 
@@ -780,7 +792,7 @@ def cmd_demo(ns) -> int:
         print(f"    {p}")
     print("try:")
     print(f"    graphc trace  {ctx.out / _LECTURE_FILE}:f")
-    print(f"    graphc check  {ctx.out / _LECTURE_FILE}:f")
+    print(f"    graphc check  {ctx.out / _LECTURE_FILE}:f --argnums 0,1")
     lenet = ctx.values.get("examples", {}).get("lenet.py")
     if lenet is not None:
         print(f"    graphc render {lenet}:loss --grad --collapse -o lenet.svg")
@@ -877,9 +889,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "checked by finite differences; the report says so). Exit status 1 on a "
                       "mismatch.")
     p.add_argument("--argnums", metavar="I[,J...]",
-                   help="which positional arguments to differentiate (default: every one whose "
-                        "example value is floating: a float, a float array, or a dict/list/tuple "
-                        "of them)")
+                   help="which positional arguments to differentiate (default 0, as "
+                        "graphc.check and graphc.grad; e.g. 0,1)")
     p.set_defaults(run=cmd_check)
     for q in sub.choices.values():          # a usage error prints its command's usage line
         q.set_defaults(subparser=q)

@@ -352,7 +352,7 @@ def test_render_needs_output(capsys):
 
 # --- check -----------------------------------------------------------------------------
 def test_check_lecture_example_exit_0(capsys):
-    assert main(["check", TARGET]) == 0
+    assert main(["check", TARGET, "--argnums", "0,1"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("graphc.check(f): OK")
     rows = [ln.split() for ln in text.splitlines()[2:4]]
@@ -377,7 +377,7 @@ def test_check_mismatch_exit_1(monkeypatch, capsys):
     monkeypatch.setattr(graphc, "check", fake_check)
     assert main(["check", TARGET]) == 1
     assert "MISMATCH" in capsys.readouterr().out
-    assert calls == [(0, 1)]
+    assert calls == [0]          # argument 0 by default, as graphc.check and graphc.grad
 
 
 def test_check_default_argnums_are_the_floating_arguments(user_file, monkeypatch, capsys):
@@ -385,30 +385,28 @@ def test_check_default_argnums_are_the_floating_arguments(user_file, monkeypatch
 
     def fake_check(fn, *args, argnums=0, **kwargs):
         seen.append(argnums)
-        return graphc.CheckReport("f")
+        return graphc.CheckReport("f", rows=[graphc.CheckRow("x", "proved", 0.0, 1, 1)])
     monkeypatch.setattr(graphc, "check", fake_check)
-    # layer(x, W, scale, n): x, W float arrays, scale a float; n a static int
+    # argument 0 by default, as graphc.check and graphc.grad (not every floating argument)
     assert main(["check", f"{user_file}:layer", "--arg", "x=f32[2,3]", "--arg", "W=f32[3,4]",
                  "--arg", "scale=0.5", "--arg", "n=1"]) == 0
-    assert seen[-1] == (0, 1, 2)
-    # an integer array is data, not differentiated
-    assert main(["check", f"{user_file}:loss", "--arg", "x=i64[4]", "--arg", "w=0.7"]) == 0
-    assert seen[-1] == 1
-    # nothing floating: argument 0, as graphc.grad (graphc then says what is wrong)
-    assert main(["check", f"{user_file}:loss", "--arg", "x=i64[4]", "--arg", "w=i64[4]"]) == 0
     assert seen[-1] == 0
+    assert main(["check", f"{user_file}:loss", "--arg", "x=i64[4]", "--arg", "w=0.7",
+                 "--argnums", "1"]) == 0
+    assert seen[-1] == 1
 
 
 def test_floating_argnums():
     spec = graphc.Spec((2, 3))
     args = (1.5, 2, np.ones(3), np.arange(3), {"w": np.ones(2), "b": 0.5},
             {"w": np.ones(2), "n": 3}, spec, graphc.Spec((2,), "int64"), True, np.float32(1.0), [], None)
-    # a static int inside a pytree is part of its structure, not data: {"w", "n": 3} counts
-    assert floating_argnums(args) == (0, 2, 4, 5, 6, 9)
+    # a static int inside a pytree has no gradient (a GradError): {"w", "n": 3} does not count
+    assert floating_argnums(args) == (0, 2, 4, 6, 9)
 
 
 def test_check_real_user_function(user_file, capsys):
-    assert main(["check", f"{user_file}:loss", "--arg", "x=f64[3]", "--arg", "w=0.7"]) == 0
+    assert main(["check", f"{user_file}:loss", "--arg", "x=f64[3]", "--arg", "w=0.7",
+                 "--argnums", "0,1"]) == 0
     text = capsys.readouterr().out
     assert "OK" in text and "x " in text and "w " in text
 
