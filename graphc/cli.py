@@ -450,7 +450,7 @@ def cmd_check(ns) -> int:
     # As graphc.check(fn, ...) and graphc.grad: argument 0 (the parameters, by JAX's
     # convention loss(params, x, y)) unless --argnums says otherwise; checking the
     # gradient of the data as well was slow and rarely what was meant.
-    argnums = _parse_argnums(ns.argnums) if ns.argnums is not None else 0
+    argnums = _parse_argnums(ns.argnums, len(args)) if ns.argnums is not None else 0
     report = graphc.check(fn, *args, argnums=argnums, **kwargs)
     print(report)
     return 0 if report.ok else 1
