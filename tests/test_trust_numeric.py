@@ -1,0 +1,120 @@
+"""Issue 12, silent wrong numbers in primitives and constants.
+
+Each test reproduces a wrong value or gradient that graphc gave without a word:
+non-boolean ``where`` conditions, ``inf * 0 = nan`` in gradient masks, ``d/dx x**0``,
+float16 means, NumPy's positional order of reduction arguments, signed zeros folded
+away, and longdouble constants written through float64.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import graphc
+
+F16, F32, F64 = np.float16, np.float32, np.float64
+
+
+def _grad(f, *args, argnums=0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # 1/sqrt(0): the inf is the point
+        return graphc.grad(f, argnums=argnums)(*args)
+
+
+# --- 1. np.where with a non-boolean condition -------------------------------------------
+def test_where_gradient_uses_the_truthiness_of_a_count_condition():
+    counts = np.array([0, 3, 1])
+    x = np.array([1.0, 2.0, 3.0])
+    dx = _grad(lambda x: np.where(counts, x, 0).sum(), x)
+    np.testing.assert_array_equal(dx, [0.0, 1.0, 1.0])
+    dx, dy = _grad(lambda x, y: (np.where(counts, x, y) * 2.0).sum(), x, x, argnums=(0, 1))
+    np.testing.assert_array_equal(dx, [0.0, 2.0, 2.0])
+    np.testing.assert_array_equal(dy, [2.0, 0.0, 0.0])
+
+
+def test_where_gradient_with_a_traced_float_condition():
+    c = np.array([0.0, -2.5, np.nan, 0.25])          # nan is truthy, as in np.where
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    f = lambda c, x: np.where(c, x, -x).sum()
+    dx = _grad(f, c, x, argnums=1)
+    np.testing.assert_array_equal(dx, [-1.0, 1.0, 1.0, 1.0])
+    assert f(c, x) == graphc.compile(f)(c, x)
+
+
+# --- 2. gradient masks: the unselected side gets exactly 0 ---------------------------------
+def test_where_unselected_branch_gets_zero_beside_an_infinite_cotangent():
+    c = np.array([True, False])
+    x, y = np.array([0.0, 4.0]), np.array([9.0, 0.0])   # sqrt'(0) = inf where selected
+    dx, dy = _grad(lambda x, y: np.sqrt(np.where(c, x, y)).sum(), x, y, argnums=(0, 1))
+    np.testing.assert_array_equal(dx, [np.inf, 0.0])
+    np.testing.assert_array_equal(dy, [0.0, np.inf])
+
+
+def test_maximum_minimum_clip_unselected_side_gets_zero():
+    x, y = np.array([0.0, 3.0]), np.array([-1.0, 0.0])
+    dx, dy = _grad(lambda x, y: np.sqrt(np.maximum(x, y)).sum(), x, y, argnums=(0, 1))
+    np.testing.assert_array_equal(dx, [np.inf, 1 / (2 * np.sqrt(3.0))])
+    np.testing.assert_array_equal(dy, [0.0, 0.0])
+    dx, dy = _grad(lambda x, y: np.sqrt(-np.minimum(x, y)).sum(), -x, -y, argnums=(0, 1))
+    np.testing.assert_array_equal(dx, [-np.inf, -1 / (2 * np.sqrt(3.0))])
+    np.testing.assert_array_equal(dy, [0.0, 0.0])
+    dx = _grad(lambda x: np.sqrt(np.clip(x, 0.0, 1.0)).sum(), np.array([-1.0, 0.25, 2.0]))
+    np.testing.assert_array_equal(dx, [0.0, 1.0, 0.0])
+
+
+def test_relu_and_where_activations_unselected_side_gets_zero():
+    x = np.array([-1.0, 0.0, 4.0])
+    dx = _grad(lambda x: np.sqrt(graphc.nn.relu(x)).sum(), x)
+    np.testing.assert_array_equal(dx, [0.0, 0.0, 0.25])
+    # leaky_relu is a where: at 0 the selected side is slope * x, with an infinite cotangent
+    dx = _grad(lambda x: np.sqrt(graphc.nn.leaky_relu(x, 0.5) + 1.0 * (x == 0)).sum(),
+               np.array([0.0, 4.0]))
+    assert not np.isnan(dx).any()
+
+
+def test_max_reduction_and_maxout_non_maximal_elements_get_zero():
+    x = np.array([[0.0, -1.0, -2.0], [-3.0, 1.0, -5.0]])
+    dx = _grad(lambda x: np.sqrt(x.max(axis=1)).sum(), x)
+    np.testing.assert_array_equal(dx, [[np.inf, 0, 0], [0, 0.5, 0]])
+    dx = _grad(lambda x: np.sqrt(-np.min(-x, axis=1)).sum(), x)
+    np.testing.assert_array_equal(dx, [[np.inf, 0, 0], [0, 0.5, 0]])
+    dx = _grad(lambda x: np.sqrt(graphc.nn.maxout(x[:, :2], 2)).sum(), x)
+    np.testing.assert_array_equal(dx, [[np.inf, 0, 0], [0, 0.5, 0]])
+
+
+def test_max_pool_non_maximal_elements_get_zero():
+    x = 0.0 - np.arange(16.0).reshape(1, 1, 4, 4)    # the first window's maximum is +0
+    dx = _grad(lambda x: np.sqrt(graphc.nn.max_pool2d(x, 2)[0, 0, 0, 0]), x)
+    want = np.zeros((1, 1, 4, 4))
+    want[0, 0, 0, 0] = np.inf
+    np.testing.assert_array_equal(dx, want)
+
+
+def test_dropout_dropped_elements_are_zero_in_value_and_gradient():
+    key = np.int64(3)
+    keep = np.random.default_rng(3).random(8) >= 0.5
+    assert not keep.all() and keep.any()
+    x = np.where(keep, np.arange(1.0, 9.0), np.inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        y = graphc.compile(lambda x, k: graphc.nn.dropout(x, 0.5, k))(x, key)
+    np.testing.assert_array_equal(y, np.where(keep, 2 * x, 0.0))
+    dx = _grad(lambda x, k: np.sqrt(graphc.nn.dropout(x, 0.5, k)).sum(), x, key)
+    np.testing.assert_array_equal(dx[~keep], 0.0)
+    np.testing.assert_allclose(dx[keep], 1 / np.sqrt(2 * x[keep]))
+
+
+def test_masked_gradients_keep_second_derivatives():
+    x = np.array([-1.5, 0.5, 2.0])
+    h = graphc.grad(lambda x: graphc.grad(lambda x: (np.maximum(x, 0.0) ** 3).sum())(x).sum())(x)
+    np.testing.assert_allclose(h, np.where(x > 0, 6 * x, 0.0))
+    h = graphc.grad(lambda x: graphc.grad(lambda x: (np.where(x > 0, x ** 3, -x)).sum())(x).sum())(x)
+    np.testing.assert_allclose(h, np.where(x > 0, 6 * x, 0.0))
+
+
+def test_masked_gradient_code_keeps_the_fast_multiply():
+    src = graphc.grad(lambda x: np.maximum(x, 0.0).sum()).source(np.ones((4, 3), F32))
+    assert "d_x = " in src and " * (0.5 + 0.5 * np.sign(x))" in src
+    assert "np.copyto(" in src and "np.where" not in src
