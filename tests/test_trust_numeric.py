@@ -118,3 +118,81 @@ def test_masked_gradient_code_keeps_the_fast_multiply():
     src = graphc.grad(lambda x: np.maximum(x, 0.0).sum()).source(np.ones((4, 3), F32))
     assert "d_x = " in src and " * (0.5 + 0.5 * np.sign(x))" in src
     assert "np.copyto(" in src and "np.where" not in src
+
+
+# --- 3. d/dx x**0 ---------------------------------------------------------------------------
+def test_derivative_of_x_to_the_zero_at_zero_is_zero():
+    assert _grad(lambda x: x ** 0, 0.0) == 0.0
+    assert _grad(lambda x: x ** 0.0, np.float32(0.0)) == 0.0
+    np.testing.assert_array_equal(_grad(lambda x: (x ** 0).sum(), np.zeros(3)), 0.0)
+    # an array exponent with a zero entry: only that entry is flat
+    dx = _grad(lambda x: (x ** np.array([0.0, 1.0, 3.0])).sum(), np.array([0.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(dx, [0.0, 1.0, 12.0])
+    # a traced exponent that happens to be 0
+    dx, dy = _grad(lambda x, y: (x ** y).sum(), np.array([0.0, 2.0]), np.array([0.0, 3.0]),
+                   argnums=(0, 1))
+    np.testing.assert_array_equal(dx, [0.0, 12.0])
+    np.testing.assert_allclose(dy, [0.0, 8 * np.log(2.0)])
+
+
+def test_integer_exponents_never_multiply_zero_by_inf():
+    x = np.array([0.0, 1.5])
+    for n in (1, 2, 3, 4):
+        dx = _grad(lambda x: (x ** n).sum(), x)
+        np.testing.assert_allclose(dx, n * x ** (n - 1))
+
+
+# --- 4. mean of float16 accumulates in float32, of integers in float64 --------------------------
+def test_mean_of_float16_accumulates_in_float32():
+    x = np.full(10_000, 10, np.float16)
+    for fn in (lambda x: x.mean(), lambda x: np.mean(x), lambda x: np.mean(x.reshape(100, 100), 0)):
+        got, want = graphc.compile(fn)(x), fn(x)
+        assert got.dtype == want.dtype == F16
+        np.testing.assert_array_equal(got, want)
+        assert np.all(np.isfinite(got))
+    g = graphc.grad(lambda x: x.mean())(x)
+    assert g.dtype == F16 and np.all(g == F16(1e-4))
+
+
+def test_mean_of_integers_accumulates_in_float64():
+    x = np.full(4, 2 ** 62, np.int64)     # the int64 sum would overflow
+    fn = lambda x: x.mean()
+    got = graphc.compile(fn)(x)
+    assert got.dtype == F64 and got == fn(x) == 2.0 ** 62
+    fn = lambda x: np.mean(x, dtype=np.int64)   # NumPy divides and casts back to int
+    got = graphc.compile(fn)(np.array([1, 2, 2]))
+    assert got.dtype == np.int64 and got == fn(np.array([1, 2, 2]))
+
+
+# --- 5. reductions: NumPy's positional order, explicit dtypes -----------------------------------
+REDUCTIONS = [
+    lambda a: np.sum(a, 1, np.float64),
+    lambda a: np.sum(a, 1, None, None, True),
+    lambda a: np.mean(a, 0, np.float64),
+    lambda a: np.mean(a, 1, None, None, True),
+    lambda a: np.max(a, 1, None, True),
+    lambda a: np.min(a, 0, None, True),
+    lambda a: np.amax(a, 1, None, True),
+    lambda a: np.amin(a, 1, None, False),
+    lambda a: np.add.reduce(a, 1, np.float64),
+]
+
+
+@pytest.mark.parametrize("i", range(len(REDUCTIONS)))
+def test_reductions_take_numpys_positional_order(i):
+    fn = REDUCTIONS[i]
+    a = (np.arange(12, dtype=F32).reshape(3, 4) * 0.1).astype(F32)
+    got, want = graphc.compile(fn)(a), fn(a)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("fn", [lambda a: a.sum(), lambda a: a.sum(dtype=np.uint8),
+                                lambda a: np.sum(a, dtype=np.uint8), lambda a: np.sum(a, 0, np.int8),
+                                lambda a: np.add.reduce(a, 0, np.uint8), lambda a: a.sum(dtype=bool),
+                                lambda a: a.sum(dtype=np.uint16)])
+def test_integer_sums_wrap_like_numpy(fn):
+    a = np.full(300, 200, np.uint8)
+    got, want = graphc.compile(fn)(a), fn(a)
+    assert got.dtype == want.dtype
+    assert got == want

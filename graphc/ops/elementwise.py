@@ -39,13 +39,21 @@ neg = _unary("neg", np.negative, lambda ct, x, *, out: (-ct,), lambda x: -x, "âˆ
 def _pow_vjp(ct, x, y, *, out):
     g = x._trace.graph
     const_y = g.nx.nodes[y.node]["op"] == "const"
-    # np.all: a constant exponent may be an array (x ** np.array([2., 3.])).
-    if const_y and np.all(np.asarray(g.nx.nodes[y.node]["value"]) == 2):
-        dx = ct * (2 * x)
-    else:
-        dx = ct * (y * x ** (y - 1))
+    # d/dx x**y = y * x**(y - 1), taken as 0 where y == 0 (x**0 is flat), as JAX and
+    # PyTorch do: 0 * x**-1 would give 0 * inf = nan at x = 0.  The exponent y - 1 is
+    # replaced by 0 there, so the zero factor meets x**0 = 1 and never an infinity.
     if const_y:
-        return dx, None
+        yv = np.asarray(g.nx.nodes[y.node]["value"])
+        # np.all: a constant exponent may be an array (x ** np.array([2., 3.])).
+        if np.all(yv == 0):
+            return None, None
+        if np.all(yv == 2):
+            return ct * (2 * x), None
+        if np.any(yv == 0):
+            y_minus_1 = np.where(yv == 0, 0, yv - 1).astype(yv.dtype)
+            return ct * (y * x ** y_minus_1), None
+        return ct * (y * x ** (y - 1)), None
+    dx = ct * (y * x ** where(y == 0, 0, y - 1))
     # d/dy x**y = log(x) * x**y, taken as 0 where x == 0 (0**y is flat there), as JAX does:
     # log(0) * 0 would otherwise give nan.
     x_node = g.nx.nodes[x.node]
