@@ -67,10 +67,12 @@ def const_text(value, aval: Aval):
     if arr.ndim == 1 and arr.dtype.kind in "iu" and np.array_equal(arr, np.arange(arr.size)):
         return f"np.arange({arr.size})" + ("" if arr.dtype == np.int64 else f".astype({dt})")
     flat = arr.ravel()
-    if flat.size and np.all(flat == flat[0]) and not np.isnan(flat[0]) if arr.dtype.kind == "f" \
+    # uniform: all equal, and for floats not nan and with one sign ([0., -0.] is not zeros)
+    if flat.size and np.all(flat == flat[0]) and not np.isnan(flat[0]) \
+            and np.all(np.signbit(flat) == np.signbit(flat[0])) if arr.dtype.kind == "f" \
             else (flat.size and np.all(flat == flat[0])):
         v = flat[0]
-        if v == 0:
+        if v == 0 and not (arr.dtype.kind == "f" and np.signbit(v)):
             return f"np.zeros({arr.shape!r}, dtype={dt})"
         if v == 1:
             return f"np.ones({arr.shape!r}, dtype={dt})"

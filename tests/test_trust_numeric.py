@@ -196,3 +196,47 @@ def test_integer_sums_wrap_like_numpy(fn):
     got, want = graphc.compile(fn)(a), fn(a)
     assert got.dtype == want.dtype
     assert got == want
+
+
+# --- 6. signed zeros ---------------------------------------------------------------------------
+def _same_bits(got, want):
+    got, want = np.asarray(got), np.asarray(want)
+    return (got.dtype == want.dtype and got.shape == want.shape
+            and np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want)))
+
+
+SIGNED_ZERO_FNS = {
+    "x + 0.0": lambda x: x + 0.0,
+    "0.0 + x": lambda x: 0.0 + x,
+    "x + zeros": lambda x: x + np.zeros(3),
+    "x + 0 (int)": lambda x: x + 0,
+    "x - 0.0": lambda x: x - 0.0,
+    "x + -0.0": lambda x: x + (-0.0),
+    "x - -0.0": lambda x: x - (-0.0),
+    "x * 1": lambda x: x * 1,
+    "x * [0, -0, 0]": lambda x: x * np.array([0.0, -0.0, 0.0]),
+    "x * [-0, -0, -0]": lambda x: x * np.full(3, -0.0),
+    "const [0, -0, 0]": lambda x: (x, np.array([0.0, -0.0, 0.0])),
+    "const [-0, -0, -0]": lambda x: (x, np.full(3, -0.0, np.float32)),
+    "x + 0.0 (f32)": lambda x: x.astype(np.float32) + np.float32(0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIGNED_ZERO_FNS))
+def test_signed_zeros_survive_folding_and_constants(name):
+    fn = SIGNED_ZERO_FNS[name]
+    x = np.array([-0.0, 1.0, -2.0])
+    got, want = graphc.compile(fn)(x), fn(x)
+    if isinstance(want, tuple):
+        assert all(_same_bits(g, w) for g, w in zip(got, want)), (got, want)
+    else:
+        assert _same_bits(got, want), (got, want)
+
+
+def test_signed_zero_identities_still_fold():
+    # x - 0.0, x + (-0.0) and x * 1 are identities: no operation in the generated code
+    for fn in (lambda x: x - 0.0, lambda x: x + (-0.0), lambda x: x * 1.0):
+        src = graphc.compile(fn).source(np.ones(3))
+        assert "return x\n" in src, src
+    src = graphc.compile(lambda x: x + 0.0).source(np.ones(3))
+    assert "x + 0.0" in src

@@ -23,10 +23,12 @@ def _unary(name, fn, vjp, sym, label=None, tmpl=None, flops=size_flops, **kw):
 
 
 # --- arithmetic ----------------------------------------------------------------
+# Signed units: x + (-0.0) and x - 0.0 are x for every x, but x + 0.0 turns -0.0 into
+# +0.0 (tracing._is_unit compares the sign of a zero for floating results).
 add = _binary("add", "{0} + {1}", np.add, 11, lambda ct, x, y, *, out: (ct, ct),
-              lambda x, y: x + y, "+", units=(0, 0))
+              lambda x, y: x + y, "+", units=(-0.0, -0.0))
 sub = _binary("sub", "{0} - {1}", np.subtract, 11, lambda ct, x, y, *, out: (ct, -ct),
-              lambda x, y: x - y, "−", units=(None, 0))
+              lambda x, y: x - y, "−", units=(None, 0.0))
 mul = _binary("mul", "{0} * {1}", np.multiply, 12, lambda ct, x, y, *, out: (ct * y, ct * x),
               lambda x, y: x * y, "×", units=(1, 1))
 div = _binary("div", "{0} / {1}", np.true_divide, 12,
