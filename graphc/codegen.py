@@ -31,6 +31,12 @@ _BIG_CONST = 64  # elements: larger array constants are written as hex bytes
 
 # --- constants -----------------------------------------------------------------------
 def _scalar_text(v, dtype, weak):
+    if dtype.kind == "f" and dtype.itemsize > 8:
+        # longdouble: a Python float literal would round it to float64.  str() is
+        # NumPy's shortest round-tripping text, which np.longdouble parses exactly.
+        v = np.longdouble(v)
+        if np.isfinite(v) and np.longdouble(float(v)) != v:
+            return f"np.longdouble({str(v)!r})"
     v = v.item() if hasattr(v, "item") else v
     if dtype.kind == "b":
         text = repr(bool(v))

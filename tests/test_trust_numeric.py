@@ -240,3 +240,30 @@ def test_signed_zero_identities_still_fold():
         assert "return x\n" in src, src
     src = graphc.compile(lambda x: x + 0.0).source(np.ones(3))
     assert "x + 0.0" in src
+
+
+# --- 7. longdouble constants are written exactly ----------------------------------------------
+THIRD = np.longdouble(1) / np.longdouble(3)
+
+LONGDOUBLE_FNS = {
+    "scalar": lambda x: x * THIRD,
+    "uniform array": lambda x: x * np.full(2, THIRD),
+    "uniform const": lambda x: (x, np.full(100, THIRD)),
+    "small array": lambda x: x * np.array([THIRD, 2 * THIRD]),
+    "large array": lambda x: (x, np.arange(100, dtype=np.longdouble) * THIRD),
+    "returned scalar": lambda x: (x, THIRD),
+    "tiny": lambda x: x * np.longdouble("1e-4000"),
+}
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant,
+                    reason="longdouble is float64 on this platform")
+@pytest.mark.parametrize("name", sorted(LONGDOUBLE_FNS))
+def test_longdouble_constants_keep_their_precision(name):
+    fn = LONGDOUBLE_FNS[name]
+    x = np.ones(2, np.longdouble)
+    got, want = graphc.compile(fn)(x), fn(x)
+    got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
+    for g, w in zip(got, want):
+        assert np.asarray(g).dtype == np.asarray(w).dtype
+        np.testing.assert_array_equal(g, w)
