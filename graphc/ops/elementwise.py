@@ -55,7 +55,9 @@ def _pow_vjp(ct, x, y, *, out):
             y_minus_1 = np.where(yv == 0, 0, yv - 1).astype(yv.dtype)
             return ct * (y * x ** y_minus_1), None
         return ct * (y * x ** (y - 1)), None
-    dx = ct * (y * x ** where(y == 0, 0, y - 1))
+    # y - 1 + (y == 0): the exponent is 0 where y is 0.  Arithmetic with the bool rather
+    # than np.where, which would turn a Python-float exponent into a float64 array.
+    dx = ct * (y * x ** (y - 1 + (y == 0)))
     # d/dy x**y = log(x) * x**y, taken as 0 where x == 0 (0**y is flat there), as JAX does:
     # log(0) * 0 would otherwise give nan.
     x_node = g.nx.nodes[x.node]
