@@ -166,8 +166,8 @@ where = primitive(
 # random mask: 262k float32 values, 1.2 ms against 75 µs), but an infinite or nan
 # cotangent in an unselected element gives inf * 0 = nan, where the true gradient is 0.
 # masked_mul(x, w) is x * w with exactly 0 wherever w == 0 (w: a bool mask or a weight).
-# The generated code multiplies, and only when the product holds a nan (its sum is nan)
-# writes those zeros with np.copyto: finite cotangents pay one sum more than the bare
+# The generated code multiplies, and only when the product holds a nan (its max is nan)
+# writes those zeros with np.copyto: finite cotangents pay one max() more than the bare
 # multiply, and the result is exact for all of them.
 def _emit_masked_mul(e):
     x, w = e.atoms
@@ -178,8 +178,11 @@ def _emit_masked_mul(e):
         zero = f"np.logical_not({w})" if wa.weak else f"~{w}"
     if not e.aval.shape:    # a scalar: np.where is as cheap as anything
         return f"np.where({zero}, 0, {x} * {w})[()]"
+    if not e.aval.size:
+        return f"{x} * {w}"
+    # .max() propagates nan, and is several times faster than .sum() (SIMD)
     return [f"{e.out} = {x} * {w}",
-            f"if np.isnan({e.out}.sum()):  # inf * 0: an unselected element's gradient is 0",
+            f"if np.isnan({e.out}.max()):  # inf * 0: an unselected element's gradient is 0",
             f"    np.copyto({e.out}, 0, where={zero})"]
 
 
