@@ -72,6 +72,8 @@ def const_text(value, aval: Aval):
     dt = f"np.{arr.dtype.name}"
     if arr.ndim == 1 and arr.dtype.kind in "iu" and np.array_equal(arr, np.arange(arr.size)):
         return f"np.arange({arr.size})" + ("" if arr.dtype == np.int64 else f".astype({dt})")
+    if arr.size == 0:           # np.array([]) would lose a shape like (0, 3)
+        return f"np.zeros({arr.shape!r}, dtype={dt})"
     flat = arr.ravel()
     # uniform: all equal, and for floats not nan and with one sign ([0., -0.] is not zeros)
     if flat.size and np.all(flat == flat[0]) and not np.isnan(flat[0]) \

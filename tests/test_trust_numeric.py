@@ -267,3 +267,11 @@ def test_longdouble_constants_keep_their_precision(name):
     for g, w in zip(got, want):
         assert np.asarray(g).dtype == np.asarray(w).dtype
         np.testing.assert_array_equal(g, w)
+
+
+def test_gradient_masks_on_empty_arrays():
+    x = np.zeros((0, 3), F32)
+    for f in (lambda x: np.maximum(x, 0).sum(), lambda x: graphc.nn.relu(x).sum(),
+              lambda x: np.where(x > 0, x, 2 * x).sum()):
+        g = graphc.grad(f)(x)
+        assert g.shape == (0, 3) and g.dtype == F32
