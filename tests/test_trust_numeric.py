@@ -43,6 +43,12 @@ def test_where_gradient_with_a_traced_float_condition():
     assert f(c, x) == graphc.compile(f)(c, x)
 
 
+def test_check_proves_a_where_with_a_count_condition():
+    counts = np.array([0, 3, 1])
+    report = graphc.check(lambda x: (np.where(counts, x, 0) ** 2).sum(), np.array([1.0, 2.0, 3.0]))
+    assert report.ok
+
+
 # --- 2. gradient masks: the unselected side gets exactly 0 ---------------------------------
 def test_where_unselected_branch_gets_zero_beside_an_infinite_cotangent():
     c = np.array([True, False])

@@ -213,9 +213,11 @@ def _astype_shape(x, *, dtype):
 def _sym_astype(x, dtype):
     """Booleans become 0/1 numbers (a Piecewise for a symbolic condition)."""
     # (a Symbol is a Boolean too, but also an Expr: only true logic values convert)
-    if np.dtype(dtype).kind != "b" and isinstance(x, sp.logic.boolalg.Boolean) \
-            and not isinstance(x, sp.Expr):
+    logic = isinstance(x, sp.logic.boolalg.Boolean) and not isinstance(x, sp.Expr)
+    if np.dtype(dtype).kind != "b" and logic:
         return sp.Piecewise((1, x), (0, True))
+    if np.dtype(dtype).kind == "b" and not logic:    # a number's truthiness
+        return sp.Ne(x, 0)
     return x
 
 
