@@ -261,7 +261,7 @@ _INPLACE = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": 
             "maximum": "np.maximum", "minimum": "np.minimum", "relu": "np.maximum"}
 _INPLACE_EXTRA = {"relu": ["0.0"]}
 _FRESH = set(_INPLACE) | {"matmul", "sum", "max", "min", "sigmoid", "softplus", "where",
-                          "scatter_add", "log_softmax"}
+                          "scatter_add", "log_softmax", "masked_mul"}
 
 
 def _reuse(em: _Emitter, items):
