@@ -32,6 +32,12 @@ _BIG_CONST = 64  # elements: larger array constants are written as hex bytes
 
 # --- constants -----------------------------------------------------------------------
 def _scalar_text(v, dtype, weak):
+    if dtype.kind == "f" and dtype.itemsize > 8:
+        # longdouble: a Python float literal would round it to float64.  str() is
+        # NumPy's shortest round-tripping text, which np.longdouble parses exactly.
+        v = np.longdouble(v)
+        if np.isfinite(v) and np.longdouble(float(v)) != v:
+            return f"np.longdouble({str(v)!r})"
     v = v.item() if hasattr(v, "item") else v
     if dtype.kind == "b":
         text = repr(bool(v))
@@ -67,11 +73,15 @@ def const_text(value, aval: Aval):
     dt = f"np.{arr.dtype.name}"
     if arr.ndim == 1 and arr.dtype.kind in "iu" and np.array_equal(arr, np.arange(arr.size)):
         return f"np.arange({arr.size})" + ("" if arr.dtype == np.int64 else f".astype({dt})")
+    if arr.size == 0:           # np.array([]) would lose a shape like (0, 3)
+        return f"np.zeros({arr.shape!r}, dtype={dt})"
     flat = arr.ravel()
-    if flat.size and np.all(flat == flat[0]) and not np.isnan(flat[0]) if arr.dtype.kind == "f" \
+    # uniform: all equal, and for floats not nan and with one sign ([0., -0.] is not zeros)
+    if flat.size and np.all(flat == flat[0]) and not np.isnan(flat[0]) \
+            and np.all(np.signbit(flat) == np.signbit(flat[0])) if arr.dtype.kind == "f" \
             else (flat.size and np.all(flat == flat[0])):
         v = flat[0]
-        if v == 0:
+        if v == 0 and not (arr.dtype.kind == "f" and np.signbit(v)):
             return f"np.zeros({arr.shape!r}, dtype={dt})"
         if v == 1:
             return f"np.ones({arr.shape!r}, dtype={dt})"
@@ -252,7 +262,7 @@ _INPLACE = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": 
             "maximum": "np.maximum", "minimum": "np.minimum", "relu": "np.maximum"}
 _INPLACE_EXTRA = {"relu": ["0.0"]}
 _FRESH = set(_INPLACE) | {"matmul", "sum", "max", "min", "sigmoid", "softplus", "where",
-                          "scatter_add", "log_softmax"}
+                          "scatter_add", "log_softmax", "masked_mul"}
 
 
 def _reuse(em: _Emitter, items):

@@ -35,8 +35,11 @@ def array_ufunc(ufunc, method, inputs, kwargs):
                            hint="assign the result instead: y = np.%s(...)" % ufunc.__name__)
     kwargs.pop("out", None)
     if method == "reduce" and ufunc in _REDUCE_UFUNCS:
-        return _REDUCE_UFUNCS[ufunc](inputs[0], axis=kwargs.get("axis", 0),
-                                     keepdims=kwargs.get("keepdims", False))
+        axis, keepdims, dtype = kwargs.get("axis", 0), kwargs.get("keepdims", False), kwargs.get("dtype")
+        if dtype is not None and ufunc is np.add:   # np.add.reduce(a, 0, np.uint8) wraps
+            return C.sum(inputs[0], axis, keepdims, dtype)
+        out = _REDUCE_UFUNCS[ufunc](inputs[0], axis=axis, keepdims=keepdims)
+        return C.astype(out, dtype) if dtype is not None else out
     if method != "__call__":
         raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported by graphc")
     fn = UFUNCS.get(ufunc)
@@ -83,9 +86,27 @@ def _no_out(fn):
     return wrapped
 
 
+# NumPy's own positional order (np.sum(a, axis, dtype, out, keepdims)): the composites
+# take (x, axis, keepdims, dtype), so np.sum(a, 1, np.float64) must not reach them as is.
+def _np_sum(a, axis=None, dtype=None, out=None, keepdims=False):
+    return _no_out(C.sum)(a, axis, keepdims, dtype, out=out)
+
+
+def _np_mean(a, axis=None, dtype=None, out=None, keepdims=False):
+    return _no_out(C.mean)(a, axis, keepdims, dtype, out=out)
+
+
+def _np_max(a, axis=None, out=None, keepdims=False):
+    return _no_out(C.max)(a, axis, keepdims, out=out)
+
+
+def _np_min(a, axis=None, out=None, keepdims=False):
+    return _no_out(C.min)(a, axis, keepdims, out=out)
+
+
 FUNCTIONS = {
-    np.sum: _no_out(C.sum), np.mean: _no_out(C.mean), np.max: _no_out(C.max),
-    np.min: _no_out(C.min), np.amax: _no_out(C.max), np.amin: _no_out(C.min),
+    np.sum: _np_sum, np.mean: _np_mean, np.max: _np_max,
+    np.min: _np_min, np.amax: _np_max, np.amin: _np_min,
     np.dot: _no_out(C.dot), np.transpose: _transpose, np.reshape: _reshape,
     np.concatenate: _no_out(C.do_concatenate), np.stack: _no_out(C.stack),
     np.squeeze: C.squeeze, np.expand_dims: C.expand_dims, np.broadcast_to: C.do_broadcast_to,

@@ -310,8 +310,20 @@ _FOLD_LIMIT = 1 << 20
 
 
 def _uniform(value) -> bool:
+    """All entries equal, signed zeros included ([0., -0., 0.] is not uniform)."""
     flat = np.asarray(value).ravel()
-    return flat.size > 0 and bool(np.all(flat == flat[0]))
+    if flat.size == 0 or not np.all(flat == flat[0]):
+        return False
+    return flat.dtype.kind != "f" or bool(np.all(np.signbit(flat) == np.signbit(flat[0])))
+
+
+def _is_unit(value, unit, dtype) -> bool:
+    """``value`` (a scalar or a uniform array) is ``unit``, with its sign for a zero:
+    -0.0 + 0.0 is +0.0, so ``x + 0.0`` is not ``x``, while ``x + -0.0`` and ``x - 0.0`` are."""
+    first = np.ravel(value)[0]
+    if first != unit:
+        return False
+    return np.dtype(dtype).kind != "f" or bool(np.signbit(first) == np.signbit(unit))
 
 
 def _unit_operand(prim, g, nids, aval):
@@ -324,10 +336,9 @@ def _unit_operand(prim, g, nids, aval):
             continue
         value = node["value"]
         # a scalar, or a uniform array (a folded broadcast of the seed: np.ones(...))
-        if np.ndim(value) == 0:
-            if value != unit:
-                continue
-        elif np.size(value) > _FOLD_LIMIT or not _uniform(value) or np.ravel(value)[0] != unit:
+        if np.ndim(value) != 0 and (np.size(value) > _FOLD_LIMIT or not _uniform(value)):
+            continue
+        if not _is_unit(value, unit, aval.dtype):
             continue
         other = g.nx.nodes[nids[1 - i]]
         if other["shape"] == aval.shape and other["dtype"] == aval.dtype and other["weak"] == aval.weak:

@@ -208,6 +208,22 @@ def _where_cases():
             Case((bools(4), rnd(4, dtype=F32), rnd(4, dtype=F32)), {}, w, "f32")]
 
 
+def _masked_mul_ref(x, w):
+    return np.where(np.asarray(w) != 0, np.multiply(x, w), 0).astype(np.result_type(x, w))
+
+
+def _masked_mul_cases():
+    r = _masked_mul_ref
+    inf_x = np.array([np.inf, -np.inf, np.nan, 2.0])
+    return [Case((rnd(3, 4), bools(3, 4)), {}, r, "bool-mask"),
+            Case((rnd(3, 4), bools(4)), {}, r, "bcast-mask"),
+            Case((rnd(3, 4), np.array([0.0, 0.5, 1.0, 0.0])), {}, r, "weights"),
+            Case((rnd(5, dtype=F32), bools(5)), {}, r, "f32"),
+            Case((inf_x, np.array([False, False, False, True])), {}, r, "inf-masked-out",
+                 grad=False),
+            Case((np.float64(np.inf), np.False_), {}, r, "0-d", grad=False)]
+
+
 # --- graphc.ops.nn primitives ---------------------------------------------------------
 def _log_softmax_ref(x, axis):
     m = x.max(axis=axis, keepdims=True)
@@ -453,6 +469,7 @@ CASES: dict[str, list[Case]] = {
     "logical_or": [Case((bools(3, 4), bools(4)), {}, np.logical_or, "bcast")],
     "logical_not": [Case((bools(3, 4),), {}, np.logical_not, "bool")],
     "where": _where_cases(),
+    "masked_mul": _masked_mul_cases(),
     "astype": [_astype_case(rnd(3, 4, dtype=F32), F64), _astype_case(rnd(3, 4), F32),
                _astype_case(ints(3, 4), F64), _astype_case(bools(5), F32)],
     "sum": _sum_cases(),

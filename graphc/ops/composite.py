@@ -35,9 +35,15 @@ def _shape(x):
 
 
 def sum(x, axis=None, keepdims=False, dtype=None):
-    if dtype is not None:
-        x = astype(x, dtype)
-    return reduce_sum(x, axis=norm_axis(axis, _ndim(x)), keepdims=bool(keepdims))
+    if dtype is None:
+        return reduce_sum(x, axis=norm_axis(axis, _ndim(x)), keepdims=bool(keepdims))
+    dtype = np.dtype(dtype)
+    x = astype(x, dtype)
+    s = reduce_sum(x, axis=norm_axis(axis, _ndim(x)), keepdims=bool(keepdims))
+    # NumPy sums small integers in a wider type (uint8 -> uint64) unless told a dtype;
+    # with dtype=uint8 the sum wraps in uint8.  The wide sum cast back wraps the same
+    # way (the low bits of an integer sum do not depend on the width it is taken in).
+    return s if s.dtype == dtype else astype(s, dtype)
 
 
 def max(x, axis=None, keepdims=False):
@@ -51,8 +57,20 @@ def min(x, axis=None, keepdims=False):
 def mean(x, axis=None, keepdims=False, dtype=None):
     axes = norm_axis(axis, _ndim(x))
     n = int(np.prod([_shape(x)[a] for a in axes], dtype=np.int64))
+    # NumPy's accumulation type: float64 for integers and booleans, float32 for float16
+    # (10,000 float16 tens sum to inf in float16); the result is cast back to float16,
+    # or to an explicit dtype.
+    in_dtype = np.dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+    out_dtype = None if dtype is None else np.dtype(dtype)
+    if dtype is None and in_dtype.kind in "biu":
+        dtype = np.float64
+    elif dtype is None and in_dtype == np.float16:
+        dtype, out_dtype = np.float32, in_dtype
     s = sum(x, axes, keepdims, dtype)
-    return hint(s / n, "mean")
+    m = s / n
+    if out_dtype is not None and m.dtype != out_dtype:
+        m = astype(m, out_dtype)
+    return hint(m, "mean")
 
 
 def astype(x, dtype):

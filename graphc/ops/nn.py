@@ -403,13 +403,19 @@ def _emit_unpool(e, *, image):
     # np.empty when the windows tile the image (every element is written below)
     alloc = "empty" if (kh * ohw[0], kw * ohw[1]) == tuple(image[2:]) else "zeros"
     # The values are read kh·kw times: copy a transposed view (a batch-last convolution's
-    # input gradient) into C order once; a no-op for contiguous values.
+    # input gradient) into C order once; a no-op for contiguous values.  A multiply by
+    # the mask is fast but gives inf * 0 = nan beside an infinite value: then the
+    # unselected elements are written as exact zeros.
+    window = _pool_slice(e.out, '_i', '_j', (kh, kw), ohw, image[2:])
     return [f"{e.out} = np.{alloc}({tuple(image)!r}, dtype=np.{e.aval.dtype.name})",
             f"_values = np.ascontiguousarray({e.args[0]})",
+            f"_finite = np.isfinite(_values.sum())",
             f"for _i in range({kh}):",
             f"    for _j in range({kw}):",
-            f"        np.multiply(_values, {mask}[_i, _j], "
-            f"out={_pool_slice(e.out, '_i', '_j', (kh, kw), ohw, image[2:])})"]
+            f"        if _finite:",
+            f"            np.multiply(_values, {mask}[_i, _j], out={window})",
+            f"        else:  # inf * 0: an unselected element's gradient is 0",
+            f"            {window} = np.where({mask}[_i, _j], _values, 0)"]
 
 
 def _sym_unpool(ct, mask, *, image):
@@ -524,12 +530,18 @@ softplus = primitive(
     flops=size_flops, doc="log(1 + exp(x)), computed without overflow.")
 
 
+def _masked_mul(x, w):
+    from .elementwise import masked_mul
+    return masked_mul(x, w)
+
+
 # --- relu ------------------------------------------------------------------------------
 # A primitive for speed: np.maximum is ~12x faster than np.where on a random sign
-# pattern, and the gradient is a mask multiply.  Kink convention: derivative 0 at 0.
+# pattern, and the gradient is a mask multiply (masked_mul: exact 0 where x <= 0, even
+# for an infinite cotangent).  Kink convention: derivative 0 at 0.
 relu = primitive(
     name="relu", shape=_float_rule("relu"), numpy="np.maximum({0}, 0.0)",
-    vjp=lambda ct, x, *, out: (ct * (out > 0),),
+    vjp=lambda ct, x, *, out: (_masked_mul(ct, out > 0),),
     sympy=lambda x: sp.Piecewise((x, sp.StrictGreaterThan(x, 0)), (0, True)),
     label="relu", elementwise=True, flops=size_flops,
     doc="max(x, 0) (NaN propagates); derivative 0 at x = 0.")

@@ -122,7 +122,10 @@ def _drop_operand_broadcast(graph, nid, node):
               and _full_operand(graph, node, args, i)):
             value = np.asarray(an["value"])
             first = value.flat[0]
-            if np.all(value == first) and not np.isnan(first):
+            # signbit too: [0., -0., 0.] is not the scalar 0.0; and a longdouble value
+            # that a Python float would round stays an array
+            if (np.all(value == first) and not np.isnan(first) and float(first) == first
+                    and np.all(np.signbit(value) == np.signbit(first))):
                 # A Python float is weak: it takes the other operand's dtype, which is
                 # the result's, so the result type is unchanged.
                 an["value"], an["shape"], an["weak"] = float(first), (), True
