@@ -37,7 +37,7 @@ def _shape(x):
 def sum(x, axis=None, keepdims=False, dtype=None):
     if dtype is None:
         return reduce_sum(x, axis=norm_axis(axis, _ndim(x)), keepdims=bool(keepdims))
-    dtype = np.dtype(dtype)
+    dtype = dtype_arg(dtype)
     x = astype(x, dtype)
     s = reduce_sum(x, axis=norm_axis(axis, _ndim(x)), keepdims=bool(keepdims))
     # NumPy sums small integers in a wider type (uint8 -> uint64) unless told a dtype;
@@ -61,7 +61,7 @@ def mean(x, axis=None, keepdims=False, dtype=None):
     # (10,000 float16 tens sum to inf in float16); the result is cast back to float16,
     # or to an explicit dtype.
     in_dtype = np.dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
-    out_dtype = None if dtype is None else np.dtype(dtype)
+    out_dtype = None if dtype is None else dtype_arg(dtype)
     if dtype is None and in_dtype.kind in "biu":
         dtype = np.float64
     elif dtype is None and in_dtype == np.float16:
@@ -73,12 +73,17 @@ def mean(x, axis=None, keepdims=False, dtype=None):
     return hint(m, "mean")
 
 
-def astype(x, dtype):
+def dtype_arg(dtype):
+    """A ``dtype=`` argument as a NumPy dtype; NumPy's TypeError as a graphc error."""
     try:
-        dtype = np.dtype(dtype)
+        return np.dtype(dtype)
     except TypeError as e:           # NumPy's error, with the user's line and a hint
         raise UnsupportedError(f"{e}", hint="pass a NumPy dtype: np.float32, 'float64', int") \
             from None
+
+
+def astype(x, dtype):
+    dtype = dtype_arg(dtype)
     if getattr(x, "dtype", None) == dtype and not getattr(getattr(x, "aval", None), "weak", False):
         return x
     return ew.astype(x, dtype=dtype)
