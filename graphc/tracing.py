@@ -18,7 +18,7 @@ import numpy as np
 from . import errors, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, InPlaceError, UnsupportedError)
 from .ir import Graph
-from .primitive import Aval
+from .primitive import Aval, plain_params
 
 __all__ = ["Tracer", "Trace", "bind", "current_trace", "aval_of"]
 
@@ -200,6 +200,7 @@ def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
 
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
+    params = plain_params(prim, params)    # no user object's repr ever becomes code
     trace = None
     for a in args:
         if isinstance(a, Tracer):
