@@ -512,11 +512,15 @@ class Compiled:
             Param(n, p.kind, _plain_default(p.default)) for n, p in zip(names, sig.params)])
         try:
             doc = self._doc(g)
-            source = codegen.generate(g, func_name, doc=doc, source_file=source_file)
+            module = codegen.generate_module(g, func_name, doc=doc, source_file=source_file)
         finally:
             g.signature = sig
+        source = module.source
         with _EXEC_LOCK:
-            fn = codegen.exec_module(source, func_name, self.__name__)
+            # The fast variant: no entry check (the cache key checked the signature)
+            # and the user's own default arrays, read at each call.
+            fn = codegen.exec_module(source, func_name, self.__name__, run=module.fast,
+                                     bindings=module.bindings)
         renamed = {p.name: n for p, n in zip(sig.params, names) if p.name != n and p.kind in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
         if renamed:
