@@ -15,12 +15,12 @@ def _sig(x):
     'float' for a Python float, the value of a static int/bool/str/None, and
     the same of each item of a dict, list or tuple."""
     if isinstance(x, (np.ndarray, np.generic)):
-        return f"{x.dtype.name}[{','.join(map(str, x.shape))}]"
+        return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
     if type(x) is float:
         return "float"
     if isinstance(x, dict):
         return {k: _sig(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+    if isinstance(x, (list, tuple)):
         items = [_sig(v) for v in x]
         return items if isinstance(x, list) else tuple(items)
     if x is None or isinstance(x, (bool, int)):
@@ -40,7 +40,7 @@ def _signature_error(*given):
 
 
 def _sig_text(s):
-    return s if isinstance(s, str) else repr(s)
+    return s if isinstance(s, str) else f"{s!r}"
 
 
 def mlp_loss_value_and_grad(params, x, y):
