@@ -18,6 +18,7 @@ import numpy as np
 
 from .naming import Namespace, base_name, sanitize
 from .primitive import REGISTRY, Aval, type_str
+from .pytree import LEAF as _LEAF
 from .signature import leaf_access, leaf_name
 
 __all__ = ["generate", "generate_module", "graph_text", "exec_module", "compile_snippet", "const_text"]
@@ -374,7 +375,15 @@ def _reserve_inputs(g, em: _Emitter):
         else:
             em.name[nid] = em.ns.new(leaf_name(sig, path))
             lines.append(f"{em.name[nid]} = {leaf_access(sig, path)}")
+    for nid in _closure_nodes(g):
+        em.name[nid] = em.ns.new(g.nx.nodes[nid]["closure"])
     return lines
+
+
+def _closure_nodes(g):
+    """Input nodes of closed-over arrays still in the graph, in trace order."""
+    sig = g.signature
+    return [nid for nid, _, _ in (sig.closures if sig is not None else ()) if nid in g.nx]
 
 
 def _default_text(value):
@@ -394,7 +403,7 @@ def _default_text(value):
     raise TypeError(type(value).__name__)
 
 
-def _def_line(g, func_name, module_lines=None, ns=None, bindings=None):
+def _def_line(g, func_name, module_lines=None, ns=None, bindings=None, closure=()):
     sig = g.signature
     if sig is None:
         return f"def {func_name}({', '.join(sanitize(base_name(g, n)) for n in g.inputs)}):"
@@ -426,6 +435,18 @@ def _def_line(g, func_name, module_lines=None, ns=None, bindings=None):
                     bindings[len(module_lines) - 1] = (mod, d)
                 text = mod
             parts.append(f"{name}={text}")
+    if closure:
+        # Closed-over arrays: keyword-only parameters whose defaults are the values
+        # seen at trace time (a compiled callable passes the current ones).
+        at = next((i for i, p in enumerate(parts) if p.startswith("**")), len(parts))
+        extra = [] if star_done else ["*"]
+        for nid, name in closure:
+            value = g.nx.nodes[nid]["value"]
+            mod = ns.new(f"{name.upper()}_DEFAULT")
+            module_lines.append(f"{mod} = {_default_text(value)}")
+            bindings[len(module_lines) - 1] = (mod, value)
+            extra.append(f"{name}={mod}")
+        parts[at:at] = extra
     return f"def {func_name}({', '.join(parts)}):"
 
 
@@ -496,11 +517,13 @@ class Module:
     default arrays blanked (same line numbers, so tracebacks point into
     ``source``): the compiled callable's cache key has already checked the
     signature, and ``bindings`` binds each default's name to the user's own
-    default object instead of a copy.
+    default object instead of a copy.  ``closure_params`` lists the keyword
+    parameter and node of each closed-over array, which the caller passes.
     """
 
-    def __init__(self, source, fast, bindings):
+    def __init__(self, source, fast, bindings, closure_params=()):
         self.source, self.fast, self.bindings = source, fast, bindings
+        self.closure_params = list(closure_params)
 
 
 def generate(g, func_name: str, doc: str = "", source_file: str | None = None) -> str:
@@ -522,7 +545,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
         head += [""] + em.module_consts + [""]
     defaults: list = []
     bound: dict = {}
-    def_line = _def_line(g, func_name, defaults, em.ns, bound)
+    closure = [(nid, em.name[nid]) for nid in _closure_nodes(g)]
+    def_line = _def_line(g, func_name, defaults, em.ns, bound, closure)
     blank = set()
     bindings = {}
     if defaults:
@@ -531,7 +555,7 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
             blank.add(start + i)
             bindings[name] = value
         head += [""] + defaults + [""]
-    checks = _entry_checks(g)
+    checks = _entry_checks(g, closure)
     if checks:
         head += ["", _signature_text(checks[0]), "", "", _ENTRY_HELPERS.strip(), ""]
     lines = head + ["", def_line]
@@ -547,7 +571,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
         lines.append("")
     lines.append(f"    return {ret}")
     fast = ["" if i in blank else l for i, l in enumerate(lines)]
-    return Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings)
+    return Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
+                  [(name, nid) for nid, name in closure])
 
 
 # --- entry checks ---------------------------------------------------------------------
@@ -594,17 +619,19 @@ def _signature_error(*given):
 def _sig_text(s):
     return s if isinstance(s, str) else f"{s!r}"
 '''
-def _entry_checks(g):
+def _entry_checks(g, closure=()):
     """``({param: expected}, [(if line, raise line) per parameter])``, or None."""
-    import inspect
     sig = g.signature
     if sig is None or sig.arg_treedefs is None:
         return None
     avals = iter([g.aval(n) for n in g.inputs])
     names = [sanitize(p.name) for p in sig.params]
+    wants = [_expected_sig(tdef, avals) for tdef in sig.arg_treedefs.children]
+    for nid, name in closure:
+        names.append(name)
+        wants.append(_expected_sig(_LEAF, iter([g.aval(nid)])))
     expected, lines = {}, []
-    for name, tdef in zip(names, sig.arg_treedefs.children):
-        want = _expected_sig(tdef, avals)
+    for name, want in zip(names, wants):
         expected[name] = want
         text = repr(want) if len(repr(want)) <= 40 else f"_SIGNATURE[{name!r}]"
         lines.append((f"if _sig({name}) != {text}:",
