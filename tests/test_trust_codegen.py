@@ -111,6 +111,76 @@ def test_exported_default_is_a_module_array_the_caller_can_replace(tmp_path):
 
 
 
+def _closure_over(value):
+    w = value
+
+    def f(x):
+        return np.sum(x * w)
+
+    def set_w(new):
+        nonlocal w
+        w = new
+    return f, set_w
+
+
+def test_closed_over_array_is_read_at_each_call():
+    w = np.ones(3)
+
+    def f(x):
+        return np.sum(x * w)
+    df = graphc.grad(f)
+    np.testing.assert_array_equal(df(np.ones(3)), np.ones(3))
+    w[:] = 5.0                                   # written in place
+    np.testing.assert_array_equal(df(np.ones(3)), np.full(3, 5.0))
+    assert graphc.compile(f)(np.ones(3)) == 15.0
+    src = df.source(np.ones(3))
+    assert "def f_grad(x, *, w=W_DEFAULT):" in src
+
+
+def test_rebound_closure_and_new_shape_retrace():
+    f, set_w = _closure_over(np.ones(3))
+    cf = graphc.compile(f)
+    assert cf(np.ones(3)) == 3.0
+    set_w(np.full(3, 2.0))                       # rebound (nonlocal)
+    assert cf(np.ones(3)) == 6.0
+    set_w(np.full(4, 3.0))                       # new shape: traced again, never wrong
+    assert cf(np.ones(4)) == 12.0
+    set_w(np.full(4, 2, dtype=np.int64))         # new dtype
+    assert cf(np.ones(4)) == 8.0
+
+
+GLOBAL_W = np.ones(2)
+
+
+def _uses_global(x):
+    return np.sum(x * GLOBAL_W)
+
+
+def test_module_global_array_is_read_at_each_call():
+    df = graphc.grad(_uses_global)
+    np.testing.assert_array_equal(df(np.ones(2)), np.ones(2))
+    GLOBAL_W[:] = 4.0
+    try:
+        np.testing.assert_array_equal(df(np.ones(2)), np.full(2, 4.0))
+        assert graphc.compile(_uses_global)(np.ones(2)) == 8.0
+    finally:
+        GLOBAL_W[:] = 1.0
+
+
+def test_exported_closure_is_a_parameter_with_a_module_default(tmp_path):
+    f, _ = _closure_over(np.arange(3.0))
+    path = graphc.export(graphc.grad(f), np.ones(3), path=tmp_path / "f.py")
+    fg = _module(path.read_text(), "f_grad")
+    np.testing.assert_array_equal(fg(np.ones(3)), np.arange(3.0))
+    np.testing.assert_array_equal(fg(np.ones(3), w=np.full(3, 7.0)), np.full(3, 7.0))
+
+
+def test_check_and_trace_see_closed_over_arrays():
+    f, _ = _closure_over(np.array([1.0, 2.0, 3.0]))
+    assert graphc.check(f, np.ones(3)).ok
+    assert "w" in str(graphc.trace(f, np.ones(3)))
+
+
 # --- 3. module-level names are unique --------------------------------------------------------
 def test_defaults_w_and_W_do_not_collide(tmp_path):
     def f(x, w=np.full(50, 2.0), W=np.full(50, 3.0)):
