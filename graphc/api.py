@@ -223,7 +223,7 @@ def _closure_tracer(trace, name, cell, value):
         if (c is cell or isinstance(c, _GlobalRef) and c == cell) and nid in trace.graph.nx:
             return trace.tracer(nid)
     nid = trace.graph.add_node("input", (), Aval(value.shape, value.dtype, False), name=name,
-                               closure=name, value=value.copy())
+                               closure=name, value=value)
     sig.closures.append((nid, name, cell))
     return trace.tracer(nid)
 
