@@ -44,9 +44,9 @@ def _sig_text(s):
 
 def lecture_grad(w1, w2):
     """Gradient of lecture with respect to w1, w2."""
-    if _sig(w1) != 'float':
+    if type(w1) is not float:
         raise _signature_error(w1, w2)
-    if _sig(w2) != 'float':
+    if type(w2) is not float:
         raise _signature_error(w1, w2)
     w1 = np.float64(w1)
     w2 = np.float64(w2)
