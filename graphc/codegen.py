@@ -21,7 +21,8 @@ from .primitive import REGISTRY, Aval, type_str
 from .pytree import LEAF as _LEAF
 from .signature import leaf_access, leaf_name
 
-__all__ = ["generate", "generate_module", "graph_text", "exec_module", "compile_snippet", "const_text"]
+__all__ = ["generate", "generate_module", "graph_text", "exec_module", "compile_snippet",
+           "const_text"]
 
 _MAX_INLINE = 60
 _COMMENT_COL = 44
@@ -429,7 +430,8 @@ def _def_line(g, func_name, module_lines=None, ns=None, bindings=None, closure=(
                 # Array defaults live at module level under unique names (w and W
                 # would both be W_DEFAULT); in-process they are bound to the
                 # user's own default object, so later writes into it are seen.
-                mod = ns.new(f"{name.upper()}_DEFAULT") if ns is not None else f"{name.upper()}_DEFAULT"
+                mod = f"{name.upper()}_DEFAULT"
+                mod = ns.new(mod) if ns is not None else mod
                 module_lines.append(f"{mod} = {text}")
                 if bindings is not None:
                     bindings[len(module_lines) - 1] = (mod, d)
