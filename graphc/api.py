@@ -11,6 +11,7 @@ import os
 import pathlib
 import sys
 import threading
+import types
 
 import numpy as np
 
@@ -187,6 +188,88 @@ def _swallowed_error(t, e):
     if tb is None or errors.where_text(tb.tb_frame.f_code.co_filename, tb.tb_lineno) != err.where:
         return None
     return err
+def _live(fn):
+    """``fn``, with the NumPy arrays it closes over read as inputs of the active trace.
+
+    A closed-over array lifted as a constant would be frozen into the generated
+    code; as an input, the compiled callable passes the cell's current contents
+    at each call (``w[:] = 5`` and ``w = new`` are both seen).  The cells are
+    replaced in a copy of the function: the user's function is never touched.
+    """
+    trace = current_trace()
+    if trace is None or type(fn) is not types.FunctionType or trace.graph.signature is None:
+        return fn
+    cells = fn.__closure__ or ()
+    new, changed = [], False
+    fn_globals = fn.__globals__
+    live_globals = {}
+    for name in sorted(_global_names(fn.__code__)):
+        value = fn_globals.get(name)
+        if type(value) is np.ndarray and value.dtype.kind in "biuf":
+            live_globals[name] = _closure_tracer(trace, name, _GlobalRef(fn_globals, name), value)
+    if live_globals:
+        fn_globals = {**fn_globals, **live_globals}   # a copy: the module is never touched
+        changed = True
+    for name, cell in zip(fn.__code__.co_freevars, cells):
+        try:
+            value = cell.cell_contents
+        except ValueError:          # not yet assigned
+            new.append(cell)
+            continue
+        if type(value) is np.ndarray and value.dtype.kind in "biuf":
+            new.append(types.CellType(_closure_tracer(trace, name, cell, value)))
+            changed = True
+        else:
+            new.append(cell)
+    if not changed:
+        return fn
+    copy = types.FunctionType(fn.__code__, fn_globals, fn.__name__, fn.__defaults__,
+                              tuple(new) or None)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    copy.__qualname__ = fn.__qualname__
+    return copy
+
+
+class _GlobalRef:
+    """A module global read like a closure cell (``cell_contents``) at each call."""
+
+    __slots__ = ("namespace", "name")
+
+    def __init__(self, namespace, name):
+        self.namespace, self.name = namespace, name
+
+    @property
+    def cell_contents(self):
+        try:
+            return self.namespace[self.name]
+        except KeyError:
+            raise ValueError(f"global {self.name} is gone") from None
+
+    def __eq__(self, other):
+        return (isinstance(other, _GlobalRef) and other.namespace is self.namespace
+                and other.name == self.name)
+
+    __hash__ = None
+
+
+def _global_names(code):
+    """Global names ``code`` may read, its nested functions and comprehensions included."""
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _global_names(c)
+    return names
+
+
+def _closure_tracer(trace, name, cell, value):
+    sig = trace.graph.signature
+    for nid, _, c in sig.closures:        # the same cell (or global) read twice: one input
+        if (c is cell or isinstance(c, _GlobalRef) and c == cell) and nid in trace.graph.nx:
+            return trace.tracer(nid)
+    nid = trace.graph.add_node("input", (), Aval(value.shape, value.dtype, False), name=name,
+                               closure=name, value=value)
+    sig.closures.append((nid, name, cell))
+    return trace.tracer(nid)
 
 
 def _input_aval(x, sig, path, where):
@@ -263,7 +346,7 @@ def trace(fn, *args, **kwargs) -> Graph:
                                     hint="pass the function first, then its arguments: "
                                          "graphc.trace(f, x)")
     with _gc_paused():
-        return _trace_into(fn, args, kwargs, lambda a, k: fn(*a, **k), _fn_name(fn))
+        return _trace_into(fn, args, kwargs, lambda a, k: _live(fn)(*a, **k), _fn_name(fn))
 
 
 # --- grad ---------------------------------------------------------------------------
@@ -344,7 +427,7 @@ def _grad_body(fn, argnums, has_aux, with_value, name):
             wrt_trees.append((tdef, lifted))
             call_args[i] = unflatten(tdef, lifted)
         start = trace.graph._next
-        out = fn(*call_args, **call_kwargs)
+        out = _live(fn)(*call_args, **call_kwargs)
         aux = None
         if has_aux:
             if not (isinstance(out, (tuple, list)) and len(out) == 2):
@@ -403,11 +486,13 @@ def _check_loss_value(out, name, has_aux, fn):
 
 # --- compiled callables ---------------------------------------------------------------
 class _Entry:
-    __slots__ = ("graph", "source", "fn", "func_name", "has_spec")
+    __slots__ = ("graph", "source", "fn", "func_name", "has_spec", "closure")
 
-    def __init__(self, graph, source, fn, func_name, has_spec=False):
+    def __init__(self, graph, source, fn, func_name, has_spec=False, closure=()):
         self.graph, self.source, self.fn, self.func_name = graph, source, fn, func_name
         self.has_spec = has_spec
+        # ((keyword, cell, (shape, dtype)), ...): closed-over arrays passed at each call
+        self.closure = closure
 
 
 class _Traced(Exception):
@@ -600,7 +685,7 @@ class Compiled:
     # --- the body traced for this transform --------------------------------------
     def _body(self):
         if self._kind == "compile":
-            return lambda a, k: self._fn(*a, **k)
+            return lambda a, k: _live(self._fn)(*a, **k)
         return _grad_body(self._fn, self._argnums, self._has_aux,
                           self._kind == "value_and_grad", f"graphc.{self._kind}({_fn_name(self._fn)})")
 
@@ -671,17 +756,24 @@ class Compiled:
             Param(n, p.kind, _plain_default(p.default)) for n, p in zip(names, sig.params)])
         try:
             doc = self._doc(g)
-            source = codegen.generate(g, func_name, doc=doc, source_file=source_file)
+            module = codegen.generate_module(g, func_name, doc=doc, source_file=source_file)
         finally:
             g.signature = sig
+        source = module.source
         with _EXEC_LOCK:
-            fn = codegen.exec_module(source, func_name, self.__name__)
+            # The fast variant: no entry check (the cache key checked the signature)
+            # and the user's own default arrays, read at each call.
+            fn = codegen.exec_module(source, func_name, self.__name__, run=module.fast,
+                                     bindings=module.bindings)
         renamed = {p.name: n for p, n in zip(sig.params, names) if p.name != n and p.kind in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
         if renamed:
             fn = _renaming_call(fn, renamed)
         has_spec = any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
-        return _Entry(g, source, fn, func_name, has_spec)
+        cells = {nid: cell for nid, _, cell in sig.closures}
+        closure = tuple((kw, cells[nid], (g.nx.nodes[nid]["shape"], g.nx.nodes[nid]["dtype"]))
+                        for kw, nid in module.closure_params)
+        return _Entry(g, source, fn, func_name, has_spec, closure)
 
     def _doc(self, g):
         name = naming.display(_fn_name(self._fn))
@@ -711,7 +803,36 @@ class Compiled:
             raise errors.SignatureError(f"{self.__name__} was called with a graphc.Spec placeholder",
                               hint="Specs describe inputs for .source(), .graph() and graphc.trace; "
                                    "call the function with arrays")
+        if entry.closure:
+            return self._call_closure(entry, key, args, kwargs)
         return entry.fn(*args, **kwargs)
+
+    def _call_closure(self, entry, key, args, kwargs, retraced=False):
+        """Call ``entry`` with the current contents of the arrays it closes over.
+
+        A closed-over array that changed shape or dtype (or is no array any
+        more) since the trace makes the signature stale: trace again."""
+        current = {}
+        for kw, cell, (shape, dtype) in entry.closure:
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                value = None
+            if type(value) is not np.ndarray or value.shape != shape or value.dtype != dtype:
+                if retraced:
+                    raise errors.SignatureError(
+                        f"{self.__name__}: the closed-over array {kw} changed while it was "
+                        "being compiled", hint="do not rebind it from another thread")
+                with self._lock:
+                    if self._cache.get(key) is entry:
+                        self._evict(key)
+                    self._last = _NO_ENTRY
+                new = self._entry(args, kwargs)
+                if not new.closure:
+                    return new.fn(*args, **kwargs)
+                return self._call_closure(new, key, args, kwargs, retraced=True)
+            current[kw] = value
+        return entry.fn(*args, **kwargs, **current)
 
     def _inline(self, args, kwargs):
         """Called with traced values: record into the enclosing trace."""

@@ -19,9 +19,11 @@ import numpy as np
 
 from .naming import Namespace, base_name, sanitize
 from .primitive import REGISTRY, Aval, type_str
+from .pytree import LEAF as _LEAF
 from .signature import leaf_access, leaf_name
 
-__all__ = ["generate", "graph_text", "exec_module", "compile_snippet", "const_text"]
+__all__ = ["generate", "generate_module", "graph_text", "exec_module", "compile_snippet",
+           "const_text"]
 
 _MAX_INLINE = 60
 _COMMENT_COL = 44
@@ -385,7 +387,15 @@ def _reserve_inputs(g, em: _Emitter):
         else:
             em.name[nid] = em.ns.new(leaf_name(sig, path))
             lines.append(f"{em.name[nid]} = {leaf_access(sig, path)}")
+    for nid in _closure_nodes(g):
+        em.name[nid] = em.ns.new(g.nx.nodes[nid]["closure"])
     return lines
+
+
+def _closure_nodes(g):
+    """Input nodes of closed-over arrays still in the graph, in trace order."""
+    sig = g.signature
+    return [nid for nid, _, _ in (sig.closures if sig is not None else ()) if nid in g.nx]
 
 
 def _default_text(value):
@@ -428,7 +438,7 @@ def _nonfinite_text(value: float) -> str:
     return "np.inf" if value > 0 else "-np.inf"
 
 
-def _def_line(g, func_name, module_lines=None):
+def _def_line(g, func_name, module_lines=None, ns=None, bindings=None, closure=()):
     sig = g.signature
     if sig is None:
         return f"def {func_name}({', '.join(sanitize(base_name(g, n)) for n in g.inputs)}):"
@@ -450,12 +460,40 @@ def _def_line(g, func_name, module_lines=None):
                 parts.append(name)
                 continue
             text = _default_text(d)
-            if len(text) > 40 and module_lines is not None:
-                # Array defaults live at module level, rebuilt exactly once.
-                module_lines.append(f"{name.upper()}_DEFAULT = {text}")
-                text = f"{name.upper()}_DEFAULT"
+            if module_lines is not None and (len(text) > 40 or _holds_array(d)):
+                # Array defaults live at module level under unique names (w and W
+                # would both be W_DEFAULT); in-process they are bound to the
+                # user's own default object, so later writes into it are seen.
+                mod = f"{name.upper()}_DEFAULT"
+                mod = ns.new(mod) if ns is not None else mod
+                module_lines.append(f"{mod} = {text}")
+                if bindings is not None:
+                    bindings[len(module_lines) - 1] = (mod, d)
+                text = mod
             parts.append(f"{name}={text}")
+    if closure:
+        # Closed-over arrays: keyword-only parameters whose defaults are the values
+        # seen at trace time (a compiled callable passes the current ones).
+        at = next((i for i, p in enumerate(parts) if p.startswith("**")), len(parts))
+        extra = [] if star_done else ["*"]
+        for nid, name in closure:
+            value = g.nx.nodes[nid]["value"]
+            mod = ns.new(f"{name.upper()}_DEFAULT")
+            module_lines.append(f"{mod} = {_default_text(value)}")
+            bindings[len(module_lines) - 1] = (mod, value)
+            extra.append(f"{name}={mod}")
+        parts[at:at] = extra
     return f"def {func_name}({', '.join(parts)}):"
+
+
+def _holds_array(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_array(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_array(v) for v in value)
+    return False
 
 
 def _return_expr(g, em: _Emitter):
@@ -508,8 +546,29 @@ def _weak_inputs_to_numpy(g, em):
             and g.nx.nodes[n]["shape"] == ()]
 
 
+class Module:
+    """Generated module text, and the variant a compiled callable executes.
+
+    ``fast`` is ``source`` with the entry-check lines and the module-level
+    default arrays blanked (same line numbers, so tracebacks point into
+    ``source``): the compiled callable's cache key has already checked the
+    signature, and ``bindings`` binds each default's name to the user's own
+    default object instead of a copy.  ``closure_params`` lists the keyword
+    parameter and node of each closed-over array, which the caller passes.
+    """
+
+    def __init__(self, source, fast, bindings, closure_params=()):
+        self.source, self.fast, self.bindings = source, fast, bindings
+        self.closure_params = list(closure_params)
+
+
 def generate(g, func_name: str, doc: str = "", source_file: str | None = None) -> str:
     """The module text for graph ``g`` as a function named ``func_name``."""
+    return generate_module(g, func_name, doc, source_file).source
+
+
+def generate_module(g, func_name: str, doc: str = "", source_file: str | None = None) -> Module:
+    """:func:`generate`, with the variant compiled callables execute."""
     em = _Emitter(g)
     em.ns.reserve(func_name)
     unpack = _reserve_inputs(g, em)
@@ -521,18 +580,130 @@ def generate(g, func_name: str, doc: str = "", source_file: str | None = None) -
     if em.module_consts:
         head += [""] + em.module_consts + [""]
     defaults: list = []
-    def_line = _def_line(g, func_name, defaults)
+    bound: dict = {}
+    closure = [(nid, em.name[nid]) for nid in _closure_nodes(g)]
+    def_line = _def_line(g, func_name, defaults, em.ns, bound, closure)
+    blank = set()
+    bindings = {}
     if defaults:
+        start = len(head) + 1
+        for i, (name, value) in bound.items():
+            blank.add(start + i)
+            bindings[name] = value
         head += [""] + defaults + [""]
+    checks = _entry_checks(g, closure)
+    if checks:
+        head += ["", _signature_text(checks[0]), "", "", _ENTRY_HELPERS.strip(), ""]
     lines = head + ["", def_line]
     if doc:
         lines.append(f'    """{doc}"""')
+    if checks:
+        for expected_line, raise_line in checks[1]:
+            blank.update((len(lines), len(lines) + 1))
+            lines += ["    " + expected_line, "        " + raise_line]
     lines += ["    " + l for l in unpack + _weak_inputs_to_numpy(g, em)]
     lines += body
     if body and body[-1].strip() and any(l.strip().startswith("# grad of") for l in body):
         lines.append("")
     lines.append(f"    return {ret}")
-    return "\n".join(lines) + "\n"
+    fast = ["" if i in blank else l for i, l in enumerate(lines)]
+    return Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
+                  [(name, nid) for nid, name in closure])
+
+
+# --- entry checks ---------------------------------------------------------------------
+# Generated code is specialized to shapes, dtypes and static values; called with
+# others it would compute something else without a word.  Each argument is
+# compared with what the code was generated for, once, at entry (one comparison
+# per argument).  The helpers are written into every module: it imports only NumPy.
+def _signature_text(expected):
+    items = [f"    {k!r}: {v!r}," for k, v in expected.items()]
+    return "\n".join(["# The arguments this code was generated for, checked at entry.",
+                      "_SIGNATURE = {"] + items + ["}"])
+
+
+_ENTRY_HELPERS = '''
+def _sig(x):
+    """An argument as the entry check compares it: dtype and shape of an array,
+    'float' for a Python float, the value of a static int/bool/str/None, and
+    the same of each item of a dict, list or tuple."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
+    if type(x) is float:
+        return "float"
+    if isinstance(x, dict):
+        return {k: _sig(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        items = [_sig(v) for v in x]
+        return items if isinstance(x, list) else tuple(items)
+    if x is None or isinstance(x, (bool, int)):
+        return x
+    if isinstance(x, str):
+        return str.__repr__(x)
+    return f"<{type(x).__name__}>"
+
+
+def _signature_error(*given):
+    """The ValueError for arguments this code was not generated for."""
+    text = ", ".join(f"{name}: {_sig_text(_sig(v))}" for name, v in zip(_SIGNATURE, given))
+    want = ", ".join(f"{name}: {_sig_text(s)}" for name, s in _SIGNATURE.items())
+    return ValueError(f"this code was generated for ({want}) but was called with ({text}); "
+                      "pass arguments of the expected shapes, dtypes and values, or generate "
+                      "the code again for these (graphc re-traces per signature)")
+
+
+def _sig_text(s):
+    return s if isinstance(s, str) else f"{s!r}"
+'''
+def _entry_checks(g, closure=()):
+    """``({param: expected}, [(if line, raise line) per parameter])``, or None."""
+    sig = g.signature
+    if sig is None or sig.arg_treedefs is None:
+        return None
+    avals = iter([g.aval(n) for n in g.inputs])
+    names = [sanitize(p.name) for p in sig.params]
+    wants = [_expected_sig(tdef, avals) for tdef in sig.arg_treedefs.children]
+    for nid, name in closure:
+        names.append(name)
+        wants.append(_expected_sig(_LEAF, iter([g.aval(nid)])))
+    expected, lines = {}, []
+    for name, want in zip(names, wants):
+        expected[name] = want
+        text = repr(want) if len(repr(want)) <= 40 else f"_SIGNATURE[{name!r}]"
+        # a Python float (the common scalar argument) needs no _sig() call
+        test = f"type({name}) is not float" if want == "float" else f"_sig({name}) != {text}"
+        lines.append((f"if {test}:",
+                      f"raise _signature_error({', '.join(names)})"))
+    return expected, lines
+
+
+def _expected_sig(t, avals):
+    """What :func:`_sig` gives for the argument the graph was traced with."""
+    if t.kind == "leaf":
+        a = next(avals)
+        if a.weak:
+            return "float"
+        return f"{np.dtype(a.dtype).name}[{','.join(str(int(d)) for d in a.shape)}]"
+    if t.kind == "none":
+        return None
+    if t.kind == "static":
+        return _plain_static(t.static)
+    kids = [_expected_sig(c, avals) for c in t.children]
+    if t.kind == "dict":
+        return dict(zip(t.keys, kids))
+    return kids if t.kind == "list" else tuple(kids)
+
+
+def _plain_static(v):
+    """A static value as :func:`_sig` sees it, rebuilt from plain types (its
+    repr is written into the code)."""
+    if v is None or isinstance(v, bool):
+        return None if v is None else bool(v)
+    if isinstance(v, int):
+        return int.__int__(v)
+    if isinstance(v, str):
+        return str.__repr__(str.__str__(v))
+    raise TypeError(f"static value of type {type(v).__name__}")
 
 
 def graph_text(g) -> str:
@@ -553,13 +724,19 @@ def graph_text(g) -> str:
 _counter = [0]
 
 
-def exec_module(source: str, func_name: str, label: str):
-    """Execute generated source under a linecache-registered file name."""
+def exec_module(source: str, func_name: str, label: str, run: str | None = None,
+                bindings: dict | None = None):
+    """Execute generated source under a linecache-registered file name.
+
+    ``run`` (a :class:`Module`'s ``fast`` text, line for line the same as
+    ``source``) is what is executed when given, with ``bindings`` in the
+    module namespace.
+    """
     _counter[0] += 1
     filename = f"<graphc:{label}#{_counter[0]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"__name__": f"graphc_generated_{sanitize(label)}"}
-    exec(compile(source, filename, "exec"), namespace)
+    namespace = {"__name__": f"graphc_generated_{sanitize(label)}", **(bindings or {})}
+    exec(compile(source if run is None else run, filename, "exec"), namespace)
     fn = namespace[func_name]
     # The text stays in linecache (for tracebacks) exactly as long as the
     # function's code object lives: a traceback holds its frames' code, so it

@@ -60,7 +60,7 @@ def evaluate(graph, leaves) -> dict:
             if nid in values:
                 continue
             node = graph.nx.nodes[nid]
-            if node["op"] == "const":
+            if node["op"] == "const" or node.get("closure"):   # closed-over: its trace value
                 values[nid] = node["value"]
                 continue
             args = [values[a] for a in node["args"]]

@@ -202,7 +202,22 @@ def _param_text(v) -> str:
         return f"np.{v.name}"
     if isinstance(v, type) and issubclass(v, np.generic):
         return f"np.{np.dtype(v).name}"
+    if not _is_plain(v):    # bind normalizes params; anything else is never spelled
+        raise TypeError(f"refusing to write a parameter of type {type(v).__name__} into code")
     return repr(v)
+
+
+def _is_plain(v) -> bool:
+    t = type(v)
+    if v is None or t in (bool, int, float):
+        return True
+    if t is str:
+        return v in _PARAM_STRINGS
+    if t in (tuple, list):
+        return all(_is_plain(x) for x in v)
+    if t is slice:
+        return _is_plain((v.start, v.stop, v.step))
+    return False
 
 
 def _params_key(params: dict):
@@ -234,3 +249,58 @@ def primitive(**fields) -> Primitive:
 def params_key(params: dict):
     """A hashable key for a params dict (used by caches and CSE)."""
     return _params_key(params)
+
+
+# --- params that may be written into generated code ----------------------------------
+# Every param value ends up in generated (and eagerly exec'd) source text through
+# repr()/format().  A user's int/float/str subclass with a custom __repr__, __str__
+# or __format__ would become code, so params are rebuilt from plain Python values
+# when an op is bound (graphc/tracing.py's bind), and codegen refuses anything else.
+_PARAM_STRINGS = frozenset({"slice", "array", "int", "none", "ellipsis"})
+
+
+def plain_param(v, what="param"):
+    """``v`` rebuilt from plain ``bool``/``int``/``float``/whitelisted ``str``/None,
+    tuples, lists and slices of those, and NumPy dtypes of supported kinds.
+
+    Raises ``UnsupportedError`` for anything else (its repr is never trusted).
+    """
+    import operator
+    t = type(v)
+    if v is None or t is bool or t is int or t is float:
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (float, np.floating)):
+        return float.__float__(v) if isinstance(v, float) else float(v)
+    if isinstance(v, int):
+        return int.__int__(v)
+    if isinstance(v, str):
+        s = str.__str__(v)
+        if s in _PARAM_STRINGS:
+            return s
+    elif isinstance(v, tuple):
+        return tuple(plain_param(x, what) for x in v)
+    elif isinstance(v, list):
+        return [plain_param(x, what) for x in v]
+    elif isinstance(v, slice):
+        return slice(plain_param(v.start, what), plain_param(v.stop, what),
+                     plain_param(v.step, what))
+    elif isinstance(v, np.dtype) or isinstance(v, type) and issubclass(v, np.generic):
+        dt = np.dtype(v)
+        if dt.kind in "biuf" and dt.isbuiltin:
+            return np.dtype(dt.name)
+    elif isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+        return np.array(v, dtype=np.dtype(v.dtype.name))
+    elif hasattr(type(v), "__index__"):     # NumPy integers, objects usable as an index
+        return int.__int__(operator.index(v))
+    from .errors import UnsupportedError
+    raise UnsupportedError(
+        f"{what} of type {type(v).__name__} cannot be used: generated code spells "
+        "parameters from plain Python ints, floats and bools only",
+        hint="pass plain ints (e.g. int(n)) for shapes, axes and indices")
+
+
+def plain_params(prim, params: dict) -> dict:
+    """``params`` with every value passed through :func:`plain_param`."""
+    return {k: plain_param(v, f"{prim.name}'s parameter {k}") for k, v in params.items()}

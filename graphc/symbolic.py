@@ -107,9 +107,9 @@ def evaluate(graph, env: dict, point: dict | None = None, budget: float | None =
         tick()
         node = graph.nx.nodes[nid]
         op = node["op"]
-        if op == "input":
+        if op == "input" and not node.get("closure"):   # a closed-over array has a value
             raise KeyError(f"no value for input {node.get('name')!r}")
-        if op == "const":
+        if op == "const" or op == "input":
             values[nid] = _as_index(graph, nid, to_sympy(node["value"]))
             continue
         prim = REGISTRY[op]

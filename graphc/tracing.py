@@ -19,7 +19,7 @@ import numpy as np
 from . import errors, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, InPlaceError, UnsupportedError)
 from .ir import Graph
-from .primitive import Aval
+from .primitive import Aval, plain_params
 
 __all__ = ["Tracer", "Trace", "bind", "current_trace", "aval_of"]
 
@@ -267,6 +267,7 @@ def _raise_store_into_numpy(x: "Tracer"):
 
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
+    params = plain_params(prim, params)    # no user object's repr ever becomes code
     trace = None
     for a in args:
         if isinstance(a, Tracer):
