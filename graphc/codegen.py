@@ -402,8 +402,15 @@ def _default_text(value):
     """Python text that rebuilds a default argument value (arrays exactly)."""
     if isinstance(value, float) and not isinstance(value, np.generic) and not np.isfinite(value):
         return _nonfinite_text(value)
-    if value is None or isinstance(value, (bool, int, float, str)) and not isinstance(value, np.generic):
-        return repr(value)
+    if value is None:
+        return "None"
+    # Subclasses (IntEnum, a str with a custom __repr__) are written as the plain
+    # value: only int/float/str's own reprs become code.
+    for base in (bool, int, float, str):
+        if isinstance(value, base) and not isinstance(value, np.generic):
+            return base.__repr__(base(value))
+    if isinstance(value, np.dtype) and value.kind in "biufc":
+        return f"np.dtype({value.name!r})"
     if isinstance(value, (np.ndarray, np.generic)):
         arr = np.asarray(value)
         text = const_text(arr, Aval(arr.shape, arr.dtype, False))
@@ -416,7 +423,7 @@ def _default_text(value):
     if isinstance(value, range):
         return f"range({int(value.start)}, {int(value.stop)}, {int(value.step)})"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {_default_text(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_default_text(k)}: {_default_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_default_text(v) for v in value) + "]"
     if isinstance(value, tuple):
@@ -592,8 +599,6 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
             bindings[name] = value
         head += [""] + defaults + [""]
     checks = _entry_checks(g, closure)
-    if checks:
-        head += ["", _signature_text(checks[0]), "", "", _ENTRY_HELPERS.strip(), ""]
     lines = head + ["", def_line]
     if doc:
         lines.append(f'    """{doc}"""')
@@ -606,6 +611,9 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     if body and body[-1].strip() and any(l.strip().startswith("# grad of") for l in body):
         lines.append("")
     lines.append(f"    return {ret}")
+    if checks:
+        # After the function, so that a reader meets the computation first.
+        lines += ["", "", _signature_text(checks[0]), "", "", _ENTRY_HELPERS.strip()]
     fast = ["" if i in blank else l for i, l in enumerate(lines)]
     return Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
                   [(name, nid) for nid, name in closure])
@@ -640,6 +648,13 @@ def _sig(x):
         return x
     if isinstance(x, str):
         return str.__repr__(x)
+    if isinstance(x, range):
+        return f"range({x.start}, {x.stop}, {x.step})"
+    if isinstance(x, np.dtype):
+        return f"dtype({x.name})"
+    name = getattr(x, "__name__", None)
+    if x is np or isinstance(name, str) and getattr(np, name, None) is x:
+        return "np" if x is np else f"np.{name}"
     return f"<{type(x).__name__}>"
 
 
@@ -671,7 +686,8 @@ def _entry_checks(g, closure=()):
         expected[name] = want
         text = repr(want) if len(repr(want)) <= 40 else f"_SIGNATURE[{name!r}]"
         # a Python float (the common scalar argument) needs no _sig() call
-        test = f"type({name}) is not float" if want == "float" else f"_sig({name}) != {text}"
+        test = f"type({name}) is not float" if want == "float" else \
+            f"{name} is not None" if want is None else f"_sig({name}) != {text}"
         lines.append((f"if {test}:",
                       f"raise _signature_error({', '.join(names)})"))
     return expected, lines
@@ -703,7 +719,18 @@ def _plain_static(v):
         return int.__int__(v)
     if isinstance(v, str):
         return str.__repr__(str.__str__(v))
-    raise TypeError(f"static value of type {type(v).__name__}")
+    if isinstance(v, range):
+        return f"range({int(v.start)}, {int(v.stop)}, {int(v.step)})"
+    if isinstance(v, np.dtype) and v.kind in "biufc":
+        return f"dtype({v.name})"
+    name = getattr(v, "__name__", None)
+    if v is np or isinstance(name, str) and name.isidentifier() and getattr(np, name, None) is v:
+        return "np" if v is np else f"np.{name}"
+    # Any other static object (the user's function, a module) was baked into the
+    # graph; the generated code cannot name it, so its parameter defaults to None
+    # and the entry check accepts None alone: passing another object is refused
+    # rather than silently computed with the traced one.
+    return None
 
 
 def graph_text(g) -> str:

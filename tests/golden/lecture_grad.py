@@ -2,46 +2,6 @@
 import numpy as np
 
 
-# The arguments this code was generated for, checked at entry.
-_SIGNATURE = {
-    'w1': 'float',
-    'w2': 'float',
-}
-
-
-def _sig(x):
-    """An argument as the entry check compares it: dtype and shape of an array,
-    'float' for a Python float, the value of a static int/bool/str/None, and
-    the same of each item of a dict, list or tuple."""
-    if isinstance(x, (np.ndarray, np.generic)):
-        return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
-    if type(x) is float:
-        return "float"
-    if isinstance(x, dict):
-        return {k: _sig(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        items = [_sig(v) for v in x]
-        return items if isinstance(x, list) else tuple(items)
-    if x is None or isinstance(x, (bool, int)):
-        return x
-    if isinstance(x, str):
-        return str.__repr__(x)
-    return f"<{type(x).__name__}>"
-
-
-def _signature_error(*given):
-    """The ValueError for arguments this code was not generated for."""
-    text = ", ".join(f"{name}: {_sig_text(_sig(v))}" for name, v in zip(_SIGNATURE, given))
-    want = ", ".join(f"{name}: {_sig_text(s)}" for name, s in _SIGNATURE.items())
-    return ValueError(f"this code was generated for ({want}) but was called with ({text}); "
-                      "pass arguments of the expected shapes, dtypes and values, or generate "
-                      "the code again for these (graphc re-traces per signature)")
-
-
-def _sig_text(s):
-    return s if isinstance(s, str) else f"{s!r}"
-
-
 def lecture_grad(w1, w2):
     """Gradient of lecture with respect to w1, w2."""
     if type(w1) is not float:
@@ -72,3 +32,50 @@ def lecture_grad(w1, w2):
     d_w2 = d_z3 * z3 * 2 - d_z1 * z1 / w2       # f64[]
 
     return d_w1, d_w2
+
+
+# The arguments this code was generated for, checked at entry.
+_SIGNATURE = {
+    'w1': 'float',
+    'w2': 'float',
+}
+
+
+def _sig(x):
+    """An argument as the entry check compares it: dtype and shape of an array,
+    'float' for a Python float, the value of a static int/bool/str/None, and
+    the same of each item of a dict, list or tuple."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
+    if type(x) is float:
+        return "float"
+    if isinstance(x, dict):
+        return {k: _sig(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        items = [_sig(v) for v in x]
+        return items if isinstance(x, list) else tuple(items)
+    if x is None or isinstance(x, (bool, int)):
+        return x
+    if isinstance(x, str):
+        return str.__repr__(x)
+    if isinstance(x, range):
+        return f"range({x.start}, {x.stop}, {x.step})"
+    if isinstance(x, np.dtype):
+        return f"dtype({x.name})"
+    name = getattr(x, "__name__", None)
+    if x is np or isinstance(name, str) and getattr(np, name, None) is x:
+        return "np" if x is np else f"np.{name}"
+    return f"<{type(x).__name__}>"
+
+
+def _signature_error(*given):
+    """The ValueError for arguments this code was not generated for."""
+    text = ", ".join(f"{name}: {_sig_text(_sig(v))}" for name, v in zip(_SIGNATURE, given))
+    want = ", ".join(f"{name}: {_sig_text(s)}" for name, s in _SIGNATURE.items())
+    return ValueError(f"this code was generated for ({want}) but was called with ({text}); "
+                      "pass arguments of the expected shapes, dtypes and values, or generate "
+                      "the code again for these (graphc re-traces per signature)")
+
+
+def _sig_text(s):
+    return s if isinstance(s, str) else f"{s!r}"

@@ -2,47 +2,6 @@
 import numpy as np
 
 
-# The arguments this code was generated for, checked at entry.
-_SIGNATURE = {
-    'params': {'W1': 'float32[5,4]', 'b1': 'float32[4]', 'W2': 'float32[4,3]', 'b2': 'float32[3]', 'W3': 'float32[3,2]', 'b3': 'float32[2]'},
-    'x': 'float32[6,5]',
-    'y': 'int64[6]',
-}
-
-
-def _sig(x):
-    """An argument as the entry check compares it: dtype and shape of an array,
-    'float' for a Python float, the value of a static int/bool/str/None, and
-    the same of each item of a dict, list or tuple."""
-    if isinstance(x, (np.ndarray, np.generic)):
-        return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
-    if type(x) is float:
-        return "float"
-    if isinstance(x, dict):
-        return {k: _sig(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        items = [_sig(v) for v in x]
-        return items if isinstance(x, list) else tuple(items)
-    if x is None or isinstance(x, (bool, int)):
-        return x
-    if isinstance(x, str):
-        return str.__repr__(x)
-    return f"<{type(x).__name__}>"
-
-
-def _signature_error(*given):
-    """The ValueError for arguments this code was not generated for."""
-    text = ", ".join(f"{name}: {_sig_text(_sig(v))}" for name, v in zip(_SIGNATURE, given))
-    want = ", ".join(f"{name}: {_sig_text(s)}" for name, s in _SIGNATURE.items())
-    return ValueError(f"this code was generated for ({want}) but was called with ({text}); "
-                      "pass arguments of the expected shapes, dtypes and values, or generate "
-                      "the code again for these (graphc re-traces per signature)")
-
-
-def _sig_text(s):
-    return s if isinstance(s, str) else f"{s!r}"
-
-
 def mlp_loss_value_and_grad(params, x, y):
     """Value of mlp_loss and its gradient with respect to params."""
     if _sig(params) != _SIGNATURE['params']:
@@ -105,3 +64,51 @@ def mlp_loss_value_and_grad(params, x, y):
     d_W1 = x.T @ mul                            # f32[5,4]
 
     return loss, {'W1': d_W1, 'b1': d_b1, 'W2': d_W2, 'b2': d_b2, 'W3': d_W3, 'b3': d_b3}
+
+
+# The arguments this code was generated for, checked at entry.
+_SIGNATURE = {
+    'params': {'W1': 'float32[5,4]', 'b1': 'float32[4]', 'W2': 'float32[4,3]', 'b2': 'float32[3]', 'W3': 'float32[3,2]', 'b3': 'float32[2]'},
+    'x': 'float32[6,5]',
+    'y': 'int64[6]',
+}
+
+
+def _sig(x):
+    """An argument as the entry check compares it: dtype and shape of an array,
+    'float' for a Python float, the value of a static int/bool/str/None, and
+    the same of each item of a dict, list or tuple."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
+    if type(x) is float:
+        return "float"
+    if isinstance(x, dict):
+        return {k: _sig(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        items = [_sig(v) for v in x]
+        return items if isinstance(x, list) else tuple(items)
+    if x is None or isinstance(x, (bool, int)):
+        return x
+    if isinstance(x, str):
+        return str.__repr__(x)
+    if isinstance(x, range):
+        return f"range({x.start}, {x.stop}, {x.step})"
+    if isinstance(x, np.dtype):
+        return f"dtype({x.name})"
+    name = getattr(x, "__name__", None)
+    if x is np or isinstance(name, str) and getattr(np, name, None) is x:
+        return "np" if x is np else f"np.{name}"
+    return f"<{type(x).__name__}>"
+
+
+def _signature_error(*given):
+    """The ValueError for arguments this code was not generated for."""
+    text = ", ".join(f"{name}: {_sig_text(_sig(v))}" for name, v in zip(_SIGNATURE, given))
+    want = ", ".join(f"{name}: {_sig_text(s)}" for name, s in _SIGNATURE.items())
+    return ValueError(f"this code was generated for ({want}) but was called with ({text}); "
+                      "pass arguments of the expected shapes, dtypes and values, or generate "
+                      "the code again for these (graphc re-traces per signature)")
+
+
+def _sig_text(s):
+    return s if isinstance(s, str) else f"{s!r}"
