@@ -1027,3 +1027,18 @@ def test_trust_fuzz_long_invalid_axis(kind):
     def run(seed):
         check_invalid_axis(seed)
     run()
+
+
+# --- regressions found by this fuzzer ---------------------------------------------------------
+def test_clip_keeps_the_sign_of_zero_as_numpy():
+    """np.clip returns x itself where x equals a bound: clip(-0.0, 0.0, 1.0) is -0.0.
+    graphc's clip was np.maximum(x, lo) / np.minimum(x, hi), which return their second
+    argument at a tie (found by the signed_zero feature)."""
+    a = np.array([-0.0, 0.0, -1.0, 2.0, np.nan, 0.5])
+    for lo, hi in [(0.0, 1.0), (-0.0, 0.0), (0.0, 0.0), (-1.0, -0.0)]:
+        for fn in (lambda x: np.clip(x, lo, hi), lambda x: x.clip(lo, hi)):
+            got, want = graphc.compile(fn)(a), np.clip(a, lo, hi)
+            assert _same_values(got, want, 0.0) is None, (lo, hi, got, want)
+    # the gradient is unchanged: 1 inside, 0 outside, a tie split half/half
+    g = graphc.grad(lambda x: np.sum(np.clip(x, 0.0, 1.0)))(np.array([-1.0, 0.0, 0.5, 1.0, 2.0]))
+    assert g.tolist() == [0.0, 0.5, 1.0, 0.5, 0.0]
