@@ -242,6 +242,11 @@ _INF_FORMS = ["relu", "maximum", "clip", "where", "where_nb", "dropout", "minimu
 
 def _draw_inf(d, x):
     form = d.choice(_INF_FORMS)
+    if form in ("maximum", "minimum", "clip", "max_reduce", "maxout", "max_pool") \
+            and np.any(np.asarray(x) == 0):
+        # x tied with the constant 0: x then shares sqrt's infinite cotangent, and any
+        # upstream derivative of 0 gives inf * 0 = nan in graphc as in JAX and PyTorch
+        return None
     p = {"form": form}
     if form == "where_nb":
         p["c"] = np.array([d.choice([0.0, 2.0, -0.0, 1.0]) for _ in range(np.size(x))]
