@@ -94,10 +94,12 @@ def square(x):
 
 
 def clip(x, a_min=None, a_max=None):
+    # The bound first: np.maximum / np.minimum return their second argument at a tie,
+    # and np.clip returns x there, so np.clip(-0.0, 0.0, 1.0) stays -0.0.
     if a_min is not None:
-        x = ew.maximum(x, a_min)
+        x = ew.maximum(a_min, x)
     if a_max is not None:
-        x = ew.minimum(x, a_max)
+        x = ew.minimum(a_max, x)
     return hint(x, "clip")
 
 
