@@ -884,9 +884,11 @@ def test_float32_cross_entropy_near_overflow():
 
 
 def _backward_part(source):
-    """The generated lines after the first ``# grad of:`` comment."""
+    """The generated function's lines after its first ``# grad of:`` comment
+    (the entry-check helpers that follow the function are not part of it)."""
     i = source.index("# grad of:")
-    return source[i:]
+    end = source.find("\n_SIGNATURE = ", i)
+    return source[i:] if end < 0 else source[i:end]
 
 
 def test_cross_entropy_backward_is_softmax_minus_onehot_in_source(rng):

@@ -95,8 +95,11 @@ def _sig(x):
         return f"range({x.start}, {x.stop}, {x.step})"
     if isinstance(x, np.dtype):
         return f"dtype({x.name})"
-    name = getattr(x, "__name__", None)
-    if x is np or isinstance(name, str) and getattr(np, name, None) is x:
+    try:
+        name = x.__name__
+    except AttributeError:
+        name = None
+    if x is np or isinstance(name, str) and np.__dict__.get(name) is x:
         return "np" if x is np else f"np.{name}"
     return f"<{type(x).__name__}>"
 
