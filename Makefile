@@ -37,8 +37,10 @@ demo: venv dot
 test: venv dot
 	$(BIN)/python -m pytest -q -m "not fuzz and not bench"
 
-# The long fuzzing profile (tests/test_fuzz.py): GRAPHC_FUZZ_EXAMPLES programs per
-# property (default 2000); each failure prints its seed and program.
+# The long fuzzing profile: tests/test_fuzz.py runs GRAPHC_FUZZ_EXAMPLES programs per
+# property (default 2000); tests/test_trust_fuzz.py runs 5x that in each of its two main
+# properties (20,000 programs over the whole primitive set) plus the per-feature ones.
+# Each failure prints its seed and program.
 fuzz: venv dot
 	$(BIN)/python -m pytest -q -m fuzz --hypothesis-show-statistics
 

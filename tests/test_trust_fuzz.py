@@ -41,11 +41,10 @@ The oracles:
   tolerance scaled by float16's epsilon and the program's length;
 * invalid axes: where NumPy raises, graphc raises too (never a result).
 
-Features whose bugs are fixed on other branches of issue 12 are listed in
-``PENDING``: the main properties leave them out (and compare the sign of
-zeros only under ``signed_zero``), and each has its own property marked
-``xfail`` while it is pending.  The integrator empties ``PENDING``: every
-feature then runs in every property, and the xfail marks disappear with it.
+``PENDING`` lists features whose bugs are known and not yet fixed: the main
+properties leave them out (and compare the sign of zeros only under
+``signed_zero``), and each has its own property marked ``xfail`` while it is
+pending.  It is empty: every feature runs in every property.
 
 Profiles: the quick one (derandomized, a few seconds) runs in ``make test``;
 ``make fuzz`` runs ``5 * GRAPHC_FUZZ_EXAMPLES`` programs in each of the two
@@ -68,14 +67,12 @@ from test_fuzz import BOUND, LONG, SEEDS, Draw, long, quick
 
 nn = graphc.nn
 
-# Features that still fail on this branch: fixed on other issue-12 branches
-# (trust-numeric, trust-invalid).  The integrator empties this set after merging.
+# Features with known, unfixed bugs (none now): left out of the main properties.
 PENDING: set = set()
 ALL_FEATURES = {"base", "kink", "mask", "nn", "nonbool", "inf_branch", "pow0", "f16_mean",
                 "signed_zero"}
 READY = ALL_FEATURES - PENDING
-pending = pytest.mark.xfail(strict=False, reason="fixed in trust-numeric / trust-invalid "
-                                                 "(issue 12); the integrator removes this mark")
+pending = pytest.mark.xfail(strict=False, reason="a known bug listed in PENDING")
 
 
 def _pending(feature):
