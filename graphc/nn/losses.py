@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..ops import composite as C
 from ..ops import elementwise as E
-from ..ops._rules import one_axis
+from ..ops._rules import norm_axis, one_axis
 from ..ops.nn import log_softmax as _log_softmax, stop_gradient
 from ._util import floating
 from .activations import softplus
@@ -28,6 +28,11 @@ def log_softmax(x, axis=-1):
     array([-10000.,      0.])
     """
     x = floating(x)
+    if not _shape(x):
+        # A 0-d array has the one-element axis 0 (-1) here, as in NumPy's reductions
+        # and PyTorch's softmax; any other axis is NumPy's AxisError.
+        norm_axis(axis, 0)
+        return C.hint(C.do_reshape(_log_softmax(C.do_reshape(x, (1,)), axis=0), ()), "logp")
     return C.hint(_log_softmax(x, axis=one_axis(axis, len(_shape(x)))), "logp")
 
 
