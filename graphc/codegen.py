@@ -94,9 +94,6 @@ def const_text(value, aval: Aval):
     return f"np.frombuffer(bytes.fromhex({data!r}), dtype={np.dtype(arr.dtype).newbyteorder('<').str!r}).reshape({arr.shape!r}).astype({dt})"
 
 
-_CONST_PREC = 100
-
-
 def _literal_prec(text):
     if text.startswith("-"):
         return 13
