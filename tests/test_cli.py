@@ -81,6 +81,7 @@ def no_dot(monkeypatch, tmp_path):
 
 
 # --- demo ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_demo_writes_files_and_agrees_with_closed_form(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
@@ -126,6 +127,7 @@ def test_demo_writes_files_and_agrees_with_closed_form(tmp_path, capsys):
     np.testing.assert_allclose(got, lecture_grad_closed_form(*W), rtol=1e-12)
 
 
+@pytest.mark.slow
 @needs_dot
 @pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed")
 def test_demo_images_are_valid_svg_and_png(tmp_path, capsys, quick_demo):
@@ -140,6 +142,7 @@ def test_demo_images_are_valid_svg_and_png(tmp_path, capsys, quick_demo):
         assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_demo_without_dot_writes_dot_files_and_says_how_to_install(tmp_path, capsys, quick_demo,
                                                                     no_dot):
     out = tmp_path / "demo"
@@ -151,6 +154,7 @@ def test_demo_without_dot_writes_dot_files_and_says_how_to_install(tmp_path, cap
     assert not list(out.glob("*.svg")) and not list(out.glob("*.png"))
 
 
+@pytest.mark.slow
 def test_demo_without_sklearn_skips_the_cnn(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "_have_sklearn", lambda: False)
     out = tmp_path / "demo"
@@ -161,6 +165,7 @@ def test_demo_without_sklearn_skips_the_cnn(tmp_path, capsys, monkeypatch):
     assert "XOR: accuracy 100%" in text
 
 
+@pytest.mark.slow
 def test_demo_without_examples_skips_those_steps(tmp_path, capsys, monkeypatch, quick_demo):
     """An install without the example files still runs the rest of the tour."""
     monkeypatch.setattr(cli, "_examples_dir", lambda: None)
@@ -175,6 +180,7 @@ def test_examples_dir_is_found_beside_the_package():
     assert cli._examples_dir() == ROOT / "examples"
 
 
+@pytest.mark.slow
 def test_demo_twice_into_the_same_folder(tmp_path, capsys, quick_demo):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
@@ -190,6 +196,7 @@ def test_demo_does_not_clobber_foreign_files(tmp_path, capsys):
     assert (out / "autodiff_trace.py").read_text() == "# mine\n"
 
 
+@pytest.mark.slow
 def test_demo_default_folder_is_graphc_demo(tmp_path, capsys, monkeypatch, quick_demo):
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 0
@@ -524,6 +531,7 @@ def test_arg_overrides_example(capsys):
 
 
 # --- as a real process -------------------------------------------------------------------
+@pytest.mark.slow
 def test_subprocess_module_entry_point(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
