@@ -33,8 +33,10 @@ dot:
 demo: venv dot
 	$(BIN)/graphc demo
 
-# pytest's exit status is passed through as is (5 = no tests collected fails too).
+# ruff first (its config is in pyproject.toml); then pytest, whose exit status is passed
+# through as is (5 = no tests collected fails too). The full suite, `slow` tests included.
 test: venv dot
+	$(BIN)/ruff check graphc tests tools benchmarks examples
 	$(BIN)/python -m pytest -q -m "not fuzz and not bench"
 
 # The long fuzzing profile: tests/test_fuzz.py runs GRAPHC_FUZZ_EXAMPLES programs per

@@ -7,7 +7,6 @@ import functools
 import gc
 import inspect
 import linecache
-import os
 import pathlib
 import sys
 import threading

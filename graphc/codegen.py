@@ -94,9 +94,6 @@ def const_text(value, aval: Aval):
     return f"np.frombuffer(bytes.fromhex({data!r}), dtype={np.dtype(arr.dtype).newbyteorder('<').str!r}).reshape({arr.shape!r}).astype({dt})"
 
 
-_CONST_PREC = 100
-
-
 def _literal_prec(text):
     if text.startswith("-"):
         return 13
@@ -186,7 +183,7 @@ class _Emitter:
             if isinstance(emitted, str):
                 lines = [f"{name} = {emitted}"]
             else:
-                lines = [l.replace("{out}", name) for l in emitted]
+                lines = [line.replace("{out}", name) for line in emitted]
             yield nid, lines
 
 
@@ -345,8 +342,8 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
             last_block = None
             w = _where_short(node.get("where"))
             comment = f"{shape}  {w}" if w else shape
-        for k, l in enumerate(lines):
-            out.append(indent + (_comment(l, comment) if k == len(lines) - 1 else l))
+        for k, line in enumerate(lines):
+            out.append(indent + (_comment(line, comment) if k == len(lines) - 1 else line))
         if i in frees:
             out.append(f"{indent}del {', '.join(frees[i])}")
     return out
@@ -606,15 +603,15 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
         for expected_line, raise_line in checks[1]:
             blank.update((len(lines), len(lines) + 1))
             lines += ["    " + expected_line, "        " + raise_line]
-    lines += ["    " + l for l in unpack + _weak_inputs_to_numpy(g, em)]
+    lines += ["    " + line for line in unpack + _weak_inputs_to_numpy(g, em)]
     lines += body
-    if body and body[-1].strip() and any(l.strip().startswith("# grad of") for l in body):
+    if body and body[-1].strip() and any(line.strip().startswith("# grad of") for line in body):
         lines.append("")
     lines.append(f"    return {ret}")
     if checks:
         # After the function, so that a reader meets the computation first.
         lines += ["", "", _signature_text(checks[0]), "", "", _ENTRY_HELPERS.strip()]
-    fast = ["" if i in blank else l for i, l in enumerate(lines)]
+    fast = ["" if i in blank else line for i, line in enumerate(lines)]
     return Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
                   [(name, nid) for nid, name in closure])
 
@@ -806,7 +803,7 @@ def _snippet_fn(emitted, n):
     fn = _SNIPPETS.get(key)
     if fn is None:
         args = ", ".join(f"a{i}" for i in range(n))
-        src = f"def _impl({args}):\n" + "".join(f"    {l}\n" for l in lines) + "    return out\n"
+        src = f"def _impl({args}):\n" + "".join(f"    {line}\n" for line in lines) + "    return out\n"
         ns = {"np": np}
         exec(compile(src, "<graphc:eager>", "exec"), ns)
         if len(_SNIPPETS) >= 256:   # keyed by text that holds shapes: bound it (no leak)

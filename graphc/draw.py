@@ -16,7 +16,6 @@ import subprocess
 
 from ._files import check_path, check_target, write_atomic
 from .errors import OptionError, RenderError
-from .naming import base_name
 from .primitive import REGISTRY, type_str
 
 __all__ = ["to_dot", "render_graph", "FAMILY_COLORS"]

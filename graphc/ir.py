@@ -8,8 +8,6 @@ and 1, each with an ``argnum`` attribute).
 """
 from __future__ import annotations
 
-from typing import Any
-
 import networkx as nx
 import numpy as np
 
@@ -91,9 +89,6 @@ class Graph:
     def node(self, nid: int) -> dict:
         return self.nx.nodes[nid]
 
-    def args(self, nid: int) -> tuple:
-        return self.nx.nodes[nid]["args"]
-
     def aval(self, nid: int) -> Aval:
         d = self.nx.nodes[nid]
         return Aval(d["shape"], d["dtype"], d["weak"])
@@ -105,9 +100,6 @@ class Graph:
     def users(self, nid: int) -> list[int]:
         """Distinct nodes that use ``nid``, in program order."""
         return sorted({v for _, v in self.nx.out_edges(nid)})
-
-    def primitive(self, nid: int):
-        return REGISTRY.get(self.nx.nodes[nid]["op"])
 
     def copy(self) -> "Graph":
         g = Graph(self.fn_name)
@@ -159,6 +151,3 @@ class Graph:
 
     def _repr_svg_(self):
         return self.to_dot().pipe(format="svg").decode()
-
-    def value_of(self, nid: int) -> Any:
-        return self.nx.nodes[nid].get("value")

@@ -9,7 +9,6 @@ a FLOP count.  Adding an op means adding one record; the test-suite walks
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable

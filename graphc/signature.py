@@ -32,8 +32,6 @@ class Signature:
     arg_treedefs: tuple
     leaf_paths: list
     out_treedef: TreeDef = None
-    out_labels: list = field(default_factory=list)  # comment for each output (grad of ...)
-    doc: str = ""
     # Closed-over NumPy arrays read as inputs (API.md section 1: read at each call):
     # (node id, variable name, cell).  Their nodes are "input" nodes outside
     # graph.inputs that carry the value seen at trace time as "value".

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fractions
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp

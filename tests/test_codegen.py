@@ -58,7 +58,7 @@ def test_generated_code_names_and_comments():
         assert re.search(rf"\b{name} = ", src), name
     assert "# grad of: z2 = np.sin(2 * np.pi * z1)" in src
     assert "# f64[]  functions.py:6" in src  # forward lines: shape/dtype and file:line
-    imports = [l for l in src.splitlines() if l.startswith(("import", "from"))]
+    imports = [line for line in src.splitlines() if line.startswith(("import", "from"))]
     assert imports == ["import numpy as np"]
 
 
@@ -136,7 +136,7 @@ def test_compile_cache_does_not_retrace():
 
 def test_dead_code_is_not_computed():
     def f(x, y):
-        unused = np.exp(y) * 3.0
+        _unused = np.exp(y) * 3.0   # traced, never used: the pass drops it
         return np.sum(x * 2.0)
     src = graphc.grad(f).source(np.ones(3), np.ones(3))
     assert "np.exp" not in src

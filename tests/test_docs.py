@@ -78,6 +78,7 @@ def test_op_reference_lists_every_primitive():
     assert f"graphc has {len(REGISTRY)} primitives" in text
 
 
+@pytest.mark.slow
 def test_op_reference_check_mode(tmp_path):
     tool = ROOT / "tools" / "make_op_reference.py"
     stale = tmp_path / "ops.md"

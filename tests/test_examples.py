@@ -244,6 +244,7 @@ def test_examples_read_mnist_folders(name, steps, tmp_path, monkeypatch, capsys)
     assert f"MNIST from {folder}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_examples_mnist_command_line_flag(tmp_path):
     import subprocess
     import sys

@@ -105,12 +105,14 @@ def test_non_literal_dict_keys_are_refused():
     for key in (Key(), S("w"), float("nan"), (1, Key())):
         with pytest.raises(graphc.UnsupportedError, match="dict key"):
             graphc.compile(lambda p: sum(p.values()))({key: 1.0})
-    # int, tuple, bool and None keys are literals: fine
-    p = {1: 1.0, (2, "a"): 2.0, None: 3.0, True: 4.0}
+    # int, tuple, bool and None keys are literals: fine (False, not True: True == 1 would
+    # merge with the int key)
+    p = {1: 1.0, (2, "a"): 2.0, None: 3.0, False: 4.0}
     src = graphc.compile(lambda p: {k: v * 2.0 for k, v in p.items()}).source(p)
     _check_module(src)
-    assert graphc.compile(lambda p: {k: v * 2.0 for k, v in p.items()})(p) == \
-        {1: 2.0, (2, "a"): 4.0, None: 6.0, True: 8.0}
+    got = graphc.compile(lambda p: {k: v * 2.0 for k, v in p.items()})(p)
+    assert got == {1: 2.0, (2, "a"): 4.0, None: 6.0, False: 8.0}
+    assert [type(k) for k in got] == [type(k) for k in p]
 
 
 def test_hostile_static_results_and_defaults():

@@ -1316,18 +1316,3 @@ def test_init_aliases():
     assert nn.init.xavier_uniform is nn.init.glorot_uniform
     assert nn.init.xavier_normal is nn.init.glorot_normal
 
-
-# =========================================================================================
-# Regressions for bugs found outside graphc.nn
-# =========================================================================================
-def test_tracing_works_under_cprofile():
-    import subprocess
-    import sys
-    code = ("import cProfile, numpy as np, graphc\n"
-            "from graphc import nn\n"
-            "prof = cProfile.Profile(); prof.enable()\n"
-            "out = graphc.compile(nn.relu)(np.array([-1.0, 2.0]))\n"
-            "prof.disable()\n"
-            "assert out.tolist() == [0.0, 2.0], out\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]

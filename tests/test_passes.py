@@ -180,8 +180,8 @@ def test_unit_axis_index_is_reshape():
     y = np.sign(RNG.normal(size=6))
     vg = graphc.value_and_grad(loss)
     src = vg.source(s, y)
-    code = [l.split("#")[0] for l in src.splitlines()]
-    assert not any("np.zeros" in l or "[:, 0]" in l for l in code)
+    code = [line.split("#")[0] for line in src.splitlines()]
+    assert not any("np.zeros" in line or "[:, 0]" in line for line in code)
     v, g = vg(s, y)
     want = -y / (1 + np.exp(y * s[:, 0])) / 6
     np.testing.assert_allclose(g[:, 0], want, rtol=1e-12)

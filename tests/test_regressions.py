@@ -1,5 +1,6 @@
 """Regression tests: one plain, deterministic test per bug found by fuzzing
-(tests/test_fuzz.py) or by the stability table (tools/make_stability_table.py).
+(tests/test_fuzz.py), by the stability table (tools/make_stability_table.py) or
+while writing other tests.
 
 Each test names how the bug was found.  A bug found but not fixed yet gets
 ``xfail(strict=True)`` naming the module that owns the fix: the marker makes
@@ -110,3 +111,21 @@ def test_product_of_two_broadcasts_keeps_its_shape():
 
     a, b = np.float64(0.7), np.float64(-1.2)
     np.testing.assert_allclose(graphc.grad(g, argnums=1)(a, b), -0.7, rtol=1e-14)
+
+
+# --- found outside fuzzing, fixed in tracing.py -----------------------------------------------
+@pytest.mark.slow
+def test_tracing_works_under_cprofile():
+    """Found while writing the graphc.nn tests: tracing under cProfile failed.
+    Name capture borrows the profile hook, so tracing.py leaves a profiler's hook
+    in place and captures no names."""
+    import subprocess
+    import sys
+    code = ("import cProfile, numpy as np, graphc\n"
+            "from graphc import nn\n"
+            "prof = cProfile.Profile(); prof.enable()\n"
+            "out = graphc.compile(nn.relu)(np.array([-1.0, 2.0]))\n"
+            "prof.disable()\n"
+            "assert out.tolist() == [0.0, 2.0], out\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]

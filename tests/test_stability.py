@@ -115,8 +115,8 @@ def test_rewritten_node_keeps_user_name_and_line():
     assert node["rewrite"] == "log(1 + exp(x)) -> softplus(x)"
     src = graphc.compile(hand_softplus).source(EXTREME)
     line = hand_softplus.__code__.co_firstlineno + 1
-    assert any(l.strip().startswith(f"y = {_softplus_text()}") and f"test_stability.py:{line}" in l
-               for l in src.splitlines())
+    assert any(text.strip().startswith(f"y = {_softplus_text()}")
+               and f"test_stability.py:{line}" in text for text in src.splitlines())
     # the gradient's block names the user's own line
     assert "# grad of: y = np.log(1 + np.exp(x))" in graphc.grad(
         lambda x: hand_softplus(x).sum()).source(EXTREME)

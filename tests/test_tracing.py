@@ -16,8 +16,8 @@ def line_of(fn, text):
     """The line number of ``text`` inside ``fn``'s source."""
     import inspect
     lines, start = inspect.getsourcelines(fn)
-    for i, l in enumerate(lines):
-        if text in l:
+    for i, line in enumerate(lines):
+        if text in line:
             return start + i
     raise AssertionError(text)
 
@@ -52,7 +52,7 @@ def test_trace_text_is_the_evaluation_trace():
     assert lines[1].split("#")[0].strip() == "z1 = w1 / w2"
     assert lines[1].endswith("# f64[]  functions.py:6")
     assert lines[-1].strip().startswith("return ")
-    body = [l for l in lines[1:-1] if l.strip()]
+    body = [line for line in lines[1:-1] if line.strip()]
     assert len(body) == 9   # one line per operation
 
 

@@ -90,6 +90,7 @@ def _call_in_child(compiled, *args):
     return compiled(*args)
 
 
+@pytest.mark.slow
 def test_multiprocessing_spawn_round_trip():
     """A fresh interpreter unpickles both kinds (function by reference, options by value)."""
     ctx = multiprocessing.get_context("spawn")
@@ -279,6 +280,7 @@ def _run_cli(tmp_path, *argv, launcher=True):
                           cwd=tmp_path, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", [True, False], ids=["bin-script", "python-m"])
 def test_cli_messages_never_name_the_launcher(tmp_path, launcher):
     user = _write(tmp_path, "model.py", """\

@@ -1,7 +1,6 @@
 """Issue 12 (Trust), generated code: entry checks, live defaults and closures, unique
 module-level names, and no user object's repr ever becoming code."""
 import os
-import types
 
 import numpy as np
 import pytest

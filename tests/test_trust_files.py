@@ -268,6 +268,7 @@ def test_demo_never_follows_or_replaces_a_link(tmp_path, capsys, short_demo):
         assert (out / "f_grad.py").is_symlink() and victim.read_text() == "precious\n"
 
 
+@pytest.mark.slow
 def test_demo_rewrites_its_own_files_and_overwrite_replaces_foreign_ones(tmp_path, capsys,
                                                                          short_demo):
     out = tmp_path / "demo"

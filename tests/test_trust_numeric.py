@@ -37,7 +37,9 @@ def test_where_gradient_uses_the_truthiness_of_a_count_condition():
 def test_where_gradient_with_a_traced_float_condition():
     c = np.array([0.0, -2.5, np.nan, 0.25])          # nan is truthy, as in np.where
     x = np.array([1.0, 2.0, 3.0, 4.0])
-    f = lambda c, x: np.where(c, x, -x).sum()
+
+    def f(c, x):
+        return np.where(c, x, -x).sum()
     dx = _grad(f, c, x, argnums=1)
     np.testing.assert_array_equal(dx, [-1.0, 1.0, 1.0, 1.0])
     assert f(c, x) == graphc.compile(f)(c, x)
@@ -162,12 +164,11 @@ def test_mean_of_float16_accumulates_in_float32():
 
 def test_mean_of_integers_accumulates_in_float64():
     x = np.full(4, 2 ** 62, np.int64)     # the int64 sum would overflow
-    fn = lambda x: x.mean()
-    got = graphc.compile(fn)(x)
-    assert got.dtype == F64 and got == fn(x) == 2.0 ** 62
-    fn = lambda x: np.mean(x, dtype=np.int64)   # NumPy divides and casts back to int
-    got = graphc.compile(fn)(np.array([1, 2, 2]))
-    assert got.dtype == np.int64 and got == fn(np.array([1, 2, 2]))
+    got = graphc.compile(lambda x: x.mean())(x)
+    assert got.dtype == F64 and got == x.mean() == 2.0 ** 62
+    # NumPy divides and casts back to int
+    got = graphc.compile(lambda x: np.mean(x, dtype=np.int64))(np.array([1, 2, 2]))
+    assert got.dtype == np.int64 and got == np.mean(np.array([1, 2, 2]), dtype=np.int64)
 
 
 # --- 5. reductions: NumPy's positional order, explicit dtypes -----------------------------------

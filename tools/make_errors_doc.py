@@ -530,7 +530,7 @@ def render_doc() -> str:
         lines += [f"## {name}", ""]
         if name in BASES:
             subs = [n for n in seen if n != name and issubclass(classes[n], classes[name])]
-            lines += [f"A base class, raised through its subclasses: "
+            lines += ["A base class, raised through its subclasses: "
                       + ", ".join(f"[`{n}`](#{n.lower()})" for n in subs) + ".", ""]
             continue
         for case in [c for c in CASES if c.error == name]:

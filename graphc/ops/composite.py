@@ -10,7 +10,6 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from . import elementwise as ew
-from .index import getitem
 from .reduce import max as reduce_max, min as reduce_min, sum as reduce_sum
 from .shape import broadcast_to, concatenate, reshape, transpose
 from ._rules import _static_int, norm_axis, one_axis, shape_ints

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import IndexError_, ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
-from ._rules import size_flops, zero_flops
+from ._rules import zero_flops
 
 
 def _concrete_index(spec, arrays):

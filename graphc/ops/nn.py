@@ -22,7 +22,7 @@ import sympy as sp
 
 from ..errors import ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
-from ._rules import norm_axis, size_flops, zero_flops
+from ._rules import size_flops, zero_flops
 
 
 # --- stop_gradient ----------------------------------------------------------------------
@@ -409,12 +409,12 @@ def _emit_unpool(e, *, image):
     window = _pool_slice(e.out, '_i', '_j', (kh, kw), ohw, image[2:])
     return [f"{e.out} = np.{alloc}({tuple(image)!r}, dtype=np.{e.aval.dtype.name})",
             f"_values = np.ascontiguousarray({e.args[0]})",
-            f"_finite = np.isfinite(_values.sum())",
+            "_finite = np.isfinite(_values.sum())",
             f"for _i in range({kh}):",
             f"    for _j in range({kw}):",
-            f"        if _finite:",
+            "        if _finite:",
             f"            np.multiply(_values, {mask}[_i, _j], out={window})",
-            f"        else:  # inf * 0: an unselected element's gradient is 0",
+            "        else:  # inf * 0: an unselected element's gradient is 0",
             f"            {window} = np.where({mask}[_i, _j], _values, 0)"]
 
 

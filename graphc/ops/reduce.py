@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitive import Aval, primitive
-from ._rules import input_flops, norm_axis, result_dtype
+from ._rules import input_flops, result_dtype
 
 
 def _reduce_rule(fn):
