@@ -129,3 +129,15 @@ def test_tracing_works_under_cprofile():
             "assert out.tolist() == [0.0, 2.0], out\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_softmax_of_a_0d_array_takes_axis_0_or_minus_1():
+    """Found by the long fuzzing profile: NumPy's reductions (and PyTorch's softmax) accept
+    axis 0/-1 on a 0-d array; graphc.nn raised AxisError there, traced and eager."""
+    x = np.array(0.7)
+    for axis in (0, -1):
+        assert graphc.nn.softmax(x, axis=axis) == 1.0
+        assert graphc.compile(lambda v: graphc.nn.log_softmax(v, axis=axis))(x) == 0.0
+        assert graphc.grad(lambda v: np.sum(graphc.nn.softmax(v, axis=axis)))(x) == 0.0
+    with pytest.raises(np.exceptions.AxisError):
+        graphc.nn.softmax(x, axis=1)
