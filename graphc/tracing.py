@@ -534,6 +534,8 @@ def _var(x, axis, dtype, out, ddof, keepdims, kwargs, what):
     if isinstance(ddof, Tracer) or not isinstance(ddof, (int, float, np.integer, np.floating)):
         raise UnsupportedError(f".{what}(ddof={ddof!r}): ddof must be a static number",
                                hint="pass a Python int such as ddof=1")
+    if x.ndim == 0 and axis is not None:
+        C.mean(x, axis=axis)        # NumPy's AxisError: var/std, like mean, take no axis of a 0-d array
     axes = norm_axis(axis, x.ndim)
     if dtype is None and x.dtype.kind in "biu":
         dtype = np.float64          # as NumPy: integer data has a float64 variance

@@ -141,3 +141,17 @@ def test_softmax_of_a_0d_array_takes_axis_0_or_minus_1():
         assert graphc.grad(lambda v: np.sum(graphc.nn.softmax(v, axis=axis)))(x) == 0.0
     with pytest.raises(np.exceptions.AxisError):
         graphc.nn.softmax(x, axis=1)
+
+
+def test_mean_var_std_of_a_0d_array_refuse_an_axis_as_numpy():
+    """Found by the long fuzzing profile: np.mean/var/std refuse every axis of a 0-d array
+    (np.sum and np.max accept 0 and -1); graphc returned the value."""
+    x = np.array(1.5)
+    for fn in (lambda v: np.mean(v, axis=-1), lambda v: np.mean(v, axis=0),
+               lambda v: v.var(axis=0), lambda v: v.std(axis=-1)):
+        with pytest.raises(np.exceptions.AxisError):
+            fn(x)
+        with pytest.raises(np.exceptions.AxisError):
+            graphc.compile(fn)(x)
+    assert graphc.compile(lambda v: np.sum(v, axis=-1))(x) == 1.5
+    assert graphc.compile(lambda v: v.var())(x) == 0.0

@@ -54,6 +54,10 @@ def min(x, axis=None, keepdims=False):
 
 
 def mean(x, axis=None, keepdims=False, dtype=None):
+    if _ndim(x) == 0 and axis is not None:
+        # Unlike np.sum and np.max, np.mean (and var/std) refuses every axis of a 0-d array.
+        for a in (axis if isinstance(axis, (tuple, list)) else (axis,)):
+            one_axis(a, 0)
     axes = norm_axis(axis, _ndim(x))
     n = int(np.prod([_shape(x)[a] for a in axes], dtype=np.int64))
     # NumPy's accumulation type: float64 for integers and booleans, float32 for float16
