@@ -243,20 +243,8 @@ def _method_astype(self, dtype, copy=True):
     return C.astype(self, dtype)
 
 
-def _method_sum(self, axis=None, dtype=None, out=None, keepdims=False):
-    return _no_out(C.sum)(self, axis, keepdims, dtype, out=out)
-
-
-def _method_mean(self, axis=None, dtype=None, out=None, keepdims=False):
-    return _no_out(C.mean)(self, axis, keepdims, dtype, out=out)
-
-
-def _method_max(self, axis=None, out=None, keepdims=False):
-    return _no_out(C.max)(self, axis, keepdims, out=out)
-
-
-def _method_min(self, axis=None, out=None, keepdims=False):
-    return _no_out(C.min)(self, axis, keepdims, out=out)
+# The methods take NumPy's order too (a.sum(axis, dtype, out, keepdims)).
+_method_sum, _method_mean, _method_max, _method_min = _np_sum, _np_mean, _np_max, _np_min
 
 
 TRACER_METHODS = {
