@@ -12,7 +12,9 @@ import io
 import linecache
 import os
 import re
+import sys
 import tokenize
+import types
 import weakref
 
 import numpy as np
@@ -761,6 +763,7 @@ def exec_module(source: str, func_name: str, label: str, run: str | None = None,
     """
     _counter[0] += 1
     filename = f"<graphc:{label}#{_counter[0]}>"
+    _purge_dead_lines()
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {"__name__": f"graphc_generated_{sanitize(label)}", **(bindings or {})}
     exec(compile(source if run is None else run, filename, "exec"), namespace)
@@ -768,8 +771,38 @@ def exec_module(source: str, func_name: str, label: str, run: str | None = None,
     # The text stays in linecache (for tracebacks) exactly as long as the
     # function's code object lives: a traceback holds its frames' code, so it
     # keeps the lines it shows; a dropped compiled function leaves no entry.
-    weakref.finalize(fn.__code__, linecache.cache.pop, filename, None).atexit = False
+    weakref.finalize(fn.__code__, _drop_lines, filename).atexit = False
     return fn
+
+
+# File names whose code died while linecache was being walked (see _drop_lines).
+_DEAD_LINES: list = []
+_LINECACHE_CODE = {f.__code__ for f in vars(linecache).values()
+                   if isinstance(f, types.FunctionType)}
+
+
+def _drop_lines(filename):
+    """Forget a dead generated module's text, unless linecache is mid-walk.
+
+    A finalizer runs wherever the garbage collector happens to run, for
+    instance inside ``linecache.checkcache()`` (doctest, pdb, IPython), which
+    walks a snapshot of the cache's keys: removing one of them there would
+    make it raise ``KeyError``.  Then the name waits for the next removal or
+    the next generated module.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code in _LINECACHE_CODE:
+            _DEAD_LINES.append(filename)
+            return
+        frame = frame.f_back
+    linecache.cache.pop(filename, None)
+    _purge_dead_lines()
+
+
+def _purge_dead_lines():
+    while _DEAD_LINES:
+        linecache.cache.pop(_DEAD_LINES.pop(), None)
 
 
 def compile_snippet(prim, params):

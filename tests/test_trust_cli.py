@@ -4,6 +4,7 @@ CLI, ``--arg`` arrays are made in their dtype and absurd sizes refused; hints ci
 docs/ (not API.md); compiled callables pickle; linecache entries of generated
 modules go away with their compiled functions."""
 import gc
+import os
 import linecache
 import multiprocessing
 import pathlib
@@ -373,3 +374,28 @@ def test_cli_exit_from_the_standard_library_names_the_users_call(tmp_path, capsy
     err = capsys.readouterr().err
     assert f"{path}:3: " in err and "sys.exit(2)" in err and "parser.parse_args" in err
     assert "argparse.py" not in err and "Traceback" not in err
+
+
+def test_generated_code_dying_inside_linecache_checkcache_is_safe(monkeypatch):
+    """Found by CI (doctest -> pdb -> linecache.checkcache): a generated function collected
+    while checkcache walks its snapshot of the cache removed a key under it (KeyError)."""
+    import linecache
+    df = graphc.grad(lambda x: np.sum(np.sin(x) * x))
+    df(X)
+    name = _generated_filename(df)
+    real_stat = os.stat
+    victims = [df]
+
+    def stat_and_collect(*args, **kwargs):   # checkcache stats real files: die right there
+        if victims:
+            victims.clear()
+            gc.collect()
+        return real_stat(*args, **kwargs)
+
+    linecache.cache["/nonexistent/graphc-test.py"] = (1, 1.0, ["x\n"], "/nonexistent/graphc-test.py")
+    monkeypatch.setattr(os, "stat", stat_and_collect)
+    del df
+    linecache.checkcache()                    # raised KeyError before the fix
+    monkeypatch.undo()
+    graphc.grad(lambda x: np.sum(np.cos(x)))(X)   # the next module purges the dead name
+    assert name not in linecache.cache
