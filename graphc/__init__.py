@@ -13,6 +13,7 @@ Examples
 [2.0, -0.563436]
 """
 from . import ops as _ops  # noqa: F401  (registers every primitive)
+from . import codegen as _codegen, cost as _cost, draw as _draw  # noqa: F401  (Graph's products)
 from . import nn, optim
 from .api import (Compiled, Spec, compile, example, export, grad, render, scope, trace,
                   value_and_grad)

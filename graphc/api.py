@@ -44,7 +44,7 @@ class Spec:
     --------
     >>> import numpy as np, graphc
     >>> g = graphc.trace(lambda x: np.tanh(x).sum(), graphc.Spec((64, 10), "float32"))
-    >>> g.nx.nodes[g.outputs[0]]["dtype"]
+    >>> g[g.outputs[0]].dtype
     dtype('float32')
     """
 
@@ -263,7 +263,7 @@ def _global_names(code):
 def _closure_tracer(trace, name, cell, value):
     sig = trace.graph.signature
     for nid, _, c in sig.closures:        # the same cell (or global) read twice: one input
-        if (c is cell or isinstance(c, _GlobalRef) and c == cell) and nid in trace.graph.nx:
+        if (c is cell or isinstance(c, _GlobalRef) and c == cell) and nid in trace.graph:
             return trace.tracer(nid)
     nid = trace.graph.add_node("input", (), Aval(value.shape, value.dtype, False), name=name,
                                closure=name, value=value)
@@ -435,7 +435,7 @@ def _grad_body(fn, argnums, has_aux, with_value, name):
             out, aux = out
         _check_loss_value(out, name, has_aux, fn)
         out = trace.lift(out)
-        out_where = trace.graph.nx.nodes[out.node].get("where") or _def_where(fn)
+        out_where = trace.graph[out.node].where or _def_where(fn)
         if out.shape != ():
             raise GradError(f"{name} needs a function that returns a scalar (shape ()), but it "
                             f"returned {out.aval.short()}",
@@ -770,7 +770,7 @@ class Compiled:
             fn = _renaming_call(fn, renamed)
         has_spec = any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
         cells = {nid: cell for nid, _, cell in sig.closures}
-        closure = tuple((kw, cells[nid], (g.nx.nodes[nid]["shape"], g.nx.nodes[nid]["dtype"]))
+        closure = tuple((kw, cells[nid], (g[nid].shape, g[nid].dtype))
                         for kw, nid in module.closure_params)
         return _Entry(g, source, fn, func_name, has_spec, closure)
 
@@ -1095,7 +1095,7 @@ def scope(name: str):
     ...         h = np.tanh(x)
     ...     return h.sum()
     >>> g = graphc.trace(f, np.ones(3))
-    >>> sorted({g.nx.nodes[n].get("scope") for n in g.nx.nodes} - {None})
+    >>> sorted({g[n].scope for n in g} - {None})
     ['layer1']
     """
     t = current_trace()

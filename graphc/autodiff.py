@@ -42,20 +42,19 @@ def _active_nodes(graph, out: int, wrt: list[int], start: int) -> set:
     """Nodes on some path from a ``wrt`` node to ``out`` (only ids >= ``start``
     besides the ``wrt`` nodes themselves: a nested ``grad`` must treat values
     computed before it was called as constants)."""
-    import networkx as nx
-    anc = nx.ancestors(graph.nx, out) | {out}
+    anc = graph.ancestors(out) | {out}
     seen, stack = set(), [w for w in wrt if w in anc]
     while stack:
         n = stack.pop()
         if n in seen:
             continue
         seen.add(n)
-        stack.extend(v for _, v in graph.nx.out_edges(n) if v >= start and v in anc and v not in seen)
+        stack.extend(v for v in graph.users(n) if v >= start and v in anc and v not in seen)
     return seen
 
 
 def _differentiable(graph, nid) -> bool:
-    return graph.nx.nodes[nid]["dtype"].kind == "f"
+    return graph[nid].dtype.kind == "f"
 
 
 def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
@@ -70,7 +69,8 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
     if seed is None:
         with trace.context(section="backward"):
             seed = trace.lift(1.0 if out.aval.weak else np.ones(out.shape, out.dtype))
-    g.nx.nodes[seed.node].setdefault("adjoint_of", out.node)
+    if g[seed.node].adjoint_of is None:
+        g[seed.node].adjoint_of = out.node
     wrt_ids = [w.node for w in wrt]
     active = _active_nodes(g, out.node, wrt_ids, start)
     cts: dict[int, Tracer] = {out.node: seed}
@@ -78,18 +78,18 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
         ct = cts.get(nid)
         if ct is None:
             continue
-        node = g.nx.nodes[nid]
+        node = g[nid]
         _mark_adjoint(g, ct.node, nid)
-        prim = REGISTRY.get(node["op"])
+        prim = REGISTRY.get(node.op)
         if prim is None or prim.vjp is None:
             continue
-        args = node["args"]
+        args = node.args
         if not any(a in active and _differentiable(g, a) for a in args):
             continue
-        with trace.context(section="backward", grad_of=nid, where=node["where"],
-                           scope=node.get("scope")):
+        with trace.context(section="backward", grad_of=nid, where=node.where,
+                           scope=node.scope):
             in_cts = prim.vjp(ct, *[trace.tracer(a) for a in args], out=trace.tracer(nid),
-                              **node["params"])
+                              **node.params)
             for a, c in zip(args, in_cts):
                 if c is None or a not in active or not _differentiable(g, a):
                     continue
@@ -110,9 +110,9 @@ def _accumulate(g, trace, total, c):
     """``total + c`` (the sum over children); ``total - y`` when ``c`` is ``-y``."""
     if total is None:
         return c
-    node = g.nx.nodes[c.node]
-    if node["op"] == "neg" and g.nx.out_degree(c.node) == 0:
-        return total - trace.tracer(node["args"][0])
+    node = g[c.node]
+    if node.op == "neg" and g.n_uses(c.node) == 0:
+        return total - trace.tracer(node.args[0])
     return total + c
 
 
@@ -126,7 +126,7 @@ def _fit(ct: Tracer, aval) -> Tracer:
 
 
 def _mark_adjoint(g, ct_node: int, primal: int) -> None:
-    node = g.nx.nodes[ct_node]
-    if node["op"] not in ("input",) and node.get("section") == "backward" \
-            and node.get("adjoint_of") is None:
-        node["adjoint_of"] = primal
+    node = g[ct_node]
+    if node.op not in ("input",) and node.section == "backward" \
+            and node.adjoint_of is None:
+        node.adjoint_of = primal

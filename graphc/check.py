@@ -193,7 +193,7 @@ def _tolerances(dtype):
 
 def _lowest_float(graph):
     """The least precise floating dtype any node of ``graph`` computes in."""
-    kinds = [np.dtype(graph.nx.nodes[n]["dtype"]) for n in graph.nx.nodes]
+    kinds = [np.dtype(graph[n].dtype) for n in graph]
     floats = [d for d in kinds if d.kind == "f" and d.itemsize < 8]
     return min(floats, key=lambda d: d.itemsize) if floats else np.dtype(np.float64)
 
@@ -237,20 +237,20 @@ def _symbolic_work(graph, symbolic_inputs):
     size = {}
     work = 0
     for nid in graph.order():
-        node = graph.nx.nodes[nid]
-        n_out = int(np.prod(node["shape"], dtype=np.int64))
-        if node["op"] == "input":
+        node = graph[nid]
+        n_out = int(np.prod(node.shape, dtype=np.int64))
+        if node.op == "input":
             size[nid] = 1 if nid in symbolic_inputs else 0
-        elif node["op"] == "const":
+        elif node.op == "const":
             size[nid] = 0
         else:
-            args = node["args"]
+            args = node.args
             s = sum(size[a] for a in args)
             if s:
-                n_in = max(int(np.prod(graph.nx.nodes[a]["shape"], dtype=np.int64)) for a in args)
+                n_in = max(int(np.prod(graph[a].shape, dtype=np.int64)) for a in args)
                 fan = max(1, n_in // max(n_out, 1))
-                if node["op"] == "matmul" and graph.nx.nodes[args[0]]["shape"]:
-                    fan = max(fan, int(graph.nx.nodes[args[0]]["shape"][-1]))
+                if node.op == "matmul" and graph[args[0]].shape:
+                    fan = max(fan, int(graph[args[0]].shape[-1]))
                 s = min(s * fan + 1, 10 ** 15)
             size[nid] = s
         work += size[nid] * n_out
@@ -272,22 +272,22 @@ def _layers(graph, symbolic_inputs):
     """
     sym, depth = {}, {}
     for nid in graph.order():
-        node = graph.nx.nodes[nid]
-        if node.get("section") == "backward":
+        node = graph[nid]
+        if node.section == "backward":
             continue
-        if node["op"] in ("input", "const"):
-            sym[nid], depth[nid] = node["op"] == "input" and nid in symbolic_inputs, -1
+        if node.op in ("input", "const"):
+            sym[nid], depth[nid] = node.op == "input" and nid in symbolic_inputs, -1
             continue
-        args = [a for a in node["args"] if a in sym]
+        args = [a for a in node.args if a in sym]
         hot = [a for a in args if sym[a]]
         sym[nid] = bool(hot)
         d = max((depth[a] for a in hot), default=-1)
-        n_out = int(np.prod(node["shape"], dtype=np.int64))
-        n_in = max((int(np.prod(graph.nx.nodes[a]["shape"], dtype=np.int64)) for a in hot),
+        n_out = int(np.prod(node.shape, dtype=np.int64))
+        n_in = max((int(np.prod(graph[a].shape, dtype=np.int64)) for a in hot),
                    default=0)
-        contraction = hot and (node["op"] == "matmul" or n_in > n_out)
-        linear = node["op"] in _LINEAR or (node["op"] in ("mul", "matmul") and len(hot) == 1) \
-            or (node["op"] == "div" and hot == [node["args"][0]])
+        contraction = hot and (node.op == "matmul" or n_in > n_out)
+        linear = node.op in _LINEAR or (node.op in ("mul", "matmul") and len(hot) == 1) \
+            or (node.op == "div" and hot == [node.args[0]])
         if d >= 0 and not linear:
             d += 1
         elif d < 0 and contraction:

@@ -353,7 +353,7 @@ def cost_text(g) -> str:
     lines.append(f"#   values   {c.bytes:>15,} bytes")
     by_op: dict = {}
     for nid, flops in c.by_node.items():
-        op = g.nx.nodes[nid]["op"]
+        op = g[nid].op
         by_op[op] = by_op.get(op, 0) + flops
     total = max(c.total_flops, 1)
     ranked = sorted(((f, op) for op, f in by_op.items() if f), reverse=True)
@@ -436,7 +436,7 @@ def cmd_render(ns) -> int:
         graph = graphc.value_and_grad(base, argnums=_grad_argnums(ns, args)).graph(*args, **kwargs)
     else:
         graph = graphc.trace(fn, *args, **kwargs)
-    if ns.collapse and not any(graph.nx.nodes[n].get("scope") for n in graph.nx.nodes):
+    if ns.collapse and not any(graph[n].scope for n in graph):
         print(f"{_PROG} render: note: {graph.fn_name} uses no graphc.scope(...) blocks, so "
               "--collapse has nothing to collapse", file=sys.stderr)
     path = graphc.render(graph, path=ns.output, backward=ns.grad, collapse=ns.collapse,

@@ -20,6 +20,7 @@ import weakref
 import numpy as np
 
 from .naming import Namespace, base_name, sanitize
+from .ir import install_product
 from .primitive import REGISTRY, Aval, type_str
 from .pytree import LEAF as _LEAF
 from .signature import leaf_access, leaf_name
@@ -114,7 +115,7 @@ class _Emitter:
         self.expr: dict[int, tuple[str, int]] = {}   # inlined / literal expressions
         self.module_consts: list[str] = []
         self.outputs = set(graph.outputs)
-        self.edge_count = {n: graph.nx.out_degree(n) for n in graph.nx.nodes}
+        self.edge_count = {n: graph.n_uses(n) for n in graph}
 
     def ref(self, nid, min_prec=0):
         if nid in self.expr:
@@ -123,32 +124,32 @@ class _Emitter:
         return self.name[nid]
 
     def node_expr(self, nid, out_name):
-        node = self.g.nx.nodes[nid]
-        prim = REGISTRY[node["op"]]
-        args = node["args"]
+        node = self.g[nid]
+        prim = REGISTRY[node.op]
+        args = node.args
         avals = [self.g.aval(a) for a in args]
         if callable(prim.numpy):
             texts = [self.ref(a, 0) for a in args]
             atoms = [self.ref(a, 100) for a in args]
-            return prim.emit(texts, out_name, avals, self.g.aval(nid), node["params"], atoms), prim.prec
+            return prim.emit(texts, out_name, avals, self.g.aval(nid), node.params, atoms), prim.prec
         texts = [self.ref(a, prim.slot_prec(i, len(args))) for i, a in enumerate(args)]
-        return prim.emit(texts, out_name, avals, self.g.aval(nid), node["params"]), prim.prec
+        return prim.emit(texts, out_name, avals, self.g.aval(nid), node.params), prim.prec
 
     def constant(self, nid):
-        node = self.g.nx.nodes[nid]
+        node = self.g[nid]
         aval = self.g.aval(nid)
-        text = const_text(node["value"], aval)
+        text = const_text(node.value, aval)
         if aval.size <= 1 or len(text) <= 60:
             self.expr[nid] = (text, _literal_prec(text))
             return None
-        name = self.ns.new(node.get("name") or node.get("hint") or "const")
+        name = self.ns.new(node.name or node.hint or "const")
         self.name[nid] = name
         self.module_consts.append(f"{name} = {text}")
         return name
 
     def adjoint_name(self, node):
         """``d_<name>`` when the node is the adjoint of a value that has a visible name."""
-        primal = node.get("adjoint_of")
+        primal = node.adjoint_of
         if primal is not None and primal in self.name:
             return "d_" + self.name[primal]
         return None
@@ -156,19 +157,19 @@ class _Emitter:
     def can_inline(self, nid, node):
         if not self.inline or nid in self.outputs or self.edge_count.get(nid, 0) != 1:
             return False
-        if node.get("name") or self.adjoint_name(node):
+        if node.name or self.adjoint_name(node):
             return False
-        user = next(iter(self.g.nx.successors(nid)))
-        unode = self.g.nx.nodes[user]
-        if unode.get("section") != node.get("section") or REGISTRY[unode["op"]].statements:
+        user = next(iter(self.g.users(nid)))
+        unode = self.g[user]
+        if unode.section != node.section or REGISTRY[unode.op].statements:
             return False
         return True
 
     def body(self, skip=()):
         """Yield ``(nid, lines)`` for every materialized node in program order."""
         for nid in self.g.order():
-            node = self.g.nx.nodes[nid]
-            op = node["op"]
+            node = self.g[nid]
+            op = node.op
             if op == "input" or nid in skip:
                 continue
             if op == "const":
@@ -178,9 +179,9 @@ class _Emitter:
             if isinstance(emitted, str) and self.can_inline(nid, node) and len(emitted) <= _MAX_INLINE:
                 self.expr[nid] = (emitted, prec)
                 continue
-            name = self.ns.new(node.get("name") or self.adjoint_name(node)
-                               or (node.get("hint") if not node.get("adjoint_of") else None)
-                               or node.get("hint") or node["op"])
+            name = self.ns.new(node.name or self.adjoint_name(node)
+                               or (node.hint if not node.adjoint_of else None)
+                               or node.hint or node.op)
             self.name[nid] = name
             if isinstance(emitted, str):
                 lines = [f"{name} = {emitted}"]
@@ -237,17 +238,17 @@ def _frees(em: _Emitter, items):
 
     def where_used(nid):            # an inlined value is read by its user's statement
         while nid not in stmt:
-            nid = next(iter(g.nx.successors(nid)))
+            nid = next(iter(g.users(nid)))
         return stmt[nid]
 
     frees: dict[int, list[str]] = {}
     outputs = set(g.outputs)
     for nid, _ in items:
-        node = g.nx.nodes[nid]
-        nbytes = int(np.prod(node["shape"], dtype=np.int64)) * node["dtype"].itemsize
+        node = g[nid]
+        nbytes = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
         if nid in outputs or nbytes < _FREE_BYTES:
             continue
-        users = list(g.nx.successors(nid))
+        users = list(g.users(nid))
         if users:
             frees.setdefault(max(where_used(u) for u in users), []).append(em.name[nid])
     return frees
@@ -282,7 +283,7 @@ def _reuse(em: _Emitter, items):
 
     def where_used(nid):
         while nid not in stmt:
-            nid = next(iter(g.nx.successors(nid)))
+            nid = next(iter(g.users(nid)))
         return stmt[nid]
 
     def read_after(nid, i, depth=0):
@@ -290,29 +291,29 @@ def _reuse(em: _Emitter, items):
         (An output is read after every statement: by the caller.)"""
         if nid in outputs:
             return True
-        for u in g.nx.successors(nid):
+        for u in g.users(nid):
             if where_used(u) > i:
                 return True
-            if g.nx.nodes[u]["op"] not in _FRESH and (depth > 20 or read_after(u, i, depth + 1)):
+            if g[u].op not in _FRESH and (depth > 20 or read_after(u, i, depth + 1)):
                 return True
         return False
 
     out = {}
     for i, (nid, lines) in enumerate(items):
-        node = g.nx.nodes[nid]
-        op = node["op"]
-        if op not in _INPLACE or len(lines) != 1 or not node["shape"]:
+        node = g[nid]
+        op = node.op
+        if op not in _INPLACE or len(lines) != 1 or not node.shape:
             continue
-        nbytes = int(np.prod(node["shape"], dtype=np.int64)) * node["dtype"].itemsize
+        nbytes = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
         if nbytes < _REUSE_BYTES:
             continue
-        for a in node["args"]:
-            an = g.nx.nodes[a]
-            if (a in em.name and a not in outputs and an["op"] in _FRESH and a not in em.expr
-                    and tuple(an["shape"]) == tuple(node["shape"]) and an["dtype"] == node["dtype"]
-                    and max(where_used(u) for u in g.nx.successors(a)) == i
+        for a in node.args:
+            an = g[a]
+            if (a in em.name and a not in outputs and an.op in _FRESH and a not in em.expr
+                    and tuple(an.shape) == tuple(node.shape) and an.dtype == node.dtype
+                    and max(where_used(u) for u in g.users(a)) == i
                     and not read_after(a, i)):
-                args = [em.ref(x, 0) for x in node["args"]] + _INPLACE_EXTRA.get(op, [])
+                args = [em.ref(x, 0) for x in node.args] + _INPLACE_EXTRA.get(op, [])
                 text = f"{_INPLACE[op]}({', '.join(args)}, out={em.name[a]})"
                 out[i] = (em.name[a], f"{em.name[nid]} = {text}")
                 break
@@ -330,19 +331,19 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
         for i, (donor, text) in _reuse(em, items).items():
             items[i] = (items[i][0], [text])
     for i, (nid, lines) in enumerate(items):
-        node = g.nx.nodes[nid]
-        shape = type_str(node["shape"], node["dtype"])
-        if node.get("section") == "backward":
-            block = node.get("where") or node.get("grad_of")
+        node = g[nid]
+        shape = type_str(node.shape, node.dtype)
+        if node.section == "backward":
+            block = node.where or node.grad_of
             if block != last_block:
-                head = _source_text(node.get("where")) or _forward_text(em, node.get("grad_of"))
+                head = _source_text(node.where) or _forward_text(em, node.grad_of)
                 out.append("")
                 out.append(f"{indent}# grad of: {head}")
                 last_block = block
             comment = shape
         else:
             last_block = None
-            w = _where_short(node.get("where"))
+            w = _where_short(node.where)
             comment = f"{shape}  {w}" if w else shape
         for k, line in enumerate(lines):
             out.append(indent + (_comment(line, comment) if k == len(lines) - 1 else line))
@@ -355,12 +356,12 @@ def _forward_text(main, nid):
     """The forward statement a backward block differentiates, when the user's
     source line is not available (code typed at a prompt, exec'd strings)."""
     g = main.g
-    if nid is None or nid not in g.nx:
+    if nid is None or nid not in g:
         return "(value)"
     em = _Emitter(g, inline=False)
-    node = g.nx.nodes[nid]
-    for a in node["args"]:
-        if g.nx.nodes[a]["op"] == "const":
+    node = g[nid]
+    for a in node.args:
+        if g[a].op == "const":
             em.constant(a)
         else:
             em.name[a] = main.name.get(a) or sanitize(base_name(g, a))
@@ -387,14 +388,14 @@ def _reserve_inputs(g, em: _Emitter):
             em.name[nid] = em.ns.new(leaf_name(sig, path))
             lines.append(f"{em.name[nid]} = {leaf_access(sig, path)}")
     for nid in _closure_nodes(g):
-        em.name[nid] = em.ns.new(g.nx.nodes[nid]["closure"])
+        em.name[nid] = em.ns.new(g[nid].closure)
     return lines
 
 
 def _closure_nodes(g):
     """Input nodes of closed-over arrays still in the graph, in trace order."""
     sig = g.signature
-    return [nid for nid, _, _ in (sig.closures if sig is not None else ()) if nid in g.nx]
+    return [nid for nid, _, _ in (sig.closures if sig is not None else ()) if nid in g]
 
 
 def _default_text(value):
@@ -483,7 +484,7 @@ def _def_line(g, func_name, module_lines=None, ns=None, bindings=None, closure=(
         at = next((i for i, p in enumerate(parts) if p.startswith("**")), len(parts))
         extra = [] if star_done else ["*"]
         for nid, name in closure:
-            value = g.nx.nodes[nid]["value"]
+            value = g[nid].value
             mod = ns.new(f"{name.upper()}_DEFAULT")
             module_lines.append(f"{mod} = {_default_text(value)}")
             bindings[len(module_lines) - 1] = (mod, value)
@@ -507,7 +508,7 @@ def _return_expr(g, em: _Emitter):
     refs = []
     for nid in g.outputs:
         text = em.ref(nid)
-        op = g.nx.nodes[nid]["op"]
+        op = g[nid].op
         if op == "broadcast_to":   # never hand the user a read-only broadcast view
             text = f"np.array({text})"
         elif op == "const" and nid in em.name:   # nor a module-level constant to mutate
@@ -543,13 +544,13 @@ def _weak_inputs_to_numpy(g, em):
     all-float64 graph turning it into np.float64 gives NumPy semantics
     (inf instead of ZeroDivisionError, nan instead of complex powers).
     """
-    low = any(g.nx.nodes[n]["dtype"].kind == "f" and g.nx.nodes[n]["dtype"].itemsize < 8
-              for n in g.nx.nodes)
+    low = any(g[n].dtype.kind == "f" and g[n].dtype.itemsize < 8
+              for n in g)
     if low:
         return []
     return [f"{em.name[n]} = np.float64({em.name[n]})" for n in g.inputs
-            if g.nx.nodes[n]["weak"] and g.nx.nodes[n]["dtype"].kind == "f"
-            and g.nx.nodes[n]["shape"] == ()]
+            if g[n].weak and g[n].dtype.kind == "f"
+            and g[n].shape == ()]
 
 
 class Module:
@@ -741,7 +742,7 @@ def graph_text(g) -> str:
     _reserve_inputs(g, em)
     for n in g.inputs:
         em.name.setdefault(n, em.ns.new(base_name(g, n)))
-    ins = ", ".join(f"{em.name[n]}: {type_str(g.nx.nodes[n]['shape'], g.nx.nodes[n]['dtype'])}"
+    ins = ", ".join(f"{em.name[n]}: {type_str(g[n]['shape'], g[n]['dtype'])}"
                     for n in g.inputs)
     body = _body_lines(em, indent="    ")
     consts = ["    " + c for c in em.module_consts]
@@ -849,3 +850,6 @@ def _arity(prim, params):
     if callable(prim.numpy):
         return -1
     return len(set(re.findall(r"\{(\d+)\}", prim.numpy)))
+
+
+install_product("text", graph_text)

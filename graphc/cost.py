@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .ir import install_product
 from .primitive import REGISTRY
 
 
@@ -42,17 +43,20 @@ class Cost:
 def graph_cost(graph) -> Cost:
     cost = Cost()
     for nid in graph.order():
-        node = graph.nx.nodes[nid]
-        prim = REGISTRY.get(node["op"])
+        node = graph[nid]
+        prim = REGISTRY.get(node.op)
         if prim is None:
             continue
         out = graph.aval(nid)
-        ins = [graph.aval(a) for a in node["args"]]
-        flops = int(prim.flops(out, *ins, **node["params"])) if prim.flops else 0
+        ins = [graph.aval(a) for a in node.args]
+        flops = int(prim.flops(out, *ins, **node.params)) if prim.flops else 0
         cost.by_node[nid] = flops
         cost.bytes += out.size * out.dtype.itemsize
-        if node.get("section") == "backward":
+        if node.section == "backward":
             cost.backward_flops += flops
         else:
             cost.forward_flops += flops
     return cost
+
+
+install_product("cost", graph_cost)

@@ -16,6 +16,7 @@ import subprocess
 
 from ._files import check_path, check_target, write_atomic
 from .errors import OptionError, RenderError
+from .ir import install_product
 from .primitive import REGISTRY, type_str
 
 __all__ = ["to_dot", "render_graph", "FAMILY_COLORS"]
@@ -45,30 +46,30 @@ def _esc(text: str) -> str:
 
 
 def _op_label(node) -> str:
-    prim = REGISTRY.get(node["op"])
-    label = (prim.label if prim and prim.label else node["op"])
-    p = node["params"]
-    if node["op"] == "im2col":
+    prim = REGISTRY.get(node.op)
+    label = (prim.label if prim and prim.label else node.op)
+    p = node.params
+    if node.op == "im2col":
         k, s, pad = p["kernel"], p["stride"], p["padding"]
         label = f"windows {k[0]}x{k[1]}/s{s[0]}" + (f" p{pad[0]}" if any(pad) else "")
-    elif node["op"] in ("sum", "max", "min") and p.get("axis") is not None:
+    elif node.op in ("sum", "max", "min") and p.get("axis") is not None:
         label = f"{label} axis={','.join(map(str, p['axis']))}"
-    elif node["op"] in ("reshape", "broadcast_to"):
+    elif node.op in ("reshape", "broadcast_to"):
         label = f"{label} {tuple(p['shape'])}"
-    elif node["op"] == "transpose":
+    elif node.op == "transpose":
         label = f"transpose {tuple(p['axes'])}"
-    elif node["op"] == "astype":
+    elif node.op == "astype":
         label = f"astype {p['dtype']}"
     return label
 
 
 def _kind(g, nid, params, outputs):
-    node = g.nx.nodes[nid]
-    if node["op"] == "input":
+    node = g[nid]
+    if node.op == "input":
         return "parameter" if nid in params else "input"
-    if node["op"] == "const":
+    if node.op == "const":
         return "const"
-    prim = REGISTRY.get(node["op"])
+    prim = REGISTRY.get(node.op)
     return prim.family if prim else "elementwise"
 
 
@@ -77,24 +78,24 @@ def _names(g):
     ns = Namespace()
     names = {}
     for nid in g.order():
-        node = g.nx.nodes[nid]
-        primal = node.get("adjoint_of")
-        if primal is not None and primal in names and g.nx.nodes[nid]["op"] != "input":
+        node = g[nid]
+        primal = node.adjoint_of
+        if primal is not None and primal in names and g[nid].op != "input":
             names[nid] = ns.new("d_" + names[primal])
-        elif node["op"] == "const":
+        elif node.op == "const":
             names[nid] = None
         else:
-            names[nid] = ns.new(node.get("name") or node.get("hint") or node["op"])
+            names[nid] = ns.new(node.name or node.hint or node.op)
     return names
 
 
 def _scalar_const(g, nid):
-    node = g.nx.nodes[nid]
-    return node["op"] == "const" and node["shape"] == ()
+    node = g[nid]
+    return node.op == "const" and node.shape == ()
 
 
 def _const_text(node):
-    value = node.get("value")
+    value = node.value
     try:
         import numpy as np
         if np.ndim(value) == 0:
@@ -121,11 +122,11 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     """
     import graphviz
     g = graph
-    has_backward = any(g.nx.nodes[n].get("section") == "backward" for n in g.nx.nodes)
+    has_backward = any(g[n].section == "backward" for n in g)
     show_backward = has_backward if backward is None else (backward and has_backward)
     names = _names(g)
     outputs = set(g.outputs)
-    params = {g.nx.nodes[n].get("adjoint_of") for n in g.nx.nodes}
+    params = {g[n].adjoint_of for n in g}
     costs = g.cost().by_node if flops else {}
     graph_attr = {"rankdir": rankdir, "fontname": "Helvetica", "label": _esc(f"{g.fn_name}"),
                   "labelloc": "t", "fontsize": "16"}
@@ -141,48 +142,48 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
                                       "shape": "box"},
                            edge_attr={"arrowsize": "0.6"})
     visible = [n for n in g.order()
-               if (show_backward or g.nx.nodes[n].get("section") != "backward")
+               if (show_backward or g[n].section != "backward")
                and not _scalar_const(g, n)]
     vis = set(visible)
     collapsed = _collapsed_scopes(g, visible, collapse)
     box_of = {}
     for n in visible:
-        scope = g.nx.nodes[n].get("scope")
+        scope = g[n].scope
         top = _matching_scope(scope, collapsed)
         if top is not None:
             # no ":" in ids: dot reads "a:b" as node a, port b
-            box_of[n] = "scope__" + _cluster_id(top) + ("__bwd" if g.nx.nodes[n].get("section") == "backward" else "")
+            box_of[n] = "scope__" + _cluster_id(top) + ("__bwd" if g[n].section == "backward" else "")
 
     clusters: dict = {}
 
     def cluster_for(nid):
-        node = g.nx.nodes[nid]
-        section = node.get("section") if show_backward else "forward"
-        key = ("backward" if section == "backward" else "forward", node.get("scope"))
+        node = g[nid]
+        section = node.section if show_backward else "forward"
+        key = ("backward" if section == "backward" else "forward", node.scope)
         return key
 
     families = set()
     for nid in visible:
         if nid in box_of:
             continue
-        node = g.nx.nodes[nid]
+        node = g[nid]
         kind = _kind(g, nid, params, outputs)
         families.add(kind)
         attrs = {"fillcolor": FAMILY_COLORS.get(kind, "#ffffff")}
-        typ = type_str(node["shape"], node["dtype"])
-        if node["op"] == "input":
+        typ = type_str(node.shape, node.dtype)
+        if node.op == "input":
             label = f"{names[nid]}\\n{typ}"
             attrs["shape"] = "box"
             attrs["style"] = "filled,rounded,bold"
-        elif node["op"] == "const":
-            label = _const_text(node) + (f"\\n{typ}" if node["shape"] != () else "")
+        elif node.op == "const":
+            label = _const_text(node) + (f"\\n{typ}" if node.shape != () else "")
             attrs.update(shape="plaintext", style="filled", fontsize="9")
         else:
             op = _op_label(node)
-            if any(_scalar_const(g, a) for a in node["args"]):
-                parts = [_const_text(g.nx.nodes[a]) if _scalar_const(g, a) else "·"
-                         for a in node["args"]]
-                prim = REGISTRY.get(node["op"])
+            if any(_scalar_const(g, a) for a in node.args):
+                parts = [_const_text(g[a]) if _scalar_const(g, a) else "·"
+                         for a in node.args]
+                prim = REGISTRY.get(node.op)
                 if len(parts) == 2 and prim is not None and prim.prec < 100:
                     op = f"{parts[0]} {op} {parts[1]}"        # 1 − ·, · ^ 2, 2 × ·
                 else:
@@ -190,11 +191,11 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
             label = f"{names[nid]} = {op}\\n{typ}"
             if flops and costs.get(nid):
                 label += f"\\n{costs[nid]:,} FLOPs"
-            attrs["shape"] = "ellipse" if REGISTRY[node["op"]].elementwise else "box"
+            attrs["shape"] = "ellipse" if REGISTRY[node.op].elementwise else "box"
         if nid in outputs:
             attrs["peripheries"] = "2"
             attrs["penwidth"] = "1.5"
-        if node.get("section") == "backward":
+        if node.section == "backward":
             attrs["style"] = attrs.get("style", "filled") + ",dashed"
         clusters.setdefault(cluster_for(nid), []).append((str(nid), _esc_label(label), attrs))
 
@@ -202,16 +203,16 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     for box, members in _group(box_of).items():
         # Shapes that cross the box's border within its own section (saved values
         # read by the backward pass show as dashed edges instead).
-        section = g.nx.nodes[members[0]].get("section") or "forward"
-        same = lambda n: (g.nx.nodes[n].get("section") or "forward") == section  # noqa: E731
-        ins = sorted({type_str(g.nx.nodes[a]["shape"], g.nx.nodes[a]["dtype"])
-                      for m in members for a in g.nx.nodes[m]["args"]
+        section = g[members[0]].section or "forward"
+        same = lambda n: (g[n].section or "forward") == section  # noqa: E731
+        ins = sorted({type_str(g[a].shape, g[a].dtype)
+                      for m in members for a in g[m].args
                       if box_of.get(a) != box and not _scalar_const(g, a) and same(a)})
-        outs = sorted({type_str(g.nx.nodes[m]["shape"], g.nx.nodes[m]["dtype"]) for m in members
-                       if any(box_of.get(u) != box and same(u) for u in g.nx.successors(m) if u in vis)
+        outs = sorted({type_str(g[m].shape, g[m].dtype) for m in members
+                       if any(box_of.get(u) != box and same(u) for u in g.users(m) if u in vis)
                        or m in outputs})
         bwd = box.endswith("__bwd")
-        scope = g.nx.nodes[members[0]].get("scope")
+        scope = g[members[0]].scope
         scope = _matching_scope(scope, collapsed)
         label = f"{'∂ ' if bwd else ''}{scope}\\n{len(members)} ops\\nin: {', '.join(ins) or '-'}\\nout: {', '.join(outs) or '-'}"
         attrs = {"fillcolor": "#fef3c7" if not bwd else "#fee2e2", "shape": "box3d"}
@@ -223,20 +224,20 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     # node beside each consumer instead of one long edge: long edges make dot's
     # layout quadratic in the graph size.
     large = len(visible) > _LARGE
-    fanout = {n: sum(1 for u in g.nx.successors(n) if u in vis) for n in visible}
+    fanout = {n: sum(1 for u in g.users(n) if u in vis) for n in visible}
     edges, seen_edges = [], set()
     for nid in visible:
-        node = g.nx.nodes[nid]
+        node = g[nid]
         dst = box_of.get(nid, str(nid))
-        for a in node["args"]:
+        for a in node.args:
             if a not in vis:
                 continue
             src = box_of.get(a, str(a))
             if src == dst or (src, dst) in seen_edges:
                 continue
             seen_edges.add((src, dst))
-            a_bwd = g.nx.nodes[a].get("section") == "backward"
-            saved = node.get("section") == "backward" and show_backward and not a_bwd
+            a_bwd = g[a].section == "backward"
+            saved = node.section == "backward" and show_backward and not a_bwd
             if large and (saved or fanout[a] > 3) and a not in box_of:
                 proxy = f"p{src}_{dst}"
                 clusters.setdefault(cluster_for(nid), []).append(
@@ -249,7 +250,7 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
                 continue
             if saved:
                 edges.append((src, dst, {"color": _SAVED_EDGE, "style": "dashed", "constraint": "false"}))
-            elif node.get("section") == "backward" and show_backward:
+            elif node.section == "backward" and show_backward:
                 edges.append((src, dst, {"color": _BACKWARD_EDGE}))
             else:
                 edges.append((src, dst, {}))
@@ -355,7 +356,7 @@ def _options_text() -> str:
 def _collapsed_scopes(g, visible, collapse):
     if not collapse:
         return set()
-    scopes = {g.nx.nodes[n].get("scope") for n in visible} - {None}
+    scopes = {g[n].scope for n in visible} - {None}
     tops = {s.split("/")[0] for s in scopes}
     if collapse is True:
         return tops
@@ -451,3 +452,9 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
         data = proc.stdout
     write_atomic(path, data, overwrite=True, what="graphc.render", error=RenderError)
     return path
+
+
+install_product("to_dot", to_dot)
+
+
+install_product("render", render_graph)

@@ -27,8 +27,8 @@ class _Failed:
 
 
 def _low_precision(graph) -> bool:
-    return any(graph.nx.nodes[n]["dtype"].kind == "f" and graph.nx.nodes[n]["dtype"].itemsize < 8
-               for n in graph.nx.nodes)
+    return any(graph[n].dtype.kind == "f" and graph[n].dtype.itemsize < 8
+               for n in graph)
 
 
 def evaluate(graph, leaves) -> dict:
@@ -51,25 +51,25 @@ def evaluate(graph, leaves) -> dict:
     promote = not _low_precision(graph)
     values = {}
     for nid, x in zip(graph.inputs, leaves):
-        node = graph.nx.nodes[nid]
-        if node["weak"] and promote and node["dtype"].kind == "f" and isinstance(x, float):
+        node = graph[nid]
+        if node.weak and promote and node.dtype.kind == "f" and isinstance(x, float):
             x = np.float64(x)
         values[nid] = x
     with np.errstate(all="ignore"):
         for nid in graph.order():
             if nid in values:
                 continue
-            node = graph.nx.nodes[nid]
-            if node["op"] == "const" or node.get("closure"):   # closed-over: its trace value
-                values[nid] = node["value"]
+            node = graph[nid]
+            if node.op == "const" or node.closure:   # closed-over: its trace value
+                values[nid] = node.value
                 continue
-            args = [values[a] for a in node["args"]]
+            args = [values[a] for a in node.args]
             failed = next((a for a in args if isinstance(a, _Failed)), None)
             if failed is not None:
                 values[nid] = failed
                 continue
             try:
-                values[nid] = REGISTRY[node["op"]].impl(node["params"])(*args)
+                values[nid] = REGISTRY[node.op].impl(node.params)(*args)
             except (ZeroDivisionError, OverflowError, FloatingPointError) as e:
                 values[nid] = _Failed(e)
     return values
@@ -118,24 +118,24 @@ def _what(value) -> str:
 def _expr(graph, nid, depth=2, top=False) -> str:
     """Readable text of a node's expression: names where the user named
     values, small constants as literals, a couple of levels of unnamed ops."""
-    node = graph.nx.nodes[nid]
-    if node["op"] == "input" or node.get("name") and not top:
+    node = graph[nid]
+    if node.op == "input" or node.name and not top:
         return _label(graph, nid)
-    if node["op"] == "const":
+    if node.op == "const":
         from .codegen import const_text
-        text = const_text(node["value"], graph.aval(nid))
+        text = const_text(node.value, graph.aval(nid))
         return text if len(text) <= 24 else "const"
-    prim = REGISTRY.get(node["op"])
+    prim = REGISTRY.get(node.op)
     if depth == 0 or prim is None:
         return _label(graph, nid)
-    args = [_expr(graph, a, depth - 1) for a in node["args"]]
+    args = [_expr(graph, a, depth - 1) for a in node.args]
     if callable(prim.numpy):
         return f"{node['op']}({', '.join(args)})"
     args = [a if " " not in a or a.startswith("np.") and a.endswith(")") else f"({a})"
             for a in args]
     try:
-        return prim.emit(args, "out", [graph.aval(a) for a in node["args"]], graph.aval(nid),
-                         node["params"])
+        return prim.emit(args, "out", [graph.aval(a) for a in node.args], graph.aval(nid),
+                         node.params)
     except Exception:       # a template needing something we did not give it
         return f"{node['op']}({', '.join(args)})"
 
@@ -170,8 +170,8 @@ _GENERIC_HINT = ("guard the input range (np.clip, np.where) or rewrite the expre
 
 
 def _label(graph, nid) -> str:
-    node = graph.nx.nodes[nid]
-    return node.get("name") or base_name(graph, nid)
+    node = graph[nid]
+    return node.name or base_name(graph, nid)
 
 
 def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
@@ -191,7 +191,7 @@ def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
         return NonFiniteError(
             f"{fn_label} returned a NaN or infinite value (check_finite=True), but evaluating "
             "its graph node by node gave finite values, so no single operation can be blamed",
-            where=graph.nx.nodes[graph.outputs[0]].get("where") if graph.outputs else None,
+            where=graph[graph.outputs[0]].where if graph.outputs else None,
             hint=_GENERIC_HINT)
     sources, seen, stack = [], set(), list(bad_outputs)
     while stack:
@@ -199,39 +199,39 @@ def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
         if nid in seen:
             continue
         seen.add(nid)
-        bad_args = [a for a in graph.nx.nodes[nid]["args"] if not finite[a]]
+        bad_args = [a for a in graph[nid].args if not finite[a]]
         if bad_args:
             stack.extend(bad_args)
         else:
             sources.append(nid)
     culprit = min(sources)
-    node = graph.nx.nodes[culprit]
+    node = graph[culprit]
     label = _label(graph, culprit)
     value = values[culprit]
-    shape = type_str(node["shape"], node["dtype"])
-    if node["op"] == "input":
+    shape = type_str(node.shape, node.dtype)
+    if node.op == "input":
         label = _argument_text(graph, culprit) or label
         return NonFiniteError(
             f"{fn_label}: argument {label} ({shape}) holds {_what(value)}, so the result is "
             "not finite (check_finite=True)",
-            where=node.get("where"), node=label, op="input",
+            where=node.where, node=label, op="input",
             hint="NaN/Inf inputs are allowed but propagate as in NumPy; clean the input "
                  "(np.nan_to_num, masking) or call without check_finite to let them through")
-    args = node["args"]
-    ranges = "; ".join(f"{_expr(graph, a, 1)}: {type_str(graph.nx.nodes[a]['shape'], graph.nx.nodes[a]['dtype'])}"
+    args = node.args
+    ranges = "; ".join(f"{_expr(graph, a, 1)}: {type_str(graph[a]['shape'], graph[a]['dtype'])}"
                        f"{_range(values[a])}"
-                       for a in args if graph.nx.nodes[a]["op"] != "const")
+                       for a in args if graph[a].op != "const")
     part = ""
-    if node.get("section") == "backward":
+    if node.section == "backward":
         part = " in the backward pass (the gradient of the line below)"
     expr = _expr(graph, culprit, top=True)
-    named = node.get("name") or node.get("adjoint_of") is not None
+    named = node.name or node.adjoint_of is not None
     msg = (f"{fn_label}: {f'{label} = ' if named else ''}{expr} became {_what(value)}{part}, "
            f"although its inputs were finite (check_finite=True)")
     if ranges:
         msg += f"; inputs: {ranges}"
-    return NonFiniteError(msg, where=node.get("where") or _grad_where(graph, node),
-                          node=label, op=node["op"], hint=_HINTS.get(node["op"], _GENERIC_HINT))
+    return NonFiniteError(msg, where=node.where or _grad_where(graph, node),
+                          node=label, op=node.op, hint=_HINTS.get(node.op, _GENERIC_HINT))
 
 
 def _argument_text(graph, nid):
@@ -244,7 +244,7 @@ def _argument_text(graph, nid):
 
 
 def _grad_where(graph, node):
-    primal = node.get("grad_of")
-    if primal is not None and primal in graph.nx:
-        return graph.nx.nodes[primal].get("where")
+    primal = node.grad_of
+    if primal is not None and primal in graph:
+        return graph[primal].where
     return None

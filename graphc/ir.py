@@ -1,19 +1,135 @@
-"""The IR: a program-ordered DAG of primitives over networkx.
+"""The IR: a program-ordered DAG of typed nodes over networkx.
 
 Node ids are integers handed out in program order, so sorting ids gives the
 order the user's program ran in (and the reverse sweep walks them backwards).
-Each node's ordered argument tuple ``args`` is the truth; the networkx edges
-mirror it, one edge per argument position (``x * x`` has two edges, keys 0
-and 1, each with an ``argnum`` attribute).
+Each node holds one :class:`Node`; its ordered argument tuple ``args`` is the
+truth, and the networkx edges mirror it, one edge per argument position
+(``x * x`` has two edges, keys 0 and 1, each with an ``argnum`` attribute).
+
+:class:`Graph` is the only code that touches networkx: everything else reads
+``g[nid].op`` and asks ``g.users(nid)``, ``g.replace_uses(old, new)`` and
+``g.display_name(nid)``.
 """
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
+from .naming import sanitize
 from .primitive import REGISTRY, Aval, type_str
 
-__all__ = ["Graph"]
+__all__ = ["Graph", "Node"]
+
+# GRAPHC_DEBUG=1 runs Graph.check() after every pass (see graphc/passes).
+DEBUG = os.environ.get("GRAPHC_DEBUG", "") not in ("", "0")
+
+# Attributes a name travels with when one node stands in for another (replace_uses).
+_CARRIED = ("name", "hint", "adjoint_of")
+
+
+@dataclass(slots=True, eq=False)
+class Node(Mapping):
+    """One operation of the IR.
+
+    Attributes
+    ----------
+    op : str
+        The primitive's name, or ``"input"`` / ``"const"``.
+    args : tuple of int
+        Argument node ids, in argument order.
+    aval : Aval
+        Shape, dtype and weak-scalar flag of the result.
+    params : dict
+        Static parameters of the primitive (axis, shape, ...).
+    name : str or None
+        The user's variable name, where known.
+    where : str or None
+        ``"file.py:LINE"`` of the user's line that made it.
+    value : object
+        A constant's value (``op == "const"``) or a closed-over array's value at trace time.
+    hint : str or None
+        A name suggested by a composite (``sigmoid``) when the user gave none.
+    section : str or None
+        ``"forward"`` or ``"backward"``.
+    grad_of : int or None
+        For a backward node, the forward node whose rule built it.
+    adjoint_of : int or None
+        For an adjoint, the forward value it is the derivative with respect to.
+    scope : str or None
+        The ``graphc.scope`` path it was made in.
+    rewrite : str or None
+        The stable rewrite (``rewrites.py``) that made it.
+    closure : str or None
+        For an input read from a closed-over or global array: the keyword it is passed as.
+
+    A node also reads as a read-only mapping (``node["op"]``, ``node["shape"]``), the
+    attribute view of ``graph.nx`` that the public contract promises.
+    """
+
+    op: str = ""
+    args: tuple = ()
+    aval: Aval | None = None
+    params: dict = field(default_factory=dict)
+    name: str | None = None
+    where: str | None = None
+    value: Any = None
+    hint: str | None = None
+    section: str | None = None
+    grad_of: int | None = None
+    adjoint_of: int | None = None
+    scope: str | None = None
+    rewrite: str | None = None
+    closure: str | None = None
+
+    @property
+    def shape(self) -> tuple:
+        return self.aval.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.aval.dtype
+
+    @property
+    def weak(self) -> bool:
+        return self.aval.weak
+
+    # Identity, not content: two equal-looking nodes are still two operations.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    # --- read-only mapping view (networkx's node attribute dict) ---------------
+    def __getitem__(self, key):
+        if key in _KEYS:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(_KEYS)
+
+    def __len__(self):
+        return len(_KEYS)
+
+    def update(self, attrs=(), **kw):
+        """Set attributes (networkx fills a fresh node through this)."""
+        for k, v in dict(attrs, **kw).items():
+            if k in ("shape", "dtype", "weak"):
+                raise TypeError("set a node's aval, not its shape/dtype/weak")
+            setattr(self, k, v)
+
+    def copy(self) -> "Node":
+        return replace(self, params=dict(self.params))
+
+
+_KEYS = tuple(f.name for f in fields(Node)) + ("shape", "dtype", "weak")
+
+
+class _NodeGraph(nx.MultiDiGraph):
+    node_attr_dict_factory = Node
 
 
 class Graph:
@@ -22,10 +138,8 @@ class Graph:
     Attributes
     ----------
     nx : networkx.MultiDiGraph
-        The IR.  Node attributes: ``op``, ``shape``, ``dtype``, ``name``,
-        ``params``, ``where``, plus ``args`` (ordered argument ids), ``weak``,
-        ``hint`` (a name hint from composites), ``value`` (constants),
-        ``section`` (``"forward"``/``"backward"``) and ``grad_of``.
+        The IR.  Each node's attribute mapping is its :class:`Node`
+        (``graph.nx.nodes[n]["op"]``, read-only); edges carry ``argnum``.
     inputs, outputs : list of int
         Node ids, in order.
 
@@ -33,16 +147,16 @@ class Graph:
     --------
     >>> import numpy as np, graphc
     >>> g = graphc.trace(lambda x: np.exp(x) * 2.0, np.ones(3))
-    >>> [g.nx.nodes[n]["op"] for n in g.order()]
+    >>> [g[n].op for n in g.order()]
     ['input', 'exp', 'const', 'mul']
     """
 
     def __init__(self, fn_name: str = "f"):
-        self.nx = nx.MultiDiGraph()
+        self.nx = _NodeGraph()
         self.inputs: list[int] = []
         self.outputs: list[int] = []
         self.fn_name = fn_name
-        self.signature = None     # codegen.Signature: how args/results map to leaves
+        self.signature = None     # signature.Signature: how args/results map to leaves
         self._next = 0
 
     # --- building ------------------------------------------------------------
@@ -50,8 +164,8 @@ class Graph:
                  name=None, where=None, **attrs) -> int:
         nid = self._next
         self._next += 1
-        self.nx.add_node(nid, op=op, args=tuple(args), shape=tuple(aval.shape),
-                         dtype=np.dtype(aval.dtype), weak=aval.weak, params=dict(params or {}),
+        aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
+        self.nx.add_node(nid, op=op, args=tuple(args), aval=aval, params=dict(params or {}),
                          name=name, where=where, **attrs)
         for i, a in enumerate(args):
             self.nx.add_edge(a, nid, key=i, argnum=i)
@@ -71,27 +185,48 @@ class Graph:
         """Replace a node's arguments, keeping edges in step."""
         for a, _, k in list(self.nx.in_edges(nid, keys=True)):
             self.nx.remove_edge(a, nid, key=k)
-        self.nx.nodes[nid]["args"] = tuple(args)
+        self[nid].args = tuple(args)
         for i, a in enumerate(args):
             self.nx.add_edge(a, nid, key=i, argnum=i)
 
-    def replace_uses(self, old: int, new: int) -> None:
-        """Point every use of ``old`` (and the outputs) at ``new``."""
-        for user in {v for _, v in self.nx.out_edges(old)}:
-            args = tuple(new if a == old else a for a in self.nx.nodes[user]["args"])
-            self.set_args(user, args)
+    def replace_uses(self, old: int, new: int, carry=_CARRIED) -> None:
+        """Point every use of ``old`` (and the outputs) at ``new``.
+
+        The user's ``name`` (and a composite's ``hint``) moves to ``new`` when
+        ``new`` has none and is not an input (an input keeps the user's parameter
+        name); so does ``adjoint_of`` (``d_<name>``).
+        ``carry`` names the attributes that move; pass ``()`` for none.
+        """
+        src, dst = self[old], self[new]
+        if dst.op != "input":
+            for attr in carry:
+                if getattr(dst, attr) is None and getattr(src, attr) is not None:
+                    setattr(dst, attr, getattr(src, attr))
+        for user in self.users(old):
+            self.set_args(user, tuple(new if a == old else a for a in self[user].args))
         self.outputs = [new if o == old else o for o in self.outputs]
 
     def remove_nodes(self, nids) -> None:
         self.nx.remove_nodes_from(nids)
 
     # --- reading -------------------------------------------------------------
-    def node(self, nid: int) -> dict:
+    def __getitem__(self, nid: int) -> Node:
         return self.nx.nodes[nid]
 
+    def __contains__(self, nid) -> bool:
+        return nid in self.nx
+
+    def __iter__(self):
+        """Node ids in program order."""
+        return iter(self.order())
+
+    def nodes(self):
+        """``(nid, node)`` pairs in program order."""
+        nodes = self.nx.nodes
+        return [(n, nodes[n]) for n in self.order()]
+
     def aval(self, nid: int) -> Aval:
-        d = self.nx.nodes[nid]
-        return Aval(d["shape"], d["dtype"], d["weak"])
+        return self[nid].aval
 
     def order(self) -> list[int]:
         """Node ids in program order."""
@@ -101,11 +236,37 @@ class Graph:
         """Distinct nodes that use ``nid``, in program order."""
         return sorted({v for _, v in self.nx.out_edges(nid)})
 
+    def ancestors(self, nid: int) -> set:
+        """Every node ``nid`` depends on (not itself)."""
+        return nx.ancestors(self.nx, nid)
+
+    def n_uses(self, nid: int) -> int:
+        """How many argument slots read ``nid`` (``x * x`` counts twice)."""
+        return self.nx.out_degree(nid)
+
+    def display_name(self, nid: int, names: Mapping | None = None) -> str:
+        """The name a node would like, before uniquing: one rule for code, trace and drawings.
+
+        The user's name; else ``d_<name of its primal>`` for an adjoint (``names``,
+        when given, holds the final names already chosen for earlier nodes, so
+        ``d_x_1`` follows ``x_1``); else a composite's hint; else the op.
+        """
+        node = self[nid]
+        if node.name:
+            return node.name
+        primal = node.adjoint_of
+        if primal is not None and primal in self.nx and node.op != "input":
+            base = (names or {}).get(primal) or self.display_name(primal, names)
+            return "d_" + sanitize(base)
+        return node.hint or node.op
+
     def copy(self) -> "Graph":
         g = Graph(self.fn_name)
-        g.nx = self.nx.copy()
-        for n in g.nx.nodes:  # params/args dicts must not be shared between copies
-            g.nx.nodes[n]["params"] = dict(g.nx.nodes[n]["params"])
+        for nid, node in self.nodes():
+            g.nx.add_node(nid)
+            g.nx.nodes[nid].update({f.name: getattr(node, f.name) for f in fields(Node)},
+                                   params=dict(node.params))
+        g.nx.add_edges_from(self.nx.edges(keys=True, data=True))
         g.inputs, g.outputs = list(self.inputs), list(self.outputs)
         g.signature, g._next = self.signature, self._next
         return g
@@ -113,41 +274,64 @@ class Graph:
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
 
-    def lint(self) -> None:
-        """Check the invariants every pass relies on; raises AssertionError."""
-        for nid in self.nx.nodes:
-            d = self.nx.nodes[nid]
+    def check(self) -> None:
+        """Check the invariants every pass relies on; raises AssertionError naming the node."""
+        for nid, node in self.nodes():
+            assert isinstance(node, Node), f"node {nid}: not a Node"
+            assert isinstance(node.aval, Aval) and isinstance(node.aval.dtype, np.dtype), \
+                f"node {nid}: aval {node.aval!r}"
+            assert isinstance(node.params, dict), f"node {nid}: params {node.params!r}"
             edges = sorted((k, a) for a, _, k in self.nx.in_edges(nid, keys=True))
-            assert [a for _, a in edges] == list(d["args"]), f"node {nid}: edges != args"
-            assert all(a < nid for a in d["args"]), f"node {nid}: not in program order"
-            assert d["op"] in ("input", "const") or d["op"] in REGISTRY, d["op"]
-        for o in self.outputs:
-            assert o in self.nx, f"output {o} missing"
+            assert [a for _, a in edges] == list(node.args), f"node {nid}: edges != args"
+            assert all(a < nid for a in node.args), f"node {nid}: not in program order"
+            assert node.op in ("input", "const") or node.op in REGISTRY, \
+                f"node {nid}: unknown op {node.op!r}"
+            assert node.section in (None, "forward", "backward"), f"node {nid}: section"
+            for ref in (node.grad_of, node.adjoint_of):
+                assert ref is None or isinstance(ref, int), f"node {nid}: reference {ref!r}"
+        for o in self.outputs + self.inputs:
+            assert o in self.nx, f"input/output {o} missing"
 
-    # --- cost ---------------------------------------------------------------
+    lint = check   # the name older code and tests use
+
+    def debug_check(self, after: str) -> "Graph":
+        """``check()`` when GRAPHC_DEBUG is set (after every pass); returns the graph."""
+        if DEBUG:
+            try:
+                self.check()
+            except AssertionError as e:
+                raise AssertionError(f"graph invalid after {after}: {e}") from None
+        return self
+
+    # --- products (installed by the modules that make them; see _install) ----
     def cost(self):
         """FLOPs and bytes of the graph (see :class:`graphc.cost.Cost`)."""
-        from .cost import graph_cost
-        return graph_cost(self)
+        return _PRODUCTS["cost"](self)
 
-    # --- text ----------------------------------------------------------------
     def __str__(self) -> str:
-        from .codegen import graph_text
-        return graph_text(self)
+        return _PRODUCTS["text"](self)
 
     def __repr__(self) -> str:
-        ins = ", ".join(f"{self.node(i)['name']}: {type_str(self.node(i)['shape'], self.node(i)['dtype'])}"
+        ins = ", ".join(f"{self[i].name}: {type_str(self[i].shape, self[i].dtype)}"
                         for i in self.inputs)
         return f"<graphc.Graph {self.fn_name}({ins}): {len(self)} nodes>"
 
-    # --- drawing -------------------------------------------------------------
     def to_dot(self, **kwargs):
-        from .draw import to_dot
-        return to_dot(self, **kwargs)
+        return _PRODUCTS["to_dot"](self, **kwargs)
 
     def render(self, path, **kwargs):
-        from .draw import render_graph
-        return render_graph(self, path, **kwargs)
+        return _PRODUCTS["render"](self, path, **kwargs)
 
     def _repr_svg_(self):
         return self.to_dot().pipe(format="svg").decode()
+
+
+# The graph's products (text, drawing, cost) live in the modules above the IR; they
+# register here at import, so the IR never imports upward.  graphc/__init__.py imports
+# them all, so a Graph reachable by a user always has them.
+_PRODUCTS: dict = {}
+
+
+def install_product(name: str, fn) -> None:
+    """Register ``fn`` as the implementation of a Graph product (``text``, ``cost``, ...)."""
+    _PRODUCTS[name] = fn

@@ -113,12 +113,12 @@ class Namespace:
 
 def base_name(graph, nid) -> str:
     """The name a node would like, before uniquing."""
-    node = graph.nx.nodes[nid]
-    if node.get("name"):
-        return node["name"]
-    primal = node.get("adjoint_of")
-    if primal is not None and primal in graph.nx:
+    node = graph[nid]
+    if node.name:
+        return node.name
+    primal = node.adjoint_of
+    if primal is not None and primal in graph:
         return "d_" + sanitize(base_name(graph, primal))
-    if node.get("hint"):
-        return node["hint"]
-    return node["op"]
+    if node.hint:
+        return node.hint
+    return node.op

@@ -49,7 +49,7 @@ def rewrite(prim, tracers, params):
 
 # --- helpers ------------------------------------------------------------------------
 def _node(trace, nid):
-    return trace.graph.nx.nodes[nid]
+    return trace.graph[nid]
 
 
 def _same_aval(a, b):
@@ -59,25 +59,25 @@ def _same_aval(a, b):
 
 def _is_one(node) -> bool:
     """A constant 1 (a scalar, or a uniform array of ones: a folded broadcast)."""
-    if node["op"] != "const":
+    if node.op != "const":
         return False
-    value = np.asarray(node["value"])
+    value = np.asarray(node.value)
     return value.size > 0 and value.size <= (1 << 20) and bool(np.all(value == 1))
 
 
 def _exp_arg(trace, nid):
     """``x`` when node ``nid`` is ``exp(x)`` with a floating ``x``, else None."""
     node = _node(trace, nid)
-    if node["op"] != "exp":
+    if node.op != "exp":
         return None
-    (x,) = node["args"]
+    (x,) = node.args
     return x if _node(trace, x)["dtype"].kind == "f" else None
 
 
 def _mark(result, rule):
     """Record which rule produced ``result`` (for drawings, checks and readers)."""
     node = _node(result._trace, result.node)
-    node.setdefault("rewrite", rule)
+    node.rewrite = node.rewrite or rule
     return result
 
 
@@ -133,9 +133,9 @@ def log_of_softmax(trace, args, params):
     without keepdims broadcasts against the wrong axis and is not a softmax.
     """
     d = _node(trace, args[0].node)
-    if d["op"] != "div":
+    if d.op != "div":
         return None
-    num, den = d["args"]
+    num, den = d.args
     z = _exp_arg(trace, num)
     s = _node(trace, den)
     if z is None or s["op"] != "sum" or len(s["params"]["axis"]) != 1:

@@ -105,26 +105,26 @@ def evaluate(graph, env: dict, point: dict | None = None, budget: float | None =
         if nid in values:
             continue
         tick()
-        node = graph.nx.nodes[nid]
-        op = node["op"]
-        if op == "input" and not node.get("closure"):   # a closed-over array has a value
+        node = graph[nid]
+        op = node.op
+        if op == "input" and not node.closure:   # a closed-over array has a value
             raise KeyError(f"no value for input {node.get('name')!r}")
         if op == "const" or op == "input":
-            values[nid] = _as_index(graph, nid, to_sympy(node["value"]))
+            values[nid] = _as_index(graph, nid, to_sympy(node.value))
             continue
         prim = REGISTRY[op]
-        args = [values[a] for a in node["args"]]
-        params = node["params"]
+        args = [values[a] for a in node.args]
+        params = node.params
         if op in AT_POINT:
-            nums = [_numeric(a, point, graph.aval(x).dtype) for a, x in zip(args, node["args"])]
+            nums = [_numeric(a, point, graph.aval(x).dtype) for a, x in zip(args, node.args)]
             values[nid] = to_sympy(prim.impl(params)(*nums))
             continue
         if prim.sympy is None:
             raise MissingSemantics(f"primitive {op!r} has no SymPy semantics")
         if prim.elementwise and op not in _BOOLEAN_OPS:
             # a boolean operand of arithmetic (ct * mask) counts as 0 or 1
-            args = [_as_number(a) if graph.nx.nodes[x]["dtype"].kind == "b" else a
-                    for a, x in zip(args, node["args"])]
+            args = [_as_number(a) if graph[x].dtype.kind == "b" else a
+                    for a, x in zip(args, node.args)]
         if prim.elementwise:
             def one(*xs, _rule=prim.sympy, _params=params):
                 tick()
@@ -157,7 +157,7 @@ def _as_number(value):
 
 def _as_index(graph, nid, value):
     """Integer values stay NumPy integers: they index arrays and SymPy needs no say."""
-    if graph.nx.nodes[nid]["dtype"].kind not in "iu":
+    if graph[nid].dtype.kind not in "iu":
         return value
     try:
         return np.asarray(np.asarray(value, dtype=object).astype(np.int64))

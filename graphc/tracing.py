@@ -100,7 +100,7 @@ class Trace:
 
     # --- values ------------------------------------------------------------
     def tracer(self, nid: int) -> "Tracer":
-        g = self.graph.nx.nodes[nid]
+        g = self.graph[nid]
         return Tracer(self, nid, Aval(g["shape"], g["dtype"], g["weak"]))
 
     def lift(self, x) -> "Tracer":
@@ -190,8 +190,8 @@ class Trace:
     def finish(self):
         """Write captured names onto nodes that have none, and close the trace."""
         for nid, (_, name) in self.names.items():
-            if nid in self.graph.nx and self.graph.nx.nodes[nid]["name"] is None:
-                self.graph.nx.nodes[nid]["name"] = name
+            if nid in self.graph and self.graph[nid].name is None:
+                self.graph[nid].name = name
         self.active = False
 
 
@@ -209,7 +209,7 @@ def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
     """
     t = x._trace
     desc = x._desc()
-    origin = t.graph.nx.nodes.get(x.node, {}).get("where")
+    origin = (t.graph[x.node].where if x.node in t.graph else None)
     made = f", created at {origin}," if origin else ""
     if not t.active:
         return EscapedTracerError(
@@ -286,13 +286,13 @@ def bind(prim, args, params):
     aval = prim.shape(*avals, **params)
     nids = [t.node for t in tracers]
     where = trace.attrs.get("where") or errors.user_where(2)
-    if all(g.nx.nodes[n]["op"] == "const" for n in nids) and prim.vjp is not None \
+    if all(g[n].op == "const" for n in nids) and prim.vjp is not None \
             and aval.size <= _FOLD_LIMIT:
         # Constant folding at build time keeps rule-generated graphs small
         # (`y - 1` for a constant exponent becomes one literal).  Only results
         # that print small (scalars, uniform arrays as np.full): folding
         # anything else would bake a large array into the code.
-        value = prim.impl(params)(*[g.nx.nodes[n]["value"] for n in nids])
+        value = prim.impl(params)(*[g[n].value for n in nids])
         if aval.size <= 1 or _uniform(value):
             if aval.weak:
                 value = value.item() if hasattr(value, "item") else value
@@ -332,17 +332,17 @@ def _unit_operand(prim, g, nids, aval):
     for i, unit in enumerate(prim.units):
         if unit is None:
             continue
-        node = g.nx.nodes[nids[i]]
-        if node["op"] != "const":
+        node = g[nids[i]]
+        if node.op != "const":
             continue
-        value = node["value"]
+        value = node.value
         # a scalar, or a uniform array (a folded broadcast of the seed: np.ones(...))
         if np.ndim(value) != 0 and (np.size(value) > _FOLD_LIMIT or not _uniform(value)):
             continue
         if not _is_unit(value, unit, aval.dtype):
             continue
-        other = g.nx.nodes[nids[1 - i]]
-        if other["shape"] == aval.shape and other["dtype"] == aval.dtype and other["weak"] == aval.weak:
+        other = g[nids[1 - i]]
+        if other.shape == aval.shape and other.dtype == aval.dtype and other.weak == aval.weak:
             return 1 - i
     return None
 
@@ -379,8 +379,8 @@ class Tracer:
         return (self[i] for i in range(self.shape[0]))
 
     def __repr__(self):
-        g = self._trace.graph.nx.nodes.get(self.node, {})
-        name = g.get("name") or g.get("op", "?")
+        g = self._trace.graph
+        name = (g[self.node].name or g[self.node].op) if self.node in g else "?"
         return f"<traced {name}: {self.aval.short()}>"
 
     # --- things that need a concrete value --------------------------------------
@@ -397,8 +397,8 @@ class Tracer:
                  "(range(x.shape[0])) instead of a value"))
 
     def _desc(self):
-        g = self._trace.graph.nx.nodes.get(self.node, {})
-        name = g.get("name")
+        g = self._trace.graph
+        name = g[self.node].name if self.node in g else None
         return f"{name + ': ' if name else ''}{self.aval.short()}"
 
     def __bool__(self):

@@ -19,9 +19,9 @@ def hint(x, name):
     """Give ``x``'s node a name hint for generated code, if it is traced."""
     from ..tracing import Tracer
     if isinstance(x, Tracer):
-        node = x._trace.graph.nx.nodes[x.node]
-        if node.get("hint") is None and node["op"] != "input":
-            node["hint"] = name
+        node = x._trace.graph[x.node]
+        if node.hint is None and node.op != "input":
+            node.hint = name
     return x
 
 

@@ -40,12 +40,12 @@ neg = _unary("neg", np.negative, lambda ct, x, *, out: (-ct,), lambda x: -x, "âˆ
 
 def _pow_vjp(ct, x, y, *, out):
     g = x._trace.graph
-    const_y = g.nx.nodes[y.node]["op"] == "const"
+    const_y = g[y.node].op == "const"
     # d/dx x**y = y * x**(y - 1), taken as 0 where y == 0 (x**0 is flat), as JAX and
     # PyTorch do: 0 * x**-1 would give 0 * inf = nan at x = 0.  The exponent y - 1 is
     # replaced by 0 there, so the zero factor meets x**0 = 1 and never an infinity.
     if const_y:
-        yv = np.asarray(g.nx.nodes[y.node]["value"])
+        yv = np.asarray(g[y.node].value)
         # np.all: a constant exponent may be an array (x ** np.array([2., 3.])).
         if np.all(yv == 0):
             return None, None
@@ -60,8 +60,8 @@ def _pow_vjp(ct, x, y, *, out):
     dx = ct * (y * x ** (y - 1 + (y == 0)))
     # d/dy x**y = log(x) * x**y, taken as 0 where x == 0 (0**y is flat there), as JAX does:
     # log(0) * 0 would otherwise give nan.
-    x_node = g.nx.nodes[x.node]
-    if x_node["op"] == "const" and np.all(np.asarray(x_node["value"]) != 0):
+    x_node = g[x.node]
+    if x_node.op == "const" and np.all(np.asarray(x_node.value) != 0):
         safe_x = x
     else:
         safe_x = where(x == 0, 1.0, x)

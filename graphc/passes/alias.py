@@ -6,20 +6,16 @@ def drop_aliases(graph):
     """Replace every use of an ``identity`` node by its argument, in place."""
     aliases = {}
     for nid in graph.order():
-        node = graph.nx.nodes[nid]
-        if node["op"] != "identity":
+        node = graph[nid]
+        if node.op != "identity":
             continue
-        src = node["args"][0]
-        keep = graph.nx.nodes[src]
-        for attr in ("name", "hint"):
-            if keep.get(attr) is None and node.get(attr) is not None and keep["op"] != "input":
-                keep[attr] = node[attr]
+        src = node.args[0]
         aliases[nid] = aliases.get(src, src)
         graph.replace_uses(nid, src)
         graph.remove_nodes([nid])
     if aliases:  # adjoints of an alias are adjoints of the value it stood for
-        for nid in graph.nx.nodes:
-            node = graph.nx.nodes[nid]
-            if node.get("adjoint_of") in aliases:
-                node["adjoint_of"] = aliases[node["adjoint_of"]]
+        for nid in graph:
+            node = graph[nid]
+            if node.adjoint_of in aliases:
+                node.adjoint_of = aliases[node.adjoint_of]
     return graph

@@ -12,18 +12,18 @@ from ..primitive import params_key
 
 
 def _const_key(node):
-    value = node["value"]
+    value = node.value
     if np.ndim(value) != 0:
         return None
-    return ("const", node["dtype"].str, node["weak"], repr(value.item() if hasattr(value, "item") else value))
+    return ("const", node.dtype.str, node.weak, repr(value.item() if hasattr(value, "item") else value))
 
 
 def cse(graph):
     """Merge duplicate nodes, in place.  Keeps the first in program order."""
     seen: dict = {}
     for nid in graph.order():
-        node = graph.nx.nodes[nid]
-        op = node["op"]
+        node = graph[nid]
+        op = node.op
         if op == "input":
             continue
         if op == "const":
@@ -31,15 +31,11 @@ def cse(graph):
             if key is None:
                 continue
         else:
-            key = (op, node["args"], params_key(node["params"]))
+            key = (op, node.args, params_key(node.params))
         first = seen.get(key)
         if first is None:
             seen[key] = nid
             continue
-        keep = graph.nx.nodes[first]
-        for attr in ("name", "hint", "adjoint_of"):
-            if keep.get(attr) is None and node.get(attr) is not None:
-                keep[attr] = node[attr]
         graph.replace_uses(nid, first)
         graph.remove_nodes([nid])
     return graph

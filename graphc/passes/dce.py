@@ -1,7 +1,7 @@
 """Dead-code elimination: drop every node no output depends on."""
 from __future__ import annotations
 
-from ..naming import base_name, sanitize
+from ..naming import sanitize
 
 
 def dce(graph):
@@ -13,20 +13,20 @@ def dce(graph):
     seen = set(stack)
     while stack:
         n = stack.pop()
-        for a in graph.nx.nodes[n]["args"]:
+        for a in graph[n].args:
             if a not in seen:
                 seen.add(a)
                 stack.append(a)
     live |= seen
-    dead = [n for n in graph.nx.nodes if n not in live]
+    dead = [n for n in graph if n not in live]
     if not dead:
         return graph
     dead_set = set(dead)
     # An adjoint whose primal goes away keeps its d_<name>.
     for n in live:
-        node = graph.nx.nodes[n]
-        primal = node.get("adjoint_of")
-        if primal in dead_set and not node.get("hint"):
-            node["hint"] = "d_" + sanitize(base_name(graph, primal))
+        node = graph[n]
+        primal = node.adjoint_of
+        if primal in dead_set and not node.hint:
+            node.hint = "d_" + sanitize(graph.display_name(primal))
     graph.remove_nodes(dead)
     return graph

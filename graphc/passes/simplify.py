@@ -25,71 +25,66 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..primitive import REGISTRY
+from ..primitive import REGISTRY, Aval
 
 
 def _forward(graph, nid, to):
-    """Replace every use of ``nid`` by ``to``; the user's name moves along when ``to`` has none."""
-    node, target = graph.nx.nodes[nid], graph.nx.nodes[to]
-    if target["op"] not in ("input", "const"):
-        for attr in ("name", "hint"):
-            if target.get(attr) is None and node.get(attr) is not None:
-                target[attr] = node[attr]
+    """Replace every use of ``nid`` by ``to`` (names move along: Graph.replace_uses)."""
     graph.replace_uses(nid, to)
     return True
 
 
 def _same_as_input(graph, nid, node):
-    op = node["op"]
+    op = node.op
     if op not in ("reshape", "broadcast_to", "transpose"):
         return False
-    (x,) = node["args"]
-    xn = graph.nx.nodes[x]
+    (x,) = node.args
+    xn = graph[x]
     if op == "transpose":
-        same = tuple(node["params"]["axes"]) == tuple(range(len(node["shape"])))
+        same = tuple(node.params["axes"]) == tuple(range(len(node.shape)))
     else:
-        same = tuple(xn["shape"]) == tuple(node["shape"])
+        same = tuple(xn.shape) == tuple(node.shape)
     return same and _forward(graph, nid, x)
 
 
 def _chain(graph, nid, node):
-    op = node["op"]
+    op = node.op
     if op not in ("reshape", "transpose"):
         return False
-    (x,) = node["args"]
-    xn = graph.nx.nodes[x]
-    if xn["op"] != op:
+    (x,) = node.args
+    xn = graph[x]
+    if xn.op != op:
         return False
-    (inner,) = xn["args"]
+    (inner,) = xn.args
     if op == "reshape":
         graph.set_args(nid, (inner,))
-        if tuple(graph.nx.nodes[inner]["shape"]) == tuple(node["shape"]):
+        if tuple(graph[inner].shape) == tuple(node.shape):
             _forward(graph, nid, inner)
         return True
-    a, b = xn["params"]["axes"], node["params"]["axes"]
+    a, b = xn.params["axes"], node.params["axes"]
     axes = tuple(int(a[i]) for i in b)
     graph.set_args(nid, (inner,))
-    node["params"] = dict(node["params"], axes=axes)
+    node.params = dict(node.params, axes=axes)
     if axes == tuple(range(len(axes))):
         _forward(graph, nid, inner)
     return True
 
 
 def _sum_keepdims_reshape(graph, nid, node):
-    if node["op"] != "reshape":
+    if node.op != "reshape":
         return False
-    (s,) = node["args"]
-    sn = graph.nx.nodes[s]
-    if sn["op"] != "sum" or not sn["params"].get("keepdims"):
+    (s,) = node.args
+    sn = graph[s]
+    if sn.op != "sum" or not sn.params.get("keepdims"):
         return False
-    axis = sn["params"]["axis"]
-    x_shape = graph.nx.nodes[sn["args"][0]]["shape"]
+    axis = sn.params["axis"]
+    x_shape = graph[sn.args[0]].shape
     squeezed = tuple(d for i, d in enumerate(x_shape) if i not in axis)
-    if tuple(node["shape"]) != squeezed or len(graph.users(s)) != 1 or s in graph.outputs:
+    if tuple(node.shape) != squeezed or len(graph.users(s)) != 1 or s in graph.outputs:
         return False
     # Turn the sum itself into the plain sum and drop the reshape.
-    sn["params"] = dict(sn["params"], keepdims=False)
-    sn["shape"] = squeezed
+    sn.params = dict(sn.params, keepdims=False)
+    sn.aval = Aval(tuple(squeezed), sn.dtype, sn.weak)
     return _forward(graph, nid, s)
 
 
@@ -97,30 +92,30 @@ def _full_operand(graph, node, args, i):
     """Whether an argument other than ``args[i]`` (the current, possibly rewritten
     arguments) already has the result's shape and dtype."""
     for j, a in enumerate(args):
-        an = graph.nx.nodes[a]
-        if j != i and a != args[i] and tuple(an["shape"]) == tuple(node["shape"]) \
-                and an["dtype"] == node["dtype"]:
+        an = graph[a]
+        if j != i and a != args[i] and tuple(an.shape) == tuple(node.shape) \
+                and an.dtype == node.dtype:
             return True
     return False
 
 
 def _drop_operand_broadcast(graph, nid, node):
-    prim = REGISTRY.get(node["op"])
-    if prim is None or not prim.elementwise or node["op"] in ("identity", "contiguous"):
+    prim = REGISTRY.get(node.op)
+    if prim is None or not prim.elementwise or node.op in ("identity", "contiguous"):
         return False
     changed = False
-    args = list(node["args"])
+    args = list(node.args)
     for i, a in enumerate(args):
-        an = graph.nx.nodes[a]
+        an = graph[a]
         # Checked against the arguments as rewritten so far: of two broadcasts, at
         # most one may go (the other then sets the result's shape).
-        if an["op"] == "broadcast_to" and _full_operand(graph, node, args, i):
-            args[i] = an["args"][0]
+        if an.op == "broadcast_to" and _full_operand(graph, node, args, i):
+            args[i] = an.args[0]
             changed = True
-        elif (an["op"] == "const" and np.ndim(an["value"]) > 0 and np.size(an["value"]) > 1
-              and an["dtype"].kind == "f" and len(graph.users(a)) == 1 and a not in graph.outputs
+        elif (an.op == "const" and np.ndim(an.value) > 0 and np.size(an.value) > 1
+              and an.dtype.kind == "f" and len(graph.users(a)) == 1 and a not in graph.outputs
               and _full_operand(graph, node, args, i)):
-            value = np.asarray(an["value"])
+            value = np.asarray(an.value)
             first = value.flat[0]
             # signbit too: [0., -0., 0.] is not the scalar 0.0; and a longdouble value
             # that a Python float would round stays an array
@@ -128,7 +123,7 @@ def _drop_operand_broadcast(graph, nid, node):
                     and np.all(np.signbit(value) == np.signbit(first))):
                 # A Python float is weak: it takes the other operand's dtype, which is
                 # the result's, so the result type is unchanged.
-                an["value"], an["shape"], an["weak"] = float(first), (), True
+                an.value, an.aval = float(first), Aval((), an.dtype, True)
                 changed = True
     if changed:
         graph.set_args(nid, args)
@@ -136,13 +131,13 @@ def _drop_operand_broadcast(graph, nid, node):
 
 
 def _unique_scatter(graph, nid, node):
-    if node["op"] != "scatter_add" or node["params"].get("unique"):
+    if node.op != "scatter_add" or node.params.get("unique"):
         return False
-    spec, full = node["params"]["spec"], node["params"]["shape"]
+    spec, full = node.params["spec"], node.params["shape"]
     # Only indexes made of integer arrays and ints: item k then indexes axis k.
     if not spec or any(item[0] not in ("array", "int") for item in spec):
         return False
-    idx_nodes = [graph.nx.nodes[a] for a in node["args"][1:]]
+    idx_nodes = [graph[a] for a in node.args[1:]]
     shape = np.broadcast_shapes(*(tuple(n["shape"]) for n in idx_nodes))
     if len(shape) != 1:
         return False
@@ -155,18 +150,18 @@ def _unique_scatter(graph, nid, node):
         # -1 and n-1 are the same element: compare positions, not raw values.
         value = np.asarray(n["value"]) % full[axis]
         if np.unique(value).size == value.size:
-            node["params"] = dict(node["params"], unique=True)
+            node.params = dict(node.params, unique=True)
             return True
     return False
 
 
 def _index_as_reshape(graph, nid, node):
     """``x[:, 0]`` on an axis of size 1 (and its scatter) only drops or adds unit axes."""
-    op = node["op"]
-    if op not in ("getitem", "scatter_add") or len(node["args"]) != 1:
+    op = node.op
+    if op not in ("getitem", "scatter_add") or len(node.args) != 1:
         return False
-    spec = node["params"]["spec"]
-    full = graph.nx.nodes[nid]["shape"] if op == "scatter_add" else graph.nx.nodes[node["args"][0]]["shape"]
+    spec = node.params["spec"]
+    full = graph[nid].shape if op == "scatter_add" else graph[node.args[0]].shape
     axis = 0
     for item in spec:
         if item[0] == "none":
@@ -177,8 +172,8 @@ def _index_as_reshape(graph, nid, node):
             axis += 1
         else:
             return False
-    node["op"] = "reshape"
-    node["params"] = {"shape": tuple(node["shape"])}
+    node.op = "reshape"
+    node.params = {"shape": tuple(node.shape)}
     return True
 
 
@@ -188,13 +183,13 @@ _RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _dro
 def simplify(graph):
     """Apply the rules above to every node, in program order, in place."""
     for nid in graph.order():
-        if nid not in graph.nx:
+        if nid not in graph:
             continue
-        node = graph.nx.nodes[nid]
-        if node["op"] in ("input", "const"):
+        node = graph[nid]
+        if node.op in ("input", "const"):
             continue
         for rule in _RULES:
-            if nid not in graph.nx:
+            if nid not in graph:
                 break
             rule(graph, nid, node)
     return graph

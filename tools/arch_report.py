@@ -1,0 +1,156 @@
+"""Measure the package's architecture: import graph, cycles, module and function sizes.
+
+Run ``python tools/arch_report.py`` for a text report, ``--dot FILE`` to also write
+the module import graph (Graphviz source) and ``--json`` for machine-readable output.
+Imports inside functions count: a deferred import is still a dependency.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import pathlib
+import re
+import sys
+
+import networkx as nx
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PKG = ROOT / "graphc"
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+# Direct reads of networkx node attribute dicts (the IR's storage), allowed in ir.py only.
+NODE_DICT = re.compile(r"\.nx\.nodes\b|\.nx\.nodes\[|\.node\(|nodes\(data")
+
+
+def module_name(path: pathlib.Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def modules() -> dict[str, pathlib.Path]:
+    return {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def _resolve(mod: str, is_pkg: bool, node: ast.ImportFrom | ast.Import, known) -> set[str]:
+    out = set()
+    if isinstance(node, ast.Import):
+        for a in node.names:
+            if a.name.split(".")[0] == "graphc":
+                out.add(a.name)
+        return {m for m in out if m in known} | {m.rsplit(".", 1)[0] for m in out
+                                                  if m not in known and "." in m}
+    base_parts = mod.split(".") if is_pkg else mod.split(".")[:-1]
+    if node.level:
+        base_parts = base_parts[:len(base_parts) - node.level + 1]
+        base = ".".join(base_parts + ([node.module] if node.module else []))
+    else:
+        base = node.module or ""
+    if base.split(".")[0] != "graphc":
+        return out
+    for a in node.names:
+        cand = f"{base}.{a.name}"
+        out.add(cand if cand in known else base)
+    return {m for m in out if m in known}
+
+
+def import_graph() -> nx.DiGraph:
+    known = modules()
+    g = nx.DiGraph()
+    for mod, path in known.items():
+        g.add_node(mod)
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for dep in _resolve(mod, path.name == "__init__.py", node, known):
+                    if dep != mod and not mod.startswith(dep + "."):
+                        g.add_edge(mod, dep)
+    return g
+
+
+def cycles(g: nx.DiGraph) -> list[list[str]]:
+    """Strongly connected components with more than one module, largest first."""
+    return sorted((sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1),
+                  key=len, reverse=True)
+
+
+def long_functions(limit=MAX_FUNCTION_LINES):
+    out = []
+    for mod, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > limit:
+                    out.append((n, f"{mod}.{node.name}", node.lineno))
+    return sorted(out, reverse=True)
+
+
+def long_modules(limit=MAX_MODULE_LINES):
+    out = []
+    for mod, path in modules().items():
+        n = len(path.read_text().splitlines())
+        if n > limit:
+            out.append((n, mod))
+    return sorted(out, reverse=True)
+
+
+def node_dict_reads():
+    out = []
+    for mod, path in modules().items():
+        if mod == "graphc.ir":
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if NODE_DICT.search(line):
+                out.append(f"{path.relative_to(ROOT)}:{i}")
+    return out
+
+
+def report() -> dict:
+    g = import_graph()
+    return {"modules": len(g), "imports": g.number_of_edges(),
+            "cycles": cycles(g), "long_modules": long_modules(),
+            "long_functions": long_functions(), "node_dict_reads": node_dict_reads()}
+
+
+def to_dot(g: nx.DiGraph) -> str:
+    cyc = {m for c in cycles(g) for m in c}
+    lines = ["digraph imports {", "  rankdir=BT; node [shape=box, fontname=Helvetica];"]
+    for m in sorted(g):
+        colour = ', style=filled, fillcolor="#f4cccc"' if m in cyc else ""
+        lines.append(f'  "{m.removeprefix("graphc.")}" [label="{m.removeprefix("graphc.")}"{colour}];')
+    for a, b in sorted(g.edges):
+        lines.append(f'  "{a.removeprefix("graphc.")}" -> "{b.removeprefix("graphc.")}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--dot", metavar="FILE")
+    a = p.parse_args(argv)
+    r = report()
+    if a.dot:
+        pathlib.Path(a.dot).write_text(to_dot(import_graph()))
+    if a.json:
+        print(json.dumps(r, indent=1))
+        return 0
+    print(f"{r['modules']} modules, {r['imports']} import edges")
+    print(f"import cycles (SCCs > 1 module): {[len(c) for c in r['cycles']]}")
+    for c in r["cycles"]:
+        print("  " + ", ".join(m.removeprefix("graphc.") for m in c))
+    print(f"modules over {MAX_MODULE_LINES} lines: {len(r['long_modules'])}")
+    for n, m in r["long_modules"]:
+        print(f"  {n:5d} {m}")
+    print(f"functions over {MAX_FUNCTION_LINES} lines: {len(r['long_functions'])}")
+    for n, f, line in r["long_functions"]:
+        print(f"  {n:5d} {f} (line {line})")
+    print(f"node attribute dict reads outside ir.py: {len(r['node_dict_reads'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
