@@ -367,7 +367,7 @@ def _forward_text(main, nid):
             em.name[a] = main.name.get(a) or sanitize(base_name(g, a))
     out = main.name.get(nid) or sanitize(base_name(g, nid))
     text, _ = em.node_expr(nid, out)
-    return f"{out} = {text}" if isinstance(text, str) else f"{out} = {node['op']}(...)"
+    return f"{out} = {text}" if isinstance(text, str) else f"{out} = {node.op}(...)"
 
 
 # --- whole modules ------------------------------------------------------------------
@@ -742,7 +742,7 @@ def graph_text(g) -> str:
     _reserve_inputs(g, em)
     for n in g.inputs:
         em.name.setdefault(n, em.ns.new(base_name(g, n)))
-    ins = ", ".join(f"{em.name[n]}: {type_str(g[n]['shape'], g[n]['dtype'])}"
+    ins = ", ".join(f"{em.name[n]}: {type_str(g[n].shape, g[n].dtype)}"
                     for n in g.inputs)
     body = _body_lines(em, indent="    ")
     consts = ["    " + c for c in em.module_consts]

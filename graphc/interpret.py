@@ -130,14 +130,14 @@ def _expr(graph, nid, depth=2, top=False) -> str:
         return _label(graph, nid)
     args = [_expr(graph, a, depth - 1) for a in node.args]
     if callable(prim.numpy):
-        return f"{node['op']}({', '.join(args)})"
+        return f"{node.op}({', '.join(args)})"
     args = [a if " " not in a or a.startswith("np.") and a.endswith(")") else f"({a})"
             for a in args]
     try:
         return prim.emit(args, "out", [graph.aval(a) for a in node.args], graph.aval(nid),
                          node.params)
     except Exception:       # a template needing something we did not give it
-        return f"{node['op']}({', '.join(args)})"
+        return f"{node.op}({', '.join(args)})"
 
 
 def _range(value) -> str:
@@ -218,7 +218,7 @@ def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
             hint="NaN/Inf inputs are allowed but propagate as in NumPy; clean the input "
                  "(np.nan_to_num, masking) or call without check_finite to let them through")
     args = node.args
-    ranges = "; ".join(f"{_expr(graph, a, 1)}: {type_str(graph[a]['shape'], graph[a]['dtype'])}"
+    ranges = "; ".join(f"{_expr(graph, a, 1)}: {type_str(graph[a].shape, graph[a].dtype)}"
                        f"{_range(values[a])}"
                        for a in args if graph[a].op != "const")
     part = ""

@@ -104,6 +104,8 @@ class Node(Mapping):
 
     # --- read-only mapping view (networkx's node attribute dict) ---------------
     def __getitem__(self, key):
+        if _STRICT:
+            _refuse_internal_mapping_read(key)
         if key in _KEYS:
             return getattr(self, key)
         raise KeyError(key)
@@ -123,6 +125,19 @@ class Node(Mapping):
 
     def copy(self) -> "Node":
         return replace(self, params=dict(self.params))
+
+
+# GRAPHC_STRICT_NODES=1: package code reading a node as a mapping is a bug (tests set it).
+_STRICT = os.environ.get("GRAPHC_STRICT_NODES", "") not in ("", "0")
+
+
+def _refuse_internal_mapping_read(key):
+    import sys
+    frame = sys._getframe(2)
+    caller = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    if os.path.abspath(frame.f_code.co_filename).startswith(pkg + os.sep):
+        raise AssertionError(f"graphc reads node[{key!r}] in {caller}: use node.{key}")
 
 
 _KEYS = tuple(f.name for f in fields(Node)) + ("shape", "dtype", "weak")

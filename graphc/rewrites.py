@@ -53,8 +53,8 @@ def _node(trace, nid):
 
 
 def _same_aval(a, b):
-    return (tuple(a["shape"]) == tuple(b["shape"]) and a["dtype"] == b["dtype"]
-            and a["weak"] == b["weak"])
+    return (tuple(a.shape) == tuple(b.shape) and a.dtype == b.dtype
+            and a.weak == b.weak)
 
 
 def _is_one(node) -> bool:
@@ -71,7 +71,7 @@ def _exp_arg(trace, nid):
     if node.op != "exp":
         return None
     (x,) = node.args
-    return x if _node(trace, x)["dtype"].kind == "f" else None
+    return x if _node(trace, x).dtype.kind == "f" else None
 
 
 def _mark(result, rule):
@@ -89,9 +89,9 @@ def log_one_plus_exp(trace, args, params):
     and dtype are those of ``exp(x)``), so the replacement has the same type.
     """
     s = _node(trace, args[0].node)
-    if s["op"] != "add":
+    if s.op != "add":
         return None
-    a, b = s["args"]
+    a, b = s.args
     for one, e in ((a, b), (b, a)):
         x = _exp_arg(trace, e)
         if x is not None and _is_one(_node(trace, one)) and _same_aval(s, _node(trace, e)):
@@ -138,17 +138,17 @@ def log_of_softmax(trace, args, params):
     num, den = d.args
     z = _exp_arg(trace, num)
     s = _node(trace, den)
-    if z is None or s["op"] != "sum" or len(s["params"]["axis"]) != 1:
+    if z is None or s.op != "sum" or len(s.params["axis"]) != 1:
         return None
-    if _exp_arg(trace, s["args"][0]) != z:
+    if _exp_arg(trace, s.args[0]) != z:
         return None
     zn = _node(trace, z)
-    (axis,) = s["params"]["axis"]
-    if not (s["params"]["keepdims"] or len(zn["shape"]) == 1) or zn["weak"] \
+    (axis,) = s.params["axis"]
+    if not (s.params["keepdims"] or len(zn.shape) == 1) or zn.weak \
             or not _same_aval(d, _node(trace, num)):
         return None
     from .ops.nn import log_softmax
-    return _mark(log_softmax(trace.tracer(z), axis=axis % len(zn["shape"])),
+    return _mark(log_softmax(trace.tracer(z), axis=axis % len(zn.shape)),
                  "log(exp(z) / sum(exp(z))) -> log_softmax(z)")
 
 

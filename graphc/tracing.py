@@ -101,7 +101,7 @@ class Trace:
     # --- values ------------------------------------------------------------
     def tracer(self, nid: int) -> "Tracer":
         g = self.graph[nid]
-        return Tracer(self, nid, Aval(g["shape"], g["dtype"], g["weak"]))
+        return Tracer(self, nid, g.aval)
 
     def lift(self, x) -> "Tracer":
         """Make a constant node for a non-traced value used with tracers."""

@@ -2,8 +2,13 @@
 import os
 import sys
 
-import numpy as np
-import pytest
+# Before graphc is imported: package code must read nodes as typed Nodes, never as mappings
+# (graphc/ir.py), and every pass must leave a valid graph (Graph.check after each).
+os.environ.setdefault("GRAPHC_STRICT_NODES", "1")
+os.environ.setdefault("GRAPHC_DEBUG", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 # Make the helper modules in tests/ (e.g. _fd.py) importable however pytest is run.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -8,9 +8,13 @@ __all__ = ["drop_aliases", "cse", "dce", "simplify", "optimize"]
 
 
 def optimize(graph):
-    """The default pipeline run before code generation."""
-    drop_aliases(graph)
-    cse(graph)
-    simplify(graph)
-    dce(graph)
+    """The default pipeline run before code generation.
+
+    With ``GRAPHC_DEBUG=1`` the graph's invariants (:meth:`graphc.Graph.check`)
+    are checked after every pass, naming the pass that broke them.
+    """
+    graph.debug_check("tracing and autodiff")
+    for p in (drop_aliases, cse, simplify, dce):
+        p(graph)
+        graph.debug_check(p.__name__)
     return graph

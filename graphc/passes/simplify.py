@@ -138,17 +138,17 @@ def _unique_scatter(graph, nid, node):
     if not spec or any(item[0] not in ("array", "int") for item in spec):
         return False
     idx_nodes = [graph[a] for a in node.args[1:]]
-    shape = np.broadcast_shapes(*(tuple(n["shape"]) for n in idx_nodes))
+    shape = np.broadcast_shapes(*(tuple(n.shape) for n in idx_nodes))
     if len(shape) != 1:
         return False
     for axis, item in enumerate(spec):
         if item[0] != "array":
             continue
         n = idx_nodes[item[1]]
-        if n["op"] != "const" or tuple(n["shape"]) != shape:
+        if n.op != "const" or tuple(n.shape) != shape:
             continue
         # -1 and n-1 are the same element: compare positions, not raw values.
-        value = np.asarray(n["value"]) % full[axis]
+        value = np.asarray(n.value) % full[axis]
         if np.unique(value).size == value.size:
             node.params = dict(node.params, unique=True)
             return True
