@@ -13,13 +13,16 @@ from __future__ import annotations
 import pathlib
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 
 from ._files import check_path, check_target, write_atomic
+from .draw_options import DRAW_OPTIONS
+from .draw_options import check_options as _check_options  # api.render imports it by this name
 from .errors import OptionError, RenderError
-from .ir import install_product
+from .ir import Graph, install_product
 from .primitive import REGISTRY, type_str
 
-__all__ = ["to_dot", "render_graph", "FAMILY_COLORS"]
+__all__ = ["to_dot", "render_graph", "FAMILY_COLORS", "DRAW_OPTIONS"]
 
 FAMILY_COLORS = {
     "input": "#fde68a", "parameter": "#fbbf24", "const": "#f3f4f6", "output": "#86efac",
@@ -63,7 +66,7 @@ def _op_label(node) -> str:
     return label
 
 
-def _kind(g, nid, params, outputs):
+def _kind(g, nid, params):
     node = g[nid]
     if node.op == "input":
         return "parameter" if nid in params else "input"
@@ -106,6 +109,46 @@ def _const_text(node):
     return "const"
 
 
+@dataclass
+class _Drawing:
+    """What one drawing knows about its graph, and the DOT items it has collected.
+
+    ``visible`` lists the drawn nodes in program order (``vis`` is the same as a
+    set); ``params`` holds every node that has an adjoint (inputs among them
+    are drawn as parameters); ``box_of`` maps each node inside a collapsed
+    scope to the id of that scope's box; ``clusters`` maps ``(section, scope)``
+    to ``(id, label, attrs)`` items in the order they are added.
+    """
+    g: Graph
+    show_backward: bool
+    flops: bool
+    names: dict
+    visible: list
+    vis: set
+    outputs: set
+    params: set
+    costs: dict
+    collapsed: set
+    box_of: dict = field(default_factory=dict)
+    clusters: dict = field(default_factory=dict)
+    edges: list = field(default_factory=list)
+    families: set = field(default_factory=set)
+
+    def add(self, key, item):
+        self.clusters.setdefault(key, []).append(item)
+
+    def section(self, nid):
+        """``"backward"`` or ``"forward"``: the section ``nid`` is drawn in."""
+        return "backward" if self.g[nid].section == "backward" else "forward"
+
+    def drawn_backward(self, nid):
+        return self.show_backward and self.g[nid].section == "backward"
+
+    def cluster_key(self, nid):
+        node = self.g[nid]
+        return ("backward" if self.drawn_backward(nid) else "forward", node.scope)
+
+
 def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, rankdir="TB"):
     """Draw ``graph`` as a :class:`graphviz.Digraph`.
 
@@ -120,14 +163,44 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     flops : bool
         Add each operation's FLOP count to its label.
     """
-    import graphviz
-    g = graph
+    _check_options(collapse=collapse, flops=flops, legend=legend, rankdir=rankdir,
+                   backward=backward)
+    d = _drawing(graph, backward, collapse, flops)
+    for nid in d.visible:
+        if nid not in d.box_of:
+            d.add(d.cluster_key(nid), _node_item(d, nid))
+    for box, members in _group(d.box_of).items():
+        d.add(("backward" if box.endswith("__bwd") else "forward", None), _box_item(d, box, members))
+    _add_edges(d)
+    dot = _digraph(graph, rankdir)
+    _emit_clusters(dot, d)
+    for src, dst, attrs in d.edges:
+        dot.edge(src, dst, **attrs)
+    if legend:
+        _legend(dot, d.families, d.show_backward)
+    return dot
+
+
+def _drawing(g, backward, collapse, flops) -> _Drawing:
     has_backward = any(g[n].section == "backward" for n in g)
     show_backward = has_backward if backward is None else (backward and has_backward)
-    names = _names(g)
-    outputs = set(g.outputs)
-    params = {g[n].adjoint_of for n in g}
-    costs = g.cost().by_node if flops else {}
+    visible = [n for n in g.order()
+               if (show_backward or g[n].section != "backward") and not _scalar_const(g, n)]
+    d = _Drawing(g=g, show_backward=show_backward, flops=flops, names=_names(g),
+                 visible=visible, vis=set(visible), outputs=set(g.outputs),
+                 params={g[n].adjoint_of for n in g},
+                 costs=g.cost().by_node if flops else {},
+                 collapsed=_collapsed_scopes(g, visible, collapse))
+    for n in visible:
+        top = _matching_scope(g[n].scope, d.collapsed)
+        if top is not None:
+            # no ":" in ids: dot reads "a:b" as node a, port b
+            d.box_of[n] = "scope__" + _cluster_id(top) + ("__bwd" if d.section(n) == "backward" else "")
+    return d
+
+
+def _digraph(g, rankdir):
+    import graphviz
     graph_attr = {"rankdir": rankdir, "fontname": "Helvetica", "label": _esc(f"{g.fn_name}"),
                   "labelloc": "t", "fontsize": "16"}
     if len(g) > _LARGE:
@@ -135,155 +208,156 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
         # their iterations so thousands of nodes lay out in seconds.
         graph_attr.update(nslimit="1", nslimit1="1", mclimit="0.2", searchsize="10",
                           splines="line", remincross="false")
-    _check_options(collapse=collapse, flops=flops, legend=legend, rankdir=rankdir,
-                   backward=backward)
-    dot = graphviz.Digraph(name=_esc(g.fn_name), graph_attr=graph_attr,
-                           node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled",
-                                      "shape": "box"},
-                           edge_attr={"arrowsize": "0.6"})
-    visible = [n for n in g.order()
-               if (show_backward or g[n].section != "backward")
-               and not _scalar_const(g, n)]
-    vis = set(visible)
-    collapsed = _collapsed_scopes(g, visible, collapse)
-    box_of = {}
-    for n in visible:
-        scope = g[n].scope
-        top = _matching_scope(scope, collapsed)
-        if top is not None:
-            # no ":" in ids: dot reads "a:b" as node a, port b
-            box_of[n] = "scope__" + _cluster_id(top) + ("__bwd" if g[n].section == "backward" else "")
+    return graphviz.Digraph(name=_esc(g.fn_name), graph_attr=graph_attr,
+                            node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled",
+                                       "shape": "box"},
+                            edge_attr={"arrowsize": "0.6"})
 
-    clusters: dict = {}
 
-    def cluster_for(nid):
-        node = g[nid]
-        section = node.section if show_backward else "forward"
-        key = ("backward" if section == "backward" else "forward", node.scope)
-        return key
+# -- one node --------------------------------------------------------------------------
 
-    families = set()
-    for nid in visible:
-        if nid in box_of:
-            continue
-        node = g[nid]
-        kind = _kind(g, nid, params, outputs)
-        families.add(kind)
-        attrs = {"fillcolor": FAMILY_COLORS.get(kind, "#ffffff")}
-        typ = type_str(node.shape, node.dtype)
-        if node.op == "input":
-            label = f"{names[nid]}\\n{typ}"
-            attrs["shape"] = "box"
-            attrs["style"] = "filled,rounded,bold"
-        elif node.op == "const":
-            label = _const_text(node) + (f"\\n{typ}" if node.shape != () else "")
-            attrs.update(shape="plaintext", style="filled", fontsize="9")
-        else:
-            op = _op_label(node)
-            if any(_scalar_const(g, a) for a in node.args):
-                parts = [_const_text(g[a]) if _scalar_const(g, a) else "·"
-                         for a in node.args]
-                prim = REGISTRY.get(node.op)
-                if len(parts) == 2 and prim is not None and prim.prec < 100:
-                    op = f"{parts[0]} {op} {parts[1]}"        # 1 − ·, · ^ 2, 2 × ·
-                else:
-                    op = f"{op}({', '.join(parts)})"         # max(·, 0.5)
-            label = f"{names[nid]} = {op}\\n{typ}"
-            if flops and costs.get(nid):
-                label += f"\\n{costs[nid]:,} FLOPs"
-            attrs["shape"] = "ellipse" if REGISTRY[node.op].elementwise else "box"
-        if nid in outputs:
-            attrs["peripheries"] = "2"
-            attrs["penwidth"] = "1.5"
-        if node.section == "backward":
-            attrs["style"] = attrs.get("style", "filled") + ",dashed"
-        clusters.setdefault(cluster_for(nid), []).append((str(nid), _esc_label(label), attrs))
+def _node_item(d, nid):
+    """``(id, label, attrs)`` of one drawn node: its shape, colour and label."""
+    g, node = d.g, d.g[nid]
+    kind = _kind(g, nid, d.params)
+    d.families.add(kind)
+    attrs = {"fillcolor": FAMILY_COLORS.get(kind, "#ffffff")}
+    typ = type_str(node.shape, node.dtype)
+    if node.op == "input":
+        label = f"{d.names[nid]}\\n{typ}"
+        attrs.update(shape="box", style="filled,rounded,bold")
+    elif node.op == "const":
+        label = _const_text(node) + (f"\\n{typ}" if node.shape != () else "")
+        attrs.update(shape="plaintext", style="filled", fontsize="9")
+    else:
+        label = f"{d.names[nid]} = {_op_text(g, node)}\\n{typ}"
+        if d.flops and d.costs.get(nid):
+            label += f"\\n{d.costs[nid]:,} FLOPs"
+        attrs["shape"] = "ellipse" if REGISTRY[node.op].elementwise else "box"
+    if nid in d.outputs:
+        attrs.update(peripheries="2", penwidth="1.5")
+    if node.section == "backward":
+        attrs["style"] = attrs.get("style", "filled") + ",dashed"
+    return str(nid), _esc_label(label), attrs
 
-    # collapsed scopes: one box each, with the shapes going in and out
-    for box, members in _group(box_of).items():
-        # Shapes that cross the box's border within its own section (saved values
-        # read by the backward pass show as dashed edges instead).
-        section = g[members[0]].section or "forward"
-        same = lambda n: (g[n].section or "forward") == section  # noqa: E731
-        ins = sorted({type_str(g[a].shape, g[a].dtype)
-                      for m in members for a in g[m].args
-                      if box_of.get(a) != box and not _scalar_const(g, a) and same(a)})
-        outs = sorted({type_str(g[m].shape, g[m].dtype) for m in members
-                       if any(box_of.get(u) != box and same(u) for u in g.users(m) if u in vis)
-                       or m in outputs})
-        bwd = box.endswith("__bwd")
-        scope = g[members[0]].scope
-        scope = _matching_scope(scope, collapsed)
-        label = f"{'∂ ' if bwd else ''}{scope}\\n{len(members)} ops\\nin: {', '.join(ins) or '-'}\\nout: {', '.join(outs) or '-'}"
-        attrs = {"fillcolor": "#fef3c7" if not bwd else "#fee2e2", "shape": "box3d"}
-        key = ("backward" if bwd else "forward", None)
-        clusters.setdefault(key, []).append((box, _esc_label(label), attrs))
 
-    # Edges.  In large drawings a value used far away (a saved forward value read
-    # by the backward pass, a parameter used by every layer) gets a small proxy
-    # node beside each consumer instead of one long edge: long edges make dot's
-    # layout quadratic in the graph size.
-    large = len(visible) > _LARGE
-    fanout = {n: sum(1 for u in g.users(n) if u in vis) for n in visible}
-    edges, seen_edges = [], set()
-    for nid in visible:
-        node = g[nid]
+def _op_text(g, node):
+    """The operation's label, with its scalar constant arguments written in."""
+    op = _op_label(node)
+    if not any(_scalar_const(g, a) for a in node.args):
+        return op
+    parts = [_const_text(g[a]) if _scalar_const(g, a) else "·" for a in node.args]
+    prim = REGISTRY.get(node.op)
+    if len(parts) == 2 and prim is not None and prim.prec < 100:
+        return f"{parts[0]} {op} {parts[1]}"        # 1 − ·, · ^ 2, 2 × ·
+    return f"{op}({', '.join(parts)})"              # max(·, 0.5)
+
+
+# -- collapsed scopes --------------------------------------------------------------------
+
+def _box_item(d, box, members):
+    """One collapsed scope's box, with the shapes going in and out."""
+    g = d.g
+    bwd = box.endswith("__bwd")
+    ins, outs = _box_shapes(d, box, members)
+    scope = _matching_scope(g[members[0]].scope, d.collapsed)
+    label = (f"{'∂ ' if bwd else ''}{scope}\\n{len(members)} ops\\n"
+             f"in: {', '.join(ins) or '-'}\\nout: {', '.join(outs) or '-'}")
+    attrs = {"fillcolor": "#fef3c7" if not bwd else "#fee2e2", "shape": "box3d"}
+    return box, _esc_label(label), attrs
+
+
+def _box_shapes(d, box, members):
+    """Sorted types going into and out of ``box``.
+
+    Only values crossing the box's border within its own section count: saved
+    values read by the backward pass show as dashed edges instead.
+    """
+    g, box_of = d.g, d.box_of
+    section = g[members[0]].section or "forward"
+
+    def crosses(n):
+        return box_of.get(n) != box and (g[n].section or "forward") == section
+    ins = {type_str(g[a].shape, g[a].dtype) for m in members for a in g[m].args
+           if crosses(a) and not _scalar_const(g, a)}
+    outs = {type_str(g[m].shape, g[m].dtype) for m in members
+            if any(crosses(u) for u in g.users(m) if u in d.vis) or m in d.outputs}
+    return sorted(ins), sorted(outs)
+
+
+# -- edges -------------------------------------------------------------------------------
+
+def _add_edges(d):
+    """Forward, backward and saved-value edges, one per (source, destination) pair.
+
+    In large drawings a value used far away (a saved forward value read by the
+    backward pass, a parameter used by every layer) gets a small proxy node
+    beside each consumer instead of one long edge: long edges make dot's layout
+    quadratic in the graph size.
+    """
+    g, box_of = d.g, d.box_of
+    large = len(d.visible) > _LARGE
+    fanout = {n: sum(1 for u in g.users(n) if u in d.vis) for n in d.visible}
+    seen = set()
+    for nid in d.visible:
         dst = box_of.get(nid, str(nid))
-        for a in node.args:
-            if a not in vis:
-                continue
+        for a in g[nid].args:
             src = box_of.get(a, str(a))
-            if src == dst or (src, dst) in seen_edges:
+            if a not in d.vis or src == dst or (src, dst) in seen:
                 continue
-            seen_edges.add((src, dst))
-            a_bwd = g[a].section == "backward"
-            saved = node.section == "backward" and show_backward and not a_bwd
+            seen.add((src, dst))
+            saved = d.drawn_backward(nid) and g[a].section != "backward"
             if large and (saved or fanout[a] > 3) and a not in box_of:
-                proxy = f"p{src}_{dst}"
-                clusters.setdefault(cluster_for(nid), []).append(
-                    (proxy, _esc(names.get(a) or "value"),
-                     {"shape": "box", "style": "dashed,rounded", "fontsize": "8",
-                      "fillcolor": "#ffffff", "color": _SAVED_EDGE}))
-                src = proxy
-                saved_style = {"color": _SAVED_EDGE, "style": "dashed"}  # short: keep it ranked
-                edges.append((src, dst, saved_style if saved else {}))
-                continue
-            if saved:
-                edges.append((src, dst, {"color": _SAVED_EDGE, "style": "dashed", "constraint": "false"}))
-            elif node.section == "backward" and show_backward:
-                edges.append((src, dst, {"color": _BACKWARD_EDGE}))
+                _add_proxy_edge(d, nid, a, src, dst, saved)
             else:
-                edges.append((src, dst, {}))
+                d.edges.append((src, dst, _edge_style(d, nid, saved)))
 
-    def emit_scopes(target, section, items):
-        for scope, nodes in sorted(items.items(), key=lambda kv: kv[0] or ""):
-            if scope is None:
-                for nid, label, attrs in nodes:
-                    target.node(nid, label, **attrs)
-                continue
-            with target.subgraph(name=_cluster_id(f"cluster_{section}_{scope}")) as c:
-                c.attr(label=_esc(scope), style="rounded,dashed", color="#9ca3af", fontsize="12")
-                for nid, label, attrs in nodes:
-                    c.node(nid, label, **attrs)
 
+def _edge_style(d, nid, saved):
+    if saved:
+        return {"color": _SAVED_EDGE, "style": "dashed", "constraint": "false"}
+    if d.drawn_backward(nid):
+        return {"color": _BACKWARD_EDGE}
+    return {}
+
+
+def _add_proxy_edge(d, nid, a, src, dst, saved):
+    proxy = f"p{src}_{dst}"
+    d.add(d.cluster_key(nid), (proxy, _esc(d.names.get(a) or "value"),
+                              {"shape": "box", "style": "dashed,rounded", "fontsize": "8",
+                               "fillcolor": "#ffffff", "color": _SAVED_EDGE}))
+    # a short edge: it keeps its rank constraint
+    d.edges.append((proxy, dst, {"color": _SAVED_EDGE, "style": "dashed"} if saved else {}))
+
+
+# -- clusters ----------------------------------------------------------------------------
+
+def _emit_clusters(dot, d):
+    """The forward and backward sections (when both are drawn), with scopes inside."""
     by_section: dict = {}
-    for (section, scope), nodes in clusters.items():
+    for (section, scope), nodes in d.clusters.items():
         by_section.setdefault(section, {}).setdefault(scope, []).extend(nodes)
     for section in sorted(by_section, key=lambda s: s != "forward"):
-        if not show_backward:
-            emit_scopes(dot, section, by_section[section])
+        if not d.show_backward:
+            _emit_scopes(dot, section, by_section[section])
             continue
         # scopes nest inside their section's cluster
         with dot.subgraph(name=f"cluster_{section}") as c:
             c.attr(label=section, style="rounded", fontsize="12",
                    color="#dc2626" if section == "backward" else "#2563eb")
-            emit_scopes(c, section, by_section[section])
+            _emit_scopes(c, section, by_section[section])
 
-    for src, dst, attrs in edges:
-        dot.edge(src, dst, **attrs)
-    if legend:
-        _legend(dot, families, show_backward)
-    return dot
+
+def _emit_scopes(target, section, items):
+    for scope, nodes in sorted(items.items(), key=lambda kv: kv[0] or ""):
+        if scope is None:
+            for nid, label, attrs in nodes:
+                target.node(nid, label, **attrs)
+            continue
+        with target.subgraph(name=_cluster_id(f"cluster_{section}_{scope}")) as c:
+            c.attr(label=_esc(scope), style="rounded,dashed", color="#9ca3af", fontsize="12")
+            for nid, label, attrs in nodes:
+                c.node(nid, label, **attrs)
 
 
 def _esc_label(label):
@@ -304,53 +378,6 @@ def _cluster_id(name):
         return name
     digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{safe}_{digest}"
-
-
-# The drawing options of render / to_dot, and the values each accepts.
-DRAW_OPTIONS = {
-    "backward": "True, False or None",
-    "collapse": "True, False, None, a scope name or a list of scope names",
-    "flops": "True or False",
-    "legend": "True or False",
-    "rankdir": "'TB', 'LR', 'BT' or 'RL'",
-}
-_RANKDIRS = ("TB", "LR", "BT", "RL")
-
-
-def _valid_option(name, value) -> bool:
-    import numpy as np
-    bools = (bool, np.bool_)
-    if name == "backward":
-        return value is None or isinstance(value, bools)
-    if name in ("flops", "legend"):
-        return isinstance(value, bools)
-    if name == "rankdir":
-        return isinstance(value, str) and value in _RANKDIRS
-    if name == "collapse":
-        if value is None or isinstance(value, (*bools, str)):
-            return True
-        try:
-            items = list(value)
-        except TypeError:
-            return False
-        return all(isinstance(v, str) for v in items)
-    return False
-
-
-def _check_options(**options) -> None:
-    """OptionError naming the first drawing option with a value it does not take."""
-    for name, value in options.items():
-        if name not in DRAW_OPTIONS:
-            raise OptionError(f"{name}={value!r} is not a drawing option",
-                              hint="drawing options are " + _options_text())
-        if not _valid_option(name, value):
-            raise OptionError(f"drawing option {name}={value!r} is not valid: {name} takes "
-                              f"{DRAW_OPTIONS[name]}",
-                              hint=f"pass {name}= one of: {DRAW_OPTIONS[name]}")
-
-
-def _options_text() -> str:
-    return ", ".join(f"{k}= ({v})" for k, v in DRAW_OPTIONS.items())
 
 
 def _collapsed_scopes(g, visible, collapse):

@@ -1,0 +1,53 @@
+"""The drawing options of ``render`` / ``to_dot``, and the check of their values."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import OptionError
+
+__all__ = ["DRAW_OPTIONS", "check_options"]
+
+# The drawing options of render / to_dot, and the values each accepts.
+DRAW_OPTIONS = {
+    "backward": "True, False or None",
+    "collapse": "True, False, None, a scope name or a list of scope names",
+    "flops": "True or False",
+    "legend": "True or False",
+    "rankdir": "'TB', 'LR', 'BT' or 'RL'",
+}
+_RANKDIRS = ("TB", "LR", "BT", "RL")
+
+
+def _valid_option(name, value) -> bool:
+    bools = (bool, np.bool_)
+    if name == "backward":
+        return value is None or isinstance(value, bools)
+    if name in ("flops", "legend"):
+        return isinstance(value, bools)
+    if name == "rankdir":
+        return isinstance(value, str) and value in _RANKDIRS
+    if name == "collapse":
+        if value is None or isinstance(value, (*bools, str)):
+            return True
+        try:
+            items = list(value)
+        except TypeError:
+            return False
+        return all(isinstance(v, str) for v in items)
+    return False
+
+
+def check_options(**options) -> None:
+    """OptionError naming the first drawing option with a value it does not take."""
+    for name, value in options.items():
+        if name not in DRAW_OPTIONS:
+            raise OptionError(f"{name}={value!r} is not a drawing option",
+                              hint="drawing options are " + _options_text())
+        if not _valid_option(name, value):
+            raise OptionError(f"drawing option {name}={value!r} is not valid: {name} takes "
+                              f"{DRAW_OPTIONS[name]}",
+                              hint=f"pass {name}= one of: {DRAW_OPTIONS[name]}")
+
+
+def _options_text() -> str:
+    return ", ".join(f"{k}= ({v})" for k, v in DRAW_OPTIONS.items())
