@@ -20,6 +20,7 @@ from .draw_options import DRAW_OPTIONS
 from .draw_options import check_options as _check_options  # api.render imports it by this name
 from .errors import OptionError, RenderError
 from .ir import Graph, install_product
+from .naming import Namespace
 from .primitive import REGISTRY, type_str
 
 __all__ = ["to_dot", "render_graph", "FAMILY_COLORS", "DRAW_OPTIONS"]
@@ -77,18 +78,11 @@ def _kind(g, nid, params):
 
 
 def _names(g):
-    from .naming import Namespace
+    """Each node's drawn name: ``Graph.display_name`` made unique; constants show their value."""
     ns = Namespace()
     names = {}
-    for nid in g.order():
-        node = g[nid]
-        primal = node.adjoint_of
-        if primal is not None and primal in names and g[nid].op != "input":
-            names[nid] = ns.new("d_" + names[primal])
-        elif node.op == "const":
-            names[nid] = None
-        else:
-            names[nid] = ns.new(node.name or node.hint or node.op)
+    for nid in g:
+        names[nid] = None if g[nid].op == "const" else ns.new(g.display_name(nid, names))
     return names
 
 
