@@ -558,7 +558,7 @@ def _grad_cases():
     out = []
     for name in sorted(CASES):
         prim = REGISTRY.get(name)
-        if prim is None or prim.vjp is None:
+        if prim is None or not prim.differentiable:
             continue
         for i, case in enumerate(CASES[name]):
             if not case.grad or not _float_positions(case):
@@ -589,8 +589,8 @@ def test_every_primitive_has_cases():
 
 def test_every_differentiable_primitive_has_a_gradient_case():
     covered = {p.values[0] for p in GRAD_CASES}
-    want = {name for name, prim in REGISTRY.items() if prim.vjp is not None}
-    # sign is differentiable (flat) and covered; comparisons have vjp None.
+    want = {name for name, prim in REGISTRY.items() if prim.differentiable}
+    # sign is differentiable (flat) and covered; comparisons are NOT_DIFFERENTIABLE.
     assert want <= covered, f"differentiable primitives without a gradient case: {want - covered}"
 
 

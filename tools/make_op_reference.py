@@ -111,7 +111,7 @@ def _lambda_source(fn) -> str | None:
 def emission(prim: Primitive) -> str:
     if isinstance(prim.numpy, str):
         return "`" + prim.numpy.replace("|", "\\|") + "`"
-    kind = "statements" if prim.statements else "expression"
+    kind = "statements" if prim.never_inline_args else "expression"
     name = getattr(prim.numpy, "__name__", "<lambda>")
     return f"custom {kind}" if name == "<lambda>" else f"{kind} from `{name}`"
 
@@ -159,7 +159,7 @@ def render() -> str:
             numpy_calls = ", ".join(entry.get(p.name, []))
             lines.append(
                 f"| `{p.name}` | {_cell(p.label or p.name)} | {numpy_calls} "
-                f"| {emission(p)} | {'yes' if p.vjp else 'no'} | {'yes' if p.sympy else 'no'} "
+                f"| {emission(p)} | {'yes' if p.differentiable else 'no'} | {'yes' if p.sympy else 'no'} "
                 f"| {_cell(flop_rule(p, where.get(p.name, '?')))} |")
         notes = [p for p in prims if p.doc]
         if notes:

@@ -126,7 +126,8 @@ def _sym_scatter(v, *idx, spec, shape, unique=False):
 
 
 scatter_add = primitive(
-    name="scatter_add", statements=True, shape=_scatter_rule, numpy=_emit_scatter, vjp=_scatter_vjp,
+    name="scatter_add", never_inline_args=True, fresh_result=True, shape=_scatter_rule,
+    numpy=_emit_scatter, vjp=_scatter_vjp,
     sympy=_sym_scatter, label="scatter+", family="index",
     flops=lambda out, v, *idx, **p: v.size,
     doc="zeros(shape) with v added at index (np.add.at); the transpose of getitem. "

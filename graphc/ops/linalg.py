@@ -57,4 +57,5 @@ def _matmul_flops(out, x, y):
 
 matmul = primitive(
     name="matmul", shape=_matmul_rule, numpy="{0} @ {1}", prec=12, vjp=_matmul_vjp,
-    sympy=lambda x, y: np.matmul(x, y), label="@", family="linalg", flops=_matmul_flops)
+    sympy=lambda x, y: np.matmul(x, y), label="@", family="linalg", flops=_matmul_flops,
+    fresh_result=True)

@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import ShapeError, UnsupportedError
-from ..primitive import Aval, primitive
+from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
 from ._rules import size_flops, zero_flops
 
 
@@ -60,7 +60,8 @@ def _sym_log_softmax(x, *, axis):
 
 
 log_softmax = primitive(
-    name="log_softmax", statements=True, shape=_log_softmax_rule, numpy=_emit_log_softmax, vjp=_log_softmax_vjp,
+    name="log_softmax", never_inline_args=True, fresh_result=True, shape=_log_softmax_rule,
+    numpy=_emit_log_softmax, vjp=_log_softmax_vjp,
     sympy=_sym_log_softmax, label="log softmax", family="nn",
     flops=lambda out, x, **p: 4 * x.size,
     doc="x - logsumexp(x, axis); axis is one non-negative int.")
@@ -128,9 +129,15 @@ def _sym_im2col(x, *, kernel, stride, padding, dilation, pad_value):
     return v[:, :, ::stride[0], ::stride[1], ..., ::dilation[0], ::dilation[1]]
 
 
+def _im2col_detail(params):
+    k, s, pad = params["kernel"], params["stride"], params["padding"]
+    return f"{k[0]}x{k[1]}/s{s[0]}" + (f" p{pad[0]}" if any(pad) else "")
+
+
 im2col = primitive(
-    name="im2col", statements=True, shape=_im2col_rule, numpy=_emit_im2col, vjp=_im2col_vjp,
-    sympy=_sym_im2col, label="windows", family="conv", flops=zero_flops,
+    name="im2col", never_inline_args=True, shape=_im2col_rule, numpy=_emit_im2col, vjp=_im2col_vjp,
+    sympy=_sym_im2col, label="windows", label_detail=_im2col_detail, family="conv",
+    flops=zero_flops,
     doc="Sliding windows of an NCHW image: (N, C, H, W, *rest) -> (N, C, OH, OW, *rest, KH, KW).")
 
 
@@ -191,7 +198,7 @@ def _sym_col2im(cols, *, image, stride, padding, dilation):
 
 
 col2im = primitive(
-    name="col2im", statements=True, shape=_col2im_rule, numpy=_emit_col2im, vjp=_col2im_vjp,
+    name="col2im", never_inline_args=True, shape=_col2im_rule, numpy=_emit_col2im, vjp=_col2im_vjp,
     sympy=_sym_col2im, label="add windows", family="conv",
     flops=lambda out, cols, **p: cols.size,
     doc="Adds windows back into an image: the transpose of im2col.")
@@ -214,8 +221,9 @@ def _sym_at_point(fn):
 
 
 argmax = primitive(
-    name="argmax", shape=_argmax_rule, numpy="{0}.argmax(axis={axis})", vjp=None,
-    sympy=_sym_at_point(lambda x, *, axis: np.argmax(x, axis=axis)), label="argmax", family="reduce", flops=lambda out, x, **p: x.size,
+    name="argmax", shape=_argmax_rule, numpy="{0}.argmax(axis={axis})", vjp=NOT_DIFFERENTIABLE,
+    sympy=_sym_at_point(lambda x, *, axis: np.argmax(x, axis=axis)), sympy_at_point=True,
+    label="argmax", family="reduce", flops=lambda out, x, **p: x.size,
     doc="Index of the first maximum along axis (no gradient).")
 
 
@@ -256,7 +264,7 @@ def _sym_put(v, idx, *, shape, axis):
 
 
 put_along_axis = primitive(
-    name="put_along_axis", statements=True, shape=_put_rule, numpy=_emit_put,
+    name="put_along_axis", never_inline_args=True, shape=_put_rule, numpy=_emit_put,
     vjp=lambda ct, v, idx, *, out, shape, axis: (take_along_axis(ct, idx, axis=axis), None),
     sympy=_sym_put, label="place", family="index", flops=zero_flops,
     doc="zeros(shape) with one value per row placed at idx along axis.")
@@ -338,7 +346,7 @@ def _sym_max_pool(x, *, kernel):
 
 
 max_pool = primitive(
-    name="max_pool", statements=True, shape=_max_pool_rule, numpy=_emit_max_pool,
+    name="max_pool", never_inline_args=True, shape=_max_pool_rule, numpy=_emit_max_pool,
     vjp=_max_pool_vjp, sympy=_sym_max_pool, label="max pool", family="conv",
     flops=lambda out, x, *, kernel: (kernel[0] * kernel[1] - 1) * out.size,
     doc="Max over non-overlapping kernel windows of an NCHW image (stride = kernel, "
@@ -380,7 +388,7 @@ def _sym_mask(x, m, *, kernel):
 
 
 max_pool_mask = primitive(
-    name="max_pool_mask", statements=True, shape=_mask_rule, numpy=_emit_mask, vjp=None,
+    name="max_pool_mask", never_inline_args=True, shape=_mask_rule, numpy=_emit_mask, vjp=NOT_DIFFERENTIABLE,
     sympy=_sym_mask, label="first max", family="conv",
     flops=lambda out, x, m, **p: out.size,
     doc="(kh, kw, N, C, OH, OW) mask: True at the first element of each window (row-major) "
@@ -431,7 +439,7 @@ def _sym_unpool(ct, mask, *, image):
 
 
 unpool = primitive(
-    name="unpool", statements=True, shape=_unpool_rule, numpy=_emit_unpool,
+    name="unpool", never_inline_args=True, shape=_unpool_rule, numpy=_emit_unpool,
     vjp=lambda ct, v, mask, *, out, image: (pool_select(ct, mask), None),
     sympy=_sym_unpool, label="unpool", family="conv", flops=lambda out, *a, **p: out.size,
     doc="An image that holds each value at its window's masked element (zeros elsewhere).")
@@ -464,7 +472,7 @@ def _sym_select(y, mask):
 
 
 pool_select = primitive(
-    name="pool_select", statements=True, shape=_select_rule, numpy=_emit_select,
+    name="pool_select", never_inline_args=True, shape=_select_rule, numpy=_emit_select,
     vjp=lambda ct, y, mask, *, out: (unpool(ct, mask, image=tuple(y.shape)), None),
     sympy=_sym_select, label="select", family="conv", flops=lambda out, y, m: m.size,
     doc="Each window's masked element of an NCHW image (the transpose of unpool).")
@@ -483,9 +491,11 @@ def _bernoulli_rule(key, *, shape, rate):
 bernoulli = primitive(
     name="bernoulli", shape=_bernoulli_rule,
     # ``% 2**64``: NumPy seeds must be non-negative; any int64 key gets its own mask.
-    numpy="np.random.default_rng(int({0}) % 2**64).random({shape}) >= {rate}", prec=6, vjp=None,
+    numpy="np.random.default_rng(int({0}) % 2**64).random({shape}) >= {rate}", prec=6, vjp=NOT_DIFFERENTIABLE,
     sympy=_sym_at_point(lambda key, *, shape, rate:
-                        np.random.default_rng(int(key) % 2**64).random(shape) >= rate), label="keep mask", family="random", flops=lambda out, *a, **p: out.size,
+                        np.random.default_rng(int(key) % 2**64).random(shape) >= rate),
+    sympy_at_point=True, label="keep mask", family="random",
+    flops=lambda out, *a, **p: out.size,
     doc="Keep-mask: True with probability 1 - rate; a function of (key, shape, rate).")
 
 
@@ -496,7 +506,7 @@ bernoulli = primitive(
 # for x >= 0 and e^x/(1 + e^x) below, without a branch; softplus = max(x, 0) +
 # log1p(exp(-|x|)).  Both are ~10x faster than np.logaddexp on float32 arrays
 # (262k values: 0.34 vs 3.5 ms) and 2x on small ones.  They read x twice, hence
-# statements=True: codegen names the argument instead of inlining it twice.
+# never_inline_args=True: codegen names the argument instead of inlining it twice.
 def _float_rule(name):
     def rule(x):
         if x.dtype.kind != "f":
@@ -517,15 +527,15 @@ def _sigmoid_vjp(ct, x, *, out):
 
 sigmoid = primitive(
     name="sigmoid", shape=_float_rule("sigmoid"),
-    numpy="np.exp(np.minimum({0}, 0)) / (1 + np.exp(-np.abs({0})))", prec=12, statements=True,
-    vjp=_sigmoid_vjp,
+    numpy="np.exp(np.minimum({0}, 0)) / (1 + np.exp(-np.abs({0})))", prec=12,
+    never_inline_args=True, fresh_result=True, vjp=_sigmoid_vjp,
     sympy=lambda x: 1 / (1 + sp.exp(-x)), label="σ", elementwise=True, flops=size_flops,
     doc="1 / (1 + exp(-x)), computed without overflow.")
 
 softplus = primitive(
     name="softplus", shape=_float_rule("softplus"),
-    numpy="np.maximum({0}, 0) + np.log1p(np.exp(-np.abs({0})))", prec=11, statements=True,
-    vjp=lambda ct, x, *, out: (ct * sigmoid(x),),
+    numpy="np.maximum({0}, 0) + np.log1p(np.exp(-np.abs({0})))", prec=11,
+    never_inline_args=True, fresh_result=True, vjp=lambda ct, x, *, out: (ct * sigmoid(x),),
     sympy=lambda x: sp.log(1 + sp.exp(x)), label="softplus", elementwise=True,
     flops=size_flops, doc="log(1 + exp(x)), computed without overflow.")
 
@@ -541,6 +551,7 @@ def _masked_mul(x, w):
 # for an infinite cotangent).  Kink convention: derivative 0 at 0.
 relu = primitive(
     name="relu", shape=_float_rule("relu"), numpy="np.maximum({0}, 0.0)",
+    inplace_ufunc="np.maximum", inplace_extra_args=("0.0",), fresh_result=True,
     vjp=lambda ct, x, *, out: (_masked_mul(ct, out > 0),),
     sympy=lambda x: sp.Piecewise((x, sp.StrictGreaterThan(x, 0)), (0, True)),
     label="relu", elementwise=True, flops=size_flops,

@@ -80,10 +80,18 @@ def _sym_extreme(which):
     return sym
 
 
+def _axis_detail(params):
+    axis = params.get("axis")
+    return None if axis is None else f"axis={','.join(map(str, axis))}"
+
+
 sum = primitive(name="sum", shape=_reduce_rule(np.sum), numpy=_emit_reduce("sum"), vjp=_sum_vjp,
-                sympy=_sym_reduce(np.sum), label="Σ", family="reduce", flops=input_flops,
+                sympy=_sym_reduce(np.sum), label="Σ", label_detail=_axis_detail, family="reduce",
+                flops=input_flops, fresh_result=True,
                 doc="x.sum(axis, keepdims); axis is a normalized tuple.")
-max = primitive(name="max", shape=_reduce_rule(np.max), numpy=_emit_reduce("max"), vjp=_extreme_vjp,
-                sympy=_sym_extreme("max"), label="max", family="reduce", flops=input_flops)
-min = primitive(name="min", shape=_reduce_rule(np.min), numpy=_emit_reduce("min"), vjp=_extreme_vjp,
-                sympy=_sym_extreme("min"), label="min", family="reduce", flops=input_flops)
+max = primitive(name="max", shape=_reduce_rule(np.max), numpy=_emit_reduce("max"),
+                vjp=_extreme_vjp, sympy=_sym_extreme("max"), label="max",
+                label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)
+min = primitive(name="min", shape=_reduce_rule(np.min), numpy=_emit_reduce("min"),
+                vjp=_extreme_vjp, sympy=_sym_extreme("min"), label="min",
+                label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)

@@ -19,10 +19,15 @@ def _emit_reshape(e, *, shape):
         if shape else f"{e.atoms[0]}.reshape(())"
 
 
+def _shape_detail(params):
+    return f"{tuple(params['shape'])}"
+
+
 reshape = primitive(
     name="reshape", shape=_reshape_rule, numpy=_emit_reshape,
     vjp=lambda ct, x, *, out, shape: (reshape(ct, shape=x.shape),),
-    sympy=lambda x, shape: x.reshape(shape), label="reshape", family="shape", flops=zero_flops)
+    sympy=lambda x, shape: x.reshape(shape), label="reshape", label_detail=_shape_detail,
+    family="shape", flops=zero_flops)
 
 
 def _transpose_rule(x, *, axes):
@@ -40,7 +45,8 @@ def _emit_transpose(e, *, axes):
 transpose = primitive(
     name="transpose", shape=_transpose_rule, numpy=_emit_transpose,
     vjp=lambda ct, x, *, out, axes: (transpose(ct, axes=tuple(int(i) for i in np.argsort(axes))),),
-    sympy=lambda x, axes: x.transpose(axes), label="transpose", family="shape", flops=zero_flops)
+    sympy=lambda x, axes: x.transpose(axes), label="transpose",
+    label_detail=lambda p: f"{tuple(p['axes'])}", family="shape", flops=zero_flops)
 
 
 def _broadcast_rule(x, *, shape):
@@ -61,7 +67,7 @@ def _broadcast_vjp(ct, x, *, out, shape):
 broadcast_to = primitive(
     name="broadcast_to", shape=_broadcast_rule, numpy="np.broadcast_to({0}, {shape})",
     vjp=_broadcast_vjp, sympy=lambda x, shape: np.broadcast_to(x, shape), label="broadcast",
-    family="shape", flops=zero_flops)
+    label_detail=_shape_detail, family="shape", flops=zero_flops)
 
 
 def _concat_rule(*xs, axis):
