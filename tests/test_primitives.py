@@ -839,3 +839,24 @@ def test_numpy_api_gradient(key):
         g = np.asarray(g)
         assert g.shape == np.shape(case.args[i]) and g.dtype == case.args[i].dtype
         np.testing.assert_allclose(g, want, rtol=rtol, atol=atol, err_msg=f"input {i}")
+
+
+# --- gradient declarations --------------------------------------------------------------
+def test_every_primitive_declares_its_gradient():
+    """A record gives a VJP rule or says NOT_DIFFERENTIABLE; None is a missing rule."""
+    undeclared = sorted(name for name, prim in REGISTRY.items() if prim.vjp is None)
+    assert not undeclared, f"primitives with neither a vjp nor vjp=NOT_DIFFERENTIABLE: {undeclared}"
+
+
+def test_missing_gradient_rule_is_a_grad_error():
+    from graphc.primitive import primitive
+    prim = primitive(name="_test_no_rule", shape=lambda x: x, numpy="{0}", label="no rule")
+    try:
+        def f(x):
+            return np.sum(prim(x))                   # this line is named in the error
+        line = f.__code__.co_firstlineno + 1
+        with pytest.raises(graphc.GradError, match="_test_no_rule") as info:
+            graphc.grad(f)(np.ones(3))
+        assert info.value.where.endswith(f"test_primitives.py:{line}"), info.value.where
+    finally:
+        del REGISTRY["_test_no_rule"]

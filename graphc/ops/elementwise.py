@@ -1,7 +1,7 @@
 """Elementwise primitives: arithmetic, transcendental functions, comparisons, where.
 
 Each VJP returns the cotangent at the *output's* broadcast shape; the reverse
-sweep (autodiff.unbroadcast) sums it back to each input's shape, once.
+sweep (graphc.ops.shape.unbroadcast) sums it back to each input's shape, once.
 """
 from __future__ import annotations
 

@@ -27,8 +27,7 @@ def _matmul_rule(x, y):
 
 
 def _matmul_vjp(ct, x, y, *, out):
-    from ..autodiff import unbroadcast
-    from .shape import reshape
+    from .shape import reshape, unbroadcast
     if x.ndim == 1 and y.ndim == 1:
         return ct * y, ct * x
     x2 = x if x.ndim > 1 else reshape(x, shape=(1,) + x.shape)

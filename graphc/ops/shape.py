@@ -1,4 +1,5 @@
-"""Shape primitives: reshape, transpose, broadcast_to, concatenate."""
+"""Shape primitives: reshape, transpose, broadcast_to, concatenate; and ``unbroadcast``, the
+transpose of broadcasting, with which the reverse sweep sums each cotangent to its input's shape."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,7 +61,6 @@ def _broadcast_rule(x, *, shape):
 
 
 def _broadcast_vjp(ct, x, *, out, shape):
-    from ..autodiff import unbroadcast
     return (unbroadcast(ct, x.shape),)
 
 
@@ -68,6 +68,27 @@ broadcast_to = primitive(
     name="broadcast_to", shape=_broadcast_rule, numpy="np.broadcast_to({0}, {shape})",
     vjp=_broadcast_vjp, sympy=lambda x, shape: np.broadcast_to(x, shape), label="broadcast",
     label_detail=_shape_detail, family="shape", flops=zero_flops)
+
+
+def unbroadcast(ct, shape: tuple):
+    """Sum ``ct`` back to ``shape`` (the transpose of broadcasting)."""
+    from .reduce import sum as reduce_sum
+    shape = tuple(shape)
+    if tuple(ct.shape) == shape:
+        return ct
+    full = tuple(np.broadcast_shapes(tuple(ct.shape), shape))
+    if full != tuple(ct.shape):  # a rule returned something smaller: broadcast it up
+        ct = broadcast_to(ct, shape=full)
+        if full == shape:
+            return ct
+    lead = ct.ndim - len(shape)
+    stretched = tuple(i + lead for i, d in enumerate(shape) if d == 1 and ct.shape[i + lead] != 1)
+    if not stretched:
+        return reduce_sum(ct, axis=tuple(range(lead)), keepdims=False)
+    if not lead:
+        return reduce_sum(ct, axis=stretched, keepdims=True)
+    summed = reduce_sum(ct, axis=tuple(range(lead)) + stretched, keepdims=True)
+    return reshape(summed, shape=shape)
 
 
 def _concat_rule(*xs, axis):
