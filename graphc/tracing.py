@@ -582,7 +582,7 @@ def _prod(x, axis, dtype, out, keepdims, kwargs):
 def _argmax(x, axis, out, keepdims):
     from .ops import composite as C
     from .ops._rules import norm_axis
-    from .ops.nn import argmax
+    from .ops.reduce import argmax
     _no_extras(".argmax()", out, {})
     if axis is None:
         flat = C.do_reshape(x, -1)

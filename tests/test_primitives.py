@@ -224,7 +224,7 @@ def _masked_mul_cases():
             Case((np.float64(np.inf), np.False_), {}, r, "0-d", grad=False)]
 
 
-# --- graphc.ops.nn primitives ---------------------------------------------------------
+# --- activation, conv, pool, random primitives-----------------------------------------------------
 def _log_softmax_ref(x, axis):
     m = x.max(axis=axis, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))

@@ -45,13 +45,14 @@ OPERATORS = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/",
 
 
 def defining_modules() -> dict:
-    """``{primitive name: "graphc/ops/<file>.py"}``: the module whose globals hold the record."""
+    """``{primitive name: "graphc/ops/<file>.py"}``: the module whose source builds the record
+    (``name="exp"``; other modules may import the record under the same name)."""
     where = {}
     for info in pkgutil.iter_modules(graphc.ops.__path__, "graphc.ops."):
-        module = importlib.import_module(info.name)
-        for value in vars(module).values():
-            if isinstance(value, Primitive) and value.name not in where:
-                where[value.name] = info.name.replace(".", "/") + ".py"
+        source = inspect.getsource(importlib.import_module(info.name))
+        for name in REGISTRY:
+            if f'name="{name}"' in source:
+                where.setdefault(name, info.name.replace(".", "/") + ".py")
     return where
 
 

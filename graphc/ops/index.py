@@ -6,6 +6,9 @@ An index is stored as a static ``spec``: a tuple whose items are
 or ``("array", k)`` for the k-th array argument after ``x`` (traced or
 constant integer arrays).  The two primitives are each other's VJP, so the set
 is closed under differentiation.
+
+``take_along_axis`` / ``put_along_axis`` (one index per row, each the other's VJP)
+select the first maximum of overlapping or padded pooling windows.
 """
 from __future__ import annotations
 
@@ -138,3 +141,47 @@ def static_slice(x, axis, start, stop):
     """``x[..., start:stop, ...]`` along ``axis`` (a graph op)."""
     spec = tuple(("slice", None, None, None) for _ in range(axis)) + (("slice", start, stop, None),)
     return getitem(x, spec=spec)
+
+
+# --- take_along_axis / put_along_axis: one element per row (overlapping pooling) ---------
+def _take_rule(x, idx, *, axis):
+    if idx.dtype.kind not in "iu" or idx.ndim != x.ndim or idx.shape[axis] != 1:
+        raise ShapeError(f"take_along_axis expects one integer index per row along axis {axis}, "
+                         f"got {idx.short()} for {x.short()}")
+    shape = list(x.shape)
+    shape[axis] = 1
+    return Aval(tuple(shape), x.dtype, False)
+
+
+take_along_axis = primitive(
+    name="take_along_axis", shape=_take_rule, numpy="np.take_along_axis({0}, {1}, axis={axis})",
+    vjp=lambda ct, x, idx, *, out, axis: (put_along_axis(ct, idx, shape=tuple(x.shape), axis=axis), None),
+    sympy=lambda x, idx, *, axis: np.take_along_axis(np.asarray(x, dtype=object), idx, axis=axis),
+    label="select", family="index", flops=zero_flops,
+    doc="np.take_along_axis with one index per row (size 1 along axis).")
+
+
+def _put_rule(v, idx, *, shape, axis):
+    want = list(shape)
+    want[axis] = 1
+    if tuple(v.shape) != tuple(want) or tuple(idx.shape) != tuple(want):
+        raise ShapeError(f"put_along_axis: values {v.short()} / index {idx.short()} do not fit {shape}")
+    return Aval(tuple(shape), v.dtype, False)
+
+
+def _emit_put(e, *, shape, axis):
+    return [f"{e.out} = np.zeros({tuple(shape)!r}, dtype=np.{e.aval.dtype.name})",
+            f"np.put_along_axis({e.out}, {e.args[1]}, {e.args[0]}, axis={axis})"]
+
+
+def _sym_put(v, idx, *, shape, axis):
+    out = np.zeros(shape, dtype=object)
+    np.put_along_axis(out, idx, np.asarray(v, dtype=object), axis=axis)
+    return out
+
+
+put_along_axis = primitive(
+    name="put_along_axis", never_inline_args=True, shape=_put_rule, numpy=_emit_put,
+    vjp=lambda ct, v, idx, *, out, shape, axis: (take_along_axis(ct, idx, axis=axis), None),
+    sympy=_sym_put, label="place", family="index", flops=zero_flops,
+    doc="zeros(shape) with one value per row placed at idx along axis.")

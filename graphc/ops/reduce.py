@@ -1,10 +1,10 @@
-"""Reductions over axes: sum, max, min (with ``keepdims``)."""
+"""Reductions over axes: sum, max, min (with ``keepdims``), and argmax."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..primitive import Aval, primitive
-from ._rules import input_flops, result_dtype
+from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
+from ._rules import input_flops, result_dtype, sym_at_point
 
 
 def _reduce_rule(fn):
@@ -95,3 +95,15 @@ max = primitive(name="max", shape=_reduce_rule(np.max), numpy=_emit_reduce("max"
 min = primitive(name="min", shape=_reduce_rule(np.min), numpy=_emit_reduce("min"),
                 vjp=_extreme_vjp, sympy=_sym_extreme("min"), label="min",
                 label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)
+
+
+def _argmax_rule(x, *, axis):
+    shape = tuple(d for i, d in enumerate(x.shape) if i != axis)
+    return Aval(shape, np.dtype(np.intp), False)
+
+
+argmax = primitive(
+    name="argmax", shape=_argmax_rule, numpy="{0}.argmax(axis={axis})", vjp=NOT_DIFFERENTIABLE,
+    sympy=sym_at_point(lambda x, *, axis: np.argmax(x, axis=axis)), sympy_at_point=True,
+    label="argmax", family="reduce", flops=lambda out, x, **p: x.size,
+    doc="Index of the first maximum along axis (no gradient).")

@@ -137,3 +137,10 @@ contiguous = primitive(
     name="contiguous", shape=lambda x: x, numpy="np.ascontiguousarray({0})",
     vjp=lambda ct, x, *, out: (ct,), sympy=lambda x: x, label="copy", family="shape",
     flops=zero_flops, elementwise=True, doc="Same values, C-contiguous memory.")
+
+
+# Identity forward, zero gradient (softmax's max shift).
+stop_gradient = primitive(
+    name="stop_gradient", shape=lambda x: x, numpy="{0}", prec=100,
+    vjp=lambda ct, x, *, out: (None,), sympy=lambda x: x, label="stop∇", family="shape",
+    flops=zero_flops, elementwise=True, doc="Identity forward; no gradient flows through it.")
