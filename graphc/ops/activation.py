@@ -11,6 +11,7 @@ import sympy as sp
 
 from ..errors import ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
+from . import _samples as S
 from ._rules import size_flops
 from .elementwise import abs as abs_, exp, masked_mul
 from .reduce import sum as reduce_sum
@@ -41,15 +42,38 @@ def _sigmoid_vjp(ct, x, *, out):
     return (ct * (e / (d * d)),)
 
 
+def _sigmoid_ref(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus_ref(x):
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _tail_samples(ref):
+    """Samples of sigmoid / softplus, with inputs far in both tails."""
+    def samples(d):
+        return [S.Sample((d.rnd(3, 4),), {}, ref, "f64"),
+                S.Sample((d.rnd(5, dtype=np.float32),), {}, ref, "f32"),
+                S.Sample((np.array([-40.0, -12.0, 0.0, 12.0, 40.0]),), {}, ref, "tails")]
+    return samples
+
+
+def _softplus_samples(d):
+    return _tail_samples(_softplus_ref)(d) + [
+        S.Sample((np.array([-800.0, 800.0]),), {}, _softplus_ref, "no-overflow", grad=False)]
+
+
 sigmoid = primitive(
-    name="sigmoid", shape=_float_rule("sigmoid"),
+    name="sigmoid", samples=_tail_samples(_sigmoid_ref), shape=_float_rule("sigmoid"),
     numpy="np.exp(np.minimum({0}, 0)) / (1 + np.exp(-np.abs({0})))", prec=12,
     never_inline_args=True, fresh_result=True, vjp=_sigmoid_vjp,
     sympy=lambda x: 1 / (1 + sp.exp(-x)), label="σ", elementwise=True, flops=size_flops,
     doc="1 / (1 + exp(-x)), computed without overflow.")
 
 softplus = primitive(
-    name="softplus", shape=_float_rule("softplus"),
+    name="softplus", samples=_softplus_samples, shape=_float_rule("softplus"),
     numpy="np.maximum({0}, 0) + np.log1p(np.exp(-np.abs({0})))", prec=11,
     never_inline_args=True, fresh_result=True, vjp=lambda ct, x, *, out: (ct * sigmoid(x),),
     sympy=lambda x: sp.log(1 + sp.exp(x)), label="softplus", elementwise=True,
@@ -61,7 +85,11 @@ softplus = primitive(
 # pattern, and the gradient is a mask multiply (masked_mul: exact 0 where x <= 0, even
 # for an infinite cotangent).  Kink convention: derivative 0 at 0.
 relu = primitive(
-    name="relu", shape=_float_rule("relu"), numpy="np.maximum({0}, 0.0)",
+    name="relu",
+    samples=lambda d: [
+        S.Sample((d.away(3, 4),), {}, lambda x: np.where(x > 0, x, 0.0), "f64"),
+        S.Sample((d.away(5, dtype=np.float32),), {}, lambda x: np.where(x > 0, x, np.float32(0)),
+                 "f32")], shape=_float_rule("relu"), numpy="np.maximum({0}, 0.0)",
     inplace_ufunc="np.maximum", inplace_extra_args=("0.0",), fresh_result=True,
     vjp=lambda ct, x, *, out: (masked_mul(ct, out > 0),),
     sympy=lambda x: sp.Piecewise((x, sp.StrictGreaterThan(x, 0)), (0, True)),
@@ -95,8 +123,22 @@ def _sym_log_softmax(x, *, axis):
     return x - np.vectorize(sp.log, otypes=[object])(e.sum(axis=axis, keepdims=True))
 
 
+def _log_softmax_ref(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def _log_softmax_samples(d):
+    def ref(axis):
+        return lambda x: _log_softmax_ref(x, axis)
+    return [S.Sample((d.rnd(3, 5),), {"axis": 1}, ref(1), "axis1"),
+            S.Sample((d.rnd(3, 5),), {"axis": 0}, ref(0), "axis0"),
+            S.Sample((d.rnd(2, 3, 4) * 6 + 50,), {"axis": 2}, ref(2), "large-logits"),
+            S.Sample((d.rnd(2, 5, dtype=np.float32),), {"axis": 1}, ref(1), "f32")]
+
+
 log_softmax = primitive(
-    name="log_softmax", never_inline_args=True, fresh_result=True, shape=_log_softmax_rule,
+    name="log_softmax", samples=_log_softmax_samples, never_inline_args=True, fresh_result=True, shape=_log_softmax_rule,
     numpy=_emit_log_softmax, vjp=_log_softmax_vjp,
     sympy=_sym_log_softmax, label="log softmax", family="nn",
     flops=lambda out, x, **p: 4 * x.size,

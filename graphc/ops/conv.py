@@ -11,6 +11,7 @@ import sympy as sp
 
 from ..errors import ShapeError
 from ..primitive import Aval, primitive
+from . import _samples as S
 from ._rules import zero_flops
 
 
@@ -75,13 +76,46 @@ def _sym_im2col(x, *, kernel, stride, padding, dilation, pad_value):
     return v[:, :, ::stride[0], ::stride[1], ..., ::dilation[0], ::dilation[1]]
 
 
+def _im2col_ref(x, kernel, stride, padding, dilation, pad_value):
+    """Sliding windows written as plain loops (independent of the emission)."""
+    (n, c, h, w), rest = x.shape[:4], x.shape[4:]      # trailing axes ride along
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    xp = np.full((n, c, h + 2 * ph, w + 2 * pw) + rest, pad_value, dtype=x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+    out = np.empty((n, c, oh, ow) + rest + (kh, kw), dtype=x.dtype)
+    for i, j, a, b in np.ndindex(oh, ow, kh, kw):
+        out[:, :, i, j, ..., a, b] = xp[:, :, i * sh + a * dh, j * sw + b * dw]
+    return out
+
+
+def _im2col_sample(d, xshape, kernel, stride, padding, dilation, pad_value=0.0,
+                   dtype=np.float64, grad=True, proof=False):
+    p = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, pad_value=pad_value)
+    return S.Sample((d.rnd(*xshape, dtype=dtype),), p, lambda x: _im2col_ref(x, **p),
+                    f"{xshape}-k{kernel}-s{stride}-p{padding}-d{dilation}-pad{pad_value}",
+                    grad=grad, proof=proof)
+
+
+def _im2col_samples(d):
+    return [_im2col_sample(d, (1, 2, 5, 5), (3, 3), (1, 1), (0, 0), (1, 1)),
+            _im2col_sample(d, (2, 1, 6, 7), (2, 3), (2, 1), (1, 0), (1, 2)),
+            _im2col_sample(d, (1, 1, 5, 5), (2, 2), (2, 2), (1, 1), (1, 1), pad_value=-np.inf,
+                           grad=False),
+            _im2col_sample(d, (1, 2, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1), dtype=np.float32),
+            # a trailing (batch) axis, as conv2d's batch-last layout uses it
+            _im2col_sample(d, (1, 2, 5, 4, 3), (3, 2), (1, 1), (1, 1), (1, 1)),
+            _im2col_sample(d, (1, 1, 6, 7, 2), (2, 3), (2, 1), (1, 0), (1, 2)),
+            _im2col_sample(d, (1, 1, 4, 4), (2, 2), (2, 2), (0, 0), (1, 1), proof=True)]
+
+
 def _im2col_detail(params):
     k, s, pad = params["kernel"], params["stride"], params["padding"]
     return f"{k[0]}x{k[1]}/s{s[0]}" + (f" p{pad[0]}" if any(pad) else "")
 
 
 im2col = primitive(
-    name="im2col", never_inline_args=True, shape=_im2col_rule, numpy=_emit_im2col, vjp=_im2col_vjp,
+    name="im2col", samples=_im2col_samples, never_inline_args=True, shape=_im2col_rule, numpy=_emit_im2col, vjp=_im2col_vjp,
     sympy=_sym_im2col, label="windows", label_detail=_im2col_detail, family="conv",
     flops=zero_flops,
     doc="Sliding windows of an NCHW image: (N, C, H, W, *rest) -> (N, C, OH, OW, *rest, KH, KW).")
@@ -143,8 +177,36 @@ def _sym_col2im(cols, *, image, stride, padding, dilation):
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
+def _col2im_ref(cols, image, stride, padding, dilation):
+    (n, c, h, w), rest = image[:4], tuple(image[4:])
+    (oh, ow), (kh, kw) = cols.shape[2:4], cols.shape[-2:]
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw) + rest, dtype=cols.dtype)
+    for i, j, a, b in np.ndindex(oh, ow, kh, kw):
+        out[:, :, i * sh + a * dh, j * sw + b * dw] += cols[:, :, i, j, ..., a, b]
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+def _col2im_sample(d, image, kernel, stride, padding, dilation, proof=False):
+    (n, c, h, w), rest = image[:4], tuple(image[4:])
+    oh = out_size(h, kernel[0], stride[0], padding[0], dilation[0])
+    ow = out_size(w, kernel[1], stride[1], padding[1], dilation[1])
+    p = dict(image=image, stride=stride, padding=padding, dilation=dilation)
+    return S.Sample((d.rnd(n, c, oh, ow, *rest, *kernel),), p, lambda cols: _col2im_ref(cols, **p),
+                    f"{image}-k{kernel}-s{stride}-p{padding}-d{dilation}", proof=proof)
+
+
+def _col2im_samples(d):
+    return [_col2im_sample(d, (1, 2, 5, 5), (3, 3), (1, 1), (0, 0), (1, 1)),
+            _col2im_sample(d, (2, 1, 6, 7), (2, 3), (2, 1), (1, 0), (1, 2)),
+            _col2im_sample(d, (1, 1, 5, 4), (2, 2), (3, 2), (1, 1), (1, 1)),
+            _col2im_sample(d, (1, 2, 5, 4, 3), (3, 2), (1, 1), (1, 1), (1, 1)),
+            _col2im_sample(d, (1, 1, 6, 7, 2), (2, 3), (2, 1), (1, 0), (1, 2)),
+            _col2im_sample(d, (1, 1, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1), proof=True)]
+
+
 col2im = primitive(
-    name="col2im", never_inline_args=True, shape=_col2im_rule, numpy=_emit_col2im, vjp=_col2im_vjp,
+    name="col2im", samples=_col2im_samples, never_inline_args=True, shape=_col2im_rule, numpy=_emit_col2im, vjp=_col2im_vjp,
     sympy=_sym_col2im, label="add windows", family="conv",
     flops=lambda out, cols, **p: cols.size,
     doc="Adds windows back into an image: the transpose of im2col.")

@@ -9,7 +9,10 @@ import numpy as np
 import sympy as sp
 
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
+from . import _samples as S
 from ._rules import elementwise_rule, size_flops, zero_flops
+
+F32 = np.float32
 
 
 def _binary(*, name, numpy, fn, vjp, sympy, label, prec=100, flops=size_flops, **fields):
@@ -31,22 +34,22 @@ def _inplace(ufunc):
 # --- arithmetic ----------------------------------------------------------------
 # Signed identities: x + (-0.0) and x - 0.0 are x for every x, but x + 0.0 turns -0.0
 # into +0.0 (tracing._is_unit compares the sign of a zero for floating results).
-add = _binary(name="add", numpy="{0} + {1}", fn=np.add, prec=11,
+add = _binary(name="add", samples=S.binary(np.add), numpy="{0} + {1}", fn=np.add, prec=11,
               vjp=lambda ct, x, y, *, out: (ct, ct), sympy=lambda x, y: x + y, label="+",
               identities=(-0.0, -0.0), **_inplace("np.add"))
-sub = _binary(name="sub", numpy="{0} - {1}", fn=np.subtract, prec=11,
+sub = _binary(name="sub", samples=S.binary(np.subtract), numpy="{0} - {1}", fn=np.subtract, prec=11,
               vjp=lambda ct, x, y, *, out: (ct, -ct), sympy=lambda x, y: x - y, label="−",
               identities=(None, 0.0), **_inplace("np.subtract"))
-mul = _binary(name="mul", numpy="{0} * {1}", fn=np.multiply, prec=12,
+mul = _binary(name="mul", samples=S.binary(np.multiply), numpy="{0} * {1}", fn=np.multiply, prec=12,
               vjp=lambda ct, x, y, *, out: (ct * y, ct * x), sympy=lambda x, y: x * y,
               label="×", identities=(1, 1), **_inplace("np.multiply"),
               nonfinite_hint="a product of 0 and inf, or an overflow: scale the values down")
-div = _binary(name="div", numpy="{0} / {1}", fn=np.true_divide, prec=12,
+div = _binary(name="div", samples=S.binary(np.true_divide, gy="away"), numpy="{0} / {1}", fn=np.true_divide, prec=12,
               vjp=lambda ct, x, y, *, out: (ct / y, -(ct * out / y)),
               sympy=lambda x, y: x / y, label="÷", identities=(None, 1), **_inplace("np.divide"),
               nonfinite_hint="a division by zero (or 0/0, inf/inf): add a small epsilon to the "
                              "denominator or guard it with np.where")
-neg = _unary(name="neg", fn=np.negative, vjp=lambda ct, x, *, out: (-ct,), sympy=lambda x: -x,
+neg = _unary(name="neg", samples=S.unary(np.negative), fn=np.negative, vjp=lambda ct, x, *, out: (-ct,), sympy=lambda x: -x,
              label="−", numpy="-{0}", prec=13, **_inplace("np.negative"))
 
 
@@ -80,50 +83,62 @@ def _pow_vjp(ct, x, y, *, out):
     return dx, ct * (log(safe_x) * out)
 
 
-pow = _binary(name="pow", numpy="{0} ** {1}", fn=np.power, prec=14, vjp=_pow_vjp,
+def _pow_samples(d):
+    p = np.power
+    return [S.Sample((d.pos(3, 4), d.rnd(3, 4)), {}, p, "pos-base-array-exp"),
+            S.Sample((d.pos(3, 4), d.rnd(4)), {}, p, "bcast-exp"),
+            S.Sample((d.pos(3, 4), 2), {}, p, "static-int-2"),
+            S.Sample((d.rnd(3, 4), 3), {}, p, "static-int-3-neg-base"),
+            S.Sample((d.pos(3, 4), 0.5), {}, p, "pyfloat-exp"),
+            S.Sample((2.0, d.rnd(3, 4)), {}, p, "pyfloat-base"),
+            S.Sample((d.pos(4, dtype=F32), 1.5), {}, p, "f32-pyfloat-exp"),
+            S.Sample((d.pos(3), np.asarray(d.rnd(1)[0])), {}, p, "0-d-exp")]
+
+
+pow = _binary(name="pow", samples=_pow_samples, numpy="{0} ** {1}", fn=np.power, prec=14, vjp=_pow_vjp,
               sympy=lambda x, y: x ** y, label="^", slots=(15, 13), **_inplace("np.power"),
               nonfinite_hint="a power overflowed or took a fractional power of a negative "
                              "number (or of 0 in the gradient): clip the base or use an "
                              "integer exponent")
 
 # --- transcendental --------------------------------------------------------------
-exp = _unary(name="exp", fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), sympy=sp.exp,
+exp = _unary(name="exp", samples=S.unary(np.exp), fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), sympy=sp.exp,
              **_inplace("np.exp"),
              nonfinite_hint="exp overflows above about 709 in float64 (88 in float32): use a "
                             "stable form (graphc.nn.softplus, logsumexp, log_softmax, sigmoid) "
                             "or clip its input")
-log = _unary(name="log", fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), sympy=sp.log,
+log = _unary(name="log", samples=S.unary(np.log, "pos"), fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), sympy=sp.log,
              **_inplace("np.log"),
              nonfinite_hint="log(0) is -inf and log of a negative number is nan: add a small "
                             "epsilon, use np.log1p(x) for log(1 + x), or graphc.nn.log_softmax "
                             "instead of log(softmax(x))")
-sin = _unary(name="sin", fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), sympy=sp.sin,
+sin = _unary(name="sin", samples=S.unary(np.sin), fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), sympy=sp.sin,
              **_inplace("np.sin"))
-cos = _unary(name="cos", fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), sympy=sp.cos,
+cos = _unary(name="cos", samples=S.unary(np.cos), fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), sympy=sp.cos,
              **_inplace("np.cos"))
-tan = _unary(name="tan", fn=np.tan, vjp=lambda ct, x, *, out: (ct * (1 + out * out),),
+tan = _unary(name="tan", samples=S.unary(np.tan, "uniform"), fn=np.tan, vjp=lambda ct, x, *, out: (ct * (1 + out * out),),
              sympy=sp.tan, **_inplace("np.tan"),
              nonfinite_hint="tan is infinite at odd multiples of pi/2: keep its input inside "
                             "(-pi/2, pi/2)")
-tanh = _unary(name="tanh", fn=np.tanh, vjp=lambda ct, x, *, out: (ct * (1 - out * out),),
+tanh = _unary(name="tanh", samples=S.unary(np.tanh), fn=np.tanh, vjp=lambda ct, x, *, out: (ct * (1 - out * out),),
               sympy=sp.tanh, **_inplace("np.tanh"))
-sqrt = _unary(name="sqrt", fn=np.sqrt, vjp=lambda ct, x, *, out: (ct / (2 * out),),
+sqrt = _unary(name="sqrt", samples=S.unary(np.sqrt, "pos"), fn=np.sqrt, vjp=lambda ct, x, *, out: (ct / (2 * out),),
               sympy=sp.sqrt, label="√", **_inplace("np.sqrt"),
               nonfinite_hint="sqrt of a negative number is nan, and its gradient at 0 is inf: "
                              "clip the input away from 0 (np.maximum(x, eps)) or add an epsilon")
-log1p = _unary(name="log1p", fn=np.log1p, vjp=lambda ct, x, *, out: (ct / (1 + x),),
+log1p = _unary(name="log1p", samples=S.unary(np.log1p, "pos"), fn=np.log1p, vjp=lambda ct, x, *, out: (ct / (1 + x),),
                sympy=lambda x: sp.log(1 + x), **_inplace("np.log1p"),
                nonfinite_hint="log1p(x) is -inf at x = -1 and nan below: keep its input above -1")
 # d expm1 = exp(x), not out + 1: for x < -37 (float64; -17 in float32) out + 1 rounds
 # to 0, losing the whole (tiny but nonzero) derivative.
-expm1 = _unary(name="expm1", fn=np.expm1, vjp=lambda ct, x, *, out: (ct * exp(x),),
+expm1 = _unary(name="expm1", samples=S.unary(np.expm1), fn=np.expm1, vjp=lambda ct, x, *, out: (ct * exp(x),),
                sympy=lambda x: sp.exp(x) - 1, **_inplace("np.expm1"),
                nonfinite_hint="expm1 overflows above about 709 in float64 (88 in float32): "
                               "clip its input")
-abs = _unary(name="abs", fn=np.abs, vjp=lambda ct, x, *, out: (ct * sign(x),), sympy=sp.Abs,
+abs = _unary(name="abs", samples=S.unary(np.abs, "away"), fn=np.abs, vjp=lambda ct, x, *, out: (ct * sign(x),), sympy=sp.Abs,
              label="|x|", numpy="np.abs({0})", **_inplace("np.abs"))
 # sign is flat: its derivative is zero everywhere it exists.
-sign = _unary(name="sign", fn=np.sign, vjp=lambda ct, x, *, out: (None,), sympy=sp.sign)
+sign = _unary(name="sign", samples=S.unary(np.sign, "away"), fn=np.sign, vjp=lambda ct, x, *, out: (None,), sympy=sp.sign)
 
 
 # --- maximum / minimum ----------------------------------------------------------------
@@ -155,9 +170,20 @@ def _sym_min(x, y):
     return sp.Piecewise((x, sp.StrictLessThan(x, y)), ((x + y) / 2, sp.Eq(x, y)), (y, True))
 
 
-maximum = _binary(name="maximum", numpy="np.maximum({0}, {1})", fn=np.maximum, vjp=_max_vjp,
+def _maxmin_samples(np_fn):
+    def samples(d):
+        y = d.rnd(4)
+        return [S.Sample((d.away(3, 4) + y, y), {}, np_fn, "bcast-(3,4)-(4,)"),
+                S.Sample((np.array([[-1.0], [0.25], [1.5]]), np.array([[-0.5, 0.7, 1.1, 2.0]])),
+                         {}, np_fn, "bcast-(3,1)-(1,4)"),
+                S.Sample((d.away(3, 4), 0.0), {}, np_fn, "pyfloat-zero"),
+                S.Sample((d.away(5, dtype=F32) + 1, np.ones(5, F32)), {}, np_fn, "f32")]
+    return samples
+
+
+maximum = _binary(name="maximum", samples=_maxmin_samples(np.maximum), numpy="np.maximum({0}, {1})", fn=np.maximum, vjp=_max_vjp,
                   sympy=_sym_max, label="max", **_inplace("np.maximum"))
-minimum = _binary(name="minimum", numpy="np.minimum({0}, {1})", fn=np.minimum, vjp=_min_vjp,
+minimum = _binary(name="minimum", samples=_maxmin_samples(np.minimum), numpy="np.minimum({0}, {1})", fn=np.minimum, vjp=_min_vjp,
                   sympy=_sym_min, label="min", **_inplace("np.minimum"))
 
 # --- comparisons and logic (no gradient) ------------------------------------------------
@@ -166,22 +192,27 @@ def _compare(*, name, numpy, fn, sympy, label, **fields):
                    label=label, slots=(7, 7), flops=zero_flops, **fields)
 
 
-gt = _compare(name="gt", numpy="{0} > {1}", fn=np.greater, sympy=sp.StrictGreaterThan, label=">")
-ge = _compare(name="ge", numpy="{0} >= {1}", fn=np.greater_equal, sympy=sp.GreaterThan, label="≥")
-lt = _compare(name="lt", numpy="{0} < {1}", fn=np.less, sympy=sp.StrictLessThan, label="<")
-le = _compare(name="le", numpy="{0} <= {1}", fn=np.less_equal, sympy=sp.LessThan, label="≤")
+def _logic_samples(np_fn):
+    return lambda d: [S.Sample((d.bools(3, 4), d.bools(4)), {}, np_fn, "bcast")]
+
+
+gt = _compare(name="gt", samples=S.compare(np.greater), numpy="{0} > {1}", fn=np.greater, sympy=sp.StrictGreaterThan, label=">")
+ge = _compare(name="ge", samples=S.compare(np.greater_equal), numpy="{0} >= {1}", fn=np.greater_equal, sympy=sp.GreaterThan, label="≥")
+lt = _compare(name="lt", samples=S.compare(np.less), numpy="{0} < {1}", fn=np.less, sympy=sp.StrictLessThan, label="<")
+le = _compare(name="le", samples=S.compare(np.less_equal), numpy="{0} <= {1}", fn=np.less_equal, sympy=sp.LessThan, label="≤")
 # == and != compare logic values as logic values (True == (x > 0)), not as 0 and 1
-eq = _compare(name="eq", numpy="{0} == {1}", fn=np.equal, sympy=sp.Eq, label="=",
+eq = _compare(name="eq", samples=S.compare(np.equal), numpy="{0} == {1}", fn=np.equal, sympy=sp.Eq, label="=",
               logic_operands=True)
-ne = _compare(name="ne", numpy="{0} != {1}", fn=np.not_equal, sympy=sp.Ne, label="≠",
+ne = _compare(name="ne", samples=S.compare(np.not_equal), numpy="{0} != {1}", fn=np.not_equal, sympy=sp.Ne, label="≠",
               logic_operands=True)
-logical_and = _binary(name="logical_and", numpy="np.logical_and({0}, {1})", fn=np.logical_and,
+logical_and = _binary(name="logical_and", samples=_logic_samples(np.logical_and), numpy="np.logical_and({0}, {1})", fn=np.logical_and,
                       vjp=NOT_DIFFERENTIABLE, sympy=sp.And, label="and", flops=zero_flops,
                       logic_operands=True)
-logical_or = _binary(name="logical_or", numpy="np.logical_or({0}, {1})", fn=np.logical_or,
+logical_or = _binary(name="logical_or", samples=_logic_samples(np.logical_or), numpy="np.logical_or({0}, {1})", fn=np.logical_or,
                      vjp=NOT_DIFFERENTIABLE, sympy=sp.Or, label="or", flops=zero_flops,
                      logic_operands=True)
-logical_not = _unary(name="logical_not", fn=np.logical_not, vjp=NOT_DIFFERENTIABLE,
+logical_not = _unary(name="logical_not", fn=np.logical_not,
+                     samples=lambda d: [S.Sample((d.bools(3, 4),), {}, np.logical_not, "bool")], vjp=NOT_DIFFERENTIABLE,
                      sympy=sp.Not, label="not", flops=zero_flops, logic_operands=True)
 
 
@@ -202,8 +233,16 @@ def _sym_where(c, x, y):
     return sp.Piecewise((x, c), (y, True))
 
 
+def _where_samples(d):
+    w = np.where
+    return [S.Sample((d.bools(3, 4), d.rnd(3, 4), d.rnd(4)), {}, w, "bcast-y"),
+            S.Sample((d.bools(3, 1), d.rnd(1, 4), d.rnd(3, 4)), {}, w, "bcast-all"),
+            S.Sample((d.bools(3, 4), d.rnd(3, 4), 0.0), {}, w, "pyfloat-y"),
+            S.Sample((d.bools(4), d.rnd(4, dtype=F32), d.rnd(4, dtype=F32)), {}, w, "f32")]
+
+
 where = primitive(
-    name="where", shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
+    name="where", samples=_where_samples, shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
     vjp=_where_vjp, sympy=_sym_where, logic_operands=True, fresh_result=True,
     label="where", elementwise=True, flops=size_flops,
     doc="np.where(cond, x, y); cond gets no gradient.")
@@ -246,8 +285,24 @@ def _sym_masked_mul(x, w):
     return sp.Piecewise((x * w, sp.Ne(w, 0)), (0, True))
 
 
+def _masked_mul_ref(x, w):
+    return np.where(np.asarray(w) != 0, np.multiply(x, w), 0).astype(np.result_type(x, w))
+
+
+def _masked_mul_samples(d):
+    r = _masked_mul_ref
+    inf_x = np.array([np.inf, -np.inf, np.nan, 2.0])
+    return [S.Sample((d.rnd(3, 4), d.bools(3, 4)), {}, r, "bool-mask"),
+            S.Sample((d.rnd(3, 4), d.bools(4)), {}, r, "bcast-mask"),
+            S.Sample((d.rnd(3, 4), np.array([0.0, 0.5, 1.0, 0.0])), {}, r, "weights"),
+            S.Sample((d.rnd(5, dtype=F32), d.bools(5)), {}, r, "f32"),
+            S.Sample((inf_x, np.array([False, False, False, True])), {}, r, "inf-masked-out",
+                     grad=False),
+            S.Sample((np.float64(np.inf), np.False_), {}, r, "0-d", grad=False)]
+
+
 masked_mul = primitive(
-    name="masked_mul", shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
+    name="masked_mul", samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
     vjp=_masked_mul_vjp, sympy=_sym_masked_mul, label="× mask", elementwise=True,
     flops=size_flops, fresh_result=True,
     doc="x * w, exactly 0 where w == 0 even for an infinite or nan x (gradient masks).")
@@ -270,8 +325,20 @@ def _sym_astype(x, dtype):
     return x
 
 
+def _astype_sample(x, dtype):
+    dtype = np.dtype(dtype)
+    return S.Sample((x,), {"dtype": dtype}, lambda x: x.astype(dtype), f"{x.dtype}->{dtype}",
+                    fd_ref=lambda x: np.asarray(x, np.float64))
+
+
+def _astype_samples(d):
+    return [_astype_sample(d.rnd(3, 4, dtype=F32), np.float64),
+            _astype_sample(d.rnd(3, 4), F32), _astype_sample(d.ints(3, 4), np.float64),
+            _astype_sample(d.bools(5), F32)]
+
+
 astype = primitive(
-    name="astype", shape=_astype_shape, numpy="{0}.astype({dtype})",
+    name="astype", samples=_astype_samples, shape=_astype_shape, numpy="{0}.astype({dtype})",
     vjp=lambda ct, x, *, out, dtype: (astype(ct, dtype=x.dtype) if ct.dtype != x.dtype else ct,),
     sympy=lambda x, dtype: _sym_astype(x, dtype), logic_operands=True, label="astype",
     label_detail=lambda p: f"{p['dtype']}", elementwise=True, flops=zero_flops, family="shape")

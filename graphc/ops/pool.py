@@ -11,6 +11,7 @@ import sympy as sp
 
 from ..errors import ShapeError, UnsupportedError
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
+from . import _samples as S
 
 
 # Max pooling over non-overlapping windows (stride = kernel, no padding), the common case
@@ -87,8 +88,98 @@ def _sym_max_pool(x, *, kernel):
     return out
 
 
+# --- samples: references written as loops, independent of the emissions above ------------
+def _max_pool_ref(x, kernel):
+    """Max over whole (kh, kw) windows; partial windows dropped."""
+    (kh, kw), (n, c, h, w) = kernel, x.shape
+    out = np.empty((n, c, h // kh, w // kw), dtype=x.dtype)
+    for i, j in np.ndindex(h // kh, w // kw):
+        out[:, :, i, j] = x[:, :, i * kh:(i + 1) * kh, j * kw:(j + 1) * kw].max(axis=(2, 3))
+    return out
+
+
+def _first_max_ref(x, m, kernel):
+    """(kh, kw, N, C, OH, OW) mask: the first element (row-major) of each window equal to m."""
+    kh, kw = kernel
+    mask = np.zeros((kh, kw) + m.shape, dtype=bool)
+    for idx in np.ndindex(*m.shape):
+        n, c, i, j = idx
+        win = x[n, c, i * kh:(i + 1) * kh, j * kw:(j + 1) * kw]
+        hits = np.flatnonzero(win.ravel() == m[idx])
+        if hits.size:
+            mask[(hits[0] // kw, hits[0] % kw) + idx] = True
+    return mask
+
+
+def _unpool_ref(v, mask, image):
+    out = np.zeros(image, dtype=v.dtype)
+    kh, kw = mask.shape[:2]
+    for a, b, n, c, i, j in zip(*np.nonzero(mask)):
+        out[n, c, i * kh + a, j * kw + b] = v[n, c, i, j]
+    return out
+
+
+def _pool_select_ref(y, mask):
+    out = np.zeros(mask.shape[2:], dtype=y.dtype)
+    kh, kw = mask.shape[:2]
+    for a, b, n, c, i, j in zip(*np.nonzero(mask)):
+        out[n, c, i, j] = y[n, c, i * kh + a, j * kw + b]
+    return out
+
+
+def _random_mask(d, kernel, out_shape):
+    """A first-max mask of random data: one True per window."""
+    x = d.rnd(*out_shape[:2], out_shape[2] * kernel[0], out_shape[3] * kernel[1])
+    return _first_max_ref(x, _max_pool_ref(x, kernel), kernel)
+
+
+def _max_pool_samples(d):
+    def sample(x, kernel, desc):
+        return S.Sample((x,), {"kernel": kernel}, lambda x: _max_pool_ref(x, kernel), desc)
+    return [sample(d.rnd(1, 2, 4, 4), (2, 2), "k2"),
+            sample(d.rnd(2, 1, 5, 7), (2, 3), "k2x3-cropped"),
+            sample(d.rnd(1, 1, 6, 6), (3, 3), "k3-loop"),
+            sample(d.rnd(1, 2, 1, 6, dtype=np.float32), (1, 2), "f32-1d")]
+
+
+def _mask_samples(d):
+    ties = np.array([[[[1.0, 3.0, 0.0, 0.0, 7.0],
+                       [3.0, 2.0, 0.0, 0.0, 7.0],
+                       [5.0, 5.0, -1.0, 4.0, 7.0],
+                       [5.0, 5.0, 4.0, 4.0, 7.0]]]])
+
+    def sample(x, kernel, desc):
+        return S.Sample((x, _max_pool_ref(x, kernel)), {"kernel": kernel},
+                        lambda x, m: _first_max_ref(x, m, kernel), desc)
+    return [sample(ties, (2, 2), "ties-first"), sample(d.rnd(2, 1, 5, 7), (2, 3), "cropped"),
+            sample(d.rnd(1, 2, 4, 4, dtype=np.float32), (2, 2), "f32")]
+
+
+def _unpool_samples(d):
+    m22, m23 = _random_mask(d, (2, 2), (1, 2, 2, 2)), _random_mask(d, (2, 3), (2, 1, 2, 2))
+    m_small = _random_mask(d, (2, 2), (1, 1, 1, 2))       # small enough for the SymPy proof
+
+    def sample(v, m, image, desc):
+        return S.Sample((v, m), {"image": image}, lambda v, m: _unpool_ref(v, m, image), desc)
+    return [sample(d.rnd(1, 1, 1, 2), m_small, (1, 1, 2, 4), "small"),
+            sample(d.rnd(1, 2, 2, 2), m22, (1, 2, 4, 4), "k2"),
+            sample(d.rnd(2, 1, 2, 2), m23, (2, 1, 5, 7), "k2x3-cropped"),
+            sample(d.rnd(1, 2, 2, 2, dtype=np.float32), m22, (1, 2, 4, 4), "f32")]
+
+
+def _pool_select_samples(d):
+    m22, m23 = _random_mask(d, (2, 2), (1, 2, 2, 2)), _random_mask(d, (2, 3), (2, 1, 2, 2))
+    m_small = _random_mask(d, (2, 2), (1, 1, 1, 2))
+    r = _pool_select_ref
+    return [S.Sample((d.rnd(1, 1, 2, 4), m_small), {}, r, "small"),
+            S.Sample((d.rnd(1, 2, 4, 4), m22), {}, r, "k2"),
+            S.Sample((d.rnd(2, 1, 5, 7), m23), {}, r, "k2x3-cropped"),
+            S.Sample((d.rnd(1, 2, 4, 4, dtype=np.float32), m22), {}, r, "f32")]
+
+
+# --- the records -------------------------------------------------------------------------------
 max_pool = primitive(
-    name="max_pool", never_inline_args=True, shape=_max_pool_rule, numpy=_emit_max_pool,
+    name="max_pool", samples=_max_pool_samples, never_inline_args=True, shape=_max_pool_rule, numpy=_emit_max_pool,
     vjp=_max_pool_vjp, sympy=_sym_max_pool, label="max pool", family="conv",
     flops=lambda out, x, *, kernel: (kernel[0] * kernel[1] - 1) * out.size,
     doc="Max over non-overlapping kernel windows of an NCHW image (stride = kernel, "
@@ -130,7 +221,7 @@ def _sym_mask(x, m, *, kernel):
 
 
 max_pool_mask = primitive(
-    name="max_pool_mask", never_inline_args=True, shape=_mask_rule, numpy=_emit_mask, vjp=NOT_DIFFERENTIABLE,
+    name="max_pool_mask", samples=_mask_samples, never_inline_args=True, shape=_mask_rule, numpy=_emit_mask, vjp=NOT_DIFFERENTIABLE,
     sympy=_sym_mask, label="first max", family="conv",
     flops=lambda out, x, m, **p: out.size,
     doc="(kh, kw, N, C, OH, OW) mask: True at the first element of each window (row-major) "
@@ -181,7 +272,7 @@ def _sym_unpool(ct, mask, *, image):
 
 
 unpool = primitive(
-    name="unpool", never_inline_args=True, shape=_unpool_rule, numpy=_emit_unpool,
+    name="unpool", samples=_unpool_samples, never_inline_args=True, shape=_unpool_rule, numpy=_emit_unpool,
     vjp=lambda ct, v, mask, *, out, image: (pool_select(ct, mask), None),
     sympy=_sym_unpool, label="unpool", family="conv", flops=lambda out, *a, **p: out.size,
     doc="An image that holds each value at its window's masked element (zeros elsewhere).")
@@ -214,7 +305,7 @@ def _sym_select(y, mask):
 
 
 pool_select = primitive(
-    name="pool_select", never_inline_args=True, shape=_select_rule, numpy=_emit_select,
+    name="pool_select", samples=_pool_select_samples, never_inline_args=True, shape=_select_rule, numpy=_emit_select,
     vjp=lambda ct, y, mask, *, out: (unpool(ct, mask, image=tuple(y.shape)), None),
     sympy=_sym_select, label="select", family="conv", flops=lambda out, y, m: m.size,
     doc="Each window's masked element of an NCHW image (the transpose of unpool).")

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
+from . import _samples as S
 from ._rules import sym_at_point
 
 
@@ -19,7 +20,12 @@ def _bernoulli_rule(key, *, shape, rate):
 
 
 bernoulli = primitive(
-    name="bernoulli", shape=_bernoulli_rule,
+    name="bernoulli",
+    samples=lambda d: [
+        S.Sample((np.int64(5),), {"shape": (3, 4), "rate": 0.3},
+                 lambda k: np.random.default_rng(int(k)).random((3, 4)) >= 0.3, "key5"),
+        S.Sample((np.array(7),), {"shape": (2, 5), "rate": 0.5},
+                 lambda k: np.random.default_rng(int(k)).random((2, 5)) >= 0.5, "0-d-array-key")], shape=_bernoulli_rule,
     # ``% 2**64``: NumPy seeds must be non-negative; any int64 key gets its own mask.
     numpy="np.random.default_rng(int({0}) % 2**64).random({shape}) >= {rate}", prec=6, vjp=NOT_DIFFERENTIABLE,
     sympy=sym_at_point(lambda key, *, shape, rate:

@@ -6,7 +6,10 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..primitive import Aval, primitive
+from . import _samples as S
 from ._rules import zero_flops
+
+F32 = np.float32
 
 
 def _reshape_rule(x, *, shape):
@@ -24,8 +27,15 @@ def _shape_detail(params):
     return f"{tuple(params['shape'])}"
 
 
+def _reshape_samples(d):
+    pairs = [(d.rnd(2, 3, 4), (6, 4)), (d.rnd(2, 3, 4), (24,)), (d.rnd(2, 3, 4), (4, 1, 6)),
+             (np.asarray(d.rnd(1)[0]), (1, 1)), (d.rnd(1, 1), ()), (d.rnd(6, dtype=F32), (2, 3))]
+    return [S.Sample((x,), {"shape": s}, (lambda s: lambda x: x.reshape(s))(s), f"{x.shape}->{s}")
+            for x, s in pairs]
+
+
 reshape = primitive(
-    name="reshape", shape=_reshape_rule, numpy=_emit_reshape,
+    name="reshape", samples=_reshape_samples, shape=_reshape_rule, numpy=_emit_reshape,
     vjp=lambda ct, x, *, out, shape: (reshape(ct, shape=x.shape),),
     sympy=lambda x, shape: x.reshape(shape), label="reshape", label_detail=_shape_detail,
     family="shape", flops=zero_flops)
@@ -43,8 +53,15 @@ def _emit_transpose(e, *, axes):
     return f"{e.atoms[0]}.transpose({', '.join(map(str, axes))})"
 
 
+def _transpose_samples(d):
+    pairs = [(d.rnd(2, 3, 4), (2, 0, 1)), (d.rnd(2, 3, 4), (1, 0, 2)), (d.rnd(2, 3, 4), (0, 2, 1)),
+             (d.rnd(2, 3, 4), (2, 1, 0)), (d.rnd(3, 4), (1, 0)), (d.rnd(3, 4, dtype=F32), (1, 0))]
+    return [S.Sample((x,), {"axes": a}, (lambda a: lambda x: x.transpose(a))(a), f"{x.shape}-{a}")
+            for x, a in pairs]
+
+
 transpose = primitive(
-    name="transpose", shape=_transpose_rule, numpy=_emit_transpose,
+    name="transpose", samples=_transpose_samples, shape=_transpose_rule, numpy=_emit_transpose,
     vjp=lambda ct, x, *, out, axes: (transpose(ct, axes=tuple(int(i) for i in np.argsort(axes))),),
     sympy=lambda x, axes: x.transpose(axes), label="transpose",
     label_detail=lambda p: f"{tuple(p['axes'])}", family="shape", flops=zero_flops)
@@ -64,8 +81,15 @@ def _broadcast_vjp(ct, x, *, out, shape):
     return (unbroadcast(ct, x.shape),)
 
 
+def _broadcast_samples(d):
+    pairs = [(d.rnd(3), (2, 3)), (d.rnd(3, 1), (3, 4)), (np.asarray(d.rnd(1)[0]), (2, 2)),
+             (d.rnd(1, 4), (2, 3, 4)), (d.rnd(2, 1, dtype=F32), (2, 5))]
+    return [S.Sample((x,), {"shape": s}, (lambda s: lambda x: np.broadcast_to(x, s))(s),
+                     f"{x.shape}->{s}") for x, s in pairs]
+
+
 broadcast_to = primitive(
-    name="broadcast_to", shape=_broadcast_rule, numpy="np.broadcast_to({0}, {shape})",
+    name="broadcast_to", samples=_broadcast_samples, shape=_broadcast_rule, numpy="np.broadcast_to({0}, {shape})",
     vjp=_broadcast_vjp, sympy=lambda x, shape: np.broadcast_to(x, shape), label="broadcast",
     label_detail=_shape_detail, family="shape", flops=zero_flops)
 
@@ -116,8 +140,18 @@ def _concat_vjp(ct, *xs, out, axis):
     return tuple(cts)
 
 
+def _concat_samples(d):
+    def ref(axis):
+        return lambda *xs: np.concatenate(xs, axis=axis)
+    return [S.Sample((d.rnd(2, 3), d.rnd(1, 3), d.rnd(3, 3)), {"axis": 0}, ref(0), "3-inputs-axis0"),
+            S.Sample((d.rnd(2, 1), d.rnd(2, 3), d.rnd(2, 2)), {"axis": 1}, ref(1), "3-inputs-axis1"),
+            S.Sample((d.rnd(2, 3, 1), d.rnd(2, 3, 2)), {"axis": 2}, ref(2), "3d-axis2"),
+            S.Sample((d.rnd(2, dtype=F32), d.rnd(3), d.rnd(1, dtype=F32)), {"axis": 0}, ref(0),
+                     "mixed-f32-f64")]
+
+
 concatenate = primitive(
-    name="concatenate", shape=_concat_rule,
+    name="concatenate", samples=_concat_samples, shape=_concat_rule,
     numpy=lambda e, *, axis: f"np.concatenate([{', '.join(e.args)}], axis={axis})",
     vjp=_concat_vjp, sympy=lambda *xs, axis: np.concatenate(xs, axis=axis), label="concat",
     family="shape", flops=zero_flops)
@@ -127,20 +161,22 @@ concatenate = primitive(
 # alias of an argument, so a closure over the same outer value stays constant
 # (no perturbation confusion).  The optimizer removes aliases before codegen.
 identity = primitive(
-    name="identity", shape=lambda x: x, numpy="{0}", vjp=lambda ct, x, *, out: (ct,),
+    name="identity", samples=S.identity_like(), shape=lambda x: x, numpy="{0}", vjp=lambda ct, x, *, out: (ct,),
     sympy=lambda x: x, label="=", family="shape", flops=zero_flops, elementwise=True)
 
 
 # A layout hint: copy a transposed view into C order once, so the elementwise
 # ops that follow run on contiguous memory (2-3x faster than on the view).
 contiguous = primitive(
-    name="contiguous", shape=lambda x: x, numpy="np.ascontiguousarray({0})",
+    name="contiguous", samples=S.identity_like(f32_shape=(2, 3)), shape=lambda x: x, numpy="np.ascontiguousarray({0})",
     vjp=lambda ct, x, *, out: (ct,), sympy=lambda x: x, label="copy", family="shape",
     flops=zero_flops, elementwise=True, doc="Same values, C-contiguous memory.")
 
 
 # Identity forward, zero gradient (softmax's max shift).
 stop_gradient = primitive(
-    name="stop_gradient", shape=lambda x: x, numpy="{0}", prec=100,
+    name="stop_gradient",
+    # its derivative is *defined* as zero: the finite-difference stand-in is a constant
+    samples=S.identity_like(fd_ref=lambda x: np.zeros_like(x)), shape=lambda x: x, numpy="{0}", prec=100,
     vjp=lambda ct, x, *, out: (None,), sympy=lambda x: x, label="stop∇", family="shape",
     flops=zero_flops, elementwise=True, doc="Identity forward; no gradient flows through it.")
