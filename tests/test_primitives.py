@@ -373,3 +373,14 @@ def test_missing_gradient_rule_is_a_grad_error():
         assert info.value.where.endswith(f"test_primitives.py:{line}"), info.value.where
     finally:
         del REGISTRY["_test_no_rule"]
+
+
+def test_adding_a_primitive_docs_show_a_real_record():
+    """docs/architecture.md's example record is, verbatim, the one graphc registers."""
+    import inspect
+    import pathlib
+    import re
+    from graphc.ops import activation
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
+    block = re.search(r"## Adding a primitive.*?```python\n(.*?)```", text, re.S).group(1)
+    assert block in inspect.getsource(activation)

@@ -84,18 +84,22 @@ softplus = primitive(
 # A primitive for speed: np.maximum is ~12x faster than np.where on a random sign
 # pattern, and the gradient is a mask multiply (masked_mul: exact 0 where x <= 0, even
 # for an infinite cotangent).  Kink convention: derivative 0 at 0.
-relu = primitive(
-    name="relu",
-    samples=lambda d: [
-        S.Sample((d.away(3, 4),), {}, lambda x: np.where(x > 0, x, 0.0), "f64"),
-        S.Sample((d.away(5, dtype=np.float32),), {}, lambda x: np.where(x > 0, x, np.float32(0)),
-                 "f32")], shape=_float_rule("relu"), numpy="np.maximum({0}, 0.0)",
-    inplace_ufunc="np.maximum", inplace_extra_args=("0.0",), fresh_result=True,
-    vjp=lambda ct, x, *, out: (masked_mul(ct, out > 0),),
-    sympy=lambda x: sp.Piecewise((x, sp.StrictGreaterThan(x, 0)), (0, True)),
-    label="relu", elementwise=True, flops=size_flops,
-    doc="max(x, 0) (NaN propagates); derivative 0 at x = 0.")
+def _relu_samples(d):
+    return [S.Sample((d.away(3, 4),), {}, lambda x: np.where(x > 0, x, 0.0), "f64"),
+            S.Sample((d.away(5, dtype=np.float32),), {},
+                     lambda x: np.where(x > 0, x, np.float32(0)), "f32")]
 
+
+relu = primitive(
+    name="relu",                                        # the IR's `op`
+    shape=_float_rule("relu"),                          # avals -> aval (raises on bad input)
+    numpy="np.maximum({0}, 0.0)",                       # emission; eager evaluation compiles it
+    vjp=lambda ct, x, *, out: (masked_mul(ct, out > 0),),   # in graphc ops: differentiable again
+    sympy=lambda x: sp.Piecewise((x, sp.StrictGreaterThan(x, 0)), (0, True)),  # for proofs
+    label="relu", elementwise=True, flops=size_flops,   # drawing text, cost model
+    inplace_ufunc="np.maximum", inplace_extra_args=("0.0",), fresh_result=True,  # buffer reuse
+    samples=_relu_samples,                              # the registry-driven tests' inputs
+    doc="max(x, 0) (NaN propagates); derivative 0 at x = 0.")
 
 
 # --- log_softmax -----------------------------------------------------------------------
