@@ -169,7 +169,8 @@ class Primitive:
         What to do when this op turns finite inputs into a NaN or an infinity
         (the hint of ``NonFiniteError`` under ``check_finite=True``).
     samples : callable or None
-        ``(rng) -> list[Sample]``: the inputs, params and an independent NumPy
+        ``(draw) -> list[Sample]`` (``graphc.ops._samples``; ``draw`` hands out
+        seeded random arrays): the inputs, params and an independent NumPy
         reference the registry-driven tests check the op on.
     doc : str
         One line for the op reference (docs/ops.md).

@@ -12,8 +12,6 @@ from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
 from . import _samples as S
 from ._rules import elementwise_rule, size_flops, zero_flops
 
-F32 = np.float32
-
 
 def _binary(*, name, numpy, fn, vjp, sympy, label, prec=100, flops=size_flops, **fields):
     return primitive(name=name, shape=elementwise_rule(fn), numpy=numpy, prec=prec, vjp=vjp,
@@ -91,7 +89,7 @@ def _pow_samples(d):
             S.Sample((d.rnd(3, 4), 3), {}, p, "static-int-3-neg-base"),
             S.Sample((d.pos(3, 4), 0.5), {}, p, "pyfloat-exp"),
             S.Sample((2.0, d.rnd(3, 4)), {}, p, "pyfloat-base"),
-            S.Sample((d.pos(4, dtype=F32), 1.5), {}, p, "f32-pyfloat-exp"),
+            S.Sample((d.pos(4, dtype=S.F32), 1.5), {}, p, "f32-pyfloat-exp"),
             S.Sample((d.pos(3), np.asarray(d.rnd(1)[0])), {}, p, "0-d-exp")]
 
 
@@ -177,7 +175,7 @@ def _maxmin_samples(np_fn):
                 S.Sample((np.array([[-1.0], [0.25], [1.5]]), np.array([[-0.5, 0.7, 1.1, 2.0]])),
                          {}, np_fn, "bcast-(3,1)-(1,4)"),
                 S.Sample((d.away(3, 4), 0.0), {}, np_fn, "pyfloat-zero"),
-                S.Sample((d.away(5, dtype=F32) + 1, np.ones(5, F32)), {}, np_fn, "f32")]
+                S.Sample((d.away(5, dtype=S.F32) + 1, np.ones(5, S.F32)), {}, np_fn, "f32")]
     return samples
 
 
@@ -238,7 +236,7 @@ def _where_samples(d):
     return [S.Sample((d.bools(3, 4), d.rnd(3, 4), d.rnd(4)), {}, w, "bcast-y"),
             S.Sample((d.bools(3, 1), d.rnd(1, 4), d.rnd(3, 4)), {}, w, "bcast-all"),
             S.Sample((d.bools(3, 4), d.rnd(3, 4), 0.0), {}, w, "pyfloat-y"),
-            S.Sample((d.bools(4), d.rnd(4, dtype=F32), d.rnd(4, dtype=F32)), {}, w, "f32")]
+            S.Sample((d.bools(4), d.rnd(4, dtype=S.F32), d.rnd(4, dtype=S.F32)), {}, w, "f32")]
 
 
 where = primitive(
@@ -295,7 +293,7 @@ def _masked_mul_samples(d):
     return [S.Sample((d.rnd(3, 4), d.bools(3, 4)), {}, r, "bool-mask"),
             S.Sample((d.rnd(3, 4), d.bools(4)), {}, r, "bcast-mask"),
             S.Sample((d.rnd(3, 4), np.array([0.0, 0.5, 1.0, 0.0])), {}, r, "weights"),
-            S.Sample((d.rnd(5, dtype=F32), d.bools(5)), {}, r, "f32"),
+            S.Sample((d.rnd(5, dtype=S.F32), d.bools(5)), {}, r, "f32"),
             S.Sample((inf_x, np.array([False, False, False, True])), {}, r, "inf-masked-out",
                      grad=False),
             S.Sample((np.float64(np.inf), np.False_), {}, r, "0-d", grad=False)]
@@ -332,9 +330,9 @@ def _astype_sample(x, dtype):
 
 
 def _astype_samples(d):
-    return [_astype_sample(d.rnd(3, 4, dtype=F32), np.float64),
-            _astype_sample(d.rnd(3, 4), F32), _astype_sample(d.ints(3, 4), np.float64),
-            _astype_sample(d.bools(5), F32)]
+    return [_astype_sample(d.rnd(3, 4, dtype=S.F32), np.float64),
+            _astype_sample(d.rnd(3, 4), S.F32), _astype_sample(d.ints(3, 4), np.float64),
+            _astype_sample(d.bools(5), S.F32)]
 
 
 astype = primitive(

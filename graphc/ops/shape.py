@@ -9,8 +9,6 @@ from ..primitive import Aval, primitive
 from . import _samples as S
 from ._rules import zero_flops
 
-F32 = np.float32
-
 
 def _reshape_rule(x, *, shape):
     if int(np.prod(shape, dtype=np.int64)) != x.size:
@@ -29,7 +27,7 @@ def _shape_detail(params):
 
 def _reshape_samples(d):
     pairs = [(d.rnd(2, 3, 4), (6, 4)), (d.rnd(2, 3, 4), (24,)), (d.rnd(2, 3, 4), (4, 1, 6)),
-             (np.asarray(d.rnd(1)[0]), (1, 1)), (d.rnd(1, 1), ()), (d.rnd(6, dtype=F32), (2, 3))]
+             (np.asarray(d.rnd(1)[0]), (1, 1)), (d.rnd(1, 1), ()), (d.rnd(6, dtype=S.F32), (2, 3))]
     return [S.Sample((x,), {"shape": s}, (lambda s: lambda x: x.reshape(s))(s), f"{x.shape}->{s}")
             for x, s in pairs]
 
@@ -55,7 +53,7 @@ def _emit_transpose(e, *, axes):
 
 def _transpose_samples(d):
     pairs = [(d.rnd(2, 3, 4), (2, 0, 1)), (d.rnd(2, 3, 4), (1, 0, 2)), (d.rnd(2, 3, 4), (0, 2, 1)),
-             (d.rnd(2, 3, 4), (2, 1, 0)), (d.rnd(3, 4), (1, 0)), (d.rnd(3, 4, dtype=F32), (1, 0))]
+             (d.rnd(2, 3, 4), (2, 1, 0)), (d.rnd(3, 4), (1, 0)), (d.rnd(3, 4, dtype=S.F32), (1, 0))]
     return [S.Sample((x,), {"axes": a}, (lambda a: lambda x: x.transpose(a))(a), f"{x.shape}-{a}")
             for x, a in pairs]
 
@@ -83,7 +81,7 @@ def _broadcast_vjp(ct, x, *, out, shape):
 
 def _broadcast_samples(d):
     pairs = [(d.rnd(3), (2, 3)), (d.rnd(3, 1), (3, 4)), (np.asarray(d.rnd(1)[0]), (2, 2)),
-             (d.rnd(1, 4), (2, 3, 4)), (d.rnd(2, 1, dtype=F32), (2, 5))]
+             (d.rnd(1, 4), (2, 3, 4)), (d.rnd(2, 1, dtype=S.F32), (2, 5))]
     return [S.Sample((x,), {"shape": s}, (lambda s: lambda x: np.broadcast_to(x, s))(s),
                      f"{x.shape}->{s}") for x, s in pairs]
 
@@ -146,7 +144,7 @@ def _concat_samples(d):
     return [S.Sample((d.rnd(2, 3), d.rnd(1, 3), d.rnd(3, 3)), {"axis": 0}, ref(0), "3-inputs-axis0"),
             S.Sample((d.rnd(2, 1), d.rnd(2, 3), d.rnd(2, 2)), {"axis": 1}, ref(1), "3-inputs-axis1"),
             S.Sample((d.rnd(2, 3, 1), d.rnd(2, 3, 2)), {"axis": 2}, ref(2), "3d-axis2"),
-            S.Sample((d.rnd(2, dtype=F32), d.rnd(3), d.rnd(1, dtype=F32)), {"axis": 0}, ref(0),
+            S.Sample((d.rnd(2, dtype=S.F32), d.rnd(3), d.rnd(1, dtype=S.F32)), {"axis": 0}, ref(0),
                      "mixed-f32-f64")]
 
 
