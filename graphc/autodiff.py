@@ -10,32 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .primitive import REGISTRY
+from .errors import GradError
+from .ops.shape import unbroadcast
+from .primitive import NOT_DIFFERENTIABLE, REGISTRY
 from .tracing import Tracer
 
-__all__ = ["backward", "unbroadcast"]
-
-
-def unbroadcast(ct: Tracer, shape: tuple) -> Tracer:
-    """Sum ``ct`` back to ``shape`` (the transpose of broadcasting)."""
-    from .ops.reduce import sum as reduce_sum
-    from .ops.shape import broadcast_to, reshape
-    shape = tuple(shape)
-    if tuple(ct.shape) == shape:
-        return ct
-    full = tuple(np.broadcast_shapes(tuple(ct.shape), shape))
-    if full != tuple(ct.shape):  # a rule returned something smaller: broadcast it up
-        ct = broadcast_to(ct, shape=full)
-        if full == shape:
-            return ct
-    lead = ct.ndim - len(shape)
-    stretched = tuple(i + lead for i, d in enumerate(shape) if d == 1 and ct.shape[i + lead] != 1)
-    if not stretched:
-        return reduce_sum(ct, axis=tuple(range(lead)), keepdims=False)
-    if not lead:
-        return reduce_sum(ct, axis=stretched, keepdims=True)
-    summed = reduce_sum(ct, axis=tuple(range(lead)) + stretched, keepdims=True)
-    return reshape(summed, shape=shape)
+__all__ = ["backward"]
 
 
 def _active_nodes(graph, out: int, wrt: list[int], start: int) -> set:
@@ -81,11 +61,15 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
         node = g[nid]
         _mark_adjoint(g, ct.node, nid)
         prim = REGISTRY.get(node.op)
-        if prim is None or prim.vjp is None:
+        if prim is None or prim.vjp is NOT_DIFFERENTIABLE:
             continue
         args = node.args
         if not any(a in active and _differentiable(g, a) for a in args):
             continue
+        if prim.vjp is None:
+            raise GradError(f"primitive {node.op!r} has no gradient rule (its record sets no vjp)",
+                            where=node.where,
+                            hint="write its vjp, or declare vjp=NOT_DIFFERENTIABLE in its record")
         with trace.context(section="backward", grad_of=nid, where=node.where,
                            scope=node.scope):
             in_cts = prim.vjp(ct, *[trace.tracer(a) for a in args], out=trace.tracer(nid),

@@ -161,7 +161,7 @@ class _Emitter:
             return False
         user = next(iter(self.g.users(nid)))
         unode = self.g[user]
-        if unode.section != node.section or REGISTRY[unode.op].statements:
+        if unode.section != node.section or REGISTRY[unode.op].never_inline_args:
             return False
         return True
 
@@ -254,17 +254,10 @@ def _frees(em: _Emitter, items):
     return frees
 
 
-# In-place reuse: ops that can write into an ``out=`` array (the ufunc to call, and
-# extra arguments after the node's own), and ops whose result is always a fresh
-# array that nothing else refers to (so it may be overwritten once it is dead).
-_INPLACE = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide",
-            "neg": "np.negative", "pow": "np.power", "exp": "np.exp", "log": "np.log",
-            "sin": "np.sin", "cos": "np.cos", "tan": "np.tan", "tanh": "np.tanh",
-            "sqrt": "np.sqrt", "log1p": "np.log1p", "expm1": "np.expm1", "abs": "np.abs",
-            "maximum": "np.maximum", "minimum": "np.minimum", "relu": "np.maximum"}
-_INPLACE_EXTRA = {"relu": ["0.0"]}
-_FRESH = set(_INPLACE) | {"matmul", "sum", "max", "min", "sigmoid", "softplus", "where",
-                          "scatter_add", "log_softmax", "masked_mul"}
+def _fresh(op) -> bool:
+    """The op's result is always a fresh array nothing else refers to (its record says)."""
+    prim = REGISTRY.get(op)
+    return prim is not None and prim.fresh_result
 
 
 def _reuse(em: _Emitter, items):
@@ -294,27 +287,27 @@ def _reuse(em: _Emitter, items):
         for u in g.users(nid):
             if where_used(u) > i:
                 return True
-            if g[u].op not in _FRESH and (depth > 20 or read_after(u, i, depth + 1)):
+            if not _fresh(g[u].op) and (depth > 20 or read_after(u, i, depth + 1)):
                 return True
         return False
 
     out = {}
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
-        op = node.op
-        if op not in _INPLACE or len(lines) != 1 or not node.shape:
+        prim = REGISTRY.get(node.op)
+        if prim is None or prim.inplace_ufunc is None or len(lines) != 1 or not node.shape:
             continue
         nbytes = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
         if nbytes < _REUSE_BYTES:
             continue
         for a in node.args:
             an = g[a]
-            if (a in em.name and a not in outputs and an.op in _FRESH and a not in em.expr
+            if (a in em.name and a not in outputs and _fresh(an.op) and a not in em.expr
                     and tuple(an.shape) == tuple(node.shape) and an.dtype == node.dtype
                     and max(where_used(u) for u in g.users(a)) == i
                     and not read_after(a, i)):
-                args = [em.ref(x, 0) for x in node.args] + _INPLACE_EXTRA.get(op, [])
-                text = f"{_INPLACE[op]}({', '.join(args)}, out={em.name[a]})"
+                args = [em.ref(x, 0) for x in node.args] + list(prim.inplace_extra_args)
+                text = f"{prim.inplace_ufunc}({', '.join(args)}, out={em.name[a]})"
                 out[i] = (em.name[a], f"{em.name[nid]} = {text}")
                 break
     return out

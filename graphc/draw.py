@@ -51,20 +51,7 @@ def _esc(text: str) -> str:
 
 def _op_label(node) -> str:
     prim = REGISTRY.get(node.op)
-    label = (prim.label if prim and prim.label else node.op)
-    p = node.params
-    if node.op == "im2col":
-        k, s, pad = p["kernel"], p["stride"], p["padding"]
-        label = f"windows {k[0]}x{k[1]}/s{s[0]}" + (f" p{pad[0]}" if any(pad) else "")
-    elif node.op in ("sum", "max", "min") and p.get("axis") is not None:
-        label = f"{label} axis={','.join(map(str, p['axis']))}"
-    elif node.op in ("reshape", "broadcast_to"):
-        label = f"{label} {tuple(p['shape'])}"
-    elif node.op == "transpose":
-        label = f"transpose {tuple(p['axes'])}"
-    elif node.op == "astype":
-        label = f"astype {p['dtype']}"
-    return label
+    return prim.label_text(node.params) if prim is not None else node.op
 
 
 def _kind(g, nid, params):

@@ -149,24 +149,13 @@ def _range(value) -> str:
     return f" in [{arr.min():.6g}, {arr.max():.6g}]"
 
 
-_HINTS = {
-    "exp": "exp overflows above about 709 in float64 (88 in float32): use a stable form "
-           "(graphc.nn.softplus, logsumexp, log_softmax, sigmoid) or clip its input",
-    "expm1": "expm1 overflows above about 709 in float64 (88 in float32): clip its input",
-    "log": "log(0) is -inf and log of a negative number is nan: add a small epsilon, use "
-           "np.log1p(x) for log(1 + x), or graphc.nn.log_softmax instead of log(softmax(x))",
-    "log1p": "log1p(x) is -inf at x = -1 and nan below: keep its input above -1",
-    "div": "a division by zero (or 0/0, inf/inf): add a small epsilon to the denominator or "
-           "guard it with np.where",
-    "sqrt": "sqrt of a negative number is nan, and its gradient at 0 is inf: clip the input "
-            "away from 0 (np.maximum(x, eps)) or add an epsilon",
-    "pow": "a power overflowed or took a fractional power of a negative number (or of 0 in "
-           "the gradient): clip the base or use an integer exponent",
-    "mul": "a product of 0 and inf, or an overflow: scale the values down",
-    "tan": "tan is infinite at odd multiples of pi/2: keep its input inside (-pi/2, pi/2)",
-}
 _GENERIC_HINT = ("guard the input range (np.clip, np.where) or rewrite the expression in a "
                  "numerically stable form; check_finite=False lets NaN/Inf propagate as in NumPy")
+
+
+def _nonfinite_hint(op) -> str:
+    prim = REGISTRY.get(op)
+    return (prim.nonfinite_hint if prim is not None else None) or _GENERIC_HINT
 
 
 def _label(graph, nid) -> str:
@@ -231,7 +220,7 @@ def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
     if ranges:
         msg += f"; inputs: {ranges}"
     return NonFiniteError(msg, where=node.where or _grad_where(graph, node),
-                          node=label, op=node.op, hint=_HINTS.get(node.op, _GENERIC_HINT))
+                          node=label, op=node.op, hint=_nonfinite_hint(node.op))
 
 
 def _argument_text(graph, nid):

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Aval", "Primitive", "REGISTRY", "primitive", "Emit"]
+__all__ = ["Aval", "Primitive", "REGISTRY", "primitive", "Emit", "NOT_DIFFERENTIABLE"]
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,24 @@ class Emit:
         self.atoms = atoms  # args wrapped so they can take `.attr` / `[i]`
 
 
-@dataclass(frozen=True, eq=False)
+class _NotDifferentiable:
+    """The type of :data:`NOT_DIFFERENTIABLE` (one instance, a readable repr)."""
+
+    def __repr__(self):
+        return "NOT_DIFFERENTIABLE"
+
+
+#: ``vjp=NOT_DIFFERENTIABLE`` declares that a primitive has no gradient (comparisons,
+#: integer and boolean ops, piecewise-constant selections).  ``vjp=None`` on a
+#: primitive reached by a gradient is a missing rule: autodiff raises ``GradError``.
+NOT_DIFFERENTIABLE = _NotDifferentiable()
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Primitive:
     """Everything about one primitive operation.
+
+    Built with keyword arguments only (through :func:`primitive`).
 
     Attributes
     ----------
@@ -95,42 +110,96 @@ class Primitive:
     prec : int
         Python precedence of the emitted expression (100 = atom/call); used
         to parenthesize when codegen inlines one expression into another.
-    vjp : callable or None
+    vjp : callable, NOT_DIFFERENTIABLE or None
         ``(ct, *inputs, out=..., **params) -> tuple`` of cotangents, one per
-        input (None for no gradient), built from graphc ops.  ``None`` means
-        the primitive is not differentiable (comparisons, integer ops).
+        input (None for an input that gets no gradient), built from graphc ops.
+        :data:`NOT_DIFFERENTIABLE` declares that the primitive has no gradient
+        (comparisons, integer ops); ``None`` (the default) means the rule is
+        missing, and differentiating through the primitive is a ``GradError``.
+    jvp : callable or None
+        The forward-mode rule (tangent of the output from tangents of the
+        inputs).  Not used yet: reserved for the forward-mode transform.
+    batch : callable or None
+        The batching rule for ``vmap`` (the op on a batched axis).  Not used
+        yet: reserved for the batching transform.
+    shape_symbolic : callable or None
+        The shape rule over symbolic dimensions.  Not used yet: reserved for
+        shapes with symbolic sizes.
     sympy : callable or None
         Same math on SymPy scalars (``elementwise=True``) or on object arrays.
+    sympy_at_point : bool
+        The value is piecewise constant in the inputs (argmax) or a pure
+        function of static data (the dropout mask): ``graphc.symbolic``
+        evaluates it with NumPy at the numeric point of the check, which fixes
+        the branch exactly as the generated code does, instead of using ``sympy``.
+    logic_operands : bool
+        The ``sympy`` rule takes boolean operands as logic values (True/False,
+        SymPy relations); otherwise an elementwise rule sees them as the numbers
+        0 and 1 (``ct * mask``).
     label : str
-        Short text for drawings (``×``, ``exp``, ``σ``).
+        Short text for drawings (``×``, ``exp``, ``σ``) and the op reference.
+    label_detail : callable or None
+        ``(params) -> str | None``: what the drawing adds after the label for
+        these params (``Σ axis=1``, ``reshape (2, 3)``); see :meth:`label_text`.
     family : str
         Colour family for drawings: elementwise, reduce, shape, linalg, index, ...
+    elementwise : bool
+        The op maps elements to elements (its ``sympy`` rule is vectorized).
     flops : callable
         ``(out_aval, *in_avals, **params) -> int`` FLOPs, lecture's cost model.
     slots : tuple of int, optional
         Minimum precedence of each argument slot of a template; derived from
         the template when omitted.
-    units : tuple
-        For binary ops, the identity value of each argument position (``mul``:
-        ``(1, 1)``, ``sub``: ``(None, 0)``): ``x * 1`` is recorded as ``x``.
-    statements : bool
+    identities : tuple
+        For binary ops, the identity element of each argument position
+        (``mul``: ``(1, 1)``, ``sub``: ``(None, 0)``): ``x * 1`` is recorded as ``x``.
+    never_inline_args : bool
         The emitter returns statements (which may use an argument twice), so
         codegen never inlines an argument expression into it.
+    inplace_ufunc : str or None
+        The NumPy ufunc that computes the op into an ``out=`` array
+        (``"np.add"``): codegen may then write a large result into the buffer
+        of an argument that dies at this statement.
+    inplace_extra_args : tuple of str
+        Arguments of ``inplace_ufunc`` after the node's own (relu: ``("0.0",)``).
+    fresh_result : bool
+        The result is always a new array that nothing else refers to (no
+        view), so its buffer may be overwritten once it is dead.
+    nonfinite_hint : str or None
+        What to do when this op turns finite inputs into a NaN or an infinity
+        (the hint of ``NonFiniteError`` under ``check_finite=True``).
+    samples : callable or None
+        ``(draw) -> list[Sample]`` (``graphc.ops._samples``; ``draw`` hands out
+        seeded random arrays): the inputs, params and an independent NumPy
+        reference the registry-driven tests check the op on.
+    doc : str
+        One line for the op reference (docs/ops.md).
     """
 
     name: str
     shape: Callable[..., Aval]
     numpy: Any
     prec: int = 100
-    vjp: Callable[..., tuple] | None = None
+    vjp: Callable[..., tuple] | _NotDifferentiable | None = None
+    jvp: Callable[..., Any] | None = None
+    batch: Callable[..., Any] | None = None
+    shape_symbolic: Callable[..., Any] | None = None
     sympy: Callable[..., Any] | None = None
+    sympy_at_point: bool = False
+    logic_operands: bool = False
     label: str | None = None
+    label_detail: Callable[[dict], str | None] | None = None
     family: str = "elementwise"
     elementwise: bool = False
     flops: Callable[..., int] | None = None
     slots: tuple | None = None
-    units: tuple = ()
-    statements: bool = False
+    identities: tuple = ()
+    never_inline_args: bool = False
+    inplace_ufunc: str | None = None
+    inplace_extra_args: tuple = ()
+    fresh_result: bool = False
+    nonfinite_hint: str | None = None
+    samples: Callable[..., list] | None = None
     doc: str = ""
     _impl_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -140,6 +209,17 @@ class Primitive:
 
     def __repr__(self):
         return f"<primitive {self.name}>"
+
+    def label_text(self, params: dict) -> str:
+        """The drawing label of a node with ``params`` (``Σ axis=1``)."""
+        label = self.label or self.name
+        detail = self.label_detail(params) if self.label_detail is not None else None
+        return f"{label} {detail}" if detail else label
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether the record has a gradient rule."""
+        return self.vjp is not None and self.vjp is not NOT_DIFFERENTIABLE
 
     # --- emission --------------------------------------------------------
     def slot_prec(self, i: int, n_args: int) -> int:

@@ -95,7 +95,7 @@ def log_one_plus_exp(trace, args, params):
     for one, e in ((a, b), (b, a)):
         x = _exp_arg(trace, e)
         if x is not None and _is_one(_node(trace, one)) and _same_aval(s, _node(trace, e)):
-            from .ops.nn import softplus
+            from .ops.activation import softplus
             return _mark(softplus(trace.tracer(x)), "log(1 + exp(x)) -> softplus(x)")
     return None
 
@@ -105,7 +105,7 @@ def log1p_exp(trace, args, params):
     x = _exp_arg(trace, args[0].node)
     if x is None:
         return None
-    from .ops.nn import softplus
+    from .ops.activation import softplus
     return _mark(softplus(trace.tracer(x)), "log1p(exp(x)) -> softplus(x)")
 
 
@@ -147,7 +147,7 @@ def log_of_softmax(trace, args, params):
     if not (s.params["keepdims"] or len(zn.shape) == 1) or zn.weak \
             or not _same_aval(d, _node(trace, num)):
         return None
-    from .ops.nn import log_softmax
+    from .ops.activation import log_softmax
     return _mark(log_softmax(trace.tracer(z), axis=axis % len(zn.shape)),
                  "log(exp(z) / sum(exp(z))) -> log_softmax(z)")
 

@@ -21,13 +21,6 @@ from .primitive import REGISTRY
 
 __all__ = ["evaluate", "to_sympy", "symbols_like", "equal", "MissingSemantics"]
 
-# Primitives whose value is piecewise constant in their inputs (argmax) or a
-# pure function of static data (the dropout mask): evaluated with NumPy at the
-# numeric point of the check, which fixes the branch exactly as the generated
-# code does.
-AT_POINT = {"argmax", "bernoulli"}
-
-
 class MissingSemantics(Exception):
     """A primitive has no SymPy semantics."""
 
@@ -90,8 +83,8 @@ def _obj(x):
 def evaluate(graph, env: dict, point: dict | None = None, budget: float | None = None) -> dict:
     """Values of every node, given SymPy values for the inputs in ``env``.
 
-    ``point`` maps symbols to numbers; it is needed only by primitives in
-    :data:`AT_POINT`.  With ``budget`` (seconds), raises :class:`TooSlow`
+    ``point`` maps symbols to numbers; it is needed only by primitives whose
+    record says ``sympy_at_point`` (evaluated with NumPy at that point).  With ``budget`` (seconds), raises :class:`TooSlow`
     instead of running on (checked between nodes and between elements).
     """
     import time
@@ -115,13 +108,13 @@ def evaluate(graph, env: dict, point: dict | None = None, budget: float | None =
         prim = REGISTRY[op]
         args = [values[a] for a in node.args]
         params = node.params
-        if op in AT_POINT:
+        if prim.sympy_at_point:
             nums = [_numeric(a, point, graph.aval(x).dtype) for a, x in zip(args, node.args)]
             values[nid] = to_sympy(prim.impl(params)(*nums))
             continue
         if prim.sympy is None:
             raise MissingSemantics(f"primitive {op!r} has no SymPy semantics")
-        if prim.elementwise and op not in _BOOLEAN_OPS:
+        if prim.elementwise and not prim.logic_operands:
             # a boolean operand of arithmetic (ct * mask) counts as 0 or 1
             args = [_as_number(a) if graph[x].dtype.kind == "b" else a
                     for a, x in zip(args, node.args)]
@@ -136,9 +129,6 @@ def evaluate(graph, env: dict, point: dict | None = None, budget: float | None =
         out = np.asarray(out, dtype=object)
         values[nid] = _as_index(graph, nid, out.item() if out.shape == () else out)
     return values
-
-
-_BOOLEAN_OPS = {"where", "logical_and", "logical_or", "logical_not", "astype", "eq", "ne"}
 
 
 def _as_number(value):

@@ -286,7 +286,7 @@ def bind(prim, args, params):
     aval = prim.shape(*avals, **params)
     nids = [t.node for t in tracers]
     where = trace.attrs.get("where") or errors.user_where(2)
-    if all(g[n].op == "const" for n in nids) and prim.vjp is not None \
+    if all(g[n].op == "const" for n in nids) and prim.differentiable \
             and aval.size <= _FOLD_LIMIT:
         # Constant folding at build time keeps rule-generated graphs small
         # (`y - 1` for a constant exponent becomes one literal).  Only results
@@ -329,7 +329,7 @@ def _is_unit(value, unit, dtype) -> bool:
 
 def _unit_operand(prim, g, nids, aval):
     """Index of the operand ``x`` when the op is ``x * 1``, ``x + 0``, ``x / 1`` ..."""
-    for i, unit in enumerate(prim.units):
+    for i, unit in enumerate(prim.identities):
         if unit is None:
             continue
         node = g[nids[i]]
@@ -582,7 +582,7 @@ def _prod(x, axis, dtype, out, keepdims, kwargs):
 def _argmax(x, axis, out, keepdims):
     from .ops import composite as C
     from .ops._rules import norm_axis
-    from .ops.nn import argmax
+    from .ops.reduce import argmax
     _no_extras(".argmax()", out, {})
     if axis is None:
         flat = C.do_reshape(x, -1)

@@ -72,7 +72,7 @@ def test_op_reference_lists_every_primitive():
         assert row, name
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", row.group(0))[1:-1]]
         assert len(cells) == 7, row.group(0)                    # no stray | in a cell
-        assert cells[4] == ("yes" if prim.vjp else "no")
+        assert cells[4] == ("yes" if prim.differentiable else "no")
         if isinstance(prim.numpy, str):
             assert cells[3] == "`" + prim.numpy.replace("|", "\\|") + "`"
     assert f"graphc has {len(REGISTRY)} primitives" in text

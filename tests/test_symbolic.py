@@ -14,16 +14,9 @@ import graphc
 from graphc.primitive import REGISTRY
 from graphc.symbolic import equal, evaluate, symbols_like, to_sympy
 from functions import lecture, lecture_grad_closed_form
-from test_primitives import CASES, Case, rnd
+from graphc.ops._samples import Sample
+from test_primitives import CASES, rnd
 
-# Tiny extra cases where the suite's smallest is too big for SymPy.
-TINY = {
-    "im2col": Case((rnd(1, 1, 4, 4),), {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0),
-                                          "dilation": (1, 1), "pad_value": 0.0}, None, "1x1x4x4 k2"),
-    "col2im": Case((rnd(1, 1, 2, 2, 2, 2),), {"image": (1, 1, 3, 3), "stride": (1, 1),
-                                               "padding": (0, 0), "dilation": (1, 1)}, None, "3x3 k2"),
-    "matmul": Case((rnd(2, 3), rnd(3, 2)), {}, None, "2x3 @ 3x2"),
-}
 MAX_ELEMENTS = 40
 
 
@@ -32,14 +25,16 @@ def _size(case):
 
 
 def _proof_case(name):
-    if name in TINY:
-        return TINY[name]
-    cases = [c for c in CASES[name] if c.grad and not c.xfail and any(
+    """The sample a record marks ``proof=True``, else its smallest with a float input."""
+    marked = [c for c in CASES[name] if c.proof]
+    if marked:
+        return marked[0]
+    cases = [c for c in CASES[name] if c.grad and any(
         np.asarray(a).dtype.kind == "f" for a in c.args if isinstance(a, (np.ndarray, np.generic)))]
     return min(cases, key=_size) if cases else None
 
 
-DIFFERENTIABLE = sorted(n for n, p in REGISTRY.items() if p.vjp is not None)
+DIFFERENTIABLE = sorted(n for n, p in REGISTRY.items() if p.differentiable)
 
 
 def test_every_primitive_has_sympy_semantics():
@@ -89,12 +84,12 @@ def rule_proof(name, case, prim=None):
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_rule_proof(name):
     if name == "stop_gradient":   # its derivative is 0 by definition, not by its value
-        g = graphc.grad(lambda x: np.sum(graphc.ops.nn.stop_gradient(x) * x))(np.array([2.0, 3.0]))
+        g = graphc.grad(lambda x: np.sum(graphc.ops.shape.stop_gradient(x) * x))(np.array([2.0, 3.0]))
         np.testing.assert_array_equal(g, [2.0, 3.0])
         return
     case = _proof_case(name)
     assert case is not None, f"no float64 gradient case for {name}"
-    assert _size(case) <= MAX_ELEMENTS or name in TINY, (name, _size(case))
+    assert _size(case) <= MAX_ELEMENTS or case.proof, (name, _size(case))
     verdicts = rule_proof(name, case)
     assert verdicts, name
     bad = [v for v in verdicts if not v.equal]
@@ -110,7 +105,7 @@ def test_a_broken_rule_is_caught(monkeypatch):
     monkeypatch.setattr(graphc.ops.elementwise, "sin", broken)
     import graphc.numpy_api as napi
     monkeypatch.setitem(napi.UFUNCS, np.sin, broken)
-    case = Case((rnd(2),), {}, None)
+    case = Sample((rnd(2),), {}, None)
     verdicts = rule_proof("sin", case, prim=broken)
     assert not any(v.equal for v in verdicts)
     report = graphc.check(lambda x: np.sin(x) * x, 0.7)

@@ -45,13 +45,14 @@ OPERATORS = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/",
 
 
 def defining_modules() -> dict:
-    """``{primitive name: "graphc/ops/<file>.py"}``: the module whose globals hold the record."""
+    """``{primitive name: "graphc/ops/<file>.py"}``: the module whose source builds the record
+    (``name="exp"``; other modules may import the record under the same name)."""
     where = {}
     for info in pkgutil.iter_modules(graphc.ops.__path__, "graphc.ops."):
-        module = importlib.import_module(info.name)
-        for value in vars(module).values():
-            if isinstance(value, Primitive) and value.name not in where:
-                where[value.name] = info.name.replace(".", "/") + ".py"
+        source = inspect.getsource(importlib.import_module(info.name))
+        for name in REGISTRY:
+            if f'name="{name}"' in source:
+                where.setdefault(name, info.name.replace(".", "/") + ".py")
     return where
 
 
@@ -111,7 +112,7 @@ def _lambda_source(fn) -> str | None:
 def emission(prim: Primitive) -> str:
     if isinstance(prim.numpy, str):
         return "`" + prim.numpy.replace("|", "\\|") + "`"
-    kind = "statements" if prim.statements else "expression"
+    kind = "statements" if prim.never_inline_args else "expression"
     name = getattr(prim.numpy, "__name__", "<lambda>")
     return f"custom {kind}" if name == "<lambda>" else f"{kind} from `{name}`"
 
@@ -159,7 +160,7 @@ def render() -> str:
             numpy_calls = ", ".join(entry.get(p.name, []))
             lines.append(
                 f"| `{p.name}` | {_cell(p.label or p.name)} | {numpy_calls} "
-                f"| {emission(p)} | {'yes' if p.vjp else 'no'} | {'yes' if p.sympy else 'no'} "
+                f"| {emission(p)} | {'yes' if p.differentiable else 'no'} | {'yes' if p.sympy else 'no'} "
                 f"| {_cell(flop_rule(p, where.get(p.name, '?')))} |")
         notes = [p for p in prims if p.doc]
         if notes:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..ops import composite as C
 from ..ops import elementwise as E
-from ..ops import nn as _nn
+from ..ops import activation as _nn
 from ..ops._rules import one_axis
 from ._util import floating
 

@@ -16,7 +16,10 @@ import numpy as np
 from ..errors import ShapeError
 from ..ops import composite as C
 from ..ops import elementwise as E
-from ..ops import nn as P
+from ..ops.conv import im2col
+from ..ops.index import take_along_axis
+from ..ops.pool import max_pool
+from ..ops.reduce import argmax
 from ..ops import shape as S
 from ..ops._rules import one_axis
 from ._util import floating, pair, single
@@ -30,7 +33,7 @@ def _shape(x):
 
 
 def _windows(x, kernel, stride, padding, dilation=(1, 1), pad_value=0.0):
-    return P.im2col(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+    return im2col(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
                     pad_value=pad_value)
 
 
@@ -202,12 +205,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     xs, k, s, p = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
     if s == k and p == (0, 0):
         # Non-overlapping windows (the usual 2x2): strided slices, no window copies.
-        return C.hint(P.max_pool(x, kernel=k), "pool")
+        return C.hint(max_pool(x, kernel=k), "pool")
     win = _windows(x, k, s, p, pad_value=-np.inf)                  # (N, C, OH, OW, KH, KW)
     n, c, oh, ow = _shape(win)[:4]
     flat = C.do_reshape(win, (n, c, oh, ow, k[0] * k[1]))
-    first = C.do_reshape(P.argmax(flat, axis=4), (n, c, oh, ow, 1))
-    out = P.take_along_axis(flat, first, axis=4)
+    first = C.do_reshape(argmax(flat, axis=4), (n, c, oh, ow, 1))
+    out = take_along_axis(flat, first, axis=4)
     return C.hint(C.do_reshape(out, (n, c, oh, ow)), "pool")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ops import composite as C
 from ..ops import elementwise as E
-from ..ops import nn as P
+from ..ops import random as P
 
 __all__ = ["dropout"]
 

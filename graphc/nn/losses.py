@@ -7,7 +7,8 @@ from ..errors import ShapeError
 from ..ops import composite as C
 from ..ops import elementwise as E
 from ..ops._rules import norm_axis, one_axis
-from ..ops.nn import log_softmax as _log_softmax, stop_gradient
+from ..ops.activation import log_softmax as _log_softmax
+from ..ops.shape import stop_gradient
 from ._util import floating
 from .activations import softplus
 

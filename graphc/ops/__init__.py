@@ -1,2 +1,3 @@
 """Primitive families.  Importing this package registers every primitive."""
-from . import elementwise, index, linalg, nn, reduce, shape  # noqa: F401  (registration)
+from . import (activation, conv, elementwise, index, linalg, pool, random,  # noqa: F401
+               reduce, shape)                                              # (registration)

@@ -1,41 +1,54 @@
 """Elementwise primitives: arithmetic, transcendental functions, comparisons, where.
 
 Each VJP returns the cotangent at the *output's* broadcast shape; the reverse
-sweep (autodiff.unbroadcast) sums it back to each input's shape, once.
+sweep (graphc.ops.shape.unbroadcast) sums it back to each input's shape, once.
 """
 from __future__ import annotations
 
 import numpy as np
 import sympy as sp
 
-from ..primitive import Aval, primitive
+from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
+from . import _samples as S
 from ._rules import elementwise_rule, size_flops, zero_flops
 
 
-def _binary(name, tmpl, fn, prec, vjp, sym, label, flops=size_flops, **kw):
-    return primitive(name=name, shape=elementwise_rule(fn), numpy=tmpl, prec=prec, vjp=vjp,
-                     sympy=sym, label=label, elementwise=True, flops=flops, **kw)
+def _binary(*, name, numpy, fn, vjp, sympy, label, prec=100, flops=size_flops, **fields):
+    return primitive(name=name, shape=elementwise_rule(fn), numpy=numpy, prec=prec, vjp=vjp,
+                     sympy=sympy, label=label, elementwise=True, flops=flops, **fields)
 
 
-def _unary(name, fn, vjp, sym, label=None, tmpl=None, flops=size_flops, **kw):
-    return primitive(name=name, shape=elementwise_rule(fn), numpy=tmpl or f"np.{fn.__name__}({{0}})",
-                     vjp=vjp, sympy=sym, label=label or name, elementwise=True, flops=flops, **kw)
+def _unary(*, name, fn, vjp, sympy, label=None, numpy=None, flops=size_flops, **fields):
+    return primitive(name=name, shape=elementwise_rule(fn),
+                     numpy=numpy or f"np.{fn.__name__}({{0}})", vjp=vjp, sympy=sympy,
+                     label=label or name, elementwise=True, flops=flops, **fields)
+
+
+def _inplace(ufunc):
+    """Fields of an op NumPy can compute into an ``out=`` array (always a fresh array)."""
+    return {"inplace_ufunc": ufunc, "fresh_result": True}
 
 
 # --- arithmetic ----------------------------------------------------------------
-# Signed units: x + (-0.0) and x - 0.0 are x for every x, but x + 0.0 turns -0.0 into
-# +0.0 (tracing._is_unit compares the sign of a zero for floating results).
-add = _binary("add", "{0} + {1}", np.add, 11, lambda ct, x, y, *, out: (ct, ct),
-              lambda x, y: x + y, "+", units=(-0.0, -0.0))
-sub = _binary("sub", "{0} - {1}", np.subtract, 11, lambda ct, x, y, *, out: (ct, -ct),
-              lambda x, y: x - y, "−", units=(None, 0.0))
-mul = _binary("mul", "{0} * {1}", np.multiply, 12, lambda ct, x, y, *, out: (ct * y, ct * x),
-              lambda x, y: x * y, "×", units=(1, 1))
-div = _binary("div", "{0} / {1}", np.true_divide, 12,
-              lambda ct, x, y, *, out: (ct / y, -(ct * out / y)),
-              lambda x, y: x / y, "÷", units=(None, 1))
-neg = _unary("neg", np.negative, lambda ct, x, *, out: (-ct,), lambda x: -x, "−",
-             tmpl="-{0}", prec=13)
+# Signed identities: x + (-0.0) and x - 0.0 are x for every x, but x + 0.0 turns -0.0
+# into +0.0 (tracing._is_unit compares the sign of a zero for floating results).
+add = _binary(name="add", samples=S.binary(np.add), numpy="{0} + {1}", fn=np.add, prec=11,
+              vjp=lambda ct, x, y, *, out: (ct, ct), sympy=lambda x, y: x + y, label="+",
+              identities=(-0.0, -0.0), **_inplace("np.add"))
+sub = _binary(name="sub", samples=S.binary(np.subtract), numpy="{0} - {1}", fn=np.subtract, prec=11,
+              vjp=lambda ct, x, y, *, out: (ct, -ct), sympy=lambda x, y: x - y, label="−",
+              identities=(None, 0.0), **_inplace("np.subtract"))
+mul = _binary(name="mul", samples=S.binary(np.multiply), numpy="{0} * {1}", fn=np.multiply, prec=12,
+              vjp=lambda ct, x, y, *, out: (ct * y, ct * x), sympy=lambda x, y: x * y,
+              label="×", identities=(1, 1), **_inplace("np.multiply"),
+              nonfinite_hint="a product of 0 and inf, or an overflow: scale the values down")
+div = _binary(name="div", samples=S.binary(np.true_divide, gy="away"), numpy="{0} / {1}", fn=np.true_divide, prec=12,
+              vjp=lambda ct, x, y, *, out: (ct / y, -(ct * out / y)),
+              sympy=lambda x, y: x / y, label="÷", identities=(None, 1), **_inplace("np.divide"),
+              nonfinite_hint="a division by zero (or 0/0, inf/inf): add a small epsilon to the "
+                             "denominator or guard it with np.where")
+neg = _unary(name="neg", samples=S.unary(np.negative), fn=np.negative, vjp=lambda ct, x, *, out: (-ct,), sympy=lambda x: -x,
+             label="−", numpy="-{0}", prec=13, **_inplace("np.negative"))
 
 
 def _pow_vjp(ct, x, y, *, out):
@@ -68,25 +81,62 @@ def _pow_vjp(ct, x, y, *, out):
     return dx, ct * (log(safe_x) * out)
 
 
-pow = _binary("pow", "{0} ** {1}", np.power, 14, _pow_vjp, lambda x, y: x ** y, "^",
-              slots=(15, 13))
+def _pow_samples(d):
+    p = np.power
+    return [S.Sample((d.pos(3, 4), d.rnd(3, 4)), {}, p, "pos-base-array-exp"),
+            S.Sample((d.pos(3, 4), d.rnd(4)), {}, p, "bcast-exp"),
+            S.Sample((d.pos(3, 4), 2), {}, p, "static-int-2"),
+            S.Sample((d.rnd(3, 4), 3), {}, p, "static-int-3-neg-base"),
+            S.Sample((d.pos(3, 4), 0.5), {}, p, "pyfloat-exp"),
+            S.Sample((2.0, d.rnd(3, 4)), {}, p, "pyfloat-base"),
+            S.Sample((d.pos(4, dtype=S.F32), 1.5), {}, p, "f32-pyfloat-exp"),
+            S.Sample((d.pos(3), np.asarray(d.rnd(1)[0])), {}, p, "0-d-exp")]
+
+
+pow = _binary(name="pow", samples=_pow_samples, numpy="{0} ** {1}", fn=np.power, prec=14, vjp=_pow_vjp,
+              sympy=lambda x, y: x ** y, label="^", slots=(15, 13), **_inplace("np.power"),
+              nonfinite_hint="a power overflowed or took a fractional power of a negative "
+                             "number (or of 0 in the gradient): clip the base or use an "
+                             "integer exponent")
 
 # --- transcendental --------------------------------------------------------------
-exp = _unary("exp", np.exp, lambda ct, x, *, out: (ct * out,), sp.exp)
-log = _unary("log", np.log, lambda ct, x, *, out: (ct / x,), sp.log)
-sin = _unary("sin", np.sin, lambda ct, x, *, out: (ct * cos(x),), sp.sin)
-cos = _unary("cos", np.cos, lambda ct, x, *, out: (-(ct * sin(x)),), sp.cos)
-tan = _unary("tan", np.tan, lambda ct, x, *, out: (ct * (1 + out * out),), sp.tan)
-tanh = _unary("tanh", np.tanh, lambda ct, x, *, out: (ct * (1 - out * out),), sp.tanh)
-sqrt = _unary("sqrt", np.sqrt, lambda ct, x, *, out: (ct / (2 * out),), sp.sqrt, "√")
-log1p = _unary("log1p", np.log1p, lambda ct, x, *, out: (ct / (1 + x),), lambda x: sp.log(1 + x))
+exp = _unary(name="exp", samples=S.unary(np.exp), fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), sympy=sp.exp,
+             **_inplace("np.exp"),
+             nonfinite_hint="exp overflows above about 709 in float64 (88 in float32): use a "
+                            "stable form (graphc.nn.softplus, logsumexp, log_softmax, sigmoid) "
+                            "or clip its input")
+log = _unary(name="log", samples=S.unary(np.log, "pos"), fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), sympy=sp.log,
+             **_inplace("np.log"),
+             nonfinite_hint="log(0) is -inf and log of a negative number is nan: add a small "
+                            "epsilon, use np.log1p(x) for log(1 + x), or graphc.nn.log_softmax "
+                            "instead of log(softmax(x))")
+sin = _unary(name="sin", samples=S.unary(np.sin), fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), sympy=sp.sin,
+             **_inplace("np.sin"))
+cos = _unary(name="cos", samples=S.unary(np.cos), fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), sympy=sp.cos,
+             **_inplace("np.cos"))
+tan = _unary(name="tan", samples=S.unary(np.tan, "uniform"), fn=np.tan, vjp=lambda ct, x, *, out: (ct * (1 + out * out),),
+             sympy=sp.tan, **_inplace("np.tan"),
+             nonfinite_hint="tan is infinite at odd multiples of pi/2: keep its input inside "
+                            "(-pi/2, pi/2)")
+tanh = _unary(name="tanh", samples=S.unary(np.tanh), fn=np.tanh, vjp=lambda ct, x, *, out: (ct * (1 - out * out),),
+              sympy=sp.tanh, **_inplace("np.tanh"))
+sqrt = _unary(name="sqrt", samples=S.unary(np.sqrt, "pos"), fn=np.sqrt, vjp=lambda ct, x, *, out: (ct / (2 * out),),
+              sympy=sp.sqrt, label="√", **_inplace("np.sqrt"),
+              nonfinite_hint="sqrt of a negative number is nan, and its gradient at 0 is inf: "
+                             "clip the input away from 0 (np.maximum(x, eps)) or add an epsilon")
+log1p = _unary(name="log1p", samples=S.unary(np.log1p, "pos"), fn=np.log1p, vjp=lambda ct, x, *, out: (ct / (1 + x),),
+               sympy=lambda x: sp.log(1 + x), **_inplace("np.log1p"),
+               nonfinite_hint="log1p(x) is -inf at x = -1 and nan below: keep its input above -1")
 # d expm1 = exp(x), not out + 1: for x < -37 (float64; -17 in float32) out + 1 rounds
 # to 0, losing the whole (tiny but nonzero) derivative.
-expm1 = _unary("expm1", np.expm1, lambda ct, x, *, out: (ct * exp(x),), lambda x: sp.exp(x) - 1)
-abs = _unary("abs", np.abs, lambda ct, x, *, out: (ct * sign(x),), sp.Abs, "|x|",
-             tmpl="np.abs({0})")
+expm1 = _unary(name="expm1", samples=S.unary(np.expm1), fn=np.expm1, vjp=lambda ct, x, *, out: (ct * exp(x),),
+               sympy=lambda x: sp.exp(x) - 1, **_inplace("np.expm1"),
+               nonfinite_hint="expm1 overflows above about 709 in float64 (88 in float32): "
+                              "clip its input")
+abs = _unary(name="abs", samples=S.unary(np.abs, "away"), fn=np.abs, vjp=lambda ct, x, *, out: (ct * sign(x),), sympy=sp.Abs,
+             label="|x|", numpy="np.abs({0})", **_inplace("np.abs"))
 # sign is flat: its derivative is zero everywhere it exists.
-sign = _unary("sign", np.sign, lambda ct, x, *, out: (None,), sp.sign)
+sign = _unary(name="sign", samples=S.unary(np.sign, "away"), fn=np.sign, vjp=lambda ct, x, *, out: (None,), sympy=sp.sign)
 
 
 # --- maximum / minimum ----------------------------------------------------------------
@@ -118,22 +168,50 @@ def _sym_min(x, y):
     return sp.Piecewise((x, sp.StrictLessThan(x, y)), ((x + y) / 2, sp.Eq(x, y)), (y, True))
 
 
-maximum = _binary("maximum", "np.maximum({0}, {1})", np.maximum, 100, _max_vjp, _sym_max, "max")
-minimum = _binary("minimum", "np.minimum({0}, {1})", np.minimum, 100, _min_vjp, _sym_min, "min")
+def _maxmin_samples(np_fn):
+    def samples(d):
+        y = d.rnd(4)
+        return [S.Sample((d.away(3, 4) + y, y), {}, np_fn, "bcast-(3,4)-(4,)"),
+                S.Sample((np.array([[-1.0], [0.25], [1.5]]), np.array([[-0.5, 0.7, 1.1, 2.0]])),
+                         {}, np_fn, "bcast-(3,1)-(1,4)"),
+                S.Sample((d.away(3, 4), 0.0), {}, np_fn, "pyfloat-zero"),
+                S.Sample((d.away(5, dtype=S.F32) + 1, np.ones(5, S.F32)), {}, np_fn, "f32")]
+    return samples
+
+
+maximum = _binary(name="maximum", samples=_maxmin_samples(np.maximum), numpy="np.maximum({0}, {1})", fn=np.maximum, vjp=_max_vjp,
+                  sympy=_sym_max, label="max", **_inplace("np.maximum"))
+minimum = _binary(name="minimum", samples=_maxmin_samples(np.minimum), numpy="np.minimum({0}, {1})", fn=np.minimum, vjp=_min_vjp,
+                  sympy=_sym_min, label="min", **_inplace("np.minimum"))
 
 # --- comparisons and logic (no gradient) ------------------------------------------------
-_no_vjp = None
-gt = _binary("gt", "{0} > {1}", np.greater, 6, _no_vjp, sp.StrictGreaterThan, ">", slots=(7, 7), flops=zero_flops)
-ge = _binary("ge", "{0} >= {1}", np.greater_equal, 6, _no_vjp, sp.GreaterThan, "≥", slots=(7, 7), flops=zero_flops)
-lt = _binary("lt", "{0} < {1}", np.less, 6, _no_vjp, sp.StrictLessThan, "<", slots=(7, 7), flops=zero_flops)
-le = _binary("le", "{0} <= {1}", np.less_equal, 6, _no_vjp, sp.LessThan, "≤", slots=(7, 7), flops=zero_flops)
-eq = _binary("eq", "{0} == {1}", np.equal, 6, _no_vjp, sp.Eq, "=", slots=(7, 7), flops=zero_flops)
-ne = _binary("ne", "{0} != {1}", np.not_equal, 6, _no_vjp, sp.Ne, "≠", slots=(7, 7), flops=zero_flops)
-logical_and = _binary("logical_and", "np.logical_and({0}, {1})", np.logical_and, 100, _no_vjp,
-                      sp.And, "and", flops=zero_flops)
-logical_or = _binary("logical_or", "np.logical_or({0}, {1})", np.logical_or, 100, _no_vjp,
-                     sp.Or, "or", flops=zero_flops)
-logical_not = _unary("logical_not", np.logical_not, _no_vjp, sp.Not, "not", flops=zero_flops)
+def _compare(*, name, numpy, fn, sympy, label, **fields):
+    return _binary(name=name, numpy=numpy, fn=fn, prec=6, vjp=NOT_DIFFERENTIABLE, sympy=sympy,
+                   label=label, slots=(7, 7), flops=zero_flops, **fields)
+
+
+def _logic_samples(np_fn):
+    return lambda d: [S.Sample((d.bools(3, 4), d.bools(4)), {}, np_fn, "bcast")]
+
+
+gt = _compare(name="gt", samples=S.compare(np.greater), numpy="{0} > {1}", fn=np.greater, sympy=sp.StrictGreaterThan, label=">")
+ge = _compare(name="ge", samples=S.compare(np.greater_equal), numpy="{0} >= {1}", fn=np.greater_equal, sympy=sp.GreaterThan, label="≥")
+lt = _compare(name="lt", samples=S.compare(np.less), numpy="{0} < {1}", fn=np.less, sympy=sp.StrictLessThan, label="<")
+le = _compare(name="le", samples=S.compare(np.less_equal), numpy="{0} <= {1}", fn=np.less_equal, sympy=sp.LessThan, label="≤")
+# == and != compare logic values as logic values (True == (x > 0)), not as 0 and 1
+eq = _compare(name="eq", samples=S.compare(np.equal), numpy="{0} == {1}", fn=np.equal, sympy=sp.Eq, label="=",
+              logic_operands=True)
+ne = _compare(name="ne", samples=S.compare(np.not_equal), numpy="{0} != {1}", fn=np.not_equal, sympy=sp.Ne, label="≠",
+              logic_operands=True)
+logical_and = _binary(name="logical_and", samples=_logic_samples(np.logical_and), numpy="np.logical_and({0}, {1})", fn=np.logical_and,
+                      vjp=NOT_DIFFERENTIABLE, sympy=sp.And, label="and", flops=zero_flops,
+                      logic_operands=True)
+logical_or = _binary(name="logical_or", samples=_logic_samples(np.logical_or), numpy="np.logical_or({0}, {1})", fn=np.logical_or,
+                     vjp=NOT_DIFFERENTIABLE, sympy=sp.Or, label="or", flops=zero_flops,
+                     logic_operands=True)
+logical_not = _unary(name="logical_not", fn=np.logical_not,
+                     samples=lambda d: [S.Sample((d.bools(3, 4),), {}, np.logical_not, "bool")], vjp=NOT_DIFFERENTIABLE,
+                     sympy=sp.Not, label="not", flops=zero_flops, logic_operands=True)
 
 
 # --- where ---------------------------------------------------------------------------
@@ -153,9 +231,17 @@ def _sym_where(c, x, y):
     return sp.Piecewise((x, c), (y, True))
 
 
+def _where_samples(d):
+    w = np.where
+    return [S.Sample((d.bools(3, 4), d.rnd(3, 4), d.rnd(4)), {}, w, "bcast-y"),
+            S.Sample((d.bools(3, 1), d.rnd(1, 4), d.rnd(3, 4)), {}, w, "bcast-all"),
+            S.Sample((d.bools(3, 4), d.rnd(3, 4), 0.0), {}, w, "pyfloat-y"),
+            S.Sample((d.bools(4), d.rnd(4, dtype=S.F32), d.rnd(4, dtype=S.F32)), {}, w, "f32")]
+
+
 where = primitive(
-    name="where", shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
-    vjp=_where_vjp, sympy=_sym_where,
+    name="where", samples=_where_samples, shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
+    vjp=_where_vjp, sympy=_sym_where, logic_operands=True, fresh_result=True,
     label="where", elementwise=True, flops=size_flops,
     doc="np.where(cond, x, y); cond gets no gradient.")
 
@@ -197,10 +283,26 @@ def _sym_masked_mul(x, w):
     return sp.Piecewise((x * w, sp.Ne(w, 0)), (0, True))
 
 
+def _masked_mul_ref(x, w):
+    return np.where(np.asarray(w) != 0, np.multiply(x, w), 0).astype(np.result_type(x, w))
+
+
+def _masked_mul_samples(d):
+    r = _masked_mul_ref
+    inf_x = np.array([np.inf, -np.inf, np.nan, 2.0])
+    return [S.Sample((d.rnd(3, 4), d.bools(3, 4)), {}, r, "bool-mask"),
+            S.Sample((d.rnd(3, 4), d.bools(4)), {}, r, "bcast-mask"),
+            S.Sample((d.rnd(3, 4), np.array([0.0, 0.5, 1.0, 0.0])), {}, r, "weights"),
+            S.Sample((d.rnd(5, dtype=S.F32), d.bools(5)), {}, r, "f32"),
+            S.Sample((inf_x, np.array([False, False, False, True])), {}, r, "inf-masked-out",
+                     grad=False),
+            S.Sample((np.float64(np.inf), np.False_), {}, r, "0-d", grad=False)]
+
+
 masked_mul = primitive(
-    name="masked_mul", shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
+    name="masked_mul", samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
     vjp=_masked_mul_vjp, sympy=_sym_masked_mul, label="× mask", elementwise=True,
-    flops=size_flops,
+    flops=size_flops, fresh_result=True,
     doc="x * w, exactly 0 where w == 0 even for an infinite or nan x (gradient masks).")
 
 
@@ -221,7 +323,20 @@ def _sym_astype(x, dtype):
     return x
 
 
+def _astype_sample(x, dtype):
+    dtype = np.dtype(dtype)
+    return S.Sample((x,), {"dtype": dtype}, lambda x: x.astype(dtype), f"{x.dtype}->{dtype}",
+                    fd_ref=lambda x: np.asarray(x, np.float64))
+
+
+def _astype_samples(d):
+    return [_astype_sample(d.rnd(3, 4, dtype=S.F32), np.float64),
+            _astype_sample(d.rnd(3, 4), S.F32), _astype_sample(d.ints(3, 4), np.float64),
+            _astype_sample(d.bools(5), S.F32)]
+
+
 astype = primitive(
-    name="astype", shape=_astype_shape, numpy="{0}.astype({dtype})",
+    name="astype", samples=_astype_samples, shape=_astype_shape, numpy="{0}.astype({dtype})",
     vjp=lambda ct, x, *, out, dtype: (astype(ct, dtype=x.dtype) if ct.dtype != x.dtype else ct,),
-    sympy=lambda x, dtype: _sym_astype(x, dtype), label="astype", elementwise=True, flops=zero_flops, family="shape")
+    sympy=lambda x, dtype: _sym_astype(x, dtype), logic_operands=True, label="astype",
+    label_detail=lambda p: f"{p['dtype']}", elementwise=True, flops=zero_flops, family="shape")

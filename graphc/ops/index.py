@@ -6,6 +6,9 @@ An index is stored as a static ``spec``: a tuple whose items are
 or ``("array", k)`` for the k-th array argument after ``x`` (traced or
 constant integer arrays).  The two primitives are each other's VJP, so the set
 is closed under differentiation.
+
+``take_along_axis`` / ``put_along_axis`` (one index per row, each the other's VJP)
+select the first maximum of overlapping or padded pooling windows.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 
 from ..errors import IndexError_, ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
+from . import _samples as S
 from ._rules import zero_flops
 
 
@@ -85,8 +89,36 @@ def _sym_getitem(x, *idx, spec):
     return np.asarray(x)[_concrete_index(spec, idx)]
 
 
+def _getitem_sample(d, shape, key, desc):
+    spec, arrays = S.index_spec(key)
+    return S.Sample((d.rnd(*shape), *arrays), {"spec": spec},
+                    lambda x, *idx: x[S.with_arrays(key, idx)], desc)
+
+
+def _getitem_samples(d):
+    return [
+        _getitem_sample(d, (5,), slice(1, 4), "[1:4]"),
+        _getitem_sample(d, (4, 5), (slice(None), slice(1, 3)), "[:,1:3]"),
+        _getitem_sample(d, (4, 5), (slice(None, None, 2), slice(None, None, -1)), "[::2,::-1]"),
+        _getitem_sample(d, (4, 5), 1, "[1]"),
+        _getitem_sample(d, (4, 5), (1, -1), "[1,-1]"),
+        _getitem_sample(d, (3, 4), (None, slice(None), 1), "[None,:,1]"),
+        _getitem_sample(d, (2, 3, 4), (Ellipsis, 1), "[...,1]"),
+        _getitem_sample(d, (2, 3), (Ellipsis, None), "[...,None]"),
+        _getitem_sample(d, (2, 3, 4), (1, Ellipsis, None, slice(2, None)), "[1,...,None,2:]"),
+        _getitem_sample(d, (4,), np.array([0, 2, 0]), "[[0,2,0]]-repeated"),
+        _getitem_sample(d, (3, 4), (slice(None), np.array([0, 2, 0])), "[:,[0,2,0]]-mixed"),
+        _getitem_sample(d, (3, 4), (np.array([0, 1, 0]), np.array([2, 0, 2])), "[[0,1,0],[2,0,2]]"),
+        _getitem_sample(d, (4, 3), np.array([[0, 1], [1, 3]]), "[2d-index]"),
+        _getitem_sample(d, (3, 4, 2), (np.array([0, 2]), slice(None), np.array([1, 0])),
+                        "[[0,2],:,[1,0]]-separated"),
+        _getitem_sample(d, (3, 4), (1, np.array([0, 3, 3])), "[1,[0,3,3]]"),
+        _getitem_sample(d, (3, 4), (np.array([2, 0]), slice(1, 3), None), "[[2,0],1:3,None]"),
+    ]
+
+
 getitem = primitive(
-    name="getitem", shape=_getitem_rule, numpy=_emit_getitem, vjp=_getitem_vjp,
+    name="getitem", samples=_getitem_samples, shape=_getitem_rule, numpy=_emit_getitem, vjp=_getitem_vjp,
     sympy=_sym_getitem, label="[]", family="index", flops=zero_flops,
     doc="x[index]; integer-array parts of the index are arguments, the rest is static.")
 
@@ -125,8 +157,33 @@ def _sym_scatter(v, *idx, spec, shape, unique=False):
     return out
 
 
+def _scatter_sample(d, shape, key, desc):
+    spec, arrays = S.index_spec(key)
+    v = d.rnd(*np.zeros(shape)[S.with_arrays(key, arrays)].shape)
+
+    def ref(v, *idx):
+        z = np.zeros(shape, v.dtype)
+        np.add.at(z, S.with_arrays(key, idx), v)
+        return z
+    return S.Sample((v, *arrays), {"spec": spec, "shape": shape}, ref, desc)
+
+
+def _scatter_samples(d):
+    return [
+        _scatter_sample(d, (4,), np.array([1, 1, 0]), "[[1,1,0]]-repeated"),
+        _scatter_sample(d, (2, 3), (slice(None), np.array([0, 2, 0])), "[:,[0,2,0]]-mixed"),
+        _scatter_sample(d, (3, 3), (np.array([0, 0]), np.array([1, 1])), "[[0,0],[1,1]]"),
+        _scatter_sample(d, (4, 2), slice(1, 3), "[1:3]-static"),
+        _scatter_sample(d, (3, 4), (1, np.array([0, 3, 3])), "[1,[0,3,3]]"),
+        _scatter_sample(d, (2, 3, 4), (Ellipsis, 1), "[...,1]-static"),
+        _scatter_sample(d, (3, 4, 2), (np.array([0, 2]), slice(None), np.array([1, 0])),
+                        "[[0,2],:,[1,0]]-separated"),
+    ]
+
+
 scatter_add = primitive(
-    name="scatter_add", statements=True, shape=_scatter_rule, numpy=_emit_scatter, vjp=_scatter_vjp,
+    name="scatter_add", samples=_scatter_samples, never_inline_args=True, fresh_result=True, shape=_scatter_rule,
+    numpy=_emit_scatter, vjp=_scatter_vjp,
     sympy=_sym_scatter, label="scatter+", family="index",
     flops=lambda out, v, *idx, **p: v.size,
     doc="zeros(shape) with v added at index (np.add.at); the transpose of getitem. "
@@ -137,3 +194,69 @@ def static_slice(x, axis, start, stop):
     """``x[..., start:stop, ...]`` along ``axis`` (a graph op)."""
     spec = tuple(("slice", None, None, None) for _ in range(axis)) + (("slice", start, stop, None),)
     return getitem(x, spec=spec)
+
+
+# --- take_along_axis / put_along_axis: one element per row (overlapping pooling) ---------
+def _take_rule(x, idx, *, axis):
+    if idx.dtype.kind not in "iu" or idx.ndim != x.ndim or idx.shape[axis] != 1:
+        raise ShapeError(f"take_along_axis expects one integer index per row along axis {axis}, "
+                         f"got {idx.short()} for {x.short()}")
+    shape = list(x.shape)
+    shape[axis] = 1
+    return Aval(tuple(shape), x.dtype, False)
+
+
+_ROWS = np.array([[3], [0], [2]])
+
+
+def _take_samples(d):
+    def ref(axis):
+        return lambda x, i: np.take_along_axis(x, i, axis=axis)
+    return [S.Sample((d.rnd(3, 4), _ROWS), {"axis": 1}, ref(1), "axis1"),
+            S.Sample((d.rnd(4, 3), _ROWS.T), {"axis": 0}, ref(0), "axis0")]
+
+
+take_along_axis = primitive(
+    name="take_along_axis", samples=_take_samples, shape=_take_rule, numpy="np.take_along_axis({0}, {1}, axis={axis})",
+    vjp=lambda ct, x, idx, *, out, axis: (put_along_axis(ct, idx, shape=tuple(x.shape), axis=axis), None),
+    sympy=lambda x, idx, *, axis: np.take_along_axis(np.asarray(x, dtype=object), idx, axis=axis),
+    label="select", family="index", flops=zero_flops,
+    doc="np.take_along_axis with one index per row (size 1 along axis).")
+
+
+def _put_rule(v, idx, *, shape, axis):
+    want = list(shape)
+    want[axis] = 1
+    if tuple(v.shape) != tuple(want) or tuple(idx.shape) != tuple(want):
+        raise ShapeError(f"put_along_axis: values {v.short()} / index {idx.short()} do not fit {shape}")
+    return Aval(tuple(shape), v.dtype, False)
+
+
+def _emit_put(e, *, shape, axis):
+    return [f"{e.out} = np.zeros({tuple(shape)!r}, dtype=np.{e.aval.dtype.name})",
+            f"np.put_along_axis({e.out}, {e.args[1]}, {e.args[0]}, axis={axis})"]
+
+
+def _sym_put(v, idx, *, shape, axis):
+    out = np.zeros(shape, dtype=object)
+    np.put_along_axis(out, idx, np.asarray(v, dtype=object), axis=axis)
+    return out
+
+
+def _put_samples(d):
+    def ref(shape, axis):
+        def put(v, idx):
+            z = np.zeros(shape, v.dtype)
+            np.put_along_axis(z, idx, v, axis=axis)
+            return z
+        return put
+    return [S.Sample((d.rnd(3, 1), _ROWS), {"shape": (3, 4), "axis": 1}, ref((3, 4), 1), "axis1"),
+            S.Sample((d.rnd(1, 3), _ROWS.T), {"shape": (4, 3), "axis": 0}, ref((4, 3), 0),
+                     "axis0")]
+
+
+put_along_axis = primitive(
+    name="put_along_axis", samples=_put_samples, never_inline_args=True, shape=_put_rule, numpy=_emit_put,
+    vjp=lambda ct, v, idx, *, out, shape, axis: (take_along_axis(ct, idx, axis=axis), None),
+    sympy=_sym_put, label="place", family="index", flops=zero_flops,
+    doc="zeros(shape) with one value per row placed at idx along axis.")

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..primitive import Aval, primitive
+from . import _samples as S
 
 
 def _matmul_rule(x, y):
@@ -27,8 +28,7 @@ def _matmul_rule(x, y):
 
 
 def _matmul_vjp(ct, x, y, *, out):
-    from ..autodiff import unbroadcast
-    from .shape import reshape
+    from .shape import reshape, unbroadcast
     if x.ndim == 1 and y.ndim == 1:
         return ct * y, ct * x
     x2 = x if x.ndim > 1 else reshape(x, shape=(1,) + x.shape)
@@ -55,6 +55,18 @@ def _matmul_flops(out, x, y):
     return 2 * k * max(out.size, 1)
 
 
+def _matmul_samples(d):
+    mm, f32 = np.matmul, np.float32
+    shapes = [((4,), (4,)), ((4,), (4, 5)), ((3, 4), (4,)), ((3, 4), (4, 5)),
+              ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((1, 3, 4), (2, 4, 5)),
+              ((4,), (2, 4, 5)), ((2, 3, 4), (4,))]
+    return [S.Sample((d.rnd(*a), d.rnd(*b)), {}, mm, f"{a}@{b}") for a, b in shapes] + [
+        S.Sample((d.rnd(3, 4, dtype=f32), d.rnd(4, 2, dtype=f32)), {}, mm, "f32"),
+        S.Sample((d.rnd(3, 4, dtype=f32), d.rnd(4, 2)), {}, mm, "f32@f64"),
+        S.Sample((d.rnd(2, 3), d.rnd(3, 2)), {}, mm, "2x3 @ 3x2", proof=True)]
+
+
 matmul = primitive(
-    name="matmul", shape=_matmul_rule, numpy="{0} @ {1}", prec=12, vjp=_matmul_vjp,
-    sympy=lambda x, y: np.matmul(x, y), label="@", family="linalg", flops=_matmul_flops)
+    name="matmul", samples=_matmul_samples, shape=_matmul_rule, numpy="{0} @ {1}", prec=12, vjp=_matmul_vjp,
+    sympy=lambda x, y: np.matmul(x, y), label="@", family="linalg", flops=_matmul_flops,
+    fresh_result=True)

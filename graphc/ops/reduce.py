@@ -1,10 +1,11 @@
-"""Reductions over axes: sum, max, min (with ``keepdims``)."""
+"""Reductions over axes: sum, max, min (with ``keepdims``), and argmax."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..primitive import Aval, primitive
-from ._rules import input_flops, result_dtype
+from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
+from . import _samples as S
+from ._rules import input_flops, result_dtype, sym_at_point
 
 
 def _reduce_rule(fn):
@@ -80,10 +81,61 @@ def _sym_extreme(which):
     return sym
 
 
-sum = primitive(name="sum", shape=_reduce_rule(np.sum), numpy=_emit_reduce("sum"), vjp=_sum_vjp,
-                sympy=_sym_reduce(np.sum), label="Σ", family="reduce", flops=input_flops,
+def _axis_detail(params):
+    axis = params.get("axis")
+    return None if axis is None else f"axis={','.join(map(str, axis))}"
+
+
+def _reduce_sample(np_fn, x, axis, keepdims, desc=""):
+    return S.Sample((x,), {"axis": axis, "keepdims": keepdims},
+                    lambda x: np_fn(x, axis=axis, keepdims=keepdims),
+                    desc or f"{x.dtype}{x.shape}-axis{axis}-{'keep' if keepdims else 'drop'}")
+
+
+def _sum_samples(d):
+    def c(x, axis, keepdims, desc=""):
+        return _reduce_sample(np.sum, x, axis, keepdims, desc)
+    return [c(d.rnd(3, 4), (1,), False), c(d.rnd(3, 4), (1,), True),
+            c(d.rnd(3, 4), (0, 1), False), c(d.rnd(3, 4), (0, 1), True),
+            c(d.rnd(2, 3, 4), (0, 2), False), c(d.rnd(2, 3, 4), (0, 2), True),
+            c(d.rnd(2, 3, 4), (1,), False), c(d.rnd(3, dtype=np.float32), (0,), False),
+            c(np.asarray(d.rnd(1)[0]), (), False, "0-d"),
+            c(d.rnd(3), (), False, "empty-axis-tuple"),
+            c(d.ints(3, 4), (1,), False), c(d.bools(3, 4), (0,), True)]
+
+
+def _extreme_samples(np_fn):
+    def samples(d):
+        def c(x, axis, keepdims):
+            return _reduce_sample(np_fn, x, axis, keepdims)
+        return [c(d.rnd(3, 4), (1,), False), c(d.rnd(3, 4), (1,), True),
+                c(d.rnd(3, 4), (0, 1), False), c(d.rnd(2, 3, 4), (0, 2), True),
+                c(d.rnd(5, dtype=np.float32), (0,), False), c(d.ints(3, 4), (0,), False)]
+    return samples
+
+
+sum = primitive(name="sum", samples=_sum_samples, shape=_reduce_rule(np.sum), numpy=_emit_reduce("sum"), vjp=_sum_vjp,
+                sympy=_sym_reduce(np.sum), label="Σ", label_detail=_axis_detail, family="reduce",
+                flops=input_flops, fresh_result=True,
                 doc="x.sum(axis, keepdims); axis is a normalized tuple.")
-max = primitive(name="max", shape=_reduce_rule(np.max), numpy=_emit_reduce("max"), vjp=_extreme_vjp,
-                sympy=_sym_extreme("max"), label="max", family="reduce", flops=input_flops)
-min = primitive(name="min", shape=_reduce_rule(np.min), numpy=_emit_reduce("min"), vjp=_extreme_vjp,
-                sympy=_sym_extreme("min"), label="min", family="reduce", flops=input_flops)
+max = primitive(name="max", samples=_extreme_samples(np.max), shape=_reduce_rule(np.max), numpy=_emit_reduce("max"),
+                vjp=_extreme_vjp, sympy=_sym_extreme("max"), label="max",
+                label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)
+min = primitive(name="min", samples=_extreme_samples(np.min), shape=_reduce_rule(np.min), numpy=_emit_reduce("min"),
+                vjp=_extreme_vjp, sympy=_sym_extreme("min"), label="min",
+                label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)
+
+
+def _argmax_rule(x, *, axis):
+    shape = tuple(d for i, d in enumerate(x.shape) if i != axis)
+    return Aval(shape, np.dtype(np.intp), False)
+
+
+argmax = primitive(
+    name="argmax",
+    samples=lambda d: [S.Sample((np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]]),), {"axis": 1},
+                                lambda x: x.argmax(axis=1), "ties-first"),
+                       S.Sample((d.rnd(3, 4),), {"axis": 0}, lambda x: x.argmax(axis=0), "axis0")], shape=_argmax_rule, numpy="{0}.argmax(axis={axis})", vjp=NOT_DIFFERENTIABLE,
+    sympy=sym_at_point(lambda x, *, axis: np.argmax(x, axis=axis)), sympy_at_point=True,
+    label="argmax", family="reduce", flops=lambda out, x, **p: x.size,
+    doc="Index of the first maximum along axis (no gradient).")

@@ -1,10 +1,12 @@
-"""Shape primitives: reshape, transpose, broadcast_to, concatenate."""
+"""Shape primitives: reshape, transpose, broadcast_to, concatenate; and ``unbroadcast``, the
+transpose of broadcasting, with which the reverse sweep sums each cotangent to its input's shape."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ShapeError
 from ..primitive import Aval, primitive
+from . import _samples as S
 from ._rules import zero_flops
 
 
@@ -19,10 +21,22 @@ def _emit_reshape(e, *, shape):
         if shape else f"{e.atoms[0]}.reshape(())"
 
 
+def _shape_detail(params):
+    return f"{tuple(params['shape'])}"
+
+
+def _reshape_samples(d):
+    pairs = [(d.rnd(2, 3, 4), (6, 4)), (d.rnd(2, 3, 4), (24,)), (d.rnd(2, 3, 4), (4, 1, 6)),
+             (np.asarray(d.rnd(1)[0]), (1, 1)), (d.rnd(1, 1), ()), (d.rnd(6, dtype=S.F32), (2, 3))]
+    return [S.Sample((x,), {"shape": s}, (lambda s: lambda x: x.reshape(s))(s), f"{x.shape}->{s}")
+            for x, s in pairs]
+
+
 reshape = primitive(
-    name="reshape", shape=_reshape_rule, numpy=_emit_reshape,
+    name="reshape", samples=_reshape_samples, shape=_reshape_rule, numpy=_emit_reshape,
     vjp=lambda ct, x, *, out, shape: (reshape(ct, shape=x.shape),),
-    sympy=lambda x, shape: x.reshape(shape), label="reshape", family="shape", flops=zero_flops)
+    sympy=lambda x, shape: x.reshape(shape), label="reshape", label_detail=_shape_detail,
+    family="shape", flops=zero_flops)
 
 
 def _transpose_rule(x, *, axes):
@@ -37,10 +51,18 @@ def _emit_transpose(e, *, axes):
     return f"{e.atoms[0]}.transpose({', '.join(map(str, axes))})"
 
 
+def _transpose_samples(d):
+    pairs = [(d.rnd(2, 3, 4), (2, 0, 1)), (d.rnd(2, 3, 4), (1, 0, 2)), (d.rnd(2, 3, 4), (0, 2, 1)),
+             (d.rnd(2, 3, 4), (2, 1, 0)), (d.rnd(3, 4), (1, 0)), (d.rnd(3, 4, dtype=S.F32), (1, 0))]
+    return [S.Sample((x,), {"axes": a}, (lambda a: lambda x: x.transpose(a))(a), f"{x.shape}-{a}")
+            for x, a in pairs]
+
+
 transpose = primitive(
-    name="transpose", shape=_transpose_rule, numpy=_emit_transpose,
+    name="transpose", samples=_transpose_samples, shape=_transpose_rule, numpy=_emit_transpose,
     vjp=lambda ct, x, *, out, axes: (transpose(ct, axes=tuple(int(i) for i in np.argsort(axes))),),
-    sympy=lambda x, axes: x.transpose(axes), label="transpose", family="shape", flops=zero_flops)
+    sympy=lambda x, axes: x.transpose(axes), label="transpose",
+    label_detail=lambda p: f"{tuple(p['axes'])}", family="shape", flops=zero_flops)
 
 
 def _broadcast_rule(x, *, shape):
@@ -54,14 +76,41 @@ def _broadcast_rule(x, *, shape):
 
 
 def _broadcast_vjp(ct, x, *, out, shape):
-    from ..autodiff import unbroadcast
     return (unbroadcast(ct, x.shape),)
 
 
+def _broadcast_samples(d):
+    pairs = [(d.rnd(3), (2, 3)), (d.rnd(3, 1), (3, 4)), (np.asarray(d.rnd(1)[0]), (2, 2)),
+             (d.rnd(1, 4), (2, 3, 4)), (d.rnd(2, 1, dtype=S.F32), (2, 5))]
+    return [S.Sample((x,), {"shape": s}, (lambda s: lambda x: np.broadcast_to(x, s))(s),
+                     f"{x.shape}->{s}") for x, s in pairs]
+
+
 broadcast_to = primitive(
-    name="broadcast_to", shape=_broadcast_rule, numpy="np.broadcast_to({0}, {shape})",
+    name="broadcast_to", samples=_broadcast_samples, shape=_broadcast_rule, numpy="np.broadcast_to({0}, {shape})",
     vjp=_broadcast_vjp, sympy=lambda x, shape: np.broadcast_to(x, shape), label="broadcast",
-    family="shape", flops=zero_flops)
+    label_detail=_shape_detail, family="shape", flops=zero_flops)
+
+
+def unbroadcast(ct, shape: tuple):
+    """Sum ``ct`` back to ``shape`` (the transpose of broadcasting)."""
+    from .reduce import sum as reduce_sum
+    shape = tuple(shape)
+    if tuple(ct.shape) == shape:
+        return ct
+    full = tuple(np.broadcast_shapes(tuple(ct.shape), shape))
+    if full != tuple(ct.shape):  # a rule returned something smaller: broadcast it up
+        ct = broadcast_to(ct, shape=full)
+        if full == shape:
+            return ct
+    lead = ct.ndim - len(shape)
+    stretched = tuple(i + lead for i, d in enumerate(shape) if d == 1 and ct.shape[i + lead] != 1)
+    if not stretched:
+        return reduce_sum(ct, axis=tuple(range(lead)), keepdims=False)
+    if not lead:
+        return reduce_sum(ct, axis=stretched, keepdims=True)
+    summed = reduce_sum(ct, axis=tuple(range(lead)) + stretched, keepdims=True)
+    return reshape(summed, shape=shape)
 
 
 def _concat_rule(*xs, axis):
@@ -89,8 +138,18 @@ def _concat_vjp(ct, *xs, out, axis):
     return tuple(cts)
 
 
+def _concat_samples(d):
+    def ref(axis):
+        return lambda *xs: np.concatenate(xs, axis=axis)
+    return [S.Sample((d.rnd(2, 3), d.rnd(1, 3), d.rnd(3, 3)), {"axis": 0}, ref(0), "3-inputs-axis0"),
+            S.Sample((d.rnd(2, 1), d.rnd(2, 3), d.rnd(2, 2)), {"axis": 1}, ref(1), "3-inputs-axis1"),
+            S.Sample((d.rnd(2, 3, 1), d.rnd(2, 3, 2)), {"axis": 2}, ref(2), "3d-axis2"),
+            S.Sample((d.rnd(2, dtype=S.F32), d.rnd(3), d.rnd(1, dtype=S.F32)), {"axis": 0}, ref(0),
+                     "mixed-f32-f64")]
+
+
 concatenate = primitive(
-    name="concatenate", shape=_concat_rule,
+    name="concatenate", samples=_concat_samples, shape=_concat_rule,
     numpy=lambda e, *, axis: f"np.concatenate([{', '.join(e.args)}], axis={axis})",
     vjp=_concat_vjp, sympy=lambda *xs, axis: np.concatenate(xs, axis=axis), label="concat",
     family="shape", flops=zero_flops)
@@ -100,13 +159,22 @@ concatenate = primitive(
 # alias of an argument, so a closure over the same outer value stays constant
 # (no perturbation confusion).  The optimizer removes aliases before codegen.
 identity = primitive(
-    name="identity", shape=lambda x: x, numpy="{0}", vjp=lambda ct, x, *, out: (ct,),
+    name="identity", samples=S.identity_like(), shape=lambda x: x, numpy="{0}", vjp=lambda ct, x, *, out: (ct,),
     sympy=lambda x: x, label="=", family="shape", flops=zero_flops, elementwise=True)
 
 
 # A layout hint: copy a transposed view into C order once, so the elementwise
 # ops that follow run on contiguous memory (2-3x faster than on the view).
 contiguous = primitive(
-    name="contiguous", shape=lambda x: x, numpy="np.ascontiguousarray({0})",
+    name="contiguous", samples=S.identity_like(f32_shape=(2, 3)), shape=lambda x: x, numpy="np.ascontiguousarray({0})",
     vjp=lambda ct, x, *, out: (ct,), sympy=lambda x: x, label="copy", family="shape",
     flops=zero_flops, elementwise=True, doc="Same values, C-contiguous memory.")
+
+
+# Identity forward, zero gradient (softmax's max shift).
+stop_gradient = primitive(
+    name="stop_gradient",
+    # its derivative is *defined* as zero: the finite-difference stand-in is a constant
+    samples=S.identity_like(fd_ref=lambda x: np.zeros_like(x)), shape=lambda x: x, numpy="{0}", prec=100,
+    vjp=lambda ct, x, *, out: (None,), sympy=lambda x: x, label="stop∇", family="shape",
+    flops=zero_flops, elementwise=True, doc="Identity forward; no gradient flows through it.")
