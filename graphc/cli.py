@@ -223,6 +223,7 @@ _ARG_HELP = ("an example input, bound by parameter name: NAME=DTYPE[SHAPE] for a
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``graphc`` parser: one subcommand per ``cmd_*``, run by ``main``."""
     parser = argparse.ArgumentParser(
         prog=_PROG,
         description="Trace NumPy functions into a graph, differentiate them, generate "
@@ -231,7 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
                "@graphc.example(...) on the function, or from --arg.")
     parser.add_argument("--version", action="version", version=f"graphc {graphc.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_demo, _add_trace, _add_source, _add_render, _add_check):
+        add(sub)
+    for q in sub.choices.values():          # a usage error prints its command's usage line
+        q.set_defaults(subparser=q)
+    return parser
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the tour: the lecture's examples end to end",
                        description="A short tour: the lecture's autodiff example traced, "
                                    "differentiated, checked against the closed form, and "
@@ -242,15 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace regular files in DIR that the demo did not write itself")
     p.set_defaults(run=cmd_demo)
 
-    def target_parser(name, help_, description):
-        q = sub.add_parser(name, help=help_, description=description)
-        q.add_argument("target", metavar="FILE.py:FUNC", help="the function to trace")
-        q.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
-                       help=_ARG_HELP)
-        return q
 
-    p = target_parser("trace", "print the evaluation trace",
-                      "Print the evaluation trace of FUNC: one line per operation.")
+def _target_parser(sub, name, help_, description):
+    """A subcommand on ``FILE.py:FUNC``, with its ``--arg`` inputs."""
+    q = sub.add_parser(name, help=help_, description=description)
+    q.add_argument("target", metavar="FILE.py:FUNC", help="the function to trace")
+    q.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
+                   help=_ARG_HELP)
+    return q
+
+
+def _add_trace(sub) -> None:
+    p = _target_parser(sub, "trace", "print the evaluation trace",
+                       "Print the evaluation trace of FUNC: one line per operation.")
     p.add_argument("--grad", action="store_true",
                    help="the trace of graphc.grad(FUNC): forward and backward pass")
     p.add_argument("--argnums", metavar="I[,J...]",
@@ -259,9 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add graph.cost(): FLOPs forward/backward, bytes, FLOPs by op")
     p.set_defaults(run=cmd_trace)
 
-    p = target_parser("source", "print the generated NumPy source",
-                      "Print the generated NumPy module for FUNC (stdout: the module alone), "
-                      "or write it with -o.")
+
+def _add_source(sub) -> None:
+    p = _target_parser(sub, "source", "print the generated NumPy source",
+                       "Print the generated NumPy module for FUNC (stdout: the module alone), "
+                       "or write it with -o.")
     p.add_argument("--grad", action="store_true",
                    help="the source of graphc.grad(FUNC) instead of graphc.compile(FUNC)")
     p.add_argument("--argnums", metavar="I[,J...]",
@@ -273,10 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with -o: replace OUT.py if it exists (graphc.export(..., overwrite=True))")
     p.set_defaults(run=cmd_source)
 
-    p = target_parser("render", "draw the graph with Graphviz",
-                      "Draw FUNC's graph (with --grad: the forward graph and the backward graph "
-                      "beside it) to OUT; the format comes from its suffix. .svg, .png and .pdf "
-                      "need Graphviz's `dot` program; .dot writes the DOT text and needs nothing.")
+
+def _add_render(sub) -> None:
+    p = _target_parser(sub, "render", "draw the graph with Graphviz",
+                       "Draw FUNC's graph (with --grad: the forward graph and the backward graph "
+                       "beside it) to OUT; the format comes from its suffix. .svg, .png and .pdf "
+                       "need Graphviz's `dot` program; .dot writes the DOT text and needs "
+                       "nothing.")
     p.add_argument("-o", "--output", required=True, metavar="OUT.svg|png|pdf|dot",
                    help="the file to write")
     p.add_argument("--grad", action="store_true",
@@ -291,19 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add each operation's FLOP count to its label")
     p.set_defaults(run=cmd_render)
 
-    p = target_parser("check", "verify the gradient with SymPy",
-                      "Verify FUNC's gradient three ways: SymPy's derivative of the traced "
-                      "expression, graphc's backward graph evaluated on SymPy symbols, and the "
-                      "numbers of the generated NumPy code (graphs too large for SymPy are "
-                      "checked by finite differences; the report says so). Exit status 1 on a "
-                      "mismatch.")
+
+def _add_check(sub) -> None:
+    p = _target_parser(sub, "check", "verify the gradient with SymPy",
+                       "Verify FUNC's gradient three ways: SymPy's derivative of the traced "
+                       "expression, graphc's backward graph evaluated on SymPy symbols, and the "
+                       "numbers of the generated NumPy code (graphs too large for SymPy are "
+                       "checked by finite differences; the report says so). Exit status 1 on a "
+                       "mismatch.")
     p.add_argument("--argnums", metavar="I[,J...]",
                    help="which positional arguments to differentiate (default 0, as "
                         "graphc.check and graphc.grad; e.g. 0,1)")
     p.set_defaults(run=cmd_check)
-    for q in sub.choices.values():          # a usage error prints its command's usage line
-        q.set_defaults(subparser=q)
-    return parser
 
 
 def _depth(text: str, pos: int) -> int:
