@@ -48,6 +48,7 @@ import numpy as np
 import graphc
 from graphc import errors
 
+from .cost import cost_text
 from .demo import run_demo
 from .target import (ImportFailed, UsageError, example_inputs, load_function,
                      parse_args_option)
@@ -93,28 +94,6 @@ def cmd_trace(ns) -> int:
     if ns.cost:
         print(cost_text(g))
     return 0
-
-
-def cost_text(g) -> str:
-    """``graph.cost()`` as comment lines: totals, then FLOPs by op, largest first."""
-    c = g.cost()
-    lines = ["", "# cost (the lecture's model: one unit per scalar operation, "
-             "a matmul (m,k)x(k,n) is 2mkn)",
-             f"#   forward  {c.forward_flops:>15,} FLOPs"]
-    if c.backward_flops:
-        lines.append(f"#   backward {c.backward_flops:>15,} FLOPs   "
-                     f"(backward/forward {c.backward_flops / max(c.forward_flops, 1):.2f}; "
-                     f"Baur-Strassen bound 5)")
-    lines.append(f"#   values   {c.bytes:>15,} bytes")
-    by_op: dict = {}
-    for nid, flops in c.by_node.items():
-        op = g[nid].op
-        by_op[op] = by_op.get(op, 0) + flops
-    total = max(c.total_flops, 1)
-    ranked = sorted(((f, op) for op, f in by_op.items() if f), reverse=True)
-    for flops, op in ranked:
-        lines.append(f"#     {op:<14} {flops:>15,}  {100 * flops / total:5.1f}%")
-    return "\n".join(lines)
 
 
 def cmd_source(ns) -> int:
