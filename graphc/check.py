@@ -19,12 +19,13 @@ import numpy as np
 import sympy as sp
 
 from . import symbolic
+from .check_work import nonlinear_layers, symbolic_work
 from .pytree import flatten
 
 __all__ = ["check", "CheckReport", "CheckRow"]
 
 _MAX_SYMBOLS = 12          # symbolic elements per input (a random sub-block beyond that)
-_MAX_WORK = 4_000          # estimated symbolic work (see _symbolic_work) SymPy is given
+_MAX_WORK = 4_000          # estimated symbolic work (see symbolic_work) SymPy is given
 
 
 @dataclass
@@ -125,59 +126,96 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
     low = _lowest_float(graph)
     low_grads = _flat_grads(grads, argnums)
     if low != np.float64:
-        # Rounding in float32/float16 is not a wrong derivative: check the derivative
-        # in float64, then the function's own gradient against the float64 one.
-        try:
-            args64, kwargs64 = _upcast(args), _upcast(kwargs)
-            graph64 = vg.graph(*args64, **kwargs64)
-            _, grads64 = vg(*args64, **kwargs64)
-        except Exception as e:   # e.g. the function insists on float32 inputs
-            report.notes.append(f"the function computes in {low.name} and could not be run in "
-                                f"float64 ({type(e).__name__}); checked in {low.name} with "
-                                "tolerances for that dtype")
+        run64 = _run_in_float64(report, vg, low, args, kwargs)
+        if run64 is None:
             low_grads = None
         else:
-            args, kwargs, graph, grads = args64, kwargs64, graph64, grads64
-            report.notes.append(f"the function computes in {low.name}: its gradient was checked "
-                                f"in float64 (arguments upcast), and the {low.name} gradient was "
-                                "compared with the float64 one")
-    ref = _lowest_float(graph)
-    nums = _positional_argnums(base, args, kwargs, argnums)
-    sig = graph.signature
-    leaves, _, paths = flatten(tuple(_bound_values(base, args, kwargs)))
-    # in argnums order, the order of the gradients (argnums=(1, 0) lists argument 1 first)
-    diff_leaf = [i for a in nums for i, p in enumerate(paths) if _positional_index(sig, p) == a]
-    code_grads = _flat_grads(grads, argnums)
-    # Symbolic work: how much expression SymPy would build, estimated from the graph.
-    hot = {graph.inputs[i] for i in diff_leaf}
-    work = _symbolic_work(graph, hot)
-
-    if work > _MAX_WORK or work > _MAX_WORK // 4 and _layers(graph, hot) >= 2:
-        report.notes.append(f"the graph's symbolic work (about {work:,} operations) is too much "
-                            "for SymPy: each input was checked numerically (directional finite "
-                            f"differences, {ref.name})")
-        _numeric_rows(report, base, args, kwargs, sig, diff_leaf, leaves, paths, code_grads, ref)
-    else:
-        try:
-            rows, value = symbolic._with_timeout(
-                lambda: _symbolic_rows(graph, sig, leaves, paths, diff_leaf, code_grads, budget,
-                                       ref), budget)
-        except (symbolic.MissingSemantics, symbolic.TooSlow, RecursionError) as e:
-            why = "expressions nested too deeply" if isinstance(e, RecursionError) else e
-            report.notes.append(f"symbolic check stopped ({why}); checked numerically instead "
-                                "(directional finite differences)")
-            _numeric_rows(report, base, args, kwargs, sig, diff_leaf, leaves, paths, code_grads,
-                          ref)
-        else:
-            report.rows.extend(rows)
-            report.value = value
+            args, kwargs, graph, grads = run64
+    subject = _subject(base, args, kwargs, graph, grads, argnums)
+    _check_gradients(report, subject, budget)
     if low_grads is not None and low != np.float64:
-        _compare_low_precision(report, low, low_grads, code_grads)
-    _refuse_non_finite(report, low_grads if low_grads is not None else code_grads)
+        _compare_low_precision(report, low, low_grads, subject.code_grads)
+    _refuse_non_finite(report, low_grads if low_grads is not None else subject.code_grads)
     if not report.rows:
         report.notes.append("nothing was checked: the differentiated arguments "
                             f"(argnums={argnums!r}) hold no floating values")
     return report
+
+
+def _run_in_float64(report, vg, low, args, kwargs):
+    """``(args, kwargs, graph, grads)`` in float64 for a function computing in ``low``.
+
+    Rounding in float32/float16 is not a wrong derivative: the derivative is
+    checked in float64, then the function's own gradient against the float64
+    one.  None when the function cannot run in float64; the report notes which.
+    """
+    try:
+        args64, kwargs64 = _upcast(args), _upcast(kwargs)
+        graph64 = vg.graph(*args64, **kwargs64)
+        _, grads64 = vg(*args64, **kwargs64)
+    except Exception as e:   # e.g. the function insists on float32 inputs
+        report.notes.append(f"the function computes in {low.name} and could not be run in "
+                            f"float64 ({type(e).__name__}); checked in {low.name} with "
+                            "tolerances for that dtype")
+        return None
+    report.notes.append(f"the function computes in {low.name}: its gradient was checked "
+                        f"in float64 (arguments upcast), and the {low.name} gradient was "
+                        "compared with the float64 one")
+    return args64, kwargs64, graph64, grads64
+
+
+@dataclass
+class _Subject:
+    """What each way of checking reads: the call, its graph and the differentiated leaves."""
+
+    fn: object                # the function (a compiled one unwrapped)
+    args: tuple
+    kwargs: dict
+    graph: object
+    leaves: list              # every argument leaf, flattened
+    paths: list               # each leaf's path: (parameter index, keys...)
+    diff_leaf: list           # the differentiated leaves, in the order of the gradients
+    code_grads: list          # the generated code's gradient, one array per differentiated leaf
+    ref: np.dtype             # the float precision the check runs in
+
+    @property
+    def sig(self):
+        return self.graph.signature
+
+
+def _subject(fn, args, kwargs, graph, grads, argnums) -> _Subject:
+    ref = _lowest_float(graph)
+    nums = _positional_argnums(fn, args, kwargs, argnums)
+    leaves, _, paths = flatten(tuple(_bound_values(fn, args, kwargs)))
+    # in argnums order, the order of the gradients (argnums=(1, 0) lists argument 1 first)
+    diff_leaf = [i for a in nums for i, p in enumerate(paths)
+                 if _positional_index(graph.signature, p) == a]
+    return _Subject(fn, args, kwargs, graph, leaves, paths, diff_leaf,
+                    _flat_grads(grads, argnums), ref)
+
+
+def _check_gradients(report, subject, budget):
+    """A row per differentiated leaf: proved with SymPy, or by finite differences when
+    the graph is too much for SymPy (estimated first) or SymPy gives up."""
+    graph = subject.graph
+    hot = {graph.inputs[i] for i in subject.diff_leaf}
+    work = symbolic_work(graph, hot)
+    if work > _MAX_WORK or work > _MAX_WORK // 4 and nonlinear_layers(graph, hot) >= 2:
+        report.notes.append(f"the graph's symbolic work (about {work:,} operations) is too much "
+                            "for SymPy: each input was checked numerically (directional finite "
+                            f"differences, {subject.ref.name})")
+        _numeric_rows(report, subject)
+        return
+    try:
+        rows, value = symbolic._with_timeout(lambda: _symbolic_rows(subject, budget), budget)
+    except (symbolic.MissingSemantics, symbolic.TooSlow, RecursionError) as e:
+        why = "expressions nested too deeply" if isinstance(e, RecursionError) else e
+        report.notes.append(f"symbolic check stopped ({why}); checked numerically instead "
+                            "(directional finite differences)")
+        _numeric_rows(report, subject)
+    else:
+        report.rows.extend(rows)
+        report.value = value
 
 
 # Tolerances by the lowest float precision a graph computes in:
@@ -224,78 +262,6 @@ def _positional_argnums(fn, args, kwargs, argnums):
     return tuple(a % n for a in nums) if n else nums
 
 
-def _symbolic_work(graph, symbolic_inputs):
-    """An estimate of the SymPy operations the check would build and differentiate.
-
-    Each node's elements get an expression size: 0 for plain numbers, 1 for a
-    differentiated input, and for an operation the sizes of its arguments times
-    how many elements feed one output element (the reduced length of a sum, the
-    inner dimension of a matmul).  The work is the sum of size x elements over
-    every node holding expressions; measured, SymPy takes seconds past ~4,000
-    (a 4x2x3 MLP: 4,455 and 20 s; the lecture example: 478 and well under 1 s).
-    """
-    size = {}
-    work = 0
-    for nid in graph.order():
-        node = graph[nid]
-        n_out = int(np.prod(node.shape, dtype=np.int64))
-        if node.op == "input":
-            size[nid] = 1 if nid in symbolic_inputs else 0
-        elif node.op == "const":
-            size[nid] = 0
-        else:
-            args = node.args
-            s = sum(size[a] for a in args)
-            if s:
-                n_in = max(int(np.prod(graph[a].shape, dtype=np.int64)) for a in args)
-                fan = max(1, n_in // max(n_out, 1))
-                if node.op == "matmul" and graph[args[0]].shape:
-                    fan = max(fan, int(graph[args[0]].shape[-1]))
-                s = min(s * fan + 1, 10 ** 15)
-            size[nid] = s
-        work += size[nid] * n_out
-    return work
-
-
-# Operations linear in their differentiated operand: they add no nonlinear layer.
-_LINEAR = {"add", "sub", "neg", "sum", "reshape", "transpose", "broadcast_to", "getitem",
-           "identity", "concatenate", "contiguous", "astype", "stop_gradient", "col2im", "im2col",
-           "put_along_axis", "scatter_add", "take_along_axis", "unpool", "pool_select", "where"}
-
-
-def _layers(graph, symbolic_inputs):
-    """Nonlinear operations stacked after the first contraction of symbolic values.
-
-    ``tanh(x @ W)`` summed is one layer; a loss on top of it (``(tanh(x @ W) - y) ** 2``) is
-    two: each checked element's derivative then mixes every row, and SymPy's simplify and
-    50-digit evaluation ran past 10 s on a 5x3 batch (measured).
-    """
-    sym, depth = {}, {}
-    for nid in graph.order():
-        node = graph[nid]
-        if node.section == "backward":
-            continue
-        if node.op in ("input", "const"):
-            sym[nid], depth[nid] = node.op == "input" and nid in symbolic_inputs, -1
-            continue
-        args = [a for a in node.args if a in sym]
-        hot = [a for a in args if sym[a]]
-        sym[nid] = bool(hot)
-        d = max((depth[a] for a in hot), default=-1)
-        n_out = int(np.prod(node.shape, dtype=np.int64))
-        n_in = max((int(np.prod(graph[a].shape, dtype=np.int64)) for a in hot),
-                   default=0)
-        contraction = hot and (node.op == "matmul" or n_in > n_out)
-        linear = node.op in _LINEAR or (node.op in ("mul", "matmul") and len(hot) == 1) \
-            or (node.op == "div" and hot == [node.args[0]])
-        if d >= 0 and not linear:
-            d += 1
-        elif d < 0 and contraction:
-            d = 0
-        depth[nid] = d
-    return max(depth.values(), default=-1)
-
-
 def _compare_low_precision(report, low, low_grads, ref_grads):
     """The function's own float32/float16 gradient against its float64 gradient."""
     tol = _tolerances(low)[2]
@@ -328,79 +294,98 @@ def _refuse_non_finite(report, grads):
             row.note = f"{row.note}; {text}" if row.note else text
 
 
-def _symbolic_rows(graph, sig, leaves, paths, diff_leaf, code_grads, budget, ref):
+def _symbolic_rows(subject, budget):
     """Rows proved (or compared at 50 digits) with SymPy; may raise TooSlow."""
+    env, point, chosen = _symbolic_inputs(subject)
+    vals = symbolic.evaluate(subject.graph, env, point, budget=budget)
+    out_value = vals[subject.graph.outputs[0]]
+    rows = [_symbolic_row(subject, k, i, chosen[i], vals, out_value, point)
+            for k, i in enumerate(subject.diff_leaf)]
+    return rows, (out_value if _small(out_value) else None)
+
+
+def _symbolic_inputs(subject):
+    """SymPy values for the graph's inputs: symbols at the checked elements, exact numbers
+    elsewhere (a random sub-block of an input with more than ``_MAX_SYMBOLS`` elements).
+
+    Returns ``(env, point, chosen)``: input node -> value, symbol -> its number, and for
+    each differentiated leaf its checked indices with their symbols.
+    """
     rng = np.random.default_rng(0)
-    env, point, sym_of = {}, {}, {}
-    for i, (nid, leaf, path) in enumerate(zip(graph.inputs, leaves, paths)):
+    env, point, chosen = {}, {}, {}
+    for i, (nid, leaf, path) in enumerate(zip(subject.graph.inputs, subject.leaves,
+                                              subject.paths)):
         arr = np.asarray(leaf)
         exact = symbolic.to_sympy(arr)
-        if i in diff_leaf:
-            label = _leaf_label(sig, path)
-            syms = symbolic.symbols_like(label, arr.shape)
-            if arr.shape == ():
-                chosen = [()]
-                env[nid] = syms
-                point[syms] = exact
-                sym_of[i] = ([()], {(): syms})
-                continue
-            idxs = list(np.ndindex(*arr.shape))
-            chosen = idxs if len(idxs) <= _MAX_SYMBOLS else \
-                [idxs[k] for k in sorted(rng.choice(len(idxs), _MAX_SYMBOLS, replace=False))]
-            value_arr = np.array(exact, dtype=object, copy=True)
-            for idx in chosen:
-                value_arr[idx] = syms[idx]
-                point[syms[idx]] = exact[idx]
-            env[nid] = value_arr
-            sym_of[i] = (chosen, {idx: syms[idx] for idx in chosen})
-        else:
+        if i not in subject.diff_leaf:
             env[nid] = exact
-    vals = symbolic.evaluate(graph, env, point, budget=budget)
-    out_value = vals[graph.outputs[0]]
-    rows = []
-    for k, i in enumerate(diff_leaf):
-        path = paths[i]
-        label = _leaf_label(sig, path)
-        chosen, syms = sym_of[i]
-        graph_grad = np.asarray(vals[graph.outputs[1 + k]], dtype=object)
-        code = np.asarray(code_grads[k], dtype=np.float64)
-        worst, methods, derivative = 0.0, set(), None
-        status = "proved"
-        for idx in chosen:
-            s = syms[idx]
-            expected = sp.diff(out_value, s)
-            got = graph_grad[idx] if graph_grad.shape else graph_grad.item()
-            verdict = symbolic.equal(expected, got, list(point))
-            methods.add(verdict.method)
-            if not verdict.equal:
-                status = "mismatch"
-            # three-way: the generated code's number against the symbolic derivative
-            try:
-                exact_val = complex(sp.N(expected.subs(point), 30))
-            except (TypeError, ValueError):   # zoo, nan or a symbol left: not a number
-                exact_val = complex(float("nan"))
-            num = code[idx] if code.shape else float(code)
-            err = abs(num - exact_val.real) / max(1.0, abs(exact_val.real))
-            if exact_val.imag != 0 or not np.isfinite(err):
-                err = float("inf") if np.isfinite(num) else float("nan")
-            worst = err if not err <= worst else worst     # a NaN error is kept, not dropped
-            if np.shape(leaves[i]) == () and sp.count_ops(expected) < 300:
-                derivative = expected
-                try:   # a closed form for the report; simplify is bounded in time
-                    derivative = symbolic._with_timeout(lambda: sp.simplify(expected), 2.0)
-                except Exception:
-                    pass
-        tol = _tolerances(ref)[0]
-        if not worst <= tol:
+            continue
+        syms = symbolic.symbols_like(_leaf_label(subject.sig, path), arr.shape)
+        if arr.shape == ():
+            env[nid] = syms
+            point[syms] = exact
+            chosen[i] = ([()], {(): syms})
+            continue
+        idxs = list(np.ndindex(*arr.shape))
+        picked = idxs if len(idxs) <= _MAX_SYMBOLS else \
+            [idxs[k] for k in sorted(rng.choice(len(idxs), _MAX_SYMBOLS, replace=False))]
+        value_arr = np.array(exact, dtype=object, copy=True)
+        for idx in picked:
+            value_arr[idx] = syms[idx]
+            point[syms[idx]] = exact[idx]
+        env[nid] = value_arr
+        chosen[i] = (picked, {idx: syms[idx] for idx in picked})
+    return env, point, chosen
+
+
+def _symbolic_row(subject, k, i, chosen, vals, out_value, point):
+    """Leaf ``i`` (gradient ``k``) three ways at each chosen element: SymPy's derivative
+    against graphc's backward graph, and against the generated code's number."""
+    picked, syms = chosen
+    graph_grad = np.asarray(vals[subject.graph.outputs[1 + k]], dtype=object)
+    code = np.asarray(subject.code_grads[k], dtype=np.float64)
+    worst, methods, derivative = 0.0, set(), None
+    status = "proved"
+    for idx in picked:
+        expected = sp.diff(out_value, syms[idx])
+        got = graph_grad[idx] if graph_grad.shape else graph_grad.item()
+        verdict = symbolic.equal(expected, got, list(point))
+        methods.add(verdict.method)
+        if not verdict.equal:
             status = "mismatch"
-        elif status == "proved" and "numeric" in methods:
-            status = "numeric"
-        n = int(np.prod(np.shape(leaves[i]), dtype=np.int64))
-        note = "" if len(chosen) == n else f"a random sub-block of {len(chosen)} of {n} elements was checked"
-        rows.append(CheckRow(label, status, worst, n, len(chosen),
-                             "simplify(a - b) == 0" if methods == {"proved"} else
-                             "50-digit evaluation at random points", derivative, note))
-    return rows, (out_value if _small(out_value) else None)
+        err = _code_error(expected, point, code[idx] if code.shape else float(code))
+        worst = err if not err <= worst else worst     # a NaN error is kept, not dropped
+        if np.shape(subject.leaves[i]) == () and sp.count_ops(expected) < 300:
+            derivative = _closed_form(expected)
+    if not worst <= _tolerances(subject.ref)[0]:
+        status = "mismatch"
+    elif status == "proved" and "numeric" in methods:
+        status = "numeric"
+    n = int(np.prod(np.shape(subject.leaves[i]), dtype=np.int64))
+    note = "" if len(picked) == n else f"a random sub-block of {len(picked)} of {n} elements was checked"
+    return CheckRow(_leaf_label(subject.sig, subject.paths[i]), status, worst, n, len(picked),
+                    "simplify(a - b) == 0" if methods == {"proved"} else
+                    "50-digit evaluation at random points", derivative, note)
+
+
+def _code_error(expected, point, num):
+    """The generated code's number ``num`` against the exact derivative: relative error."""
+    try:
+        exact_val = complex(sp.N(expected.subs(point), 30))
+    except (TypeError, ValueError):   # zoo, nan or a symbol left: not a number
+        exact_val = complex(float("nan"))
+    err = abs(num - exact_val.real) / max(1.0, abs(exact_val.real))
+    if exact_val.imag != 0 or not np.isfinite(err):
+        err = float("inf") if np.isfinite(num) else float("nan")
+    return err
+
+
+def _closed_form(expected):
+    """``expected`` simplified for the report; simplify is bounded in time."""
+    try:
+        return symbolic._with_timeout(lambda: sp.simplify(expected), 2.0)
+    except Exception:
+        return expected
 
 
 def _small(expr):
@@ -432,28 +417,29 @@ def _leaf_label(sig, path):
     return text
 
 
-def _numeric_rows(report, fn, args, kwargs, sig, diff_leaf, leaves, paths, code_grads, ref):
-    """Directional finite differences of ``fn`` against the code's gradient.
+def _numeric_rows(report, subject):
+    """Directional finite differences of the function against the code's gradient.
 
     The arguments are float64 unless the function could not run in float64
-    (then ``ref`` is its lower precision, with a step and tolerance to match).
+    (then ``subject.ref`` is its lower precision, with a step and tolerance to match).
     """
     from .api import compile as gcompile
-    f = gcompile(fn)
+    f = gcompile(subject.fn)
+    ref, paths = subject.ref, subject.paths
     rng = np.random.default_rng(0)
     eps = float(np.finfo(ref).eps)
     step = 1e-6 if ref == np.float64 else eps ** (1 / 3)
     tol = _tolerances(ref)[1]
-    for k, i in enumerate(diff_leaf):
-        leaf = np.asarray(leaves[i], dtype=np.float64)
-        g = np.asarray(code_grads[k], dtype=np.float64)
+    for k, i in enumerate(subject.diff_leaf):
+        leaf = np.asarray(subject.leaves[i], dtype=np.float64)
+        g = np.asarray(subject.code_grads[k], dtype=np.float64)
         worst, noisy = 0.0, 0.0
         for _ in range(3):
             v = rng.normal(size=leaf.shape)
             v /= max(float(np.linalg.norm(v)), 1e-300)    # a unit direction: the step is h
             h = step * max(1.0, float(np.abs(leaf).max(initial=0.0)))
-            plus = _replace_leaf(args, kwargs, fn, paths[i], leaf + h * v)
-            minus = _replace_leaf(args, kwargs, fn, paths[i], leaf - h * v)
+            plus = _replace_leaf(subject, paths[i], leaf + h * v)
+            minus = _replace_leaf(subject, paths[i], leaf - h * v)
             with np.errstate(all="ignore"):
                 fp, fm = float(f(*plus[0], **plus[1])), float(f(*minus[0], **minus[1]))
                 fd = (fp - fm) / (2 * h)
@@ -463,7 +449,7 @@ def _numeric_rows(report, fn, args, kwargs, sig, diff_leaf, leaves, paths, code_
                 noise = 10 * eps * max(abs(fp), abs(fm)) / h / max(1.0, abs(an))
             worst = err if not err <= worst else worst     # a NaN error is kept, not dropped
             noisy = max(noisy, noise)
-        row = CheckRow(_leaf_label(sig, paths[i]), "numeric" if worst <= tol + noisy else "mismatch",
+        row = CheckRow(_leaf_label(subject.sig, paths[i]), "numeric" if worst <= tol + noisy else "mismatch",
                        worst, leaf.size, leaf.size, "directional finite differences")
         if noisy > 0.1:    # the differences are mostly rounding: nothing was verified
             row.status = "mismatch"
@@ -472,11 +458,11 @@ def _numeric_rows(report, fn, args, kwargs, sig, diff_leaf, leaves, paths, code_
         report.rows.append(row)
 
 
-def _replace_leaf(args, kwargs, fn, path, new):
-    """``(args, kwargs)`` with the leaf at ``path`` (param index, keys...) replaced."""
+def _replace_leaf(subject, path, new):
+    """The call's ``(args, kwargs)`` with the leaf at ``path`` (param index, keys...) replaced."""
     from .api import _call_parts
     from .signature import from_function
-    params, values = from_function(fn, args, kwargs)
+    params, values = from_function(subject.fn, subject.args, subject.kwargs)
     values = list(values)
     values[path[0]] = _replaced(values[path[0]], path[1:], new)
     return _call_parts(params, values)

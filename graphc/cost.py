@@ -59,4 +59,40 @@ def graph_cost(graph) -> Cost:
     return cost
 
 
+def cost_text(graph) -> str:
+    """``graph.cost()`` as comment lines, as ``graphc trace --cost`` prints them.
+
+    The totals (forward and, when there is one, backward FLOPs with their ratio;
+    bytes of the values), then the FLOPs by op, largest first, with each op's
+    share of the total.
+
+    Parameters
+    ----------
+    graph : graphc.Graph
+
+    Returns
+    -------
+    str
+        Lines starting with ``#``, after one empty line.
+    """
+    c = graph_cost(graph)
+    lines = ["", "# cost (the lecture's model: one unit per scalar operation, "
+             "a matmul (m,k)x(k,n) is 2mkn)",
+             f"#   forward  {c.forward_flops:>15,} FLOPs"]
+    if c.backward_flops:
+        lines.append(f"#   backward {c.backward_flops:>15,} FLOPs   "
+                     f"(backward/forward {c.backward_flops / max(c.forward_flops, 1):.2f}; "
+                     f"Baur-Strassen bound 5)")
+    lines.append(f"#   values   {c.bytes:>15,} bytes")
+    by_op: dict = {}
+    for nid, flops in c.by_node.items():
+        op = graph[nid].op
+        by_op[op] = by_op.get(op, 0) + flops
+    total = max(c.total_flops, 1)
+    ranked = sorted(((f, op) for op, f in by_op.items() if f), reverse=True)
+    for flops, op in ranked:
+        lines.append(f"#     {op:<14} {flops:>15,}  {100 * flops / total:5.1f}%")
+    return "\n".join(lines)
+
+
 install_product("cost", graph_cost)

@@ -252,6 +252,19 @@ def load_mnist(folder, *, flat: bool = False, limit: int | None = None) -> Datas
         raise DatasetError(f"MNIST folder {folder} does not exist",
                            hint=f"pass the folder that holds {MNIST_FILES['x_train']} and "
                                 "the other three MNIST files")
+    arrays = _read_mnist_arrays(folder, limit)
+
+    def images(a):
+        scale = 255.0 if a.dtype == np.uint8 else 1.0
+        return _shape_images(a.astype(np.float64) / scale, flat)
+
+    return Dataset(images(arrays["x_train"]), arrays["y_train"].astype(np.int64),
+                   images(arrays["x_test"]), arrays["y_test"].astype(np.int64),
+                   f"{'x'.join(map(str, arrays['x_train'].shape[1:]))} MNIST from {folder}")
+
+
+def _read_mnist_arrays(folder: pathlib.Path, limit: int | None) -> dict:
+    """The four MNIST arrays by role (``x_train`` ...): images 3-d, labels 1-d, as many of each."""
     arrays = {}
     for role, stem in MNIST_FILES.items():
         path = _find_mnist_file(folder, stem)
@@ -266,14 +279,7 @@ def load_mnist(folder, *, flat: bool = False, limit: int | None = None) -> Datas
         if n_x != n_y:
             raise DatasetError(f"MNIST in {folder}: {n_x} {split} images but {n_y} labels",
                                hint="the image and label files come from different sets")
-
-    def images(a):
-        scale = 255.0 if a.dtype == np.uint8 else 1.0
-        return _shape_images(a.astype(np.float64) / scale, flat)
-
-    return Dataset(images(arrays["x_train"]), arrays["y_train"].astype(np.int64),
-                   images(arrays["x_test"]), arrays["y_test"].astype(np.int64),
-                   f"{'x'.join(map(str, arrays['x_train'].shape[1:]))} MNIST from {folder}")
+    return arrays
 
 
 def load(mnist=None, *, flat: bool = False, limit: int | None = None, seed: int = 0) -> Dataset:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import cli
+from graphc import cli, demo
 from graphc.cli import floating_argnums, main, parse_args_option
 from functions import lecture_grad_closed_form
 
@@ -68,7 +68,7 @@ def user_file(tmp_path):
 @pytest.fixture
 def quick_demo(monkeypatch):
     """The demo with a short CNN training: for tests of the demo's mechanics."""
-    monkeypatch.setattr(cli, "DEMO_DIGITS_STEPS", 20)
+    monkeypatch.setattr(demo, "DEMO_DIGITS_STEPS", 20)
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_demo_without_dot_writes_dot_files_and_says_how_to_install(tmp_path, cap
 
 @pytest.mark.slow
 def test_demo_without_sklearn_skips_the_cnn(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_have_sklearn", lambda: False)
+    monkeypatch.setattr(demo, "_have_sklearn", lambda: False)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -168,7 +168,7 @@ def test_demo_without_sklearn_skips_the_cnn(tmp_path, capsys, monkeypatch):
 @pytest.mark.slow
 def test_demo_without_examples_skips_those_steps(tmp_path, capsys, monkeypatch, quick_demo):
     """An install without the example files still runs the rest of the tour."""
-    monkeypatch.setattr(cli, "_examples_dir", lambda: None)
+    monkeypatch.setattr(demo, "_examples_dir", lambda: None)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -177,7 +177,7 @@ def test_demo_without_examples_skips_those_steps(tmp_path, capsys, monkeypatch, 
 
 
 def test_examples_dir_is_found_beside_the_package():
-    assert cli._examples_dir() == ROOT / "examples"
+    assert demo._examples_dir() == ROOT / "examples"
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import cli
+from graphc import demo
 from graphc.cli import main
 from functions import lecture
 
@@ -240,7 +240,7 @@ def test_cli_render_output_refuses_a_fifo(tmp_path, user_file, capsys):
 @pytest.fixture
 def short_demo(monkeypatch):
     """Only the demo steps that write files and are quick."""
-    monkeypatch.setattr(cli, "DEMO_STEPS", [cli.step_example, cli.step_export, cli.step_images])
+    monkeypatch.setattr(demo, "DEMO_STEPS", [demo.step_example, demo.step_export, demo.step_images])
 
 
 def test_demo_refuses_a_file_it_did_not_write_before_writing_anything(tmp_path, capsys,
