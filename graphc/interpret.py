@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import NonFiniteError
+from .literals import const_text
 from .naming import base_name
 from .primitive import REGISTRY, type_str
 
@@ -122,7 +123,6 @@ def _expr(graph, nid, depth=2, top=False) -> str:
     if node.op == "input" or node.name and not top:
         return _label(graph, nid)
     if node.op == "const":
-        from .codegen import const_text
         text = const_text(node.value, graph.aval(nid))
         return text if len(text) <= 24 else "const"
     prim = REGISTRY.get(node.op)

@@ -19,14 +19,12 @@ import numpy as np
 from . import errors, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, InPlaceError, UnsupportedError)
 from .ir import Graph
-from .primitive import Aval, plain_params
+from .avals import INT64_MAX, INT64_MIN, Traced, aval_of
+from .primitive import plain_params, set_binder
 
-__all__ = ["Tracer", "Trace", "bind", "current_trace", "aval_of"]
+__all__ = ["Tracer", "Trace", "bind", "current_trace"]
 
 _state = threading.local()
-
-SUPPORTED_KINDS = "biuf"
-
 
 def _stack():
     s = getattr(_state, "stack", None)
@@ -40,51 +38,16 @@ def current_trace():
     return s[-1] if s else None
 
 
-def check_dtype(dtype, what="value"):
-    dtype = np.dtype(dtype)
-    if dtype.kind not in SUPPORTED_KINDS:
-        raise UnsupportedError(
-            f"graphc cannot trace a {what} of dtype {dtype}",
-            hint="use a real floating, integer or boolean NumPy dtype "
-                 "(complex, object and string arrays are not supported)")
-    return dtype
-
-
-_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
-
-
 def _big_ints_as_floats(args):
     """NEP 50: a Python int beyond int64 next to a floating array becomes a float
     (``x * 2**70`` works in NumPy); next to integers it overflows (aval_of)."""
     if not any(isinstance(a, int) and not isinstance(a, bool)
-               and not _INT64_MIN <= a <= _INT64_MAX for a in args):
+               and not INT64_MIN <= a <= INT64_MAX for a in args):
         return args
     if not any(isinstance(a, Tracer) and a.dtype.kind in "fc" for a in args):
         return args
     return [float(a) if isinstance(a, int) and not isinstance(a, bool)
-            and not _INT64_MIN <= a <= _INT64_MAX else a for a in args]
-
-
-def aval_of(x) -> Aval:
-    """The abstract value of a concrete input (NumPy array/scalar or Python number)."""
-    if isinstance(x, Tracer):
-        return x.aval
-    if isinstance(x, np.generic):  # NumPy scalars are strong (NEP 50), even np.float64
-        return Aval((), check_dtype(x.dtype), False)
-    if isinstance(x, bool):
-        return Aval((), np.dtype(bool), True)
-    if isinstance(x, int):
-        if not _INT64_MIN <= x <= _INT64_MAX:
-            raise errors.IntegerOverflowError(
-                f"the Python int {x} is out of bounds for int64, the integer type graphc "
-                "(like NumPy) gives it next to integer arrays")
-        return Aval((), np.dtype(np.int64), True)
-    if isinstance(x, float):
-        return Aval((), np.dtype(np.float64), True)
-    if isinstance(x, complex):
-        check_dtype(np.complex128)
-    arr = np.asarray(x)
-    return Aval(arr.shape, check_dtype(arr.dtype), False)
+            and not INT64_MIN <= a <= INT64_MAX else a for a in args]
 
 
 class Trace:
@@ -347,7 +310,7 @@ def _unit_operand(prim, g, nids, aval):
     return None
 
 
-class Tracer:
+class Tracer(Traced):
     """A value being traced.  Behaves like a NumPy array of fixed shape and dtype."""
 
     __slots__ = ("_trace", "node", "aval")
@@ -647,6 +610,7 @@ def _install_operators():
 
 
 _install_operators()
+set_binder(bind)
 
 
 _USER_CODE: dict = {}
