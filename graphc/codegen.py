@@ -8,10 +8,7 @@ deterministic: the same graph always gives the same text.
 """
 from __future__ import annotations
 
-import io
 import os
-import re
-import tokenize
 
 import numpy as np
 
@@ -21,11 +18,11 @@ from .literals import const_text, default_text, holds_array, literal_prec
 from .naming import Namespace, base_name, sanitize
 from .primitive import REGISTRY, type_str
 from .signature import leaf_access, leaf_name
+from .source_comments import source_text, where_short, with_comment
 
 __all__ = ["generate", "generate_module", "graph_text"]
 
 _MAX_INLINE = 60
-_COMMENT_COL = 44
 _FREE_BYTES = 1 << 20          # values this large are deleted after their last use
 _REUSE_BYTES = 1 << 20         # results this large are written into a dead argument (out=)
 
@@ -113,41 +110,6 @@ class _Emitter:
             else:
                 lines = [line.replace("{out}", name) for line in emitted]
             yield nid, lines
-
-
-def _where_short(where):
-    if not where:
-        return ""
-    path, _, line = where.rpartition(":")
-    return f"{os.path.basename(path)}:{line}"
-
-
-def _comment(code, text):
-    pad = max(_COMMENT_COL - len(code), 2)
-    return f"{code}{' ' * pad}# {text}"
-
-
-def _source_text(where):
-    from .errors import source_line
-    text = source_line(where)
-    if not text:
-        return text
-    # A comment must stay one line whatever the user's file holds (\r, \f ...).
-    text = re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", " ", text)
-    return _without_comment(text)
-
-
-def _without_comment(line):
-    """The line without its trailing ``# comment`` (a '#' inside a string stays)."""
-    if "#" not in line:
-        return line
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(line).readline):
-            if tok.type == tokenize.COMMENT:
-                return line[:tok.start[1]].rstrip() or line
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        pass        # part of a multi-line statement: keep it as it is
-    return line
 
 
 def _frees(em: _Emitter, items):
@@ -261,17 +223,17 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
         if node.section == "backward":
             block = node.where or node.grad_of
             if block != last_block:
-                head = _source_text(node.where) or _forward_text(em, node.grad_of)
+                head = source_text(node.where) or _forward_text(em, node.grad_of)
                 out.append("")
                 out.append(f"{indent}# grad of: {head}")
                 last_block = block
             comment = shape
         else:
             last_block = None
-            w = _where_short(node.where)
+            w = where_short(node.where)
             comment = f"{shape}  {w}" if w else shape
         for k, line in enumerate(lines):
-            out.append(indent + (_comment(line, comment) if k == len(lines) - 1 else line))
+            out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
         if i in frees:
             out.append(f"{indent}del {', '.join(frees[i])}")
     return out

@@ -140,6 +140,6 @@ def test_memory_is_bounded_over_many_new_shapes():
     assert growth < 512 * 1024, f"memory grew by {growth / 1024:.0f} KiB over 150 new shapes"
     from graphc.eager import cached_snippets
     from graphc.primitive import REGISTRY
-    from graphc.tracing import _INTERNAL_CODE
-    assert cached_snippets() <= 256 and len(_INTERNAL_CODE) <= 1024
+    from graphc.user_code import cached_codes
+    assert cached_snippets() <= 256 and cached_codes() <= 1024
     assert max(len(p._impl_cache) for p in REGISTRY.values()) <= 64

@@ -17,7 +17,7 @@ from ._rules import _static_int, norm_axis, one_axis, shape_ints
 
 def hint(x, name):
     """Give ``x``'s node a name hint for generated code, if it is traced."""
-    from ..tracing import Tracer
+    from ..avals import Traced as Tracer
     if isinstance(x, Tracer):
         node = x._trace.graph[x.node]
         if node.hint is None and node.op != "input":
