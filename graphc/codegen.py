@@ -14,8 +14,9 @@ import numpy as np
 
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .ir import install_product
-from .literals import const_text, default_text, holds_array, literal_prec
+from .literals import const_text, default_text, holds_array
 from .naming import Namespace, base_name, sanitize
+from .precedence import prec_of
 from .primitive import REGISTRY, type_str
 from .signature import leaf_access, leaf_name
 from .source_comments import source_text, where_short, with_comment
@@ -62,7 +63,7 @@ class _Emitter:
         aval = self.g.aval(nid)
         text = const_text(node.value, aval)
         if aval.size <= 1 or len(text) <= 60:
-            self.expr[nid] = (text, literal_prec(text))
+            self.expr[nid] = (text, prec_of(text))
             return None
         name = self.ns.new(node.name or node.hint or "const")
         self.name[nid] = name

@@ -14,6 +14,7 @@ import numpy as np
 from .errors import NonFiniteError
 from .literals import const_text
 from .naming import base_name
+from .precedence import wrap
 from .primitive import REGISTRY, type_str
 
 __all__ = ["evaluate", "explain_nonfinite", "all_finite"]
@@ -131,8 +132,7 @@ def _expr(graph, nid, depth=2, top=False) -> str:
     args = [_expr(graph, a, depth - 1) for a in node.args]
     if callable(prim.numpy):
         return f"{node.op}({', '.join(args)})"
-    args = [a if " " not in a or a.startswith("np.") and a.endswith(")") else f"({a})"
-            for a in args]
+    args = [wrap(a, prim.slot_prec(k, len(args))) for k, a in enumerate(args)]
     try:
         return prim.emit(args, "out", [graph.aval(a) for a in node.args], graph.aval(nid),
                          node.params)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .primitive import Aval
 
-__all__ = ["const_text", "pi_text", "literal_prec", "default_text", "nonfinite_text",
+__all__ = ["const_text", "pi_text", "default_text", "nonfinite_text",
            "holds_array"]
 
 _BIG_CONST = 64  # elements: larger array constants are written as hex bytes
@@ -76,14 +76,6 @@ def const_text(value, aval: Aval):
         return f"np.array({arr.tolist()!r}, dtype={dt})"
     data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes().hex()
     return f"np.frombuffer(bytes.fromhex({data!r}), dtype={np.dtype(arr.dtype).newbyteorder('<').str!r}).reshape({arr.shape!r}).astype({dt})"
-
-
-def literal_prec(text):
-    if text.startswith("-"):
-        return 13
-    if " / " in text or " * " in text:
-        return 12
-    return 100
 
 
 def default_text(value):

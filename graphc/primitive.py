@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .precedence import ATOM, wrap
+
 __all__ = ["Aval", "Primitive", "REGISTRY", "primitive", "Emit"]
 
 
@@ -164,7 +166,7 @@ class Primitive:
     def emit(self, args, out, avals, aval, params, atoms=None) -> str | list:
         if callable(self.numpy):
             if atoms is None:
-                atoms = [a if _is_atom(a) else f"({a})" for a in args]
+                atoms = [wrap(a, ATOM) for a in args]
             return self.numpy(Emit(args, out, avals, aval, atoms), **params)
         fmt_params = {k: _param_text(v) for k, v in params.items()}
         return self.numpy.format(*args, **fmt_params)
@@ -187,10 +189,6 @@ class Primitive:
 
     def _build_impl(self, params):
         return _HOOKS["impl"](self, params)
-
-
-def _is_atom(text: str) -> bool:
-    return re.fullmatch(r"[A-Za-z_][A-Za-z_0-9.]*(\[[^\[\]]*\])?|\d+(\.\d*)?", text) is not None
 
 
 def _param_text(v) -> str:
