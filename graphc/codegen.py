@@ -15,7 +15,7 @@ import numpy as np
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .ir import install_product
 from .literals import const_text, default_text, holds_array
-from .naming import Namespace, base_name, sanitize
+from .naming import Namespace, sanitize
 from .precedence import prec_of
 from .primitive import REGISTRY, type_str
 from .signature import leaf_access, leaf_name
@@ -70,17 +70,14 @@ class _Emitter:
         self.module_consts.append(f"{name} = {text}")
         return name
 
-    def adjoint_name(self, node):
-        """``d_<name>`` when the node is the adjoint of a value that has a visible name."""
-        primal = node.adjoint_of
-        if primal is not None and primal in self.name:
-            return "d_" + self.name[primal]
-        return None
+    def names_adjoint(self, node):
+        """The node is the adjoint of a value that has a visible name (it reads ``d_<name>``)."""
+        return node.adjoint_of is not None and node.adjoint_of in self.name
 
     def can_inline(self, nid, node):
         if not self.inline or nid in self.outputs or self.edge_count.get(nid, 0) != 1:
             return False
-        if node.name or self.adjoint_name(node):
+        if node.name or self.names_adjoint(node):
             return False
         user = next(iter(self.g.users(nid)))
         unode = self.g[user]
@@ -102,9 +99,7 @@ class _Emitter:
             if isinstance(emitted, str) and self.can_inline(nid, node) and len(emitted) <= _MAX_INLINE:
                 self.expr[nid] = (emitted, prec)
                 continue
-            name = self.ns.new(node.name or self.adjoint_name(node)
-                               or (node.hint if not node.adjoint_of else None)
-                               or node.hint or node.op)
+            name = self.ns.new(self.g.display_name(nid, self.name))
             self.name[nid] = name
             if isinstance(emitted, str):
                 lines = [f"{name} = {emitted}"]
@@ -252,8 +247,8 @@ def _forward_text(main, nid):
         if g[a].op == "const":
             em.constant(a)
         else:
-            em.name[a] = main.name.get(a) or sanitize(base_name(g, a))
-    out = main.name.get(nid) or sanitize(base_name(g, nid))
+            em.name[a] = main.name.get(a) or sanitize(g.display_name(a, main.name))
+    out = main.name.get(nid) or sanitize(g.display_name(nid, main.name))
     text, _ = em.node_expr(nid, out)
     return f"{out} = {text}" if isinstance(text, str) else f"{out} = {node.op}(...)"
 
@@ -265,7 +260,7 @@ def _reserve_inputs(g, em: _Emitter):
     lines = []
     if sig is None:
         for nid in g.inputs:
-            em.name[nid] = em.ns.new(base_name(g, nid))
+            em.name[nid] = em.ns.new(g.display_name(nid))
         return lines
     for p in sig.params:
         em.ns.reserve(sanitize(p.name))
@@ -289,7 +284,7 @@ def _closure_nodes(g):
 def _def_line(g, func_name, module_lines=None, ns=None, bindings=None, closure=()):
     sig = g.signature
     if sig is None:
-        return f"def {func_name}({', '.join(sanitize(base_name(g, n)) for n in g.inputs)}):"
+        return f"def {func_name}({', '.join(sanitize(g.display_name(n)) for n in g.inputs)}):"
     import inspect
     parts, star_done = [], False
     for p in sig.params:
@@ -455,7 +450,7 @@ def graph_text(g) -> str:
     em = _Emitter(g, inline=False)
     _reserve_inputs(g, em)
     for n in g.inputs:
-        em.name.setdefault(n, em.ns.new(base_name(g, n)))
+        em.name.setdefault(n, em.ns.new(g.display_name(n)))
     ins = ", ".join(f"{em.name[n]}: {type_str(g[n].shape, g[n].dtype)}"
                     for n in g.inputs)
     body = _body_lines(em, indent="    ")

@@ -13,7 +13,6 @@ import numpy as np
 
 from .errors import NonFiniteError
 from .literals import const_text
-from .naming import base_name
 from .precedence import wrap
 from .primitive import REGISTRY, type_str
 
@@ -170,8 +169,7 @@ _GENERIC_HINT = ("guard the input range (np.clip, np.where) or rewrite the expre
 
 
 def _label(graph, nid) -> str:
-    node = graph[nid]
-    return node.name or base_name(graph, nid)
+    return graph.display_name(nid)
 
 
 def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
