@@ -12,6 +12,7 @@ Examples
 >>> [round(float(v), 6) for v in df(1.5, 0.5)]
 [2.0, -0.563436]
 """
+from . import eager as _eager, numpy_api as _numpy_api  # noqa: F401  (install eager evaluation, bind and NumPy on tracers)
 from . import ops as _ops  # noqa: F401  (registers every primitive)
 from . import codegen as _codegen, cost as _cost, draw as _draw  # noqa: F401  (Graph's products)
 from . import nn, optim

@@ -14,7 +14,7 @@ import types
 
 import numpy as np
 
-from . import codegen, errors, naming
+from . import codegen, errors, loader, naming
 from .autodiff import backward
 from .ops.shape import identity
 from .errors import GradError, OptionError, UnsupportedError
@@ -23,7 +23,8 @@ from .passes import optimize
 from .primitive import Aval
 from .pytree import flatten, is_static, unflatten
 from .signature import Param, Signature, from_function, leaf_name
-from .tracing import Trace, Tracer, aval_of, check_dtype, current_trace
+from .avals import aval_of, check_dtype
+from .tracing import Trace, Tracer, current_trace
 
 __all__ = ["trace", "grad", "value_and_grad", "compile", "export", "render", "scope", "Spec",
            "example", "Compiled", "DEFAULT_CACHE_SIZE"]
@@ -762,7 +763,7 @@ class Compiled:
         with _EXEC_LOCK:
             # The fast variant: no entry check (the cache key checked the signature)
             # and the user's own default arrays, read at each call.
-            fn = codegen.exec_module(source, func_name, self.__name__, run=module.fast,
+            fn = loader.exec_module(source, func_name, self.__name__, run=module.fast,
                                      bindings=module.bindings)
         renamed = {p.name: n for p, n in zip(sig.params, names) if p.name != n and p.kind in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import NonFiniteError
-from .naming import base_name
+from .literals import const_text
+from .precedence import wrap
 from .primitive import REGISTRY, type_str
 
 __all__ = ["evaluate", "explain_nonfinite", "all_finite"]
@@ -122,7 +123,6 @@ def _expr(graph, nid, depth=2, top=False) -> str:
     if node.op == "input" or node.name and not top:
         return _label(graph, nid)
     if node.op == "const":
-        from .codegen import const_text
         text = const_text(node.value, graph.aval(nid))
         return text if len(text) <= 24 else "const"
     prim = REGISTRY.get(node.op)
@@ -131,8 +131,7 @@ def _expr(graph, nid, depth=2, top=False) -> str:
     args = [_expr(graph, a, depth - 1) for a in node.args]
     if callable(prim.numpy):
         return f"{node.op}({', '.join(args)})"
-    args = [a if " " not in a or a.startswith("np.") and a.endswith(")") else f"({a})"
-            for a in args]
+    args = [wrap(a, prim.slot_prec(k, len(args))) for k, a in enumerate(args)]
     try:
         return prim.emit(args, "out", [graph.aval(a) for a in node.args], graph.aval(nid),
                          node.params)
@@ -159,8 +158,7 @@ def _nonfinite_hint(op) -> str:
 
 
 def _label(graph, nid) -> str:
-    node = graph[nid]
-    return node.name or base_name(graph, nid)
+    return graph.display_name(nid)
 
 
 def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:

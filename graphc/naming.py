@@ -109,16 +109,3 @@ class Namespace:
                 self._count[base] = i
                 self._used.add(cand)
                 return cand
-
-
-def base_name(graph, nid) -> str:
-    """The name a node would like, before uniquing."""
-    node = graph[nid]
-    if node.name:
-        return node.name
-    primal = node.adjoint_of
-    if primal is not None and primal in graph:
-        return "d_" + sanitize(base_name(graph, primal))
-    if node.hint:
-        return node.hint
-    return node.op

@@ -13,6 +13,8 @@ from .ops import composite as C
 from .ops import elementwise as E
 from .ops.index import getitem
 from .ops.linalg import matmul
+from .ndarray_methods import METHODS as _NDARRAY_METHODS
+from .tracing import Tracer, install_numpy
 
 # --- ufuncs ---------------------------------------------------------------------
 UFUNCS = {
@@ -138,7 +140,6 @@ def array_function(func, args, kwargs):
 # --- indexing ------------------------------------------------------------------------
 def parse_index(key):
     """Split a NumPy index into a static spec and the list of array arguments."""
-    from .tracing import Tracer
     if not isinstance(key, tuple):
         key = (key,)
     spec, arrays = [], []
@@ -189,7 +190,6 @@ def _check_index(x, key):
     (a traced slice bound, a boolean tracer) are left to :func:`parse_index`.
     """
     from .errors import GraphcError, IndexError_, ShapeError
-    from .tracing import Tracer
     items = []
     for k in key if isinstance(key, tuple) else (key,):
         if isinstance(k, Tracer):
@@ -270,3 +270,6 @@ def _floordiv(self, other):
 
 for _name in ("__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__divmod__"):
     TRACER_METHODS[_name] = _floordiv
+TRACER_METHODS.update(_NDARRAY_METHODS)
+
+install_numpy(array_ufunc, array_function, TRACER_METHODS)

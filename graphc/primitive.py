@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .precedence import ATOM, wrap
+
 __all__ = ["Aval", "Primitive", "REGISTRY", "primitive", "Emit", "NOT_DIFFERENTIABLE"]
 
 
@@ -204,8 +206,7 @@ class Primitive:
     _impl_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, *args, **params):
-        from .tracing import bind
-        return bind(self, args, params)
+        return _HOOKS["bind"](self, args, params)
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -245,7 +246,7 @@ class Primitive:
     def emit(self, args, out, avals, aval, params, atoms=None) -> str | list:
         if callable(self.numpy):
             if atoms is None:
-                atoms = [a if _is_atom(a) else f"({a})" for a in args]
+                atoms = [wrap(a, ATOM) for a in args]
             return self.numpy(Emit(args, out, avals, aval, atoms), **params)
         fmt_params = {k: _param_text(v) for k, v in params.items()}
         return self.numpy.format(*args, **fmt_params)
@@ -267,12 +268,7 @@ class Primitive:
         return fn
 
     def _build_impl(self, params):
-        from .codegen import compile_snippet
-        return compile_snippet(self, params)
-
-
-def _is_atom(text: str) -> bool:
-    return re.fullmatch(r"[A-Za-z_][A-Za-z_0-9.]*(\[[^\[\]]*\])?|\d+(\.\d*)?", text) is not None
+        return _HOOKS["impl"](self, params)
 
 
 def _param_text(v) -> str:
@@ -383,3 +379,28 @@ def plain_param(v, what="param"):
 def plain_params(prim, params: dict) -> dict:
     """``params`` with every value passed through :func:`plain_param`."""
     return {k: plain_param(v, f"{prim.name}'s parameter {k}") for k, v in params.items()}
+
+
+# --- what the layers above hand down at import ---------------------------------------
+# A primitive is applied by the tracer (graphc/tracing.py's bind) and evaluated eagerly
+# by a function compiled from its emission (graphc/eager.py).  Both live above this
+# module, so they install themselves here when imported (graphc/__init__ imports both)
+# instead of this module importing upwards.
+def _not_installed(what):
+    def missing(*args):
+        raise RuntimeError(f"no {what} installed: import graphc (not graphc.primitive alone)")
+    return missing
+
+
+_HOOKS: dict[str, Callable] = {"bind": _not_installed("binder"),
+                               "impl": _not_installed("implementation builder")}
+
+
+def set_binder(fn: Callable) -> None:
+    """Install ``fn(prim, args, params)``, which applies a primitive (``prim(*args)``)."""
+    _HOOKS["bind"] = fn
+
+
+def set_impl_builder(fn: Callable) -> None:
+    """Install ``fn(prim, params) -> callable``, the eager implementation of a primitive."""
+    _HOOKS["impl"] = fn

@@ -28,6 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# The stable primitives are found in the registry (by the time anything is traced every
+# record is registered): rewrites sit below the ops, which never depend on them.
+from .primitive import REGISTRY
+
 __all__ = ["rewrite", "RULES"]
 
 
@@ -95,8 +99,8 @@ def log_one_plus_exp(trace, args, params):
     for one, e in ((a, b), (b, a)):
         x = _exp_arg(trace, e)
         if x is not None and _is_one(_node(trace, one)) and _same_aval(s, _node(trace, e)):
-            from .ops.activation import softplus
-            return _mark(softplus(trace.tracer(x)), "log(1 + exp(x)) -> softplus(x)")
+            return _mark(REGISTRY["softplus"](trace.tracer(x)),
+                         "log(1 + exp(x)) -> softplus(x)")
     return None
 
 
@@ -105,8 +109,7 @@ def log1p_exp(trace, args, params):
     x = _exp_arg(trace, args[0].node)
     if x is None:
         return None
-    from .ops.activation import softplus
-    return _mark(softplus(trace.tracer(x)), "log1p(exp(x)) -> softplus(x)")
+    return _mark(REGISTRY["softplus"](trace.tracer(x)), "log1p(exp(x)) -> softplus(x)")
 
 
 def log_exp(trace, args, params):
@@ -147,8 +150,7 @@ def log_of_softmax(trace, args, params):
     if not (s.params["keepdims"] or len(zn.shape) == 1) or zn.weak \
             or not _same_aval(d, _node(trace, num)):
         return None
-    from .ops.activation import log_softmax
-    return _mark(log_softmax(trace.tracer(z), axis=axis % len(zn.shape)),
+    return _mark(REGISTRY["log_softmax"](trace.tracer(z), axis=axis % len(zn.shape)),
                  "log(exp(z) / sum(exp(z))) -> log_softmax(z)")
 
 

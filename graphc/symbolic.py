@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from .literals import pi_text
 from .primitive import REGISTRY
 
 __all__ = ["evaluate", "to_sympy", "symbols_like", "equal", "MissingSemantics"]
@@ -52,8 +53,7 @@ def _scalar(v):
         return sp.oo if v > 0 else -sp.oo
     if v == int(v) and abs(v) < 2 ** 53:
         return sp.Integer(int(v))
-    from .codegen import _pi_text
-    pi = _pi_text(v)
+    pi = pi_text(v)
     if pi is not None:
         return sp.sympify(pi.replace("np.pi", "pi"))
     # A fraction with a small denominator that rounds to exactly this float is what

@@ -19,14 +19,14 @@ import numpy as np
 from . import errors, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, InPlaceError, UnsupportedError)
 from .ir import Graph
-from .primitive import Aval, plain_params
+from .avals import INT64_MAX, INT64_MIN, Traced, aval_of
+from .primitive import Primitive, plain_params, set_binder
+from .random_watch import RandomWatch
+from .user_code import INTERNAL_CODE, USER_CODE, attribute_error, is_internal_code, is_user_code
 
-__all__ = ["Tracer", "Trace", "bind", "current_trace", "aval_of"]
+__all__ = ["Tracer", "Trace", "bind", "current_trace"]
 
 _state = threading.local()
-
-SUPPORTED_KINDS = "biuf"
-
 
 def _stack():
     s = getattr(_state, "stack", None)
@@ -40,51 +40,16 @@ def current_trace():
     return s[-1] if s else None
 
 
-def check_dtype(dtype, what="value"):
-    dtype = np.dtype(dtype)
-    if dtype.kind not in SUPPORTED_KINDS:
-        raise UnsupportedError(
-            f"graphc cannot trace a {what} of dtype {dtype}",
-            hint="use a real floating, integer or boolean NumPy dtype "
-                 "(complex, object and string arrays are not supported)")
-    return dtype
-
-
-_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
-
-
 def _big_ints_as_floats(args):
     """NEP 50: a Python int beyond int64 next to a floating array becomes a float
     (``x * 2**70`` works in NumPy); next to integers it overflows (aval_of)."""
     if not any(isinstance(a, int) and not isinstance(a, bool)
-               and not _INT64_MIN <= a <= _INT64_MAX for a in args):
+               and not INT64_MIN <= a <= INT64_MAX for a in args):
         return args
     if not any(isinstance(a, Tracer) and a.dtype.kind in "fc" for a in args):
         return args
     return [float(a) if isinstance(a, int) and not isinstance(a, bool)
-            and not _INT64_MIN <= a <= _INT64_MAX else a for a in args]
-
-
-def aval_of(x) -> Aval:
-    """The abstract value of a concrete input (NumPy array/scalar or Python number)."""
-    if isinstance(x, Tracer):
-        return x.aval
-    if isinstance(x, np.generic):  # NumPy scalars are strong (NEP 50), even np.float64
-        return Aval((), check_dtype(x.dtype), False)
-    if isinstance(x, bool):
-        return Aval((), np.dtype(bool), True)
-    if isinstance(x, int):
-        if not _INT64_MIN <= x <= _INT64_MAX:
-            raise errors.IntegerOverflowError(
-                f"the Python int {x} is out of bounds for int64, the integer type graphc "
-                "(like NumPy) gives it next to integer arrays")
-        return Aval((), np.dtype(np.int64), True)
-    if isinstance(x, float):
-        return Aval((), np.dtype(np.float64), True)
-    if isinstance(x, complex):
-        check_dtype(np.complex128)
-    arr = np.asarray(x)
-    return Aval(arr.shape, check_dtype(arr.dtype), False)
+            and not INT64_MIN <= a <= INT64_MAX else a for a in args]
 
 
 class Trace:
@@ -154,21 +119,18 @@ class Trace:
     def _profile(self, frame, event, arg):
         if event == "call":
             # random generators the user's code can reach (see RandomWatch)
-            user = _USER_CODE.get(frame.f_code)
+            user = USER_CODE.get(frame.f_code)      # (the caches inline: a hot path)
             if user is None:
-                user = _user_code(frame.f_code)
+                user = is_user_code(frame.f_code)
             if user:
                 self.random_watch.scan(frame)
             return
         if event != "return":
             return
         code = frame.f_code
-        internal = _INTERNAL_CODE.get(code)
+        internal = INTERNAL_CODE.get(code)
         if internal is None:
-            if len(_INTERNAL_CODE) >= _INTERNAL_CODE_LIMIT:
-                _INTERNAL_CODE.clear()    # a cache of code objects, which it keeps alive
-            internal = _INTERNAL_CODE[code] = errors._is_internal(code.co_filename) \
-                or code.co_name.startswith("<") and code.co_name != "<lambda>"
+            internal = is_internal_code(code)
         if internal:
             return
         depth = 0
@@ -193,10 +155,6 @@ class Trace:
             if nid in self.graph and self.graph[nid].name is None:
                 self.graph[nid].name = name
         self.active = False
-
-
-_INTERNAL_CODE: dict = {}
-_INTERNAL_CODE_LIMIT = 1024   # code objects remembered by the profile hook (bounded: no leak)
 
 
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
@@ -235,7 +193,7 @@ def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
 def _swallowable(x: "Tracer", err):
     """Remember ``err`` on the trace: NumPy swallows errors raised by ``__float__``
     and ``__array__`` (``buf[0] = x``) and raises its own ValueError instead;
-    ``api._trace_into`` puts graphc's error back."""
+    ``capture.trace_into`` puts graphc's error back."""
     x._trace.swallowed = err
     return err
 
@@ -347,7 +305,7 @@ def _unit_operand(prim, g, nids, aval):
     return None
 
 
-class Tracer:
+class Tracer(Traced):
     """A value being traced.  Behaves like a NumPy array of fixed shape and dtype."""
 
     __slots__ = ("_trace", "node", "aval")
@@ -449,11 +407,7 @@ class Tracer:
     def __hash__(self):
         return id(self)
 
-    # --- ndarray methods built from primitives (numpy_api may add more) ---------
-    def copy(self, order="C"):
-        from .ops.shape import identity
-        return identity(self)     # a new value: later functional updates cannot alias
-
+    # --- methods that need numbers (numpy_api installs those built from ops) ---
     def item(self, *args):
         self._not_a_number(".item()")
 
@@ -469,20 +423,6 @@ class Tracer:
             hint="keep it an array: x[i] or x[()] is a traced element; compute Python numbers "
                  "outside the traced function, on its result")
 
-    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-        return _var(self, axis, dtype, out, ddof, keepdims, kwargs, "var")
-
-    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-        from .ops import elementwise as E
-        from .ops.composite import hint
-        return hint(E.sqrt(_var(self, axis, dtype, out, ddof, keepdims, kwargs, "std")), "std")
-
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-        return _prod(self, axis, dtype, out, keepdims, kwargs)
-
-    def argmax(self, axis=None, out=None, *, keepdims=False):
-        return _argmax(self, axis, out, keepdims)
-
     itemsize = property(lambda self: self.aval.dtype.itemsize)
     nbytes = property(lambda self: self.aval.size * self.aval.dtype.itemsize)
 
@@ -492,306 +432,28 @@ class Tracer:
         # cheap AttributeError.
         if name.startswith("_"):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        raise _attribute_error(self, name)
+        raise attribute_error(self, name)
 
     # --- NumPy protocols and operators: see numpy_api ---------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .numpy_api import array_ufunc
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return _NUMPY["ufunc"](ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from .numpy_api import array_function
-        return array_function(func, args, kwargs)
+        return _NUMPY["function"](func, args, kwargs)
 
 
-# --- ndarray methods: helpers and the clear error for the rest ------------------------
-def _no_extras(what, out, kwargs):
-    if out is not None:
-        raise InPlaceError(f"{what}(out=...) writes into an array in place; traced arrays "
-                           "are immutable", hint="assign the result instead")
-    extra = {k: v for k, v in kwargs.items() if not (k == "where" and v is True)}
-    if extra:
-        raise UnsupportedError(f"{what}: argument(s) {sorted(extra)} are not supported "
-                               "on traced values")
+# graphc/numpy_api.py, above this module, maps NumPy onto primitives and installs
+# itself here at import (graphc/__init__ imports it), so tracing never imports it.
+_NUMPY: dict = {}
 
 
-def _reduced_count(x, axes):
-    n = 1
-    for a in axes:
-        n *= x.shape[a]
-    return n
-
-
-def _var(x, axis, dtype, out, ddof, keepdims, kwargs, what):
-    """NumPy's ``_var``: mean of squared deviations, divided by ``max(n - ddof, 0)``."""
-    from .ops import composite as C
-    from .ops._rules import norm_axis
-    if kwargs.get("mean") is not None:
-        raise UnsupportedError(f".{what}(mean=...) is not supported on traced values",
-                               hint="leave mean= out: graphc computes it")
-    kwargs.pop("mean", None)
-    _no_extras(f".{what}()", out, kwargs)   # (the methods have no correction=, as in NumPy)
-    if isinstance(ddof, Tracer) or not isinstance(ddof, (int, float, np.integer, np.floating)):
-        raise UnsupportedError(f".{what}(ddof={ddof!r}): ddof must be a static number",
-                               hint="pass a Python int such as ddof=1")
-    if x.ndim == 0 and axis is not None:
-        C.mean(x, axis=axis)        # NumPy's AxisError: var/std, like mean, take no axis of a 0-d array
-    axes = norm_axis(axis, x.ndim)
-    if dtype is None and x.dtype.kind in "biu":
-        dtype = np.float64          # as NumPy: integer data has a float64 variance
-    if dtype is not None:
-        x = C.astype(x, dtype)
-    n = _reduced_count(x, axes)
-    mean = C.sum(x, axes, keepdims=True) / n
-    dev = x - mean
-    sq = C.sum(dev * dev, axes, keepdims=bool(keepdims))
-    return C.hint(sq / max(n - ddof, 0), "var")
-
-
-def _prod(x, axis, dtype, out, keepdims, kwargs):
-    """Product over ``axis`` as a tree of multiplications: exact products, exact
-    gradients (zeros included), log2(n) nodes per axis."""
-    from .ops import composite as C
-    from .ops._rules import norm_axis
-    _no_extras(".prod()", out, kwargs)
-    if "initial" in kwargs:
-        raise UnsupportedError(".prod(initial=...) is not supported on traced values",
-                               hint="multiply by the initial value instead")
-    axes = norm_axis(axis, x.ndim)
-    if dtype is None and x.dtype.kind in "biu" and x.dtype.itemsize < 8 or x.dtype.kind == "b":
-        dtype = np.uint64 if x.dtype.kind == "u" else np.int64   # NumPy's platform integer
-    if dtype is not None:
-        x = C.astype(x, dtype)
-    out_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
-    if _reduced_count(x, axes) == 0:
-        ones = np.ones(out_shape if keepdims else tuple(d for i, d in enumerate(x.shape)
-                                                       if i not in axes), x.dtype)
-        return x._trace.lift(ones)
-    for a in sorted(axes, reverse=True):
-        while x.shape[a] > 1:
-            m = x.shape[a]
-            h = m // 2
-            pre = (slice(None),) * a
-            y = x[pre + (slice(0, h),)] * x[pre + (slice(h, 2 * h),)]
-            x = C.do_concatenate([y, x[pre + (slice(2 * h, m),)]], a) if m % 2 else y
-    keep = tuple(d for i, d in enumerate(x.shape) if i not in axes)
-    x = C.do_reshape(x, out_shape if keepdims else keep)
-    return C.hint(x, "prod")
-
-
-def _argmax(x, axis, out, keepdims):
-    from .ops import composite as C
-    from .ops._rules import norm_axis
-    from .ops.reduce import argmax
-    _no_extras(".argmax()", out, {})
-    if axis is None:
-        flat = C.do_reshape(x, -1)
-        i = argmax(flat, axis=0)
-        return C.do_reshape(i, (1,) * x.ndim) if keepdims else i
-    if x.ndim == 0:
-        raise errors.ShapeError(f"axis {axis} is out of bounds for array of dimension 0")
-    (a,) = norm_axis(axis, x.ndim)
-    i = argmax(x, axis=a)
-    return C.expand_dims(i, a) if keepdims else i
-
-
-# Why a method traced values lack has no clean workaround of its own, and what to do.
-_METHOD_HINTS = {
-    "cumsum": "accumulate over the static length instead: parts = [x[0]]; for i in "
-              "range(1, n): parts.append(parts[-1] + x[i]); then np.stack(parts)",
-    "cumprod": "accumulate over the static length (parts.append(parts[-1] * x[i])) and "
-               "np.stack(parts)",
-    "nonzero": "the result's shape depends on the values: use np.where(mask, x, 0) to keep "
-               "the shape static",
-    "argmin": "use .argmax() of the negated values for floats, or compute indices outside "
-              "the traced function",
-}
-_IN_PLACE = {"fill", "put", "resize", "sort", "itemset", "setfield", "setflags", "partition",
-             "byteswap"}
-_CONCRETE = {"tobytes", "tofile", "dump", "dumps", "tostring", "__reduce__"}
-
-
-def _attribute_error(x, name):
-    """The error for ``x.name`` when traced values lack ``name``."""
-    on_ndarray = hasattr(np.ndarray, name)
-    is_method = on_ndarray and callable(getattr(np.ndarray, name))
-    shown = f".{name}()" if is_method else f".{name}"
-    if not on_ndarray:
-        return errors.UnsupportedAttributeError(
-            f"a traced array ({x._desc()}) has no attribute {name!r}, and neither has a "
-            "NumPy array",
-            hint="check the spelling; traced values behave like NumPy arrays (docs/ops.md "
-                 "lists what graphc traces)")
-    if name in _IN_PLACE:
-        why = "modifies the array in place, and traced arrays are immutable"
-        hint = "build a new array instead (np.where(mask, new, x), np.concatenate([...]))"
-    elif name in _CONCRETE:
-        why = "needs the concrete value, which is not known while graphc traces"
-        hint = "call it on the function's result, after the call"
-    else:
-        why = "is not supported on traced values"
-        hint = _METHOD_HINTS.get(name, "write it with the NumPy functions graphc traces "
-                                       "(docs/ops.md lists them), or compute it outside the "
-                                       "traced function, on its result")
-    return errors.UnsupportedAttributeError(
-        f"the NumPy array method {shown} {why} (on {x._desc()})", hint=hint)
-
-
-def _install_operators():
-    from . import numpy_api as napi
-    from .primitive import Primitive
-    for name, fn in napi.TRACER_METHODS.items():
+def install_numpy(array_ufunc, array_function, methods):
+    """Install NumPy's dispatch protocols and the operators/methods of :class:`Tracer`."""
+    _NUMPY["ufunc"], _NUMPY["function"] = array_ufunc, array_function
+    for name, fn in methods.items():
         if isinstance(fn, Primitive):  # records are not descriptors: bind `self` explicitly
             fn = (lambda p: lambda self, *a: p(self, *a))(fn)
         setattr(Tracer, name, fn)
 
 
-_install_operators()
-
-
-_USER_CODE: dict = {}
-
-
-def _user_code(code) -> bool:
-    """Code of the user's own program: not graphc's, NumPy's, a library's or the stdlib's."""
-    if len(_USER_CODE) >= _INTERNAL_CODE_LIMIT:
-        _USER_CODE.clear()
-    name = code.co_filename
-    user = not (_internal_code(code) or name.startswith(_library_dirs())
-                or name.startswith("<") and not name.startswith(("<stdin>", "<ipython")))
-    _USER_CODE[code] = user
-    return user
-
-
-_LIBRARY_DIRS = None
-
-
-def _library_dirs() -> tuple:
-    global _LIBRARY_DIRS
-    if _LIBRARY_DIRS is None:
-        import os
-        import sysconfig
-        paths = sysconfig.get_paths()
-        _LIBRARY_DIRS = tuple({os.path.join(os.path.realpath(paths[k]), "") for k in
-                               ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-                              | {os.path.join(paths[k], "") for k in
-                                 ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
-    return _LIBRARY_DIRS
-
-
-def _internal_code(code) -> bool:
-    internal = _INTERNAL_CODE.get(code)
-    if internal is None:
-        if len(_INTERNAL_CODE) >= _INTERNAL_CODE_LIMIT:
-            _INTERNAL_CODE.clear()
-        internal = _INTERNAL_CODE[code] = errors._is_internal(code.co_filename) \
-            or code.co_name.startswith("<") and code.co_name != "<lambda>"
-    return internal
-
-
-# --- np.random inside a traced function ----------------------------------------------
-# Random numbers drawn while graphc traces become constants of the graph: every call
-# of the compiled function would reuse them (NumPy-style dropout would get one mask
-# forever).  graphc refuses that.  np.random's functions are compiled code that no
-# Python hook sees, so the watch compares random *states* before and after the trace:
-# NumPy's global RandomState, and every Generator / RandomState the user's functions
-# can reach while traced (their globals, arguments, closures and attributes of those,
-# found by the profile hook at each call).  A generator created and dropped inside the
-# traced function (np.random.default_rng(0)) is not a persistent stream: freezing its
-# numbers is exactly what every call would compute, so it is allowed.
-_RNG_TYPES = (np.random.Generator, np.random.RandomState)
-
-
-def _global_rng_state():
-    """A cheap fingerprint of np.random's global MT19937 state (key words and position)."""
-    import ctypes
-    bg = np.random.mtrand._rand._bit_generator
-    try:
-        return ctypes.string_at(bg.ctypes.state_address, 624 * 4 + 4)
-    except Exception:                    # another layout or no ctypes: the slow, exact way
-        return _frozen(bg.state)
-
-
-def _rng_state(rng):
-    if isinstance(rng, np.random.Generator):
-        return _frozen(rng.bit_generator.state)
-    return _frozen(rng.get_state(legacy=False))     # a RandomState: its cached gauss too
-
-
-def _frozen(v):
-    if isinstance(v, dict):
-        return tuple((k, _frozen(x)) for k, x in sorted(v.items()))
-    if isinstance(v, np.ndarray):
-        return (v.dtype.str, v.shape, v.tobytes())
-    return v
-
-
-class RandomWatch:
-    """Notices random numbers drawn from persistent NumPy random streams during a trace."""
-
-    def __init__(self):
-        self.global_state = _global_rng_state()
-        self.seen = {}                    # id(rng) -> (rng, state when first reachable)
-
-    def scan(self, frame):
-        """Note the generators a user frame can reach, with their state, at its call."""
-        names = frame.f_code.co_names
-        for v in list(frame.f_locals.values()) + [frame.f_globals.get(n) for n in names]:
-            self._note(v)
-            d = getattr(v, "__dict__", None) if v is not None else None
-            if isinstance(d, dict) and not isinstance(v, type(sys)):
-                for n in names:          # self.rng, model.rng
-                    self._note(d.get(n))
-
-    def _note(self, v):
-        if isinstance(v, _RNG_TYPES) and id(v) not in self.seen:
-            self.seen[id(v)] = (v, _rng_state(v))
-
-    def check(self, top_code):
-        """Raise (or warn) when the traced code drew from a persistent random stream."""
-        drawn = None
-        for rng, state in self.seen.values():
-            # only the watch holds it now: a generator local to the trace, which is fine
-            if sys.getrefcount(rng) > 3 and _rng_state(rng) != state:
-                drawn = "a numpy.random.Generator that outlives the call"
-        self.seen.clear()
-        global_drawn = _global_rng_state() != self.global_state
-        if drawn is None and not global_drawn:
-            return
-        if drawn is None and _other_threads_running():
-            # np.random's global state is shared by all threads: another one may have drawn
-            import warnings
-            warnings.warn(_random_message("np.random's global state changed", top_code) +
-                          " (or another thread drew from np.random meanwhile)",
-                          RuntimeWarning, stacklevel=_user_stacklevel())
-            return
-        raise UnsupportedError(
-            _random_message(f"random numbers were drawn from {drawn or 'np.random'}", top_code),
-            where=_code_where(top_code),
-            hint="for dropout use graphc.nn.dropout(x, rate, key) with a key that changes per "
-                 "step (np.int64(step)); draw other random arrays outside the traced function "
-                 "and pass them in as arguments")
-
-
-def _other_threads_running() -> bool:
-    """Another non-daemon thread is alive (daemon helpers, e.g. Jupyter's, do not count)."""
-    me = threading.current_thread()
-    return any(t is not me and not t.daemon and t.is_alive() for t in threading.enumerate())
-
-
-def _random_message(what, top_code):
-    fn = f" {top_code.co_name}" if top_code is not None else ""
-    return (f"{what} while graphc traced the function{fn}: they would be frozen into the "
-            "compiled function as constants, so every call would reuse the same numbers "
-            "(e.g. one dropout mask forever)")
-
-
-def _code_where(code):
-    return errors.where_text(code.co_filename, code.co_firstlineno) if code is not None else None
-
-
-def _user_stacklevel():
-    frame, level = sys._getframe(1), 1
-    while frame is not None and not _user_code(frame.f_code):
-        frame, level = frame.f_back, level + 1
-    return level
+set_binder(bind)

@@ -138,8 +138,8 @@ def test_memory_is_bounded_over_many_new_shapes():
     # so an unbounded cache grows by megabytes.  The eager-snippet caches are
     # bounded too but cleared in steps, so allow one step of sawtooth.
     assert growth < 512 * 1024, f"memory grew by {growth / 1024:.0f} KiB over 150 new shapes"
-    from graphc.codegen import _SNIPPETS
+    from graphc.eager import cached_snippets
     from graphc.primitive import REGISTRY
-    from graphc.tracing import _INTERNAL_CODE
-    assert len(_SNIPPETS) <= 256 and len(_INTERNAL_CODE) <= 1024
+    from graphc.user_code import cached_codes
+    assert cached_snippets() <= 256 and cached_codes() <= 1024
     assert max(len(p._impl_cache) for p in REGISTRY.values()) <= 64

@@ -25,7 +25,7 @@ import pytest
 import graphc
 from graphc.ops._samples import Draw, Sample
 from graphc.primitive import REGISTRY
-from graphc.tracing import aval_of
+from graphc.avals import aval_of
 
 from _fd import fd_grad_args, is_float_leaf
 

@@ -17,10 +17,9 @@ from ._rules import _static_int, norm_axis, one_axis, shape_ints
 
 def hint(x, name):
     """Give ``x``'s node a name hint for generated code, if it is traced."""
-    # A tracer is known by its trace (duck typing): ops import nothing above them.
-    trace = getattr(x, "_trace", None)
-    if trace is not None:
-        node = trace.graph[x.node]
+    from ..avals import Traced as Tracer
+    if isinstance(x, Tracer):
+        node = x._trace.graph[x.node]
         if node.hint is None and node.op != "input":
             node.hint = name
     return x

@@ -308,7 +308,7 @@ masked_mul = primitive(
 
 # --- astype -------------------------------------------------------------------------
 def _astype_shape(x, *, dtype):
-    from ..tracing import check_dtype
+    from ..avals import check_dtype
     return Aval(x.shape, check_dtype(dtype), False)
 
 

@@ -59,9 +59,9 @@ def mlp_loss_value_and_grad(params, x, y):
     d_W2 = h.T @ d_add                          # f32[4,3]
 
     # grad of: h = np.tanh(x @ params["W1"] + params["b1"])
-    mul = d_h * (1 - h * h)                     # f32[6,4]
-    d_b1 = mul.sum(axis=0)                      # f32[4]
-    d_W1 = x.T @ mul                            # f32[5,4]
+    d_add_1 = d_h * (1 - h * h)                 # f32[6,4]
+    d_b1 = d_add_1.sum(axis=0)                  # f32[4]
+    d_W1 = x.T @ d_add_1                        # f32[5,4]
 
     return loss, {'W1': d_W1, 'b1': d_b1, 'W2': d_W2, 'b2': d_b2, 'W3': d_W3, 'b3': d_b3}
 
