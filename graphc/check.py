@@ -217,11 +217,11 @@ def _flat_grads(grads, argnums):
 
 def _positional_argnums(fn, args, kwargs, argnums):
     """``argnums`` as non-negative positions (``-1`` is the last positional argument)."""
-    from .api import _call_parts
+    from .argnums import normalize_argnums
+    from .capture import call_parts as _call_parts
     from .signature import from_function
     n = len(_call_parts(*from_function(fn, args, kwargs))[0])
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    return tuple(a % n for a in nums) if n else nums
+    return normalize_argnums(argnums, n)
 
 
 def _symbolic_work(graph, symbolic_inputs):
@@ -474,7 +474,7 @@ def _numeric_rows(report, fn, args, kwargs, sig, diff_leaf, leaves, paths, code_
 
 def _replace_leaf(args, kwargs, fn, path, new):
     """``(args, kwargs)`` with the leaf at ``path`` (param index, keys...) replaced."""
-    from .api import _call_parts
+    from .capture import call_parts as _call_parts
     from .signature import from_function
     params, values = from_function(fn, args, kwargs)
     values = list(values)
