@@ -14,7 +14,7 @@ import pathlib
 
 from . import errors
 from .argnums import default_argnums
-from .capture import Spec, function_name, gc_paused, live, trace_into
+from .capture import Spec, gc_paused, live, trace_into
 from .compiled import DEFAULT_CACHE_SIZE, Compiled, make_compiled
 from .errors import OptionError
 from .ir import Graph
@@ -78,7 +78,7 @@ def trace(fn, *args, **kwargs) -> Graph:
                                     hint="pass the function first, then its arguments: "
                                          "graphc.trace(f, x)")
     with gc_paused():
-        return trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k), function_name(fn))
+        return trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k))
 
 
 

@@ -72,7 +72,7 @@ def _spec_dtype(dtype):
     return check_dtype(dt, "Spec")
 
 
-def leaf_aval(x):
+def _leaf_aval(x):
     if isinstance(x, Spec):
         return Aval(x.shape, x.dtype, False)
     return aval_of(x)
@@ -105,7 +105,7 @@ def call_parts(params, values):
     return args, kwargs
 
 
-def trace_into(fn, args, kwargs, body, fn_name):
+def trace_into(fn, args, kwargs, body):
     """Trace ``body`` on fresh inputs for ``fn``'s arguments; return the Graph.
 
     ``body(call_args, call_kwargs)`` runs inside the active trace and returns
@@ -115,7 +115,7 @@ def trace_into(fn, args, kwargs, body, fn_name):
     leaves, tdef, paths = flatten(tuple(values))
     # fn.__name__ is user-controlled text; the graph's name appears in generated
     # comments and docstrings, so it is made one-line and quote-free.
-    fn_name = naming.display(fn_name)
+    fn_name = naming.display(function_name(fn))
     g = Graph(fn_name)
     sig = Signature(fn_name=fn_name, params=params, arg_treedefs=tdef, leaf_paths=list(paths))
     g.signature = sig
@@ -161,6 +161,8 @@ def _swallowed_error(t, e):
     if tb is None or errors.where_text(tb.tb_frame.f_code.co_filename, tb.tb_lineno) != err.where:
         return None
     return err
+
+
 def live(fn):
     """``fn``, with the NumPy arrays it closes over read as inputs of the active trace.
 
@@ -248,7 +250,7 @@ def _closure_tracer(trace, name, cell, value):
 def _input_aval(x, sig, path, where):
     """The aval of one argument leaf; unsupported dtypes are reported by argument name."""
     try:
-        return leaf_aval(x)
+        return _leaf_aval(x)
     except UnsupportedError as e:
         name = sig.params[path[0]].name + "".join(f"[{k!r}]" for k in path[1:])
         if name in ("self", "cls") and path == (0,) and not isinstance(x, np.ndarray):

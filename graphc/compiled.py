@@ -31,7 +31,10 @@ from .transforms import grad_body
 #: Signatures each compiled function keeps (least recently used evicted first).
 DEFAULT_CACHE_SIZE = 64
 
+
 class _Entry:
+    """One compiled signature: its optimized graph, generated source and callable."""
+
     __slots__ = ("graph", "source", "fn", "func_name", "has_spec", "closure")
 
     def __init__(self, graph, source, fn, func_name, has_spec=False, closure=()):
@@ -271,7 +274,7 @@ class Compiled:
             return self._build_unpaused(args, kwargs)
 
     def _build_unpaused(self, args, kwargs):
-        g = trace_into(self._fn, args, kwargs, self._body(), function_name(self._fn))
+        g = trace_into(self._fn, args, kwargs, self._body())
         optimize(g)
         source_file = def_where(self._fn)
         source_file = source_file.rpartition(":")[0] if source_file else None
