@@ -81,7 +81,6 @@ def trace(fn, *args, **kwargs) -> Graph:
         return trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k))
 
 
-
 def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
     """Compile ``fn`` into generated NumPy code (also usable as ``@graphc.compile``).
 

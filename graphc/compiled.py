@@ -432,5 +432,3 @@ def make_compiled(fn, kind, argnums=0, has_aux=False, *, cache_size, check_finit
     """A :class:`Compiled` of ``kind`` (``"compile"``, ``"grad"``, ``"value_and_grad"``)."""
     cls = _FiniteChecked if check_finite else Compiled
     return cls(fn, kind, argnums, has_aux, cache_size=cache_size, check_finite=check_finite)
-
-

@@ -154,4 +154,3 @@ def _check_loss_value(out, name, has_aux, fn):
                 "and return (loss, aux)")
     raise GradError(f"{name}: the function returned {got}, not a scalar loss",
                     where=def_where(fn), hint=hint)
-
