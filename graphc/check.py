@@ -255,11 +255,11 @@ def _flat_grads(grads, argnums):
 
 def _positional_argnums(fn, args, kwargs, argnums):
     """``argnums`` as non-negative positions (``-1`` is the last positional argument)."""
-    from .api import _call_parts
+    from .argnums import normalize_argnums
+    from .capture import call_parts as _call_parts
     from .signature import from_function
     n = len(_call_parts(*from_function(fn, args, kwargs))[0])
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    return tuple(a % n for a in nums) if n else nums
+    return normalize_argnums(argnums, n)
 
 
 def _compare_low_precision(report, low, low_grads, ref_grads):
@@ -460,7 +460,7 @@ def _numeric_rows(report, subject):
 
 def _replace_leaf(subject, path, new):
     """The call's ``(args, kwargs)`` with the leaf at ``path`` (param index, keys...) replaced."""
-    from .api import _call_parts
+    from .capture import call_parts as _call_parts
     from .signature import from_function
     params, values = from_function(subject.fn, subject.args, subject.kwargs)
     values = list(values)

@@ -43,7 +43,6 @@ import pathlib
 import re
 import sys
 
-import numpy as np
 
 import graphc
 from graphc import errors
@@ -52,14 +51,15 @@ from .cost import cost_text
 from .demo import run_demo
 from .target import (ImportFailed, UsageError, example_inputs, load_function,
                      parse_args_option)
+from .argnums import default_argnums, normalize_argnums
 
 __all__ = ["main"]
 
 _PROG = "graphc"
 
 
-def _parse_argnums(text, n_args=None):
-    """``--argnums`` as graphc's ``argnums``; each within ``n_args`` positional arguments."""
+def _parse_argnums(text, n_args):
+    """``--argnums`` as graphc's ``argnums``, checked against ``n_args`` positional arguments."""
     if text is None:
         return 0
     try:
@@ -68,11 +68,10 @@ def _parse_argnums(text, n_args=None):
         raise UsageError(f"--argnums expects integers like 0 or 0,1, got {text!r}") from None
     if not nums:
         raise UsageError("--argnums expects at least one integer")
-    bad = [i for i in nums if n_args is not None and not -n_args <= i < n_args]
-    if bad:
-        raise UsageError(f"--argnums {text}: {bad[0]} is out of range, the function is called "
-                         f"with {n_args} positional argument{'s' if n_args != 1 else ''} "
-                         "(--argnums counts them from 0)")
+    try:
+        normalize_argnums(nums, n_args, option=f"--argnums {text}")
+    except errors.GradError as e:
+        raise UsageError(f"{e.message} ({e.hint})") from None
     return nums[0] if len(nums) == 1 and "," not in text else nums
 
 
@@ -112,45 +111,11 @@ def cmd_source(ns) -> int:
     return 0
 
 
-def _is_floating(leaf) -> bool:
-    if isinstance(leaf, bool):
-        return False
-    if isinstance(leaf, float):
-        return True
-    dtype = getattr(leaf, "dtype", None)
-    return dtype is not None and np.dtype(dtype).kind == "f"
-
-
-def floating_argnums(args) -> tuple:
-    """Positions of the positional arguments that hold only floats (at least one).
-
-    A Python float, a float array or NumPy scalar, a float ``graphc.Spec``, or a
-    dict / list / tuple of them; Python ints and bools are static, integer
-    arrays are data.  A pytree holding a static int/bool/str is not floating:
-    asking for its gradient is a ``GradError``.
-    """
-    from .pytree import flatten
-    nums = []
-    for i, a in enumerate(args):
-        leaves, tdef, _ = flatten(a)
-        if leaves and all(_is_floating(x) for x in leaves) and "static" not in _tree_kinds(tdef):
-            nums.append(i)
-    return tuple(nums)
-
-
-def _tree_kinds(tdef):
-    """The node kinds of a TreeDef (``"static"`` for a Python int/bool/str leaf)."""
-    return {tdef.kind}.union(*(_tree_kinds(c) for c in tdef.children))
-
-
 def _grad_argnums(ns, args):
     """``--argnums`` if given, else every floating positional argument (else 0)."""
     if ns.argnums is not None:
         return _parse_argnums(ns.argnums, len(args))
-    nums = floating_argnums(args)
-    if not nums:
-        return 0
-    return nums[0] if len(nums) == 1 else nums
+    return default_argnums(args)
 
 
 _RENDER_FORMATS = (".svg", ".png", ".pdf", ".dot", ".gv")

@@ -66,9 +66,8 @@ def _sig_text(s):
 '''
 
 
-def entry_checks(g, closure=()):
+def entry_checks(g, sig, closure=()):
     """``({param: expected}, [(if line, raise line) per parameter])``, or None."""
-    sig = g.signature
     if sig is None or sig.arg_treedefs is None:
         return None
     avals = iter([g.aval(n) for n in g.inputs])

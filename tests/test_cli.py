@@ -13,7 +13,8 @@ import pytest
 
 import graphc
 from graphc import cli, demo
-from graphc.cli import floating_argnums, main, parse_args_option
+from graphc.argnums import floating_argnums
+from graphc.cli import main, parse_args_option
 from functions import lecture_grad_closed_form
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
