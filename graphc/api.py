@@ -359,10 +359,10 @@ def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
     True
     """
     from ._files import check_path
-    from .draw import DRAW_OPTIONS, _check_options
+    from .draw_options import DRAW_OPTIONS, check_options
     path = check_path(path, "graphc.render")
     draw_opts = {k: kwargs.pop(k) for k in ("collapse", "flops", "legend", "rankdir") if k in kwargs}
-    _check_options(backward=backward, **draw_opts)
+    check_options(backward=backward, **draw_opts)
     _check_call_kwargs(fn_or_graph, kwargs, DRAW_OPTIONS)
     if isinstance(fn_or_graph, Graph):
         graph = fn_or_graph

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ._files import check_path, check_target, write_atomic
 from .draw_options import DRAW_OPTIONS
-from .draw_options import check_options as _check_options  # api.render imports it by this name
+from .draw_options import check_options
 from .errors import OptionError, RenderError
 from .ir import Graph, install_product
 from .naming import Namespace
@@ -144,7 +144,7 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     flops : bool
         Add each operation's FLOP count to its label.
     """
-    _check_options(collapse=collapse, flops=flops, legend=legend, rankdir=rankdir,
+    check_options(collapse=collapse, flops=flops, legend=legend, rankdir=rankdir,
                    backward=backward)
     d = _drawing(graph, backward, collapse, flops)
     for nid in d.visible:
@@ -428,7 +428,7 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
     if fmt not in ("svg", "png", "pdf", "dot", "gv"):
         raise OptionError(f"cannot render to {path.name}: unknown format {fmt!r}",
                           hint="use a .svg, .png, .pdf, .dot or .gv file name")
-    _check_options(**kwargs)
+    check_options(**kwargs)
     dot = to_dot(graph, **kwargs)
     exe = None
     if fmt not in ("dot", "gv"):

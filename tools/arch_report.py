@@ -20,7 +20,36 @@ PKG = ROOT / "graphc"
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 # Direct reads of networkx node attribute dicts (the IR's storage), allowed in ir.py only.
-NODE_DICT = re.compile(r"\.nx\.nodes\b|\.nx\.nodes\[|\.node\(|nodes\(data")
+NODE_DICT = re.compile(r"\.nx\.nodes\b|nodes\(data=")
+
+
+# docs/architecture.md, "Layers": a module imports only its own layer or lower ones.
+LAYERS = {
+    "1 ground floor": "errors naming precedence primitive avals pytree signature ir _files",
+    "2 ops": "ops ops._rules ops._samples ops.elementwise ops.activation ops.reduce ops.shape "
+             "ops.index ops.linalg ops.conv ops.pool ops.random ops.composite",
+    "3 tracing": "tracing eager rewrites numpy_api ndarray_methods autodiff user_code random_watch",
+    "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
+                  "entry_checks loader source_comments interpret symbolic cost draw draw_options "
+                  "check_work",
+    "5 entry points": "capture transforms compiled argnums api check nn nn._util nn.activations "
+                      "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets",
+    "6 package": "",
+}
+
+
+def layer_of() -> dict:
+    """``{module: layer number}``; ``graphc`` itself is the top."""
+    out = {"graphc": len(LAYERS)}
+    for i, mods in enumerate(LAYERS.values(), 1):
+        out.update({f"graphc.{m}": i for m in mods.split()})
+    return out
+
+
+def upward_imports(g) -> list:
+    """Imports from a module to a module of a higher layer (unlayered modules count as 0)."""
+    layer = layer_of()
+    return sorted((a, b) for a, b in g.edges if layer.get(b, 0) > layer.get(a, 0))
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -111,18 +140,42 @@ def node_dict_reads():
 def report() -> dict:
     g = import_graph()
     return {"modules": len(g), "imports": g.number_of_edges(),
-            "cycles": cycles(g), "long_modules": long_modules(),
+            "cycles": cycles(g), "unlayered": sorted(set(g) - set(layer_of())),
+            "upward_imports": upward_imports(g), "long_modules": long_modules(),
             "long_functions": long_functions(), "node_dict_reads": node_dict_reads()}
 
 
-def to_dot(g: nx.DiGraph) -> str:
+def to_dot(g: nx.DiGraph, omit=("graphc.errors",)) -> str:
+    """Graphviz source of the import graph, one box per layer; modules in a cycle are red.
+
+    ``omit`` leaves out modules nearly everything imports (the error classes), whose
+    edges would hide the structure; a note in the drawing says so.
+    """
     cyc = {m for c in cycles(g) for m in c}
-    lines = ["digraph imports {", "  rankdir=BT; node [shape=box, fontname=Helvetica];"]
-    for m in sorted(g):
-        colour = ', style=filled, fillcolor="#f4cccc"' if m in cyc else ""
-        lines.append(f'  "{m.removeprefix("graphc.")}" [label="{m.removeprefix("graphc.")}"{colour}];')
+    layer = layer_of()
+    g = g.subgraph([m for m in g if m not in omit])
+
+    def short(m):
+        return m.removeprefix("graphc.") if m != "graphc" else "graphc"
+
+    lines = ["digraph imports {", "  rankdir=BT; nodesep=0.12; ranksep=0.9;",
+             "  node [shape=box, fontname=Helvetica, fontsize=10, height=0.25];",
+             "  edge [color=\"#00000030\", arrowsize=0.4];"]
+    # One band per layer, ground floor at the bottom; the band's title leads it.
+    for i, title in enumerate(LAYERS, 1):
+        mods = sorted(m for m in g if layer.get(m) == i)
+        lines.append(f'  "layer {i}" [label="{title}", shape=plaintext, fontsize=12];')
+        if i > 1:
+            lines.append(f'  "layer {i - 1}" -> "layer {i}" [style=invis];')
+        lines.append("  { rank=same; " + f'"layer {i}"; ' + " ".join(
+            f'"{short(m)}"' + (' [style=filled, fillcolor="#f4cccc"]' if m in cyc else "") + ";"
+            for m in mods) + " }")
+    for m in sorted(m for m in g if m not in layer):
+        lines.append(f'  "{short(m)}" [color=red];')
     for a, b in sorted(g.edges):
-        lines.append(f'  "{a.removeprefix("graphc.")}" -> "{b.removeprefix("graphc.")}";')
+        lines.append(f'  "{short(a)}" -> "{short(b)}";')
+    if omit:
+        lines.append(f'  note [shape=plaintext, label="not drawn: {", ".join(omit)}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -142,6 +195,10 @@ def main(argv=None) -> int:
     print(f"import cycles (SCCs > 1 module): {[len(c) for c in r['cycles']]}")
     for c in r["cycles"]:
         print("  " + ", ".join(m.removeprefix("graphc.") for m in c))
+    print(f"modules without a layer: {r['unlayered']}")
+    print(f"imports going up a layer: {len(r['upward_imports'])}")
+    for a, b in r["upward_imports"]:
+        print(f"  {a} -> {b}")
     print(f"modules over {MAX_MODULE_LINES} lines: {len(r['long_modules'])}")
     for n, m in r["long_modules"]:
         print(f"  {n:5d} {m}")

@@ -11,7 +11,9 @@ Writes, each as .svg and .png:
 * ``lenet_collapsed``: examples/lenet.py's loss, forward + backward, one box
   per ``graphc.scope`` layer
 
-and, from the examples (no Graphviz needed):
+and ``architecture-imports-after.svg``, the package's import graph by layer
+(``tools/arch_report.py``; docs/architecture.md shows it), and, from the
+examples (no Graphviz needed):
 
 * ``filters.png``: examples/filters.py's image filters
 * ``activations.svg``, ``gradients.svg``: examples/activations.py's curves and
@@ -95,6 +97,18 @@ def example_images(out: pathlib.Path) -> None:
             print(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB)")
 
 
+def import_graph_image(out: pathlib.Path) -> None:
+    """The package's import graph, one band per layer (docs/architecture.md)."""
+    import subprocess
+    sys.path.insert(0, str(ROOT / "tools"))
+    import arch_report
+    target = out / "architecture-imports-after.svg"
+    svg = subprocess.run(["dot", "-Tsvg"], input=arch_report.to_dot(arch_report.import_graph()),
+                         capture_output=True, text=True, check=True).stdout
+    target.write_text(svg)
+    print(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"), metavar="DIR")
@@ -109,6 +123,7 @@ def main(argv=None) -> int:
     out = pathlib.Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
     example_images(out)
+    import_graph_image(out)
     for stem, (what, args, opts) in images().items():
         for fmt in formats:
             start = time.perf_counter()
