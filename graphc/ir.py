@@ -307,8 +307,6 @@ class Graph:
         for o in self.outputs + self.inputs:
             assert o in self.nx, f"input/output {o} missing"
 
-    lint = check   # the name older code and tests use
-
     def debug_check(self, after: str) -> "Graph":
         """``check()`` when GRAPHC_DEBUG is set (after every pass); returns the graph."""
         if DEBUG:

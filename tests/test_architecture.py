@@ -50,3 +50,40 @@ def test_every_module_has_a_layer(report):
 
 def test_imports_only_go_down(report):
     assert report["upward_imports"] == []
+
+
+def test_graph_check_names_the_broken_node():
+    import numpy as np
+
+    import graphc
+    g = graphc.trace(lambda x: np.exp(x) * 2.0, np.ones(3))
+    g.check()
+    exp = next(n for n in g if g[n].op == "exp")
+    g[exp].args = ()            # args no longer match the edges
+    try:
+        g.check()
+    except AssertionError as e:
+        assert f"node {exp}" in str(e)
+    else:
+        raise AssertionError("check() accepted a node whose args disagree with its edges")
+
+
+def test_nodes_read_as_typed_records_and_as_the_contract_mapping():
+    import numpy as np
+
+    import graphc
+    from graphc.ir import Node
+    g = graphc.trace(lambda x: np.exp(x) * 2.0, np.ones(3))
+    n = g.order()[1]
+    node = g[n]
+    assert isinstance(node, Node) and node.op == "exp" and node.shape == (3,)
+    # API.md section 3: graph.nx node attributes, read-only
+    attrs = g.nx.nodes[n]
+    assert attrs["op"] == "exp" and attrs["shape"] == (3,) and attrs["dtype"] == np.float64
+    assert {"op", "shape", "dtype", "name", "params", "where"} <= set(attrs)
+    try:
+        attrs["op"] = "log"
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("node attributes are writable through the mapping")

@@ -15,7 +15,7 @@ def _ops(graph):
 
 def _traced(fn, *args):
     g = graphc.trace(fn, *args)
-    g.lint()
+    g.check()
     return g
 
 
@@ -27,7 +27,7 @@ def _optimized(fn, *args):
     assert np.shape(got) == np.shape(want)
     assert np.asarray(got).dtype == np.asarray(want).dtype
     g = c.graph(*args)
-    g.lint()
+    g.check()
     return g, c.source(*args)
 
 
@@ -39,7 +39,7 @@ def test_dce_drops_unused_values_and_keeps_inputs():
     g = _traced(f, np.ones(3), np.ones(2))
     assert "exp" in _ops(g)
     dce(g)
-    g.lint()
+    g.check()
     assert "exp" not in _ops(g)
     assert len(g.inputs) == 2 and all(i in g.nx for i in g.inputs)
 
@@ -66,7 +66,7 @@ def test_cse_merges_duplicates():
     assert _ops(g).count("sin") == 2
     cse(g)
     dce(g)
-    g.lint()
+    g.check()
     assert _ops(g).count("sin") == 1
 
 
@@ -74,7 +74,7 @@ def test_drop_aliases_removes_identity():
     g = _traced(lambda x: graphc.grad(lambda y: np.sum(x * y))(x), np.ones(3))
     assert "identity" in _ops(g)
     drop_aliases(g)
-    g.lint()
+    g.check()
     assert "identity" not in _ops(g)
 
 
@@ -201,7 +201,7 @@ def test_simplify_is_idempotent():
     n = _ops(g)
     simplify(g)
     dce(g)
-    g.lint()
+    g.check()
     assert _ops(g) == n
 
 

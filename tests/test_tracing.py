@@ -42,7 +42,7 @@ def test_trace_nodes_carry_api_attributes():
     ops = [g.nx.nodes[n]["op"] for n in g.order()]
     assert ops.count("div") == 1 and ops.count("sin") == 1 and ops.count("exp") == 1
     assert [g.nx.nodes[n]["name"] for n in g.inputs] == ["w1", "w2"]
-    g.lint()
+    g.check()
 
 
 def test_trace_text_is_the_evaluation_trace():
