@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import InPlaceError, UnsupportedError
 from .ops import composite as C
+from .ops import _numpy_table as table
 from .ops import elementwise as E
 from .ops.index import getitem
 from .ops.linalg import matmul
@@ -27,6 +28,10 @@ UFUNCS = {
     np.logical_or: E.logical_or, np.logical_not: E.logical_not, np.matmul: matmul,
     np.square: C.square, np.positive: lambda x: x,
 }
+for _f, _impl in table.UFUNCS.items():      # the family modules' @implements registrations
+    if _f in UFUNCS:
+        raise RuntimeError(f"np.{_f.__name__} is mapped twice (numpy_api and @implements)")
+    UFUNCS[_f] = _impl
 _REDUCE_UFUNCS = {np.add: C.sum, np.maximum: C.max, np.minimum: C.min}
 
 
@@ -118,6 +123,10 @@ FUNCTIONS = {
     np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a: a.size,
     np.result_type: lambda *a: np.result_type(*[getattr(x, "dtype", x) for x in a]),
 }
+for _f, _impl in table.FUNCTIONS.items():
+    if _f in FUNCTIONS:
+        raise RuntimeError(f"{_f.__name__} is mapped twice (numpy_api and @implements)")
+    FUNCTIONS[_f] = _impl
 
 
 def array_function(func, args, kwargs):
@@ -271,5 +280,9 @@ def _floordiv(self, other):
 for _name in ("__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__divmod__"):
     TRACER_METHODS[_name] = _floordiv
 TRACER_METHODS.update(_NDARRAY_METHODS)
+for _name, _impl in table.METHODS.items():
+    if _name in TRACER_METHODS:
+        raise RuntimeError(f"ndarray method {_name!r} is mapped twice (numpy_api and @implements)")
+    TRACER_METHODS[_name] = _impl
 
 install_numpy(array_ufunc, array_function, TRACER_METHODS)
