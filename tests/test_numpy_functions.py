@@ -90,3 +90,22 @@ def test_every_registration_is_sampled():
     missing = [_name(f) for f in (*UFUNCS, *FUNCTIONS) if f not in SAMPLES]
     missing += [_name(m) for m in METHODS if m not in SAMPLES]
     assert missing == []
+
+
+def _takes_out(f):
+    import inspect
+    try:
+        return not isinstance(f, str) and "out" in inspect.signature(f).parameters
+    except (TypeError, ValueError):
+        return isinstance(f, np.ufunc)
+
+
+@pytest.mark.parametrize("f,call", [c for c in CALLS if _takes_out(c.values[0])][::1])
+def test_out_is_refused(f, call):
+    """``out=`` writes into an array in place: graphc refuses it, naming the fix."""
+    expected = np.asarray(f(*call.args, **call.kwargs))
+
+    def run(*a):
+        return f(*a, out=np.empty(expected.shape, expected.dtype), **call.kwargs)
+    with pytest.raises(graphc.InPlaceError, match="assign the result"):
+        graphc.compile(run)(*call.args)

@@ -121,6 +121,44 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _numpy_name(f) -> str:
+    mod = getattr(f, "__module__", "") or ""
+    return ("np.linalg." if "linalg" in mod else "np.") + f.__name__
+
+
+def _first_sentence(fn) -> str:
+    doc = inspect.getdoc(fn) or ""
+    para = doc.split("\n\n")[0].replace("\n", " ").strip()
+    return _cell(para)
+
+
+def _impl_module(fn) -> str:
+    mod = getattr(fn, "__module__", "") or ""
+    return f"`{mod.replace('.', '/')}.py`" if mod.startswith("graphc") else ""
+
+
+def numpy_function_section() -> list:
+    """The NumPy functions traced into primitives: where each is built, and its conventions."""
+    rows = []
+    for f, fn in numpy_api.UFUNCS.items():
+        if not isinstance(fn, Primitive):
+            rows.append((_numpy_name(f), fn))
+    for f, fn in numpy_api.FUNCTIONS.items():
+        rows.append((_numpy_name(f), fn))
+    lines = ["## NumPy functions built from primitives", "",
+             "These NumPy functions work on traced values and are traced into the primitives "
+             "above; their gradients follow from the primitives' rules. **built in** names the "
+             "module; **notes** is the implementation's own summary (conventions at "
+             "non-differentiable points included).", "",
+             "| NumPy | built in | notes |", "| --- | --- | --- |"]
+    for name, fn in sorted(rows, key=lambda r: r[0]):
+        lines.append(f"| `{name}` | {_impl_module(fn)} | {_first_sentence(fn)} |")
+    methods = sorted(m for m in numpy_api.TRACER_METHODS if not m.startswith("__"))
+    lines += ["", "Array methods: " + ", ".join(f"`.{m}()`" for m in methods)
+              + "; indexing `x[...]` records `getitem`.", ""]
+    return lines
+
+
 def render() -> str:
     where = defining_modules()
     entry = numpy_entry_points()
@@ -166,14 +204,7 @@ def render() -> str:
         if notes:
             lines += [""] + [f"- `{p.name}`: {_cell(p.doc)}" for p in notes]
         lines.append("")
-    composites = sorted(f"`np.{f.__name__}`" for f in numpy_api.FUNCTIONS)
-    lines += ["## NumPy functions built from primitives", "",
-              "These NumPy functions work on traced values and are traced into the primitives "
-              "above (`graphc/numpy_api.py`, `graphc/ops/composite.py`):", "",
-              ", ".join(composites) + ".", "",
-              "Array methods: " + ", ".join(
-                  f"`.{m}()`" for m in sorted(numpy_api.TRACER_METHODS)
-                  if not m.startswith("__")) + "; indexing `x[...]` records `getitem`.", ""]
+    lines += numpy_function_section()
     return "\n".join(lines)
 
 
