@@ -357,6 +357,10 @@ def main_rows(results, workloads):
             rows.append(row(w.label + ", plain `np` loss", g, hand, res))
             rows.append(row(w.label.split(" ")[0] + " same, `graphc.nn` loss",
                             cell("graphc (nn)", res), hand, res, False))
+            if w.get("graphc (logaddexp)") is not None:
+                rows.append(row(w.label.split(" ")[0] + " same, `np.logaddexp` loss (hand NumPy "
+                                "with `np.logaddexp` too)", cell("graphc (logaddexp)", res),
+                                cell("numpy (logaddexp)", res), res, False))
         else:
             rows.append(row(w.label, g, hand, res))
         for p in PEER_COLS:
@@ -478,6 +482,8 @@ def goal_rows(results, raw):
     goal("W2 ≤ 1.0x hand NumPy (`graphc.nn` loss)", ratio("W2", "graphc (nn)"), 1.0,
          lambda v: f"{v:.2f}x")
     goal("W3 ≤ 1.1x hand NumPy (plain `np` loss)", ratio("W3"), 1.1, lambda v: f"{v:.2f}x")
+    goal("W3 ≤ 1.1x hand NumPy (`np.logaddexp` loss)",
+         ratio("W3", "graphc (logaddexp)", "numpy (logaddexp)"), 1.1, lambda v: f"{v:.2f}x")
     goal("W3 ≤ 1.1x hand NumPy (`graphc.nn` loss)", ratio("W3", "graphc (nn)"), 1.1,
          lambda v: f"{v:.2f}x")
     goal("W4 ≤ 1.0x hand NumPy", ratio("W4"), 1.0, lambda v: f"{v:.2f}x")

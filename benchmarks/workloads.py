@@ -387,6 +387,31 @@ def sig_loss_nn(p, x, y):
     return nn.logistic_loss((h2 @ p["W3"] + p["b3"])[:, 0], y)
 
 
+def sig_loss_logaddexp(p, x, y):
+    """The same loss written stably with np.logaddexp: log(1 + e^-ys) = logaddexp(0, -ys)."""
+    h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
+    h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
+    s = (h2 @ p["W3"] + p["b3"])[:, 0]
+    return np.mean(np.logaddexp(0, -y * s))
+
+
+def sig_value_and_grad_numpy_logaddexp(p, x, y):
+    """Hand-written NumPy for sig_loss_logaddexp, as an expert writes it (stable too)."""
+    n = x.shape[0]
+    h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
+    h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
+    s = h2 @ p["W3"][:, 0] + p["b3"][0]
+    m = -y * s
+    loss = np.mean(np.logaddexp(0, m))
+    ds = (-y / F32(n)) / (1 + np.exp(-m))               # d loss / d s = -y/n * sigmoid(m)
+    g = {"W3": (h2.T @ ds)[:, None], "b3": ds.sum(keepdims=True)}
+    da = np.multiply.outer(ds, p["W3"][:, 0]) * h2 * (1 - h2)
+    g["W2"], g["b2"] = h1.T @ da, da.sum(axis=0)
+    da = (da @ p["W2"].T) * h1 * (1 - h1)
+    g["W1"], g["b1"] = x.T @ da, da.sum(axis=0)
+    return loss, g
+
+
 def sig_value_and_grad_numpy(p, x, y):
     n = x.shape[0]
     h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
@@ -435,10 +460,13 @@ def build_w3(rng):
     ex = _np_out(SIG_KEYS)
     vg_np = graphc.value_and_grad(sig_loss_np)
     vg_nn = graphc.value_and_grad(sig_loss_nn)
+    vg_lae = graphc.value_and_grad(sig_loss_logaddexp)
     w.graphc_fn, w.graphc_args = vg_np, (p, x, y)
     w.add("graphc", lambda: vg_np(p, x, y), ex)
     w.add("graphc (nn)", lambda: vg_nn(p, x, y), ex)
+    w.add("graphc (logaddexp)", lambda: vg_lae(p, x, y), ex)
     w.add("numpy", lambda: sig_value_and_grad_numpy(p, x, y), ex)
+    w.add("numpy (logaddexp)", lambda: sig_value_and_grad_numpy_logaddexp(p, x, y), ex)
     _add_peers_dense(w, p, x, y, SIG_KEYS, _torch_sig, _jax_sig, _autograd_sig)
     return w
 
