@@ -15,6 +15,7 @@ from .ops import elementwise as E
 from .ops.index import getitem
 from .ops.linalg import matmul
 from .ndarray_methods import METHODS as _NDARRAY_METHODS
+from . import array_coercion  # noqa: F401  (np.array/np.asarray of traced values)
 from .tracing import Tracer, install_numpy
 
 # --- ufuncs ---------------------------------------------------------------------
