@@ -247,3 +247,19 @@ def test_copy_is_a_fresh_value():
         return y + z
     assert np.allclose(graphc.compile(f)(np.ones(2)), 2)
     assert seen == [(False, False)]
+
+
+def test_row_stack_is_numpys_deprecated_vstack():
+    with pytest.warns(DeprecationWarning):
+        _same(lambda x: np.row_stack([x, 1.0 + x]), np.ones(2))
+
+
+def test_signatures_are_numpys():
+    import inspect
+    from graphc.ops._numpy_table import FUNCTIONS
+    from graphc.ops import assemble, splitting
+    mine = [f for f, impl in FUNCTIONS.items() if impl.__module__ in (assemble.__name__,
+                                                                      splitting.__name__)]
+    assert len(mine) == 29
+    for f in mine:
+        assert inspect.signature(FUNCTIONS[f]) == inspect.signature(f), f.__name__
