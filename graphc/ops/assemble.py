@@ -98,9 +98,15 @@ def concat(arrays, axis):
         raise ShapeError("all the input arrays must have same number of dimensions: "
                          + ", ".join(str(np.shape(a)) for a in arrays))
     axis = one_axis(axis, nd)
-    if len(arrays) == 1:
-        return arrays[0]
+    if len(arrays) == 1:            # NumPy's result is a new array, never the input
+        return fresh(arrays[0])
     return concat_prim(*arrays, axis=axis)
+
+
+def fresh(x):
+    """A new traced value equal to ``x`` (so a later write into one never shows in the
+    other); non-traced values are copied."""
+    return identity(x) if isinstance(x, Traced) else np.array(x)
 
 
 def _stack_samples(d):

@@ -13,7 +13,7 @@ from ..avals import Traced
 from ..errors import OptionError, ShapeError, UnsupportedError
 from ._numpy_table import Call, implements
 from ._rules import _static_int, norm_axis, one_axis
-from .assemble import as_array
+from .assemble import as_array, fresh
 from .composite import do_broadcast_to, do_reshape, do_transpose, hint
 
 __all__ = ["split", "array_split", "repeat", "tile", "moveaxis", "ravel", "squeeze"]
@@ -190,7 +190,7 @@ def tile(A, reps):
     wide = tuple(d for s, r in zip(shape, reps) for d in (r, s))
     out = do_reshape(do_broadcast_to(do_reshape(A, inter), wide),
                      tuple(s * r for s, r in zip(shape, reps)))
-    return hint(out, "tile")
+    return hint(fresh(out) if out is A else out, "tile")
 
 
 # --- axes ------------------------------------------------------------------------------
