@@ -1,6 +1,6 @@
 """ndarray methods of traced values that NumPy computes from other operations.
 
-``x.var()``, ``x.std()``, ``x.prod()``, ``x.argmax()`` and ``x.copy()`` are
+``x.var()``, ``x.std()``, ``x.prod()``, and ``x.argmax()`` are
 built from graphc's primitives and composites; :mod:`graphc.numpy_api` installs
 them on :class:`~graphc.tracing.Tracer` with the other methods.
 """
@@ -15,14 +15,8 @@ from .ops import composite as C
 from .ops import elementwise as E
 from .ops._rules import norm_axis
 from .ops.reduce import argmax
-from .ops.shape import identity
 
 __all__ = ["METHODS"]
-
-
-def copy(self, order="C"):
-    """``x.copy()``: a new value, so later functional updates cannot alias."""
-    return identity(self)
 
 
 def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
@@ -128,4 +122,4 @@ def _argmax(x, axis, out, keepdims):
     return C.expand_dims(i, a) if keepdims else i
 
 
-METHODS = {"copy": copy, "var": var, "std": std, "prod": prod, "argmax": argmax_method}
+METHODS = {"var": var, "std": std, "prod": prod, "argmax": argmax_method}

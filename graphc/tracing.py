@@ -99,6 +99,8 @@ class Trace:
     def activate(self, capture_names=True):
         stack = _stack()
         stack.append(self)
+        for enter, _ in _ACTIVATION_HOOKS:
+            enter()
         # Name capture borrows the profile hook; when a profiler (cProfile,
         # a debugger) already holds it, leave it alone and fall back to op names.
         capture_names = capture_names and sys.getprofile() is None
@@ -113,6 +115,8 @@ class Trace:
             if capture_names:
                 sys.setprofile(None)
             stack.pop()
+            for _, leave in _ACTIVATION_HOOKS:
+                leave()
         if finished:
             self.random_watch.check(self.top_code)
 
@@ -382,7 +386,9 @@ class Tracer(Traced):
             f"a traced value ({self._desc()}) was converted to a concrete NumPy array; "
             "this happens in NumPy functions graphc does not support, np.asarray(), "
             "or when indexing a NumPy array with a traced index",
-            hint="use the NumPy functions graphc supports (docs/ops.md lists them); to index a "
+            hint="use the NumPy functions graphc supports (docs/ops.md lists them); to build "
+                 "an array from traced values write np.stack([a, b]) (Python numbers may be "
+                 "mixed in) or np.array(...) called as np.array in your own code; to index a "
                  "NumPy array with a traced index, pass the array as an argument so table[idx] "
                  "is traced"))
 
@@ -440,6 +446,16 @@ class Tracer(Traced):
 
     def __array_function__(self, func, types, args, kwargs):
         return _NUMPY["function"](func, args, kwargs)
+
+
+# (enter, leave) pairs run as a trace activates and ends: graphc/array_coercion.py's
+# np.array of traced values, installed from above like NumPy's protocols.
+_ACTIVATION_HOOKS: list = []
+
+
+def install_activation_hook(enter, leave):
+    """Run ``enter()`` as each trace activates and ``leave()`` as it ends (any thread)."""
+    _ACTIVATION_HOOKS.append((enter, leave))
 
 
 # graphc/numpy_api.py, above this module, maps NumPy onto primitives and installs
