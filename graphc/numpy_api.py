@@ -114,10 +114,10 @@ def _np_min(a, axis=None, out=None, keepdims=False):
 FUNCTIONS = {
     np.sum: _np_sum, np.mean: _np_mean, np.max: _np_max,
     np.min: _np_min, np.amax: _np_max, np.amin: _np_min,
-    np.dot: _no_out(C.dot), np.transpose: _transpose, np.reshape: _reshape,
+    np.transpose: _transpose, np.reshape: _reshape,
     np.concatenate: _no_out(C.do_concatenate), np.stack: _no_out(C.stack),
     np.squeeze: C.squeeze, np.expand_dims: C.expand_dims, np.broadcast_to: C.do_broadcast_to,
-    np.where: _where, np.clip: _no_out(C.clip), np.tensordot: C.tensordot,
+    np.where: _where, np.clip: _no_out(C.clip),
     np.swapaxes: C.swapaxes, np.ravel: C.ravel, np.zeros_like: C.zeros_like,
     np.ones_like: C.ones_like, np.full_like: C.full_like,
     np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a: a.size,
@@ -266,7 +266,7 @@ TRACER_METHODS = {
     "__getitem__": _getitem,
     "reshape": _method_reshape, "transpose": lambda self, *axes: C.do_transpose(self, *axes),
     "sum": _method_sum, "mean": _method_mean, "max": _method_max, "min": _method_min,
-    "dot": C.dot, "astype": _method_astype, "squeeze": C.squeeze, "ravel": C.ravel,
+    "astype": _method_astype, "squeeze": C.squeeze, "ravel": C.ravel,
     "flatten": C.ravel, "swapaxes": C.swapaxes, "clip": C.clip,
 }
 
