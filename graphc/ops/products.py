@@ -59,7 +59,7 @@ def _dot_samples(d):
         Call((d.ints(2, 3), d.ints(3, 2)), {}, "int")]
 
 
-@implements(np.dot, methods=("dot",), samples=_dot_samples)
+@implements(np.dot, samples=_dot_samples)
 def dot(a, b, out=None):
     """NumPy's dot: a product for 0-d operands, ``@`` up to 2-d (and for a 1-d ``b`` or
     ``a``), else the sum over the last axis of ``a`` and the second-to-last of ``b``."""
@@ -73,6 +73,12 @@ def dot(a, b, out=None):
     if b.ndim <= 2 or a.ndim == 1:
         return matmul(a, b)
     return hint(tensordot(a, b, ([a.ndim - 1], [ib])), "dot")
+
+
+@implements(methods=("dot",), samples=_dot_samples)
+def dot_method(self, other, /, out=None):
+    """``x.dot(other)``: :func:`dot`."""
+    return dot(self, other, out)
 
 
 def _inner_samples(d):
