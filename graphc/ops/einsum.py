@@ -51,7 +51,7 @@ def label_sizes(spec, shapes) -> dict:
     return sizes
 
 
-def _einsum_rule(*avals, spec):
+def _einsum_rule(*avals, spec, blas=False):
     if len(avals) != len(spec) - 1:
         raise ShapeError(f"einsum '{subscripts(spec)}' takes {len(spec) - 1} operands, "
                          f"got {len(avals)}")
@@ -61,11 +61,24 @@ def _einsum_rule(*avals, spec):
     return Aval(tuple(sizes[lab] for lab in spec[-1]), dtype, weak)
 
 
-def _emit_einsum(e, *, spec):
-    return f'np.einsum("{subscripts(spec)}", {", ".join(e.args)})'
+def _emit_einsum(e, *, spec, blas=False):
+    opt = ", optimize=True" if blas else ""
+    return f'np.einsum("{subscripts(spec)}", {", ".join(e.args)}{opt})'
 
 
-def _einsum_vjp(ct, *xs, out, spec):
+def einsum_op(*ops, spec):
+    """The einsum primitive on ``ops``; a large two-operand contraction is emitted with
+    ``optimize=True``, so NumPy runs it through BLAS (tensordot) instead of its own loop."""
+    sizes = label_sizes(spec, [_shape(x) for x in ops])
+    work = int(np.prod(list(sizes.values()), dtype=np.int64))
+    summed = len(ops) == 2 and bool(set(spec[0]) & set(spec[1]) - set(spec[-1]))
+    return einsum_p(*ops, spec=spec, blas=bool(summed and work >= _BLAS_WORK))
+
+
+_BLAS_WORK = 1 << 15        # below this, np.einsum's own loop beats the path search
+
+
+def _einsum_vjp(ct, *xs, out, spec, blas=False):
     return tuple(_operand_grad(ct, xs, spec, k) for k in range(len(xs)))
 
 
@@ -95,7 +108,7 @@ def _operand_grad(ct, xs, spec, k):
             target.append(lab)
     avail = {lab for s in subs for lab in s}
     keep = tuple(t for t, d in zip(target, x.shape) if t in avail and d == sizes.get(t, d))
-    g = einsum_p(*ops, spec=tuple(subs) + (keep,))
+    g = einsum_op(*ops, spec=tuple(subs) + (keep,))
     shape = tuple(d if t in keep else 1 for t, d in zip(target, x.shape))
     if g.shape != shape:
         g = reshape(g, shape=shape)
@@ -104,7 +117,7 @@ def _operand_grad(ct, xs, spec, k):
     return g
 
 
-def _einsum_flops(out, *avals, spec):
+def _einsum_flops(out, *avals, spec, blas=False):
     sizes = label_sizes(spec, [a.shape for a in avals])
     n = int(np.prod(list(sizes.values()), dtype=np.int64))
     return max(1, 2 * (len(avals) - 1)) * n
@@ -119,9 +132,9 @@ def _spec(subs: str):
 def _einsum_samples(d):
     f32 = np.float32
 
-    def smp(subs, *shapes, dtype=np.float64, desc=None, proof=False):
+    def smp(subs, *shapes, dtype=np.float64, desc=None, proof=False, blas=False):
         args = tuple(d.rnd(*s, dtype=dtype) for s in shapes)
-        return S.Sample(args, {"spec": _spec(subs)}, lambda *a: np.einsum(subs, *a),
+        return S.Sample(args, {"spec": _spec(subs), "blas": blas}, lambda *a: np.einsum(subs, *a),
                         desc or subs, proof=proof)
     return [smp("ij,jk->ik", (2, 3), (3, 2), proof=True), smp("ij->ji", (2, 3)),
             smp("ii->i", (3, 3)), smp("ii->", (3, 3)), smp("ij->", (2, 3)),
@@ -129,17 +142,19 @@ def _einsum_samples(d):
             smp("ij,ij->i", (1, 3), (2, 3), desc="broadcast-1"),
             smp("iij,jk->ik", (2, 2, 3), (3, 4)), smp("ij,jk,kl->il", (2, 3), (3, 2), (2, 4)),
             smp("ij,jk->ik", (2, 3), (3, 2), dtype=f32, desc="f32"),
-            smp("ij->ij", (2, 3)), smp(",i->i", (), (3,), desc="scalar")]
+            smp("ij->ij", (2, 3)), smp(",i->i", (), (3,), desc="scalar"),
+            smp("ij,jk->ik", (2, 3), (3, 2), desc="blas", blas=True)]
 
 
 einsum_p = primitive(
     name="einsum", samples=_einsum_samples, shape=_einsum_rule, numpy=_emit_einsum,
-    vjp=_einsum_vjp, sympy=lambda *xs, spec: np.einsum(subscripts(spec), *xs),
+    vjp=_einsum_vjp, sympy=lambda *xs, spec, blas=False: np.einsum(subscripts(spec), *xs),
     label="einsum", label_detail=lambda p: subscripts(p["spec"]), family="linalg",
     flops=_einsum_flops,
     doc="np.einsum over explicit subscripts; the VJP of each operand is an einsum of the "
         "cotangent with the other operands (a repeated label scatters onto the diagonal "
-        "through an identity matrix; a label summed out of one operand alone broadcasts).")
+        "through an identity matrix; a label summed out of one operand alone broadcasts). "
+        "A large two-operand contraction is emitted with optimize=True (BLAS).")
 
 
 # --- NumPy's front end ------------------------------------------------------------------
@@ -270,7 +285,7 @@ def contract(ops, spec, optimize=False):
         if len(picked) == 1 and sub[0] == labels:
             res = picked[0][0]
         else:
-            res = einsum_p(*[x for x, _ in picked], spec=sub)
+            res = einsum_op(*[x for x, _ in picked], spec=sub)
         items.append((res, labels))
     return items[0][0]
 

@@ -16,7 +16,7 @@ from . import elementwise as ew
 from ._numpy_table import Call, implements
 from ._rules import _static_int, one_axis
 from .composite import do_broadcast_to, do_reshape, do_transpose, hint, stack, sum as np_sum
-from .einsum import einsum_p
+from .einsum import einsum_op
 from .linalg import matmul
 from .shape import concatenate
 
@@ -284,7 +284,7 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
     labels = list(range(26, 26 + a.ndim))       # a, b, c, ...
     labels[ax2] = labels[ax1]
     out = tuple(lab for i, lab in enumerate(labels) if i not in (ax1, ax2)) + (labels[ax1],)
-    return hint(einsum_p(a, spec=(tuple(labels), out)), "diagonal")
+    return hint(einsum_op(a, spec=(tuple(labels), out)), "diagonal")
 
 
 def _trace_samples(d):
