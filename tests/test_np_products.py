@@ -40,10 +40,12 @@ def _grad_matches(fn, *args):
 
 
 OWN = [np.einsum, np.dot, np.inner, np.vdot, np.outer, np.tensordot, np.kron, np.cross,
-       np.trace, np.diagonal, np.diag, np.triu, np.tril]
+       np.trace, np.diagonal, np.diag, np.triu, np.tril, np.linalg.outer, np.linalg.matmul,
+       np.linalg.tensordot, np.linalg.trace, np.linalg.diagonal, np.linalg.cross,
+       np.linalg.vecdot]
 
 
-@pytest.mark.parametrize("f", OWN, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("f", OWN, ids=lambda f: f.__module__ + "." + f.__name__)
 def test_signature_is_numpys(f):
     assert inspect.signature(FUNCTIONS[f]) == inspect.signature(f)
 
@@ -223,3 +225,12 @@ def test_dot_is_blas_matmul_in_generated_code():
     src = graphc.compile(np.dot).source(a, b)
     assert " @ " in src
     np.testing.assert_allclose(graphc.compile(np.dot)(a, b), np.dot(a, b))
+
+
+def test_linalg_spellings_raise_numpys_errors():
+    for f, args in [(np.linalg.outer, (rnd(2, 2), rnd(2))), (np.linalg.cross, (rnd(2), rnd(2))),
+                    (np.linalg.vecdot, (rnd(2, 3), rnd(4)))]:
+        with pytest.raises(ValueError):
+            f(*args)
+        with pytest.raises(ShapeError):
+            graphc.compile(f)(*args)

@@ -355,3 +355,84 @@ def triu(m, k=0):
     m = _arr(m)
     mask = _tri_mask(m, _static_int(k, "k") - 1)
     return hint(ew.where(mask, np.zeros((), m.dtype), m), "triu")
+
+
+# --- the array-API spellings in np.linalg (and the np.vecdot ufunc) -----------------------
+def _pair_samples(*shape_pairs, **kw):
+    def samples(d):
+        return [Call((_r(d, *a), _r(d, *b)), kw, f"{a},{b}") for a, b in shape_pairs] + [
+            Call((_r(d, *shape_pairs[0][0], dtype=np.float32),
+                  _r(d, *shape_pairs[0][1], dtype=np.float32)), kw, "f32")]
+    return samples
+
+
+@implements(np.linalg.outer, samples=_pair_samples(((3,), (4,))))
+def linalg_outer(x1, x2, /):
+    """``np.linalg.outer``: :func:`outer` of two 1-d arrays."""
+    x1, x2 = _arr(x1), _arr(x2)
+    if x1.ndim != 1 or x2.ndim != 1:
+        raise ShapeError(f"Input arrays must be one-dimensional, but they are "
+                         f"x1.ndim={x1.ndim} and x2.ndim={x2.ndim}.")
+    return outer(x1, x2)
+
+
+@implements(np.linalg.matmul, samples=_pair_samples(((2, 3, 4), (4, 2)), ((4,), (4,))))
+def linalg_matmul(x1, x2, /):
+    """``np.linalg.matmul``: ``x1 @ x2``."""
+    return matmul(_arr(x1), _arr(x2))
+
+
+@implements(np.linalg.tensordot, samples=_pair_samples(((2, 3), (3, 4)), axes=1))
+def linalg_tensordot(x1, x2, /, *, axes=2):
+    """``np.linalg.tensordot``: :func:`tensordot`."""
+    return tensordot(x1, x2, axes)
+
+
+@implements(np.linalg.trace, samples=lambda d: [
+    Call((_r(d, 3, 3),), {}, "2d"), Call((_r(d, 2, 3, 4),), {"offset": 1}, "batched"),
+    Call((d.ints(2, 2).astype(np.int8),), {}, "int8"),
+    Call((_r(d, 3, 3, dtype=np.float32),), {"dtype": np.float64}, "dtype")])
+def linalg_trace(x, /, *, offset=0, dtype=None):
+    """``np.linalg.trace``: the trace over the last two axes."""
+    return trace(x, offset, -2, -1, dtype)
+
+
+@implements(np.linalg.diagonal, samples=lambda d: [
+    Call((_r(d, 3, 3),), {}, "2d"), Call((_r(d, 2, 3, 4),), {"offset": -1}, "batched")])
+def linalg_diagonal(x, /, *, offset=0):
+    """``np.linalg.diagonal``: the diagonal of the last two axes."""
+    return diagonal(x, offset, -2, -1)
+
+
+@implements(np.linalg.cross, samples=lambda d: [
+    Call((_r(d, 4, 3), _r(d, 3)), {}, "bcast"), Call((_r(d, 3, 2), _r(d, 3, 2)), {"axis": 0}, "axis0"),
+    Call((_r(d, 3, dtype=np.float32), _r(d, 3, dtype=np.float32)), {}, "f32")])
+def linalg_cross(x1, x2, /, *, axis=-1):
+    """``np.linalg.cross``: :func:`cross` of 3-vectors only."""
+    x1, x2 = _arr(x1), _arr(x2)
+    for x in (x1, x2):
+        one_axis(axis, x.ndim)
+    if x1.shape[axis] != 3 or x2.shape[axis] != 3:
+        raise ShapeError("Both input arrays must be (arrays of) 3-dimensional vectors, but they "
+                         f"are {x1.shape[axis]} and {x2.shape[axis]} dimensional instead.")
+    return cross(x1, x2, axis=axis)
+
+
+@implements(np.linalg.vecdot, samples=_pair_samples(((2, 3), (3,)), ((4, 1, 3), (2, 3))))
+def linalg_vecdot(x1, x2, /, *, axis=-1):
+    """``np.linalg.vecdot`` (real inputs): the dot product along ``axis``, broadcasting the
+    other axes, as one einsum (``"...i,...i->..."``)."""
+    x1, x2 = _arr(x1), _arr(x2)
+    x1 = _moveaxis_last(x1, one_axis(axis, x1.ndim))
+    x2 = _moveaxis_last(x2, one_axis(axis, x2.ndim))
+    if x1.shape[-1] != x2.shape[-1]:
+        raise ShapeError(f"vecdot: the summed axes differ in size ({x1.shape[-1]} != "
+                         f"{x2.shape[-1]})")
+    from .einsum import contract, parse_spec
+    return hint(contract([x1, x2], parse_spec("...i,...i->...", [x1.shape, x2.shape])), "vecdot")
+
+
+@implements(np.vecdot, samples=_pair_samples(((2, 3), (3,))))
+def vecdot(x1, x2):
+    """The ``np.vecdot`` ufunc over the last axis (``axis=``/``axes=`` are not supported)."""
+    return linalg_vecdot(x1, x2)
