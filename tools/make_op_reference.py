@@ -166,7 +166,8 @@ def render() -> str:
         if notes:
             lines += [""] + [f"- `{p.name}`: {_cell(p.doc)}" for p in notes]
         lines.append("")
-    composites = sorted(f"`np.{f.__name__}`" for f in numpy_api.FUNCTIONS)
+    composites = sorted(f"`np.{'linalg.' if 'linalg' in (f.__module__ or '') else ''}{f.__name__}`"
+                        for f in numpy_api.FUNCTIONS)
     lines += ["## NumPy functions built from primitives", "",
               "These NumPy functions work on traced values and are traced into the primitives "
               "above (`graphc/numpy_api.py`, `graphc/ops/composite.py`):", "",
