@@ -115,9 +115,9 @@ def _np_min(a, axis=None, out=None, keepdims=False):
 FUNCTIONS = {
     np.sum: _np_sum, np.mean: _np_mean, np.max: _np_max,
     np.min: _np_min, np.amax: _np_max, np.amin: _np_min,
-    np.dot: _no_out(C.dot), np.transpose: _transpose, np.reshape: _reshape,
+    np.transpose: _transpose, np.reshape: _reshape,
     np.expand_dims: C.expand_dims, np.broadcast_to: C.do_broadcast_to,
-    np.where: _where, np.clip: _no_out(C.clip), np.tensordot: C.tensordot,
+    np.where: _where, np.clip: _no_out(C.clip),
     np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a: a.size,
     np.result_type: lambda *a: np.result_type(*[getattr(x, "dtype", x) for x in a]),
 }
@@ -264,7 +264,7 @@ TRACER_METHODS = {
     "__getitem__": _getitem,
     "reshape": _method_reshape, "transpose": lambda self, *axes: C.do_transpose(self, *axes),
     "sum": _method_sum, "mean": _method_mean, "max": _method_max, "min": _method_min,
-    "dot": C.dot, "astype": _method_astype, "clip": C.clip,
+    "astype": _method_astype, "clip": C.clip,
 }
 
 

@@ -475,6 +475,13 @@ def _draw_bool_index(d, x):
     return {"m": m}
 
 
+def _draw_einsum(d, x, y):
+    # a batched dot product over the last axis: "...i,...i->..." (np.einsum)
+    if np.ndim(x) == 0 or np.ndim(y) == 0 or np.shape(x)[-1] != np.shape(y)[-1]:
+        return None
+    return {} if _bshape(np.asarray(x)[..., 0], np.asarray(y)[..., 0]) is not None else None
+
+
 def _ops():
     ops = {name: Op(rec[0], rec[1], rec[3]) for name, rec in TF.OPS.items()}
     # graphc records log(1 + exp(x)) as softplus (docs/stability.md): exact where the
@@ -516,6 +523,7 @@ def _ops():
         "flatten": Op(1, lambda x, a: nn.flatten(x, a),
                       lambda d, x: {"a": d.int(0, np.ndim(x) - 1)} if np.ndim(x) else None, None, "nn"),
         "sigmoid_nn": Op(1, nn.sigmoid, _any, None, "nn"),
+        "einsum": Op(2, lambda x, y: np.einsum("...i,...i->...", x, y), _draw_einsum),
         "tanh_nn": Op(1, nn.tanh, _any, None, "nn"),
     })
     return ops

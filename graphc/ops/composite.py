@@ -207,45 +207,6 @@ def do_broadcast_to(x, shape):
     return broadcast_to(x, shape=shape)
 
 
-def dot(a, b):
-    if _ndim(a) == 0 or _ndim(b) == 0:
-        return a * b
-    if _ndim(b) > 2:
-        raise UnsupportedError("np.dot with a >2-d second argument is not supported",
-                               hint="use np.matmul / @ or np.tensordot")
-    return a @ b
-
-
-def tensordot(a, b, axes=2):
-    nda, ndb = _ndim(a), _ndim(b)
-    if isinstance(axes, (tuple, list)):
-        if len(axes) != 2:
-            raise ShapeError(f"tensordot: axes must be an int or a pair of axis lists, got {axes!r}")
-        ax_a, ax_b = axes
-        ax_a = list(ax_a) if isinstance(ax_a, (tuple, list)) else [ax_a]
-        ax_b = list(ax_b) if isinstance(ax_b, (tuple, list)) else [ax_b]
-    else:
-        n = _static_int(axes, "tensordot axes")
-        ax_a, ax_b = list(range(-n, 0)), list(range(0, n))     # NumPy's rule (n < 0: none)
-    if len(ax_a) != len(ax_b):
-        raise ShapeError(f"tensordot: {len(ax_a)} axes of the first array and {len(ax_b)} of the "
-                         "second: shape-mismatch for sum")
-    ax_a = [one_axis(x, nda) for x in ax_a]
-    ax_b = [one_axis(x, ndb) for x in ax_b]
-    if len(set(ax_a)) != len(ax_a) or len(set(ax_b)) != len(ax_b):
-        raise ShapeError(f"tensordot: repeated axis in axes {axes!r}")
-    free_a = [i for i in range(_ndim(a)) if i not in ax_a]
-    free_b = [i for i in range(_ndim(b)) if i not in ax_b]
-    sa, sb = _shape(a), _shape(b)
-    k = int(np.prod([sa[i] for i in ax_a], dtype=np.int64))
-    if k != int(np.prod([sb[i] for i in ax_b], dtype=np.int64)):
-        raise ShapeError(f"tensordot: summed axes of {sa} and {sb} differ in size")
-    a2 = do_reshape(do_transpose(a, tuple(free_a + ax_a)), (-1, k))
-    b2 = do_reshape(do_transpose(b, tuple(ax_b + free_b)), (k, -1))
-    out_shape = tuple(sa[i] for i in free_a) + tuple(sb[i] for i in free_b)
-    return hint(do_reshape(a2 @ b2, out_shape), "tensordot")
-
-
 def ravel(x):
     return do_reshape(x, -1)
 
