@@ -276,6 +276,7 @@ TRACER_METHODS = {
     "__floordiv__": R.floor_divide, "__rfloordiv__": _rev(R.floor_divide),
     "__mod__": R.remainder, "__rmod__": _rev(R.remainder),
     "__divmod__": R.divmod_, "__rdivmod__": _rev(R.divmod_),
+    "__round__": R.python_round,
 }
 
 TRACER_METHODS.update(_NDARRAY_METHODS)

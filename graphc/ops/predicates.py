@@ -203,7 +203,7 @@ def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
 
 
 @implements(methods=("clip",), samples=_clip_method_calls)
-def clip_method(self, min=None, max=None, out=None, **kwargs):
+def clip_method(self, /, min=None, max=None, out=None, **kwargs):
     """``x.clip(min, max)``: NumPy's ``_clip``: a Python-int bound beyond an integer dtype's
     range is dropped, one bound is ``np.minimum``/``np.maximum``, both are
     ``minimum(max, maximum(min, x))`` (x itself at a tie, as ``np.clip``)."""

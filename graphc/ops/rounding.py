@@ -140,7 +140,7 @@ def _round_calls(d):
             Call((np.asarray(2.567),), {"decimals": 1}, "0-d")]
 
 
-@implements(np.round, np.around, methods=("round",), samples=_round_calls)
+@implements(np.round, np.around, samples=_round_calls)
 def around(a, decimals=0, out=None):
     """Evenly round to ``decimals`` (NumPy's algorithm: halves to even); gradient 0."""
     if out is not None:
@@ -154,6 +154,20 @@ def around(a, decimals=0, out=None):
         from .shape import identity
         return identity(a)                                  # NumPy: a copy, as is
     return round_(a, decimals=decimals)
+
+
+@implements(methods=("round",), samples=_round_calls)
+def round_method(self, /, decimals=0, out=None):
+    """``x.round(decimals)``: :func:`around`."""
+    return around(self, decimals, out)
+
+
+def python_round(self, ndigits=None):
+    """``round(x)``: an error, as for a NumPy array (a NumPy scalar would give a Python int,
+    a value that is not known while tracing)."""
+    from ..errors import UnsupportedError
+    raise UnsupportedError(f"round() of a traced value ({self.aval.short()}) is not supported",
+                           hint="use np.round(x) or np.round(x, decimals)")
 
 
 # --- //, %, fmod, divmod -------------------------------------------------------------------
