@@ -240,3 +240,20 @@ def test_integer_rounding_keeps_numpys_dtype_and_halves_to_even():
 def test_python_round_of_a_traced_value_is_a_clear_error():
     with pytest.raises(graphc.UnsupportedError, match="np.round"):
         graphc.compile(lambda x: round(x))(np.array([1.5]))
+
+
+@pytest.mark.parametrize("fn", [lambda x, y: np.sum(x % y * x), lambda x, y: np.sum(np.fmod(x, y) ** 2),
+                                lambda x, y: np.sum(np.fmax(x, y) * x),
+                                lambda x, y: np.sum(np.heaviside(x, y) * y),
+                                lambda x, y: np.sum(np.clip(x, -1, y) * x)],
+                         ids=["%", "fmod", "fmax", "heaviside", "clip"])
+def test_check_proves_the_rules(fn):
+    x, y = np.array([2.3, -1.7, 0.4]), np.array([0.7, 0.9, -1.1])
+    assert graphc.check(fn, x, y, argnums=(0, 1)).ok
+
+
+def test_trace_and_drawing_show_the_new_ops():
+    g = graphc.trace(lambda x, y: np.floor(x) + x % y + np.fmax(x, y), X, Y)
+    text = str(g)
+    assert "np.floor(x)" in text and "x % y" in text and "np.fmax(x, y)" in text
+    assert g.to_dot() is not None
