@@ -40,7 +40,7 @@ def _scalar_text(v, dtype, weak):
 
 
 def pi_text(v):
-    if v == 0 or not np.isfinite(v):
+    if v == 0 or not np.isfinite(v) or abs(v) > 13 * np.pi:   # (k * den overflows near 1e308)
         return None
     k = v / np.pi
     for den in (1, 2, 3, 4, 6):

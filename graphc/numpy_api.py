@@ -12,6 +12,8 @@ from .errors import InPlaceError, UnsupportedError
 from .ops import composite as C
 from .ops import _numpy_table as table
 from .ops import elementwise as E
+from .ops import predicates as P
+from .ops import rounding as R
 from .ops.index import getitem
 from .ops.linalg import matmul
 from .ndarray_methods import METHODS as _NDARRAY_METHODS
@@ -25,8 +27,7 @@ UFUNCS = {
     np.cos: E.cos, np.tan: E.tan, np.tanh: E.tanh, np.sqrt: E.sqrt, np.log1p: E.log1p,
     np.expm1: E.expm1, np.absolute: E.abs, np.sign: E.sign, np.maximum: E.maximum,
     np.minimum: E.minimum, np.greater: E.gt, np.greater_equal: E.ge, np.less: E.lt,
-    np.less_equal: E.le, np.equal: E.eq, np.not_equal: E.ne, np.logical_and: E.logical_and,
-    np.logical_or: E.logical_or, np.logical_not: E.logical_not, np.matmul: matmul,
+    np.less_equal: E.le, np.equal: E.eq, np.not_equal: E.ne, np.matmul: matmul,
     np.square: C.square, np.positive: lambda x: x,
 }
 for _f, _impl in table.UFUNCS.items():      # the family modules' @implements registrations
@@ -117,7 +118,7 @@ FUNCTIONS = {
     np.min: _np_min, np.amax: _np_max, np.amin: _np_min,
     np.transpose: _transpose, np.reshape: _reshape,
     np.expand_dims: C.expand_dims, np.broadcast_to: C.do_broadcast_to,
-    np.where: _where, np.clip: _no_out(C.clip),
+    np.where: _where,
     np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a: a.size,
     np.result_type: lambda *a: np.result_type(*[getattr(x, "dtype", x) for x in a]),
 }
@@ -260,22 +261,21 @@ TRACER_METHODS = {
     "__pow__": E.pow, "__rpow__": _rev(E.pow), "__matmul__": matmul, "__rmatmul__": _rev(matmul),
     "__neg__": E.neg, "__pos__": lambda self: self, "__abs__": E.abs,
     "__gt__": E.gt, "__ge__": E.ge, "__lt__": E.lt, "__le__": E.le, "__eq__": E.eq, "__ne__": E.ne,
-    "__and__": E.logical_and, "__or__": E.logical_or, "__invert__": E.logical_not,
+    "__and__": P.bool_operator(E.logical_and, "&"), "__or__": P.bool_operator(E.logical_or, "|"),
+    "__xor__": P.bool_operator(P.logical_xor, "^"), "__invert__": P.bool_operator(E.logical_not, "~"),
+    "__rand__": P.bool_operator(E.logical_and, "&", True),
+    "__ror__": P.bool_operator(E.logical_or, "|", True),
+    "__rxor__": P.bool_operator(P.logical_xor, "^", True),
     "__getitem__": _getitem,
     "reshape": _method_reshape, "transpose": lambda self, *axes: C.do_transpose(self, *axes),
     "sum": _method_sum, "mean": _method_mean, "max": _method_max, "min": _method_min,
-    "astype": _method_astype, "clip": C.clip,
+    "astype": _method_astype,
+    "__floordiv__": R.floor_divide, "__rfloordiv__": _rev(R.floor_divide),
+    "__mod__": R.remainder, "__rmod__": _rev(R.remainder),
+    "__divmod__": R.divmod_, "__rdivmod__": _rev(R.divmod_),
+    "__round__": R.python_round,
 }
 
-
-def _floordiv(self, other):
-    raise UnsupportedError("floor division (//) and % on traced values are not supported",
-                           hint="use np.floor(x / y) is not differentiable either; "
-                                "compute integer indices outside the traced function")
-
-
-for _name in ("__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__divmod__"):
-    TRACER_METHODS[_name] = _floordiv
 TRACER_METHODS.update(_NDARRAY_METHODS)
 for _name, _impl in table.METHODS.items():
     if _name in TRACER_METHODS:

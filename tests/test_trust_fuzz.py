@@ -482,6 +482,74 @@ def _draw_einsum(d, x, y):
     return {} if _bshape(np.asarray(x)[..., 0], np.asarray(y)[..., 0]) is not None else None
 
 
+# rounding, division and predicates (issue 14).  Step functions get inputs shifted off the
+# jumps the special values would sit on (0, 1, 0.5 ... are integers or halves).
+def _off(x):
+    return x * 1.37 + 0.0123
+
+
+_STEPS = {"floor": np.floor, "ceil": np.ceil, "rint": np.rint, "trunc": np.trunc,
+          "round1": lambda v: np.round(v, 1), "around": np.around, "method": lambda v: v.round()}
+_DIVS = {"%": operator.mod, "//": operator.floordiv, "fmod": np.fmod, "mod": np.mod,
+         "divmod": lambda a, b: divmod(a, b)[0] * 0.5 + divmod(a, b)[1]}
+
+
+def _divisor(y, s):
+    return (y * 0.8 + 2.3) * s        # in [0.7, 3.9] or its negative
+
+
+def _div(x, y, which, s):
+    return _DIVS[which](_off(x), _divisor(y, s))
+
+
+def _div_kinks(x, y, which, s):
+    a, b = _off(x), _divisor(y, s)
+    return [(np.trunc(a / b) if which == "fmod" else np.floor_divide(a, b), False)]
+
+
+_PREDS = {
+    "xor": lambda x, y: np.logical_xor(x > 0.25, y < 0.75),
+    "^": lambda x, y: (x > 0.25) ^ (y < 0.75),
+    "isnan": lambda x, y: np.isnan(np.log(x)),
+    "isinf": lambda x, y: np.isinf(1.0 / x),
+    "isfinite": lambda x, y: np.isfinite(x / y),
+}
+
+
+def _pred(x, y, which):
+    if which == "nan_to_num":
+        return np.nan_to_num(np.where(x > 0.5, np.inf, x), posinf=3.0) * y
+    return np.where(_PREDS[which](x, y), x * 2.0, y)
+
+
+def _pred_kinks(x, y, which):
+    if which == "nan_to_num":
+        return [(x > 0.5, False)]
+    return [(np.asarray(_PREDS[which](x, y)), False)]
+
+
+def _draw_which(options, extra=None):
+    def draw(d, *xs):
+        if _bshape(*xs) is None:
+            return None
+        return {"which": d.choice(sorted(options)), **({k: d.choice(v) for k, v in extra.items()}
+                                                      if extra else {})}
+    return draw
+
+
+def _issue14_ops():
+    return {
+        "step_m": Op(1, lambda x, which: _STEPS[which](_off(x)), _draw_which(_STEPS),
+                     lambda x, which: [(_STEPS[which](_off(x)), False)], "mask"),
+        "div_m": Op(2, _div, _draw_which(_DIVS, {"s": [1.0, -1.0]}), _div_kinks, "mask"),
+        "fmaxmin_k": Op(2, lambda x, y, which: getattr(np, which)(x, y),
+                        _draw_which(["fmax", "fmin"]),
+                        lambda x, y, which: [(_sgn(x - y), True)], "kink"),
+        "heaviside_m": Op(2, np.heaviside, _any, lambda x, y: [(_sgn(x), False)], "mask"),
+        "pred_m": Op(2, _pred, _draw_which([*_PREDS, "nan_to_num"]), _pred_kinks, "mask"),
+    }
+
+
 def _ops():
     ops = {name: Op(rec[0], rec[1], rec[3]) for name, rec in TF.OPS.items()}
     # graphc records log(1 + exp(x)) as softplus (docs/stability.md): exact where the
@@ -526,6 +594,7 @@ def _ops():
         "einsum": Op(2, lambda x, y: np.einsum("...i,...i->...", x, y), _draw_einsum),
         "tanh_nn": Op(1, nn.tanh, _any, None, "nn"),
     })
+    ops.update(_issue14_ops())
     return ops
 
 
@@ -975,6 +1044,7 @@ def test_generator_covers_every_primitive():
 
 # programs per op (more for the ops whose params pick among several primitives)
 COVER_SEEDS = {"pool": 8, "masked": 6, "conv2d": 3, "dropout": 2, "getitem": 3}
+COVER_SEEDS.update({"step_m": 30, "div_m": 10, "fmaxmin_k": 6, "pred_m": 14})   # issue 14
 
 
 # --- the quick profile (make test) -----------------------------------------------------------
@@ -1022,7 +1092,9 @@ def test_trust_fuzz_feature(feature):
     """Each PENDING feature on its own (xfail until its fix is merged)."""
     STATS.clear()
     _feature_quick(feature, 20)()
-    assert_few_skips(singular=0.3 if feature == "inf_branch" else 0.05)
+    # Half the steps come from the READY pool, whose step functions (floor, %, ...) skip
+    # the coordinates next to their jumps: over only 20 programs that is up to ~10%.
+    assert_few_skips(limit=0.1, singular=0.3 if feature == "inf_branch" else 0.05)
 
 
 @pytest.mark.parametrize("feature", [pytest.param("f16_mean", marks=_pending("f16_mean"))])

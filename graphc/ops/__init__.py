@@ -4,3 +4,4 @@ from . import (activation, conv, elementwise, index, linalg, pool, random,  # no
 from . import flips  # noqa: F401  (NumPy functions registered with _numpy_table.implements)
 from . import assemble, splitting  # noqa: F401  (np.stack/split/tile ...: building and reshaping)
 from . import einsum, products  # noqa: F401  (np.einsum, dot/tensordot/outer/.../trace/triu)
+from . import predicates, rounding  # noqa: F401  (issue 14: rounding, division, predicates, clip)
