@@ -2,4 +2,4 @@
 from . import (activation, conv, elementwise, index, linalg, pool, random,  # noqa: F401
                reduce, shape)                                              # (registration)
 from . import flips  # noqa: F401  (NumPy functions registered with _numpy_table.implements)
-from . import decompositions  # noqa: F401  (np.linalg inv solve det slogdet cholesky matrix_power)
+from . import decompositions, np_linalg  # noqa: F401  (np.linalg inv solve det slogdet ...)

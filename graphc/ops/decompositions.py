@@ -1,15 +1,14 @@
-"""Dense linear algebra: ``np.linalg.inv solve det slogdet cholesky matrix_power``.
+"""Dense linear algebra primitives: ``inv``, ``solve``, ``det``, ``slogdet``, ``cholesky``.
 
 Batched over leading dimensions as NumPy is, in float32 and float64 (integer and
 boolean inputs compute in float64, as NumPy does; float16 and complex are refused as
 NumPy refuses float16).  ``inv``, ``solve``, ``det``, ``slogdet`` and ``cholesky`` are
 primitives that emit NumPy's own call (a singular matrix raises NumPy's LinAlgError at
 run time); their gradient rules are written in graphc ops, so they differentiate again.
-``matrix_power`` is a composite of matmuls (and ``inv`` for a negative power).
+``tril_scaled`` (a lower triangle, diagonal scaled) holds the masks of cholesky's gradient.
+The NumPy functions that apply them are in :mod:`graphc.ops.np_linalg`.
 """
 from __future__ import annotations
-
-import operator
 
 import numpy as np
 import sympy as sp
@@ -17,8 +16,6 @@ import sympy as sp
 from ..errors import ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
 from . import _samples as S
-from ._numpy_table import Call, implements
-from .linalg import matmul
 from .shape import reshape, transpose, unbroadcast
 
 
@@ -30,7 +27,7 @@ class LinAlgError(ShapeError, np.linalg.LinAlgError):
 
 
 # --- shared rules -----------------------------------------------------------------------
-def _check_square(x, what):
+def check_square(x, what):
     """NumPy's checks on a stack of square matrices (aval or array), in NumPy's order."""
     if x.ndim < 2:
         raise LinAlgError(f"np.linalg.{what}: {x.ndim}-dimensional array given. "
@@ -49,7 +46,7 @@ def _check_float(*avals, what):
 
 def _square_rule(what, out_shape):
     def rule(a, **params):
-        _check_square(a, what)
+        check_square(a, what)
         _check_float(a, what=what)
         return Aval(out_shape(a.shape), a.dtype, False)
     return rule
@@ -60,16 +57,12 @@ def _mT(a):
     return transpose(a, axes=tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2))
 
 
-def _batch(shape):
-    return int(np.prod(shape[:-2], dtype=np.int64))
-
-
 def _cubic_flops(factor):
     def flops(out, a, *rest, **params):
+        """factor·n³ per matrix of a, plus 2·n² per right-hand side (solve)"""
         n = a.shape[-1]
-        extra = sum(2 * n * n * (b.shape[-1] if b.ndim > 1 else 1) for b in rest)
-        batch = max(_batch(out.shape if out.ndim >= 2 else a.shape), 1)
-        return int(batch * (factor * n ** 3 + extra))
+        rhs = out.size // n if rest and n else 0
+        return int(int(np.prod(a.shape[:-2], dtype=np.int64)) * factor * n ** 3 + 2 * n * n * rhs)
     return flops
 
 
@@ -92,28 +85,21 @@ def _as_obj(m):
 
 
 # --- inv --------------------------------------------------------------------------------
-def _inv_vjp(ct, a, *, out):
-    # d(A^-1) = -A^-1 dA A^-1, so dA = -A^-T ct A^-T (the inverse is the output).
-    out_t = _mT(out)
-    return (-(out_t @ ct @ out_t),)
-
-
 def _inv_samples(d):
     inv = np.linalg.inv
-    return [S.Sample((_well(d, 3),), {}, inv, "f64(3,3)"),
-            S.Sample((_well(d, 2, 3, 3),), {}, inv, "f64(2,3,3)"),
-            S.Sample((_well(d, 3, dtype=S.F32),), {}, inv, "f32(3,3)"),
-            S.Sample((_well(d, 2, 1, 2, 2, dtype=S.F32),), {}, inv, "f32(2,1,2,2)"),
+    return [S.Sample((well_conditioned(d, 3, 3),), {}, inv, "f64(3,3)"),
+            S.Sample((well_conditioned(d, 2, 3, 3),), {}, inv, "f64(2,3,3)"),
+            S.Sample((well_conditioned(d, 3, 3, dtype=S.F32),), {}, inv, "f32(3,3)"),
+            S.Sample((well_conditioned(d, 2, 1, 2, 2, dtype=S.F32),), {}, inv, "f32(2,1,2,2)"),
             S.Sample((np.array([[2.0, 0.5], [0.25, 1.5]]),), {}, inv, "2x2", proof=True)]
 
 
-def _well(d, *shape, dtype=S.F64):
+def well_conditioned(d, *shape, dtype=S.F64):
     """A well-conditioned (not symmetric) matrix stack: n*I plus a random part."""
-    n = shape[-1]
-    return (d.rnd(*shape) + n * np.eye(n)).astype(dtype)
+    return (d.rnd(*shape) + shape[-1] * np.eye(shape[-1])).astype(dtype)
 
 
-def _spd(d, *shape, dtype=S.F64):
+def spd_matrix(d, *shape, dtype=S.F64):
     """A symmetric positive definite stack B B^T + n*I."""
     n = shape[-1]
     b = d.rnd(*shape)
@@ -122,7 +108,8 @@ def _spd(d, *shape, dtype=S.F64):
 
 inv = primitive(
     name="inv", samples=_inv_samples, shape=_square_rule("inv", lambda s: s),
-    numpy="np.linalg.inv({0})", vjp=_inv_vjp,
+    numpy="np.linalg.inv({0})",
+    vjp=lambda ct, a, *, out: (-(_mT(out) @ ct @ _mT(out)),),   # d(A^-1) = -A^-1 dA A^-1
     sympy=lambda a: _sym_each(lambda m: _as_obj(m.inv()), a, lambda c: c),
     label="inv", family="linalg", flops=_cubic_flops(2), fresh_result=True,
     nonfinite_hint="the matrix is (nearly) singular: use np.linalg.solve(a, b) instead of "
@@ -153,7 +140,7 @@ def _solve_shape(a_shape, b_shape):
 
 
 def _solve_rule(a, b):
-    _check_square(a, "solve")
+    check_square(a, "solve")
     _check_float(a, b, what="solve")
     return Aval(_solve_shape(a.shape, b.shape), a.dtype, False)
 
@@ -187,8 +174,8 @@ def _solve_samples(d):
     sv = np.linalg.solve
     pairs = [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (3,)), ((2, 3, 3), (2, 3, 1)),
              ((2, 3, 3), (3, 4)), ((3, 3), (2, 3, 2)), ((1, 2, 2), (3, 1, 2, 2))]
-    out = [S.Sample((_well(d, *a), d.rnd(*b)), {}, sv, f"{a}\\{b}") for a, b in pairs]
-    return out + [S.Sample((_well(d, 2, 3, 3, dtype=S.F32), d.rnd(2, 3, 2, dtype=S.F32)), {}, sv,
+    out = [S.Sample((well_conditioned(d, *a), d.rnd(*b)), {}, sv, f"{a}\\{b}") for a, b in pairs]
+    return out + [S.Sample((well_conditioned(d, 2, 3, 3, dtype=S.F32), d.rnd(2, 3, 2, dtype=S.F32)), {}, sv,
                            "f32"),
                   S.Sample((np.array([[2.0, 0.5], [0.25, 1.5]]), np.array([0.5, 1.25])), {}, sv,
                            "2x2\\2", proof=True)]
@@ -211,10 +198,10 @@ def _grad_from_det(scale, a):
 
 def _det_samples(d):
     det = np.linalg.det
-    return [S.Sample((_well(d, 3),), {}, det, "f64(3,3)"),
+    return [S.Sample((well_conditioned(d, 3, 3),), {}, det, "f64(3,3)"),
             S.Sample((d.rnd(2, 3, 3),), {}, det, "f64(2,3,3)"),
-            S.Sample((_well(d, 4, dtype=S.F32),), {}, det, "f32(4,4)"),
-            S.Sample((_well(d, 2, 2, 2, 2, dtype=S.F32),), {}, det, "f32(2,2,2,2)"),
+            S.Sample((well_conditioned(d, 4, 4, dtype=S.F32),), {}, det, "f32(4,4)"),
+            S.Sample((well_conditioned(d, 2, 2, 2, 2, dtype=S.F32),), {}, det, "f32(2,2,2,2)"),
             S.Sample((np.array([[2.0, 0.5], [0.25, 1.5]]),), {}, det, "2x2", proof=True)]
 
 
@@ -248,11 +235,11 @@ def _stacked_slogdet(a):
 
 def _slogdet_samples(d):
     neg = np.array([[0.5, 2.0], [1.5, 0.25]])          # det < 0: sign -1
-    return [S.Sample((_well(d, 3),), {}, _stacked_slogdet, "f64(3,3)"),
+    return [S.Sample((well_conditioned(d, 3, 3),), {}, _stacked_slogdet, "f64(3,3)"),
             S.Sample((d.rnd(2, 3, 3),), {}, _stacked_slogdet, "f64(2,3,3)"),
             S.Sample((neg,), {}, _stacked_slogdet, "negative-det", proof=True),
-            S.Sample((_well(d, 4, dtype=S.F32),), {}, _stacked_slogdet, "f32(4,4)"),
-            S.Sample((_well(d, 2, 3, 3, dtype=S.F32),), {}, _stacked_slogdet, "f32(2,3,3)")]
+            S.Sample((well_conditioned(d, 4, 4, dtype=S.F32),), {}, _stacked_slogdet, "f32(4,4)"),
+            S.Sample((well_conditioned(d, 2, 3, 3, dtype=S.F32),), {}, _stacked_slogdet, "f32(2,3,3)")]
 
 
 slogdet = primitive(
@@ -266,21 +253,53 @@ slogdet = primitive(
 
 
 # --- cholesky -----------------------------------------------------------------------------
-def _phi(n, dtype):
-    """Weights of the lower triangle with the diagonal halved: Phi(X) = X * _phi(n)."""
-    return (np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)).astype(dtype)
+def _tril_scaled_rule(x, *, diag):
+    if x.ndim < 2 or x.dtype.kind != "f":
+        raise ShapeError(f"tril_scaled takes a float stack of matrices, got {x.short()}")
+    return x
 
 
-def _cholesky_lower_vjp(ct, l):
+def _emit_tril_scaled(e, *, diag):
+    if diag == 1.0:
+        return f"np.tril({e.args[0]})"
+    m, n = e.aval.shape[-2:]
+    dims = f"{m}" if m == n else f"{m}, {n}"
+    dtype = "" if e.aval.dtype == np.float64 else f", dtype=np.{e.aval.dtype.name}"
+    return f"np.tril({e.atoms[0]} * (1 - {1.0 - diag!r} * np.eye({dims}{dtype})))"   # a call
+
+
+def _sym_tril_scaled(x, *, diag):
+    out = np.tril(_obj(x))
+    for i in range(min(out.shape[-2:])):
+        out[..., i, i] = out[..., i, i] * sp.Rational(repr(diag))
+    return out
+
+
+def _tril_scaled_samples(d):
+    def ref(diag):
+        return lambda x: np.tril(x) * (1 - (1 - diag) * np.eye(*x.shape[-2:], dtype=x.dtype))
+    return [S.Sample((d.rnd(3, 3),), {"diag": 0.5}, ref(0.5), "Phi(3,3)"),
+            S.Sample((d.rnd(2, 3, 4),), {"diag": 1.0}, ref(1.0), "tril(2,3,4)"),
+            S.Sample((d.rnd(2, 4, 3, dtype=S.F32),), {"diag": 0.5}, ref(0.5), "f32")]
+
+
+tril_scaled = primitive(
+    name="tril_scaled", samples=_tril_scaled_samples, shape=_tril_scaled_rule,
+    numpy=_emit_tril_scaled, vjp=lambda ct, x, *, out, diag: (tril_scaled(ct, diag=diag),),
+    sympy=_sym_tril_scaled, label="tril", family="linalg", flops=lambda out, x, **p: x.size,
+    label_detail=lambda p: None if p["diag"] == 1.0 else f"diag×{p['diag']:g}",
+    doc="Lower triangle of each matrix with the diagonal times diag (Murray's Phi at 0.5): "
+        "the masks of cholesky's gradient; linear, so its gradient is itself.")
+
+
+def _cholesky_lower_vjp(ct, low):
     # Murray (2016): with S = L^-T Phi(L^T tril(ct)) L^-1, the derivative along a symmetric
     # perturbation is <S, dA>.  NumPy reads only the lower triangle of a, so dA[i, j] for
     # i > j moves both A[i, j] and A[j, i]: the gradient is Phi(S + S^T), lower-triangular.
-    n = l.shape[-1]
-    lower = np.tril(np.ones((n, n))).astype(l.dtype)
-    p = (_mT(l) @ (ct * lower)) * _phi(n, l.dtype)
-    lt = _mT(l)
+    lt = _mT(low)
+    p = tril_scaled(lt @ tril_scaled(ct, diag=1.0), diag=0.5)
     s_t = solve(lt, _mT(solve(lt, p)))          # L^-T (L^-T P)^T = S^T
-    return (s_t + _mT(s_t)) * _phi(n, l.dtype)
+    return tril_scaled(s_t + _mT(s_t), diag=0.5)
 
 
 def _cholesky_vjp(ct, a, *, out, upper):
@@ -305,7 +324,7 @@ def _sym_cholesky(a, *, upper):
     a = _obj(a)
     if upper:
         a = np.swapaxes(a, -1, -2)
-    out = _sym_each(lambda m: _sym_cholesky_lower(m), a, lambda c: c)
+    out = _sym_each(_sym_cholesky_lower, a, lambda c: c)
     return np.swapaxes(out, -1, -2) if upper else out
 
 
@@ -313,11 +332,11 @@ def _cholesky_samples(d):
     def ref(upper):
         return lambda a: np.linalg.cholesky(a, upper=upper)
     spd2 = np.array([[2.0, 0.5], [0.5, 1.5]])
-    return [S.Sample((_spd(d, 3, 3),), {"upper": False}, ref(False), "f64(3,3)"),
-            S.Sample((_spd(d, 2, 3, 3),), {"upper": False}, ref(False), "f64(2,3,3)"),
-            S.Sample((_spd(d, 2, 3, 3),), {"upper": True}, ref(True), "upper-f64(2,3,3)"),
-            S.Sample((_spd(d, 4, 4, dtype=S.F32),), {"upper": False}, ref(False), "f32(4,4)"),
-            S.Sample((_spd(d, 2, 3, 3, dtype=S.F32),), {"upper": True}, ref(True), "upper-f32"),
+    return [S.Sample((spd_matrix(d, 3, 3),), {"upper": False}, ref(False), "f64(3,3)"),
+            S.Sample((spd_matrix(d, 2, 3, 3),), {"upper": False}, ref(False), "f64(2,3,3)"),
+            S.Sample((spd_matrix(d, 2, 3, 3),), {"upper": True}, ref(True), "upper-f64(2,3,3)"),
+            S.Sample((spd_matrix(d, 4, 4, dtype=S.F32),), {"upper": False}, ref(False), "f32(4,4)"),
+            S.Sample((spd_matrix(d, 2, 3, 3, dtype=S.F32),), {"upper": True}, ref(True), "upper-f32"),
             S.Sample((spd2,), {"upper": False}, ref(False), "2x2", proof=True)]
 
 
@@ -334,168 +353,3 @@ cholesky = primitive(
         "Phi = lower triangle with the diagonal halved: the gradient is triangular, and along "
         "symmetric perturbations equals JAX's symmetrized one.  A matrix that is not positive "
         "definite raises NumPy's LinAlgError at run time.")
-
-
-# --- the NumPy functions ------------------------------------------------------------------
-def _linalg_dtype(*xs):
-    """NumPy's linalg result dtype (``_commonType``): float64 if any operand is float64 or
-    not floating, else float32; float16 and longdouble are NumPy's TypeError."""
-    out = np.dtype(np.float32)
-    for x in xs:
-        dt = np.dtype(x.dtype)
-        if dt.kind == "c":
-            raise UnsupportedError("complex arrays are not supported by graphc",
-                                   hint="split real and imaginary parts into float arrays")
-        if dt.kind != "f" or dt == np.float64:
-            out = np.dtype(np.float64)
-        elif dt != np.float32:
-            raise UnsupportedError(f"array type {dt.name} is unsupported in linalg",
-                                   hint="cast to float32 or float64: a.astype(np.float32)")
-    return out
-
-
-def _array(x):
-    return x if hasattr(x, "aval") else np.asarray(x)
-
-
-def _cast(x, dtype):
-    from .composite import astype
-    return astype(x, dtype) if hasattr(x, "aval") else np.asarray(x, dtype=dtype)
-
-
-def _square_operand(a, what):
-    a = _array(a)
-    _check_square(a, what)
-    return _cast(a, _linalg_dtype(a))
-
-
-def _well_calls(shapes, grad=True):
-    def samples(d):
-        calls = [Call((_well(d, *s),), {}, f"f64{s}", grad) for s in shapes]
-        return calls + [Call((_well(d, 2, 3, 3, dtype=S.F32),), {}, "f32(2,3,3)", grad),
-                        Call((np.array([[2, 1], [1, 3]]),), {}, "int64(2,2)", grad)]
-    return samples
-
-
-@implements(np.linalg.inv, samples=_well_calls([(3, 3), (2, 3, 3), (2, 1, 2, 2)]))
-def linalg_inv(a):
-    """Inverse of each matrix of a (..., M, M) stack (``inv`` primitive)."""
-    return inv(_square_operand(a, "inv"))
-
-
-def _solve_calls(d):
-    pairs = [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (3,)), ((2, 3, 3), (2, 3, 1)),
-             ((3, 3), (2, 3, 4)), ((1, 3, 3), (2, 3, 2))]
-    calls = [Call((_well(d, *a), d.rnd(*b)), {}, f"{a}\\{b}") for a, b in pairs]
-    return calls + [
-        Call((_well(d, 2, 3, 3, dtype=S.F32), d.rnd(2, 3, 2).astype(S.F32)), {}, "f32"),
-        Call((_well(d, 3, 3, dtype=S.F32), d.rnd(3)), {}, "f32\\f64"),
-        Call((np.array([[3, 1], [1, 2]]), d.rnd(2)), {}, "int\\f64"),
-        Call((_well(d, 3, 3), np.array([1, 2, 3])), {}, "f64\\int")]
-
-
-@implements(np.linalg.solve, samples=_solve_calls)
-def linalg_solve(a, b):
-    """x with ``a @ x == b``; b is one vector when 1-d, else a stack of (M, K) matrices."""
-    a, b = _array(a), _array(b)
-    _check_square(a, "solve")
-    dtype = _linalg_dtype(a, b)
-    return solve(_cast(a, dtype), _cast(b, dtype))
-
-
-def _det_calls(d):
-    return _well_calls([(3, 3), (2, 3, 3), (4, 4)])(d) + [
-        Call((d.rnd(2, 2, 3, 3),), {}, "random(2,2,3,3)")]
-
-
-@implements(np.linalg.det, samples=_det_calls)
-def linalg_det(a):
-    """Determinant of each matrix of a (..., M, M) stack (``det`` primitive)."""
-    return det(_square_operand(a, "det"))
-
-
-class SlogdetResult(tuple):
-    """``(sign, logabsdet)`` with NumPy's attribute names; a plain tuple to graphc's pytrees
-    (a compiled function returning it returns a tuple)."""
-
-    __slots__ = ()
-
-    @property
-    def sign(self):
-        return self[0]
-
-    @property
-    def logabsdet(self):
-        return self[1]
-
-
-def _slogdet_calls(d):
-    # a tuple result: the gradient of logabsdet is tested in tests/test_np_linalg.py
-    return _well_calls([(3, 3), (2, 3, 3)], grad=False)(d) + [
-        Call((d.rnd(2, 4, 4),), {}, "random-signs", grad=False)]
-
-
-@implements(np.linalg.slogdet, samples=_slogdet_calls)
-def linalg_slogdet(a):
-    """``(sign, logabsdet)`` of each matrix: one ``slogdet`` node (the two stacked), then
-    its two rows.  Only logabsdet has a gradient (A^-T); the sign is piecewise constant."""
-    both = slogdet(_square_operand(a, "slogdet"))
-    return SlogdetResult((both[0], both[1]))
-
-
-def _cholesky_calls(d):
-    calls = [Call((_spd(d, *s),), kw, f"f64{s}{kw or ''}")
-             for s, kw in [((3, 3), {}), ((2, 3, 3), {}), ((2, 3, 3), {"upper": True}),
-                           ((1, 2, 2), {"upper": False})]]
-    return calls + [Call((_spd(d, 2, 3, 3, dtype=S.F32),), {}, "f32(2,3,3)"),
-                    Call((np.array([[4, 2], [2, 3]]),), {}, "int64(2,2)")]
-
-
-@implements(np.linalg.cholesky, samples=_cholesky_calls)
-def linalg_cholesky(a, /, *, upper=False):
-    """Cholesky factor of each symmetric positive definite matrix (``cholesky`` primitive).
-
-    As NumPy, only the lower triangle of ``a`` is read (the upper with ``upper=True``), so
-    the gradient is triangular; for an ``a`` built symmetric (``B @ B.T``) the chain rule
-    gives the same gradient as JAX's symmetrized rule.
-    """
-    return cholesky(_square_operand(a, "cholesky"), upper=bool(upper))
-
-
-def _power_calls(d):
-    calls = [Call((_well(d, 3, 3) / 3, n), {}, f"f64(3,3)^{n}") for n in (0, 1, 2, 3, 5, 6, -1, -3)]
-    return calls + [Call((_well(d, 2, 3, 3) / 3, 4), {}, "f64(2,3,3)^4"),
-                    Call((_well(d, 2, 3, 3, dtype=S.F32) / 3, 3), {}, "f32^3"),
-                    Call((_well(d, 2, 2, 2, dtype=S.F32) / 2, -2), {}, "f32^-2"),
-                    Call((np.array([[1, 2], [-1, 1]]), 5), {}, "int^5"),
-                    Call((np.array([[1, 2], [-1, 1]]), 0), {}, "int^0"),
-                    Call((np.array([[2, 1], [1, 1]]), -2), {}, "int^-2")]
-
-
-@implements(np.linalg.matrix_power, samples=_power_calls)
-def linalg_matrix_power(a, n):
-    """``a`` to the integer power ``n`` (static), with NumPy's own sequence of matmuls
-    (repeated squaring); ``n == 0`` is the identity (a constant: zero gradient), a
-    negative ``n`` inverts first (float64 for integer ``a``, as NumPy)."""
-    a = _array(a)
-    _check_square(a, "matrix_power")
-    if hasattr(n, "aval"):
-        n.__index__()                  # a traced exponent: the control-flow error
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise UnsupportedError(f"np.linalg.matrix_power: exponent must be an integer, got {n!r:.40}",
-                               hint="pass a Python int: matrix_power(a, 3)") from None
-    if n == 0:
-        return np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape).copy()
-    if n < 0:
-        a, n = inv(_cast(a, _linalg_dtype(a))), -n
-    if n == 3:                         # NumPy's shortcut: (a @ a) @ a
-        return matmul(matmul(a, a), a)
-    z = result = None
-    while n > 0:                       # NumPy's order of products (bit-identical results)
-        z = a if z is None else matmul(z, z)
-        n, bit = divmod(n, 2)
-        if bit:
-            result = z if result is None else matmul(result, z)
-    return result
