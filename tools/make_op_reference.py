@@ -121,6 +121,12 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _np_name(f) -> str:
+    """``np.cumsum``, ``np.linalg.inv``: a NumPy function as users spell it."""
+    mod = getattr(f, "__module__", "") or ""
+    return ("np.linalg." if "linalg" in mod else "np.") + f.__name__
+
+
 def render() -> str:
     where = defining_modules()
     entry = numpy_entry_points()
@@ -166,7 +172,7 @@ def render() -> str:
         if notes:
             lines += [""] + [f"- `{p.name}`: {_cell(p.doc)}" for p in notes]
         lines.append("")
-    composites = sorted(f"`np.{f.__name__}`" for f in numpy_api.FUNCTIONS)
+    composites = sorted(f"`{_np_name(f)}`" for f in numpy_api.FUNCTIONS)
     lines += ["## NumPy functions built from primitives", "",
               "These NumPy functions work on traced values and are traced into the primitives "
               "above (`graphc/numpy_api.py`, `graphc/ops/composite.py`):", "",

@@ -57,12 +57,12 @@ def _mT(a):
     return transpose(a, axes=tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2))
 
 
-def _cubic_flops(factor):
+def _cubic_flops(factor, text):
     def flops(out, a, *rest, **params):
-        """factor·n³ per matrix of a, plus 2·n² per right-hand side (solve)"""
         n = a.shape[-1]
         rhs = out.size // n if rest and n else 0
         return int(int(np.prod(a.shape[:-2], dtype=np.int64)) * factor * n ** 3 + 2 * n * n * rhs)
+    flops.__doc__ = text          # the op reference's FLOPs column
     return flops
 
 
@@ -111,7 +111,7 @@ inv = primitive(
     numpy="np.linalg.inv({0})",
     vjp=lambda ct, a, *, out: (-(_mT(out) @ ct @ _mT(out)),),   # d(A^-1) = -A^-1 dA A^-1
     sympy=lambda a: _sym_each(lambda m: _as_obj(m.inv()), a, lambda c: c),
-    label="inv", family="linalg", flops=_cubic_flops(2), fresh_result=True,
+    label="inv", family="linalg", flops=_cubic_flops(2, "2·n³ per matrix"), fresh_result=True,
     nonfinite_hint="the matrix is (nearly) singular: use np.linalg.solve(a, b) instead of "
                    "inv(a) @ b, or regularize (a + eps * np.eye(n))",
     doc="Inverse of each matrix; gradient -A^-T ct A^-T.  A singular matrix raises NumPy's "
@@ -184,7 +184,8 @@ def _solve_samples(d):
 solve = primitive(
     name="solve", samples=_solve_samples, shape=_solve_rule, numpy="np.linalg.solve({0}, {1})",
     vjp=_solve_vjp, sympy=_sym_solve, label="solve", family="linalg",
-    flops=_cubic_flops(2 / 3), fresh_result=True,
+    flops=_cubic_flops(2 / 3, "(2/3)·n³ per matrix of a + 2·n² per column of b"),
+    fresh_result=True,
     doc="x with a @ x = b (b a vector when 1-d, else a stack of matrices, as NumPy 2); "
         "gradients db = solve(a^T, ct), da = -db x^T.  A singular a raises NumPy's LinAlgError.")
 
@@ -209,7 +210,7 @@ det = primitive(
     name="det", samples=_det_samples, shape=_square_rule("det", lambda s: tuple(s[:-2])),
     numpy="np.linalg.det({0})", vjp=lambda ct, a, *, out: (_grad_from_det(ct * out, a),),
     sympy=lambda a: _sym_each(lambda m: m.det(), a, lambda c: ()),
-    label="det", family="linalg", flops=_cubic_flops(2 / 3),
+    label="det", family="linalg", flops=_cubic_flops(2 / 3, "(2/3)·n³ per matrix"),
     nonfinite_hint="det over- or underflows for large matrices: use np.linalg.slogdet",
     doc="Determinant of each matrix; gradient ct * det(A) * A^-T.  At a singular A the "
         "backward pass raises NumPy's LinAlgError (JAX returns the adjugate there).")
@@ -246,7 +247,7 @@ slogdet = primitive(
     name="slogdet", samples=_slogdet_samples,
     shape=_square_rule("slogdet", lambda s: (2,) + tuple(s[:-2])),
     numpy="np.stack(np.linalg.slogdet({0}))", vjp=_slogdet_vjp, sympy=_sym_slogdet,
-    label="slogdet", family="linalg", flops=_cubic_flops(2 / 3),
+    label="slogdet", family="linalg", flops=_cubic_flops(2 / 3, "(2/3)·n³ per matrix"),
     nonfinite_hint="the matrix is singular: its logabsdet is -inf (and sign 0)",
     doc="np.stack(np.linalg.slogdet(a)): row 0 the sign, row 1 log|det|; gradient "
         "ct[1] * A^-T (the sign gets none).  np.linalg.slogdet returns the two rows.")
@@ -335,6 +336,7 @@ def _cholesky_samples(d):
     return [S.Sample((spd_matrix(d, 3, 3),), {"upper": False}, ref(False), "f64(3,3)"),
             S.Sample((spd_matrix(d, 2, 3, 3),), {"upper": False}, ref(False), "f64(2,3,3)"),
             S.Sample((spd_matrix(d, 2, 3, 3),), {"upper": True}, ref(True), "upper-f64(2,3,3)"),
+            S.Sample((spd_matrix(d, 3, 3),), {"upper": True}, ref(True), "upper-f64(3,3)"),
             S.Sample((spd_matrix(d, 4, 4, dtype=S.F32),), {"upper": False}, ref(False), "f32(4,4)"),
             S.Sample((spd_matrix(d, 2, 3, 3, dtype=S.F32),), {"upper": True}, ref(True), "upper-f32"),
             S.Sample((spd2,), {"upper": False}, ref(False), "2x2", proof=True)]
@@ -347,7 +349,7 @@ cholesky = primitive(
                                else f"np.linalg.cholesky({e.args[0]})"),
     vjp=_cholesky_vjp, sympy=_sym_cholesky, label="cholesky",
     label_detail=lambda p: "upper" if p.get("upper") else None,
-    family="linalg", flops=_cubic_flops(1 / 3), fresh_result=True,
+    family="linalg", flops=_cubic_flops(1 / 3, "(1/3)·n³ per matrix"), fresh_result=True,
     doc="Cholesky factor (lower L, or upper U with upper=True), reading one triangle of a as "
         "NumPy does; gradient Phi(S + S^T) with S = L^-T Phi(L^T ct) L^-1 (Murray 2016), "
         "Phi = lower triangle with the diagonal halved: the gradient is triangular, and along "

@@ -129,7 +129,7 @@ def linalg_slogdet(a):
 def _cholesky_calls(d):
     calls = [Call((spd_matrix(d, *s),), kw, f"f64{s}{kw or ''}")
              for s, kw in [((3, 3), {}), ((2, 3, 3), {}), ((2, 3, 3), {"upper": True}),
-                           ((1, 2, 2), {"upper": False})]]
+                           ((3, 3), {"upper": True}), ((1, 2, 2), {"upper": False})]]
     return calls + [Call((spd_matrix(d, 2, 3, 3, dtype=S.F32),), {}, "f32(2,3,3)"),
                     Call((np.array([[4, 2], [2, 3]]),), {}, "int64(2,2)")]
 
