@@ -342,11 +342,15 @@ def _cholesky_samples(d):
             S.Sample((spd2,), {"upper": False}, ref(False), "2x2", proof=True)]
 
 
+def _emit_cholesky(e, *, upper):
+    return f"np.linalg.cholesky({e.args[0]}, upper=True)" if upper else \
+        f"np.linalg.cholesky({e.args[0]})"
+
+
 cholesky = primitive(
     name="cholesky", samples=_cholesky_samples,
     shape=_square_rule("cholesky", lambda s: s),
-    numpy=lambda e, *, upper: (f"np.linalg.cholesky({e.args[0]}, upper=True)" if upper
-                               else f"np.linalg.cholesky({e.args[0]})"),
+    numpy=_emit_cholesky,
     vjp=_cholesky_vjp, sympy=_sym_cholesky, label="cholesky",
     label_detail=lambda p: "upper" if p.get("upper") else None,
     family="linalg", flops=_cubic_flops(1 / 3, "(1/3)·n³ per matrix"), fresh_result=True,
