@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InPlaceError, UnsupportedError
+from .errors import GraphcError, InPlaceError, UnsupportedError
 from .ops import composite as C
 from .ops import _numpy_table as table
 from .ops import elementwise as E
@@ -140,7 +140,7 @@ def array_function(func, args, kwargs):
     try:
         return fn(*args, **kwargs)
     except TypeError as e:
-        if "argument" not in str(e):
+        if isinstance(e, GraphcError) or "argument" not in str(e):   # graphc's own: as is
             raise
         raise UnsupportedError(f"np.{func.__name__}: {e}") from None
 

@@ -603,7 +603,13 @@ TOPS = _ops()
 # Registered primitives the generator does not reach, each with the reason (the
 # coverage test checks the list is exact).  Empty: all of them are reached, pool_select
 # (the VJP of unpool's VJP) through second derivatives of max pooling.
-EXCLUDED = {}
+EXCLUDED = {
+    # np.linalg (graphc/ops/decompositions.py): the generator's arbitrary inputs with special
+    # values (0, ties) give singular or indefinite matrices, and its float16 programs meet
+    # linalg's float16 TypeError; tests/test_np_linalg.py and the registry tests check them.
+    **dict.fromkeys(["inv", "solve", "det", "slogdet", "cholesky", "tril_scaled"],
+                    "np.linalg: needs well-conditioned (positive definite) float32/64 matrices"),
+}
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0]
 

@@ -5,3 +5,4 @@ from . import flips  # noqa: F401  (NumPy functions registered with _numpy_table
 from . import assemble, splitting  # noqa: F401  (np.stack/split/tile ...: building and reshaping)
 from . import einsum, products  # noqa: F401  (np.einsum, dot/tensordot/outer/.../trace/triu)
 from . import predicates, rounding  # noqa: F401  (issue 14: rounding, division, predicates, clip)
+from . import decompositions, np_linalg  # noqa: F401  (np.linalg inv solve det slogdet ...)
