@@ -270,11 +270,16 @@ def _as_computed(x, np_fn):
     return x if x.dtype == dtype else C.astype(x, dtype)
 
 
-def _scaled(x, np_fn, factor, name):
+def _scaled(x, np_fn, num, den, name):
+    """``x * (num / den)`` as NumPy's angle conversions compute it: the constant in
+    float64 for float64, in float32 (float32(num) / float32(den)) for float32 and
+    float16 (whose loop computes in float32 and rounds once)."""
     x = _as_computed(x, np_fn)
-    if x.dtype == np.float16:      # NumPy's float16 loop computes in float32, rounds once
+    if x.dtype == np.float64:
+        return C.hint(x * (num / den), name)
+    factor = np.float32(num) / np.float32(den)
+    if x.dtype == np.float16:
         return C.astype(C.astype(x, np.float32) * factor, np.float16)
-    # A Python float takes x's dtype (NEP 50): NumPy's own constant, bit for bit.
     return C.hint(x * factor, name)
 
 
@@ -296,13 +301,13 @@ def _degrees(d, *shape, dtype=S.F64):
 @implements(np.deg2rad, np.radians, samples=_float_calls(_degrees))
 def deg2rad(x):
     """Degrees to radians: ``x * (pi / 180)``, NumPy's own constant and rounding."""
-    return _scaled(x, np.deg2rad, math.pi / 180.0, "radians")
+    return _scaled(x, np.deg2rad, math.pi, 180.0, "radians")
 
 
 @implements(np.rad2deg, np.degrees, samples=_float_calls(rnd, (0, 1, -3)))
 def rad2deg(x):
     """Radians to degrees: ``x * (180 / pi)``, NumPy's own constant and rounding."""
-    return _scaled(x, np.rad2deg, 180.0 / math.pi, "degrees")
+    return _scaled(x, np.rad2deg, 180.0, math.pi, "degrees")
 
 
 def _square_calls(d):
