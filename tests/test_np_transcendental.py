@@ -35,8 +35,9 @@ def test_logaddexp_is_stable_for_large_inputs():
     y = np.array([1000.0, -1000.0, -1000.0, 1.0])
     np.testing.assert_array_equal(_value(np.logaddexp, x, y), np.logaddexp(x, y))
     dx, dy = _grad(np.logaddexp, x, y, argnums=(0, 1))
-    np.testing.assert_array_equal(dx, [0.5, 0.5, 1.0, 1.0])
-    np.testing.assert_array_equal(dy, [0.5, 0.5, 0.0, 0.0])
+    # exp(x - out) carries out's rounding (1e-13 at 1000), as JAX's rule does
+    np.testing.assert_allclose(dx, [0.5, 0.5, 1.0, 1.0], rtol=1e-13)
+    np.testing.assert_allclose(dy, [0.5, 0.5, 0.0, 0.0], rtol=1e-13)
     assert np.all(np.isfinite(dx)) and np.all(np.isfinite(dy))
 
 
@@ -70,7 +71,7 @@ def test_logaddexp2_values_and_gradient():
     x, y = np.array([3.0, 1000.0, -2.0]), np.array([3.0, 990.0, 5.0])
     np.testing.assert_array_equal(_value(np.logaddexp2, x, y), np.logaddexp2(x, y))
     dx = _grad(np.logaddexp2, x, y)
-    np.testing.assert_allclose(dx, 1 / (1 + 2.0 ** (y - x)), rtol=1e-14)
+    np.testing.assert_allclose(dx, 1 / (1 + 2.0 ** (y - x)), rtol=1e-13)
 
 
 def test_logaddexp_float32_and_python_scalar_stay_float32():
@@ -90,9 +91,11 @@ def test_logaddexp_second_derivative():
     np.testing.assert_allclose(d2, w * (1 - w), rtol=1e-12)
 
 
-def test_logaddexp_generated_code_calls_numpy():
+def test_logaddexp_generated_code_calls_numpy_and_reuses_the_value():
     src = graphc.compile(lambda x, y: np.logaddexp(x, y)).source(np.ones(3), np.ones(3))
     assert "np.logaddexp(x, y)" in src
+    src = graphc.grad(lambda x: np.logaddexp(0.0, x).sum()).source(np.ones(3))
+    assert "np.exp(x - logaddexp)" in src and "sigmoid" not in src
 
 
 # --- domain edges and the conventions at special points --------------------------------------

@@ -1,6 +1,6 @@
 """Transcendental ufuncs: inverse trigonometry, cbrt, reciprocal, log2/log10/exp2,
-arctan2, hypot, logaddexp/logaddexp2 (primitives), and square, the angle
-conversions, float_power, power and sinc (composites).
+arctan2, hypot (primitives), and square, the angle conversions, float_power,
+power and sinc (composites).
 
 Primitives emit NumPy's own ufunc (``np.arcsin(x)``): the values are NumPy's to
 the last bit, and the dtype comes from NumPy itself (``elementwise_rule``: an
@@ -10,7 +10,8 @@ again.  Gradient conventions at special points follow JAX where JAX's is finite
 or a limit (arcsin at |x| = 1 and cbrt at 0 are infinite); where the function
 has no derivative and JAX gives nan, graphc gives a finite subgradient, and the
 record's ``doc`` says so (hypot and arctan2 at the origin, logaddexp at two
-equal infinities).  The hyperbolic family is in :mod:`graphc.ops.hyperbolic`.
+equal infinities).  The hyperbolic family is in :mod:`graphc.ops.hyperbolic`,
+logaddexp and logaddexp2 in :mod:`graphc.ops.logaddexp`.
 """
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ from . import composite as C
 from . import elementwise as E
 from ._numpy_table import Call, implements
 from ._rules import elementwise_rule, result_dtype, size_flops
-from .activation import sigmoid
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 
@@ -183,7 +183,7 @@ def _hypot_vjp(ct, x, y, *, out):
     return ct * (x / h), ct * (y / h)
 
 
-def _binary_samples(np_fn, gx, gy, edge):
+def binary_samples(np_fn, gx, gy, edge):
     def samples(d):
         return [S.Sample((gx(d, 3, 4), gy(d, 3, 4)), {}, np_fn, "same-shape"),
                 S.Sample((gx(d, 3, 4), gy(d, 4)), {}, np_fn, "bcast-(3,4)-(4,)"),
@@ -197,7 +197,7 @@ def _binary_samples(np_fn, gx, gy, edge):
 
 hypot = ufunc_primitive(
     np.hypot, vjp=_hypot_vjp, sympy=lambda x, y: sp.sqrt(x * x + y * y), label="hypot",
-    samples=_binary_samples(np.hypot, rnd, rnd,
+    samples=binary_samples(np.hypot, rnd, rnd,
                             ((np.array([1e200, 3e-200, 0.0, np.inf]),
                               np.array([1e200, 4e-200, 0.0, 1.0])), {})),
     doc="sqrt(x² + y²) without overflow or underflow; d/dx = x / hypot, and 0 at the "
@@ -214,52 +214,13 @@ def _arctan2_vjp(ct, x1, x2, *, out):
 
 arctan2 = ufunc_primitive(
     np.arctan2, vjp=_arctan2_vjp, sympy=sp.atan2, label="atan2",
-    samples=_binary_samples(np.arctan2, rnd, away,
+    samples=binary_samples(np.arctan2, rnd, away,
                             ((np.array([1e200, 0.0, -0.0, 1.0, 0.0]),
                               np.array([1e200, 0.0, -1.0, np.inf, -0.0])), {})),
     doc="Angle of the point (x2, x1) in (-pi, pi]; d/dx1 = x2/(x1² + x2²), d/dx2 = "
         "-x1/(x1² + x2²); 0 at the origin, where the angle jumps (JAX gives nan there).")
 register_ufunc(hypot, np.hypot, binary_calls(rnd, rnd))
 register_ufunc(arctan2, np.arctan2, binary_calls(rnd, away))
-
-
-# --- logaddexp, logaddexp2 ----------------------------------------------------------------
-def _logaddexp_weights(x, y, scale=None):
-    # The softmax weights e^x / (e^x + e^y) = sigmoid(x - y), computed without overflow;
-    # at two equal infinities x - y is nan, and each side gets 1/2 (the tie's limit
-    # along x = y; JAX gives nan at (-inf, -inf)).
-    d = E.where(x == y, 0.0, x - y)
-    if scale is not None:
-        d = d * scale
-    return sigmoid(d), sigmoid(-d)
-
-
-def _logaddexp_vjp(ct, x, y, *, out):
-    wx, wy = _logaddexp_weights(x, y)
-    return ct * wx, ct * wy
-
-
-def _logaddexp2_vjp(ct, x, y, *, out):
-    wx, wy = _logaddexp_weights(x, y, LN2)
-    return ct * wx, ct * wy
-
-
-_INF_EDGE = ((np.array([1000.0, -1000.0, -np.inf, np.inf, -np.inf, 3.0]),
-              np.array([1000.0, -1000.0, -np.inf, np.inf, 2.0, 3.0])), {})
-
-logaddexp = ufunc_primitive(
-    np.logaddexp, vjp=_logaddexp_vjp, sympy=lambda x, y: sp.log(sp.exp(x) + sp.exp(y)),
-    label="logaddexp", samples=_binary_samples(np.logaddexp, rnd, rnd, _INF_EDGE),
-    doc="log(exp(x) + exp(y)) without overflow (NumPy's); gradient: the softmax weights "
-        "sigmoid(x - y), sigmoid(y - x); (1/2, 1/2) at two equal infinities.")
-logaddexp2 = ufunc_primitive(
-    np.logaddexp2, vjp=_logaddexp2_vjp,
-    sympy=lambda x, y: sp.log(2 ** x + 2 ** y) / sp.log(2), label="logaddexp2",
-    samples=_binary_samples(np.logaddexp2, rnd, rnd, _INF_EDGE),
-    doc="log2(2**x + 2**y) without overflow (NumPy's); gradient: sigmoid((x - y) ln 2), "
-        "sigmoid((y - x) ln 2); (1/2, 1/2) at two equal infinities.")
-register_ufunc(logaddexp, np.logaddexp, binary_calls(rnd, rnd))
-register_ufunc(logaddexp2, np.logaddexp2, binary_calls(rnd, rnd))
 
 
 # --- composites ---------------------------------------------------------------------------
