@@ -167,6 +167,8 @@ def render() -> str:
             lines += [""] + [f"- `{p.name}`: {_cell(p.doc)}" for p in notes]
         lines.append("")
     composites = sorted(f"`np.{f.__name__}`" for f in numpy_api.FUNCTIONS)
+    composites += sorted(f"`np.{f.__name__}`" for f, fn in numpy_api.UFUNCS.items()
+                         if not isinstance(fn, Primitive))      # ufuncs built from primitives
     lines += ["## NumPy functions built from primitives", "",
               "These NumPy functions work on traced values and are traced into the primitives "
               "above (`graphc/numpy_api.py`, `graphc/ops/composite.py`):", "",

@@ -110,13 +110,13 @@ _INF_EDGE = ((np.array([1000.0, -1000.0, -np.inf, np.inf, -np.inf, 3.0]),
               np.array([1000.0, -1000.0, -np.inf, np.inf, 2.0, 3.0])), {})
 
 logaddexp = ufunc_primitive(
-    np.logaddexp, vjp=_logaddexp_vjp, sympy=lambda x, y: sp.log(sp.exp(x) + sp.exp(y)),
+    np.logaddexp, name="logaddexp", vjp=_logaddexp_vjp, sympy=lambda x, y: sp.log(sp.exp(x) + sp.exp(y)),
     label="logaddexp", samples=binary_samples(np.logaddexp, rnd, rnd, _INF_EDGE),
     doc="log(exp(x) + exp(y)) without overflow (NumPy's); gradient: the softmax weights "
         "exp(x - out), exp(y - out) (logaddexp_weight, JAX's rule: relative error about "
         "eps * |out|); (1/2, 1/2) at two equal infinities (JAX gives nan at (-inf, -inf)).")
 logaddexp2 = ufunc_primitive(
-    np.logaddexp2, vjp=_logaddexp2_vjp,
+    np.logaddexp2, name="logaddexp2", vjp=_logaddexp2_vjp,
     sympy=lambda x, y: sp.log(2 ** x + 2 ** y) / sp.log(2), label="logaddexp2",
     samples=binary_samples(np.logaddexp2, rnd, rnd, _INF_EDGE),
     doc="log2(2**x + 2**y) without overflow (NumPy's); gradient: 2**(x - out), 2**(y - out) "
