@@ -595,7 +595,49 @@ def _ops():
         "tanh_nn": Op(1, nn.tanh, _any, None, "nn"),
     })
     ops.update(_issue14_ops())
+    ops.update(_transcendental_ops())
     return ops
+
+
+def _ok1(pred):
+    """A unary op's draw: no params, inputs where ``pred`` holds (inside the domain,
+    away from the points where the derivative is infinite)."""
+    return lambda d, x: {} if np.all(pred(np.asarray(x))) else None
+
+
+def _ok2(pred):
+    return lambda d, x, y: {} if _bshape(x, y) is not None and np.all(
+        pred(np.asarray(x), np.asarray(y))) else None
+
+
+def _transcendental_ops():
+    """The ufuncs of graphc/ops/transcendental.py, hyperbolic.py and logaddexp.py."""
+    def inside(x):
+        return np.abs(x) < 0.9
+
+    def off_origin(x, y):
+        return np.hypot(x, y) > 0.1
+
+    every = _ok1(lambda x: True)
+    return {
+        "sinh": Op(1, np.sinh, _ok1(lambda x: np.abs(x) < 8)),
+        "cosh": Op(1, np.cosh, _ok1(lambda x: np.abs(x) < 8)),
+        "arcsin": Op(1, np.arcsin, _ok1(inside)), "arccos": Op(1, np.arccos, _ok1(inside)),
+        "arctan": Op(1, np.arctan, every), "arcsinh": Op(1, np.arcsinh, every),
+        "arccosh": Op(1, np.arccosh, _ok1(lambda x: x > 1.1)),
+        "arctanh": Op(1, np.arctanh, _ok1(inside)),
+        "cbrt": Op(1, np.cbrt, _ok1(lambda x: np.abs(x) > 0.1)),
+        "reciprocal_u": Op(1, np.reciprocal, _ok1(lambda x: np.abs(x) > 0.1)),
+        "log2": Op(1, np.log2, _ok1(lambda x: x > 0.05)),
+        "log10": Op(1, np.log10, _ok1(lambda x: x > 0.05)),
+        "exp2": Op(1, np.exp2, _ok1(lambda x: x < 8)),
+        "hypot": Op(2, np.hypot, _ok2(off_origin)),
+        # the angle jumps by 2 pi across the negative x2 axis (x1 = 0, x2 < 0)
+        "arctan2": Op(2, np.arctan2, _ok2(lambda x1, x2: off_origin(x1, x2)
+                                          & ((np.abs(x1) > 0.05) | (x2 > 0)))),
+        "logaddexp": Op(2, np.logaddexp, _ok2(lambda x, y: True)),
+        "logaddexp2": Op(2, np.logaddexp2, _ok2(lambda x, y: True)),
+    }
 
 
 TOPS = _ops()

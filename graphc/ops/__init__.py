@@ -6,3 +6,4 @@ from . import assemble, splitting  # noqa: F401  (np.stack/split/tile ...: build
 from . import einsum, products  # noqa: F401  (np.einsum, dot/tensordot/outer/.../trace/triu)
 from . import predicates, rounding  # noqa: F401  (issue 14: rounding, division, predicates, clip)
 from . import decompositions, np_linalg  # noqa: F401  (np.linalg inv solve det slogdet ...)
+from . import hyperbolic, logaddexp, transcendental  # noqa: F401  (transcendental ufuncs)
