@@ -68,6 +68,48 @@ argsort_p = primitive(
         "so ties follow NumPy's kind); integer-valued, no gradient.")
 
 
+def _perm_rule(x, *, kth, axis):
+    if not 0 <= axis < len(x.shape):
+        raise ShapeError(f"partition: axis {axis} is invalid for {x.short()}")
+    return Aval(tuple(x.shape), np.dtype(np.intp), False)
+
+
+def _emit_perm(e, *, kth, axis):
+    x, k = e.args[0], kth[0] if len(kth) == 1 else list(kth)
+    stable = f"axis={axis}, kind='stable'"
+    return [f"{e.out} = np.argsort(np.argsort(np.partition({x}, {k}, axis={axis}), {stable}), "
+            f"{stable})",
+            f"{e.out} = np.take_along_axis(np.argsort({x}, {stable}), {e.out}, axis={axis})"]
+
+
+def partition_order(x, kth, axis):
+    """The permutation ``p`` with ``take_along_axis(x, p) == np.partition(x, kth)``
+    (NumPy's own partition, matched to ``x`` by stable rank; equal values pair in order)."""
+    kth = tuple(kth) if isinstance(kth, (list, tuple)) else (kth,)
+    ranks = np.argsort(np.argsort(np.partition(x, kth, axis=axis), axis=axis, kind="stable"),
+                       axis=axis, kind="stable")
+    return np.take_along_axis(np.argsort(x, axis=axis, kind="stable"), ranks, axis=axis)
+
+
+def _perm_samples(d):
+    ties = np.array([[2.0, 1.0, 2.0, 0.5, 1.0], [1.0, 1.0, -3.0, 1.0, 0.0]])
+    ref = lambda kth, axis: lambda x: partition_order(x, kth, axis)  # noqa: E731
+    return [S.Sample((d.rnd(3, 7),), {"kth": (3,), "axis": 1}, ref(3, 1), "axis1"),
+            S.Sample((d.rnd(6, 2),), {"kth": (1, 4), "axis": 0}, ref((1, 4), 0), "two-kth"),
+            S.Sample((ties,), {"kth": (-2,), "axis": 1}, ref(-2, 1), "ties-negative-kth"),
+            S.Sample((d.ints(9),), {"kth": (4,), "axis": 0}, ref(4, 0), "int64")]
+
+
+partition_perm = primitive(
+    name="partition_perm", samples=_perm_samples, shape=_perm_rule, numpy=_emit_perm,
+    never_inline_args=True, vjp=NOT_DIFFERENTIABLE,
+    sympy=sym_at_point(lambda x, *, kth, axis: partition_order(x, kth, axis)),
+    sympy_at_point=True, label="partition order", family="index",
+    flops=lambda out, x, **p: 3 * x.size * max(int(np.ceil(np.log2(max(x.shape[p["axis"]], 2)))), 1),
+    doc="The permutation p along axis with x gathered by p equal to np.partition(x, kth) "
+        "(NumPy's own partition, matched to x by stable rank); integer-valued, no gradient.")
+
+
 # --- helpers ------------------------------------------------------------------------------
 def _trace_of(*xs):
     for x in xs:
@@ -190,6 +232,41 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     kind = _check_kind(kind, stable, np.argsort)
     x, ax = _flat_or_axis(a, axis)
     return argsort_p(x, axis=ax, kind=kind_code(kind))
+
+
+def _partition_calls(d):
+    ties = np.array([[2.0, 1.0, 2.0, 0.5, 1.0], [1.0, 1.0, -3.0, 1.0, 0.0]])
+    return [Call((d.rnd(9), 4), {}, "1d"),
+            Call((d.rnd(3, 20), 7), {}, "3x20"),
+            Call((d.rnd(40), [3, 30]), {}, "kth-list"),
+            Call((d.rnd(6, 3), -2), {"axis": 0}, "axis0-negative-kth"),
+            Call((d.rnd(3, 5), 5), {"axis": None}, "axisNone"),
+            Call((d.rnd(2, 3, 30).astype(np.float32), 11), {"axis": -1}, "f32"),
+            Call((d.ints(30), 12), {}, "int64"),
+            Call((ties, 2), {}, "ties", grad=False)]
+
+
+@implements(np.partition, samples=_partition_calls)
+def partition(a, kth, axis=-1, kind="introselect", order=None):
+    """``np.partition``: NumPy's own partition (exactly its arrangement; equal values
+    compare equal, so ``0.0`` and ``-0.0`` may trade places) as a gather of ``a``, so the
+    gradient goes to the element that landed at each place (equal values pair in order)."""
+    _no_order(order, "partition")
+    if kind != "introselect":
+        raise ShapeError(f"partition kind must be 'introselect' (got {kind!r})")
+    x, ax = _flat_or_axis(a, axis)
+    if isinstance(kth, Traced) or (isinstance(kth, (list, tuple)) and _trace_of(*kth)):
+        raise UnsupportedError("np.partition: kth must be static ints, not traced values",
+                               hint="pass Python ints")
+    ks = np.asarray(kth)
+    if ks.dtype.kind not in "iu" or ks.ndim > 1:
+        raise UnsupportedError(f"Partition index must be integer, got {kth!r}")
+    try:
+        np.partition(np.zeros(x.shape[ax]), ks)        # NumPy's own bounds check
+    except ValueError as e:
+        raise ShapeError(str(e)) from None
+    kth = tuple(int(k) for k in ks.ravel())
+    return gather_along(x, partition_perm(x, kth=kth, axis=ax), ax)
 
 
 def sort_method(self, axis=-1, kind=None, order=None, *, stable=None):
