@@ -34,8 +34,20 @@ def _static_pairs(value, ndim, what):
             np.asarray(value, dtype=object))):
         raise UnsupportedError(f"np.pad: {what} must be static ints, not traced values",
                                hint="pass Python ints, e.g. np.pad(x, ((1, 1), (0, 2)))")
+    if isinstance(value, dict):          # NumPy 2.3+: {axis: width or (before, after)}
+        seq = [(0, 0)] * ndim
+        for axis, width in value.items():
+            if isinstance(width, int):
+                seq[axis] = width, width
+            elif isinstance(width, tuple) and len(width) == 2 and all(
+                    isinstance(w, int) for w in width):
+                seq[axis] = width
+            else:
+                raise UnsupportedError(f"`{what}` for axis {axis} must be an int or a pair of "
+                                       f"ints, got {width!r}")
+        value = seq
     x = np.array(value)
-    if x.dtype.kind not in "iub":
+    if x.dtype.kind != "i":
         raise UnsupportedError(f"`{what}` must be of integral type.",
                                hint="pass Python ints, e.g. np.pad(x, 2)")
     x = x.astype(np.intp)
@@ -125,6 +137,8 @@ def _pad_calls(d):
             Call((x, (1, 2)), {}, "pair"),
             Call((x, ((1, 0), (2, 3))), {}, "per-axis"),
             Call((x, ((2,), (1,))), {}, "per-axis-single"),
+            Call((x, {-1: (1, 2)}), {}, "dict"),
+            Call((x, {0: 1}), {"mode": "wrap"}, "dict-int"),
             Call((x, ((0, 1), (2, 0))), {"constant_values": 7.5}, "constant-value"),
             Call((x, 1), {"constant_values": ((1.0, 2.0), (3.0, 4.0))}, "constant-per-side"),
             Call((x, ((1, 2), (2, 1))), {"mode": "edge"}, "edge"),

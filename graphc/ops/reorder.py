@@ -32,6 +32,11 @@ def kind_code(kind):
     return {"q": 1, "m": 2, "h": 3, "s": 4}[str(kind)[:1].lower()]
 
 
+def sort_flops(x, axis):
+    """n log2(n) comparisons per sorted line of length n."""
+    return x.size * max(int(np.ceil(np.log2(max(x.shape[axis], 2)))), 1)
+
+
 def _argsort_rule(x, *, axis, kind):
     if not 0 <= axis < len(x.shape):
         raise ShapeError(f"argsort: axis {axis} is invalid for {x.short()}")
@@ -62,7 +67,7 @@ argsort_p = primitive(
     vjp=NOT_DIFFERENTIABLE,
     sympy=sym_at_point(lambda x, *, axis, kind: np.argsort(x, axis=axis, kind=KINDS[kind])),
     sympy_at_point=True, label="argsort", family="index",
-    flops=lambda out, x, **p: x.size * max(int(np.ceil(np.log2(max(x.shape[p["axis"]], 2)))), 1),
+    flops=lambda out, x, **p: sort_flops(x, p["axis"]),
     doc="np.argsort(x, axis, kind) (kind: 0 NumPy's default, 1 quicksort, 2 mergesort, "
         "3 heapsort, 4 stable): the permutation that sorts x along axis (NumPy's own, "
         "so ties follow NumPy's kind); integer-valued, no gradient.")
@@ -105,7 +110,7 @@ partition_perm = primitive(
     never_inline_args=True, vjp=NOT_DIFFERENTIABLE,
     sympy=sym_at_point(lambda x, *, kth, axis: partition_order(x, kth, axis)),
     sympy_at_point=True, label="partition order", family="index",
-    flops=lambda out, x, **p: 3 * x.size * max(int(np.ceil(np.log2(max(x.shape[p["axis"]], 2)))), 1),
+    flops=lambda out, x, **p: 3 * sort_flops(x, p["axis"]),
     doc="The permutation p along axis with x gathered by p equal to np.partition(x, kth) "
         "(NumPy's own partition, matched to x by stable rank); integer-valued, no gradient.")
 
