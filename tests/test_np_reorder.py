@@ -145,6 +145,7 @@ X = np.arange(12.0).reshape(3, 4)
     (lambda x: np.rot90(x, 1, (0, 1, 2)), ValueError),
     (lambda x: np.sort(x, axis=2), np.exceptions.AxisError),
     (lambda x: np.sort(x, kind="nonsense"), ValueError),
+    (lambda x: np.argsort(x, kind=3), TypeError),
     (lambda x: np.sort(x, kind="stable", stable=True), ValueError),
     (lambda x: np.sort(x, order="a"), ValueError),
     (lambda x: np.argsort(x, axis=-3), np.exceptions.AxisError),

@@ -168,11 +168,13 @@ def _check_kind(kind, stable, fn):
     if stable:
         return "stable"
     if kind is not None:
+        hint = "kind is one of 'quicksort', 'mergesort', 'heapsort', 'stable'"
         try:
             fn(np.zeros(1), kind=kind)
-        except (ValueError, TypeError) as e:
-            raise ShapeError(str(e), hint="kind is one of 'quicksort', 'mergesort', "
-                                          "'heapsort', 'stable'") from None
+        except ValueError as e:
+            raise ShapeError(str(e), hint=hint) from None
+        except TypeError as e:
+            raise UnsupportedError(str(e), hint=hint) from None
     return kind
 
 
