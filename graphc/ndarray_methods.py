@@ -15,6 +15,7 @@ from .ops import composite as C
 from .ops import elementwise as E
 from .ops._rules import norm_axis
 from .ops.reduce import argmax
+from .ops.reorder import partition_method, sort_method
 
 __all__ = ["METHODS"]
 
@@ -123,3 +124,4 @@ def _argmax(x, axis, out, keepdims):
 
 
 METHODS = {"var": var, "std": std, "prod": prod, "argmax": argmax_method}
+METHODS.update(sort=sort_method, partition=partition_method)   # in place in NumPy: InPlaceError

@@ -227,6 +227,34 @@ def _raise_store_into_numpy(x: "Tracer"):
              "buf = np.zeros_like(x), or collect the values in a list and np.stack(...) them"))
 
 
+_BINARY_SUBSCR = dis.opmap.get("BINARY_SUBSCR", -1)
+
+
+def _raise_index_into_numpy(x: "Tracer"):
+    """``table[labels]`` or ``np.take(table, labels)`` with ``table`` a NumPy array and
+    ``labels`` traced: NumPy's own ``ndarray.__getitem__`` / ``ndarray.take`` run (no
+    dispatch protocol covers indexing, and ``np.take`` dispatches on ``table`` only), ask
+    the index for ``__array__`` and can only return concrete values, so the gather
+    cannot be traced; say how to write it instead."""
+    frame = errors.user_frame(2)
+    if frame is None or frame.f_lasti < 0:
+        return
+    code = frame.f_code.co_code
+    inner = sys._getframe(2)
+    in_take = any(f.f_code.co_name in ("take", "_wrapfunc") and "numpy" in f.f_code.co_filename
+                  for f in (inner, inner.f_back, getattr(inner.f_back, "f_back", None)) if f)
+    if not in_take and (frame.f_lasti >= len(code) or code[frame.f_lasti] != _BINARY_SUBSCR):
+        return
+    raise _swallowable(x, UnsupportedError(
+        f"a NumPy array made from constants (e.g. np.eye(K)) was indexed with a traced index "
+        f"({x._desc()}){' by np.take' if in_take else ''}: NumPy indexes a plain array "
+        "itself, so graphc cannot trace it",
+        where=errors.where_text(frame.f_code.co_filename, frame.f_lineno),
+        hint="one-hot rows: (labels[:, None] == np.arange(K)).astype(np.float64); rows of a "
+             "2-d table: np.take_along_axis(table, labels[:, None], axis=0); both are traced. "
+             "Or pass the table as an argument, so table[labels] is traced"))
+
+
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
     params = plain_params(prim, params)    # no user object's repr ever becomes code
@@ -382,6 +410,7 @@ class Tracer(Traced):
         if not self._trace.active:
             raise foreign_tracer_error(self)
         _raise_store_into_numpy(self)
+        _raise_index_into_numpy(self)
         raise _swallowable(self, UnsupportedError(
             f"a traced value ({self._desc()}) was converted to a concrete NumPy array; "
             "this happens in NumPy functions graphc does not support, np.asarray(), "

@@ -76,7 +76,7 @@ def test_copy_is_a_new_traced_value():
 
 
 @pytest.mark.parametrize("name, hint", [("cumsum", "np.stack"), ("nonzero", "np.where"),
-                                        ("argsort", "docs/ops.md"), ("fill", "np.where")])
+                                        ("searchsorted", "docs/ops.md"), ("fill", "np.where")])
 def test_unsupported_method_names_method_line_and_fix(name, hint):
     def f(x):
         return getattr(x, name)()

@@ -550,6 +550,23 @@ def _issue14_ops():
     }
 
 
+def _draw_sort(d, x):
+    if np.ndim(x) == 0:
+        return None
+    axis = d.int(-np.ndim(x), np.ndim(x) - 1)
+    return {"axis": axis, "kth": d.int(0, np.shape(x)[axis] - 1), "which": d.choice(
+        ["sort", "sort", "partition"])}
+
+
+def _sort(x, axis, kth, which):
+    return np.sort(x, axis=axis) if which == "sort" else np.partition(x, kth, axis=axis)
+
+
+def _sort_kinks(x, axis, kth, which):
+    # The order of the elements decides where each cotangent goes (ties are kinks).
+    return [(np.argsort(np.asarray(x), axis=axis, kind="stable"), True)]
+
+
 def _ops():
     ops = {name: Op(rec[0], rec[1], rec[3]) for name, rec in TF.OPS.items()}
     # graphc records log(1 + exp(x)) as softplus (docs/stability.md): exact where the
@@ -569,6 +586,7 @@ def _ops():
         "clip_k": Op(1, _clip, _draw_clip,
                      lambda x, lo, hi, method: [(_sgn(x - lo), True), (_sgn(x - hi), True)], k),
         "extreme_k": Op(1, _extreme, _draw_extreme, _extreme_kinks, k),
+        "sort_k": Op(1, _sort, _draw_sort, _sort_kinks, k),
         "maxout_k": Op(1, lambda x, pieces, axis: nn.maxout(x, pieces, axis), _draw_maxout,
                        _maxout_kinks, k),
         "masked": Op(2, _masked, _draw_masked, _masked_kinks, "mask"),
@@ -1091,7 +1109,7 @@ def test_generator_covers_every_primitive():
 
 
 # programs per op (more for the ops whose params pick among several primitives)
-COVER_SEEDS = {"pool": 8, "masked": 6, "conv2d": 3, "dropout": 2, "getitem": 3}
+COVER_SEEDS = {"sort_k": 4, "pool": 8, "masked": 6, "conv2d": 3, "dropout": 2, "getitem": 3}
 COVER_SEEDS.update({"step_m": 30, "div_m": 10, "fmaxmin_k": 6, "pred_m": 14})   # issue 14
 
 

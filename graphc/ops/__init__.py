@@ -7,3 +7,4 @@ from . import einsum, products  # noqa: F401  (np.einsum, dot/tensordot/outer/..
 from . import predicates, rounding  # noqa: F401  (issue 14: rounding, division, predicates, clip)
 from . import decompositions, np_linalg  # noqa: F401  (np.linalg inv solve det slogdet ...)
 from . import hyperbolic, logaddexp, transcendental  # noqa: F401  (transcendental ufuncs)
+from . import padding, reorder  # noqa: F401  (np.pad/roll/diff, sort/argsort/take/select)
