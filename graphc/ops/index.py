@@ -286,7 +286,7 @@ def _setitem_rule(x, v, *idx, spec):
     for a in idx:
         if a.dtype.kind not in "iu":
             raise UnsupportedError(f"index arrays must be integers, got {a.short()}")
-    if v.dtype != x.dtype:
+    if v.dtype != x.dtype and not v.weak:       # a Python scalar is cast by the assignment
         raise UnsupportedError(f"setitem: value {v.short()} must have the dtype of {x.short()} "
                                "(cast it first)")
     assign_check(x.shape, spec, [a.shape for a in idx], v.shape)
@@ -328,7 +328,7 @@ def _winners(x, idx, spec):
 
 def _setitem_vjp(ct, x, v, *idx, out, spec):
     from .elementwise import where
-    zero = np.zeros((), ct.dtype)
+    zero = 0.0 if ct.dtype.kind == "f" else np.zeros((), ct.dtype)
     d_x = setitem(ct, zero, *idx, spec=spec)
     d_v = getitem(ct, *idx, spec=spec)
     won = _winners(x, idx, spec)
