@@ -29,7 +29,7 @@ LAYERS = {
     "2 ops": "ops ops._rules ops._samples ops._numpy_table ops.flips ops.elementwise ops.activation ops.reduce ops.shape "
              "ops.index ops.linalg ops.conv ops.pool ops.random ops.composite",
     "3 tracing": "tracing eager rewrites numpy_api ndarray_methods autodiff user_code random_watch updates",
-    "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
+    "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen codegen_writes "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work",
     "5 entry points": "capture transforms compiled argnums api check nn nn._util nn.activations "
