@@ -210,7 +210,8 @@ def _value(x, value):
     """The value to write, traced and cast to ``x``'s dtype (NumPy casts on assignment)."""
     trace = x._trace
     if isinstance(value, (list, tuple)) and _has_tracer(value):
-        value = C.stack([_value(x, v) for v in value])
+        value = C.stack([_value(x, v if _has_tracer(v) else np.asarray(v, x.dtype))
+                         for v in value])
     v = trace.lift(value)
     if v.dtype != x.dtype and not (v.aval.weak and trace.graph[v.node].op == "const"):
         v = C.astype(v, x.dtype)      # (a Python number is written as it is: y[0] = 1.5)
@@ -227,7 +228,9 @@ def _full_write(x, spec, v):
     """``x[...] = v`` / ``x[:] = v``: the result is ``v`` broadcast to x's shape."""
     assign_check(x.shape, spec, [], v.shape)
     if v.aval.weak:
-        v = C.astype(v, x.dtype)
+        node = x._trace.graph[v.node]
+        v = (x._trace.lift(np.asarray(node.value, x.dtype)) if node.op == "const"
+             else C.astype(v, x.dtype))
     while v.ndim > x.ndim:                        # NumPy drops leading size-1 axes
         v = C.do_reshape(v, v.shape[1:])
     if tuple(v.shape) != tuple(x.shape):
