@@ -420,11 +420,7 @@ class Tracer(Traced):
                  "format it then); while tracing, print(x.shape) or f\"{x}\" show what "
                  "is traced")
 
-    def __setitem__(self, key, value):
-        raise InPlaceError(
-            "assignment into a traced array (x[i] = ...) is not supported: traced arrays "
-            "are immutable",
-            hint="build the new array instead: np.where(mask, new, x) or np.concatenate([...])")
+    # x[i] = v, x += v: graphc.updates installs the writes (functional updates).
 
     def __hash__(self):
         return id(self)

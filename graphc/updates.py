@@ -128,7 +128,8 @@ def _view_of(out, src, step):
     if len(buf.views) >= buf.prune_at:          # drop views nobody holds any more
         buf.views = [r for r in buf.views if r() is not None]
         buf.prune_at = max(64, 2 * len(buf.views))
-    out._view = View(buf, parent, step, errors.user_where(3))
+    where = out._trace.graph[out.node].where or errors.user_where(3)
+    out._view = View(buf, parent, step, where)
     buf.views.append(weakref.ref(out))
 
 
@@ -346,7 +347,8 @@ def _fresh(out, inputs, name):
     if isinstance(out, np.ndarray) and name in _LIKE:
         trace = next((a._trace for a in inputs if isinstance(a, Tracer)), None)
         if trace is not None:           # np.zeros_like(x) of a traced x: writable, traced
-            return trace.tracer(trace.graph.add_const(out))
+            value = np.zeros_like(out) if name == "empty_like" else out   # (never garbage)
+            return trace.tracer(trace.graph.add_const(value))
     return out
 
 
