@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
+from .codegen_writes import inplace_write
 from .ir import install_product
 from .literals import const_text, default_text, holds_array
 from .naming import Namespace, sanitize
@@ -39,6 +40,7 @@ class _Emitter:
         self.module_consts: list[str] = []
         self.outputs = set(graph.outputs)
         self.edge_count = {n: graph.n_uses(n) for n in graph}
+        self.donated: set[int] = set()    # nodes whose variable a later write took over
 
     def ref(self, nid, min_prec=0):
         if nid in self.expr:
@@ -95,6 +97,9 @@ class _Emitter:
             if op == "const":
                 self.constant(nid)
                 continue
+            if op == "setitem" and (lines := inplace_write(self, nid, node)) is not None:
+                yield nid, lines          # y[i] = v in place (graphc/codegen_writes.py)
+                continue
             emitted, prec = self.node_expr(nid, "{out}")
             if isinstance(emitted, str) and self.can_inline(nid, node) and len(emitted) <= _MAX_INLINE:
                 self.expr[nid] = (emitted, prec)
@@ -129,7 +134,7 @@ def _frees(em: _Emitter, items):
     for nid, _ in items:
         node = g[nid]
         nbytes = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
-        if nid in outputs or nbytes < _FREE_BYTES:
+        if nid in outputs or nbytes < _FREE_BYTES or nid in em.donated:
             continue
         users = list(g.users(nid))
         if users:

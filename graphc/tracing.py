@@ -73,6 +73,8 @@ class Trace:
         if isinstance(x, Tracer):
             if x._trace is not self:
                 raise foreign_tracer_error(x)
+            if x._view is not None:       # a view: refuse it once a write made it stale
+                x._view.check()
             return x
         aval = aval_of(x)
         if aval.weak:
@@ -255,8 +257,21 @@ def _raise_index_into_numpy(x: "Tracer"):
              "Or pass the table as an argument, so table[labels] is traced"))
 
 
+# {primitive name: track(out, args, params)}: graphc.updates marks the results of
+# view-making primitives (basic indexing, reshape, transpose) as views of their input.
+VIEW_TRACKERS: dict = {}
+
+
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
+    out = _record(prim, args, params)
+    track = VIEW_TRACKERS.get(prim.name)
+    if track is not None and isinstance(out, Tracer):
+        track(out, args, params)
+    return out
+
+
+def _record(prim, args, params):
     params = plain_params(prim, params)    # no user object's repr ever becomes code
     trace = None
     for a in args:
@@ -270,7 +285,9 @@ def bind(prim, args, params):
         raise foreign_tracer_error(next(a for a in args if isinstance(a, Tracer)))
     tracers = [trace.lift(a) for a in _big_ints_as_floats(args)]
     if (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
-        return stable
+        # a new object even when it is an input's node: a later write into it
+        # (graphc.updates) must not change the input
+        return trace.tracer(stable.node) if any(stable is t for t in tracers) else stable
     g = trace.graph
     avals = [t.aval for t in tracers]
     aval = prim.shape(*avals, **params)
@@ -290,8 +307,8 @@ def bind(prim, args, params):
                               weak=aval.weak, where=where, **trace._const_attrs())
             return trace.tracer(nid)
     same = _unit_operand(prim, g, nids, aval)
-    if same is not None:
-        return tracers[same]
+    if same is not None:           # x * 1: x's node, in a new object (writes must not alias)
+        return trace.tracer(tracers[same].node)
     attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
     nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
     return trace.tracer(nid)
@@ -340,13 +357,18 @@ def _unit_operand(prim, g, nids, aval):
 class Tracer(Traced):
     """A value being traced.  Behaves like a NumPy array of fixed shape and dtype."""
 
-    __slots__ = ("_trace", "node", "aval")
+    # _view: a graphc.updates.View when this value is a view of another traced array;
+    # _buf: the graphc.updates.Buffer that tracks views of this one (both None until used).
+    # A write (x[i] = v, graphc.updates) points ``node`` at the updated value.
+    __slots__ = ("_trace", "node", "aval", "_view", "_buf", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, trace, node, aval):
         self._trace = trace
         self.node = node
         self.aval = aval
+        self._view = None
+        self._buf = None
 
     # --- array-like attributes ------------------------------------------------
     shape = property(lambda self: self.aval.shape)
@@ -433,11 +455,7 @@ class Tracer(Traced):
                  "format it then); while tracing, print(x.shape) or f\"{x}\" show what "
                  "is traced")
 
-    def __setitem__(self, key, value):
-        raise InPlaceError(
-            "assignment into a traced array (x[i] = ...) is not supported: traced arrays "
-            "are immutable",
-            hint="build the new array instead: np.where(mask, new, x) or np.concatenate([...])")
+    # x[i] = v, x += v: graphc.updates installs the writes (functional updates).
 
     def __hash__(self):
         return id(self)

@@ -72,8 +72,11 @@ def grad_body(fn, argnums, has_aux, with_value, name):
         nums = normalize_argnums(argnums, len(call_args))
         wrt_trees = [_mark_wrt(trace, fn, name, call_args, i) for i in nums]
         start = trace.graph._next
+        # the inputs' nodes, taken before the call: a write into an argument
+        # (x[0] = 0, graphc.updates) points the user's object at a new node
+        wrt = [trace.tracer(x.node) for _, ls in wrt_trees for x in ls]
         out, aux = _loss(trace, fn, name, live(fn)(*call_args, **call_kwargs), has_aux)
-        cts = backward(out, [x for _, ls in wrt_trees for x in ls], start=start)
+        cts = backward(out, wrt, start=start)
         grads, k = [], 0
         for tdef, ls in wrt_trees:
             grads.append(unflatten(tdef, cts[k:k + len(ls)]))

@@ -567,6 +567,19 @@ def _sort_kinks(x, axis, kth, which):
     return [(np.argsort(np.asarray(x), axis=axis, kind="stable"), True)]
 
 
+def _draw_write(d, x):
+    if np.ndim(x) == 0:
+        return None
+    return {"i": d.int(0, np.shape(x)[0] - 1)}
+
+
+def _write(x, i):
+    """A write into an array (graphc.updates: a setitem node, the old slot's gradient 0)."""
+    y = x * 1.0
+    y[i] = x[i] * 2.0
+    return y
+
+
 def _ops():
     ops = {name: Op(rec[0], rec[1], rec[3]) for name, rec in TF.OPS.items()}
     # graphc records log(1 + exp(x)) as softplus (docs/stability.md): exact where the
@@ -593,6 +606,7 @@ def _ops():
         "sign_mul": Op(2, _sign_mul, _any, lambda x, y: [(_sgn(x), False)], "mask"),
         "log_where": Op(1, _log_where, _draw_log_where, lambda x: [(x > 0, False)], "mask"),
         "bool_index": Op(1, lambda x, m: x[m], _draw_bool_index, None, "mask"),
+        "write": Op(1, _write, _draw_write, None, "mask"),
         "where_const_nb": Op(2, _where_const, _draw_where_const, None, "nonbool"),
         "where_int_nb": Op(2, _masked, _draw_where_int, _masked_kinks, "nonbool"),
         "where_traced_nb": Op(3, _where_traced, _draw_where_traced,

@@ -32,10 +32,10 @@ LAYERS = {
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding",
-    "3 tracing": "tracing eager rewrites numpy_api ndarray_methods array_coercion autodiff user_code random_watch",
+    "3 tracing": "tracing eager rewrites numpy_api ndarray_methods array_coercion autodiff user_code random_watch updates",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
-                  "check_work",
+                  "check_work codegen_writes",
     "5 entry points": "capture transforms compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets",
     "6 package": "",

@@ -82,18 +82,33 @@ CASES = [
          """, "float(x.max())",
          "Keep the value as an array (`x / x.max()`), or pass it as a static argument.",
          expect=("float()",)),
-    Case("setitem", "InPlaceError", "Assignment into a traced array",
-         "Traced arrays are immutable: `x[i] = v` (and `x[1:] += v` on a view) cannot be "
-         "recorded.",
+    Case("setitem-view", "InPlaceError", "A view used after a write into its array",
+         "Writes into traced arrays are functional updates (`y[i] = v`, `y[mask] = 0`, "
+         "`y[:, 1:] += z`). A NumPy view shares memory with its array, a traced value does "
+         "not: a view made before a write that overlaps it, used after the write, would differ "
+         "from NumPy, so graphc refuses it, naming the line that made the view and the write.",
          """
          def f(x):
-             x[0] = 0.0
+             y = x * 2
+             v = y[:2]
+             y[0] = 0.0
+             return v.sum()
+         graphc.trace(f, np.ones(3))
+         """, "return v.sum()",
+         "Take a copy when making the view (`v = y[:2].copy()`), or make the view after the "
+         "write.", expect=("v = y[:2]", "y[0] = 0.0")),
+    Case("setitem-through-view", "InPlaceError", "A write through a view",
+         "Writing into a view (`v = y[:2]; v[0] = 1`, `row += 1` for a row of a matrix) would "
+         "change the array it views in NumPy; graphc cannot.",
+         """
+         def f(x):
+             v = x[:2]
+             v[0] = 0.0
              return x.sum()
          graphc.trace(f, np.ones(3))
-         """, "x[0] = 0.0",
-         "Build a new array: `np.where(mask, new, x)` or `np.concatenate([...])`. "
-         "`x = x + v` (rebinding) is fine.",
-         expect=("np.where", "np.concatenate")),
+         """, "v[0] = 0.0",
+         "Write into the array itself (`x[0] = 0.0`), or into a copy (`v = x[:2].copy()`).",
+         expect=("v = x[:2]", "v[0] = 0.0")),
     Case("out-argument", "InPlaceError", "`out=` arguments",
          "NumPy's `out=` writes into an existing array in place.",
          """

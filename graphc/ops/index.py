@@ -260,3 +260,122 @@ put_along_axis = primitive(
     vjp=lambda ct, v, idx, *, out, shape, axis: (take_along_axis(ct, idx, axis=axis), None),
     sympy=_sym_put, label="place", family="index", flops=zero_flops,
     doc="zeros(shape) with one value per row placed at idx along axis.")
+
+
+# --- setitem: x[index] = v as a new array (the functional form of a write) --------------
+def assign_check(shape, spec, idx_shapes, v_shape):
+    """Raise what NumPy raises for ``x[index] = v`` (shapes only, no data touched)."""
+    from numpy.lib.stride_tricks import as_strided
+    dst = as_strided(np.zeros(1, np.int8), shape=tuple(shape), strides=(0,) * len(shape),
+                     writeable=True)
+    src = np.broadcast_to(np.zeros((), np.int8), tuple(v_shape))
+    stand_ins = [np.zeros(s, np.intp) for s in idx_shapes]
+    try:
+        dst[_concrete_index(spec, stand_ins)] = src
+    except IndexError as e:
+        raise IndexError_(f"index {spec_text(spec, ['idx'] * len(idx_shapes))} is invalid "
+                          f"for shape {tuple(shape)}: {e}") from None
+    except ValueError as e:
+        raise ShapeError(f"cannot assign a value of shape {tuple(v_shape)} to "
+                         f"x[{spec_text(spec, ['idx'] * len(idx_shapes))}] of x's shape "
+                         f"{tuple(shape)}: {e}",
+                         hint="the value must broadcast to the shape of the indexed part") from None
+
+
+def _setitem_rule(x, v, *idx, spec):
+    for a in idx:
+        if a.dtype.kind not in "iu":
+            raise UnsupportedError(f"index arrays must be integers, got {a.short()}")
+    if v.dtype != x.dtype and not v.weak:       # a Python scalar is cast by the assignment
+        raise UnsupportedError(f"setitem: value {v.short()} must have the dtype of {x.short()} "
+                               "(cast it first)")
+    assign_check(x.shape, spec, [a.shape for a in idx], v.shape)
+    return Aval(tuple(x.shape), x.dtype, False)
+
+
+def _emit_setitem(e, *, spec):
+    idx = spec_text(spec, e.args[2:])
+    return [f"{e.out} = {e.atoms[0]}.copy()", f"{e.out}[{idx}] = {e.args[1]}"]
+
+
+def _const_value(t):
+    """The value of a graph constant (a traced index that is really a constant), else None."""
+    trace = getattr(t, "_trace", None)
+    if trace is None:
+        return np.asarray(t)
+    node = trace.graph[t.node]
+    return np.asarray(node.value) if node.op == "const" else None
+
+
+def _winners(x, idx, spec):
+    """Which elements of ``v`` (at the index's shape) survive a write with repeated
+    index entries: NumPy keeps the last one.  None when every entry is distinct."""
+    if not any(item[0] == "array" for item in spec):
+        return None
+    want = _index_shape(x.shape, spec, [getattr(a, "aval", None) or Aval(np.shape(a), np.intp, False)
+                                        for a in idx])
+    ordinal = np.arange(int(np.prod(want, dtype=np.int64)), dtype=np.int64).reshape(want)
+    values = [_const_value(a) for a in idx]
+    if all(v is not None for v in values):      # constant index: decide now
+        pos = np.full(tuple(x.shape), -1, np.int64)
+        where = _concrete_index(spec, values)
+        pos[where] = ordinal
+        won = pos[where] == ordinal
+        return None if won.all() else won
+    pos = setitem(np.full(tuple(x.shape), -1, np.int64), ordinal, *idx, spec=spec)
+    return getitem(pos, *idx, spec=spec) == ordinal
+
+
+def _setitem_vjp(ct, x, v, *idx, out, spec):
+    from .elementwise import where
+    zero = 0.0 if ct.dtype.kind == "f" else np.zeros((), ct.dtype)
+    d_x = setitem(ct, zero, *idx, spec=spec)
+    d_v = getitem(ct, *idx, spec=spec)
+    won = _winners(x, idx, spec)
+    if won is not None:
+        d_v = where(won, d_v, zero)
+    return (d_x, d_v) + (None,) * len(idx)
+
+
+def _sym_setitem(x, v, *idx, spec):
+    out = np.array(x, dtype=object)
+    out[_concrete_index(spec, idx)] = v
+    return out
+
+
+def _set_sample(d, shape, key, v_shape, desc, dtype=np.float64, proof=False):
+    spec, arrays = S.index_spec(key)
+
+    def ref(x, v, *idx):
+        out = x.copy()
+        out[S.with_arrays(key, idx)] = v
+        return out
+    return S.Sample((d.rnd(*shape, dtype=dtype), d.rnd(*v_shape, dtype=dtype), *arrays),
+                    {"spec": spec}, ref, desc, proof=proof)
+
+
+def _setitem_samples(d):
+    return [
+        _set_sample(d, (5,), slice(1, 4), (3,), "[1:4]", proof=True),
+        _set_sample(d, (4, 5), (slice(None), slice(1, 3)), (4, 2), "[:,1:3]"),
+        _set_sample(d, (4, 5), (slice(None, None, 2), slice(None, None, -1)), (5,),
+                    "[::2,::-1]-broadcast"),
+        _set_sample(d, (4, 5), 1, (), "[1]-scalar"),
+        _set_sample(d, (4, 5), (1, -1), (), "[1,-1]"),
+        _set_sample(d, (2, 3, 4), (Ellipsis, 1), (1, 3), "[...,1]-leading-one"),
+        _set_sample(d, (4,), np.array([0, 2]), (2,), "[[0,2]]"),
+        _set_sample(d, (4,), np.array([1, 3, 1]), (3,), "[[1,3,1]]-repeated"),
+        _set_sample(d, (3, 4), (slice(None), np.array([0, 2, 0])), (3, 3), "[:,[0,2,0]]"),
+        _set_sample(d, (3, 4), (np.array([0, 2]), np.array([1, 1])), (2,), "[[0,2],[1,1]]"),
+        _set_sample(d, (3, 4), (slice(1, None), slice(None, 2)), (2, 2), "f32", dtype=np.float32),
+    ]
+
+
+setitem = primitive(
+    name="setitem", samples=_setitem_samples, never_inline_args=True, fresh_result=True,
+    shape=_setitem_rule, numpy=_emit_setitem, vjp=_setitem_vjp, sympy=_sym_setitem,
+    label="[]=", family="index", flops=zero_flops,
+    doc="A copy of x with x[index] = v (NumPy's assignment: v broadcasts to the indexed part; "
+        "with repeated index entries the last write wins). The functional form of "
+        "`y[i] = v` while tracing. Gradient: the overwritten part of x gets zero, v gets the "
+        "cotangent of the slots it was written to (of a repeated entry, only the winning write).")
