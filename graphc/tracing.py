@@ -9,7 +9,6 @@ user's ``file.py:LINE``.
 """
 from __future__ import annotations
 
-import dis
 import sys
 import threading
 from contextlib import contextmanager
@@ -17,8 +16,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import errors, rewrites
-from .errors import (ControlFlowError, EscapedTracerError, InPlaceError, UnsupportedError)
+from .errors import (ControlFlowError, EscapedTracerError, UnsupportedError)
 from .ir import Graph
+from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
 from .avals import INT64_MAX, INT64_MIN, Traced, aval_of
 from .primitive import Primitive, plain_params, set_binder
 from .random_watch import RandomWatch
@@ -196,65 +196,17 @@ def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
              "concrete arrays between threads")
 
 
+def _raise_misuse(x: "Tracer", err):
+    if err is not None:
+        raise _swallowable(x, err)
+
+
 def _swallowable(x: "Tracer", err):
     """Remember ``err`` on the trace: NumPy swallows errors raised by ``__float__``
     and ``__array__`` (``buf[0] = x``) and raises its own ValueError instead;
     ``capture.trace_into`` puts graphc's error back."""
     x._trace.swallowed = err
     return err
-
-
-_STORE_SUBSCR = dis.opmap["STORE_SUBSCR"]
-
-
-def _raise_store_into_numpy(x: "Tracer"):
-    """``buf[i] = x`` with ``buf`` a NumPy array: say so, instead of NumPy's
-    "setting an array element with a sequence".
-
-    NumPy converts the value with ``__float__``/``__array__`` while the user's
-    frame executes STORE_SUBSCR (a traced target would call Tracer.__setitem__).
-    """
-    frame = errors.user_frame(2)
-    if frame is None or frame.f_lasti < 0:
-        return
-    code = frame.f_code.co_code
-    if frame.f_lasti >= len(code) or code[frame.f_lasti] != _STORE_SUBSCR:
-        return
-    raise _swallowable(x, InPlaceError(
-        f"a traced value ({x._desc()}) was written into a NumPy array made from constants "
-        "(e.g. buf = np.zeros(3); buf[0] = x), or used as its index: a plain NumPy array "
-        "can neither hold a traced value nor be indexed by one",
-        where=errors.where_text(frame.f_code.co_filename, frame.f_lineno),
-        hint="make the buffer from a traced value so the write is traced, e.g. "
-             "buf = np.zeros_like(x), or collect the values in a list and np.stack(...) them"))
-
-
-_BINARY_SUBSCR = dis.opmap.get("BINARY_SUBSCR", -1)
-
-
-def _raise_index_into_numpy(x: "Tracer"):
-    """``table[labels]`` or ``np.take(table, labels)`` with ``table`` a NumPy array and
-    ``labels`` traced: NumPy's own ``ndarray.__getitem__`` / ``ndarray.take`` run (no
-    dispatch protocol covers indexing, and ``np.take`` dispatches on ``table`` only), ask
-    the index for ``__array__`` and can only return concrete values, so the gather
-    cannot be traced; say how to write it instead."""
-    frame = errors.user_frame(2)
-    if frame is None or frame.f_lasti < 0:
-        return
-    code = frame.f_code.co_code
-    inner = sys._getframe(2)
-    in_take = any(f.f_code.co_name in ("take", "_wrapfunc") and "numpy" in f.f_code.co_filename
-                  for f in (inner, inner.f_back, getattr(inner.f_back, "f_back", None)) if f)
-    if not in_take and (frame.f_lasti >= len(code) or code[frame.f_lasti] != _BINARY_SUBSCR):
-        return
-    raise _swallowable(x, UnsupportedError(
-        f"a NumPy array made from constants (e.g. np.eye(K)) was indexed with a traced index "
-        f"({x._desc()}){' by np.take' if in_take else ''}: NumPy indexes a plain array "
-        "itself, so graphc cannot trace it",
-        where=errors.where_text(frame.f_code.co_filename, frame.f_lineno),
-        hint="one-hot rows: (labels[:, None] == np.arange(K)).astype(np.float64); rows of a "
-             "2-d table: np.take_along_axis(table, labels[:, None], axis=0); both are traced. "
-             "Or pass the table as an argument, so table[labels] is traced"))
 
 
 # {primitive name: track(out, args, params)}: graphc.updates marks the results of
@@ -400,7 +352,7 @@ class Tracer(Traced):
         if not self._trace.active:
             raise foreign_tracer_error(self)
         if store:
-            _raise_store_into_numpy(self)
+            _raise_misuse(self, store_into_numpy_error(self))
         raise _swallowable(self, ControlFlowError(
             f"{what} needs the concrete value of a traced array ({self._desc()}), "
             "which is not known while graphc traces the function",
@@ -431,8 +383,8 @@ class Tracer(Traced):
     def __array__(self, dtype=None, copy=None):
         if not self._trace.active:
             raise foreign_tracer_error(self)
-        _raise_store_into_numpy(self)
-        _raise_index_into_numpy(self)
+        _raise_misuse(self, store_into_numpy_error(self))
+        _raise_misuse(self, index_into_numpy_error(self))
         raise _swallowable(self, UnsupportedError(
             f"a traced value ({self._desc()}) was converted to a concrete NumPy array; "
             "this happens in NumPy functions graphc does not support, np.asarray(), "
