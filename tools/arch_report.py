@@ -27,7 +27,8 @@ NODE_DICT = re.compile(r"\.nx\.nodes\b|nodes\(data=")
 LAYERS = {
     "1 ground floor": "errors naming precedence primitive avals pytree signature ir _files",
     "2 ops": "ops ops._rules ops._samples ops._numpy_table ops.flips ops.elementwise ops.activation ops.reduce ops.shape "
-             "ops.index ops.linalg ops.conv ops.pool ops.random ops.composite",
+             "ops.index ops.linalg ops.conv ops.pool ops.random ops.composite "
+             "ops.statistics ops.stat_samples ops.scans ops.norms",
     "3 tracing": "tracing eager rewrites numpy_api ndarray_methods autodiff user_code random_watch",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
