@@ -28,7 +28,7 @@ from ._numpy_table import implements
 from ._rules import norm_axis, one_axis, size_flops, sym_at_point
 from .reduce import argmax as _argmax_prim
 from .stat_samples import (any_samples, arg_samples, average_samples, extreme_samples,
-                           mean_samples, nan_samples, prod_samples, sum_samples, var_samples)
+                           mean_samples, nan_samples, var_method_samples, prod_samples, sum_samples, var_samples)
 
 _NV = np._NoValue
 
@@ -165,6 +165,8 @@ def _out_shape(a, axes, keepdims):
 
 
 def _cast(x, dtype):
+    if isinstance(x, (int, float)):
+        return x
     return C.astype(x, dtype) if x.dtype != dtype else x
 
 
@@ -218,7 +220,7 @@ def _extreme(a, axis, out, keepdims, initial, where, which):
         norm_axis(axis, 0)
     axes = norm_axis(axis, a.ndim)
     keep = _keep(keepdims)
-    if initial is not _NV and any(a.shape[i] == 0 for i in axes):
+    if initial is not _NV and builtins.any(a.shape[i] == 0 for i in axes):
         return _const(a, initial, _out_shape(a, axes, keep), a.dtype)
     if mask is not None:
         if a.dtype.kind == "f":
@@ -269,7 +271,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=_NV, initial=_NV, where=_N
 
 def _tree_prod(x, axes, keepdims):
     out_shape = _out_shape(x, axes, keepdims)
-    if any(x.shape[i] == 0 for i in axes):
+    if builtins.any(x.shape[i] == 0 for i in axes):
         return _const(x, 1, out_shape, x.dtype)
     for a in sorted(axes, reverse=True):
         while x.shape[a] > 1:
@@ -322,7 +324,7 @@ def _var(a, axis, dtype, out, ddof, keepdims, where, mean, correction, what):
     return ret / (n if isinstance(n, (int, float)) else _cast(n, ret.dtype))
 
 
-@implements(np.var, methods=("var",), samples=var_samples)
+@implements(np.var, samples=var_samples)
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=_NV, *, where=_NV, mean=_NV,
         correction=_NV):
     """``np.var``: mean squared deviation, divided by ``max(n - ddof, 0)``."""
@@ -330,13 +332,18 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=_NV, *, where=_NV, 
                   "var")
 
 
-@implements(np.std, methods=("std",), samples=var_samples)
+@implements(np.std, samples=var_samples)
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=_NV, *, where=_NV, mean=_NV,
         correction=_NV):
     """``np.std``: the square root of :func:`var`; its gradient at zero variance is 0
     (``safe_sqrt``), where ``sqrt``'s would give ``inf * 0 = nan`` (JAX gives nan)."""
     v = _var(a, axis, dtype, out, ddof, keepdims, where, mean, correction, "std")
     return C.hint(safe_sqrt(v), "std")
+
+
+# ndarray.var / .std take no correction= (NumPy 2.4): their own samples leave it out
+implements(methods=("var",), samples=var_method_samples)(var)
+implements(methods=("std",), samples=var_method_samples)(std)
 
 
 def _weights(w, a, axes):
