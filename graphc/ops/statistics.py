@@ -341,9 +341,21 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=_NV, *, where=_NV, 
     return C.hint(safe_sqrt(v), "std")
 
 
-# ndarray.var / .std take no correction= (NumPy 2.4): their own samples leave it out
-implements(methods=("var",), samples=var_method_samples)(var)
-implements(methods=("std",), samples=var_method_samples)(std)
+# ndarray.var / .std take no correction= (NumPy 2.4 passes **kwargs to _methods._var).
+@implements(methods=("var",), samples=var_method_samples)
+def var_method(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=True,
+               mean=None):
+    """``x.var()``: :func:`var` without ``correction=`` (a TypeError, as NumPy)."""
+    return var(self, axis, dtype, out, ddof, keepdims, where=where,
+               mean=_NV if mean is None else mean)
+
+
+@implements(methods=("std",), samples=var_method_samples)
+def std_method(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=True,
+               mean=None):
+    """``x.std()``: :func:`std` without ``correction=`` (a TypeError, as NumPy)."""
+    return std(self, axis, dtype, out, ddof, keepdims, where=where,
+               mean=_NV if mean is None else mean)
 
 
 def _weights(w, a, axes):
