@@ -17,7 +17,7 @@ RNG = np.random.default_rng(14)
 
 OWN = [np.sum, np.mean, np.max, np.min, np.amax, np.amin, np.prod, np.var, np.std,
        np.average, np.any, np.all, np.argmax, np.argmin, np.nansum, np.nanmean,
-       np.cumsum, np.cumprod, np.linalg.norm]
+       np.cumsum, np.cumprod, np.cumulative_sum, np.cumulative_prod, np.linalg.norm]
 
 
 @pytest.mark.parametrize("f", OWN, ids=lambda f: f.__name__)
@@ -191,6 +191,7 @@ def _raises_as_numpy(f, x, kind):
     (lambda x: np.linalg.norm(x[0], ord="fro"), ValueError),
     (lambda x: x.var(correction=1), TypeError),
     (lambda x: np.argmin(x[:, :0], axis=1), ValueError),
+    (lambda x: np.cumulative_sum(x), ValueError),
 ])
 def test_invalid_calls_raise_what_numpy_raises(f, kind):
     _raises_as_numpy(f, RNG.standard_normal((3, 4)), kind)

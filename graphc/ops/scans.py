@@ -137,3 +137,38 @@ def np_cumsum(a, axis=None, dtype=None, out=None):
 def np_cumprod(a, axis=None, dtype=None, out=None):
     """``np.cumprod``: exact gradients with zeros in ``a``."""
     return _np_scan(cumprod, "cumprod", a, axis, dtype, out)
+
+
+def _cumulative(prim, name, x, axis, dtype, out, include_initial):
+    if axis is None and np.ndim(x) > 1:
+        from ..errors import ShapeError
+        raise ShapeError("For arrays which have more than one dimension ``axis`` argument is "
+                         "required.")
+    r = _np_scan(prim, name, x, 0 if axis is None else axis, dtype, out)
+    if not include_initial:
+        return r
+    axis = one_axis(0 if axis is None else axis, r.ndim)
+    shape = tuple(1 if i == axis else d for i, d in enumerate(r.shape))
+    start = np.full(shape, 0 if prim is cumsum else 1, r.dtype)
+    return C.hint(C.do_concatenate([start, r], axis), name)
+
+
+def _cumulative_samples(d):
+    x = d.uniform(3, 4)
+    return [Call((x[0],), {}, "1-d"), Call((x,), {"axis": 1}, "axis"),
+            Call((x,), {"axis": 0, "include_initial": True}, "include-initial"),
+            Call((x[0],), {"include_initial": True, "dtype": np.float32}, "dtype", grad=False),
+            Call((d.ints(3, 4).astype(np.int8),), {"axis": -1}, "int8"),
+            Call((np.asarray(d.rnd(1)[0]),), {}, "0-d")]
+
+
+@implements(np.cumulative_sum, samples=_cumulative_samples)
+def cumulative_sum(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+    """``np.cumulative_sum`` (NumPy 2): :func:`np_cumsum` with an optional leading 0."""
+    return _cumulative(cumsum, "cumulative_sum", x, axis, dtype, out, include_initial)
+
+
+@implements(np.cumulative_prod, samples=_cumulative_samples)
+def cumulative_prod(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+    """``np.cumulative_prod`` (NumPy 2): :func:`np_cumprod` with an optional leading 1."""
+    return _cumulative(cumprod, "cumulative_prod", x, axis, dtype, out, include_initial)
