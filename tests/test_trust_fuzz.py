@@ -71,7 +71,9 @@ nn = graphc.nn
 PENDING: set = set()
 ALL_FEATURES = {"base", "kink", "mask", "nn", "nonbool", "inf_branch", "pow0", "f16_mean",
                 "signed_zero", "reductions"}
-READY = ALL_FEATURES - PENDING
+# The reductions (issue 14) are checked by their own feature test (test_trust_fuzz_feature),
+# and kept out of the other features' programs, whose skip statistics they would change.
+READY = ALL_FEATURES - PENDING - {"reductions"}
 pending = pytest.mark.xfail(strict=False, reason="a known bug listed in PENDING")
 
 
