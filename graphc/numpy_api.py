@@ -95,27 +95,7 @@ def _no_out(fn):
     return wrapped
 
 
-# NumPy's own positional order (np.sum(a, axis, dtype, out, keepdims)): the composites
-# take (x, axis, keepdims, dtype), so np.sum(a, 1, np.float64) must not reach them as is.
-def _np_sum(a, axis=None, dtype=None, out=None, keepdims=False):
-    return _no_out(C.sum)(a, axis, keepdims, dtype, out=out)
-
-
-def _np_mean(a, axis=None, dtype=None, out=None, keepdims=False):
-    return _no_out(C.mean)(a, axis, keepdims, dtype, out=out)
-
-
-def _np_max(a, axis=None, out=None, keepdims=False):
-    return _no_out(C.max)(a, axis, keepdims, out=out)
-
-
-def _np_min(a, axis=None, out=None, keepdims=False):
-    return _no_out(C.min)(a, axis, keepdims, out=out)
-
-
 FUNCTIONS = {
-    np.sum: _np_sum, np.mean: _np_mean, np.max: _np_max,
-    np.min: _np_min, np.amax: _np_max, np.amin: _np_min,
     np.transpose: _transpose, np.reshape: _reshape,
     np.expand_dims: C.expand_dims, np.broadcast_to: C.do_broadcast_to,
     np.where: _where,
@@ -251,10 +231,6 @@ def _method_astype(self, dtype, copy=True):
     return C.astype(self, dtype)
 
 
-# The methods take NumPy's order too (a.sum(axis, dtype, out, keepdims)).
-_method_sum, _method_mean, _method_max, _method_min = _np_sum, _np_mean, _np_max, _np_min
-
-
 TRACER_METHODS = {
     "__add__": E.add, "__radd__": _rev(E.add), "__sub__": E.sub, "__rsub__": _rev(E.sub),
     "__mul__": E.mul, "__rmul__": _rev(E.mul), "__truediv__": E.div, "__rtruediv__": _rev(E.div),
@@ -268,7 +244,6 @@ TRACER_METHODS = {
     "__rxor__": P.bool_operator(P.logical_xor, "^", True),
     "__getitem__": _getitem,
     "reshape": _method_reshape, "transpose": lambda self, *axes: C.do_transpose(self, *axes),
-    "sum": _method_sum, "mean": _method_mean, "max": _method_max, "min": _method_min,
     "astype": _method_astype,
     "__floordiv__": R.floor_divide, "__rfloordiv__": _rev(R.floor_divide),
     "__mod__": R.remainder, "__rmod__": _rev(R.remainder),

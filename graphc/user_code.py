@@ -67,14 +67,8 @@ def cached_codes() -> int:
 
 # Why a method traced values lack has no clean workaround of its own, and what to do.
 _METHOD_HINTS = {
-    "cumsum": "accumulate over the static length instead: parts = [x[0]]; for i in "
-              "range(1, n): parts.append(parts[-1] + x[i]); then np.stack(parts)",
-    "cumprod": "accumulate over the static length (parts.append(parts[-1] * x[i])) and "
-               "np.stack(parts)",
     "nonzero": "the result's shape depends on the values: use np.where(mask, x, 0) to keep "
                "the shape static",
-    "argmin": "use .argmax() of the negated values for floats, or compute indices outside "
-              "the traced function",
 }
 _IN_PLACE = {"fill", "put", "resize", "sort", "itemset", "setfield", "setflags", "partition",
              "byteswap"}

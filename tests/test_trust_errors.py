@@ -75,7 +75,7 @@ def test_copy_is_a_new_traced_value():
     assert "mul" in str(g)
 
 
-@pytest.mark.parametrize("name, hint", [("cumsum", "np.stack"), ("nonzero", "np.where"),
+@pytest.mark.parametrize("name, hint", [("nonzero", "np.where"),
                                         ("searchsorted", "docs/ops.md"), ("fill", "np.where")])
 def test_unsupported_method_names_method_line_and_fix(name, hint):
     def f(x):
@@ -93,12 +93,12 @@ def test_unknown_attribute_and_hasattr():
     seen = {}
 
     def f(x):
-        seen["cumsum"] = hasattr(x, "cumsum")
+        seen["nonzero"] = hasattr(x, "nonzero")
         seen["sum"] = hasattr(x, "sum")
         seen["probe"] = hasattr(x, "__array_interface__")
         return x.sum()
     graphc.trace(f, np.ones(3))
-    assert seen == {"cumsum": False, "sum": True, "probe": False}
+    assert seen == {"nonzero": False, "sum": True, "probe": False}
     with pytest.raises(AttributeError, match="no attribute 'sume'") as info:
         graphc.trace(lambda x: x.sume(), np.ones(3))
     assert isinstance(info.value, graphc.GraphcError) and "spelling" in info.value.hint
@@ -376,7 +376,7 @@ def test_no_message_cites_api_md():
                     cited.append(f"{path.name}:{tok.start[0]}")
     assert cited == []
     with pytest.raises(graphc.UnsupportedError) as info:
-        graphc.trace(lambda x: np.linalg.norm(x), np.ones(2))
+        graphc.trace(lambda x: np.linalg.eig(x), np.eye(2))
     assert "docs/ops.md" in str(info.value)
     with pytest.raises(graphc.UnsupportedError) as info:
         # (np.asarray(x) in user code is x itself since issue 14; NumPy's own function,

@@ -28,6 +28,7 @@ LAYERS = {
     "1 ground floor": "errors naming precedence primitive avals pytree signature ir _files",
     "2 ops": "ops ops._rules ops._samples ops._numpy_table ops.flips ops.assemble ops.splitting ops.einsum ops.products ops.elementwise ops.activation ops.reduce ops.shape "
              "ops.index ops.linalg ops.conv ops.pool ops.random ops.composite "
+             "ops.statistics ops.stat_samples ops.scans ops.norms "
              "ops.padding ops.reorder "
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "

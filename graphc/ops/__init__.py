@@ -8,3 +8,4 @@ from . import predicates, rounding  # noqa: F401  (issue 14: rounding, division,
 from . import decompositions, np_linalg  # noqa: F401  (np.linalg inv solve det slogdet ...)
 from . import hyperbolic, logaddexp, transcendental  # noqa: F401  (transcendental ufuncs)
 from . import padding, reorder  # noqa: F401  (np.pad/roll/diff, sort/argsort/take/select)
+from . import norms, scans, statistics  # noqa: F401  (reductions, scans, np.linalg.norm)
