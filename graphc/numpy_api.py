@@ -65,25 +65,9 @@ def array_ufunc(ufunc, method, inputs, kwargs):
 
 
 # --- array functions -------------------------------------------------------------
-def _transpose(a, axes=None):
-    return C.do_transpose(a, axes)
-
-
-def _reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    _only_c(order, "reshape")
-    return C.do_reshape(a, shape if shape is not None else newshape)
-
-
 def _only_c(order, what):
     if order not in ("C", None):
         raise UnsupportedError(f"np.{what}(order={order!r}) is not supported; only order='C'")
-
-
-def _where(condition, x=None, y=None):
-    if x is None or y is None:
-        raise UnsupportedError("np.where(condition) with one argument (np.nonzero) gives a "
-                               "data-dependent shape", hint="use np.where(cond, x, y)")
-    return E.where(condition, x, y)
 
 
 def _no_out(fn):
@@ -95,12 +79,25 @@ def _no_out(fn):
     return wrapped
 
 
+# Static answers about traced values (Python ints, tuples, dtypes), in NumPy's signatures.
+def _shape(a):
+    return tuple(a.shape)
+
+
+def _ndim(a):
+    return a.ndim
+
+
+def _size(a, axis=None):
+    return a.size if axis is None else a.shape[axis]
+
+
+def _result_type(*arrays_and_dtypes):
+    return np.result_type(*[getattr(x, "dtype", x) for x in arrays_and_dtypes])
+
+
 FUNCTIONS = {
-    np.transpose: _transpose, np.reshape: _reshape,
-    np.expand_dims: C.expand_dims, np.broadcast_to: C.do_broadcast_to,
-    np.where: _where,
-    np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a: a.size,
-    np.result_type: lambda *a: np.result_type(*[getattr(x, "dtype", x) for x in a]),
+    np.shape: _shape, np.ndim: _ndim, np.size: _size, np.result_type: _result_type,
 }
 for _f, _impl in table.FUNCTIONS.items():
     if _f in FUNCTIONS:

@@ -33,19 +33,41 @@ def _params(sig, skip_self=False):
     return params[1:] if skip_self else params
 
 
+def _same_default(t, o):
+    # np._NoValue is NumPy's "not given": graphc may use it for any NumPy default
+    return (t.default is _NO_VALUE or o.default is _NO_VALUE or o.default is t.default
+            or o.default == t.default)
+
+
 def _mismatch(numpy_sig, graphc_sig, skip_self=False):
     theirs, ours = _params(numpy_sig, skip_self), _params(graphc_sig, skip_self)
     shape_t = [(p.name, p.kind) for p in theirs]
     shape_o = [(p.name, p.kind) for p in ours]
     if shape_t != shape_o:
         return f"parameters {shape_o} != NumPy's {shape_t}"
+    return _defaults_mismatch(theirs, ours)
+
+
+def _method_mismatch(numpy_sig, graphc_sig):
+    """ndarray methods' text signatures hide keywords in ``**kwargs`` (``x.sum(keepdims=)``)
+    and mark parameters positional-only: graphc's method must take NumPy's named parameters
+    first, in order and by name, and may accept more (the keywords ``**kwargs`` stands for)."""
+    theirs = [p for p in _params(numpy_sig, True) if p.kind is not p.VAR_KEYWORD]
+    ours = _params(graphc_sig, True)
+    names_o = [p.name for p in ours][:len(theirs)]
+    if names_o != [p.name for p in theirs]:
+        return f"parameters {names_o} != NumPy's {[p.name for p in theirs]}"
+    return _defaults_mismatch(theirs, ours[:len(theirs)])
+
+
+def _defaults_mismatch(theirs, ours):
     for t, o in zip(theirs, ours):
         if t.default is inspect.Parameter.empty:
             if o.default is not inspect.Parameter.empty:
                 return f"{t.name} has a default, NumPy's is required"
         elif o.default is inspect.Parameter.empty:
             return f"{t.name} is required, NumPy's has a default"
-        elif t.default is not _NO_VALUE and not (o.default is t.default or o.default == t.default):
+        elif not _same_default(t, o):
             return f"{t.name}={o.default!r}, NumPy's default is {t.default!r}"
     return None
 
@@ -73,7 +95,7 @@ _METHODS = sorted((name, impl) for name, impl in METHODS.items()
 
 @pytest.mark.parametrize("name,impl", _METHODS, ids=[f".{n}()" for n, _ in _METHODS])
 def test_method_takes_numpys_signature(name, impl):
-    problem = _mismatch(_signature(getattr(np.ndarray, name)), _signature(impl), skip_self=True)
+    problem = _method_mismatch(_signature(getattr(np.ndarray, name)), _signature(impl))
     assert problem is None, f"ndarray.{name}: {problem}"
 
 

@@ -32,7 +32,7 @@ LAYERS = {
              "ops.padding ops.reorder "
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
-             "ops.predicates ops.rounding",
+             "ops.predicates ops.rounding ops.basics",
     "3 tracing": "tracing eager rewrites numpy_api ndarray_methods array_coercion autodiff user_code random_watch updates numpy_misuse",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "

@@ -9,3 +9,4 @@ from . import decompositions, np_linalg  # noqa: F401  (np.linalg inv solve det 
 from . import hyperbolic, logaddexp, transcendental  # noqa: F401  (transcendental ufuncs)
 from . import padding, reorder  # noqa: F401  (np.pad/roll/diff, sort/argsort/take/select)
 from . import norms, scans, statistics  # noqa: F401  (reductions, scans, np.linalg.norm)
+from . import basics  # noqa: F401  (np.where, reshape, transpose, broadcast_to, expand_dims)

@@ -328,13 +328,19 @@ def _copy_samples(d):
             Call((d.ints(3),), {}, "ints"), Call((d.rnd(),), {}, "0-d")]
 
 
-@implements(np.copy, methods=("copy",), samples=_copy_samples)
+@implements(np.copy, samples=_copy_samples)
 def copy(a, order="K", subok=False):
     """A new array with ``a``'s values (``np.copy(a)`` and ``a.copy()``): a fresh value,
     so later functional updates of one never show in the other."""
     if order not in ("K", "A", "C", "F", None):
         raise OptionError(f"copy: order must be one of 'C', 'F', 'A', or 'K' (got {order!r})")
     return identity(a) if isinstance(a, Traced) else np.array(a, order=order, subok=subok)
+
+
+@implements(methods=("copy",), samples=_copy_samples)
+def copy_method(self, order="C"):
+    """``x.copy()``: a fresh value, as :func:`copy` (NumPy's method defaults to order 'C')."""
+    return copy(self, order)
 
 
 # --- broadcasting ------------------------------------------------------------------
