@@ -21,6 +21,11 @@ from . import array_coercion  # noqa: F401  (np.array/np.asarray of traced value
 from .tracing import Tracer, install_numpy
 
 # --- ufuncs ---------------------------------------------------------------------
+def _positive(x):
+    """``+x``: the same values (a copy, so a later write to one never shows in the other)."""
+    return x
+
+
 UFUNCS = {
     np.add: E.add, np.subtract: E.sub, np.multiply: E.mul, np.true_divide: E.div,
     np.negative: E.neg, np.exp: E.exp, np.log: E.log, np.sin: E.sin,
@@ -28,7 +33,7 @@ UFUNCS = {
     np.expm1: E.expm1, np.absolute: E.abs, np.sign: E.sign, np.maximum: E.maximum,
     np.minimum: E.minimum, np.greater: E.gt, np.greater_equal: E.ge, np.less: E.lt,
     np.less_equal: E.le, np.equal: E.eq, np.not_equal: E.ne, np.matmul: matmul,
-    np.positive: lambda x: x,
+    np.positive: _positive,
 }
 for _f, _impl in table.UFUNCS.items():      # the family modules' @implements registrations
     if _f in UFUNCS:
@@ -81,18 +86,22 @@ def _no_out(fn):
 
 # Static answers about traced values (Python ints, tuples, dtypes), in NumPy's signatures.
 def _shape(a):
+    """The static shape, a tuple of Python ints (no graph node)."""
     return tuple(a.shape)
 
 
 def _ndim(a):
+    """The static number of dimensions, a Python int (no graph node)."""
     return a.ndim
 
 
 def _size(a, axis=None):
+    """The static number of elements, or the length of ``axis``: a Python int (no graph node)."""
     return a.size if axis is None else a.shape[axis]
 
 
 def _result_type(*arrays_and_dtypes):
+    """NumPy's result type of the arguments' dtypes (traced values count by their dtype)."""
     return np.result_type(*[getattr(x, "dtype", x) for x in arrays_and_dtypes])
 
 

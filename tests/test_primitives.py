@@ -384,3 +384,49 @@ def test_adding_a_primitive_docs_show_a_real_record():
     text = (pathlib.Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
     block = re.search(r"## Adding a primitive.*?```python\n(.*?)```", text, re.S).group(1)
     assert block in inspect.getsource(activation)
+
+
+# --- (d) second derivatives: the VJP rule is itself differentiable --------------------------
+def _second_order_cases():
+    """One float64 gradient case per differentiable primitive (its first)."""
+    out, seen = [], set()
+    for p in GRAD_CASES:
+        name, case = p.values
+        if name in seen or any(np.asarray(case.args[i]).dtype != F64
+                               for i in _float_positions(case)):
+            continue
+        seen.add(name)
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("name, case", _second_order_cases())
+def test_second_derivative_matches_finite_differences(name, case):
+    """grad of <grad(loss), S> against central differences of graphc's own first gradient
+    (itself checked against finite differences above), so every rule is differentiable again."""
+    prim = REGISTRY[name]
+    out = np.asarray(case.ref(*case.args))
+    rng = np.random.default_rng(11)
+    R = rng.standard_normal(out.shape)
+    argnums = _float_positions(case)
+    S = [rng.standard_normal(np.shape(case.args[i])) for i in argnums]
+
+    def loss(*xs):
+        return (prim(*xs, **case.params) * R).sum()
+
+    first = graphc.grad(loss, argnums=argnums)
+
+    def inner(*xs):
+        return sum((g * s).sum() for g, s in zip(first(*xs), S))
+
+    got = graphc.grad(inner, argnums=argnums)(*case.args)
+    want = fd_grad_args(lambda *xs: float(inner(*xs)), case.args, argnums, eps=1e-5)
+    for i, g, w in zip(argnums, got, want):
+        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{name}: second derivative, input {i}")
+
+
+def test_every_differentiable_primitive_has_a_second_order_case():
+    covered = {p.values[0] for p in _second_order_cases()}
+    want = {name for name, prim in REGISTRY.items() if prim.differentiable}
+    assert want <= covered, f"no float64 gradient sample for a second derivative: {want - covered}"
