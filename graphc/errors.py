@@ -223,6 +223,7 @@ class IntegerOverflowError(GraphcError, OverflowError):
     default_hint = "pass the number as a float (e.g. float(n)) or keep it within int64"
 
 
+import numpy as _np  # noqa: E402
 from numpy.exceptions import AxisError as _NumpyAxisError  # noqa: E402  (numpy >= 1.25)
 
 
@@ -246,3 +247,14 @@ class AxisError(ShapeError, _NumpyAxisError):
 
     def __str__(self):
         return self._msg
+
+
+class LinAlgError(ShapeError, _np.linalg.LinAlgError):
+    """An array ``np.linalg`` refuses for its shape (not 2-d, not square), found while tracing.
+
+    Also NumPy's ``numpy.linalg.LinAlgError``, which NumPy raises for the same input: code
+    that catches NumPy's error keeps working.  (A singular matrix is found only when the
+    generated code runs: that is NumPy's own ``LinAlgError``.)
+    """
+
+    default_hint = "np.linalg takes (..., M, M) stacks of square matrices"

@@ -29,7 +29,8 @@ BUILTIN = {"ControlFlowError": TypeError, "InPlaceError": TypeError,
            "RenderError": RuntimeError, "OptionError": ValueError,
            "UnsupportedAttributeError": (TypeError, AttributeError),
            "IntegerOverflowError": OverflowError,
-           "AxisError": (ValueError, IndexError, np.exceptions.AxisError)}
+           "AxisError": (ValueError, IndexError, np.exceptions.AxisError),
+           "LinAlgError": (ValueError, np.linalg.LinAlgError)}
 
 
 @pytest.mark.parametrize("case", catalogue.CASES, ids=lambda c: c.id)

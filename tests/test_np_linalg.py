@@ -14,7 +14,7 @@ import pytest
 
 import graphc
 from graphc.errors import ControlFlowError, ShapeError, UnsupportedError
-from graphc.ops.decompositions import LinAlgError
+from graphc.errors import LinAlgError
 
 from _fd import fd_grad_args
 

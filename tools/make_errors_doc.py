@@ -429,6 +429,18 @@ CASES = [
          """, "graphc.nn.softmax(x, axis=1)",
          "Use an axis in `range(-x.ndim, x.ndim)` (here 0 or -1).",
          expect=("axis 1", "dimension 1")),
+    Case("linalg-shape", "LinAlgError", "`np.linalg` on an array that is not a square matrix",
+         "`np.linalg.inv`, `solve`, `det`, `slogdet` and `cholesky` take stacks of square "
+         "matrices, shape `(..., M, M)`, as NumPy requires. The error is also NumPy's "
+         "`numpy.linalg.LinAlgError`; a singular matrix is found only when the code runs, by "
+         "NumPy itself.",
+         """
+         def f(a):
+             return np.linalg.inv(a).sum()
+         graphc.trace(f, np.ones((2, 3)))
+         """, "np.linalg.inv(a)",
+         "Pass square matrices (e.g. `a @ a.T`), or a stack of them.",
+         expect=("square",)),
     Case("np-random", "UnsupportedError", "`np.random` inside a traced function",
          "Random numbers drawn while graphc traces would become constants of the compiled "
          "function: every call would reuse them (one dropout mask forever). graphc refuses "

@@ -96,16 +96,6 @@ def square(x):
     return hint(x * x, "square")
 
 
-def clip(x, a_min=None, a_max=None):
-    # The bound first: np.maximum / np.minimum return their second argument at a tie,
-    # and np.clip returns x there, so np.clip(-0.0, 0.0, 1.0) stays -0.0.
-    if a_min is not None:
-        x = ew.maximum(a_min, x)
-    if a_max is not None:
-        x = ew.minimum(a_max, x)
-    return hint(x, "clip")
-
-
 def do_reshape(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -142,14 +132,6 @@ def do_transpose(x, *axes):
     if axes == tuple(range(nd)):
         return x
     return transpose(x, axes=axes)
-
-
-def swapaxes(x, a, b):
-    nd = _ndim(x)
-    a, b = one_axis(a, nd, "axis1"), one_axis(b, nd, "axis2")
-    axes = list(range(nd))
-    axes[a], axes[b] = axes[b], axes[a]
-    return do_transpose(x, tuple(axes))
 
 
 def expand_dims(x, axis):
@@ -207,17 +189,3 @@ def do_broadcast_to(x, shape):
     return broadcast_to(x, shape=shape)
 
 
-def ravel(x):
-    return do_reshape(x, -1)
-
-
-def zeros_like(x, dtype=None):
-    return np.zeros(_shape(x), dtype or x.dtype)
-
-
-def ones_like(x, dtype=None):
-    return np.ones(_shape(x), dtype or x.dtype)
-
-
-def full_like(x, fill_value, dtype=None):
-    return np.full(_shape(x), fill_value, dtype or x.dtype)

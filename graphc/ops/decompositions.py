@@ -17,13 +17,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
 from . import _samples as S
 from .shape import reshape, transpose, unbroadcast
-
-
-class LinAlgError(ShapeError, np.linalg.LinAlgError):
-    """An array ``np.linalg`` refuses for its shape (not 2-d, not square), found while
-    tracing: a graphc ``ShapeError`` that is also NumPy's ``numpy.linalg.LinAlgError``."""
-
-    default_hint = "np.linalg takes (..., M, M) stacks of square matrices"
+from ..errors import LinAlgError
 
 
 # --- shared rules -----------------------------------------------------------------------
