@@ -1012,6 +1012,13 @@ def assert_few_skips(limit=0.05, singular=0.05):
 EPS16 = float(np.finfo(np.float16).eps)
 
 
+def _dtype_dependent(prog):
+    """np.partition arranges the elements outside kth differently for float16 and float64
+    arrays with the same values (NumPy's own choice), so a float64 gradient is no reference."""
+    return any(op == "sort_k" and params.get("which") == "partition"
+               for op, _, params in prog.steps)
+
+
 def check_float16(seed, features=READY, **kw):
     """graphc in float16 is no further from float64 than NumPy's own float16 evaluation."""
     prog = draw_program(seed, features, max_steps=4, **kw)
@@ -1039,7 +1046,7 @@ def check_float16(seed, features=READY, **kw):
         err_e = float(np.max(np.abs(e64 - r), initial=0.0))
         assert err_g <= 4 * err_e + 8 * EPS16 * scale, \
             f"float16 output v{i + 3} off by {err_g} (NumPy float16: {err_e}):\n{g}\nvs\n{r}\n{prog}"
-    if not ref_grads_ok:
+    if not ref_grads_ok or _dtype_dependent(prog):
         return
     # gradients: float16 results, close to float64 gradients at the same points
     f = _as_fn(prog, "loss")
