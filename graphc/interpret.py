@@ -16,7 +16,7 @@ from .literals import const_text
 from .precedence import wrap
 from .primitive import REGISTRY, type_str
 
-__all__ = ["evaluate", "explain_nonfinite", "all_finite"]
+__all__ = ["evaluate", "evaluate_node", "explain_nonfinite", "all_finite", "NODE_EVALUATORS"]
 
 
 class _Failed:
@@ -70,10 +70,30 @@ def evaluate(graph, leaves) -> dict:
                 values[nid] = failed
                 continue
             try:
-                values[nid] = REGISTRY[node.op].impl(node.params)(*args)
+                values[nid] = evaluate_node(graph, nid, args)
             except (ZeroDivisionError, OverflowError, FloatingPointError) as e:
                 values[nid] = _Failed(e)
     return values
+
+
+# {op: fn(graph, nid, arg_values) -> value}: ops whose evaluation needs more than
+# their record's eager implementation (nodes holding sub-graphs, guards), installed by
+# the modules that define them.
+NODE_EVALUATORS: dict = {}
+
+
+def evaluate_node(graph, nid, args):
+    """The value of node ``nid`` of ``graph`` given its argument values ``args``.
+
+    The one door for evaluating a single node (the interpreter, and tracing's
+    concrete values for guards): the primitive's eager implementation, or the
+    evaluator an op with sub-graphs registered in :data:`NODE_EVALUATORS`.
+    """
+    node = graph[nid]
+    special = NODE_EVALUATORS.get(node.op)
+    if special is not None:
+        return special(graph, nid, args)
+    return REGISTRY[node.op].impl(node.params)(*args)
 
 
 def _finite(value) -> bool:
