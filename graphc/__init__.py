@@ -17,6 +17,8 @@ from . import ops as _ops  # noqa: F401  (registers every primitive)
 from . import updates as _updates  # noqa: F401  (writes into traced arrays, view tracking)
 from . import codegen as _codegen, cost as _cost, draw as _draw  # noqa: F401  (Graph's products)
 from . import nn, optim
+from .control import emit as _control_emit  # noqa: F401  (loops' code, evaluation, cost)
+from .control.scan import fori_loop, scan
 from .api import (Compiled, Spec, compile, example, export, grad, render, scope, trace,
                   value_and_grad)
 from .check import CheckReport, CheckRow, check
@@ -28,6 +30,7 @@ from .ir import Graph
 __version__ = "0.1.0"
 
 __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Graph",
+           "scan", "fori_loop",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",
            "NonFiniteError", "OptionError", "RenderError", "SignatureError"]

@@ -12,17 +12,20 @@ import numpy as np
 
 from .errors import GradError
 from .ops.shape import unbroadcast
+from .ir import SUBGRAPH_OPS
 from .primitive import NOT_DIFFERENTIABLE, REGISTRY
 from .tracing import Tracer
 
 __all__ = ["backward"]
 
 
-def _active_nodes(graph, out: int, wrt: list[int], start: int) -> set:
-    """Nodes on some path from a ``wrt`` node to ``out`` (only ids >= ``start``
+def _active_nodes(graph, outs: list[int], wrt: list[int], start: int) -> set:
+    """Nodes on some path from a ``wrt`` node to an ``outs`` node (only ids >= ``start``
     besides the ``wrt`` nodes themselves: a nested ``grad`` must treat values
     computed before it was called as constants)."""
-    anc = graph.ancestors(out) | {out}
+    anc = set(outs)
+    for out in outs:
+        anc |= graph.ancestors(out)
     seen, stack = set(), [w for w in wrt if w in anc]
     while stack:
         n = stack.pop()
@@ -42,23 +45,30 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
     """Cotangents of ``wrt`` for the scalar (or ``seed``-weighted) ``out``.
 
     Builds backward nodes into ``out``'s trace; returns one tracer per ``wrt``
-    entry (a zeros constant where ``out`` does not depend on it).
+    entry (a zeros constant where ``out`` does not depend on it).  ``out`` and
+    ``seed`` may be lists (several outputs, one seed each: a loop body's adjoint).
     """
-    trace = out._trace
+    outs, seeds = (out, seed) if isinstance(out, list) else ([out], [seed])
+    trace = outs[0]._trace
     g = trace.graph
-    if seed is None:
-        with trace.context(section="backward"):
-            seed = trace.lift(1.0 if out.aval.weak else np.ones(out.shape, out.dtype))
-    if g[seed.node].adjoint_of is None:
-        g[seed.node].adjoint_of = out.node
+    cts: dict[int, Tracer] = {}
+    for out, seed in zip(outs, seeds):
+        if seed is None:
+            with trace.context(section="backward"):
+                seed = trace.lift(1.0 if out.aval.weak else np.ones(out.shape, out.dtype))
+        if g[seed.node].adjoint_of is None:
+            g[seed.node].adjoint_of = out.node
+        cts[out.node] = _accumulate(g, trace, cts.get(out.node), seed)
     wrt_ids = [w.node for w in wrt]
-    active = _active_nodes(g, out.node, wrt_ids, start)
-    cts: dict[int, Tracer] = {out.node: seed}
+    active = _active_nodes(g, [o.node for o in outs], wrt_ids, start)
     for nid in sorted(active, reverse=True):
         ct = cts.get(nid)
         if ct is None:
             continue
         node = g[nid]
+        if node.op in SUBGRAPH_OPS:        # loops and branches (graphc/control)
+            _structured_vjp(g, trace, nid, ct, active, cts)
+            continue
         _mark_adjoint(g, ct.node, nid)
         prim = REGISTRY.get(node.op)
         if prim is None or prim.vjp is NOT_DIFFERENTIABLE:
@@ -88,6 +98,21 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
             _mark_adjoint(g, c.node, w.node)
         results.append(c)
     return results
+
+
+def _structured_vjp(g, trace, nid, ct, active, cts):
+    """A loop/branch node or one of its results: its handler's rule gives
+    ``(argument, cotangent)`` pairs (a result's cotangent is gathered on the node)."""
+    node = g[nid]
+    with trace.context(section="backward", grad_of=nid, where=node.where, scope=node.scope):
+        for a, c in SUBGRAPH_OPS[node.op].vjp(trace, nid, ct):
+            if c is None or a not in active or not _differentiable(g, a):
+                continue
+            if isinstance(c, Tracer):
+                c = _fit(c, g.aval(a))
+                cts[a] = _accumulate(g, trace, cts.get(a), c)
+            else:                       # the gathered cotangents of a multi-result node
+                cts[a] = c if cts.get(a) is None else cts[a] + c
 
 
 def _accumulate(g, trace, total, c):

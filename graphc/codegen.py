@@ -14,7 +14,7 @@ import numpy as np
 
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .codegen_writes import inplace_write
-from .ir import install_product
+from .ir import SUBGRAPH_OPS, install_product
 from .literals import const_text, default_text, holds_array
 from .naming import Namespace, sanitize
 from .precedence import prec_of
@@ -83,7 +83,8 @@ class _Emitter:
             return False
         user = next(iter(self.g.users(nid)))
         unode = self.g[user]
-        if unode.section != node.section or REGISTRY[unode.op].never_inline_args:
+        if unode.section != node.section or unode.op in SUBGRAPH_OPS \
+                or REGISTRY[unode.op].never_inline_args:
             return False
         return True
 
@@ -96,6 +97,9 @@ class _Emitter:
                 continue
             if op == "const":
                 self.constant(nid)
+                continue
+            if op in SUBGRAPH_OPS:        # a loop or branch (graphc/control/emit.py)
+                yield nid, SUBGRAPH_OPS[op].emit(self, nid)
                 continue
             if op == "setitem" and (lines := inplace_write(self, nid, node)) is not None:
                 yield nid, lines          # y[i] = v in place (graphc/codegen_writes.py)
@@ -226,11 +230,42 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
             last_block = None
             w = where_short(node.where)
             comment = f"{shape}  {w}" if w else shape
-        for k, line in enumerate(lines):
+        if node.op in SUBGRAPH_OPS:       # a loop or branch comments its own lines
+            out.extend(indent + line for line in lines)
+        for k, line in enumerate(lines if node.op not in SUBGRAPH_OPS else ()):
             out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
         if i in frees:
             out.append(f"{indent}del {', '.join(frees[i])}")
     return out
+
+
+def subgraph_lines(em: _Emitter, graph, bound: dict, indent: str):
+    """Statements of a body (``graph``) written inline in ``em``'s function.
+
+    ``bound`` maps each body input to the text it reads: a name (``h``) or an
+    ``(expression, precedence)`` pair (``xs[t]``).  Names come from ``em``'s
+    namespace, so body values never shadow the function's.  Returns
+    ``(lines, output texts)``.
+    """
+    sub = _Emitter(graph, inline=em.inline, names=em.ns)
+    for nid, text in bound.items():
+        if isinstance(text, tuple):
+            sub.expr[nid] = text
+        else:
+            sub.name[nid] = text
+    out = []
+    for nid, lines in sub.body():
+        node = graph[nid]
+        if node.op in SUBGRAPH_OPS:
+            out.extend(indent + line for line in lines)
+            continue
+        w = where_short(node.where)
+        shape = type_str(node.shape, node.dtype)
+        comment = f"{shape}  {w}" if w and node.section != "backward" else shape
+        for k, line in enumerate(lines):
+            out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
+    em.module_consts.extend(sub.module_consts)
+    return out, [sub.ref(o) for o in graph.outputs]
 
 
 def _forward_text(main, nid):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .ir import install_product
+from .ir import SUBGRAPH_OPS
 from .primitive import REGISTRY
 
 
@@ -45,11 +46,14 @@ def graph_cost(graph) -> Cost:
     for nid in graph.order():
         node = graph[nid]
         prim = REGISTRY.get(node.op)
-        if prim is None:
+        if prim is None and node.op in SUBGRAPH_OPS:   # a loop: its body times its trip count
+            flops = SUBGRAPH_OPS[node.op].cost(graph, nid)
+        elif prim is None:
             continue
         out = graph.aval(nid)
         ins = [graph.aval(a) for a in node.args]
-        flops = int(prim.flops(out, *ins, **node.params)) if prim.flops else 0
+        if prim is not None:
+            flops = int(prim.flops(out, *ins, **node.params)) if prim.flops else 0
         cost.by_node[nid] = flops
         cost.bytes += out.size * out.dtype.itemsize
         if node.section == "backward":

@@ -66,6 +66,9 @@ class Node(Mapping):
         The stable rewrite (``rewrites.py``) that made it.
     closure : str or None
         For an input read from a closed-over or global array: the keyword it is passed as.
+    bodies : tuple of Graph
+        Sub-graphs of a structured control-flow node (a loop's body, a branch of an
+        ``if``; see :data:`SUBGRAPH_OPS`); empty for every other node.
 
     A node also reads as a read-only mapping (``node["op"]``, ``node["shape"]``), the
     attribute view of ``graph.nx`` that the public contract promises.
@@ -85,6 +88,7 @@ class Node(Mapping):
     scope: str | None = None
     rewrite: str | None = None
     closure: str | None = None
+    bodies: tuple = ()
 
     @property
     def shape(self) -> tuple:
@@ -124,7 +128,8 @@ class Node(Mapping):
             setattr(self, k, v)
 
     def copy(self) -> "Node":
-        return replace(self, params=dict(self.params))
+        return replace(self, params=dict(self.params),
+                       bodies=tuple(b.copy() for b in self.bodies))
 
 
 # GRAPHC_STRICT_NODES=1: package code reading a node as a mapping is a bug (tests set it).
@@ -280,7 +285,8 @@ class Graph:
         for nid, node in self.nodes():
             g.nx.add_node(nid)
             g.nx.nodes[nid].update({f.name: getattr(node, f.name) for f in fields(Node)},
-                                   params=dict(node.params))
+                                   params=dict(node.params),
+                                   bodies=tuple(b.copy() for b in node.bodies))
         g.nx.add_edges_from(self.nx.edges(keys=True, data=True))
         g.inputs, g.outputs = list(self.inputs), list(self.outputs)
         g.signature, g._next = self.signature, self._next
@@ -299,8 +305,13 @@ class Graph:
             edges = sorted((k, a) for a, _, k in self.nx.in_edges(nid, keys=True))
             assert [a for _, a in edges] == list(node.args), f"node {nid}: edges != args"
             assert all(a < nid for a in node.args), f"node {nid}: not in program order"
-            assert node.op in ("input", "const") or node.op in REGISTRY, \
-                f"node {nid}: unknown op {node.op!r}"
+            assert node.op in ("input", "const") or node.op in REGISTRY \
+                or node.op in SUBGRAPH_OPS, f"node {nid}: unknown op {node.op!r}"
+            for body in node.bodies:       # sub-graphs keep the same invariants
+                try:
+                    body.check()
+                except AssertionError as e:
+                    raise AssertionError(f"node {nid} ({node.op}) body: {e}") from None
             assert node.section in (None, "forward", "backward"), f"node {nid}: section"
             for ref in (node.grad_of, node.adjoint_of):
                 assert ref is None or isinstance(ref, int), f"node {nid}: reference {ref!r}"
@@ -337,6 +348,12 @@ class Graph:
 
     def _repr_svg_(self):
         return self.to_dot().pipe(format="svg").decode()
+
+
+# Structured control-flow ops (graphc/control): {op: handler}.  Their nodes hold
+# sub-graphs in ``Node.bodies``; the handlers (installed from above) emit, evaluate,
+# differentiate and cost them.  Not primitives: not in REGISTRY.
+SUBGRAPH_OPS: dict = {}
 
 
 # The graph's products (text, drawing, cost) live in the modules above the IR; they

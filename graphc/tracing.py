@@ -62,6 +62,20 @@ class Trace:
         self.active = True
         self.top_code = None                  # the traced function's own code object
         self.swallowed = None                 # last graphc error raised where NumPy may swallow it
+        self.parent = None                    # the enclosing trace of a loop/branch body
+
+    def adopt(self, x) -> "Tracer":
+        """A tracer of another trace used here: an error, except in a body trace
+        (graphc/control), which captures values of its enclosing traces as inputs."""
+        raise foreign_tracer_error(x)
+
+    def encloses(self, other) -> bool:
+        """``other`` is this trace or a body trace nested inside it."""
+        while other is not None:
+            if other is self:
+                return True
+            other = other.parent
+        return False
 
     # --- values ------------------------------------------------------------
     def tracer(self, nid: int) -> "Tracer":
@@ -72,7 +86,7 @@ class Trace:
         """Make a constant node for a non-traced value used with tracers."""
         if isinstance(x, Tracer):
             if x._trace is not self:
-                raise foreign_tracer_error(x)
+                return self.adopt(x)
             if x._view is not None:       # a view: refuse it once a write made it stale
                 x._view.check()
             return x
@@ -145,8 +159,9 @@ class Trace:
             depth += 1
             f = f.f_back
         for name, value in frame.f_locals.items():
-            if isinstance(value, Tracer) and value._trace is self and not name.startswith("_"):
-                self.note_name(value.node, name, depth)
+            if isinstance(value, Tracer) and not name.startswith("_") and (
+                    value._trace is self or value._trace.active and self.encloses(value._trace)):
+                value._trace.note_name(value.node, name, depth)   # a body trace's too
         if isinstance(arg, Tracer) and arg._trace is self and code is not self.top_code:
             self.note_name(arg.node, code.co_name, depth + 0.5)
 
@@ -233,7 +248,10 @@ def _record(prim, args, params):
     if trace is None:
         vals = [a if isinstance(a, (int, float, bool)) else np.asarray(a) for a in args]
         return prim.impl(params)(*vals)
-    if not trace.active or current_trace() is not trace:
+    cur = current_trace()
+    if cur is not trace and trace.active and cur is not None and trace.encloses(cur):
+        trace = cur                  # a loop body using an enclosing value: captured (lift)
+    if not trace.active or cur is not trace:
         raise foreign_tracer_error(next(a for a in args if isinstance(a, Tracer)))
     tracers = [trace.lift(a) for a in _big_ints_as_floats(args)]
     if (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py

@@ -15,6 +15,14 @@ def optimize(graph):
     """
     graph.debug_check("tracing and autodiff")
     for p in (drop_aliases, cse, simplify, dce):
-        p(graph)
+        _inside_bodies(p, graph)
         graph.debug_check(p.__name__)
     return graph
+
+
+def _inside_bodies(p, graph):
+    """Run pass ``p`` on ``graph`` and on the bodies of its loops and branches."""
+    p(graph)
+    for nid in graph:
+        for body in graph[nid].bodies:
+            _inside_bodies(p, body)

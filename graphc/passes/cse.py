@@ -31,7 +31,8 @@ def cse(graph):
             if key is None:
                 continue
         else:
-            key = (op, node.args, params_key(node.params))
+            # a loop's or branch's bodies are part of what it computes
+            key = (op, node.args, params_key(node.params), tuple(map(id, node.bodies)))
         first = seen.get(key)
         if first is None:
             seen[key] = nid

@@ -1,0 +1,223 @@
+"""Products of structured control flow: generated code, evaluation, cost.
+
+A ``scan`` node is written as a Python ``for`` loop over ``range(n)`` whose body
+is the body graph's code (:func:`graphc.codegen.subgraph_lines`), its carry in
+the variables the results are named by, ``ys`` written into arrays allocated
+before the loop and the tape (the carry entering each step) written only when a
+backward pass reads it.  ``proj`` nodes print nothing: the loop names them.
+The interpreter (:func:`graphc.interpret.evaluate_node`) runs the same loop with
+:func:`graphc.interpret.evaluate` on the body.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..codegen import subgraph_lines
+from ..cost import graph_cost
+from ..interpret import NODE_EVALUATORS, evaluate
+from ..ir import SUBGRAPH_OPS
+from ..passes import dce
+from ..source_comments import where_short, with_comment
+from .body import results_of
+from .scan import arg_slices
+
+__all__ = ["emit_scan", "evaluate_scan", "trip_text"]
+
+
+def _dtype_text(dtype) -> str:
+    dtype = np.dtype(dtype)
+    return "np.bool_" if dtype.kind == "b" else f"np.{dtype.name}"
+
+
+def _pruned_body(node, used_y):
+    """The body with only the ys the code stores (carries always stay)."""
+    body = node.bodies[0]
+    k = node.params["n_carry"]
+    keep = body.outputs[:k] + [body.outputs[k + j] for j in used_y]
+    if len(keep) == len(body.outputs):
+        return body
+    body = body.copy()
+    body.outputs = keep
+    return dce(body)
+
+
+def trip_text(node) -> str:
+    """``1000``, or ``n`` when the trip count is a runtime value."""
+    n = node.params.get("length")
+    return str(n) if n is not None else "n"
+
+
+def _name_results(em, nid, res, tape_from):
+    """Name every used result after its user's name (the loop assigns them); a
+    tape after its carry (``h_tape``)."""
+    g = em.g
+    node = g[nid]
+    body = node.bodies[0]
+    names = {}
+    for i, pid in sorted(res.items()):
+        wish = g.display_name(pid, em.name)
+        if i >= tape_from and not g[pid].name:
+            j = i - tape_from
+            carry = names.get(j) or body.display_name(body.inputs[j]) \
+                if node.params["tape"] == "array" else "carries"
+            wish = f"{carry}_tape"
+        names[i] = em.name[pid] = em.ns.new(wish)
+    return names
+
+
+def emit_scan(em, nid):
+    """The statements of a ``scan`` node (see the module docstring)."""
+    g = em.g
+    node = g[nid]
+    p = node.params
+    body = node.bodies[0]
+    k, ny = p["n_carry"], p["n_y"]
+    si, sx, so, lpos = arg_slices(node)
+    args = node.args
+    res = results_of(g, nid)
+    names = _name_results(em, nid, res, k + ny)
+    carry = [names.get(i) or em.ns.new(body.display_name(body.inputs[i])) for i in range(k)]
+    used_y = [j for j in range(ny) if k + j in names]
+    sub = _pruned_body(node, used_y)
+    lines = [f"{c} = {em.ref(a)}" for c, a in zip(carry, args[si])]
+    n_text = str(p["length"]) if p["length"] is not None else em.ref(args[lpos], 100) \
+        if lpos is not None else None
+    for j in used_y:
+        a = body.aval(body.outputs[k + j])
+        lines.append(f"{names[k + j]} = np.empty({(p['length'],) + tuple(a.shape)!r}, "
+                     f"dtype={_dtype_text(a.dtype)})")
+    tape_lines = _tape_lines(body, p, k, ny, names, carry, lines)
+    t = em.ns.new("t")
+    bound = dict(zip(sub.inputs[:k], carry))
+    x_inputs = sub.inputs[k:k + p["n_x"]]
+    if p["xs_list"]:
+        targets = [em.ns.new(sub.display_name(i)) for i in x_inputs]
+        bound.update(zip(x_inputs, targets))
+        head = f"for {', '.join(targets)}{',' if len(targets) == 1 else ''} in " \
+               f"reversed({em.ref(args[sx][0], 100)}):"
+    else:
+        bound.update((i, (f"{em.ref(a, 100)}[{t}]", 100)) for i, a in zip(x_inputs, args[sx]))
+        rng = f"range({n_text})"
+        if p["reverse"]:
+            last = str(p["length"] - 1) if p["length"] is not None else f"{n_text} - 1"
+            rng = f"range({last}, -1, -1)"
+        head = f"for {t} in {rng}:"
+    for i, a in zip(sub.inputs[k + p["n_x"]:], args[so]):
+        bound[i] = em.ref(a) if a in em.name else em.expr[a]
+    inner, refs = subgraph_lines(em, sub, bound, "    ")
+    tape_lines = [line.replace("{t}", t) for line in tape_lines]
+    stores = [f"    {names[k + j]}[{t}] = {r}" for j, r in zip(used_y, refs[k:])]
+    label = f"scan x {trip_text(node)}" + (", reversed" if p["reverse"] else "")
+    w = where_short(node.where)
+    lines.append(with_comment(head, f"{label}  {w}" if w else label))
+    body_lines = tape_lines + inner + stores + _carry_update(carry, refs[:k])
+    return lines + (body_lines or ["    pass"])
+
+
+def _tape_lines(body, p, k, ny, names, carry, lines):
+    """Allocate the tape (before the loop, into ``lines``); the in-loop writes."""
+    if p["tape"] == "list":
+        if k + ny not in names:
+            return []
+        lines.append(f"{names[k + ny]} = []")
+        tup = ", ".join(carry) + ("," if len(carry) == 1 else "")
+        return [f"    {names[k + ny]}.append(({tup}))"]
+    out = []
+    for i in range(k):
+        if k + ny + i not in names:
+            continue
+        a = body.aval(body.inputs[i])
+        lines.append(f"{names[k + ny + i]} = np.empty({(p['length'],) + tuple(a.shape)!r}, "
+                     f"dtype={_dtype_text(a.dtype)})")
+        out.append(f"    {names[k + ny + i]}[{{t}}] = {carry[i]}")
+    return out
+
+
+def _carry_update(carry, refs):
+    pairs = [(c, r) for c, r in zip(carry, refs) if c != r]
+    if not pairs:
+        return []
+    if len(pairs) == 1:
+        return [f"    {pairs[0][0]} = {pairs[0][1]}"]
+    return [f"    {', '.join(c for c, _ in pairs)} = {', '.join(r for _, r in pairs)}"]
+
+
+def _emit_proj(em, nid):
+    assert nid in em.name, f"result {nid} of a loop the loop did not name"
+    return []
+
+
+# --- evaluation -----------------------------------------------------------------------
+def _run_body(body, leaves):
+    values = evaluate(body, leaves)
+    return [values[o] for o in body.outputs]
+
+
+def evaluate_scan(graph, nid, args):
+    """The results of a ``scan`` node: the loop run with the interpreter."""
+    node = graph[nid]
+    p = node.params
+    body = node.bodies[0]
+    k, ny = p["n_carry"], p["n_y"]
+    si, sx, so, lpos = arg_slices(node)
+    carry, xs, outer = list(args[si]), list(args[sx]), list(args[so])
+    tape, ys = [], [[] for _ in range(ny)]
+    if p["xs_list"]:
+        steps = [list(e) for e in reversed(xs[0])]
+    else:
+        n = p["length"] if p["length"] is not None else int(args[lpos])
+        order = range(n - 1, -1, -1) if p["reverse"] else range(n)
+        steps = [(t, [x[t] for x in xs]) for t in order]
+    for step in steps:
+        t, x = (None, step) if p["xs_list"] else step
+        tape.append(tuple(carry))
+        out = _run_body(body, carry + x + outer)
+        carry = out[:k]
+        for j in range(ny):
+            ys[j].append((t, out[k + j]))
+    results = list(carry)
+    for j in range(ny):
+        a = body.aval(body.outputs[k + j])
+        stacked = np.empty((p["length"],) + tuple(a.shape), a.dtype)
+        for t, y in ys[j]:
+            stacked[t] = y
+        results.append(stacked)
+    if p["tape"] == "list":
+        results.append(tape)
+    else:
+        results += [_stack_tape(tape, i, body.aval(body.inputs[i]), p) for i in range(k)]
+    return tuple(results)
+
+
+def _stack_tape(tape, i, aval, p):
+    out = np.empty((p["length"],) + tuple(aval.shape), aval.dtype)
+    order = range(p["length"] - 1, -1, -1) if p["reverse"] else range(p["length"])
+    for t, entry in zip(order, tape):
+        out[t] = entry[i]
+    return out
+
+
+def _evaluate_proj(graph, nid, args):
+    return args[0][graph[nid].params["index"]]
+
+
+# --- cost -------------------------------------------------------------------------------
+def scan_cost(graph, nid):
+    """FLOPs of a scan: its body's, times its trip count (once when it is not static)."""
+    node = graph[nid]
+    n = node.params.get("length")
+    return graph_cost(node.bodies[0]).total_flops * (n if n is not None else 1)
+
+
+def _install():
+    scan_h, proj_h = SUBGRAPH_OPS["scan"], SUBGRAPH_OPS["proj"]
+    scan_h.emit, scan_h.evaluate, scan_h.cost = emit_scan, evaluate_scan, scan_cost
+    scan_h.label = lambda node: f"scan × {trip_text(node)}"
+    proj_h.emit, proj_h.evaluate = _emit_proj, _evaluate_proj
+    proj_h.cost = lambda graph, nid: 0
+    proj_h.label = lambda node: f"[{node.params['index']}]"
+    NODE_EVALUATORS["scan"] = evaluate_scan
+    NODE_EVALUATORS["proj"] = _evaluate_proj
+
+
+_install()
