@@ -276,7 +276,7 @@ def _scan_vjp(trace, nid, ct):
     tape_idx = k + ny
     tape = [res[tape_idx]] if p["tape"] == "list" else [res[tape_idx + i] for i in range(k)]
     step = _adjoint_step(body, k, ny, fc, fo, fx, outer, ct_y, ct_tape)
-    names = _backward_names(body, k, fc, fo)
+    names = _backward_names(trace, body, res, outer, k, fc, fo)
     zeros = [trace.lift(np.zeros(outer[j].shape, outer[j].dtype)) for j in fo]
     init_b = (ct_final, zeros)
     if p["tape"] == "list":
@@ -294,11 +294,16 @@ def _scan_vjp(trace, nid, ct):
     return pairs
 
 
-def _backward_names(body, k, fc, fo):
-    """Names of the backward body's inputs: ``d_h`` for the carry's cotangent, ``h``
-    for its saved value (the tape slice)."""
-    carry = [body[body.inputs[i]].name for i in range(k)]
+def _backward_names(trace, body, res, outer, k, fc, fo):
+    """Names of the backward body's inputs: ``d_h`` for the carry's cotangent, ``d_W``
+    for a captured value's sum, ``h`` for the carry's saved value (the tape slice)."""
+    def name(nid):
+        return trace.graph[nid].name or trace.names.get(nid, (0, None))[1]
+    carry = [body[body.inputs[i]].name or (name(res[i].node) if i in res else None)
+             for i in range(k)]
     names = {j: f"d_{carry[i]}" for j, i in enumerate(fc) if carry[i]}
+    names.update({len(fc) + j: f"d_{name(outer[i].node)}" for j, i in enumerate(fo)
+                  if name(outer[i].node)})
     base = len(fc) + len(fo)
     names.update({base + i: c for i, c in enumerate(carry) if c})
     return names
