@@ -239,13 +239,14 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
     return out
 
 
-def subgraph_lines(em: _Emitter, graph, bound: dict, indent: str):
+def subgraph_lines(em: _Emitter, graph, bound: dict, indent: str, last_expr=False):
     """Statements of a body (``graph``) written inline in ``em``'s function.
 
     ``bound`` maps each body input to the text it reads: a name (``h``) or an
     ``(expression, precedence)`` pair (``xs[t]``).  Names come from ``em``'s
     namespace, so body values never shadow the function's.  Returns
-    ``(lines, output texts)``.
+    ``(lines, output texts)``; with ``last_expr``, a single output computed by the
+    last statement comes back as its expression instead (``while err > tol:``).
     """
     sub = _Emitter(graph, inline=em.inline, names=em.ns)
     for nid, text in bound.items():
@@ -254,7 +255,14 @@ def subgraph_lines(em: _Emitter, graph, bound: dict, indent: str):
         else:
             sub.name[nid] = text
     out = []
-    for nid, lines in sub.body():
+    items = list(sub.body())
+    if last_expr and items and items[-1][0] == graph.outputs[-1] and len(graph.outputs) == 1:
+        nid, lines = items[-1]
+        head = f"{sub.name[nid]} = "
+        if len(lines) == 1 and lines[0].startswith(head) and graph[nid].op not in SUBGRAPH_OPS:
+            items.pop()
+            sub.expr[nid] = (lines[0][len(head):], 0)
+    for nid, lines in items:
         node = graph[nid]
         if node.op in SUBGRAPH_OPS:
             out.extend(indent + line for line in lines)

@@ -20,8 +20,9 @@ from ..passes import dce
 from ..source_comments import where_short, with_comment
 from .body import results_of
 from .scan import arg_slices
+from .while_ import while_slices
 
-__all__ = ["emit_scan", "evaluate_scan", "trip_text"]
+__all__ = ["emit_scan", "emit_while", "evaluate_scan", "evaluate_while", "trip_text"]
 
 
 def _dtype_text(dtype) -> str:
@@ -47,20 +48,26 @@ def trip_text(node) -> str:
     return str(n) if n is not None else "n"
 
 
-def _name_results(em, nid, res, tape_from):
+def _name_results(em, nid, res, tape_from, body, list_tape, k):
     """Name every used result after its user's name (the loop assigns them); a
-    tape after its carry (``h_tape``)."""
+    carry the user did not name after the body's parameter, a tape after its
+    carry (``h_tape``)."""
     g = em.g
-    node = g[nid]
-    body = node.bodies[0]
     names = {}
     for i, pid in sorted(res.items()):
+        pnode = g[pid]
         wish = g.display_name(pid, em.name)
-        if i >= tape_from and not g[pid].name:
+        if pnode.name or pnode.hint or pnode.adjoint_of is not None:
+            pass
+        elif i >= tape_from:
             j = i - tape_from
-            carry = names.get(j) or body.display_name(body.inputs[j]) \
-                if node.params["tape"] == "array" else "carries"
+            carry = "carries" if list_tape else \
+                names.get(j) or body.display_name(body.inputs[j])
             wish = f"{carry}_tape"
+        elif i < k:
+            wish = body.display_name(body.inputs[i])
+        else:
+            wish = "ys"
         names[i] = em.name[pid] = em.ns.new(wish)
     return names
 
@@ -75,7 +82,7 @@ def emit_scan(em, nid):
     si, sx, so, lpos = arg_slices(node)
     args = node.args
     res = results_of(g, nid)
-    names = _name_results(em, nid, res, k + ny)
+    names = _name_results(em, nid, res, k + ny, body, p["tape"] == "list", k)
     carry = [names.get(i) or em.ns.new(body.display_name(body.inputs[i])) for i in range(k)]
     used_y = [j for j in range(ny) if k + j in names]
     sub = _pruned_body(node, used_y)
@@ -142,6 +149,38 @@ def _carry_update(carry, refs):
     return [f"    {', '.join(c for c, _ in pairs)} = {', '.join(r for _, r in pairs)}"]
 
 
+def emit_while(em, nid):
+    """A ``while`` node: ``while <cond>:`` (or ``while True:`` with a ``break`` when the
+    condition takes several statements), the tape appended first in the body."""
+    g = em.g
+    node = g[nid]
+    cond, body = node.bodies
+    k = node.params["n_carry"]
+    sc, soc, sob = while_slices(node)
+    names = _name_results(em, nid, results_of(g, nid), k, body, True, k)
+    carry = [names.get(i) or em.ns.new(body.display_name(body.inputs[i])) for i in range(k)]
+    lines = [f"{c} = {em.ref(a)}" for c, a in zip(carry, node.args[sc])]
+    tape = _tape_lines(body, {"tape": "list"}, k, 0, names, carry, lines)
+
+    def bind(graph, outer):
+        bound = dict(zip(graph.inputs[:k], carry))
+        for i, a in zip(graph.inputs[k:], outer):
+            bound[i] = em.ref(a) if a in em.name else em.expr[a]
+        return bound
+    test, refs = subgraph_lines(em, cond, bind(cond, node.args[soc]), "    ", last_expr=True)
+    w = where_short(node.where)
+    label = "while_loop" + (f"  {w}" if w else "")
+    if test:
+        head = "while True:"
+        test += [f"    if not {refs[0]}:", "        break"]
+    else:
+        head = f"while {refs[0]}:"
+    inner, out = subgraph_lines(em, body, bind(body, node.args[sob]), "    ")
+    lines.append(with_comment(head, label))
+    return lines + test + tape + inner + _carry_update(carry, out[:k]) + \
+        (["    pass"] if not (test or tape or inner) and carry == out[:k] else [])
+
+
 def _emit_proj(em, nid):
     assert nid in em.name, f"result {nid} of a loop the loop did not name"
     return []
@@ -189,6 +228,18 @@ def evaluate_scan(graph, nid, args):
     return tuple(results)
 
 
+def evaluate_while(graph, nid, args):
+    """The results of a ``while`` node: the loop run with the interpreter."""
+    node = graph[nid]
+    cond, body = node.bodies
+    sc, soc, sob = while_slices(node)
+    carry, tape = list(args[sc]), []
+    while bool(_run_body(cond, carry + list(args[soc]))[0]):
+        tape.append(tuple(carry))
+        carry = _run_body(body, carry + list(args[sob]))
+    return tuple(carry) + (tape,)
+
+
 def _stack_tape(tape, i, aval, p):
     out = np.empty((p["length"],) + tuple(aval.shape), aval.dtype)
     order = range(p["length"] - 1, -1, -1) if p["reverse"] else range(p["length"])
@@ -209,6 +260,13 @@ def scan_cost(graph, nid):
     return graph_cost(node.bodies[0]).total_flops * (n if n is not None else 1)
 
 
+def while_cost(graph, nid):
+    """FLOPs of a while_loop: one trip of condition and body (the trip count is not
+    known before it runs)."""
+    cond, body = graph[nid].bodies
+    return graph_cost(cond).total_flops + graph_cost(body).total_flops
+
+
 def _install():
     scan_h, proj_h = SUBGRAPH_OPS["scan"], SUBGRAPH_OPS["proj"]
     scan_h.emit, scan_h.evaluate, scan_h.cost = emit_scan, evaluate_scan, scan_cost
@@ -216,6 +274,10 @@ def _install():
     proj_h.emit, proj_h.evaluate = _emit_proj, _evaluate_proj
     proj_h.cost = lambda graph, nid: 0
     proj_h.label = lambda node: f"[{node.params['index']}]"
+    while_h = SUBGRAPH_OPS["while"]
+    while_h.emit, while_h.evaluate, while_h.cost = emit_while, evaluate_while, while_cost
+    while_h.label = lambda node: "while_loop × n"
+    NODE_EVALUATORS["while"] = evaluate_while
     NODE_EVALUATORS["scan"] = evaluate_scan
     NODE_EVALUATORS["proj"] = _evaluate_proj
 

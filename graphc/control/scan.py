@@ -28,7 +28,7 @@ from ..tracing import Tracer, current_trace
 from .body import (LIST_AVAL, Handler, add_structured, check_types, results_of, replay,
                    strong_leaves, trace_body)
 
-__all__ = ["scan", "fori_loop"]
+__all__ = ["scan", "fori_loop", "loop_backward", "carry_fn"]
 
 
 def _has_tracer(leaves) -> bool:
@@ -141,7 +141,7 @@ def _eager_scan(f, init, xs, x_leaves, xtdef, n, reverse):
     return carry, unflatten(ytdef, [np.stack(col) for col in zip(*y_leaves)])
 
 
-def _carry_fn(f, ctdef, carry_avals, where, what="scan"):
+def carry_fn(f, ctdef, carry_avals, where, what="scan"):
     """``f`` with its carry result checked and cast to the carry's dtypes (a Python
     float result takes the carry's float dtype, as a weak type does in JAX)."""
     hint = ("the carry must keep its structure, shapes and dtypes from step to step: "
@@ -182,7 +182,7 @@ def _traced_scan(f, init_leaves, ctdef, x_leaves, xtdef, n, reverse, where):
     carry_avals = [Aval(x.shape if isinstance(x, Tracer) else np.shape(x), x.dtype, False)
                    for x in init_leaves]
     x_avals = [Aval(tuple(x.shape[1:]), x.dtype, False) for x in x_leaves]
-    body = trace_body(_carry_fn(f, ctdef, carry_avals, where), [(ctdef, carry_avals),
+    body = trace_body(carry_fn(f, ctdef, carry_avals, where), [(ctdef, carry_avals),
                                                                (xtdef, x_avals)],
                       "scan body", where)
     ytdef = body.out_tdef.children[1]
@@ -261,10 +261,19 @@ def _scan_vjp(trace, nid, ct):
                         "is not supported", where=node.where,
                         hint="use static bounds (fori_loop with Python ints, scan over xs) "
                              "for higher derivatives")
-    body = node.bodies[0]
-    k, ny = p["n_carry"], p["n_y"]
-    init, xs, outer, length = (list(map(trace.tracer, s)) if isinstance(s, list) else s
-                               for s in parts(g, nid))
+    init, xs, outer, _ = (list(map(trace.tracer, s)) if isinstance(s, list) else s
+                          for s in parts(g, nid))
+    return loop_backward(trace, nid, ct, node.bodies[0], init, xs, outer, p["n_y"],
+                         p["tape"] == "list", p["length"], p["reverse"])
+
+
+def loop_backward(trace, nid, ct, body, init, xs, outer, ny, list_tape, length, reverse):
+    """The cotangents of a loop's arguments (a scan's, a while_loop's) as
+    ``(argument, cotangent)`` pairs: a backward scan over the tape (result ``k + ny``
+    on, ``k`` carries), running the body's adjoint; ``ct`` holds the results' cotangents."""
+    g = trace.graph
+    where = g[nid].where
+    k = len(init)
     res = {i: trace.tracer(u) for i, u in results_of(g, nid).items()}
     fc = [i for i in range(k) if init[i].dtype.kind == "f"]
     fo = [j for j, c in enumerate(outer) if c.dtype.kind == "f"]
@@ -272,22 +281,20 @@ def _scan_vjp(trace, nid, ct):
     ct_final = [ct.get(i) if ct.get(i) is not None else
                 trace.lift(np.zeros(init[i].shape, init[i].dtype)) for i in fc]
     ct_y = [j for j in range(ny) if ct.get(k + j) is not None]
-    ct_tape = [] if p["tape"] == "list" else [i for i in fc if ct.get(k + ny + i) is not None]
-    tape_idx = k + ny
-    tape = [res[tape_idx]] if p["tape"] == "list" else [res[tape_idx + i] for i in range(k)]
+    ct_tape = [] if list_tape else [i for i in fc if ct.get(k + ny + i) is not None]
     step = _adjoint_step(body, k, ny, fc, fo, fx, outer, ct_y, ct_tape)
     names = _backward_names(trace, body, res, outer, k, fc, fo)
     zeros = [trace.lift(np.zeros(outer[j].shape, outer[j].dtype)) for j in fo]
     init_b = (ct_final, zeros)
-    if p["tape"] == "list":
-        (ct_init, ct_outer), ct_xs = _backward_scan(step, init_b, tape, None, True, node.where,
-                                                    xs_list=True, carry_avals=[
-                                                        body.aval(i) for i in body.inputs[:k]],
-                                                    names=names)
+    if list_tape:
+        (ct_init, ct_outer), ct_xs = _backward_scan(
+            step, init_b, [res[k + ny]], None, True, where, xs_list=True,
+            carry_avals=[body.aval(i) for i in body.inputs[:k]], names=names)
     else:
+        tape = [res[k + ny + i] for i in range(k)]
         xs_b = (tape, xs, [ct.get(k + j) for j in ct_y], [ct.get(k + ny + i) for i in ct_tape])
-        (ct_init, ct_outer), ct_xs = _backward_scan(step, init_b, xs_b, p["length"],
-                                                    not p["reverse"], node.where, names=names)
+        (ct_init, ct_outer), ct_xs = _backward_scan(step, init_b, xs_b, length, not reverse,
+                                                    where, names=names)
     pairs = [(init[i].node, c) for i, c in zip(fc, ct_init)]
     pairs += [(outer[j].node, c) for j, c in zip(fo, ct_outer)]
     pairs += [(xs[j].node, c) for j, c in zip(fx, ct_xs or [])]
