@@ -20,7 +20,7 @@ from ..pytree import flatten, unflatten
 from ..tracing import Trace, Tracer, current_trace, foreign_tracer_error
 
 __all__ = ["BodyTrace", "Body", "trace_body", "add_structured", "results_of", "replay",
-           "MultiCt", "Handler", "PLACEHOLDER", "strong_leaves"]
+           "MultiCt", "Handler", "PLACEHOLDER", "strong_leaves", "numbers_to_arrays"]
 
 #: The aval of a multi-result node itself (its results are its ``proj`` users).
 PLACEHOLDER = Aval((), np.dtype(np.float64), False)
@@ -77,6 +77,19 @@ class Body:
     @property
     def out_avals(self):
         return [self.graph.aval(o) for o in self.graph.outputs]
+
+
+def numbers_to_arrays(tree):
+    """Python numbers in a carry become NumPy scalars (a pytree would keep a Python
+    int static; a loop's carry changes from step to step)."""
+    if isinstance(tree, dict):
+        return {k: numbers_to_arrays(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+        out = [numbers_to_arrays(v) for v in tree]
+        return out if isinstance(tree, list) else tuple(out)
+    if isinstance(tree, (bool, int, float)):
+        return np.asarray(tree)
+    return tree
 
 
 def strong_leaves(leaves):

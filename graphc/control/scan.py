@@ -26,7 +26,7 @@ from ..primitive import Aval
 from ..pytree import LEAF, TreeDef, flatten, unflatten
 from ..tracing import Tracer, current_trace
 from .body import (LIST_AVAL, Handler, add_structured, check_types, results_of, replay,
-                   strong_leaves, trace_body)
+                   numbers_to_arrays, strong_leaves, trace_body)
 
 __all__ = ["scan", "fori_loop", "loop_backward", "carry_fn"]
 
@@ -90,7 +90,7 @@ def scan(f, init, xs=None, length=None, reverse=False):
     array([3., 2., 1.])
     """
     where = errors.user_where(1)
-    init_leaves, ctdef, _ = flatten(init)
+    init_leaves, ctdef, _ = flatten(numbers_to_arrays(init))
     x_leaves, xtdef, _ = flatten(xs)
     n = _scan_length(x_leaves, length, where)
     if current_trace() is None and not _has_tracer(init_leaves + x_leaves) \

@@ -16,7 +16,8 @@ from ..errors import ShapeError
 from ..primitive import Aval
 from ..pytree import TreeDef, flatten, unflatten
 from ..tracing import Tracer, current_trace
-from .body import LIST_AVAL, Handler, add_structured, strong_leaves, trace_body
+from .body import (LIST_AVAL, Handler, add_structured, numbers_to_arrays, strong_leaves,
+                   trace_body)
 from .scan import carry_fn, loop_backward
 
 __all__ = ["while_loop", "while_slices"]
@@ -57,7 +58,7 @@ def while_loop(cond_fn, body_fn, init_val):
     0.25
     """
     where = errors.user_where(1)
-    leaves, ctdef, _ = flatten(init_val)
+    leaves, ctdef, _ = flatten(numbers_to_arrays(init_val))
     if current_trace() is None and not any(isinstance(x, Tracer) for x in leaves):
         val = init_val
         while bool(np.asarray(cond_fn(val))):
