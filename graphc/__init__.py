@@ -20,6 +20,7 @@ from . import nn, optim
 from .control import emit as _control_emit  # noqa: F401  (loops' code, evaluation, cost)
 from .control.scan import fori_loop, scan
 from .control.while_ import while_loop
+from .control.branches import cond, switch
 from .api import (Compiled, Spec, compile, example, export, grad, render, scope, trace,
                   value_and_grad)
 from .check import CheckReport, CheckRow, check
@@ -31,7 +32,7 @@ from .ir import Graph
 __version__ = "0.1.0"
 
 __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Graph",
-           "scan", "fori_loop", "while_loop",
+           "scan", "fori_loop", "while_loop", "cond", "switch",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",
            "NonFiniteError", "OptionError", "RenderError", "SignatureError"]

@@ -19,6 +19,7 @@ from ..ir import SUBGRAPH_OPS
 from ..passes import dce
 from ..source_comments import where_short, with_comment
 from .body import results_of
+from .branches import branch_slices
 from .scan import arg_slices
 from .while_ import while_slices
 
@@ -181,6 +182,53 @@ def emit_while(em, nid):
         (["    pass"] if not (test or tape or inner) and carry == out[:k] else [])
 
 
+def emit_cond(em, nid):
+    """A ``cond`` node: ``if pred:`` / ``else:`` (``switch``: an ``if``/``elif`` chain on
+    the clamped index), each branch assigning the results' variables."""
+    g = em.g
+    node = g[nid]
+    res = results_of(g, nid)
+    used = sorted(res)
+    names = {}
+    for i in used:
+        names[i] = em.name[res[i]] = em.ns.new(g.display_name(res[i], em.name)
+                                                if g[res[i]].name or g[res[i]].adjoint_of
+                                                is not None else "branch_result")
+    sops, souts = branch_slices(node)
+    index = em.ref(node.args[0], 0)
+    lines, n = [], len(node.bodies)
+    w = where_short(node.where)
+    label = node.params["kind"] + (f"  {w}" if w else "")
+    if node.params["kind"] == "cond":
+        heads, order = [f"if {index}:", "else:"], [1, 0]
+    else:
+        var = em.ns.new("branch")
+        lines.append(with_comment(f"{var} = min(max(int({index}), 0), {n - 1})", label))
+        heads = [f"if {var} == {b}:" for b in range(n - 1)]
+        heads = heads[:1] + ["el" + h for h in heads[1:]] + ["else:"]
+        order = list(range(n))
+    for k, (head, b) in enumerate(zip(heads, order)):
+        graph = _used_outputs(node.bodies[b], used)
+        bound = {}
+        for i, a in zip(graph.inputs, list(node.args[sops]) + list(node.args[souts[b]])):
+            bound[i] = em.ref(a) if a in em.name else em.expr[a]
+        inner, refs = subgraph_lines(em, graph, bound, "    ")
+        lines.append(with_comment(head, label) if k == 0 and node.params["kind"] == "cond"
+                     else head)
+        lines += inner + _carry_update([names[i] for i in used], refs)
+        if not inner and not used:
+            lines.append("    pass")
+    return lines
+
+
+def _used_outputs(body, used):
+    if len(used) == len(body.outputs):
+        return body
+    body = body.copy()
+    body.outputs = [body.outputs[i] for i in used]
+    return dce(body)
+
+
 def _emit_proj(em, nid):
     assert nid in em.name, f"result {nid} of a loop the loop did not name"
     return []
@@ -240,6 +288,16 @@ def evaluate_while(graph, nid, args):
     return tuple(carry) + (tape,)
 
 
+def evaluate_cond(graph, nid, args):
+    """The results of a ``cond`` node: the branch taken, run with the interpreter."""
+    node = graph[nid]
+    sops, souts = branch_slices(node)
+    n = len(node.bodies)
+    b = int(bool(args[0])) if node.params["kind"] == "cond" else \
+        min(max(int(args[0]), 0), n - 1)
+    return tuple(_run_body(node.bodies[b], list(args[sops]) + list(args[souts[b]])))
+
+
 def _stack_tape(tape, i, aval, p):
     out = np.empty((p["length"],) + tuple(aval.shape), aval.dtype)
     order = range(p["length"] - 1, -1, -1) if p["reverse"] else range(p["length"])
@@ -274,6 +332,11 @@ def _install():
     proj_h.emit, proj_h.evaluate = _emit_proj, _evaluate_proj
     proj_h.cost = lambda graph, nid: 0
     proj_h.label = lambda node: f"[{node.params['index']}]"
+    cond_h = SUBGRAPH_OPS["cond"]
+    cond_h.emit, cond_h.evaluate = emit_cond, evaluate_cond
+    cond_h.cost = lambda graph, nid: max(graph_cost(b).total_flops for b in graph[nid].bodies)
+    cond_h.label = lambda node: f"{node.params['kind']} ({len(node.bodies)} branches)"
+    NODE_EVALUATORS["cond"] = evaluate_cond
     while_h = SUBGRAPH_OPS["while"]
     while_h.emit, while_h.evaluate, while_h.cost = emit_while, evaluate_while, while_cost
     while_h.label = lambda node: "while_loop × n"
