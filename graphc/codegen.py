@@ -117,6 +117,9 @@ class _Emitter:
             yield nid, lines
 
 
+Emitter = _Emitter      # graphc/control/emit.py writes loop bodies with it
+
+
 def _frees(em: _Emitter, items):
     """{statement index: names to ``del`` after it}: large values at their last use.
 
@@ -237,43 +240,6 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
         if i in frees:
             out.append(f"{indent}del {', '.join(frees[i])}")
     return out
-
-
-def subgraph_lines(em: _Emitter, graph, bound: dict, indent: str, last_expr=False):
-    """Statements of a body (``graph``) written inline in ``em``'s function.
-
-    ``bound`` maps each body input to the text it reads: a name (``h``) or an
-    ``(expression, precedence)`` pair (``xs[t]``).  Names come from ``em``'s
-    namespace, so body values never shadow the function's.  Returns
-    ``(lines, output texts)``; with ``last_expr``, a single output computed by the
-    last statement comes back as its expression instead (``while err > tol:``).
-    """
-    sub = _Emitter(graph, inline=em.inline, names=em.ns)
-    for nid, text in bound.items():
-        if isinstance(text, tuple):
-            sub.expr[nid] = text
-        else:
-            sub.name[nid] = text
-    out = []
-    items = list(sub.body())
-    if last_expr and items and items[-1][0] == graph.outputs[-1] and len(graph.outputs) == 1:
-        nid, lines = items[-1]
-        head = f"{sub.name[nid]} = "
-        if len(lines) == 1 and lines[0].startswith(head) and graph[nid].op not in SUBGRAPH_OPS:
-            items.pop()
-            sub.expr[nid] = (lines[0][len(head):], 0)
-    for nid, lines in items:
-        node = graph[nid]
-        if node.op in SUBGRAPH_OPS:
-            out.extend(indent + line for line in lines)
-            continue
-        w = where_short(node.where)
-        shape = type_str(node.shape, node.dtype)
-        comment = f"{shape}  {w}" if w and node.section != "backward" else shape
-        for k, line in enumerate(lines):
-            out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
-    em.module_consts.extend(sub.module_consts)
-    return out, [sub.ref(o) for o in graph.outputs]
 
 
 def _forward_text(main, nid):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen import subgraph_lines
+from ..codegen import Emitter
+from ..primitive import type_str
 from ..cost import graph_cost
 from ..interpret import NODE_EVALUATORS, evaluate
 from ..ir import SUBGRAPH_OPS
@@ -23,7 +24,44 @@ from .branches import branch_slices
 from .scan import arg_slices
 from .while_ import while_slices
 
-__all__ = ["emit_scan", "emit_while", "evaluate_scan", "evaluate_while", "trip_text"]
+__all__ = ["subgraph_lines", "emit_scan", "emit_while", "evaluate_scan", "evaluate_while", "trip_text"]
+
+
+def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False):
+    """Statements of a body (``graph``) written inline in ``em``'s function.
+
+    ``bound`` maps each body input to the text it reads: a name (``h``) or an
+    ``(expression, precedence)`` pair (``xs[t]``).  Names come from ``em``'s
+    namespace, so body values never shadow the function's.  Returns
+    ``(lines, output texts)``; with ``last_expr``, a single output computed by the
+    last statement comes back as its expression instead (``while err > tol:``).
+    """
+    sub = Emitter(graph, inline=em.inline, names=em.ns)
+    for nid, text in bound.items():
+        if isinstance(text, tuple):
+            sub.expr[nid] = text
+        else:
+            sub.name[nid] = text
+    out = []
+    items = list(sub.body())
+    if last_expr and items and items[-1][0] == graph.outputs[-1] and len(graph.outputs) == 1:
+        nid, lines = items[-1]
+        head = f"{sub.name[nid]} = "
+        if len(lines) == 1 and lines[0].startswith(head) and graph[nid].op not in SUBGRAPH_OPS:
+            items.pop()
+            sub.expr[nid] = (lines[0][len(head):], 0)
+    for nid, lines in items:
+        node = graph[nid]
+        if node.op in SUBGRAPH_OPS:
+            out.extend(indent + line for line in lines)
+            continue
+        w = where_short(node.where)
+        shape = type_str(node.shape, node.dtype)
+        comment = f"{shape}  {w}" if w and node.section != "backward" else shape
+        for k, line in enumerate(lines):
+            out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
+    em.module_consts.extend(sub.module_consts)
+    return out, [sub.ref(o) for o in graph.outputs]
 
 
 def _dtype_text(dtype) -> str:
