@@ -52,9 +52,9 @@ def while_loop(cond_fn, body_fn, init_val):
     ...     def step(x):
     ...         return 0.5 * (x + a / x)
     ...     return graphc.while_loop(lambda x: np.abs(x * x - a) > 1e-12, step, a)
-    >>> float(newton_sqrt(2.0))
-    1.4142135623730951
-    >>> float(graphc.grad(newton_sqrt)(4.0))      # 0.5 / sqrt(4)
+    >>> round(float(newton_sqrt(2.0)), 12)
+    1.414213562373
+    >>> round(float(graphc.grad(newton_sqrt)(4.0)), 10)      # 0.5 / sqrt(4)
     0.25
     """
     where = errors.user_where(1)
