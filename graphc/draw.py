@@ -21,6 +21,7 @@ from .draw_options import check_options
 from .errors import OptionError, RenderError
 from .ir import Graph, install_product
 from .naming import Namespace
+from .ir import SUBGRAPH_OPS
 from .primitive import REGISTRY, type_str
 
 __all__ = ["to_dot", "render_graph", "FAMILY_COLORS", "DRAW_OPTIONS"]
@@ -51,6 +52,8 @@ def _esc(text: str) -> str:
 
 def _op_label(node) -> str:
     prim = REGISTRY.get(node.op)
+    if prim is None and node.op in SUBGRAPH_OPS:      # a loop or branch: "scan × 1000"
+        return SUBGRAPH_OPS[node.op].label(node)
     return prim.label_text(node.params) if prim is not None else node.op
 
 
@@ -157,6 +160,9 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     _emit_clusters(dot, d)
     for src, dst, attrs in d.edges:
         dot.edge(src, dst, **attrs)
+    for nid in d.visible:           # a loop's or branch's bodies: one cluster each
+        if graph[nid].bodies:
+            SUBGRAPH_OPS[graph[nid].op].draw(dot, graph, nid, _esc)
     if legend:
         _legend(dot, d.families, d.show_backward)
     return dot
@@ -214,7 +220,9 @@ def _node_item(d, nid):
         label = f"{d.names[nid]} = {_op_text(g, node)}\\n{typ}"
         if d.flops and d.costs.get(nid):
             label += f"\\n{d.costs[nid]:,} FLOPs"
-        attrs["shape"] = "ellipse" if REGISTRY[node.op].elementwise else "box"
+        prim = REGISTRY.get(node.op)
+        attrs["shape"] = "ellipse" if prim is not None and prim.elementwise else \
+            "box3d" if node.bodies else "box"
     if nid in d.outputs:
         attrs.update(peripheries="2", penwidth="1.5")
     if node.section == "backward":

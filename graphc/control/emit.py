@@ -363,6 +363,31 @@ def while_cost(graph, nid):
     return graph_cost(cond).total_flops + graph_cost(body).total_flops
 
 
+def draw_bodies(dot, graph, nid, esc):
+    """Each body of loop/branch ``nid`` as one cluster labelled with the form and trip
+    count ("scan × 1000"), its outputs joined to the loop's node by dotted edges."""
+    node = graph[nid]
+    label = SUBGRAPH_OPS[node.op].label(node)
+    for b, body in enumerate(node.bodies):
+        prefix = f"{nid}_body{b}_"
+        with dot.subgraph(name=f"cluster_{prefix}") as c:
+            part = f" (branch {b})" if node.op == "cond" else \
+                " (condition)" if node.op == "while" and b == 0 else ""
+            c.attr(label=esc(label + part), style="rounded,dashed", color="#7c3aed",
+                   fontsize="11")
+            for bid in body.order():
+                bnode = body[bid]
+                text = body.display_name(bid) if bnode.op in ("input", "const") else \
+                    f"{body.display_name(bid)} = {bnode.op}"
+                c.node(prefix + str(bid), esc(text) + "\\n" + type_str(bnode.shape, bnode.dtype),
+                       shape="box", fontsize="9")
+            for bid in body.order():
+                for a in body[bid].args:
+                    c.edge(prefix + str(a), prefix + str(bid))
+        for o in body.outputs:
+            dot.edge(prefix + str(o), str(nid), style="dotted", color="#7c3aed")
+
+
 def _install():
     scan_h, proj_h = SUBGRAPH_OPS["scan"], SUBGRAPH_OPS["proj"]
     scan_h.emit, scan_h.evaluate, scan_h.cost = emit_scan, evaluate_scan, scan_cost
@@ -380,6 +405,8 @@ def _install():
     while_h.label = lambda node: "while_loop × n"
     NODE_EVALUATORS["while"] = evaluate_while
     NODE_EVALUATORS["scan"] = evaluate_scan
+    for h in (scan_h, while_h, cond_h):
+        h.draw = draw_bodies
     NODE_EVALUATORS["proj"] = _evaluate_proj
 
 
