@@ -16,7 +16,8 @@ from .literals import const_text
 from .precedence import wrap
 from .primitive import REGISTRY, type_str
 
-__all__ = ["evaluate", "evaluate_node", "explain_nonfinite", "all_finite", "NODE_EVALUATORS"]
+__all__ = ["evaluate", "evaluate_node", "explain_nonfinite", "all_finite", "NODE_EVALUATORS",
+           "NODE_EXPLAINERS"]
 
 
 class _Failed:
@@ -80,6 +81,9 @@ def evaluate(graph, leaves) -> dict:
 # their record's eager implementation (nodes holding sub-graphs, guards), installed by
 # the modules that define them.
 NODE_EVALUATORS: dict = {}
+# {op: fn(graph, nid, arg_values, fn_label) -> NonFiniteError or None}: where inside a
+# loop's body a non-finite value first appeared (installed by graphc/control/emit.py).
+NODE_EXPLAINERS: dict = {}
 
 
 def evaluate_node(graph, nid, args):
@@ -100,6 +104,8 @@ def _finite(value) -> bool:
     if isinstance(value, _Failed):
         return False
     if isinstance(value, (bool, int)):
+        return True
+    if isinstance(value, (tuple, list)):    # a loop's results (its proj nodes are checked)
         return True
     arr = np.asarray(value)
     return arr.dtype.kind not in "fc" or bool(np.isfinite(arr).all())
@@ -160,6 +166,8 @@ def _expr(graph, nid, depth=2, top=False) -> str:
 
 
 def _range(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ""
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu" or arr.size == 0:
         return ""
@@ -213,6 +221,12 @@ def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
             sources.append(nid)
     culprit = min(sources)
     node = graph[culprit]
+    inner = NODE_EXPLAINERS.get(graph[node.args[0]].op) if node.op == "proj" else None
+    if inner is not None:       # a loop's result: find the step and the node in its body
+        loop = node.args[0]
+        found = inner(graph, loop, [values[a] for a in graph[loop].args], fn_label)
+        if found is not None:
+            return found
     label = _label(graph, culprit)
     value = values[culprit]
     shape = type_str(node.shape, node.dtype)

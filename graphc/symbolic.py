@@ -105,7 +105,9 @@ def evaluate(graph, env: dict, point: dict | None = None, budget: float | None =
         if op == "const" or op == "input":
             values[nid] = _as_index(graph, nid, to_sympy(node.value))
             continue
-        prim = REGISTRY[op]
+        prim = REGISTRY.get(op)
+        if prim is None:            # a loop or branch (graphc/control): not unrolled for SymPy
+            raise MissingSemantics(f"{op} (a structured loop or branch) has no symbolic form")
         args = [values[a] for a in node.args]
         params = node.params
         if prim.sympy_at_point:

@@ -179,3 +179,37 @@ def test_interpreter_evaluates_scan():
     g = graphc.trace(rnn_loss, *args)
     values = evaluate(g, list(args))
     assert values[g.outputs[0]] == pytest.approx(numpy_rnn_loss(*args), rel=1e-12)
+
+
+def test_check_finite_points_into_the_body():
+    def f(x):
+        c, _ = graphc.scan(lambda c, x: (c + np.log(x), c), 0.0, x)
+        return c
+    cf = graphc.compile(f, check_finite=True)
+    assert cf(np.array([1.0, 2.0])) == pytest.approx(np.log(2.0))
+    with pytest.raises(graphc.NonFiniteError, match=r"step 1 of the scan.*np.log") as e:
+        with np.errstate(invalid="ignore"):
+            cf(np.array([1.0, -2.0]))
+    assert "test_scan.py" in e.value.where
+
+
+def test_check_is_numeric_not_proved_for_loops():
+    def f(x):
+        c, _ = graphc.scan(lambda c, _: (np.sin(c) * x, None), x, None, length=3)
+        return c
+    report = graphc.check(f, 0.7)
+    assert report.ok and all(row.status == "numeric" for row in report.rows)
+
+
+def test_draw_shows_body_cluster_with_trip_count():
+    dot = graphc.trace(rnn_loss, *rnn_args(1000)).to_dot().source
+    assert "scan × 1000" in dot and "cluster_" in dot
+
+
+def test_passes_run_inside_bodies():
+    def f(x, xs):
+        c, ys = graphc.scan(lambda c, x: (c + np.sin(x) * np.sin(x), c * 0.0 + np.sin(x)), x, xs)
+        return c
+    src = graphc.compile(f).source(0.0, np.ones(3))
+    assert src.count("np.sin") == 1            # CSE inside the body; the unused ys dropped
+    assert "np.empty" not in src

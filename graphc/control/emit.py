@@ -15,7 +15,8 @@ import numpy as np
 from ..codegen import Emitter
 from ..primitive import type_str
 from ..cost import graph_cost
-from ..interpret import NODE_EVALUATORS, evaluate
+from ..interpret import (NODE_EVALUATORS, NODE_EXPLAINERS, all_finite, evaluate,
+                         explain_nonfinite)
 from ..ir import SUBGRAPH_OPS
 from ..passes import dce
 from ..source_comments import where_short, with_comment
@@ -336,6 +337,28 @@ def evaluate_cond(graph, nid, args):
     return tuple(_run_body(node.bodies[b], list(args[sops]) + list(args[souts[b]])))
 
 
+def explain_scan(graph, nid, args, fn_label):
+    """The NonFiniteError of the first step of a scan whose body made a NaN or an
+    infinity from finite values, found by running the loop again step by step."""
+    node = graph[nid]
+    p = node.params
+    if p["xs_list"]:
+        return None
+    body = node.bodies[0]
+    k = p["n_carry"]
+    si, sx, so, lpos = arg_slices(node)
+    carry, xs, outer = list(args[si]), list(args[sx]), list(args[so])
+    n = p["length"] if p["length"] is not None else int(args[lpos])
+    for t in (range(n - 1, -1, -1) if p["reverse"] else range(n)):
+        leaves = carry + [x[t] for x in xs] + outer
+        out = _run_body(body, leaves)
+        if not all_finite(out) and all_finite(leaves):
+            err = explain_nonfinite(body, leaves, f"{fn_label} (step {t} of the scan)")
+            return err
+        carry = out[:k]
+    return None
+
+
 def _stack_tape(tape, i, aval, p):
     out = np.empty((p["length"],) + tuple(aval.shape), aval.dtype)
     order = range(p["length"] - 1, -1, -1) if p["reverse"] else range(p["length"])
@@ -405,6 +428,7 @@ def _install():
     while_h.label = lambda node: "while_loop × n"
     NODE_EVALUATORS["while"] = evaluate_while
     NODE_EVALUATORS["scan"] = evaluate_scan
+    NODE_EXPLAINERS["scan"] = explain_scan
     for h in (scan_h, while_h, cond_h):
         h.draw = draw_bodies
     NODE_EVALUATORS["proj"] = _evaluate_proj
