@@ -221,12 +221,8 @@ def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
             sources.append(nid)
     culprit = min(sources)
     node = graph[culprit]
-    inner = NODE_EXPLAINERS.get(graph[node.args[0]].op) if node.op == "proj" else None
-    if inner is not None:       # a loop's result: find the step and the node in its body
-        loop = node.args[0]
-        found = inner(graph, loop, [values[a] for a in graph[loop].args], fn_label)
-        if found is not None:
-            return found
+    if (found := _inside_loop(graph, node, values, fn_label)) is not None:
+        return found
     label = _label(graph, culprit)
     value = values[culprit]
     shape = type_str(node.shape, node.dtype)
@@ -253,6 +249,15 @@ def explain_nonfinite(graph, leaves, fn_label: str) -> NonFiniteError:
         msg += f"; inputs: {ranges}"
     return NonFiniteError(msg, where=node.where or _grad_where(graph, node),
                           node=label, op=node.op, hint=_nonfinite_hint(node.op))
+
+
+def _inside_loop(graph, node, values, fn_label):
+    """For a loop's result: the error naming the step and the node of its body."""
+    inner = NODE_EXPLAINERS.get(graph[node.args[0]].op) if node.op == "proj" else None
+    if inner is None:
+        return None
+    loop = node.args[0]
+    return inner(graph, loop, [values[a] for a in graph[loop].args], fn_label)
 
 
 def _argument_text(graph, nid):

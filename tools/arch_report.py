@@ -37,7 +37,7 @@ LAYERS = {
                  "control control.body control.scan control.while_ control.branches",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
-                  "check_work codegen_writes control.emit",
+                  "check_work codegen_writes control.emit control.prune",
     "5 entry points": "capture transforms compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets",
     "6 package": "",

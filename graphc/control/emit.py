@@ -412,6 +412,9 @@ def draw_bodies(dot, graph, nid, esc):
 
 
 def _install():
+    from ..passes import LOOP_PASSES
+    from .prune import prune_loops
+    LOOP_PASSES.append(prune_loops)
     scan_h, proj_h = SUBGRAPH_OPS["scan"], SUBGRAPH_OPS["proj"]
     scan_h.emit, scan_h.evaluate, scan_h.cost = emit_scan, evaluate_scan, scan_cost
     scan_h.label = lambda node: f"scan × {trip_text(node)}"

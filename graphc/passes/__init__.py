@@ -14,10 +14,14 @@ def optimize(graph):
     are checked after every pass, naming the pass that broke them.
     """
     graph.debug_check("tracing and autodiff")
-    for p in (drop_aliases, cse, simplify, dce):
+    for p in (drop_aliases, cse, simplify, dce, *LOOP_PASSES):
         _inside_bodies(p, graph)
         graph.debug_check(p.__name__)
     return graph
+
+
+# Passes over loop nodes themselves (graphc/control/prune.py installs its pruning here).
+LOOP_PASSES: list = []
 
 
 def _inside_bodies(p, graph):

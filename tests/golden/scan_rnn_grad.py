@@ -31,19 +31,16 @@ def rnn_loss_grad(Wx, Wh, b, h0, xs):
     d_h = mul_1
     d_Wx = np.zeros((3, 5), dtype=np.float64)
     d_Wh = np.zeros((5, 5), dtype=np.float64)
-    d_b = np.zeros((5,), dtype=np.float64)
     for t_1 in range(3, -1, -1):                # scan x 4, reversed  test_scan.py:16
         tanh = np.tanh(xs[t_1] @ Wx + h_tape[t_1] @ Wh + b)  # f64[5]  test_scan.py:14
         d_tanh = d_h + mul[t_1]                     # f64[5]
-        d_add = d_tanh * (1 - tanh * tanh)          # f64[5]
-        reshape = d_add.reshape(1, 5)               # f64[1,5]
+        reshape = (d_tanh * (1 - tanh * tanh)).reshape(1, 5)  # f64[1,5]
         d_Wh_1 = h_tape[t_1].reshape(1, 5).T @ reshape  # f64[5,5]
         d_h_1 = (reshape @ Wh.T).reshape(5)         # f64[5]
         d_Wx_1 = xs[t_1].reshape(1, 3).T @ reshape  # f64[3,5]
         add = d_Wx + d_Wx_1                         # f64[3,5]
         add_1 = d_Wh + d_Wh_1                       # f64[5,5]
-        add_2 = d_b + d_add                         # f64[5]
-        d_h, d_Wx, d_Wh, d_b = d_h_1, add, add_1, add_2
+        d_h, d_Wx, d_Wh = d_h_1, add, add_1
 
     return d_Wx, d_Wh
 
