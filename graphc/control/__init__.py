@@ -1,4 +1,4 @@
-"""Structured control flow: loops and branches kept rolled (API.md section 8).
+"""Structured control flow: loops and branches kept rolled (the API reference, section 8).
 
 Each form is one IR node holding its bodies as sub-graphs (``Node.bodies``), with
 one projection node (``proj``) per result.  :mod:`.body` traces a Python function
