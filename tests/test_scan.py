@@ -213,3 +213,13 @@ def test_passes_run_inside_bodies():
     src = graphc.compile(f).source(0.0, np.ones(3))
     assert src.count("np.sin") == 1            # CSE inside the body; the unused ys dropped
     assert "np.empty" not in src
+
+
+def test_python_number_carry_is_weak_like_jax():
+    def f(xs):
+        c, ys = graphc.scan(lambda c, x: (c + x, c), 0.0, xs)
+        return c, ys
+    c, ys = graphc.compile(f)(np.ones(3, np.float32))
+    assert c.dtype == np.float32 and ys.dtype == np.float32 and c == 3
+    c64, _ = graphc.compile(f)(np.ones(3))
+    assert c64.dtype == np.float64

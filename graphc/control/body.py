@@ -79,16 +79,19 @@ class Body:
         return [self.graph.aval(o) for o in self.graph.outputs]
 
 
-def numbers_to_arrays(tree):
+def numbers_to_arrays(tree, weak: set | None = None):
     """Python numbers in a carry become NumPy scalars (a pytree would keep a Python
-    int static; a loop's carry changes from step to step)."""
+    int static; a loop's carry changes from step to step); ``weak`` collects their ids."""
     if isinstance(tree, dict):
-        return {k: numbers_to_arrays(v) for k, v in tree.items()}
+        return {k: numbers_to_arrays(v, weak) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
-        out = [numbers_to_arrays(v) for v in tree]
+        out = [numbers_to_arrays(v, weak) for v in tree]
         return out if isinstance(tree, list) else tuple(out)
     if isinstance(tree, (bool, int, float)):
-        return np.asarray(tree)
+        arr = np.asarray(tree)
+        if weak is not None:
+            weak.add(id(arr))
+        return arr
     return tree
 
 

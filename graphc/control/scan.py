@@ -28,7 +28,7 @@ from ..tracing import Tracer, current_trace
 from .body import (LIST_AVAL, Handler, add_structured, check_types, results_of, replay,
                    numbers_to_arrays, strong_leaves, trace_body)
 
-__all__ = ["scan", "fori_loop", "loop_backward", "carry_fn"]
+__all__ = ["scan", "fori_loop", "loop_backward", "carry_fn", "settle_weak"]
 
 
 def _has_tracer(leaves) -> bool:
@@ -90,7 +90,8 @@ def scan(f, init, xs=None, length=None, reverse=False):
     array([3., 2., 1.])
     """
     where = errors.user_where(1)
-    init_leaves, ctdef, _ = flatten(numbers_to_arrays(init))
+    weak_ids: set = set()
+    init_leaves, ctdef, _ = flatten(numbers_to_arrays(init, weak_ids))
     x_leaves, xtdef, _ = flatten(xs)
     n = _scan_length(x_leaves, length, where)
     if current_trace() is None and not _has_tracer(init_leaves + x_leaves) \
@@ -98,8 +99,11 @@ def scan(f, init, xs=None, length=None, reverse=False):
         return _eager_scan(f, init, xs, x_leaves, xtdef, n, reverse)
     if isinstance(n, Tracer) and x_leaves:
         raise ShapeError("scan: a traced length cannot be used with xs", where=where)
-    return _traced_scan(f, strong_leaves(init_leaves), ctdef, x_leaves, xtdef, n, reverse,
-                        where)
+    init_leaves = settle_weak(f, ctdef, strong_leaves(init_leaves),
+                              [id(x) in weak_ids for x in init_leaves],
+                              [(xtdef, [Aval(tuple(x.shape[1:]), x.dtype) for x in x_leaves])],
+                              where, "scan")
+    return _traced_scan(f, init_leaves, ctdef, x_leaves, xtdef, n, reverse, where)
 
 
 def _scan_length(x_leaves, length, where):
@@ -141,9 +145,24 @@ def _eager_scan(f, init, xs, x_leaves, xtdef, n, reverse):
     return carry, unflatten(ytdef, [np.stack(col) for col in zip(*y_leaves)])
 
 
-def carry_fn(f, ctdef, carry_avals, where, what="scan"):
+def settle_weak(f, ctdef, leaves, weak, x_spec, where, what):
+    """Carry leaves given as Python numbers take the dtype the body gives them, as
+    JAX's weak types do (``0.0`` next to float32 data is a float32 carry): the body
+    is traced once with them weak to see it, then traced for good with that dtype."""
+    if not any(weak):
+        return leaves
+    avals = [Aval(tuple(x.shape), x.dtype, w) for x, w in zip(leaves, weak)]
+    probe = trace_body(carry_fn(f, ctdef, avals, where, what, loose=True),
+                       [(ctdef, avals)] + x_spec, f"{what} body", where)
+    outs = probe.out_avals[:len(leaves)]
+    return [np.asarray(x, dtype=o.dtype) if w and o.dtype.kind == x.dtype.kind else x
+            for x, w, o in zip(leaves, weak, outs)]
+
+
+def carry_fn(f, ctdef, carry_avals, where, what="scan", loose=False):
     """``f`` with its carry result checked and cast to the carry's dtypes (a Python
-    float result takes the carry's float dtype, as a weak type does in JAX)."""
+    float result takes the carry's float dtype, as a weak type does in JAX);
+    ``loose``: dtypes are not checked (the probe of :func:`settle_weak`)."""
     hint = ("the carry must keep its structure, shapes and dtypes from step to step: "
             "initialize it with the dtype the body produces (e.g. np.zeros(n, np.float32)), "
             "or cast in the body with .astype")
@@ -159,7 +178,9 @@ def carry_fn(f, ctdef, carry_avals, where, what="scan"):
         leaves = [_cast_weak(c, a) for c, a in zip(leaves, carry_avals)]
         got = [c.aval if isinstance(c, Tracer) else Aval(np.shape(c), np.asarray(c).dtype)
                for c in leaves]
-        check_types(got, carry_avals, tdef, ctdef, f"{what}: the carry returned by the body",
+        want = [Aval(a.shape, g.dtype) for a, g in zip(carry_avals, got)] if loose \
+            else carry_avals
+        check_types(got, want, tdef, ctdef, f"{what}: the carry returned by the body",
                     where, hint)
         return unflatten(tdef, leaves), y
     return body

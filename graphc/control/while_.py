@@ -18,7 +18,7 @@ from ..pytree import TreeDef, flatten, unflatten
 from ..tracing import Tracer, current_trace
 from .body import (LIST_AVAL, Handler, add_structured, numbers_to_arrays, strong_leaves,
                    trace_body)
-from .scan import carry_fn, loop_backward
+from .scan import carry_fn, loop_backward, settle_weak
 
 __all__ = ["while_loop", "while_slices"]
 
@@ -58,17 +58,19 @@ def while_loop(cond_fn, body_fn, init_val):
     0.25
     """
     where = errors.user_where(1)
-    leaves, ctdef, _ = flatten(numbers_to_arrays(init_val))
+    weak_ids: set = set()
+    leaves, ctdef, _ = flatten(numbers_to_arrays(init_val, weak_ids))
     if current_trace() is None and not any(isinstance(x, Tracer) for x in leaves):
         val = init_val
         while bool(np.asarray(cond_fn(val))):
             val = body_fn(val)
         out, tdef, _ = flatten(val)
         return unflatten(tdef, [np.asarray(x) for x in out])
-    leaves = strong_leaves(leaves)
+    none = TreeDef("none")
+    leaves = settle_weak(lambda c, _: (body_fn(c), None), ctdef, strong_leaves(leaves),
+                         [id(x) in weak_ids for x in leaves], [(none, [])], where, "while_loop")
     avals = [Aval(tuple(x.shape), x.dtype, False) for x in leaves]
     cond = trace_body(_cond_fn(cond_fn, where), [(ctdef, avals)], "while_loop cond", where)
-    none = TreeDef("none")
     body = trace_body(carry_fn(lambda c, _: (body_fn(c), None), ctdef, avals, where,
                                "while_loop"), [(ctdef, avals), (none, [])],
                       "while_loop body", where)
