@@ -131,3 +131,45 @@ def test_interpreter_and_cost_of_while():
     values = evaluate(g, [2.0])
     assert values[g.outputs[0]] == pytest.approx(np.sqrt(2.0))
     assert g.cost().forward_flops > 0
+
+
+def test_large_loop_values_are_not_freed_too_early():
+    n = 150_000                       # 1.2 MB arrays: generated code deletes large values
+
+    def f(x, xs):
+        big = np.exp(x)               # a large value used in the loop and after it
+        c, ys = graphc.scan(lambda c, s: (c * 0.5 + big * s, None), np.sin(x), xs)
+        return (c * big).sum() + big.sum()
+
+    def terms(x, xs):                 # elementwise: central differences of all at once
+        big, c = np.exp(x), np.sin(x)
+        for s in xs:
+            c = c * 0.5 + big * s
+        return c * big + big
+    x = np.linspace(-1, 1, n)
+    xs = np.array([0.3, -0.2, 0.5])
+    cf = graphc.compile(f)
+    assert cf(x, xs) == pytest.approx(terms(x, xs).sum(), rel=1e-12)
+    g = graphc.grad(f)
+    fd = (terms(x + 1e-6, xs) - terms(x - 1e-6, xs)) / 2e-6
+    np.testing.assert_allclose(g(x, xs), fd, rtol=1e-6)
+    assert "del " in g.source(x, xs)
+
+
+def test_body_value_escaping_its_loop_is_an_error():
+    kept = []
+
+    def f(x):
+        def body(i, c):
+            kept.append(c)
+            return c * 2.0
+        y = graphc.fori_loop(0, 3, body, x)
+        return y + kept[0]
+    with pytest.raises(graphc.EscapedTracerError):
+        graphc.compile(f)(np.ones(2))
+
+
+def test_scan_body_must_return_a_pair():
+    with pytest.raises(graphc.ShapeError, match="pair") as e:
+        graphc.compile(lambda x: graphc.scan(lambda c, x: c + x, 0.0, x))(np.ones(3))
+    assert "test_loops.py" in e.value.where
