@@ -223,3 +223,13 @@ def test_python_number_carry_is_weak_like_jax():
     assert c.dtype == np.float32 and ys.dtype == np.float32 and c == 3
     c64, _ = graphc.compile(f)(np.ones(3))
     assert c64.dtype == np.float64
+
+
+def test_zero_length_scan():
+    c, ys = graphc.scan(lambda c, x: (c + x, x * 2.0), np.ones(2), np.zeros((0, 2)))
+    assert ys.shape == (0, 2) and list(c) == [1.0, 1.0]
+    f = graphc.compile(lambda xs: graphc.scan(lambda c, x: (c + x, x * 2.0), np.ones(2), xs))
+    c, ys = f(np.zeros((0, 2)))
+    assert ys.shape == (0, 2) and list(c) == [1.0, 1.0]
+    g = graphc.grad(lambda w, xs: graphc.scan(lambda c, x: (c * w + x, None), w, xs)[0].sum())
+    assert list(g(np.ones(2), np.zeros((0, 2)))) == [1.0, 1.0]

@@ -138,8 +138,11 @@ def _eager_scan(f, init, xs, x_leaves, xtdef, n, reverse):
         ys.reverse()
     leaves, ctdef, _ = flatten(carry)
     carry = unflatten(ctdef, [np.asarray(c) for c in leaves])
-    if not ys:
-        return carry, None
+    if not ys:          # no step ran: one call on zeros tells the type of y (as tracing would)
+        _, y = f(init, unflatten(xtdef, [np.zeros(x.shape[1:], x.dtype) for x in x_leaves]))
+        y_leaves, ytdef, _ = flatten(y)
+        return carry, unflatten(ytdef, [np.empty((0,) + np.shape(v), np.asarray(v).dtype)
+                                        for v in y_leaves])
     y_leaves = [flatten(y)[0] for y in ys]
     ytdef = flatten(ys[0])[1]
     return carry, unflatten(ytdef, [np.stack(col) for col in zip(*y_leaves)])
