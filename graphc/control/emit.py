@@ -95,6 +95,8 @@ def _name_results(em, nid, res, tape_from, body, list_tape, k):
     g = em.g
     names = {}
     for i, pid in sorted(res.items()):
+        if g.n_uses(pid) == 0 and pid not in em.outputs:
+            continue                # an unused result (the tape before any gradient)
         pnode = g[pid]
         wish = g.display_name(pid, em.name)
         if pnode.name or pnode.hint or pnode.adjoint_of is not None:
@@ -226,7 +228,8 @@ def emit_cond(em, nid):
     the clamped index), each branch assigning the results' variables."""
     g = em.g
     node = g[nid]
-    res = results_of(g, nid)
+    res = {i: p for i, p in results_of(g, nid).items()
+           if g.n_uses(p) or p in em.outputs}
     used = sorted(res)
     names = {}
     for i in used:
@@ -269,7 +272,7 @@ def _used_outputs(body, used):
 
 
 def _emit_proj(em, nid):
-    assert nid in em.name, f"result {nid} of a loop the loop did not name"
+    """Nothing: the loop assigned the result's variable (an unused result has none)."""
     return []
 
 
