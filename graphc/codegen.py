@@ -41,6 +41,7 @@ class _Emitter:
         self.outputs = set(graph.outputs)
         self.edge_count = {n: graph.n_uses(n) for n in graph}
         self.donated: set[int] = set()    # nodes whose variable a later write took over
+        self.fixed: dict[int, str] = {}   # names chosen in advance (a loop's carry variables)
 
     def ref(self, nid, min_prec=0):
         if nid in self.expr:
@@ -108,7 +109,7 @@ class _Emitter:
             if isinstance(emitted, str) and self.can_inline(nid, node) and len(emitted) <= _MAX_INLINE:
                 self.expr[nid] = (emitted, prec)
                 continue
-            name = self.ns.new(self.g.display_name(nid, self.name))
+            name = self.fixed.get(nid) or self.ns.new(self.g.display_name(nid, self.name))
             self.name[nid] = name
             if isinstance(emitted, str):
                 lines = [f"{name} = {emitted}"]

@@ -106,3 +106,12 @@ def test_interpreter_evaluates_cond():
     x, w = np.array([1.0, 2.0]), np.array([0.5, -0.5])
     g = graphc.trace(piecewise, x, w)
     np.testing.assert_allclose(evaluate(g, [x, w])[g.outputs[0]], piecewise_ref(x, w))
+
+
+def test_grad_of_grad_through_cond_and_fori():
+    f = lambda x: graphc.cond(x > 1.0, lambda v: v ** 3, lambda v: np.sin(v), x)  # noqa: E731
+    d2 = graphc.grad(graphc.grad(f))
+    assert d2(2.0) == pytest.approx(12.0)
+    assert d2(0.5) == pytest.approx(-np.sin(0.5))
+    p = graphc.grad(graphc.grad(lambda x: graphc.fori_loop(0, 3, lambda i, y: y * x, x)))
+    assert p(1.5) == pytest.approx(12 * 1.5 ** 2)              # d2/dx2 x**4

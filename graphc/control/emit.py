@@ -28,7 +28,7 @@ from .while_ import while_slices
 __all__ = ["subgraph_lines", "emit_scan", "emit_while", "evaluate_scan", "evaluate_while", "trip_text"]
 
 
-def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False):
+def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=None):
     """Statements of a body (``graph``) written inline in ``em``'s function.
 
     ``bound`` maps each body input to the text it reads: a name (``h``) or an
@@ -38,6 +38,7 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False):
     last statement comes back as its expression instead (``while err > tol:``).
     """
     sub = Emitter(graph, inline=em.inline, names=em.ns)
+    sub.fixed = dict(fixed or {})
     for nid, text in bound.items():
         if isinstance(text, tuple):
             sub.expr[nid] = text
@@ -63,6 +64,23 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False):
             out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
     em.module_consts.extend(sub.module_consts)
     return out, [sub.ref(o) for o in graph.outputs]
+
+
+def carry_in_place(body, k, carry):
+    """``{output node: carry variable}`` for carries whose new value can be assigned
+    to the carry's own variable (``h = np.tanh(...)``, no ``h = h_1``): the old value
+    is read by nothing after the statement that computes the new one."""
+    fixed = {}
+    outs = body.outputs
+    for i in range(k):
+        o, inp = outs[i], body.inputs[i]
+        if body[o].op in ("input", "const", "proj", "setitem") or body[o].op in SUBGRAPH_OPS \
+                or outs[:k].count(o) > 1 or inp in outs:
+            continue
+        before = body.ancestors(o) | {o}
+        if all(u in before for u in body.users(inp)):
+            fixed[o] = carry[i]
+    return fixed
 
 
 def _dtype_text(dtype) -> str:
@@ -153,7 +171,7 @@ def emit_scan(em, nid):
         head = f"for {t} in {rng}:"
     for i, a in zip(sub.inputs[k + p["n_x"]:], args[so]):
         bound[i] = em.ref(a) if a in em.name else em.expr[a]
-    inner, refs = subgraph_lines(em, sub, bound, "    ")
+    inner, refs = subgraph_lines(em, sub, bound, "    ", fixed=carry_in_place(sub, k, carry))
     tape_lines = [line.replace("{t}", t) for line in tape_lines]
     stores = [f"    {names[k + j]}[{t}] = {r}" for j, r in zip(used_y, refs[k:])]
     label = f"scan x {trip_text(node)}" + (", reversed" if p["reverse"] else "")
@@ -217,7 +235,8 @@ def emit_while(em, nid):
         test += [f"    if not {refs[0]}:", "        break"]
     else:
         head = f"while {refs[0]}:"
-    inner, out = subgraph_lines(em, body, bind(body, node.args[sob]), "    ")
+    inner, out = subgraph_lines(em, body, bind(body, node.args[sob]), "    ",
+                                fixed=carry_in_place(body, k, carry))
     lines.append(with_comment(head, label))
     return lines + test + tape + inner + _carry_update(carry, out[:k]) + \
         (["    pass"] if not (test or tape or inner) and carry == out[:k] else [])

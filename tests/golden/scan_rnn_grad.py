@@ -19,9 +19,8 @@ def rnn_loss_grad(Wx, Wh, b, h0, xs):
     h_tape = np.empty((4, 5), dtype=np.float64)
     for t in range(4):                          # scan x 4  test_scan.py:16
         h_tape[t] = h
-        h_1 = np.tanh(xs[t] @ Wx + h @ Wh + b)      # f64[5]  test_scan.py:14
-        ys[t] = h_1
-        h = h_1
+        h = np.tanh(xs[t] @ Wx + h @ Wh + b)        # f64[5]  test_scan.py:14
+        ys[t] = h
 
     # grad of: return (h ** 2).sum() + 0.1 * (ys ** 2).sum()
     mul = 0.1 * (2 * ys)                        # f64[4,5]
@@ -36,11 +35,10 @@ def rnn_loss_grad(Wx, Wh, b, h0, xs):
         d_tanh = d_h + mul[t_1]                     # f64[5]
         reshape = (d_tanh * (1 - tanh * tanh)).reshape(1, 5)  # f64[1,5]
         d_Wh_1 = h_tape[t_1].reshape(1, 5).T @ reshape  # f64[5,5]
-        d_h_1 = (reshape @ Wh.T).reshape(5)         # f64[5]
+        d_h = (reshape @ Wh.T).reshape(5)           # f64[5]
         d_Wx_1 = xs[t_1].reshape(1, 3).T @ reshape  # f64[3,5]
-        add = d_Wx + d_Wx_1                         # f64[3,5]
-        add_1 = d_Wh + d_Wh_1                       # f64[5,5]
-        d_h, d_Wx, d_Wh = d_h_1, add, add_1
+        d_Wx = d_Wx + d_Wx_1                        # f64[3,5]
+        d_Wh = d_Wh + d_Wh_1                        # f64[5,5]
 
     return d_Wx, d_Wh
 

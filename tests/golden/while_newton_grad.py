@@ -11,8 +11,7 @@ def newton_sqrt_grad(a):
     carries_tape = []
     while np.abs(x * x - a) > 1e-10 * a:        # while_loop  test_loops.py:63
         carries_tape.append((x,))
-        mul = 0.5 * (x + a / x)                     # f64[]  test_loops.py:62
-        x = mul
+        x = 0.5 * (x + a / x)                       # f64[]  test_loops.py:62
 
     # grad of: return graphc.while_loop(lambda x: np.abs(x * x - a) > 1e-10 * a, step, a)
     d_x = np.float64(1.0)
@@ -21,9 +20,8 @@ def newton_sqrt_grad(a):
         div = a / x_1                               # f64[]  test_loops.py:62
         d_add = d_x * 0.5                           # f64[]
         d_a_1 = d_add / x_1                         # f64[]
-        d_x_1 = d_add - d_add * div / x_1           # f64[]
-        add = d_a + d_a_1                           # f64[]
-        d_x, d_a = d_x_1, add
+        d_x = d_add - d_add * div / x_1             # f64[]
+        d_a = d_a + d_a_1                           # f64[]
     d_a_2 = d_x + d_a                           # f64[]
 
     return d_a_2
