@@ -10,6 +10,8 @@ all of them).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..passes import dce
 from .body import results_of
 from .scan import arg_slices
@@ -18,13 +20,53 @@ __all__ = ["prune_loops"]
 
 
 def prune_loops(graph):
-    """Drop the unused carries, ys and inputs of every scan in ``graph``; in place."""
+    """Drop the unused carries, ys and inputs of every scan in ``graph``; in place.
+    An ``xs`` that is a uniform constant (the cotangent ``np.ones`` of a sum) becomes
+    a constant of the body instead of an array sliced at each step."""
     changed = False
     for nid in sorted((n for n in graph if graph[n].op == "scan"), reverse=True):
+        _constant_xs(graph, nid)
         changed |= _prune(graph, nid)
     if changed:
         dce(graph)
     return graph
+
+
+def _constant_xs(graph, nid):
+    """Uniform constant xs: their body inputs become constants (the slice's value)."""
+    node = graph[nid]
+    if node.params["xs_list"]:
+        return
+    k = node.params["n_carry"]
+    _, sx, _, _ = arg_slices(node)
+    body = node.bodies[0]
+    drop = []
+    for j, a in enumerate(node.args[sx]):
+        value = graph[a].value
+        if graph[a].op != "const" or graph[a].weak or np.size(value) == 0:
+            continue
+        flat = np.ravel(value)
+        signs = np.signbit(flat) if flat.dtype.kind == "f" else np.zeros(1, bool)
+        if not np.all(flat == flat[0]) or signs.any() != signs.all():
+            continue
+        drop.append(j)
+    if not drop:
+        return
+    body = body.copy()
+    for j in drop:
+        inp = body.inputs[k + j]
+        body[inp].op = "const"
+        first = np.ravel(graph[node.args[sx][j]].value)[0]
+        body[inp].value = np.full(body[inp].shape, first, dtype=body[inp].dtype)
+        body[inp].name = None
+    gone = {body.inputs[k + j] for j in drop}
+    body.inputs = [i for i in body.inputs if i not in gone]
+    xs_args = [a for j, a in enumerate(node.args[sx]) if j not in drop]
+    args = list(node.args)
+    graph.set_args(nid, args[:sx.start] + xs_args + args[sx.stop:])
+    node.bodies = (body,)
+    node.params = {**node.params, "n_x": node.params["n_x"] - len(drop),
+                   "n_args_x": len(xs_args)}
 
 
 def _used(graph, pid) -> bool:
