@@ -62,7 +62,9 @@ class BodyTrace(Trace):
         if nid is None:
             outer = x if t is self.parent else self.parent.adopt(x)
             src = t.graph[x.node]
-            nid = self.graph.add_input(x.aval, name=src.name or "captured", where=src.where)
+            name = src.name or (t.graph[src.args[0]].name if src.op == "identity" else None) \
+                or t.names.get(x.node, (0, "captured"))[1]
+            nid = self.graph.add_input(x.aval, name=name, where=src.where)
             self.captured[key] = nid
             self.outer.append(outer)
         return self.tracer(nid)

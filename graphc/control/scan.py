@@ -17,6 +17,8 @@ scan itself, it is differentiated again the same way (``grad(grad(f))``).
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from .. import errors
@@ -203,8 +205,7 @@ def _cast_weak(c, aval):
 
 
 def _traced_scan(f, init_leaves, ctdef, x_leaves, xtdef, n, reverse, where):
-    carry_avals = [Aval(x.shape if isinstance(x, Tracer) else np.shape(x), x.dtype, False)
-                   for x in init_leaves]
+    carry_avals = [Aval(tuple(x.shape), x.dtype, False) for x in init_leaves]
     x_avals = [Aval(tuple(x.shape[1:]), x.dtype, False) for x in x_leaves]
     body = trace_body(carry_fn(f, ctdef, carry_avals, where), [(ctdef, carry_avals),
                                                                (xtdef, x_avals)],
@@ -232,13 +233,8 @@ def scan_node(body, init_leaves, x_leaves, n, reverse, where, xs_list=False):
     if isinstance(n, Tracer):
         args.append(n)
     params["n_args_x"] = len(x_leaves)
-    node_like = _NodeView(params, (body.graph,))
+    node_like = SimpleNamespace(params=params, bodies=(body.graph,))
     return add_structured("scan", args, [body.graph], params, _result_avals(node_like), where)
-
-
-class _NodeView:
-    def __init__(self, params, bodies):
-        self.params, self.bodies = params, bodies
 
 
 def _result_avals(node):
