@@ -115,3 +115,9 @@ def test_grad_of_grad_through_cond_and_fori():
     assert d2(0.5) == pytest.approx(-np.sin(0.5))
     p = graphc.grad(graphc.grad(lambda x: graphc.fori_loop(0, 3, lambda i, y: y * x, x)))
     assert p(1.5) == pytest.approx(12 * 1.5 ** 2)              # d2/dx2 x**4
+
+
+def test_golden_switch():
+    def f(k, x):
+        return graphc.switch(k, [np.sin, np.cos, lambda v: v ** 3], x)
+    check_golden("switch.py", graphc.compile(f).source(np.array(1), np.array([0.5, 2.0])))

@@ -173,3 +173,8 @@ def test_scan_body_must_return_a_pair():
     with pytest.raises(graphc.ShapeError, match="pair") as e:
         graphc.compile(lambda x: graphc.scan(lambda c, x: c + x, 0.0, x))(np.ones(3))
     assert "test_loops.py" in e.value.where
+
+
+def test_golden_fori_gradient():
+    check_golden("fori_power_grad.py",
+                 graphc.grad(lambda x: power(x, 3).sum()).source(np.array([0.5, 1.5])))

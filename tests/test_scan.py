@@ -233,3 +233,20 @@ def test_zero_length_scan():
     assert ys.shape == (0, 2) and list(c) == [1.0, 1.0]
     g = graphc.grad(lambda w, xs: graphc.scan(lambda c, x: (c * w + x, None), w, xs)[0].sum())
     assert list(g(np.ones(2), np.zeros((0, 2)))) == [1.0, 1.0]
+
+
+def test_second_order_with_captured_weights_and_reverse():
+    def f(w, xs):
+        c, ys = graphc.scan(lambda c, x: (np.tanh(c * w + x), c * x), np.array([0.1, -0.2]), xs,
+                            reverse=True)
+        return (c ** 2).sum() + ys.sum()
+
+    def g(w, xs):            # a scalar of the gradient, differentiated again
+        gw, gx = graphc.grad(f, argnums=(0, 1))(w, xs)
+        return (gw * np.array([1.0, -2.0])).sum() + (gx ** 2).sum()
+    rng = np.random.default_rng(4)
+    w, xs = rng.normal(size=2), rng.normal(size=(4, 2))
+    got = graphc.grad(g, argnums=(0, 1))(w, xs)
+    want = fd_grad_args(lambda w, xs: float(graphc.compile(g)(w, xs)), (w, xs), (0, 1))
+    for a, b in zip(got, want):
+        assert rel_err(a, b) < 1e-6
