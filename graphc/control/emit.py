@@ -273,7 +273,11 @@ def emit_cond(em, nid):
         bound = {}
         for i, a in zip(graph.inputs, list(node.args[sops]) + list(node.args[souts[b]])):
             bound[i] = em.ref(a) if a in em.name else em.expr[a]
-        inner, refs = subgraph_lines(em, graph, bound, "    ")
+        outs = graph.outputs
+        fixed = {o: names[i] for i, o in zip(used, outs) if outs.count(o) == 1
+                 and graph[o].op not in ("input", "const", "proj", "setitem")
+                 and graph[o].op not in SUBGRAPH_OPS}
+        inner, refs = subgraph_lines(em, graph, bound, "    ", fixed=fixed)
         lines.append(with_comment(head, label) if k == 0 and node.params["kind"] == "cond"
                      else head)
         lines += inner + _carry_update([names[i] for i in used], refs)

@@ -14,13 +14,11 @@ def lambda_grad(x, w):
     if gt:                                      # cond  test_cond.py:11
         tanh = np.tanh(x * w)                       # f64[2]  test_cond.py:11
         d_mul = np.ones((2,), dtype=np.float64) * (1 - tanh * tanh)  # f64[2]
-        d_x_1 = d_mul * w                           # f64[2]
-        d_w_1 = d_mul * x                           # f64[2]
-        d_x, d_w = d_x_1, d_w_1
+        d_x = d_mul * w                             # f64[2]
+        d_w = d_mul * x                             # f64[2]
     else:
-        d_w_2 = -np.ones((2,), dtype=np.float64)    # f64[2]
-        d_x_2 = np.ones((2,), dtype=np.float64) * (2 * x)  # f64[2]
-        d_x, d_w = d_x_2, d_w_2
+        d_w = -np.ones((2,), dtype=np.float64)      # f64[2]
+        d_x = np.ones((2,), dtype=np.float64) * (2 * x)  # f64[2]
 
     return d_x, d_w
 

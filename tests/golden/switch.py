@@ -10,14 +10,11 @@ def f(k, x):
         raise _signature_error(k, x)
     branch = min(max(int(k), 0), 2)             # switch  test_cond.py:122
     if branch == 0:
-        sin = np.sin(x)                             # f64[2]  test_cond.py:122
-        branch_result = sin
+        branch_result = np.sin(x)                   # f64[2]  test_cond.py:122
     elif branch == 1:
-        cos = np.cos(x)                             # f64[2]  test_cond.py:122
-        branch_result = cos
+        branch_result = np.cos(x)                   # f64[2]  test_cond.py:122
     else:
-        pow_ = x ** 3                               # f64[2]  test_cond.py:122
-        branch_result = pow_
+        branch_result = x ** 3                      # f64[2]  test_cond.py:122
     return branch_result
 
 
