@@ -38,6 +38,7 @@ def test_forward_matches_python_loop_and_stays_rolled():
     assert rnn_loss(*args) == pytest.approx(numpy_rnn_loss(*args), rel=1e-12)   # eager
     src = f.source(*args)
     assert "for t in range(50):" in src and src.count("np.tanh") == 1
+    assert "tape" not in src                # written only when a backward pass reads it
 
 
 def test_eager_scan_returns_numpy():
