@@ -15,6 +15,7 @@ Examples
 from . import eager as _eager, numpy_api as _numpy_api  # noqa: F401  (install eager evaluation, bind and NumPy on tracers)
 from . import ops as _ops  # noqa: F401  (registers every primitive)
 from . import updates as _updates  # noqa: F401  (writes into traced arrays, view tracking)
+from . import guards as _guards  # noqa: F401  (Python control flow on traced values: guards)
 from . import codegen as _codegen, cost as _cost, draw as _draw  # noqa: F401  (Graph's products)
 from . import nn, optim
 from .api import (Compiled, Spec, compile, example, export, grad, render, scope, trace,

@@ -62,6 +62,18 @@ class Trace:
         self.active = True
         self.top_code = None                  # the traced function's own code object
         self.swallowed = None                 # last graphc error raised where NumPy may swallow it
+        # Guards (graphc/guards.py): the concrete argument leaves {input node: value}
+        # (None: traced with graphc.Spec placeholders), concrete values computed so far,
+        # the differentiated inputs (transforms.grad_body) and what depends on them,
+        # the decisions taken {(node, kind): value}, and nodes per user line (the
+        # unrolled-loop hint).
+        self.leaves = None
+        self.concrete = {}
+        self.wrt = set()
+        self.depends = {}
+        self.guarded = {}
+        self.line_nodes = {}
+        self.unroll_warned = False
 
     # --- values ------------------------------------------------------------
     def tracer(self, nid: int) -> "Tracer":
@@ -263,7 +275,18 @@ def _record(prim, args, params):
         return trace.tracer(tracers[same].node)
     attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
     nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
+    if attrs.get("section") == "forward":
+        n = trace.line_nodes.get(where, 0) + 1
+        trace.line_nodes[where] = n
+        if n == UNROLL_NODES and where is not None and not trace.unroll_warned:
+            trace.unroll_warned = True
+            errors.warn_unrolled(where, n)
     return trace.tracer(nid)
+
+
+# One user line making this many forward nodes in one trace is a Python loop unrolled:
+# warn once (graphc.scan / graphc.fori_loop keep it rolled).
+UNROLL_NODES = 2000
 
 
 _FOLD_LIMIT = 1 << 20
