@@ -21,7 +21,7 @@ from . import codegen, errors, loader, naming
 from .argnums import normalize_argnums
 from .capture import Spec, def_where, function_name, gc_paused, live, trace_into
 from .errors import OptionError, UnsupportedError
-from .guard_paths import Paths, guarded_entry
+from .guard_paths import Paths, forget_source, guarded_entry
 from .ir import Graph
 from .passes import optimize
 from .pytree import flatten, is_static
@@ -136,13 +136,6 @@ def _plain_default(value):
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
         return tuple(_plain_default(v) for v in value)
     return value
-
-
-def forget_source(entry):
-    """Drop the linecache text of an entry's generated module (kept for tracebacks)."""
-    code = getattr(entry.fn, "__code__", None)
-    if code is not None and code.co_filename.startswith("<graphc:"):
-        linecache.cache.pop(code.co_filename, None)
 
 
 class Compiled:

@@ -20,6 +20,7 @@ condition and its file:line) for one they do not hold.
 from __future__ import annotations
 
 import collections
+import linecache
 
 import numpy as np
 
@@ -114,7 +115,7 @@ class Paths:
             if path in self.paths:
                 self.last = path
             else:                    # past MAX_PATHS: traced and run, not cached
-                _forget(path.entry)
+                forget_source(path.entry)
             return out
 
     def _next(self, path, e, fresh, args, kwargs):
@@ -163,9 +164,11 @@ class Paths:
         return self.last
 
 
-def _forget(entry):
-    from .compiled import forget_source
-    forget_source(entry)
+def forget_source(entry):
+    """Drop the linecache text of an entry's generated module (kept for tracebacks)."""
+    code = getattr(entry.fn, "__code__", None)
+    if code is not None and code.co_filename.startswith("<graphc:"):
+        linecache.cache.pop(code.co_filename, None)
 
 
 def _run(entry, args, kwargs):

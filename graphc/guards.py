@@ -160,7 +160,8 @@ def _refuse_differentiated(x, what):
         raise _swallowable(x, ControlFlowError(
             f"{what} of a traced value ({x._desc()}) that depends on a differentiated input: "
             "a Python number would cut the gradient",
-            hint="keep it an array (x / x.max() instead of x / float(x.max())); to branch on "
+            hint="keep it an array: x[i] or x[()] is a traced element, x / x.max() needs no "
+                 "float(x.max()); to branch on "
                  "it write if/while on the value itself (a guard), np.where(cond, a, b) or "
                  "graphc.cond / graphc.while_loop"))
 
