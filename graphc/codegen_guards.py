@@ -20,7 +20,8 @@ import math
 from .ops.guard import read_as
 from .source_comments import where_short
 
-__all__ = ["guard_lines", "guard_trace_line", "GUARD_CLASS", "GUARD_HELPERS", "has_guards"]
+__all__ = ["guard_lines", "guard_trace_line", "guard_text", "guards_of", "GUARD_CLASS",
+           "GUARD_HELPERS", "has_guards"]
 
 GUARD_CLASS = "GuardFailed"
 
@@ -105,3 +106,18 @@ def guard_trace_line(em, nid, node) -> list:
     if em.g.n_uses(nid) or nid in em.outputs:
         em.name[nid] = em.ns.new("guard")
     return lines
+
+
+def guard_text(g, nid) -> str:
+    """``x > 0 is True`` / ``int(mask.sum()) == 2``: a guard as drawings and reports show it."""
+    from .interpret import _expr         # (same layer: the interpreter's readable expressions)
+    node = g[nid]
+    expected = node.params["expected"]
+    kind = read_as(expected)
+    cond = _read_text(kind, _expr(g, node.args[0], top=True))
+    return f"{cond} is {expected!r}" if kind == "bool" else f"{cond} == {_number(expected)}"
+
+
+def guards_of(g) -> list:
+    """``[(text, where), ...]`` of the guards of ``g``, in the order they were taken."""
+    return [(guard_text(g, n), g[n].where) for n in g if g[n].op == "guard"]

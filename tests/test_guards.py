@@ -379,3 +379,25 @@ def test_exported_dispatcher_raises_for_a_path_it_does_not_hold(tmp_path):
         mod.f(20.0)
     assert info.value.where.startswith("test_guards.py:")
     assert c(20.0) == 60.0                   # the compiled function traces it
+
+
+# --- drawing and graphc.check -------------------------------------------------------------
+def test_drawing_shows_a_guard_as_a_diamond_with_its_condition_and_line():
+    dot = graphc.grad(piecewise).graph(2.0).to_dot().source
+    line = next(ln for ln in dot.splitlines() if "shape=diamond" in ln)
+    assert "x › 0 is True" in line and "test_guards.py:15" in line
+
+
+def test_check_states_it_checked_the_path_taken():
+    def f(x):
+        if x > 0:
+            return x ** 2
+        return -np.sin(x)
+    r = graphc.check(f, 2.0)
+    assert r.ok and r.rows[0].status == "proved" and str(r.rows[0].derivative) == "2*x"
+    assert [text for text, _ in r.guards] == ["x > 0 is True"]
+    assert "derivative of the path these arguments take" in str(r)
+    r = graphc.check(f, -1.0)
+    assert r.ok and str(r.rows[0].derivative) == "-cos(x)"
+    assert [text for text, _ in r.guards] == ["x > 0 is False"]
+    assert not graphc.check(lambda x: x ** 2, 2.0).guards
