@@ -22,7 +22,7 @@ from .api import (Compiled, Spec, compile, example, export, grad, render, scope,
                   value_and_grad)
 from .check import CheckReport, CheckRow, check
 from .errors import (ControlFlowError, EscapedTracerError, ExportError, GradError, GraphcError,
-                     InPlaceError, NonFiniteError, OptionError, RenderError, ShapeError,
+                     GraphcWarning, InPlaceError, NonFiniteError, OptionError, RenderError, ShapeError,
                      SignatureError, TracingError, UnsupportedError)
 from .ir import Graph
 
@@ -31,4 +31,4 @@ __version__ = "0.1.0"
 __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "compile", "export", "Spec", "example", "Graph",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",
-           "NonFiniteError", "OptionError", "RenderError", "SignatureError"]
+           "NonFiniteError", "OptionError", "RenderError", "SignatureError", "GraphcWarning"]

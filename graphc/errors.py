@@ -263,7 +263,21 @@ class LinAlgError(ShapeError, _np.linalg.LinAlgError):
 # --- warnings --------------------------------------------------------------------------
 class GraphcWarning(UserWarning):
     """A warning about code that works but could be written better for graphc
-    (a Python loop unrolled into thousands of nodes, a guard that keeps failing)."""
+    (a Python loop unrolled into thousands of nodes, a guard that keeps failing).
+
+    Examples
+    --------
+    >>> import warnings, numpy as np, graphc
+    >>> def f(x):
+    ...     for _ in range(2500):          # a Python loop: unrolled into the graph
+    ...         x = x * 1.0001
+    ...     return x
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = graphc.trace(f, np.ones(2))
+    >>> [w.category.__name__ for w in caught]
+    ['GraphcWarning']
+    """
 
 
 def warn_at(message: str, where: str | None, category=GraphcWarning) -> None:
