@@ -132,8 +132,9 @@ def _decide(x, kind, what):
     value = concrete_value(trace, x.node)
     if value is NO_VALUE:
         raise _swallowable(x, ControlFlowError(
-            f"{what} needs the concrete value of a traced array ({x._desc()}), and a function "
-            "traced with graphc.Spec placeholders has none", hint=_SPEC_HINT))
+            f"{what} needs the concrete value of a traced array ({x._desc()}), and a value "
+            "traced from graphc.Spec placeholders (or in the body of a structured loop or "
+            "branch, traced once for all its iterations) has none", hint=_SPEC_HINT))
     if kind == "bool":
         out = bool(value)
     elif kind == "int":
@@ -145,6 +146,8 @@ def _decide(x, kind, what):
                 f"{what} of a traced value ({x._desc()}) that is NaN here: a NaN cannot be "
                 "checked by equality, so it cannot be baked into the generated code",
                 hint="keep the value an array (np.where, np.isnan) instead of a Python float"))
+    if trace.graph[x.node].op == "const":        # a constant decides nothing: no guard
+        return out
     guard(x, expected=out, index=len(trace.guarded))
     trace.guarded[key] = out
     return out

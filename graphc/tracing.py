@@ -173,6 +173,11 @@ class Trace:
             if nid in self.graph and self.graph[nid].name is None:
                 self.graph[nid].name = name
         self.active = False
+        self.release_values()
+
+    def release_values(self):
+        """Drop the concrete values guards read (a tracer kept by the user keeps its trace)."""
+        self.leaves, self.concrete, self.depends = None, {}, {}
 
 
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:

@@ -401,3 +401,33 @@ def test_check_states_it_checked_the_path_taken():
     assert r.ok and str(r.rows[0].derivative) == "-cos(x)"
     assert [text for text, _ in r.guards] == ["x > 0 is False"]
     assert not graphc.check(lambda x: x ** 2, 2.0).guards
+
+
+def test_graph_of_arguments_is_the_graph_of_their_path():
+    c = graphc.compile(piecewise)
+    assert [c.graph(x)[n].params["expected"] for x in (2.0, -1.0, 3.0)
+            for n in c.graph(x) if c.graph(x)[n].op == "guard"] == [True, False, True]
+
+
+def test_a_decision_on_a_constant_records_no_guard():
+    def f(x):
+        k = np.float64(2.0) * np.ones(())      # no input in it: a constant
+        if (x * 0 + k).shape == () and k > 1:
+            return x * k
+        return x
+    g = graphc.trace(f, 1.0)
+    assert n_guards(g) == 0
+    assert graphc.compile(f)(3.0) == 6.0
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_check_finite_with_guards_names_the_line_of_the_path_taken():
+    def f(x):
+        if x > 0:
+            return np.log(x)
+        return np.log(-x)
+    c = graphc.compile(f, check_finite=True)
+    assert c(np.e) == pytest.approx(1.0)
+    with pytest.raises(graphc.NonFiniteError) as info:
+        c(0.0)                                # the second path: log(-0.0) = -inf
+    assert info.value.where.endswith(f"test_guards.py:{f.__code__.co_firstlineno + 3}")
