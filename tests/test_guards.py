@@ -431,3 +431,39 @@ def test_check_finite_with_guards_names_the_line_of_the_path_taken():
     with pytest.raises(graphc.NonFiniteError) as info:
         c(0.0)                                # the second path: log(-0.0) = -inf
     assert info.value.where.endswith(f"test_guards.py:{f.__code__.co_firstlineno + 3}")
+
+
+def test_threads_share_the_paths_and_each_path_is_traced_once():
+    import threading
+    f = counted(piecewise)
+    df = graphc.grad(f)
+    errors = []
+
+    def work(sign):
+        try:
+            for k in range(50):
+                x = sign * (1.0 + k)
+                assert df(x) == (2 * x if x > 0 else -1.0)
+        except Exception as e:       # pragma: no cover (reported below)
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(s,)) for s in (1, -1, 1, -1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert f.calls == 2 and len(paths_of(df).paths) == 2
+
+
+def test_a_closed_over_array_that_changes_shape_retraces_the_guarded_signature():
+    w = np.ones(2)
+
+    def f(x):
+        if x > 0:
+            return x * w.sum()
+        return x
+    c = graphc.compile(f)
+    assert c(2.0) == 4.0
+    w = np.ones(5)          # rebinds the cell: another shape
+    assert c(2.0) == 10.0
+    assert c(-2.0) == -2.0
