@@ -59,6 +59,9 @@ def guarded_entry(compiled, key, entry):
     return Paths(compiled, key, entry)
 
 
+_NO_LAST = object()
+
+
 class _Stale(Exception):
     """A closed-over array changed shape or dtype since its path was traced."""
 
@@ -155,7 +158,7 @@ class Paths:
         with compiled._lock:
             if compiled._cache.get(self.key) is self:
                 compiled._evict(self.key)
-            compiled._last = None
+            compiled._last = _NO_LAST     # (never an entry, nor a missing one)
         return compiled(*args, **kwargs)
 
     def path_of(self, args, kwargs):
