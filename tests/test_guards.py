@@ -467,3 +467,23 @@ def test_a_closed_over_array_that_changes_shape_retraces_the_guarded_signature()
     w = np.ones(5)          # rebinds the cell: another shape
     assert c(2.0) == 10.0
     assert c(-2.0) == -2.0
+
+
+def test_user_text_in_a_guard_is_never_code():
+    src = ("import numpy as np\n"
+           "def f(x):\n"
+           "    if x > 0:\n"
+           "        return x * 2.0\n"
+           "    return x\n")
+    ns = {}
+    exec(compile(src, "it's \"odd\")\nimport os #.py", "exec"), ns)
+    c = graphc.compile(ns["f"])
+    assert c(1.0) == 2.0 and c(-1.0) == -1.0
+    text = c.source(1.0)
+    compile(text, "check.py", "exec")              # still valid Python
+    assert "\nimport os" not in text
+    mod = {}
+    exec(compile(graphc.compile(ns["f"]).source(1.0), "gen.py", "exec"), mod)
+    with pytest.raises(ValueError) as info:
+        mod["f"](-1.0)
+    assert info.value.where.endswith(":3") and "odd" in info.value.where
