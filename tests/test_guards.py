@@ -487,3 +487,10 @@ def test_user_text_in_a_guard_is_never_code():
     with pytest.raises(ValueError) as info:
         mod["f"](-1.0)
     assert info.value.where.endswith(":3") and "odd" in info.value.where
+
+
+def test_a_compiled_function_with_an_if_inside_a_grad():
+    inner = graphc.compile(piecewise)
+    outer = graphc.grad(lambda x: inner(x) * 2.0)
+    assert outer(2.0) == 8.0 and outer(-3.0) == -2.0
+    assert inner(2.0) == 4.0 and inner(-3.0) == 3.0
