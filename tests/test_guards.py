@@ -494,3 +494,15 @@ def test_a_compiled_function_with_an_if_inside_a_grad():
     outer = graphc.grad(lambda x: inner(x) * 2.0)
     assert outer(2.0) == 8.0 and outer(-3.0) == -2.0
     assert inner(2.0) == 4.0 and inner(-3.0) == 3.0
+
+
+def test_an_infinite_value_baked_in():
+    def f(x, s):
+        return x * 2.0 if float(s) == np.inf else x
+    c = graphc.compile(f)
+    assert c(1.5, np.float64(np.inf)) == 3.0
+    assert c(1.5, np.float64(2.0)) == 1.5
+    assert "float(s) != np.inf" in c.source(1.5, np.float64(np.inf))
+    from graphc.interpret import evaluate
+    g = c.graph(1.5, np.float64(np.inf))
+    assert evaluate(g, [1.5, np.float64(np.inf)])[g.outputs[0]] == 3.0

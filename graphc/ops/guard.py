@@ -54,7 +54,7 @@ def _emit(e, *, expected, index):
     x = e.args[0]
     kind = read_as(expected)
     check = {"bool": f"bool({x}) is not {expected!r}", "int": f"int({x}) != {expected!r}",
-             "float": f"float({x}) != {float(expected)!r}"}[kind]
+             "float": f"float({x}) != float({str(float(expected))!r})"}[kind]   # inf too
     return [f"if {check}:",
             f"    raise ValueError('guard {int(index)} does not hold')",
             f"{e.out} = np.True_"]
