@@ -138,7 +138,7 @@ def trace_into(fn, args, kwargs, body):
         # Tracers kept by the user (a global, a list) must now report that
         # they escaped, not pretend to belong to a live trace.
         t.active = False
-        t.release_values()
+        t.leaves, t.concrete, t.depends = None, {}, {}     # the values guards read
         swallowed = _swallowed_error(t, e)
         if swallowed is not None:
             raise swallowed from None

@@ -62,11 +62,9 @@ class Trace:
         self.active = True
         self.top_code = None                  # the traced function's own code object
         self.swallowed = None                 # last graphc error raised where NumPy may swallow it
-        # Guards (graphc/guards.py): the concrete argument leaves {input node: value}
-        # (None: traced with graphc.Spec placeholders), concrete values computed so far,
-        # the differentiated inputs (transforms.grad_body) and what depends on them,
-        # the decisions taken {(node, kind): value}, and nodes per user line (the
-        # unrolled-loop hint).
+        # Guards (graphc/guards.py): argument leaves {input: value}, values computed so far,
+        # differentiated inputs and what depends on them, decisions {(node, kind): value};
+        # nodes per user line and whether the unrolled-loop hint was given.
         self.leaves = None
         self.concrete = {}
         self.wrt = set()
@@ -173,11 +171,7 @@ class Trace:
             if nid in self.graph and self.graph[nid].name is None:
                 self.graph[nid].name = name
         self.active = False
-        self.release_values()
-
-    def release_values(self):
-        """Drop the concrete values guards read (a tracer kept by the user keeps its trace)."""
-        self.leaves, self.concrete, self.depends = None, {}, {}
+        self.leaves, self.concrete, self.depends = None, {}, {}   # (a kept tracer keeps us)
 
 
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
