@@ -15,6 +15,7 @@ Examples
 from . import eager as _eager, numpy_api as _numpy_api  # noqa: F401  (install eager evaluation, bind and NumPy on tracers)
 from . import ops as _ops  # noqa: F401  (registers every primitive)
 from . import updates as _updates  # noqa: F401  (writes into traced arrays, view tracking)
+from . import guards as _guards  # noqa: F401  (Python control flow on traced values: guards)
 from . import codegen as _codegen, cost as _cost, draw as _draw  # noqa: F401  (Graph's products)
 from . import nn, optim
 from .control import emit as _control_emit  # noqa: F401  (loops' code, evaluation, cost)
@@ -25,7 +26,7 @@ from .api import (Compiled, Spec, compile, example, export, grad, render, scope,
                   value_and_grad)
 from .check import CheckReport, CheckRow, check
 from .errors import (ControlFlowError, EscapedTracerError, ExportError, GradError, GraphcError,
-                     InPlaceError, NonFiniteError, OptionError, RenderError, ShapeError,
+                     GraphcWarning, InPlaceError, NonFiniteError, OptionError, RenderError, ShapeError,
                      SignatureError, TracingError, UnsupportedError)
 from .ir import Graph
 
@@ -35,4 +36,4 @@ __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope",
            "scan", "fori_loop", "while_loop", "cond", "switch",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",
-           "NonFiniteError", "OptionError", "RenderError", "SignatureError"]
+           "NonFiniteError", "OptionError", "RenderError", "SignatureError", "GraphcWarning"]

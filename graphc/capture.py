@@ -128,6 +128,8 @@ def trace_into(fn, args, kwargs, body):
         with t.activate():
             tracers = [t.tracer(g.add_input(a, name=leaf_name(sig, p), where=where))
                        for a, p in zip(avals, paths)]
+            # the concrete argument leaves, read by guards (graphc/guards.py); none for Specs
+            t.leaves = {x.node: v for x, v in zip(tracers, leaves) if not isinstance(v, Spec)}
             call_args, call_kwargs = call_parts(params, unflatten(tdef, tracers))
             result = body(call_args, call_kwargs)
             out_leaves, out_tdef, _ = flatten(result)
@@ -136,6 +138,7 @@ def trace_into(fn, args, kwargs, body):
         # Tracers kept by the user (a global, a list) must now report that
         # they escaped, not pretend to belong to a live trace.
         t.active = False
+        t.leaves, t.concrete, t.depends = None, {}, {}     # the values guards read
         swallowed = _swallowed_error(t, e)
         if swallowed is not None:
             raise swallowed from None

@@ -21,6 +21,7 @@ import sympy as sp
 from . import symbolic
 from .check_work import nonlinear_layers, symbolic_work
 from .pytree import flatten
+from .source_comments import where_short
 
 __all__ = ["check", "CheckReport", "CheckRow"]
 
@@ -53,6 +54,8 @@ class CheckReport:
     rows: list = field(default_factory=list)
     value: object = None             # SymPy expression of the output (small graphs)
     notes: list = field(default_factory=list)
+    # [(condition, "file.py:LINE"), ...]: the decisions of the path checked (graphc/guards.py)
+    guards: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +134,7 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
             low_grads = None
         else:
             args, kwargs, graph, grads = run64
+    _note_guards(report, graph)
     subject = _subject(base, args, kwargs, graph, grads, argnums)
     _check_gradients(report, subject, budget)
     if low_grads is not None and low != np.float64:
@@ -140,6 +144,18 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
         report.notes.append("nothing was checked: the differentiated arguments "
                             f"(argnums={argnums!r}) hold no floating values")
     return report
+
+
+def _note_guards(report, graph):
+    """With guards, what is checked is the derivative of the path these arguments take."""
+    from .codegen_guards import guards_of
+    report.guards = guards_of(graph)
+    if report.guards:
+        taken = "; ".join(f"{text} ({where_short(where)})" for text, where in report.guards[:6])
+        more = f"; and {len(report.guards) - 6} more" if len(report.guards) > 6 else ""
+        report.notes.append(f"checked the derivative of the path these arguments take, "
+                            f"decided by {len(report.guards)} guard(s): {taken}{more}; other "
+                            "paths were not checked")
 
 
 def _run_in_float64(report, vg, low, args, kwargs):

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
+from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, guard_lines, guard_trace_line, has_guards
 from .codegen_writes import inplace_write
 from .ir import SUBGRAPH_OPS, install_product
 from .literals import const_text, default_text, holds_array
@@ -101,6 +102,9 @@ class _Emitter:
                 continue
             if op in SUBGRAPH_OPS:        # a loop or branch (graphc/control/emit.py)
                 yield nid, SUBGRAPH_OPS[op].emit(self, nid)
+                continue
+            if op == "guard":             # a decision the trace took (graphc/codegen_guards.py)
+                yield nid, (guard_lines if self.inline else guard_trace_line)(self, nid, node)
                 continue
             if op == "setitem" and (lines := inplace_write(self, nid, node)) is not None:
                 yield nid, lines          # y[i] = v in place (graphc/codegen_writes.py)
@@ -236,8 +240,12 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
             comment = f"{shape}  {w}" if w else shape
         if node.op in SUBGRAPH_OPS:       # a loop or branch comments its own lines
             out.extend(indent + line for line in lines)
-        for k, line in enumerate(lines if node.op not in SUBGRAPH_OPS else ()):
-            out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
+            lines = ()
+        at = len(lines) - 1
+        if node.op == "guard":            # the user's line, on the `if` line of the check
+            at, comment = 0, where_short(node.where) or "guard"
+        for k, line in enumerate(lines):
+            out.append(indent + (with_comment(line, comment) if k == at else line))
         if i in frees:
             out.append(f"{indent}del {', '.join(frees[i])}")
     return out
@@ -396,9 +404,12 @@ class Module:
     parameter and node of each closed-over array, which the caller passes.
     """
 
-    def __init__(self, source, fast, bindings, closure_params=()):
+    def __init__(self, source, fast, bindings, closure_params=(), body_end=None):
         self.source, self.fast, self.bindings = source, fast, bindings
         self.closure_params = list(closure_params)
+        # index of the first line after the function (the helpers: graphc/guard_paths.py
+        # puts several paths' functions in one module around one copy of them)
+        self.body_end = body_end
 
 
 def generate(g, func_name: str, doc: str = "", source_file: str | None = None) -> str:
@@ -416,6 +427,9 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     sig = g.signature if signature is None else signature
     em = _Emitter(g)
     em.ns.reserve(func_name)
+    guarded = has_guards(g)
+    if guarded:
+        em.ns.reserve(GUARD_CLASS)
     unpack = _reserve_inputs(g, em, sig)
     body = _body_lines(em, free=True)
     ret = _return_expr(g, em)
@@ -449,12 +463,15 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     if body and body[-1].strip() and any(line.strip().startswith("# grad of") for line in body):
         lines.append("")
     lines.append(f"    return {ret}")
+    body_end = len(lines)
     if checks:
         # After the function, so that a reader meets the computation first.
         lines += ["", "", signature_text(checks[0]), "", "", ENTRY_HELPERS.strip()]
+    if guarded:
+        lines += ["", "", GUARD_HELPERS.strip()]
     fast = ["" if i in blank else line for i, line in enumerate(lines)]
     return Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
-                  [(name, nid) for nid, name in closure])
+                  [(name, nid) for nid, name in closure], body_end)
 
 
 def graph_text(g) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import linecache
 import sys
 import threading
 
@@ -21,6 +20,7 @@ from . import codegen, errors, loader, naming
 from .argnums import normalize_argnums
 from .capture import Spec, def_where, function_name, gc_paused, live, trace_into
 from .errors import OptionError, UnsupportedError
+from .guard_paths import Paths, forget_source, guarded_entry
 from .ir import Graph
 from .passes import optimize
 from .pytree import flatten, is_static
@@ -36,10 +36,11 @@ DEFAULT_CACHE_SIZE = 64
 class _Entry:
     """One compiled signature: its optimized graph, generated source and callable."""
 
-    __slots__ = ("graph", "source", "fn", "func_name", "has_spec", "closure")
+    __slots__ = ("graph", "source", "fn", "func_name", "has_spec", "closure", "body_end")
 
-    def __init__(self, graph, source, fn, func_name, has_spec=False, closure=()):
+    def __init__(self, graph, source, fn, func_name, has_spec=False, closure=(), body_end=None):
         self.graph, self.source, self.fn, self.func_name = graph, source, fn, func_name
+        self.body_end = body_end        # first line after the function (graphc/guard_paths.py)
         self.has_spec = has_spec
         # ((keyword, cell, (shape, dtype)), ...): closed-over arrays passed at each call
         self.closure = closure
@@ -250,7 +251,8 @@ class Compiled:
             # waits here and finds it, so each signature is built once.
             entry = self._cache.pop(key, None)
             if entry is None:
-                entry = self._build(args, kwargs)
+                # code with guards: the paths traced so far (graphc/guard_paths.py)
+                entry = guarded_entry(self, key, self._build(args, kwargs))
                 while len(self._cache) >= self._cache_size:
                     self._evict(next(iter(self._cache)))
             self._cache[key] = entry
@@ -259,9 +261,8 @@ class Compiled:
 
     def _evict(self, key):
         old = self._cache.pop(key)
-        code = getattr(old.fn, "__code__", None)
-        if code is not None and code.co_filename.startswith("<graphc:"):
-            linecache.cache.pop(code.co_filename, None)   # its source text, kept for tracebacks
+        for entry in ([p.entry for p in old.paths] if isinstance(old, Paths) else [old]):
+            forget_source(entry)
 
     def cache_clear(self) -> None:
         """Forget every compiled signature."""
@@ -302,7 +303,7 @@ class Compiled:
         cells = {nid: cell for nid, _, cell in sig.closures}
         closure = tuple((kw, cells[nid], (g[nid].shape, g[nid].dtype))
                         for kw, nid in module.closure_params)
-        return _Entry(g, source, fn, func_name, has_spec, closure)
+        return _Entry(g, source, fn, func_name, has_spec, closure, module.body_end)
 
     def _doc(self, params):
         """The generated function's docstring; ``params`` are its parameter names."""
@@ -377,8 +378,12 @@ class Compiled:
         return self._entry(args, kwargs).source
 
     def graph(self, *args, **kwargs) -> Graph:
-        """The optimized graph the generated code was made from."""
-        return self._entry(args, kwargs).graph
+        """The optimized graph the generated code was made from (with guards: of the
+        path these arguments take)."""
+        entry = self._entry(args, kwargs)
+        if isinstance(entry, Paths):
+            return entry.path_of(args, kwargs).entry.graph
+        return entry.graph
 
     def export_name(self):
         return naming.sanitize(self.__name__)

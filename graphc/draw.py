@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 
 from ._files import check_path, check_target, write_atomic
+from .codegen_guards import guard_text
 from .draw_options import DRAW_OPTIONS
 from .draw_options import check_options
 from .errors import OptionError, RenderError
@@ -23,6 +24,7 @@ from .ir import Graph, install_product
 from .naming import Namespace
 from .ir import SUBGRAPH_OPS
 from .primitive import REGISTRY, type_str
+from .source_comments import where_short
 
 __all__ = ["to_dot", "render_graph", "FAMILY_COLORS", "DRAW_OPTIONS"]
 
@@ -30,6 +32,7 @@ FAMILY_COLORS = {
     "input": "#fde68a", "parameter": "#fbbf24", "const": "#f3f4f6", "output": "#86efac",
     "elementwise": "#bfdbfe", "reduce": "#c7d2fe", "shape": "#e5e7eb", "linalg": "#fca5a5",
     "index": "#ddd6fe", "nn": "#a7f3d0", "conv": "#f9a8d4", "random": "#fed7aa",
+    "guard": "#fecaca",
 }
 _BACKWARD_EDGE = "#dc2626"
 _LARGE = 300
@@ -216,6 +219,9 @@ def _node_item(d, nid):
     elif node.op == "const":
         label = _const_text(node) + (f"\\n{typ}" if node.shape != () else "")
         attrs.update(shape="plaintext", style="filled", fontsize="9")
+    elif node.op == "guard":              # a decision the trace took: a diamond
+        label = f"{guard_text(g, nid)}\\n{where_short(node.where) or 'guard'}"
+        attrs.update(shape="diamond", fontsize="9")
     else:
         label = f"{d.names[nid]} = {_op_text(g, node)}\\n{typ}"
         if d.flops and d.costs.get(nid):

@@ -258,3 +258,41 @@ class LinAlgError(ShapeError, _np.linalg.LinAlgError):
     """
 
     default_hint = "np.linalg takes (..., M, M) stacks of square matrices"
+
+
+# --- warnings --------------------------------------------------------------------------
+class GraphcWarning(UserWarning):
+    """A warning about code that works but could be written better for graphc
+    (a Python loop unrolled into thousands of nodes, a guard that keeps failing).
+
+    Examples
+    --------
+    >>> import warnings, numpy as np, graphc
+    >>> def f(x):
+    ...     for _ in range(2500):          # a Python loop: unrolled into the graph
+    ...         x = x * 1.0001
+    ...     return x
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = graphc.trace(f, np.ones(2))
+    >>> [w.category.__name__ for w in caught]
+    ['GraphcWarning']
+    """
+
+
+def warn_at(message: str, where: str | None, category=GraphcWarning) -> None:
+    """Warn with ``message``, attributed to the user's ``where`` (``"file.py:LINE"``)."""
+    import warnings
+    filename, _, line = (where or "").rpartition(":")
+    if filename and line.isdigit():
+        warnings.warn_explicit(f"{where}: {message}", category, filename, int(line))
+    else:
+        warnings.warn(message, category, stacklevel=3)
+
+
+def warn_unrolled(where: str | None, n: int) -> None:
+    """The hint for a Python loop unrolled while tracing (``n`` nodes from one line)."""
+    warn_at(f"this line made {n} nodes in one trace: a Python loop over it is unrolled into "
+            "the graph, and the generated code grows with the trip count. Hint: write the loop "
+            "with graphc.scan(f, init, xs) or graphc.fori_loop(lower, upper, body_fn, init_val) "
+            "to keep it rolled (a Python for/while in the generated code)", where)

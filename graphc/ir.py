@@ -271,12 +271,19 @@ class Graph:
         when given, holds the final names already chosen for earlier nodes, so
         ``d_x_1`` follows ``x_1``); else a composite's hint; else the op.
         """
+        return self._display_name(nid, names, set())
+
+    def _display_name(self, nid, names, seen):
         node = self[nid]
         if node.name:
             return node.name
         primal = node.adjoint_of
-        if primal is not None and primal in self.nx and node.op != "input":
-            base = (names or {}).get(primal) or self.display_name(primal, names)
+        # (CSE can merge an adjoint into a forward value whose own adjoint is the first:
+        # x*x is d(x*x*x)'s adjoint and vice versa; such a cycle names by op)
+        if primal is not None and primal in self.nx and node.op != "input" \
+                and primal not in seen:
+            seen.add(nid)
+            base = (names or {}).get(primal) or self._display_name(primal, names, seen)
             return "d_" + sanitize(base)
         return node.hint or node.op
 

@@ -62,6 +62,16 @@ class Trace:
         self.active = True
         self.top_code = None                  # the traced function's own code object
         self.swallowed = None                 # last graphc error raised where NumPy may swallow it
+        # Guards (graphc/guards.py): argument leaves {input: value}, values computed so far,
+        # differentiated inputs and what depends on them, decisions {(node, kind): value};
+        # nodes per user line and whether the unrolled-loop hint was given.
+        self.leaves = None
+        self.concrete = {}
+        self.wrt = set()
+        self.depends = {}
+        self.guarded = {}
+        self.line_nodes = {}
+        self.unroll_warned = False
         self.parent = None                    # the enclosing trace of a loop/branch body
 
     def adopt(self, x) -> "Tracer":
@@ -176,6 +186,7 @@ class Trace:
             if nid in self.graph and self.graph[nid].name is None:
                 self.graph[nid].name = name
         self.active = False
+        self.leaves, self.concrete, self.depends = None, {}, {}   # (a kept tracer keeps us)
 
 
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
@@ -281,7 +292,18 @@ def _record(prim, args, params):
         return trace.tracer(tracers[same].node)
     attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
     nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
+    if attrs.get("section") == "forward":
+        n = trace.line_nodes.get(where, 0) + 1
+        trace.line_nodes[where] = n
+        if n == UNROLL_NODES and where is not None and not trace.unroll_warned:
+            trace.unroll_warned = True
+            errors.warn_unrolled(where, n)
     return trace.tracer(nid)
+
+
+# One user line making this many forward nodes in one trace is a Python loop unrolled:
+# warn once (graphc.scan / graphc.fori_loop keep it rolled).
+UNROLL_NODES = 2000
 
 
 _FOLD_LIMIT = 1 << 20

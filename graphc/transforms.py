@@ -75,6 +75,7 @@ def grad_body(fn, argnums, has_aux, with_value, name):
         # the inputs' nodes, taken before the call: a write into an argument
         # (x[0] = 0, graphc.updates) points the user's object at a new node
         wrt = [trace.tracer(x.node) for _, ls in wrt_trees for x in ls]
+        trace.wrt.update(x.node for x in wrt)   # float() of what depends on them: refused
         out, aux = _loss(trace, fn, name, live(fn)(*call_args, **call_kwargs), has_aux)
         cts = backward(out, wrt, start=start)
         grads, k = [], 0

@@ -62,6 +62,9 @@ def user_file(tmp_path):
             if x > 0:
                 return x
             return -x
+
+        def rescaled(x):
+            return (x / float(x.max())).sum()
         """))
     return path
 
@@ -520,7 +523,11 @@ def test_help_lists_every_command(capsys):
 
 
 def test_graphc_error_exit_1_without_traceback(user_file, capsys):
-    assert main(["trace", f"{user_file}:branchy", "--arg", "x=1.0"]) == 1
+    # (an `if` on a value is a guard since issue 15: float() of a differentiated one cuts
+    # the gradient)
+    assert main(["trace", f"{user_file}:branchy", "--arg", "x=1.0"]) == 0
+    capsys.readouterr()
+    assert main(["source", f"{user_file}:rescaled", "--grad", "--arg", "x=f64[3]"]) == 1
     err = capsys.readouterr().err
     assert "model.py:" in err and "np.where" in err
     assert "Traceback" not in err

@@ -182,16 +182,19 @@ def run_error(fn, *args, kind=graphc.GraphcError, match=None, builtin=None):
 
 
 def test_error_control_flow():
+    # (issue 15: with example arrays an `if` is a guard, tests/test_guards.py; with
+    # graphc.Spec placeholders there is no value to decide on)
     def f(x):
         if x.sum() > 0:
             return x
         return -x
-    msg = run_error(graphc.trace, f, np.ones(3), kind=graphc.ControlFlowError, builtin=TypeError)
+    msg = run_error(graphc.trace, f, graphc.Spec((3,)), kind=graphc.ControlFlowError,
+                    builtin=TypeError)
     assert f"{HERE}:{line_of(f, 'if x.sum()')}" in msg
-    assert "np.where" in msg
+    assert "np.where" in msg and "graphc.cond" in msg and "graphc.while_loop" in msg
 
 
-@pytest.mark.parametrize("conv", [bool, float, int])
+@pytest.mark.parametrize("conv", [float, int])      # bool(): a guard (tests/test_guards.py)
 def test_error_concrete_conversions(conv):
     def f(x):
         return conv(x.sum()) * 2.0
@@ -320,7 +323,7 @@ def test_error_escaped_tracer():
 
 def test_error_leaves_no_state_and_next_trace_works():
     def bad(x):
-        return x[0] if x.sum() > 0 else x[1]
+        return x[0] * float(x.sum())    # float() of a differentiated value
     for _ in range(3):
         with pytest.raises(graphc.ControlFlowError):
             graphc.grad(bad)(np.ones(3))

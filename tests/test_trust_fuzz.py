@@ -724,6 +724,9 @@ TOPS = _ops()
 # coverage test checks the list is exact).  Empty: all of them are reached, pool_select
 # (the VJP of unpool's VJP) through second derivatives of max pooling.
 EXCLUDED = {
+    # guards record decisions of Python control flow (if/while/int()) while tracing; the
+    # generator draws straight-line programs: tests/test_guards.py checks them.
+    "guard": "Python control flow, not a drawn op (tests/test_guards.py)",
     # np.linalg (graphc/ops/decompositions.py): the generator's arbitrary inputs with special
     # values (0, ties) give singular or indefinite matrices, and its float16 programs meet
     # linalg's float16 TypeError; tests/test_np_linalg.py and the registry tests check them.

@@ -59,29 +59,32 @@ PRELUDE = "import numpy as np\nimport graphc\n"
 
 CASES = [
     # --- API.md section 6 ---------------------------------------------------------
-    Case("control-flow", "ControlFlowError", "Python `if` on a traced value",
-         "Python control flow (`if`, `while`, `and`, `or`, `not`) needs a concrete value; "
-         "while graphc traces, array values are not known.",
+    Case("control-flow", "ControlFlowError", "Python `if` on a value traced from a `graphc.Spec`",
+         "Python control flow (`if`, `while`, `and`, `or`, `not`) on a traced value reads its "
+         "concrete value and records the decision as a guard; a function traced with "
+         "`graphc.Spec` placeholders has no concrete values.",
          """
          def f(x):
              if x.sum() > 0:
                  return x * 2.0
              return -x
-         graphc.trace(f, np.ones(3))
+         graphc.trace(f, graphc.Spec((3,)))
          """, "if x.sum() > 0",
-         "Use `np.where(cond, a, b)` for value-dependent choices, pass the decision as a "
-         "static Python `bool`/`int` argument, or loop over a static shape.",
-         expect=("np.where",)),
-    Case("float-of-traced", "ControlFlowError", "`float()` / `int()` / `bool()` of a traced value",
-         "Converting a traced array to a Python number needs its concrete value.",
+         "Trace with example arrays (the `if` becomes a guard), or use `np.where(cond, a, b)` / "
+         "`graphc.cond` for value-dependent choices and `graphc.while_loop` for loops.",
+         expect=("np.where", "graphc.cond", "graphc.while_loop")),
+    Case("float-of-traced", "ControlFlowError", "`float()` / `int()` / `.item()` of a differentiated value",
+         "A Python number made from a value that depends on a differentiated input would cut "
+         "the gradient (of other values, graphc bakes the number in with a guard).",
          """
          def f(x):
              scale = float(x.max())
              return (x / scale).sum()
          graphc.grad(f)(np.ones(3))
          """, "float(x.max())",
-         "Keep the value as an array (`x / x.max()`), or pass it as a static argument.",
-         expect=("float()",)),
+         "Keep the value as an array (`x / x.max()`), or pass it as a static argument; to "
+         "branch on it, write the `if` on the value itself (a guard) or use `graphc.cond`.",
+         expect=("float()", "gradient")),
     Case("setitem-view", "InPlaceError", "A view used after a write into its array",
          "Writes into traced arrays are functional updates (`y[i] = v`, `y[mask] = 0`, "
          "`y[:, 1:] += z`). A NumPy view shares memory with its array, a traced value does "

@@ -9,7 +9,8 @@ def dce(graph):
     # One walk from all outputs together: per-output nx.ancestors would visit
     # shared parts of the graph once per output.
     live = set(graph.inputs)
-    stack = list(set(graph.outputs))
+    # guards (graphc/ops/guard.py) are roots: no output reads them, yet they stay
+    stack = list(set(graph.outputs) | {n for n in graph if graph[n].op == "guard"})
     seen = set(stack)
     while stack:
         n = stack.pop()
