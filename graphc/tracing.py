@@ -22,6 +22,7 @@ from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
 from .avals import INT64_MAX, INT64_MIN, Traced, aval_of
 from .primitive import Primitive, plain_params, set_binder
 from .random_watch import RandomWatch
+from .folding import FOLD_LIMIT as _FOLD_LIMIT, uniform as _uniform, unit_operand as _unit_operand
 from .user_code import INTERNAL_CODE, USER_CODE, attribute_error, is_internal_code, is_user_code
 
 __all__ = ["Tracer", "Trace", "bind", "current_trace"]
@@ -304,46 +305,6 @@ def _record(prim, args, params):
 # One user line making this many forward nodes in one trace is a Python loop unrolled:
 # warn once (graphc.scan / graphc.fori_loop keep it rolled).
 UNROLL_NODES = 2000
-
-
-_FOLD_LIMIT = 1 << 20
-
-
-def _uniform(value) -> bool:
-    """All entries equal, signed zeros included ([0., -0., 0.] is not uniform)."""
-    flat = np.asarray(value).ravel()
-    if flat.size == 0 or not np.all(flat == flat[0]):
-        return False
-    return flat.dtype.kind != "f" or bool(np.all(np.signbit(flat) == np.signbit(flat[0])))
-
-
-def _is_unit(value, unit, dtype) -> bool:
-    """``value`` (a scalar or a uniform array) is ``unit``, with its sign for a zero:
-    -0.0 + 0.0 is +0.0, so ``x + 0.0`` is not ``x``, while ``x + -0.0`` and ``x - 0.0`` are."""
-    first = np.ravel(value)[0]
-    if first != unit:
-        return False
-    return np.dtype(dtype).kind != "f" or bool(np.signbit(first) == np.signbit(unit))
-
-
-def _unit_operand(prim, g, nids, aval):
-    """Index of the operand ``x`` when the op is ``x * 1``, ``x + 0``, ``x / 1`` ..."""
-    for i, unit in enumerate(prim.identities):
-        if unit is None:
-            continue
-        node = g[nids[i]]
-        if node.op != "const":
-            continue
-        value = node.value
-        # a scalar, or a uniform array (a folded broadcast of the seed: np.ones(...))
-        if np.ndim(value) != 0 and (np.size(value) > _FOLD_LIMIT or not _uniform(value)):
-            continue
-        if not _is_unit(value, unit, aval.dtype):
-            continue
-        other = g[nids[1 - i]]
-        if other.shape == aval.shape and other.dtype == aval.dtype and other.weak == aval.weak:
-            return 1 - i
-    return None
 
 
 class Tracer(Traced):

@@ -33,7 +33,7 @@ LAYERS = {
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding ops.basics ops.guard",
-    "3 tracing": "tracing eager rewrites numpy_api ndarray_methods array_coercion autodiff user_code random_watch updates numpy_misuse "
+    "3 tracing": "tracing folding eager rewrites numpy_api ndarray_methods array_coercion autodiff user_code random_watch updates numpy_misuse "
                  "control control.body control.scan control.while_ control.branches",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "

@@ -31,7 +31,7 @@ def _inplace(ufunc):
 
 # --- arithmetic ----------------------------------------------------------------
 # Signed identities: x + (-0.0) and x - 0.0 are x for every x, but x + 0.0 turns -0.0
-# into +0.0 (tracing._is_unit compares the sign of a zero for floating results).
+# into +0.0 (folding.is_unit compares the sign of a zero for floating results).
 add = _binary(name="add", samples=S.binary(np.add), numpy="{0} + {1}", fn=np.add, prec=11,
               vjp=lambda ct, x, y, *, out: (ct, ct), sympy=lambda x, y: x + y, label="+",
               identities=(-0.0, -0.0), **_inplace("np.add"))
