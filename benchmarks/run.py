@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py            # full run (make bench), ~3-5 minutes
     python benchmarks/run.py --quick              # ~1 minute, fewer/shorter repeats
-    python benchmarks/run.py --only W2,W4         # a subset (keys: W1 W2 W3 W4 T-MLP T-LeNet
+    python benchmarks/run.py --only W2,W4         # a subset (keys: W1 W2 W3 W4 W5 T-MLP T-LeNet
                                                   #   bwdfwd compile memory)
     python benchmarks/run.py --docs docs/performance.md   # also update the doc's results section
 
@@ -59,10 +59,11 @@ import numpy as np  # noqa: E402
 
 import graphc  # noqa: E402
 from benchmarks import peers  # noqa: E402
+from benchmarks import rnn as R  # noqa: E402
 from benchmarks import workloads as W  # noqa: E402
 
 PEER_COLS = ("torch", "jax", "autograd")
-ALL_KEYS = ("W1", "W2", "W3", "W4", "T-MLP", "T-LeNet", "bwdfwd", "compile", "memory")
+ALL_KEYS = ("W1", "W2", "W3", "W4", "W5", "T-MLP", "T-LeNet", "bwdfwd", "compile", "memory")
 
 
 # --- timing ----------------------------------------------------------------------------
@@ -363,6 +364,9 @@ def main_rows(results, workloads):
                                 cell("numpy (logaddexp)", res), res, False))
         else:
             rows.append(row(w.label, g, hand, res))
+            if w.get("graphc (unrolled)") is not None:
+                rows.append(row(w.label.split(" ")[0] + " same as a Python loop (unrolled)",
+                                cell("graphc (unrolled)", res), hand, res, False))
         for p in PEER_COLS:
             if mark.get(p):
                 rows[-1][4 + PEER_COLS.index(p)] += "!"
@@ -399,6 +403,10 @@ def compile_times(cfg, log):
     for length in (1000, 2000):
         cases.append((f"chain of {length} steps, value_and_grad", W.make_chain(length), xs,
                       (0, 1), 1 if cfg.quick else 3))
+    rp, (rxs, ry) = R.rnn_params(rng), R.rnn_data(rng, steps=2000)
+    for steps in (1000, 2000):
+        cases.append((f"RNN of {steps} steps (graphc.scan), value_and_grad", R.rnn_loss,
+                      (rp, rxs[:steps], ry), 0, 1 if cfg.quick else 3))
     for label, fn, args, argnums, reps in cases:
         firsts, cacheds, traces = [], [], []
         for _ in range(reps):
@@ -509,6 +517,14 @@ def goal_rows(results, raw):
          "≤ 1.1 with noise)", per_node, 1.1,
          lambda v: f"{v:.2f} ({c2 / c1:.2f}x time for {r2['graph_nodes'] / r1['graph_nodes']:.2f}x "
                    "nodes)")
+    s1 = comp.get("RNN of 1000 steps (graphc.scan), value_and_grad", {})
+    s2 = comp.get("RNN of 2000 steps (graphc.scan), value_and_grad", {})
+    goal("compile of the 1,000-step scan RNN's value_and_grad < 1 s", s1.get("compile_s"), 1.0,
+         fmt_time)
+    if s1 and s2:
+        rows.append(["generated module of the scan RNN: same size for 1,000 and 2,000 steps",
+                     f"{s1['source_lines']} and {s2['source_lines']} lines",
+                     "met" if s1["source_lines"] == s2["source_lines"] else "**not met**"])
     mem = raw.get("memory", {}).get("W4")
     goal("peak memory of a W4 step ≤ hand NumPy",
          None if not mem else mem["graphc_bytes"] / mem["numpy_bytes"], 1.0,
@@ -576,7 +592,7 @@ def main(argv=None):
 
     rng = np.random.default_rng(0)
     builders = [("W1", W.build_w1), ("W2", lambda: W.build_w2(rng)), ("W3", lambda: W.build_w3(rng)),
-                ("W4", lambda: W.build_w4(rng)), ("T-MLP", lambda: W.build_train_mlp(rng)),
+                ("W4", lambda: W.build_w4(rng)), ("W5", lambda: R.build_w5(rng)), ("T-MLP", lambda: W.build_train_mlp(rng)),
                 ("T-LeNet", lambda: W.build_train_lenet(rng))]
     need = set(only)
     if "bwdfwd" in only:
@@ -643,7 +659,7 @@ def main(argv=None):
                   "(tracemalloc, min of 3 calls).", "",
                   md_table(["workload", "graphc", "hand NumPy", "ratio"], rows), ""]
 
-    parts += ["## Goals (issue 7)", "",
+    parts += ["## Goals (issues 7 and 15)", "",
               md_table(["goal", "measured", "status"], goal_rows(results, raw)), ""]
 
     others = monitor.others()
