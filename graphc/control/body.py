@@ -10,10 +10,13 @@ node per result; :func:`replay` re-records a body's nodes in the current trace
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .. import errors
 from ..errors import ShapeError
+from ..naming import sanitize
 from ..ir import SUBGRAPH_OPS, Graph
 from ..primitive import REGISTRY, Aval, type_str
 from ..pytree import flatten, unflatten
@@ -113,11 +116,13 @@ def strong_leaves(leaves):
     return out
 
 
-def trace_body(fn, arg_specs, what, where, section="forward", names=None) -> Body:
+def trace_body(fn, arg_specs, what, where, section="forward", names=None,
+               param_fn=None) -> Body:
     """Trace ``fn(*args)`` on fresh inputs: ``arg_specs`` is a list of
     ``(treedef, avals)``, one per positional argument of ``fn``.  ``section``:
     ``"backward"`` for the body of a backward loop; ``names``: {input index: name}
-    for inputs not named by the user's parameters."""
+    for inputs not named by the user's parameters; ``param_fn``: the user's function whose
+    parameter names name the inputs, when ``fn`` wraps it."""
     parent = current_trace()
     g = Graph(what)
     t = BodyTrace(g, parent)
@@ -128,8 +133,13 @@ def trace_body(fn, arg_specs, what, where, section="forward", names=None) -> Bod
             for tdef, avals in arg_specs:
                 ins = [t.tracer(g.add_input(a, name="c", where=where)) for a in avals]
                 args.append(unflatten(tdef, ins))
-            for i, nid in enumerate(g.inputs):   # named by the user's parameters (capture)
-                g[nid].name = (names or {}).get(i)
+            params = _param_names(param_fn or fn, len(arg_specs))
+            leaf = 0
+            for (tdef, avals), pname in zip(arg_specs, params):
+                for _ in avals:        # an array parameter (h in step(h, x)) keeps its name
+                    default = pname if tdef.kind == "leaf" else None
+                    g[g.inputs[leaf]].name = (names or {}).get(leaf, default)
+                    leaf += 1
             out = fn(*args)
             leaves, tdef, _ = flatten(out)
             g.outputs = [_lift_out(t, x, what, where) for x in leaves]
@@ -138,6 +148,17 @@ def trace_body(fn, arg_specs, what, where, section="forward", names=None) -> Bod
         raise
     t.finish()
     return Body(g, tdef, t.outer)
+
+
+def _param_names(fn, n):
+    """The names of ``fn``'s first ``n`` positional parameters (None where unknown)."""
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    names = [sanitize(p.name) if p.name.isidentifier() else None for p in params[:n]]
+    return names + [None] * (n - len(names))
 
 
 def _lift_out(t, x, what, where):

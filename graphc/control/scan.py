@@ -209,7 +209,7 @@ def _traced_scan(f, init_leaves, ctdef, x_leaves, xtdef, n, reverse, where):
     x_avals = [Aval(tuple(x.shape[1:]), x.dtype, False) for x in x_leaves]
     body = trace_body(carry_fn(f, ctdef, carry_avals, where), [(ctdef, carry_avals),
                                                                (xtdef, x_avals)],
-                      "scan body", where)
+                      "scan body", where, param_fn=f)
     ytdef = body.out_tdef.children[1]
     if isinstance(n, Tracer) and ytdef.num_leaves:
         raise ShapeError("scan: with a traced length the body cannot return ys (their "

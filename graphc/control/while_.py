@@ -70,10 +70,11 @@ def while_loop(cond_fn, body_fn, init_val):
     leaves = settle_weak(lambda c, _: (body_fn(c), None), ctdef, strong_leaves(leaves),
                          [id(x) in weak_ids for x in leaves], [(none, [])], where, "while_loop")
     avals = [Aval(tuple(x.shape), x.dtype, False) for x in leaves]
-    cond = trace_body(_cond_fn(cond_fn, where), [(ctdef, avals)], "while_loop cond", where)
+    cond = trace_body(_cond_fn(cond_fn, where), [(ctdef, avals)], "while_loop cond", where,
+                      param_fn=cond_fn)
     body = trace_body(carry_fn(lambda c, _: (body_fn(c), None), ctdef, avals, where,
                                "while_loop"), [(ctdef, avals), (none, [])],
-                      "while_loop body", where)
+                      "while_loop body", where, param_fn=body_fn)
     params = {"n_carry": len(leaves), "n_cond_outer": len(cond.outer)}
     outs = add_structured("while", leaves + cond.outer + body.outer, [cond.graph, body.graph],
                           params, avals + [LIST_AVAL], where)
