@@ -73,8 +73,10 @@ class _Emitter:
         return name
 
     def names_adjoint(self, node):
-        """The node is the adjoint of a value that has a visible name (it reads ``d_<name>``)."""
-        return node.adjoint_of is not None and node.adjoint_of in self.name
+        """The node is the adjoint (tangent) of a value that has a visible name (it reads
+        ``d_<name>``, ``dot_<name>``)."""
+        return (node.adjoint_of is not None and node.adjoint_of in self.name
+                or node.tangent_of is not None and node.tangent_of in self.name)
 
     def can_inline(self, nid, node):
         if not self.inline or nid in self.outputs or self.edge_count.get(nid, 0) != 1:
@@ -214,15 +216,18 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
         shape = type_str(node.shape, node.dtype)
-        if node.section == "backward":
-            block = node.where or node.grad_of
+        if node.section in ("backward", "tangent"):
+            block = (node.section, node.where or node.grad_of)
             if block != last_block:
                 head = source_text(node.where) or _forward_text(em, node.grad_of)
-                out.append("")
-                out.append(f"{indent}# grad of: {head}")
+                if node.section == "backward":
+                    out.append("")
+                out.append(f"{indent}# {_HEADS[node.section]}: {head}")
                 last_block = block
             comment = shape
         else:
+            if last_block is not None and last_block[0] == "tangent":
+                out.append("")            # forward mode: one block per forward line
             last_block = None
             w = where_short(node.where)
             comment = f"{shape}  {w}" if w else shape
@@ -231,6 +236,9 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
         if i in frees:
             out.append(f"{indent}del {', '.join(frees[i])}")
     return out
+
+
+_HEADS = {"backward": "grad of", "tangent": "tangent of"}
 
 
 def _forward_text(main, nid):

@@ -62,6 +62,7 @@ class Trace:
         self.active = True
         self.top_code = None                  # the traced function's own code object
         self.swallowed = None                 # last graphc error raised where NumPy may swallow it
+        self.jvp_levels = []                  # open forward-mode levels (graphc/forward.py)
 
     # --- values ------------------------------------------------------------
     def tracer(self, nid: int) -> "Tracer":
@@ -220,7 +221,13 @@ def bind(prim, args, params):
     track = VIEW_TRACKERS.get(prim.name)
     if track is not None and isinstance(out, Tracer):
         track(out, args, params)
+    if isinstance(out, Tracer) and out._trace.jvp_levels:
+        AFTER_BIND["jvp"](out)            # forward mode: the tangent of the new value
     return out
+
+
+# graphc/forward.py installs "jvp": fn(out) computing the tangents of a new value.
+AFTER_BIND: dict = {}
 
 
 def _record(prim, args, params):

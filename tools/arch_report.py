@@ -33,11 +33,11 @@ LAYERS = {
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding ops.basics",
-    "3 tracing": "tracing eager rewrites numpy_api ndarray_methods array_coercion autodiff user_code random_watch updates numpy_misuse",
+    "3 tracing": "tracing eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work codegen_writes",
-    "5 entry points": "capture transforms compiled argnums api check nn nn._util nn.activations "
+    "5 entry points": "capture transforms jvp_vjp compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets",
     "6 package": "",
 }

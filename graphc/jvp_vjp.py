@@ -1,0 +1,434 @@
+"""``graphc.jvp`` and ``graphc.vjp``: forward mode, and reverse mode with a cotangent.
+
+:class:`JVPCompiled` traces ``fn`` with a forward-mode level open
+(:mod:`graphc.forward`): the generated ``f_jvp(w1, w2, dot_w1, dot_w2)`` returns the
+value and its tangent, each tangent block after the forward line it follows.
+:class:`VJPCompiled` traces ``fn`` and its backward pass from a given cotangent
+(:func:`graphc.autodiff.backward` with a seed): ``f_vjp(w1, w2, d_out)`` returns one
+cotangent per primal.  Both are :class:`graphc.Compiled` (compiled per signature,
+``.source()``/``.graph()``); called with traced values they record into the
+enclosing trace, so they compose with ``grad`` and with each other.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+from . import errors
+from .autodiff import backward
+from .avals import aval_of
+from .capture import function_name, live
+from .compiled import Compiled
+from .errors import GradError, SignatureError, UnsupportedError
+from .forward import forward_level
+from .ops.shape import identity
+from .pytree import flatten, unflatten
+from .tracing import Tracer, current_trace
+
+__all__ = ["JVPCompiled", "VJPCompiled", "VJPFunction", "jvp_compiled", "vjp_parts"]
+
+
+# --- argument names of the generated def ---------------------------------------------
+def _primal_names(fn, n):
+    """The names of ``fn``'s first ``n`` positional parameters (``arg<i>`` past them)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    pos = [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    return [pos[i] if i < len(pos) else f"arg{i}" for i in range(n)]
+
+
+def _signature_stand_in(fn, names):
+    """A function with parameters ``names`` standing in for ``fn`` when its arguments are
+    bound (the generated def's signature); it unwraps to ``fn`` (file, line, name)."""
+    def stand_in(*args):
+        raise AssertionError("never called")
+    stand_in.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    stand_in.__name__ = function_name(fn)
+    stand_in.__wrapped__ = fn
+    return stand_in
+
+
+# --- checking what the user passes ---------------------------------------------------
+def _leaf_label(names, i, path):
+    return names[i] + "".join(f"[{k!r}]" for k in path[1:])
+
+
+def check_primals(name, fn, primals, what="primals"):
+    """``primals`` must be a tuple (or list) of pytrees of floating arrays/floats."""
+    where = errors.user_where()
+    if not isinstance(primals, (tuple, list)):
+        raise SignatureError(f"{name}: {what} must be a tuple of arguments, one per positional "
+                             f"parameter, got {type(primals).__name__}", where=where,
+                             hint=f"write {what}=(x,) for a function of one argument")
+    names = _primal_names(fn, len(primals))
+    for i, p in enumerate(primals):
+        leaves, tdef, paths = flatten(p, (i,))
+        hits = _static_leaves(tdef)
+        if hits:
+            raise GradError(f"{name}: {what} argument {names[i]} holds the static value "
+                            f"{hits[0]!r:.40} (a Python int, bool, str or None), which has no "
+                            "derivative", where=where,
+                            hint="pass it as a float, or close over it: "
+                                 "lambda x: f(x, n) differentiates x alone")
+        for x, path in zip(leaves, paths):
+            a = _aval(name, x, where)
+            if a.dtype.kind != "f":
+                raise GradError(f"{name}: {what} argument {_leaf_label(names, i, path)} has "
+                                f"integer or boolean dtype ({a.short()}), which has no "
+                                "derivative", where=where,
+                                hint="pass floats (x.astype(np.float64)), or close over the "
+                                     "integer data: lambda x: f(x, idx)")
+    return names
+
+
+def check_like(name, names, primals, others, what, where=None):
+    """``others`` must match ``primals``: tree structure, shapes and dtypes."""
+    where = where or errors.user_where()
+    if not isinstance(others, (tuple, list)) or len(others) != len(primals):
+        got = (f"a {type(others).__name__} of {len(others)}" if isinstance(others, (tuple, list))
+               else type(others).__name__)
+        raise SignatureError(f"{name}: {what} must be a tuple like the primals "
+                             f"({len(primals)} argument{'s' * (len(primals) != 1)}), got {got}",
+                             where=where, hint=f"pass one {what[:-1]} per primal, e.g. "
+                                               f"graphc.jvp(f, (x,), (dx,))")
+    for i, (p, t) in enumerate(zip(primals, others)):
+        pl, pdef, paths = flatten(p, (i,))
+        tl, tdef, _ = flatten(t, (i,))
+        if pdef != tdef:
+            raise SignatureError(f"{name}: the {what[:-1]} of {names[i]} has the structure "
+                                 f"{tdef!r:.80}, the primal {pdef!r:.80}", where=where,
+                                 hint=f"give each primal a {what[:-1]} of the same pytree "
+                                      "structure, shapes and dtypes")
+        for x, dx, path in zip(pl, tl, paths):
+            a, b = _aval(name, x, where), _aval(name, dx, where)
+            if a.shape != b.shape or a.dtype != b.dtype:
+                raise SignatureError(
+                    f"{name}: the {what[:-1]} of {_leaf_label(names, i, path)} is "
+                    f"{b.short()}, but the primal is {a.short()}", where=where,
+                    hint="a tangent has its primal's shape and dtype "
+                         "(e.g. np.ones_like(x))")
+
+
+def _aval(name, x, where):
+    try:
+        return aval_of(x)
+    except UnsupportedError as e:
+        raise UnsupportedError(f"{name}: {e.message}", where=where, hint=e.hint) from None
+
+
+def _static_leaves(tdef):
+    if tdef.kind == "static":
+        return [tdef.static]
+    if tdef.kind == "none":
+        return [None]
+    return [v for c in tdef.children for v in _static_leaves(c)]
+
+
+def _zeros_like(trace, x):
+    a = aval_of(x)
+    return trace.lift(0.0 if a.weak and a.dtype.kind == "f" else np.zeros(a.shape, a.dtype))
+
+
+# --- forward mode ----------------------------------------------------------------------
+def jvp_body(fn):
+    """The traced body of ``jvp``: arguments are the primals then their tangents."""
+    def body(call_args, call_kwargs):
+        trace = current_trace()
+        n = len(call_args) // 2
+        with forward_level(trace) as level:
+            primals = []
+            for p, t in zip(call_args[:n], call_args[n:]):
+                leaves, tdef, _ = flatten(p)
+                seeded = []
+                for x, dx in zip(leaves, flatten(t)[0]):
+                    x = identity(trace.lift(x))    # a fresh alias: a closure stays constant
+                    level.seed(x, dx)
+                    seeded.append(x)
+                primals.append(unflatten(tdef, seeded))
+            out = live(fn)(*primals)
+            leaves, tdef, _ = flatten(out)
+            dots = []
+            for x in leaves:
+                t = level.tangent(x)
+                dots.append(t if t is not None else _zeros_like(trace, x))
+        return out, unflatten(tdef, dots)
+    return body
+
+
+class JVPCompiled(Compiled):
+    """``graphc.jvp(fn)``: ``(primals, tangents) -> (out, out_tangent)``, compiled per signature.
+
+    The generated function takes the primals and then their tangents, named
+    ``dot_<name>`` (``f_jvp(w1, w2, dot_w1, dot_w2)``).
+    """
+
+    def __init__(self, fn, *, cache_size=64):
+        super().__init__(fn, "jvp", cache_size=cache_size)
+        self._label = f"graphc.jvp({function_name(fn)})"
+
+    def _signature_fn(self, args):
+        names = _primal_names(self._fn, len(args) // 2)
+        return _signature_stand_in(self._fn, names + ["dot_" + n for n in names])
+
+    def _body(self):
+        return jvp_body(self._fn)
+
+    def _doc(self, params):
+        name = function_name(self._fn)
+        n = len(params) // 2
+        return (f"{name} and its tangent along ({', '.join(params[n:])}): forward mode "
+                f"(a Jacobian-vector product).")
+
+    def _args(self, primals, tangents):
+        names = check_primals(self._label, self._fn, primals)
+        check_like(self._label, names, primals, tangents, "tangents")
+        return (*primals, *tangents)
+
+    def __call__(self, primals, tangents):
+        out, dot = Compiled.__call__(self, *self._args(primals, tangents))
+        return out, dot
+
+    def source(self, primals, tangents) -> str:
+        """The generated module text for these primals' and tangents' signature."""
+        return Compiled.source(self, *self._args(primals, tangents))
+
+    def graph(self, primals, tangents):
+        """The optimized graph the generated code was made from."""
+        return Compiled.graph(self, *self._args(primals, tangents))
+
+
+# --- reverse mode from a cotangent -------------------------------------------------------
+def vjp_body(fn):
+    """The traced body of a VJP: arguments are the primals then the output's cotangent."""
+    def body(call_args, call_kwargs):
+        trace = current_trace()
+        *prims, ct = call_args
+        trees, marked = [], []
+        for p in prims:
+            leaves, tdef, _ = flatten(p)
+            ids = [identity(trace.lift(x)) for x in leaves]
+            trees.append((tdef, ids))
+            marked.append(unflatten(tdef, ids))
+        start = trace.graph._next
+        out = live(fn)(*marked)
+        pairs = [(trace.lift(o), trace.lift(c)) for o, c in zip(flatten(out)[0], flatten(ct)[0])
+                 if aval_of(o).dtype.kind == "f"]
+        wrt = [x for _, ids in trees for x in ids]
+        if not pairs:
+            cts = [_zeros_like(trace, x) for x in wrt]
+        elif len(pairs) == 1:
+            cts = backward(pairs[0][0], wrt, seed=pairs[0][1], start=start)
+        else:      # several outputs: the cotangent-weighted sum of them all
+            total = sum((o * c).sum() for o, c in pairs)
+            cts = backward(total, wrt, start=start)
+        result, k = [], 0
+        for tdef, ids in trees:
+            result.append(unflatten(tdef, cts[k:k + len(ids)]))
+            k += len(ids)
+        return tuple(result)
+    return body
+
+
+class VJPCompiled(Compiled):
+    """The backward pass of ``fn`` from a cotangent: ``(*primals, d_out) -> cotangents``."""
+
+    def __init__(self, fn, *, cache_size=64):
+        super().__init__(fn, "vjp", cache_size=cache_size)
+
+    def _signature_fn(self, args):
+        names = _primal_names(self._fn, len(args) - 1)
+        return _signature_stand_in(self._fn, names + ["d_out"])
+
+    def _body(self):
+        return vjp_body(self._fn)
+
+    def _doc(self, params):
+        return (f"Cotangents of {', '.join(params[:-1])} for the cotangent {params[-1]} of "
+                f"{function_name(self._fn)}'s result: reverse mode (a vector-Jacobian product).")
+
+
+class VJPFunction:
+    """``vjp_fn`` of ``graphc.vjp``: a cotangent of the output -> one cotangent per primal.
+
+    Holds copies of the primals; each call runs the compiled backward pass
+    (traced once per signature).  ``.source()``/``.graph()`` show it.
+    """
+
+    def __init__(self, compiled, primals, out, names):
+        self._compiled = compiled
+        self._primals = tuple(_copy_arrays(p) for p in primals)
+        self._out = out
+        self._names = names
+
+    def __repr__(self):
+        return f"<graphc.vjp function of {function_name(self._compiled._fn)}>"
+
+    def _check(self, ct):
+        label = f"graphc.vjp({function_name(self._compiled._fn)})"
+        check_like(label, ["the output"], (self._out,), (ct,), "cotangents")
+
+    def __call__(self, ct):
+        self._check(ct)
+        return self._compiled(*self._primals, ct)
+
+    def _example(self):
+        return flatten(self._out)[1], [np.zeros(aval_of(x).shape, aval_of(x).dtype)
+                                       if not aval_of(x).weak else 0.0
+                                       for x in flatten(self._out)[0]]
+
+    def source(self) -> str:
+        """The generated backward pass (a cotangent of the output's shape as argument)."""
+        tdef, leaves = self._example()
+        return self._compiled.source(*self._primals, unflatten(tdef, leaves))
+
+    def graph(self):
+        """The optimized graph of the backward pass."""
+        tdef, leaves = self._example()
+        return self._compiled.graph(*self._primals, unflatten(tdef, leaves))
+
+
+def _copy_arrays(tree):
+    leaves, tdef, _ = flatten(tree)
+    return unflatten(tdef, [np.array(x) if isinstance(x, np.ndarray) else x for x in leaves])
+
+
+@functools.lru_cache(maxsize=64)
+def _cached(kind, fn):
+    return {"jvp": JVPCompiled, "vjp": VJPCompiled,
+            "compile": lambda f: Compiled(f, "compile")}[kind](fn)
+
+
+def cached(kind, fn):
+    """The compiled ``kind`` of ``fn``, kept (64 functions) so repeated calls do not re-trace."""
+    try:
+        return _cached(kind, fn)
+    except TypeError:            # an unhashable callable: compiled afresh
+        return {"jvp": JVPCompiled, "vjp": VJPCompiled,
+                "compile": lambda f: Compiled(f, "compile")}[kind](fn)
+
+
+def jvp_compiled(fn):
+    return cached("jvp", fn)
+
+
+def vjp_parts(fn, primals):
+    """``(out, vjp_fn)`` of ``graphc.vjp``."""
+    label = f"graphc.vjp({function_name(fn)})"
+    names = check_primals(label, fn, primals)
+    out = cached("compile", fn)(*primals)
+    if any(isinstance(x, Tracer) for x in flatten(primals)[0]):
+        return out, functools.partial(_traced_vjp, cached("vjp", fn), primals, out, names)
+    return out, VJPFunction(cached("vjp", fn), primals, out, names)
+
+
+def _traced_vjp(compiled, primals, out, names, ct):
+    check_like(f"graphc.vjp({function_name(compiled._fn)})", ["the output"], (out,), (ct,),
+               "cotangents")
+    return compiled(*primals, ct)
+
+
+# --- the public entry points ----------------------------------------------------------
+_MISSING = object()
+
+
+def jvp(fn, primals=_MISSING, tangents=_MISSING):
+    """Forward mode: the value of ``fn`` at ``primals`` and its tangent along ``tangents``.
+
+    As ``jax.jvp``: the directional derivative ``J(primals) @ tangents`` in one
+    forward pass, with no backward pass.  Compiled per signature like
+    :func:`graphc.grad`; the generated code interleaves each forward line with its
+    tangent block, tangents named ``dot_<name>`` (``graphc.jvp(f).source(primals,
+    tangents)`` shows it).  Composes with ``grad``: ``jvp(grad(f), (x,), (v,))`` is a
+    Hessian-vector product.
+
+    Parameters
+    ----------
+    fn : callable
+        A function of NumPy values (or a graphc transform such as ``graphc.grad(f)``).
+    primals : tuple
+        The point: one pytree of floating arrays (or Python floats) per positional
+        argument of ``fn``.  Omitted, ``jvp(fn)`` returns the compiled transform,
+        called as ``jvp(fn)(primals, tangents)``.
+    tangents : tuple
+        The direction: the same structure, shapes and dtypes as ``primals``.
+
+    Returns
+    -------
+    (out, out_tangent)
+        ``fn(*primals)`` and its tangent, a pytree of the same structure.
+
+    Raises
+    ------
+    SignatureError
+        ``primals``/``tangents`` are not tuples of the same structure, shapes and dtypes.
+    GradError
+        A primal is an integer, boolean or static value (it has no derivative).
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> def f(w1, w2):
+    ...     return np.sin(w1) * w2
+    >>> out, dot = graphc.jvp(f, (0.0, 2.0), (1.0, 0.0))
+    >>> float(out), float(dot)
+    (0.0, 2.0)
+    >>> print(graphc.jvp(f).source((0.0, 2.0), (1.0, 0.0)))  # doctest: +ELLIPSIS
+    # Generated by graphc from f...
+    def f_jvp(w1, w2, dot_w1, dot_w2):
+    ...
+    """
+    compiled = jvp_compiled(fn) if callable(fn) else None
+    if compiled is None:
+        raise SignatureError(f"graphc.jvp needs a callable, got {type(fn).__name__}",
+                             where=errors.user_where(),
+                             hint="pass the function itself: graphc.jvp(f, (x,), (dx,))")
+    if primals is _MISSING and tangents is _MISSING:
+        return compiled
+    if primals is _MISSING or tangents is _MISSING:
+        raise SignatureError("graphc.jvp needs both primals and tangents (or neither)",
+                             where=errors.user_where(),
+                             hint="graphc.jvp(f, (x,), (dx,)), or graphc.jvp(f) for the "
+                                  "compiled transform")
+    return compiled(primals, tangents)
+
+
+def vjp(fn, *primals):
+    """Reverse mode from any cotangent: ``fn(*primals)`` and its pullback.
+
+    As ``jax.vjp``: ``vjp_fn(ct)`` returns ``ct @ J(primals)`` as one cotangent per
+    primal (a tuple), for a cotangent ``ct`` of the output's structure, shapes and
+    dtypes; a non-scalar output needs no reduction first.  ``vjp_fn`` holds copies
+    of the primals and runs generated code compiled once per signature
+    (``vjp_fn.source()`` shows it); it may be called many times.
+
+    Parameters
+    ----------
+    fn : callable
+        A function of NumPy values.
+    *primals
+        The point: pytrees of floating arrays (or Python floats).
+
+    Returns
+    -------
+    (out, vjp_fn)
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> out, vjp_fn = graphc.vjp(lambda x: x * x, np.array([1.0, 2.0, 3.0]))
+    >>> out
+    array([1., 4., 9.])
+    >>> vjp_fn(np.array([1.0, 0.0, 0.5]))
+    (array([2., 0., 3.]),)
+    """
+    if not callable(fn):
+        raise SignatureError(f"graphc.vjp needs a callable, got {type(fn).__name__}",
+                             where=errors.user_where(),
+                             hint="pass the function, then its arguments: graphc.vjp(f, x)")
+    return vjp_parts(fn, primals)
