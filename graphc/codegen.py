@@ -217,16 +217,17 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
         node = g[nid]
         shape = type_str(node.shape, node.dtype)
         if node.section in ("backward", "tangent"):
-            block = (node.section, node.where or node.grad_of)
+            label = _head_label(g, node)
+            block = (label, node.where or node.grad_of)
             if block != last_block:
                 head = source_text(node.where) or _forward_text(em, node.grad_of)
                 if node.section == "backward":
                     out.append("")
-                out.append(f"{indent}# {_HEADS[node.section]}: {head}")
+                out.append(f"{indent}# {label}: {head}")
                 last_block = block
             comment = shape
         else:
-            if last_block is not None and last_block[0] == "tangent":
+            if last_block is not None and last_block[0].startswith("tangent"):
                 out.append("")            # forward mode: one block per forward line
             last_block = None
             w = where_short(node.where)
@@ -238,7 +239,14 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
     return out
 
 
-_HEADS = {"backward": "grad of", "tangent": "tangent of"}
+def _head_label(g, node):
+    """``grad of`` (a backward block), ``tangent of`` (forward mode), ``tangent of grad of``."""
+    if node.section == "backward":
+        return "grad of"
+    primal = node.grad_of
+    if primal is not None and primal in g and g[primal].section == "backward":
+        return "tangent of grad of"
+    return "tangent of"
 
 
 def _forward_text(main, nid):
@@ -444,7 +452,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
             lines += ["    " + expected_line, "        " + raise_line]
     lines += ["    " + line for line in unpack + _weak_inputs_to_numpy(g, em)]
     lines += body
-    if body and body[-1].strip() and any(line.strip().startswith("# grad of") for line in body):
+    if body and body[-1].strip() and any(line.strip().startswith(("# grad of", "# tangent of"))
+                                           for line in body):
         lines.append("")
     lines.append(f"    return {ret}")
     if checks:

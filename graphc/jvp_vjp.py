@@ -182,8 +182,7 @@ class JVPCompiled(Compiled):
     def _doc(self, params):
         name = function_name(self._fn)
         n = len(params) // 2
-        return (f"{name} and its tangent along ({', '.join(params[n:])}): forward mode "
-                f"(a Jacobian-vector product).")
+        return f"{name} and its tangent along ({', '.join(params[n:])}) (forward mode)."
 
     def _args(self, primals, tangents):
         names = check_primals(self._label, self._fn, primals)
@@ -249,8 +248,8 @@ class VJPCompiled(Compiled):
         return vjp_body(self._fn)
 
     def _doc(self, params):
-        return (f"Cotangents of {', '.join(params[:-1])} for the cotangent {params[-1]} of "
-                f"{function_name(self._fn)}'s result: reverse mode (a vector-Jacobian product).")
+        return (f"Cotangents of {', '.join(params[:-1])} from {params[-1]}, the cotangent of "
+                f"{function_name(self._fn)}'s result (reverse mode).")
 
 
 class VJPFunction:

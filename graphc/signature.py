@@ -53,7 +53,8 @@ def leaf_name(sig: Signature, path) -> str:
         return param
     keys = path[1:]
     if all(isinstance(k, str) for k in keys):
-        return "_".join(keys)          # params["W1"] -> W1, state["m"]["W1"] -> m_W1
+        # params["W1"] -> W1, state["m"]["W1"] -> m_W1; a tangent (forward mode): dot_W1
+        return ("dot_" if param.startswith("dot_") else "") + "_".join(keys)
     return param + "_" + "_".join(str(k) for k in keys)
 
 

@@ -127,3 +127,202 @@ def test_jvp_agrees_with_vjp(name, case):
     tol = 1e-4 if _low(out, *primals) else 1e-10
     scale = max(1.0, abs(forward), abs(backward))
     assert abs(forward - backward) <= tol * scale, (name, forward, backward)
+
+
+# --- graphc.jvp / graphc.vjp on whole functions ------------------------------------------
+from functions import lecture, lecture_grad_closed_form, mlp_loss, mlp_params  # noqa: E402
+
+
+def _lecture_hessian(w1, w2, eps=1e-5):
+    """The lecture function's Hessian, by central differences of its closed-form gradient."""
+    cols = []
+    for e in ((eps, 0.0), (0.0, eps)):
+        gp = np.array(lecture_grad_closed_form(w1 + e[0], w2 + e[1]))
+        gm = np.array(lecture_grad_closed_form(w1 - e[0], w2 - e[1]))
+        cols.append((gp - gm) / (2 * eps))
+    return np.stack(cols, axis=1)
+
+
+def test_lecture_jvp_is_the_directional_derivative():
+    g1, g2 = lecture_grad_closed_form(1.5, 0.5)
+    for v in ((1.0, 0.0), (0.0, 1.0), (0.3, -2.0)):
+        out, dot = graphc.jvp(lecture, (1.5, 0.5), v)
+        assert float(out) == pytest.approx(float(lecture(1.5, 0.5)), rel=1e-15)
+        assert float(dot) == pytest.approx(g1 * v[0] + g2 * v[1], rel=1e-12)
+
+
+def test_lecture_jvp_source_interleaves_tangents():
+    src = graphc.jvp(lecture).source((1.5, 0.5), (1.0, 0.0))
+    assert "def lecture_jvp(w1, w2, dot_w1, dot_w2):" in src
+    lines = [line.strip() for line in src.splitlines()]
+    z1 = next(i for i, line in enumerate(lines) if line.startswith("z1 = "))
+    assert lines[z1 + 1] == "# tangent of: z1 = w1 / w2"
+    assert lines[z1 + 2].startswith("dot_z1 = ")
+    for name in ("dot_z1", "dot_z2", "dot_z3", "dot_z4", "dot_z5"):
+        assert any(line.startswith(name + " = ") for line in lines), name
+    # each tangent block follows its forward line, in program order
+    order = [line.split(" = ")[0] for line in lines if " = " in line and not line.startswith("#")]
+    assert order.index("dot_z3") < order.index("z4") < order.index("dot_z4") < order.index("z5")
+
+
+def test_golden_lecture_jvp():
+    from test_codegen import check_golden
+    check_golden("lecture_jvp.py", graphc.jvp(lecture).source((1.5, 0.5), (1.0, 0.0)))
+
+
+def test_golden_lecture_vjp():
+    from test_codegen import check_golden
+    _, vjp_fn = graphc.vjp(lecture, 1.5, 0.5)
+    check_golden("lecture_vjp.py", vjp_fn.source())
+
+
+def test_hessian_vector_product_forward_over_reverse():
+    H = _lecture_hessian(1.5, 0.5)
+    g = graphc.grad(lecture, argnums=(0, 1))
+    for v in ((1.0, 0.0), (0.0, 1.0), (0.7, -0.2)):
+        (d1, d2), (h1, h2) = graphc.jvp(g, (1.5, 0.5), v)
+        np.testing.assert_allclose([d1, d2], lecture_grad_closed_form(1.5, 0.5), rtol=1e-12)
+        np.testing.assert_allclose([h1, h2], H @ np.array(v), rtol=1e-6)
+
+
+def test_grad_of_a_function_that_calls_jvp():
+    H = _lecture_hessian(1.5, 0.5)
+
+    def directional(w1, w2):
+        return graphc.jvp(lecture, (w1, w2), (1.0, 0.0))[1]
+    d1, d2 = graphc.grad(directional, argnums=(0, 1))(1.5, 0.5)
+    np.testing.assert_allclose([d1, d2], H[:, 0], rtol=1e-6)
+    # and jvp of a function calling jvp: a second directional derivative
+    _, second = graphc.jvp(directional, (1.5, 0.5), (1.0, 0.0))
+    assert float(second) == pytest.approx(H[0, 0], rel=1e-6)
+
+
+def test_no_perturbation_confusion():
+    # d/dx [x * (d/dy (x + y) at y = x)] = d/dx x = 1: the inner tangent does not leak out
+    def f(x):
+        return x * graphc.jvp(lambda y: x + y, (x,), (1.0,))[1]
+    _, dot = graphc.jvp(f, (2.0,), (1.0,))
+    assert float(dot) == 1.0
+    assert float(graphc.grad(f)(2.0)) == 1.0
+
+    # a closure over the perturbed value stays constant
+    def g(x):
+        return graphc.jvp(lambda a: a * x, (x,), (1.0,))[1]
+    assert float(graphc.grad(g)(3.0)) == 1.0
+
+
+def test_jvp_with_writes_pytrees_and_several_outputs():
+    def f(p, s):
+        y = p["a"] * s
+        y[0] = p["b"] ** 2
+        return {"y": y, "t": (np.sin(s), 3)}
+    rng = np.random.default_rng(0)
+    p = {"a": rng.normal(size=3), "b": 0.7}
+    dp = {"a": rng.normal(size=3), "b": -1.3}
+    out, dot = graphc.jvp(f, (p, 2.0), (dp, 0.5))
+    assert out["t"][1] == 3 and dot["t"][1] == 3
+    want_y = dp["a"] * 2.0 + p["a"] * 0.5
+    want_y[0] = 2 * 0.7 * -1.3
+    np.testing.assert_allclose(dot["y"], want_y, rtol=1e-14)
+    assert float(dot["t"][0]) == pytest.approx(np.cos(2.0) * 0.5, rel=1e-14)
+
+
+def test_output_independent_of_the_input_has_a_zero_tangent():
+    out, dot = graphc.jvp(lambda x, y: x * 2, (np.ones(3), np.ones(2)), (np.zeros(3), np.ones(2)))
+    np.testing.assert_array_equal(dot, np.zeros(3))
+    out, dot = graphc.jvp(lambda x: np.ones(4, np.float32), (np.ones(3),), (np.ones(3),))
+    assert dot.dtype == np.float32 and not dot.any()
+    out, dot = graphc.jvp(lambda x: x, (np.arange(3.0),), (np.ones(3),))
+    np.testing.assert_array_equal(dot, np.ones(3))
+
+
+def test_jvp_is_compiled_once_per_signature():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return np.tanh(x) * 2
+    for _ in range(3):
+        graphc.jvp(f, (np.ones(4),), (np.ones(4),))
+    jf = graphc.jvp(f)
+    jf((np.zeros(4),), (np.ones(4),))
+    assert len(calls) == 1
+    assert isinstance(jf, graphc.Compiled) and "def f_jvp(x, dot_x):" in jf.source(
+        (np.zeros(4),), (np.ones(4),))
+    assert [jf.graph((np.zeros(4),), (np.ones(4),))[n].op
+            for n in jf.graph((np.zeros(4),), (np.ones(4),)).inputs] == ["input", "input"]
+
+
+def test_vjp_of_a_non_scalar_function():
+    x = np.array([0.5, -1.0, 2.0])
+    out, vjp_fn = graphc.vjp(lambda x: np.sin(x) * x, x)
+    np.testing.assert_allclose(out, np.sin(x) * x)
+    u = np.array([1.0, 2.0, -0.5])
+    (dx,) = vjp_fn(u)
+    np.testing.assert_allclose(dx, u * (np.cos(x) * x + np.sin(x)), rtol=1e-14)
+    (dx2,) = vjp_fn(2 * u)
+    np.testing.assert_allclose(dx2, 2 * dx, rtol=1e-14)
+    assert "def lambda_vjp(x, d_out):" in vjp_fn.source()
+
+
+def test_vjp_several_outputs_and_primals():
+    def f(a, b):
+        return {"p": a * b, "s": (a ** 2).sum()}
+    a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    out, vjp_fn = graphc.vjp(f, a, b)
+    ct = {"p": np.array([1.0, 0.5]), "s": np.float64(2.0)}
+    da, db = vjp_fn(ct)
+    np.testing.assert_allclose(da, ct["p"] * b + 2.0 * 2 * a)
+    np.testing.assert_allclose(db, ct["p"] * a)
+
+
+def test_vjp_fn_is_not_retraced_and_keeps_its_primals():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return x * x
+    x = np.array([1.0, 2.0])
+    _, vjp_fn = graphc.vjp(f, x)
+    x[:] = 10.0                          # the pullback was taken at the old point
+    for k in range(3):
+        np.testing.assert_allclose(vjp_fn(np.ones(2) * k)[0], 2 * np.array([1.0, 2.0]) * k)
+    assert len(calls) == 2               # the forward once, the backward once
+
+
+def test_vjp_inside_grad():
+    def f(x):
+        _, pull = graphc.vjp(np.sin, x)
+        return pull(np.ones_like(x))[0].sum()     # sum(cos(x))
+    x = np.array([0.3, 1.2])
+    np.testing.assert_allclose(graphc.grad(f)(x), -np.sin(x), rtol=1e-14)
+
+
+# --- errors name the user's line ----------------------------------------------------------
+def test_errors():
+    f = lecture
+    with pytest.raises(graphc.SignatureError, match="primals must be a tuple") as e:
+        graphc.jvp(f, 1.5, 1.0)
+    assert "test_jvp.py" in str(e.value)
+    with pytest.raises(graphc.SignatureError, match="tangents must be a tuple like the primals"):
+        graphc.jvp(f, (1.5, 0.5), (1.0,))
+    with pytest.raises(graphc.SignatureError, match=r"the tangent of x is f64\[2\], but the "
+                                                     r"primal is f64\[3\]") as e:
+        graphc.jvp(np.sin, (np.ones(3),), (np.ones(2),))
+    assert "test_jvp.py" in str(e.value)
+    with pytest.raises(graphc.SignatureError, match=r"f32\[3\], but the primal is f64\[3\]"):
+        graphc.jvp(np.sin, (np.ones(3),), (np.ones(3, np.float32),))
+    with pytest.raises(graphc.SignatureError, match="structure"):
+        graphc.jvp(lambda p: p["a"], ({"a": 1.0},), ({"b": 1.0},))
+    with pytest.raises(graphc.GradError, match="integer or boolean dtype"):
+        graphc.jvp(lambda i: i * 2.0, (np.arange(3),), (np.arange(3),))
+    with pytest.raises(graphc.GradError, match="static value"):
+        graphc.jvp(lambda x, n: x * n, (1.0, 3), (1.0, 0))
+    with pytest.raises(graphc.SignatureError, match="both primals and tangents"):
+        graphc.jvp(f, (1.0, 2.0))
+    _, vjp_fn = graphc.vjp(np.sin, np.ones(3))
+    with pytest.raises(graphc.SignatureError, match=r"cotangent of the output is f64\[2\]") as e:
+        vjp_fn(np.ones(2))
+    assert "test_jvp.py" in str(e.value)
+    with pytest.raises(graphc.GradError, match="integer or boolean"):
+        graphc.vjp(lambda i: i * 2.0, np.arange(3))
