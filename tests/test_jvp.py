@@ -16,7 +16,7 @@ import pytest
 import graphc
 from graphc.primitive import REGISTRY
 
-from _fd import is_float_leaf, rel_err
+from _fd import is_float_leaf
 from test_primitives import CASES, _param
 
 F64 = np.float64
@@ -130,7 +130,7 @@ def test_jvp_agrees_with_vjp(name, case):
 
 
 # --- graphc.jvp / graphc.vjp on whole functions ------------------------------------------
-from functions import lecture, lecture_grad_closed_form, mlp_loss, mlp_params  # noqa: E402
+from functions import lecture, lecture_grad_closed_form  # noqa: E402
 
 
 def _lecture_hessian(w1, w2, eps=1e-5):
