@@ -130,7 +130,7 @@ def test_jvp_agrees_with_vjp(name, case):
 
 
 # --- graphc.jvp / graphc.vjp on whole functions ------------------------------------------
-from functions import lecture, lecture_grad_closed_form  # noqa: E402
+from functions import lecture, lecture_grad_closed_form, mlp_loss, mlp_params  # noqa: E402
 
 
 def _lecture_hessian(w1, w2, eps=1e-5):
@@ -326,3 +326,104 @@ def test_errors():
     assert "test_jvp.py" in str(e.value)
     with pytest.raises(graphc.GradError, match="integer or boolean"):
         graphc.vjp(lambda i: i * 2.0, np.arange(3))
+
+
+# --- against PyTorch's torch.func, in float64 -----------------------------------------------
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _lecture_torch(torch):
+    def f(w1, w2):
+        z1 = w1 / w2
+        z2 = torch.sin(2 * np.pi * z1)
+        z3 = torch.exp(2 * w2)
+        z4 = 3 * z1 - z3
+        return z4 * (z2 + z4)
+    return f
+
+
+def test_lecture_against_torch_func():
+    torch = _torch()
+    tf = _lecture_torch(torch)
+    w = (torch.tensor(1.5, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64))
+    v = (torch.tensor(0.3, dtype=torch.float64), torch.tensor(-2.0, dtype=torch.float64))
+    t_out, t_dot = torch.func.jvp(tf, w, v)
+    out, dot = graphc.jvp(lecture, (1.5, 0.5), (0.3, -2.0))
+    assert float(out) == pytest.approx(t_out.item(), rel=1e-14)
+    assert float(dot) == pytest.approx(t_dot.item(), rel=1e-13)
+    # vjp with a cotangent
+    _, t_pull = torch.func.vjp(tf, *w)
+    t_cts = t_pull(torch.tensor(-0.7, dtype=torch.float64))
+    _, pull = graphc.vjp(lecture, 1.5, 0.5)
+    np.testing.assert_allclose(pull(np.float64(-0.7)), [c.item() for c in t_cts], rtol=1e-13)
+    # Hessian-vector product: forward over reverse
+    _, t_hvp = torch.func.jvp(torch.func.grad(tf, argnums=(0, 1)), w, v)
+    _, hvp = graphc.jvp(graphc.grad(lecture, argnums=(0, 1)), (1.5, 0.5), (0.3, -2.0))
+    np.testing.assert_allclose(hvp, [h.item() for h in t_hvp], rtol=1e-12)
+
+
+def _mlp_setup():
+    rng = np.random.default_rng(3)
+    params = mlp_params(rng)
+    x = rng.normal(size=(6, 5))
+    y = rng.integers(0, 2, size=6)
+    dp = {k: rng.normal(size=v.shape) for k, v in params.items()}
+    return params, x, y, dp
+
+
+def _mlp_torch(torch, x, y):
+    X, Y = torch.tensor(x), torch.tensor(y)
+
+    def logits(p):
+        h = torch.tanh(X @ p["W1"] + p["b1"])
+        h2 = torch.clamp(h @ p["W2"] + p["b2"], min=0)
+        return h2 @ p["W3"] + p["b3"]
+
+    def loss(p):
+        logp = torch.log_softmax(logits(p), dim=1)
+        return -logp[torch.arange(X.shape[0]), Y].mean()
+    return logits, loss
+
+
+def _mlp_logits(p, x):
+    h = np.tanh(x @ p["W1"] + p["b1"])
+    h2 = np.maximum(0, h @ p["W2"] + p["b2"])
+    return h2 @ p["W3"] + p["b3"]
+
+
+def test_mlp_against_torch_func():
+    torch = _torch()
+    params, x, y, dp = _mlp_setup()
+    t_logits, t_loss = _mlp_torch(torch, x, y)
+    tp = {k: torch.tensor(v) for k, v in params.items()}
+    tdp = {k: torch.tensor(v) for k, v in dp.items()}
+
+    def loss(p):
+        return mlp_loss(p, x, y)
+    # jvp of the loss
+    t_out, t_dot = torch.func.jvp(t_loss, (tp,), (tdp,))
+    out, dot = graphc.jvp(loss, (params,), (dp,))
+    assert float(out) == pytest.approx(t_out.item(), rel=1e-13)
+    assert float(dot) == pytest.approx(t_dot.item(), rel=1e-11)
+    # jvp and vjp of the (non-scalar) logits
+    t_lo, t_dlo = torch.func.jvp(t_logits, (tp,), (tdp,))
+    lo, dlo = graphc.jvp(lambda p: _mlp_logits(p, x), (params,), (dp,))
+    np.testing.assert_allclose(lo, t_lo.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(dlo, t_dlo.numpy(), rtol=1e-11, atol=1e-13)
+    u = np.random.default_rng(4).normal(size=lo.shape)
+    _, t_pull = torch.func.vjp(t_logits, tp)
+    (t_ct,) = t_pull(torch.tensor(u))
+    _, pull = graphc.vjp(lambda p: _mlp_logits(p, x), params)
+    (ct,) = pull(u)
+    for k in params:
+        np.testing.assert_allclose(ct[k], t_ct[k].numpy(), rtol=1e-11, atol=1e-13, err_msg=k)
+    # Hessian-vector product of the loss: jvp(grad(loss))
+    _, t_hvp = torch.func.jvp(torch.func.grad(t_loss), (tp,), (tdp,))
+    _, hvp = graphc.jvp(graphc.grad(loss), (params,), (dp,))
+    for k in params:
+        np.testing.assert_allclose(hvp[k], t_hvp[k].numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
+    # grad of a function that calls jvp (reverse over forward): the same HVP
+    g = graphc.grad(lambda p: graphc.jvp(loss, (p,), (dp,))[1])(params)
+    for k in params:
+        np.testing.assert_allclose(g[k], t_hvp[k].numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
