@@ -16,7 +16,7 @@ import pytest
 import graphc
 from graphc.primitive import REGISTRY
 
-from _fd import is_float_leaf
+from _fd import is_float_leaf, rel_err
 from test_primitives import CASES, _param
 
 F64 = np.float64
@@ -427,3 +427,34 @@ def test_mlp_against_torch_func():
     g = graphc.grad(lambda p: graphc.jvp(loss, (p,), (dp,))[1])(params)
     for k in params:
         np.testing.assert_allclose(g[k], t_hvp[k].numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_conv_net_jvp_matches_finite_differences():
+    from graphc import nn
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 1, 8, 8))
+    labels = np.array([1, 3])
+
+    def f(w, b, W):
+        h = nn.max_pool2d(nn.relu(nn.conv2d(x, w, b, padding=1)), 2)
+        h = h.reshape(2, -1)[:, :27].copy()
+        h[0, 1:3] = 0.0
+        return nn.cross_entropy(h @ W, labels)
+    prim = (rng.normal(size=(3, 1, 3, 3)) * 0.3, rng.normal(size=3) * 0.1,
+            rng.normal(size=(27, 4)) * 0.2)
+    tan = tuple(rng.normal(size=p.shape) for p in prim)
+    out, dot = graphc.jvp(f, prim, tan)
+    eps = 1e-6
+    fd = (f(*[p + eps * t for p, t in zip(prim, tan)])
+          - f(*[p - eps * t for p, t in zip(prim, tan)])) / (2 * eps)
+    assert float(out) == pytest.approx(float(f(*prim)), rel=1e-14)
+    assert rel_err(dot, fd) < 1e-8
+    g = graphc.jvp(f).graph(prim, tan)
+    assert any(g[n].section == "tangent" for n in g)
+    assert g.cost().forward_flops > 0 and "dot_W" in str(g)
+
+
+def test_public_api_has_examples():
+    for fn in (graphc.jvp, graphc.vjp):
+        assert "Examples" in fn.__doc__ and ">>>" in fn.__doc__
+    assert "jvp" in graphc.__all__ and "vjp" in graphc.__all__
