@@ -67,6 +67,7 @@ def check_primals(name, fn, primals, what="primals"):
                              f"parameter, got {type(primals).__name__}", where=where,
                              hint=f"write {what}=(x,) for a function of one argument")
     names = _primal_names(fn, len(primals))
+    _check_arity(name, fn, primals, where)
     for i, p in enumerate(primals):
         leaves, tdef, paths = flatten(p, (i,))
         hits = _static_leaves(tdef)
@@ -85,6 +86,20 @@ def check_primals(name, fn, primals, what="primals"):
                                 hint="pass floats (x.astype(np.float64)), or close over the "
                                      "integer data: lambda x: f(x, idx)")
     return names
+
+
+def _check_arity(name, fn, primals, where):
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*primals)
+    except TypeError as e:
+        raise SignatureError(f"{name}: the function cannot be called with {len(primals)} "
+                             f"primal{'s' * (len(primals) != 1)}: {e}", where=where,
+                             hint=f"pass one primal per positional parameter of {sig}; close "
+                                  "over the others (lambda x: f(x, y))") from None
 
 
 def check_like(name, names, primals, others, what, where=None):

@@ -318,6 +318,9 @@ def test_errors():
         graphc.jvp(lambda i: i * 2.0, (np.arange(3),), (np.arange(3),))
     with pytest.raises(graphc.GradError, match="static value"):
         graphc.jvp(lambda x, n: x * n, (1.0, 3), (1.0, 0))
+    with pytest.raises(graphc.SignatureError, match="cannot be called with 3 primals") as e:
+        graphc.jvp(f, (1.0, 2.0, 3.0), (1.0, 2.0, 3.0))
+    assert "test_jvp.py" in str(e.value)
     with pytest.raises(graphc.SignatureError, match="both primals and tangents"):
         graphc.jvp(f, (1.0, 2.0))
     _, vjp_fn = graphc.vjp(np.sin, np.ones(3))
