@@ -27,7 +27,7 @@ from .ops.shape import identity
 from .pytree import flatten, unflatten
 from .tracing import Tracer, current_trace
 
-__all__ = ["JVPCompiled", "VJPCompiled", "VJPFunction", "jvp_compiled", "vjp_parts"]
+__all__ = ["JVPCompiled", "VJPCompiled", "VJPFunction", "jvp", "vjp"]
 
 
 # --- argument names of the generated def ---------------------------------------------
@@ -312,32 +312,39 @@ def _copy_arrays(tree):
     return unflatten(tdef, [np.array(x) if isinstance(x, np.ndarray) else x for x in leaves])
 
 
+_KINDS = {"jvp": JVPCompiled, "vjp": VJPCompiled, "compile": lambda f: Compiled(f, "compile")}
+
+
 @functools.lru_cache(maxsize=64)
 def _cached(kind, fn):
-    return {"jvp": JVPCompiled, "vjp": VJPCompiled,
-            "compile": lambda f: Compiled(f, "compile")}[kind](fn)
+    return _KINDS[kind](fn)
 
 
-def cached(kind, fn):
-    """The compiled ``kind`` of ``fn``, kept (64 functions) so repeated calls do not re-trace."""
+def cached(kind, fn, traced=False):
+    """The compiled ``kind`` of ``fn``, kept (64 functions) so repeated calls do not re-trace.
+
+    ``traced``: the call records into an enclosing trace and compiles nothing, so
+    nothing is kept (the function may close over that trace's values)."""
+    if traced:
+        return _KINDS[kind](fn)
     try:
         return _cached(kind, fn)
     except TypeError:            # an unhashable callable: compiled afresh
-        return {"jvp": JVPCompiled, "vjp": VJPCompiled,
-                "compile": lambda f: Compiled(f, "compile")}[kind](fn)
+        return _KINDS[kind](fn)
 
 
-def jvp_compiled(fn):
-    return cached("jvp", fn)
+def _has_tracer(*trees):
+    return any(isinstance(x, Tracer) for t in trees for x in flatten(t)[0])
 
 
 def vjp_parts(fn, primals):
     """``(out, vjp_fn)`` of ``graphc.vjp``."""
     label = f"graphc.vjp({function_name(fn)})"
     names = check_primals(label, fn, primals)
-    out = cached("compile", fn)(*primals)
-    if any(isinstance(x, Tracer) for x in flatten(primals)[0]):
-        return out, functools.partial(_traced_vjp, cached("vjp", fn), primals, out, names)
+    traced = _has_tracer(primals)
+    out = cached("compile", fn, traced)(*primals)
+    if traced:
+        return out, functools.partial(_traced_vjp, cached("vjp", fn, True), primals, out, names)
     return out, VJPFunction(cached("vjp", fn), primals, out, names)
 
 
@@ -397,19 +404,18 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING):
     def f_jvp(w1, w2, dot_w1, dot_w2):
     ...
     """
-    compiled = jvp_compiled(fn) if callable(fn) else None
-    if compiled is None:
+    if not callable(fn):
         raise SignatureError(f"graphc.jvp needs a callable, got {type(fn).__name__}",
                              where=errors.user_where(),
                              hint="pass the function itself: graphc.jvp(f, (x,), (dx,))")
     if primals is _MISSING and tangents is _MISSING:
-        return compiled
+        return cached("jvp", fn)
     if primals is _MISSING or tangents is _MISSING:
         raise SignatureError("graphc.jvp needs both primals and tangents (or neither)",
                              where=errors.user_where(),
                              hint="graphc.jvp(f, (x,), (dx,)), or graphc.jvp(f) for the "
                                   "compiled transform")
-    return compiled(primals, tangents)
+    return cached("jvp", fn, _has_tracer(primals, tangents))(primals, tangents)
 
 
 def vjp(fn, *primals):

@@ -176,6 +176,12 @@ def test_golden_lecture_vjp():
     check_golden("lecture_vjp.py", vjp_fn.source())
 
 
+def test_golden_lecture_hvp():
+    from test_codegen import check_golden
+    g = graphc.grad(lecture, argnums=(0, 1))
+    check_golden("lecture_hvp.py", graphc.jvp(g).source((1.5, 0.5), (1.0, 0.0)))
+
+
 def test_hessian_vector_product_forward_over_reverse():
     H = _lecture_hessian(1.5, 0.5)
     g = graphc.grad(lecture, argnums=(0, 1))
@@ -461,3 +467,17 @@ def test_public_api_has_examples():
     for fn in (graphc.jvp, graphc.vjp):
         assert "Examples" in fn.__doc__ and ">>>" in fn.__doc__
     assert "jvp" in graphc.__all__ and "vjp" in graphc.__all__
+
+
+def test_jvp_inside_a_trace_keeps_nothing_alive():
+    import gc
+    import weakref
+    refs = []
+
+    def f(x):
+        inner = lambda y: x * y           # noqa: E731  closes over the traced x
+        refs.append(weakref.ref(inner))
+        return graphc.jvp(inner, (x,), (np.ones_like(x),))[1].sum()
+    assert np.allclose(graphc.grad(f)(np.arange(3.0)), np.ones(3))
+    gc.collect()
+    assert refs and refs[0]() is None
