@@ -481,3 +481,67 @@ def test_jvp_inside_a_trace_keeps_nothing_alive():
     assert np.allclose(graphc.grad(f)(np.arange(3.0)), np.ones(3))
     gc.collect()
     assert refs and refs[0]() is None
+
+
+def _lenet():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "lenet.py"
+    spec = importlib.util.spec_from_file_location("_lenet_for_jvp", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _lenet_torch(torch):
+    F = torch.nn.functional
+
+    def logits(p, x):
+        h = F.max_pool2d(F.relu(F.conv2d(x, p["conv1"]["w"], p["conv1"]["b"], padding=1)), 2)
+        h = F.max_pool2d(F.relu(F.conv2d(h, p["conv2"]["w"], p["conv2"]["b"], padding=1)), 2)
+        h = F.relu(h.flatten(1) @ p["fc1"]["w"] + p["fc1"]["b"])
+        return h @ p["fc2"]["w"] + p["fc2"]["b"]
+    return logits
+
+
+def test_lenet_against_torch_func():
+    torch = _torch()
+    lenet = _lenet()
+    rng = np.random.default_rng(5)
+    params = lenet.init_params(rng)
+    params = {k: {n: v + 0.05 * rng.normal(size=v.shape) for n, v in layer.items()}
+              for k, layer in params.items()}
+    x, y = rng.random((4, 1, 8, 8)), np.array([0, 3, 7, 9])
+    dp = {k: {n: rng.normal(size=v.shape) for n, v in layer.items()} for k, layer in params.items()}
+
+    def T(tree):
+        return {k: {n: torch.tensor(v) for n, v in layer.items()} for k, layer in tree.items()}
+    t_logits = _lenet_torch(torch)
+    X, Y = torch.tensor(x), torch.tensor(y)
+
+    def t_loss(p):
+        return torch.nn.functional.cross_entropy(t_logits(p, X), Y)
+
+    def loss(p):
+        return lenet.loss(p, x, y)
+
+    def close(a, b, rtol):
+        for k in a:
+            for n in a[k]:
+                np.testing.assert_allclose(a[k][n], b[k][n].numpy(), rtol=rtol, atol=1e-12,
+                                           err_msg=f"{k}.{n}")
+    # forward mode through conv, relu, max-pool and cross-entropy
+    t_out, t_dot = torch.func.jvp(t_loss, (T(params),), (T(dp),))
+    out, dot = graphc.jvp(loss, (params,), (dp,))
+    assert float(out) == pytest.approx(t_out.item(), rel=1e-12)
+    assert float(dot) == pytest.approx(t_dot.item(), rel=1e-10)
+    # vjp of the (4, 10) scores with a cotangent
+    u = rng.normal(size=(4, 10))
+    _, t_pull = torch.func.vjp(lambda p: t_logits(p, X), T(params))
+    (t_ct,) = t_pull(torch.tensor(u))
+    _, pull = graphc.vjp(lambda p: lenet.logits(p, x), params)
+    close(pull(u)[0], t_ct, 1e-10)
+    # Hessian-vector product, forward over reverse
+    _, t_hvp = torch.func.jvp(torch.func.grad(t_loss), (T(params),), (T(dp),))
+    _, hvp = graphc.jvp(graphc.grad(loss), (params,), (dp,))
+    close(hvp, t_hvp, 1e-9)
