@@ -19,11 +19,12 @@ import numpy as np
 from . import errors
 from .autodiff import backward
 from .avals import aval_of
-from .capture import function_name, live
+from .capture import Spec, function_name, live
 from .compiled import Compiled
 from .errors import GradError, SignatureError, UnsupportedError
 from .forward import forward_level
 from .ops.shape import identity
+from .primitive import Aval
 from .pytree import flatten, unflatten
 from .tracing import Tracer, current_trace
 
@@ -131,6 +132,8 @@ def check_like(name, names, primals, others, what, where=None):
 
 
 def _aval(name, x, where):
+    if isinstance(x, Spec):                # a placeholder, for .source() and .graph()
+        return Aval(x.shape, x.dtype, False)
     try:
         return aval_of(x)
     except UnsupportedError as e:

@@ -545,3 +545,11 @@ def test_lenet_against_torch_func():
     _, t_hvp = torch.func.jvp(torch.func.grad(t_loss), (T(params),), (T(dp),))
     _, hvp = graphc.jvp(graphc.grad(loss), (params,), (dp,))
     close(hvp, t_hvp, 1e-9)
+
+
+def test_source_with_spec_placeholders():
+    S = graphc.Spec((3,), "float32")
+    src = graphc.jvp(np.tanh).source((S,), (S,))
+    assert "def tanh_jvp(x, dot_x):" in src and "dot_tanh = " in src
+    with pytest.raises(graphc.SignatureError, match="Spec placeholder"):
+        graphc.jvp(np.tanh)((S,), (S,))
