@@ -553,3 +553,32 @@ def test_source_with_spec_placeholders():
     assert "def tanh_jvp(x, dot_x):" in src and "dot_tanh = " in src
     with pytest.raises(graphc.SignatureError, match="Spec placeholder"):
         graphc.jvp(np.tanh)((S,), (S,))
+
+
+@pytest.mark.parametrize("fn, x", [
+    (lambda x: np.maximum(x, x[::-1]), np.array([1.0, 2.0, 2.0, 1.0])),       # ties
+    (lambda x: x.max(axis=1), np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])),  # shared maxima
+    (lambda x: graphc.nn.relu(x), np.array([-1.0, 0.0, 2.0])),               # the kink
+    (lambda x: np.abs(x) + np.sqrt(np.maximum(x, 0.0) + 1), np.array([0.0, -0.0, 1.0])),
+    (lambda x: np.where(x > 1, x ** 2, -x), np.array([0.5, 1.0, 3.0])),
+])
+def test_conventions_at_kinks_agree_with_the_vjp(fn, x):
+    """At ties and kinks the JVP takes the same one-sided convention as the VJP."""
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=x.shape)
+    out, dot = graphc.jvp(fn, (x,), (v,))
+    _, pull = graphc.vjp(fn, x)
+    u = rng.normal(size=np.shape(out))
+    assert float(np.sum(u * dot)) == pytest.approx(float(np.sum(pull(u)[0] * v)), rel=1e-14)
+
+
+def test_setitem_with_repeated_indices_last_write_wins():
+    def f(x, v):
+        y = x * 1.0
+        y[np.array([0, 2, 0])] = v
+        return y
+    x, v = np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0])
+    dx, dv = np.array([1.0, 1.0, 1.0]), np.array([0.1, 0.2, 0.3])
+    out, dot = graphc.jvp(f, (x, v), (dx, dv))
+    np.testing.assert_array_equal(out, [30.0, 2.0, 20.0])
+    np.testing.assert_allclose(dot, [0.3, 1.0, 0.2])
