@@ -154,7 +154,19 @@ def _zeros_like(trace, x):
 
 
 # --- forward mode ----------------------------------------------------------------------
-def jvp_body(fn):
+def _split_aux(fn, name, out, has_aux):
+    """``(out, aux)`` of a function called with ``has_aux=True`` (``aux`` None otherwise)."""
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        from .capture import def_where
+        raise GradError(f"{name}: with has_aux=True the function must return (out, aux), a "
+                        "pair", where=def_where(fn),
+                        hint="return the differentiated value and the auxiliary data as a pair")
+    return out[0], out[1]
+
+
+def jvp_body(fn, has_aux=False):
     """The traced body of ``jvp``: arguments are the primals then their tangents."""
     def body(call_args, call_kwargs):
         trace = current_trace()
@@ -169,13 +181,13 @@ def jvp_body(fn):
                     level.seed(x, dx)
                     seeded.append(x)
                 primals.append(unflatten(tdef, seeded))
-            out = live(fn)(*primals)
+            out, aux = _split_aux(fn, "graphc.jvp", live(fn)(*primals), has_aux)
             leaves, tdef, _ = flatten(out)
             dots = []
             for x in leaves:
                 t = level.tangent(x)
                 dots.append(t if t is not None else _zeros_like(trace, x))
-        return out, unflatten(tdef, dots)
+        return (out, unflatten(tdef, dots)) + ((aux,) if has_aux else ())
     return body
 
 
@@ -186,8 +198,8 @@ class JVPCompiled(Compiled):
     ``dot_<name>`` (``f_jvp(w1, w2, dot_w1, dot_w2)``).
     """
 
-    def __init__(self, fn, *, cache_size=64):
-        super().__init__(fn, "jvp", cache_size=cache_size)
+    def __init__(self, fn, *, has_aux=False, cache_size=64):
+        super().__init__(fn, "jvp", has_aux=has_aux, cache_size=cache_size)
         self._label = f"graphc.jvp({function_name(fn)})"
 
     def _signature_fn(self, args):
@@ -195,7 +207,7 @@ class JVPCompiled(Compiled):
         return _signature_stand_in(self._fn, names + ["dot_" + n for n in names])
 
     def _body(self):
-        return jvp_body(self._fn)
+        return jvp_body(self._fn, self._has_aux)
 
     def _doc(self, params):
         name = function_name(self._fn)
@@ -208,8 +220,8 @@ class JVPCompiled(Compiled):
         return (*primals, *tangents)
 
     def __call__(self, primals, tangents):
-        out, dot = Compiled.__call__(self, *self._args(primals, tangents))
-        return out, dot
+        """``(out, out_tangent)``, or ``(out, out_tangent, aux)`` with ``has_aux=True``."""
+        return Compiled.__call__(self, *self._args(primals, tangents))
 
     def source(self, primals, tangents) -> str:
         """The generated module text for these primals' and tangents' signature."""
@@ -221,7 +233,7 @@ class JVPCompiled(Compiled):
 
 
 # --- reverse mode from a cotangent -------------------------------------------------------
-def vjp_body(fn):
+def vjp_body(fn, has_aux=False):
     """The traced body of a VJP: arguments are the primals then the output's cotangent."""
     def body(call_args, call_kwargs):
         trace = current_trace()
@@ -233,7 +245,7 @@ def vjp_body(fn):
             trees.append((tdef, ids))
             marked.append(unflatten(tdef, ids))
         start = trace.graph._next
-        out = live(fn)(*marked)
+        out, _ = _split_aux(fn, "graphc.vjp", live(fn)(*marked), has_aux)
         pairs = [(trace.lift(o), trace.lift(c)) for o, c in zip(flatten(out)[0], flatten(ct)[0])
                  if aval_of(o).dtype.kind == "f"]
         wrt = [x for _, ids in trees for x in ids]
@@ -255,15 +267,15 @@ def vjp_body(fn):
 class VJPCompiled(Compiled):
     """The backward pass of ``fn`` from a cotangent: ``(*primals, d_out) -> cotangents``."""
 
-    def __init__(self, fn, *, cache_size=64):
-        super().__init__(fn, "vjp", cache_size=cache_size)
+    def __init__(self, fn, *, has_aux=False, cache_size=64):
+        super().__init__(fn, "vjp", has_aux=has_aux, cache_size=cache_size)
 
     def _signature_fn(self, args):
         names = _primal_names(self._fn, len(args) - 1)
         return _signature_stand_in(self._fn, names + ["d_out"])
 
     def _body(self):
-        return vjp_body(self._fn)
+        return vjp_body(self._fn, self._has_aux)
 
     def _doc(self, params):
         return (f"Cotangents of {', '.join(params[:-1])} from {params[-1]}, the cotangent of "
@@ -315,7 +327,9 @@ def _copy_arrays(tree):
     return unflatten(tdef, [np.array(x) if isinstance(x, np.ndarray) else x for x in leaves])
 
 
-_KINDS = {"jvp": JVPCompiled, "vjp": VJPCompiled, "compile": lambda f: Compiled(f, "compile")}
+_KINDS = {"jvp": JVPCompiled, "vjp": VJPCompiled, "compile": lambda f: Compiled(f, "compile"),
+          "jvp_aux": lambda f: JVPCompiled(f, has_aux=True),
+          "vjp_aux": lambda f: VJPCompiled(f, has_aux=True)}
 
 
 @functools.lru_cache(maxsize=64)
@@ -340,15 +354,18 @@ def _has_tracer(*trees):
     return any(isinstance(x, Tracer) for t in trees for x in flatten(t)[0])
 
 
-def vjp_parts(fn, primals):
-    """``(out, vjp_fn)`` of ``graphc.vjp``."""
+def vjp_parts(fn, primals, has_aux=False):
+    """``(out, vjp_fn)`` of ``graphc.vjp`` (``(out, vjp_fn, aux)`` with ``has_aux``)."""
     label = f"graphc.vjp({function_name(fn)})"
     names = check_primals(label, fn, primals)
     traced = _has_tracer(primals)
-    out = cached("compile", fn, traced)(*primals)
+    out, aux = _split_aux(fn, label, cached("compile", fn, traced)(*primals), has_aux)
+    kind = "vjp_aux" if has_aux else "vjp"
     if traced:
-        return out, functools.partial(_traced_vjp, cached("vjp", fn, True), primals, out, names)
-    return out, VJPFunction(cached("vjp", fn), primals, out, names)
+        pull = functools.partial(_traced_vjp, cached(kind, fn, True), primals, out, names)
+    else:
+        pull = VJPFunction(cached(kind, fn), primals, out, names)
+    return (out, pull) + ((aux,) if has_aux else ())
 
 
 def _traced_vjp(compiled, primals, out, names, ct):
@@ -361,7 +378,7 @@ def _traced_vjp(compiled, primals, out, names, ct):
 _MISSING = object()
 
 
-def jvp(fn, primals=_MISSING, tangents=_MISSING):
+def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
     """Forward mode: the value of ``fn`` at ``primals`` and its tangent along ``tangents``.
 
     As ``jax.jvp``: the directional derivative ``J(primals) @ tangents`` in one
@@ -381,11 +398,15 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING):
         called as ``jvp(fn)(primals, tangents)``.
     tangents : tuple
         The direction: the same structure, shapes and dtypes as ``primals``.
+    has_aux : bool, default False
+        ``fn`` returns ``(out, aux)``: only ``out`` is differentiated, and ``aux`` is
+        returned as a third item, as in JAX.
 
     Returns
     -------
-    (out, out_tangent)
-        ``fn(*primals)`` and its tangent, a pytree of the same structure.
+    (out, out_tangent) or (out, out_tangent, aux)
+        ``fn(*primals)`` and its tangent, a pytree of the same structure (an integer
+        output's tangent is zeros of its dtype).
 
     Raises
     ------
@@ -411,17 +432,18 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING):
         raise SignatureError(f"graphc.jvp needs a callable, got {type(fn).__name__}",
                              where=errors.user_where(),
                              hint="pass the function itself: graphc.jvp(f, (x,), (dx,))")
+    kind = "jvp_aux" if has_aux else "jvp"
     if primals is _MISSING and tangents is _MISSING:
-        return cached("jvp", fn)
+        return cached(kind, fn)
     if primals is _MISSING or tangents is _MISSING:
         raise SignatureError("graphc.jvp needs both primals and tangents (or neither)",
                              where=errors.user_where(),
                              hint="graphc.jvp(f, (x,), (dx,)), or graphc.jvp(f) for the "
                                   "compiled transform")
-    return cached("jvp", fn, _has_tracer(primals, tangents))(primals, tangents)
+    return cached(kind, fn, _has_tracer(primals, tangents))(primals, tangents)
 
 
-def vjp(fn, *primals):
+def vjp(fn, *primals, has_aux=False):
     """Reverse mode from any cotangent: ``fn(*primals)`` and its pullback.
 
     As ``jax.vjp``: ``vjp_fn(ct)`` returns ``ct @ J(primals)`` as one cotangent per
@@ -436,10 +458,13 @@ def vjp(fn, *primals):
         A function of NumPy values.
     *primals
         The point: pytrees of floating arrays (or Python floats).
+    has_aux : bool, default False
+        ``fn`` returns ``(out, aux)``: ``vjp_fn`` pulls back cotangents of ``out`` only,
+        and ``aux`` is returned as a third item, as in JAX.
 
     Returns
     -------
-    (out, vjp_fn)
+    (out, vjp_fn) or (out, vjp_fn, aux)
 
     Examples
     --------
@@ -454,4 +479,4 @@ def vjp(fn, *primals):
         raise SignatureError(f"graphc.vjp needs a callable, got {type(fn).__name__}",
                              where=errors.user_where(),
                              hint="pass the function, then its arguments: graphc.vjp(f, x)")
-    return vjp_parts(fn, primals)
+    return vjp_parts(fn, primals, has_aux)

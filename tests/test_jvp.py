@@ -582,3 +582,24 @@ def test_setitem_with_repeated_indices_last_write_wins():
     out, dot = graphc.jvp(f, (x, v), (dx, dv))
     np.testing.assert_array_equal(out, [30.0, 2.0, 20.0])
     np.testing.assert_allclose(dot, [0.3, 1.0, 0.2])
+
+
+def test_has_aux():
+    def f(x):
+        y = np.sin(x)
+        return y * 2, {"y": y, "n": 3}
+    x = np.array([0.1, 0.2])
+    out, dot, aux = graphc.jvp(f, (x,), (np.ones(2),), has_aux=True)
+    np.testing.assert_allclose(dot, 2 * np.cos(x))
+    np.testing.assert_allclose(aux["y"], np.sin(x))
+    assert aux["n"] == 3
+    out, pull, aux = graphc.vjp(f, x, has_aux=True)
+    np.testing.assert_allclose(pull(np.ones(2))[0], 2 * np.cos(x))
+    np.testing.assert_allclose(aux["y"], np.sin(x))
+    # inside grad too
+    g = graphc.grad(lambda x: graphc.jvp(f, (x,), (np.ones(2),), has_aux=True)[1].sum())(x)
+    np.testing.assert_allclose(g, -2 * np.sin(x))
+    with pytest.raises(graphc.GradError, match="has_aux=True the function must return"):
+        graphc.jvp(np.sin, (x,), (x,), has_aux=True)
+    with pytest.raises(graphc.GradError, match="has_aux=True the function must return"):
+        graphc.vjp(np.sin, x, has_aux=True)
