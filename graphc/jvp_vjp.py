@@ -12,140 +12,22 @@ enclosing trace, so they compose with ``grad`` and with each other.
 from __future__ import annotations
 
 import functools
-import inspect
 
 import numpy as np
 
 from . import errors
 from .autodiff import backward
 from .avals import aval_of
-from .capture import Spec, function_name, live
+from .capture import function_name, live
 from .compiled import Compiled
-from .errors import GradError, SignatureError, UnsupportedError
+from .errors import GradError, SignatureError
 from .forward import forward_level
+from .jvp_checks import check_like, check_primals, primal_names, signature_stand_in
 from .ops.shape import identity
-from .primitive import Aval
 from .pytree import flatten, unflatten
 from .tracing import Tracer, current_trace
 
 __all__ = ["JVPCompiled", "VJPCompiled", "VJPFunction", "jvp", "vjp"]
-
-
-# --- argument names of the generated def ---------------------------------------------
-def _primal_names(fn, n):
-    """The names of ``fn``'s first ``n`` positional parameters (``arg<i>`` past them)."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    pos = [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
-                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    return [pos[i] if i < len(pos) else f"arg{i}" for i in range(n)]
-
-
-def _signature_stand_in(fn, names):
-    """A function with parameters ``names`` standing in for ``fn`` when its arguments are
-    bound (the generated def's signature); it unwraps to ``fn`` (file, line, name)."""
-    def stand_in(*args):
-        raise AssertionError("never called")
-    stand_in.__signature__ = inspect.Signature(
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
-    stand_in.__name__ = function_name(fn)
-    stand_in.__wrapped__ = fn
-    return stand_in
-
-
-# --- checking what the user passes ---------------------------------------------------
-def _leaf_label(names, i, path):
-    return names[i] + "".join(f"[{k!r}]" for k in path[1:])
-
-
-def check_primals(name, fn, primals, what="primals"):
-    """``primals`` must be a tuple (or list) of pytrees of floating arrays/floats."""
-    where = errors.user_where()
-    if not isinstance(primals, (tuple, list)):
-        raise SignatureError(f"{name}: {what} must be a tuple of arguments, one per positional "
-                             f"parameter, got {type(primals).__name__}", where=where,
-                             hint=f"write {what}=(x,) for a function of one argument")
-    names = _primal_names(fn, len(primals))
-    _check_arity(name, fn, primals, where)
-    for i, p in enumerate(primals):
-        leaves, tdef, paths = flatten(p, (i,))
-        hits = _static_leaves(tdef)
-        if hits:
-            raise GradError(f"{name}: {what} argument {names[i]} holds the static value "
-                            f"{hits[0]!r:.40} (a Python int, bool, str or None), which has no "
-                            "derivative", where=where,
-                            hint="pass it as a float, or close over it: "
-                                 "lambda x: f(x, n) differentiates x alone")
-        for x, path in zip(leaves, paths):
-            a = _aval(name, x, where)
-            if a.dtype.kind != "f":
-                raise GradError(f"{name}: {what} argument {_leaf_label(names, i, path)} has "
-                                f"integer or boolean dtype ({a.short()}), which has no "
-                                "derivative", where=where,
-                                hint="pass floats (x.astype(np.float64)), or close over the "
-                                     "integer data: lambda x: f(x, idx)")
-    return names
-
-
-def _check_arity(name, fn, primals, where):
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return
-    try:
-        sig.bind(*primals)
-    except TypeError as e:
-        raise SignatureError(f"{name}: the function cannot be called with {len(primals)} "
-                             f"primal{'s' * (len(primals) != 1)}: {e}", where=where,
-                             hint=f"pass one primal per positional parameter of {sig}; close "
-                                  "over the others (lambda x: f(x, y))") from None
-
-
-def check_like(name, names, primals, others, what, where=None):
-    """``others`` must match ``primals``: tree structure, shapes and dtypes."""
-    where = where or errors.user_where()
-    if not isinstance(others, (tuple, list)) or len(others) != len(primals):
-        got = (f"a {type(others).__name__} of {len(others)}" if isinstance(others, (tuple, list))
-               else type(others).__name__)
-        raise SignatureError(f"{name}: {what} must be a tuple like the primals "
-                             f"({len(primals)} argument{'s' * (len(primals) != 1)}), got {got}",
-                             where=where, hint=f"pass one {what[:-1]} per primal, e.g. "
-                                               f"graphc.jvp(f, (x,), (dx,))")
-    for i, (p, t) in enumerate(zip(primals, others)):
-        pl, pdef, paths = flatten(p, (i,))
-        tl, tdef, _ = flatten(t, (i,))
-        if pdef != tdef:
-            raise SignatureError(f"{name}: the {what[:-1]} of {names[i]} has the structure "
-                                 f"{tdef!r:.80}, the primal {pdef!r:.80}", where=where,
-                                 hint=f"give each primal a {what[:-1]} of the same pytree "
-                                      "structure, shapes and dtypes")
-        for x, dx, path in zip(pl, tl, paths):
-            a, b = _aval(name, x, where), _aval(name, dx, where)
-            if a.shape != b.shape or a.dtype != b.dtype:
-                raise SignatureError(
-                    f"{name}: the {what[:-1]} of {_leaf_label(names, i, path)} is "
-                    f"{b.short()}, but the primal is {a.short()}", where=where,
-                    hint="a tangent has its primal's shape and dtype "
-                         "(e.g. np.ones_like(x))")
-
-
-def _aval(name, x, where):
-    if isinstance(x, Spec):                # a placeholder, for .source() and .graph()
-        return Aval(x.shape, x.dtype, False)
-    try:
-        return aval_of(x)
-    except UnsupportedError as e:
-        raise UnsupportedError(f"{name}: {e.message}", where=where, hint=e.hint) from None
-
-
-def _static_leaves(tdef):
-    if tdef.kind == "static":
-        return [tdef.static]
-    if tdef.kind == "none":
-        return [None]
-    return [v for c in tdef.children for v in _static_leaves(c)]
 
 
 def _zeros_like(trace, x):
@@ -203,8 +85,8 @@ class JVPCompiled(Compiled):
         self._label = f"graphc.jvp({function_name(fn)})"
 
     def _signature_fn(self, args):
-        names = _primal_names(self._fn, len(args) // 2)
-        return _signature_stand_in(self._fn, names + ["dot_" + n for n in names])
+        names = primal_names(self._fn, len(args) // 2)
+        return signature_stand_in(self._fn, names + ["dot_" + n for n in names])
 
     def _body(self):
         return jvp_body(self._fn, self._has_aux)
@@ -271,8 +153,8 @@ class VJPCompiled(Compiled):
         super().__init__(fn, "vjp", has_aux=has_aux, cache_size=cache_size)
 
     def _signature_fn(self, args):
-        names = _primal_names(self._fn, len(args) - 1)
-        return _signature_stand_in(self._fn, names + ["d_out"])
+        names = primal_names(self._fn, len(args) - 1)
+        return signature_stand_in(self._fn, names + ["d_out"])
 
     def _body(self):
         return vjp_body(self._fn, self._has_aux)
@@ -381,11 +263,10 @@ _MISSING = object()
 def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
     """Forward mode: the value of ``fn`` at ``primals`` and its tangent along ``tangents``.
 
-    As ``jax.jvp``: the directional derivative ``J(primals) @ tangents`` in one
-    forward pass, with no backward pass.  Compiled per signature like
-    :func:`graphc.grad`; the generated code interleaves each forward line with its
-    tangent block, tangents named ``dot_<name>`` (``graphc.jvp(f).source(primals,
-    tangents)`` shows it).  Composes with ``grad``: ``jvp(grad(f), (x,), (v,))`` is a
+    As ``jax.jvp``: the directional derivative ``J(primals) @ tangents`` in one forward
+    pass.  Compiled per signature like :func:`graphc.grad`; the generated code follows
+    each forward line with its tangent block, named ``dot_<name>``
+    (``graphc.jvp(f).source(primals, tangents)``).  ``jvp(grad(f), (x,), (v,))`` is a
     Hessian-vector product.
 
     Parameters
@@ -411,9 +292,8 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
     Raises
     ------
     SignatureError
-        ``primals``/``tangents`` are not tuples of the same structure, shapes and dtypes.
-    GradError
-        A primal is an integer, boolean or static value (it has no derivative).
+        ``primals``/``tangents`` are not tuples of the same structure, shapes and dtypes
+        (``GradError``: a primal is an integer, boolean or static value).
 
     Examples
     --------
@@ -428,18 +308,16 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
     def f_jvp(w1, w2, dot_w1, dot_w2):
     ...
     """
-    if not callable(fn):
-        raise SignatureError(f"graphc.jvp needs a callable, got {type(fn).__name__}",
-                             where=errors.user_where(),
-                             hint="pass the function itself: graphc.jvp(f, (x,), (dx,))")
-    kind = "jvp_aux" if has_aux else "jvp"
-    if primals is _MISSING and tangents is _MISSING:
-        return cached(kind, fn)
-    if primals is _MISSING or tangents is _MISSING:
-        raise SignatureError("graphc.jvp needs both primals and tangents (or neither)",
+    missing = (primals is _MISSING) + (tangents is _MISSING)
+    if not callable(fn) or missing == 1:
+        raise SignatureError("graphc.jvp needs a callable and both primals and tangents (or "
+                             f"neither), got {type(fn).__name__} and {2 - missing} of them",
                              where=errors.user_where(),
                              hint="graphc.jvp(f, (x,), (dx,)), or graphc.jvp(f) for the "
                                   "compiled transform")
+    kind = "jvp_aux" if has_aux else "jvp"
+    if missing:
+        return cached(kind, fn)
     return cached(kind, fn, _has_tracer(primals, tangents))(primals, tangents)
 
 
