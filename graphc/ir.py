@@ -265,10 +265,10 @@ class Graph:
     def display_name(self, nid: int, names: Mapping | None = None) -> str:
         """The name a node would like, before uniquing: one rule for code, trace and drawings.
 
-        The user's name; else ``d_<name of its primal>`` for an adjoint, ``dot_<name>``
-        for a tangent (``names``,
-        when given, holds the final names already chosen for earlier nodes, so
-        ``d_x_1`` follows ``x_1``); else a composite's hint; else the op.
+        The user's name; else ``d_<name of its primal>`` for an adjoint and
+        ``dot_<name of its primal>`` for a tangent (``names``, when given, holds the
+        final names already chosen for earlier nodes, so ``d_x_1`` follows ``x_1``);
+        else a composite's hint; else the op.
         """
         node = self[nid]
         if node.name:
