@@ -603,3 +603,58 @@ def test_has_aux():
         graphc.jvp(np.sin, (x,), (x,), has_aux=True)
     with pytest.raises(graphc.GradError, match="has_aux=True the function must return"):
         graphc.vjp(np.sin, x, has_aux=True)
+
+
+# --- SymPy proofs of the JVP rules ----------------------------------------------------------
+def _jvp_rule_proof(name, case):
+    """Verdicts, one per output element: the JVP graph on SymPy symbols equals
+    ``sum_j d out / d x_j * t_j`` of the primitive's own output expression."""
+    from graphc.symbolic import equal, evaluate, symbols_like
+    case._name = name
+    pos, apply = _split(case)
+    primals = tuple(case.args[i] for i in pos)
+    graph = graphc.jvp(apply).graph(primals, primals)
+    n = len(primals)
+    env, xs, ts = {}, [], []
+    for k, (nid, a) in enumerate(zip(graph.inputs, primals + primals)):
+        arr = np.asarray(a)
+        sym = symbols_like(f"{'x' if k < n else 't'}{k % n}", arr.shape,
+                           positive=bool(np.all(arr > 0)) and k < n)
+        env[nid] = sym
+        (xs if k < n else ts).append(np.asarray(sym, dtype=object))
+    vals = evaluate(graph, env)
+    out = np.asarray(vals[graph.outputs[0]], dtype=object)
+    dot = np.asarray(vals[graph.outputs[1]], dtype=object)
+    verdicts = []
+    for idx in np.ndindex(*out.shape) if out.shape else [()]:
+        o = out[idx] if out.shape else out.item()
+        want = sum(sp_diff(o, x) * t for X, T in zip(xs, ts)
+                   for x, t in zip(X.ravel(), T.ravel()))
+        got = dot[idx] if dot.shape else dot.item()
+        verdicts.append(equal(want, got, [], positive=False))
+    return verdicts
+
+
+def sp_diff(expr, sym):
+    import sympy as sp
+    return sp.diff(expr, sym)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in REGISTRY.items()
+                                        if p.differentiable and n != "stop_gradient"))
+def test_jvp_rule_proof(name):
+    from test_symbolic import _proof_case
+    case = _proof_case(name)
+    verdicts = _jvp_rule_proof(name, case)
+    bad = [v for v in verdicts if not v.equal]
+    assert verdicts and not bad, f"{name}: {len(bad)} of {len(verdicts)} elements differ ({bad[0]})"
+
+
+def test_a_broken_jvp_rule_is_caught(monkeypatch):
+    import dataclasses
+    from graphc.ops._samples import Sample
+    sin = REGISTRY["sin"]
+    broken = dataclasses.replace(sin, jvp=lambda t, x, *, out: -(t[0] * graphc.ops.elementwise.cos(x)))
+    monkeypatch.setitem(REGISTRY, "sin", broken)
+    verdicts = _jvp_rule_proof("sin", Sample((np.array([0.3, 1.1]),), {}, np.sin))
+    assert verdicts and not any(v.equal for v in verdicts)
