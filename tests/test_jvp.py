@@ -4,7 +4,10 @@ Registry-driven like tests/test_primitives.py: for every differentiable
 primitive and each of its samples (the record's ``samples=``), the JVP along a
 random tangent is checked against central finite differences in float64, and
 against the VJP: ``<u, J v>`` computed forward (``graphc.jvp``) and backward
-(``graphc.vjp``) agree to 1e-10 for float64 samples.
+(``graphc.vjp``) agree to 1e-10 for float64 samples; each rule is also proved
+against SymPy on its record's proof sample.  Then graphc.jvp/vjp on whole
+functions: readable code (golden files), composition with grad, errors, and
+agreement with PyTorch's torch.func in float64 (lecture function, MLP, LeNet).
 """
 from __future__ import annotations
 
