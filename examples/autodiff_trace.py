@@ -30,6 +30,11 @@ def main():
     print(f"\nGradient at (1.5, 0.5): df/dw1 = {d_w1:.6f}, df/dw2 = {d_w2:.6f}\n")
     print("Generated code:")
     print(df.source(1.5, 0.5))
+    # Forward mode: the tangents flow with the trace (dot_z1 = dz1/dw1 ...).
+    out, dot = graphc.jvp(f, (1.5, 0.5), (1.0, 0.0))
+    print(f"Forward mode along w1: f = {out:.6f}, df/dw1 = {dot:.6f}\n")
+    source = graphc.jvp(f).source((1.5, 0.5), (1.0, 0.0))
+    print(source[:source.index("\n\n# The arguments")])
 
 
 if __name__ == "__main__":

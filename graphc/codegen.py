@@ -16,7 +16,7 @@ from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, guard_lines, guard_trace_line, has_guards
 from .codegen_writes import inplace_write
 from .ir import SUBGRAPH_OPS, install_product
-from .literals import const_text, default_text, holds_array
+from .literals import const_text, default_text, holds_array, tree_text
 from .naming import Namespace, sanitize
 from .precedence import prec_of
 from .primitive import REGISTRY, type_str
@@ -75,8 +75,10 @@ class _Emitter:
         return name
 
     def names_adjoint(self, node):
-        """The node is the adjoint of a value that has a visible name (it reads ``d_<name>``)."""
-        return node.adjoint_of is not None and node.adjoint_of in self.name
+        """The node is the adjoint (tangent) of a value that has a visible name (it reads
+        ``d_<name>``, ``dot_<name>``)."""
+        return (node.adjoint_of is not None and node.adjoint_of in self.name
+                or node.tangent_of is not None and node.tangent_of in self.name)
 
     def can_inline(self, nid, node):
         if not self.inline or nid in self.outputs or self.edge_count.get(nid, 0) != 1:
@@ -226,15 +228,19 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
         shape = type_str(node.shape, node.dtype)
-        if node.section == "backward":
-            block = node.where or node.grad_of
+        if node.section in ("backward", "tangent"):
+            label = _head_label(g, node)
+            block = (label, node.where or node.grad_of)
             if block != last_block:
                 head = source_text(node.where) or _forward_text(em, node.grad_of)
-                out.append("")
-                out.append(f"{indent}# grad of: {head}")
+                if node.section == "backward":
+                    out.append("")
+                out.append(f"{indent}# {label}: {head}")
                 last_block = block
             comment = shape
         else:
+            if last_block is not None and last_block[0].startswith("tangent"):
+                out.append("")            # forward mode: one block per forward line
             last_block = None
             w = where_short(node.where)
             comment = f"{shape}  {w}" if w else shape
@@ -249,6 +255,16 @@ def _body_lines(em: _Emitter, indent="    ", free=False):
         if i in frees:
             out.append(f"{indent}del {', '.join(frees[i])}")
     return out
+
+
+def _head_label(g, node):
+    """``grad of`` (a backward block), ``tangent of`` (forward mode), ``tangent of grad of``."""
+    if node.section == "backward":
+        return "grad of"
+    primal = node.grad_of
+    if primal is not None and primal in g and g[primal].section == "backward":
+        return "tangent of grad of"
+    return "tangent of"
 
 
 def _forward_text(main, nid):
@@ -357,24 +373,7 @@ def _return_expr(g, em: _Emitter):
     if sig is None or sig.out_treedef is None:
         return ", ".join(refs) if len(refs) != 1 else refs[0]
     it = iter(refs)
-    return _tree_text(sig.out_treedef, it, top=True)
-
-
-def _tree_text(t, it, top=False):
-    if t.kind == "leaf":
-        return next(it)
-    if t.kind == "static":
-        return repr(t.static)
-    if t.kind == "none":
-        return "None"
-    kids = [_tree_text(c, it) for c in t.children]
-    if t.kind == "dict":
-        return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(t.keys, kids)) + "}"
-    if t.kind == "list":
-        return "[" + ", ".join(kids) + "]"
-    if top and kids:
-        return ", ".join(kids) + ("," if len(kids) == 1 else "")
-    return "(" + ", ".join(kids) + ("," if len(kids) == 1 else "") + ")"
+    return tree_text(sig.out_treedef, it, top=True)
 
 
 def _weak_inputs_to_numpy(g, em):
@@ -460,7 +459,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
             lines += ["    " + expected_line, "        " + raise_line]
     lines += ["    " + line for line in unpack + _weak_inputs_to_numpy(g, em)]
     lines += body
-    if body and body[-1].strip() and any(line.strip().startswith("# grad of") for line in body):
+    if body and body[-1].strip() and any(line.strip().startswith(("# grad of", "# tangent of"))
+                                           for line in body):
         lines.append("")
     lines.append(f"    return {ret}")
     body_end = len(lines)

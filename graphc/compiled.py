@@ -175,10 +175,9 @@ class Compiled:
         self._lock = threading.RLock()
         self.check_finite = bool(check_finite)
         base = function_name(fn)
-        self.__name__ = {"compile": base, "grad": f"{base}_grad",
-                         "value_and_grad": f"{base}_value_and_grad"}[kind]
+        self.__name__ = {"compile": base}.get(kind, f"{base}_{kind}")
         self.__qualname__ = self.__name__
-        if kind != "compile":
+        if kind in ("grad", "value_and_grad"):
             normalize_argnums(argnums)
 
     def __repr__(self):
@@ -221,6 +220,11 @@ class Compiled:
             return lambda a, k: live(self._fn)(*a, **k)
         return grad_body(self._fn, self._argnums, self._has_aux,
                           self._kind == "value_and_grad", f"graphc.{self._kind}({function_name(self._fn)})")
+
+    def _signature_fn(self, args):
+        """The function whose signature the traced arguments bind to (and the generated
+        ``def`` takes): the user's own, except for transforms that add arguments."""
+        return self._fn
 
     def _entry(self, args, kwargs):
         try:
@@ -276,7 +280,7 @@ class Compiled:
             return self._build_unpaused(args, kwargs)
 
     def _build_unpaused(self, args, kwargs):
-        g = trace_into(self._fn, args, kwargs, self._body())
+        g = trace_into(self._signature_fn(args), args, kwargs, self._body())
         optimize(g)
         source_file = def_where(self._fn)
         source_file = source_file.rpartition(":")[0] if source_file else None

@@ -29,7 +29,7 @@ __all__ = ["Graph", "Node"]
 DEBUG = os.environ.get("GRAPHC_DEBUG", "") not in ("", "0")
 
 # Attributes a name travels with when one node stands in for another (replace_uses).
-_CARRIED = ("name", "hint", "adjoint_of")
+_CARRIED = ("name", "hint", "adjoint_of", "tangent_of")
 
 
 @dataclass(slots=True, eq=False)
@@ -60,6 +60,8 @@ class Node(Mapping):
         For a backward node, the forward node whose rule built it.
     adjoint_of : int or None
         For an adjoint, the forward value it is the derivative with respect to.
+    tangent_of : int or None
+        For a tangent (forward mode, section ``"tangent"``), the value it is the tangent of.
     scope : str or None
         The ``graphc.scope`` path it was made in.
     rewrite : str or None
@@ -85,6 +87,7 @@ class Node(Mapping):
     section: str | None = None
     grad_of: int | None = None
     adjoint_of: int | None = None
+    tangent_of: int | None = None
     scope: str | None = None
     rewrite: str | None = None
     closure: str | None = None
@@ -267,9 +270,10 @@ class Graph:
     def display_name(self, nid: int, names: Mapping | None = None) -> str:
         """The name a node would like, before uniquing: one rule for code, trace and drawings.
 
-        The user's name; else ``d_<name of its primal>`` for an adjoint (``names``,
-        when given, holds the final names already chosen for earlier nodes, so
-        ``d_x_1`` follows ``x_1``); else a composite's hint; else the op.
+        The user's name; else ``d_<name of its primal>`` for an adjoint and
+        ``dot_<name of its primal>`` for a tangent (``names``, when given, holds the
+        final names already chosen for earlier nodes, so ``d_x_1`` follows ``x_1``);
+        else a composite's hint; else the op.
         """
         return self._display_name(nid, names, set())
 
@@ -285,6 +289,10 @@ class Graph:
             seen.add(nid)
             base = (names or {}).get(primal) or self._display_name(primal, names, seen)
             return "d_" + sanitize(base)
+        primal = node.tangent_of
+        if primal is not None and primal in self.nx and node.op != "input":
+            base = (names or {}).get(primal) or self.display_name(primal, names)
+            return "dot_" + sanitize(base)
         return node.hint or node.op
 
     def copy(self) -> "Graph":
@@ -319,8 +327,9 @@ class Graph:
                     body.check()
                 except AssertionError as e:
                     raise AssertionError(f"node {nid} ({node.op}) body: {e}") from None
-            assert node.section in (None, "forward", "backward"), f"node {nid}: section"
-            for ref in (node.grad_of, node.adjoint_of):
+            assert node.section in (None, "forward", "backward", "tangent"), \
+                f"node {nid}: section"
+            for ref in (node.grad_of, node.adjoint_of, node.tangent_of):
                 assert ref is None or isinstance(ref, int), f"node {nid}: reference {ref!r}"
         for o in self.outputs + self.inputs:
             assert o in self.nx, f"input/output {o} missing"

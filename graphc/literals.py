@@ -11,7 +11,7 @@ import numpy as np
 
 from .primitive import Aval
 
-__all__ = ["const_text", "pi_text", "default_text", "nonfinite_text",
+__all__ = ["const_text", "tree_text", "pi_text", "default_text", "nonfinite_text",
            "holds_array"]
 
 _BIG_CONST = 64  # elements: larger array constants are written as hex bytes
@@ -133,3 +133,22 @@ def holds_array(value) -> bool:
     if isinstance(value, (list, tuple)):
         return any(holds_array(v) for v in value)
     return False
+
+
+def tree_text(t, it, top=False):
+    """The expression that rebuilds pytree ``t`` from the leaf expressions in ``it``
+    (static leaves as their repr, which capture.py limits to plain values)."""
+    if t.kind == "leaf":
+        return next(it)
+    if t.kind == "static":
+        return repr(t.static)
+    if t.kind == "none":
+        return "None"
+    kids = [tree_text(c, it) for c in t.children]
+    if t.kind == "dict":
+        return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(t.keys, kids)) + "}"
+    if t.kind == "list":
+        return "[" + ", ".join(kids) + "]"
+    if top and kids:
+        return ", ".join(kids) + ("," if len(kids) == 1 else "")
+    return "(" + ", ".join(kids) + ("," if len(kids) == 1 else "") + ")"

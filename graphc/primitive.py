@@ -119,8 +119,11 @@ class Primitive:
         (comparisons, integer ops); ``None`` (the default) means the rule is
         missing, and differentiating through the primitive is a ``GradError``.
     jvp : callable or None
-        The forward-mode rule (tangent of the output from tangents of the
-        inputs).  Not used yet: reserved for the forward-mode transform.
+        The forward-mode rule ``(tangents, *inputs, out=..., **params) -> tangent``:
+        ``tangents`` holds one tangent per input (None where it is symbolically
+        zero, never all None); the result is the output's tangent (None for zero),
+        at the output's shape or one that broadcasts to it, built from graphc ops
+        (:mod:`graphc.forward` calls it while tracing under ``graphc.jvp``).
     batch : callable or None
         The batching rule for ``vmap`` (the op on a batched axis).  Not used
         yet: reserved for the batching transform.

@@ -53,7 +53,10 @@ def leaf_name(sig: Signature, path) -> str:
         return param
     keys = path[1:]
     if all(isinstance(k, str) for k in keys):
-        return "_".join(keys)          # params["W1"] -> W1, state["m"]["W1"] -> m_W1
+        # params["W1"] -> W1, state["m"]["W1"] -> m_W1; a tangent (graphc.jvp's dot_params)
+        # dot_W1, a cotangent (graphc.vjp's d_out) d_W1
+        prefix = next((p for p in ("dot_", "d_") if param.startswith(p)), "")
+        return prefix + "_".join(keys)
     return param + "_" + "_".join(str(k) for k in keys)
 
 

@@ -73,6 +73,7 @@ class Trace:
         self.guarded = {}
         self.line_nodes = {}
         self.unroll_warned = False
+        self.jvp_levels = []                  # open forward-mode levels (graphc/forward.py)
         self.parent = None                    # the enclosing trace of a loop/branch body
 
     def adopt(self, x) -> "Tracer":
@@ -247,7 +248,13 @@ def bind(prim, args, params):
     track = VIEW_TRACKERS.get(prim.name)
     if track is not None and isinstance(out, Tracer):
         track(out, args, params)
+    if isinstance(out, Tracer) and out._trace.jvp_levels:
+        AFTER_BIND["jvp"](out)            # forward mode: the tangent of the new value
     return out
+
+
+# graphc/forward.py installs "jvp": fn(out) computing the tangents of a new value.
+AFTER_BIND: dict = {}
 
 
 def _record(prim, args, params):

@@ -71,8 +71,9 @@ def test_op_reference_lists_every_primitive():
         row = re.search(rf"^\| `{re.escape(name)}` \|.*$", text, flags=re.M)
         assert row, name
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", row.group(0))[1:-1]]
-        assert len(cells) == 7, row.group(0)                    # no stray | in a cell
+        assert len(cells) == 8, row.group(0)                    # no stray | in a cell
         assert cells[4] == ("yes" if prim.differentiable else "no")
+        assert cells[5] == ("yes" if callable(prim.jvp) else "no")   # forward mode
         if isinstance(prim.numpy, str):
             assert cells[3] == "`" + prim.numpy.replace("|", "\\|") + "`"
     assert f"graphc has {len(REGISTRY)} primitives" in text

@@ -4,7 +4,7 @@
     python tools/make_op_reference.py --check    # exit 1 if docs/ops.md is stale
 
 Everything on the page comes from the records in ``graphc.primitive.REGISTRY``
-(name, family, drawing label, NumPy emission, whether a VJP rule and SymPy
+(name, family, drawing label, NumPy emission, whether VJP/JVP rules and SymPy
 semantics exist, the FLOP rule, the record's doc) and from the tables in
 ``graphc/numpy_api.py`` that route NumPy calls to primitives, so the page
 cannot drift from the code: ``tests/test_docs.py`` fails when it is stale.
@@ -175,7 +175,7 @@ def render() -> str:
         "",
         f"graphc has {len(REGISTRY)} primitives. Each is one `Primitive` record in `graphc/ops/` "
         "(see [architecture](architecture.md#adding-a-primitive)) holding its shape rule, "
-        "its NumPy emission, its gradient (VJP) rule, its SymPy semantics, its drawing label and its FLOP "
+        "its NumPy emission, its gradient (VJP) and forward-mode (JVP) rules, its SymPy semantics, its drawing label and its FLOP "
         "count. Everything else (`np.mean`, `np.clip`, `np.stack`, `graphc.nn.softmax`, "
         "`cross_entropy`, `conv2d` ...) is a composite: built from these primitives while tracing, "
         "so it needs no gradient rule of its own.",
@@ -183,7 +183,8 @@ def render() -> str:
         "Columns: **op** is the IR node's `op` attribute; **NumPy** the calls on traced values "
         "that record it directly; **emits** the generated code (`{0}`, `{1}` are the arguments, "
         "`{axis}` etc. static parameters); **grad** whether it has a VJP rule (comparisons and "
-        "integer ops have none: no gradient flows through them); **FLOPs** the lecture's cost "
+        "integer ops have none: no gradient flows through them); **jvp** whether it has a "
+        "forward-mode rule (`graphc.jvp`); **FLOPs** the lecture's cost "
         "model used by `graph.cost()`.",
         "",
     ]
@@ -192,13 +193,14 @@ def render() -> str:
         lines += [f"## {FAMILY_TITLES.get(family, family.capitalize())}", ""]
         modules = sorted({where.get(p.name, "?") for p in prims})
         lines += [f"Defined in {', '.join(f'`{m}`' for m in modules)}.", ""]
-        lines += ["| op | label | NumPy | emits | grad | SymPy | FLOPs |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["| op | label | NumPy | emits | grad | jvp | SymPy | FLOPs |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for p in prims:
             numpy_calls = ", ".join(entry.get(p.name, []))
             lines.append(
                 f"| `{p.name}` | {_cell(p.label or p.name)} | {numpy_calls} "
-                f"| {emission(p)} | {'yes' if p.differentiable else 'no'} | {'yes' if p.sympy else 'no'} "
+                f"| {emission(p)} | {'yes' if p.differentiable else 'no'} "
+                f"| {'yes' if callable(p.jvp) else 'no'} | {'yes' if p.sympy else 'no'} "
                 f"| {_cell(flop_rule(p, where.get(p.name, '?')))} |")
         notes = [p for p in prims if p.doc]
         if notes:

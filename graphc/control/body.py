@@ -185,12 +185,28 @@ def add_structured(op, args, bodies, params, result_avals, where):
     trace = current_trace()
     g = trace.graph
     nids = [trace.lift(a).node for a in args]
+    _refuse_tangents(trace, nids, op, where)
     attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
     nid = g.add_node(op, nids, PLACEHOLDER, params=params, where=where,
                      bodies=tuple(bodies), **attrs)
     return [trace.tracer(g.add_node("proj", (nid,), av, params={"index": i}, where=where,
                                     **attrs))
             for i, av in enumerate(result_avals)]
+
+
+def _refuse_tangents(trace, nids, op, where):
+    """Forward mode (graphc.jvp) has no rule for loops and branches yet: a perturbed
+    operand would silently get a zero tangent, so it is an error."""
+    for level in getattr(trace, "jvp_levels", ()):
+        if not level.shield and any(n in level.tangents for n in nids):
+            raise errors.UnsupportedError(
+                f"graphc.jvp through graphc.{_PUBLIC.get(op, op)} is not supported yet: "
+                "forward mode has no rule for loops and branches", where=where,
+                hint="differentiate it in reverse mode (graphc.grad, graphc.vjp), or write "
+                     "the loop as a Python loop (unrolled) inside graphc.jvp")
+
+
+_PUBLIC = {"while": "while_loop", "fori": "fori_loop"}
 
 
 def results_of(graph, nid) -> dict:

@@ -42,6 +42,12 @@ def _sigmoid_vjp(ct, x, *, out):
     return (ct * (e / (d * d)),)
 
 
+def _sigmoid_jvp(t, x, *, out):
+    e = exp(-abs_(x))
+    d = 1 + e
+    return t[0] * (e / (d * d))
+
+
 def _sigmoid_ref(x):
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -68,7 +74,7 @@ def _softplus_samples(d):
 sigmoid = primitive(
     name="sigmoid", samples=_tail_samples(_sigmoid_ref), shape=_float_rule("sigmoid"),
     numpy="np.exp(np.minimum({0}, 0)) / (1 + np.exp(-np.abs({0})))", prec=12,
-    never_inline_args=True, fresh_result=True, vjp=_sigmoid_vjp,
+    never_inline_args=True, fresh_result=True, vjp=_sigmoid_vjp, jvp=_sigmoid_jvp,
     sympy=lambda x: 1 / (1 + sp.exp(-x)), label="σ", elementwise=True, flops=size_flops,
     doc="1 / (1 + exp(-x)), computed without overflow.")
 
@@ -76,6 +82,7 @@ softplus = primitive(
     name="softplus", samples=_softplus_samples, shape=_float_rule("softplus"),
     numpy="np.maximum({0}, 0) + np.log1p(np.exp(-np.abs({0})))", prec=11,
     never_inline_args=True, fresh_result=True, vjp=lambda ct, x, *, out: (ct * sigmoid(x),),
+    jvp=lambda t, x, *, out: t[0] * sigmoid(x),
     sympy=lambda x: sp.log(1 + sp.exp(x)), label="softplus", elementwise=True,
     flops=size_flops, doc="log(1 + exp(x)), computed without overflow.")
 
@@ -95,6 +102,7 @@ relu = primitive(
     shape=_float_rule("relu"),                          # avals -> aval (raises on bad input)
     numpy="np.maximum({0}, 0.0)",                       # emission; eager evaluation compiles it
     vjp=lambda ct, x, *, out: (masked_mul(ct, out > 0),),   # in graphc ops: differentiable again
+    jvp=lambda t, x, *, out: masked_mul(t[0], out > 0),     # forward mode, in graphc ops too
     sympy=lambda x: sp.Piecewise((x, sp.StrictGreaterThan(x, 0)), (0, True)),  # for proofs
     label="relu", elementwise=True, flops=size_flops,   # drawing text, cost model
     inplace_ufunc="np.maximum", inplace_extra_args=("0.0",), fresh_result=True,  # buffer reuse
@@ -121,6 +129,11 @@ def _log_softmax_vjp(ct, x, *, out, axis):
     return (ct - exp(out) * reduce_sum(ct, axis=(axis,), keepdims=True),)
 
 
+def _log_softmax_jvp(t, x, *, out, axis):
+    (t,) = t
+    return t - reduce_sum(exp(out) * t, axis=(axis,), keepdims=True)
+
+
 def _sym_log_softmax(x, *, axis):
     x = np.asarray(x, dtype=object)
     e = np.vectorize(sp.exp, otypes=[object])(x)
@@ -143,7 +156,7 @@ def _log_softmax_samples(d):
 
 log_softmax = primitive(
     name="log_softmax", samples=_log_softmax_samples, never_inline_args=True, fresh_result=True, shape=_log_softmax_rule,
-    numpy=_emit_log_softmax, vjp=_log_softmax_vjp,
+    numpy=_emit_log_softmax, vjp=_log_softmax_vjp, jvp=_log_softmax_jvp,
     sympy=_sym_log_softmax, label="log softmax", family="nn",
     flops=lambda out, x, **p: 4 * x.size,
     doc="x - logsumexp(x, axis); axis is one non-negative int.")

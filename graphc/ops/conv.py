@@ -66,6 +66,12 @@ def _im2col_vjp(ct, x, *, out, kernel, stride, padding, dilation, pad_value):
     return (col2im(ct, image=tuple(x.shape), stride=stride, padding=padding, dilation=dilation),)
 
 
+def _im2col_jvp(t, x, *, out, kernel, stride, padding, dilation, pad_value):
+    # linear in x; the padding is a constant, whose tangent is 0
+    return im2col(t[0], kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                  pad_value=0.0)
+
+
 def _sym_im2col(x, *, kernel, stride, padding, dilation, pad_value):
     x = np.asarray(x, dtype=object)
     (ph, pw) = padding
@@ -115,7 +121,7 @@ def _im2col_detail(params):
 
 
 im2col = primitive(
-    name="im2col", samples=_im2col_samples, never_inline_args=True, shape=_im2col_rule, numpy=_emit_im2col, vjp=_im2col_vjp,
+    name="im2col", samples=_im2col_samples, never_inline_args=True, shape=_im2col_rule, numpy=_emit_im2col, vjp=_im2col_vjp, jvp=_im2col_jvp,
     sympy=_sym_im2col, label="windows", label_detail=_im2col_detail, family="conv",
     flops=zero_flops,
     doc="Sliding windows of an NCHW image: (N, C, H, W, *rest) -> (N, C, OH, OW, *rest, KH, KW).")
@@ -207,6 +213,8 @@ def _col2im_samples(d):
 
 col2im = primitive(
     name="col2im", samples=_col2im_samples, never_inline_args=True, shape=_col2im_rule, numpy=_emit_col2im, vjp=_col2im_vjp,
+    jvp=lambda t, cols, *, out, image, stride, padding, dilation: col2im(
+        t[0], image=image, stride=stride, padding=padding, dilation=dilation),
     sympy=_sym_col2im, label="add windows", family="conv",
     flops=lambda out, cols, **p: cols.size,
     doc="Adds windows back into an image: the transpose of im2col.")

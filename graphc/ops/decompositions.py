@@ -104,6 +104,7 @@ inv = primitive(
     name="inv", samples=_inv_samples, shape=_square_rule("inv", lambda s: s),
     numpy="np.linalg.inv({0})",
     vjp=lambda ct, a, *, out: (-(_mT(out) @ ct @ _mT(out)),),   # d(A^-1) = -A^-1 dA A^-1
+    jvp=lambda t, a, *, out: -(out @ t[0] @ out),
     sympy=lambda a: _sym_each(lambda m: _as_obj(m.inv()), a, lambda c: c),
     label="inv", family="linalg", flops=_cubic_flops(2, "2·n³ per matrix"), fresh_result=True,
     nonfinite_hint="the matrix is (nearly) singular: use np.linalg.solve(a, b) instead of "
@@ -151,6 +152,19 @@ def _solve_vjp(ct, a, b, *, out):
     return da, unbroadcast(db, tuple(b.shape))
 
 
+def _solve_jvp(t, a, b, *, out):
+    # x = A^-1 b:  dx = A^-1 (db - dA x)  (a vector b as a one-column matrix)
+    ta, tb = t
+    if ta is None:
+        return solve(a, tb)
+    x = reshape(out, shape=tuple(out.shape) + (1,)) if b.ndim == 1 else out
+    rhs = -(ta @ x)
+    if tb is not None:
+        rhs = (reshape(tb, shape=tuple(tb.shape) + (1,)) if b.ndim == 1 else tb) + rhs
+    dx = solve(a, rhs)
+    return reshape(dx, shape=tuple(out.shape)) if b.ndim == 1 else dx
+
+
 def _sym_solve(a, b):
     a, b = _obj(a), _obj(b)
     vector = b.ndim == 1
@@ -177,7 +191,7 @@ def _solve_samples(d):
 
 solve = primitive(
     name="solve", samples=_solve_samples, shape=_solve_rule, numpy="np.linalg.solve({0}, {1})",
-    vjp=_solve_vjp, sympy=_sym_solve, label="solve", family="linalg",
+    vjp=_solve_vjp, jvp=_solve_jvp, sympy=_sym_solve, label="solve", family="linalg",
     flops=_cubic_flops(2 / 3, "(2/3)·n³ per matrix of a + 2·n² per column of b"),
     fresh_result=True,
     doc="x with a @ x = b (b a vector when 1-d, else a stack of matrices, as NumPy 2); "
@@ -189,6 +203,20 @@ def _grad_from_det(scale, a):
     """``scale[..., None, None] * A^-T``: d(det)/dA = det A^-T, d(log|det|)/dA = A^-T."""
     batch = tuple(a.shape[:-2])
     return reshape(scale, shape=batch + (1, 1)) * _mT(inv(a))
+
+
+def _trace_inv_times(a, da):
+    """``trace(A^-1 dA)`` of each matrix: d(log|det A|) along dA."""
+    from .reduce import sum as reduce_sum
+    return reduce_sum(_mT(inv(a)) * da, axis=(a.ndim - 2, a.ndim - 1), keepdims=False)
+
+
+def _slogdet_jvp(t, a, *, out):
+    # the sign is piecewise constant: row 0 of the tangent is 0, row 1 trace(A^-1 dA)
+    from .shape import concatenate
+    d_logabs = _trace_inv_times(a, t[0])
+    row = reshape(d_logabs, shape=(1,) + tuple(d_logabs.shape))
+    return concatenate(a._trace.lift(np.zeros(row.shape, row.dtype)), row, axis=0)
 
 
 def _det_samples(d):
@@ -203,6 +231,7 @@ def _det_samples(d):
 det = primitive(
     name="det", samples=_det_samples, shape=_square_rule("det", lambda s: tuple(s[:-2])),
     numpy="np.linalg.det({0})", vjp=lambda ct, a, *, out: (_grad_from_det(ct * out, a),),
+    jvp=lambda t, a, *, out: out * _trace_inv_times(a, t[0]),
     sympy=lambda a: _sym_each(lambda m: m.det(), a, lambda c: ()),
     label="det", family="linalg", flops=_cubic_flops(2 / 3, "(2/3)·n³ per matrix"),
     nonfinite_hint="det over- or underflows for large matrices: use np.linalg.slogdet",
@@ -240,7 +269,8 @@ def _slogdet_samples(d):
 slogdet = primitive(
     name="slogdet", samples=_slogdet_samples,
     shape=_square_rule("slogdet", lambda s: (2,) + tuple(s[:-2])),
-    numpy="np.stack(np.linalg.slogdet({0}))", vjp=_slogdet_vjp, sympy=_sym_slogdet,
+    numpy="np.stack(np.linalg.slogdet({0}))", vjp=_slogdet_vjp, jvp=_slogdet_jvp,
+    sympy=_sym_slogdet,
     label="slogdet", family="linalg", flops=_cubic_flops(2 / 3, "(2/3)·n³ per matrix"),
     nonfinite_hint="the matrix is singular: its logabsdet is -inf (and sign 0)",
     doc="np.stack(np.linalg.slogdet(a)): row 0 the sign, row 1 log|det|; gradient "
@@ -281,6 +311,7 @@ def _tril_scaled_samples(d):
 tril_scaled = primitive(
     name="tril_scaled", samples=_tril_scaled_samples, shape=_tril_scaled_rule,
     numpy=_emit_tril_scaled, vjp=lambda ct, x, *, out, diag: (tril_scaled(ct, diag=diag),),
+    jvp=lambda t, x, *, out, diag: tril_scaled(t[0], diag=diag),
     sympy=_sym_tril_scaled, label="tril", family="linalg", flops=lambda out, x, **p: x.size,
     label_detail=lambda p: None if p["diag"] == 1.0 else f"diag×{p['diag']:g}",
     doc="Lower triangle of each matrix with the diagonal times diag (Murray's Phi at 0.5): "
@@ -301,6 +332,20 @@ def _cholesky_vjp(ct, a, *, out, upper):
     if upper:      # U = cholesky(A^T)^T (the upper triangle of A is read)
         return (_mT(_cholesky_lower_vjp(_mT(ct), _mT(out))),)
     return (_cholesky_lower_vjp(ct, out),)
+
+
+def _cholesky_lower_jvp(da, low):
+    # A = L L^T read from its lower triangle: dA_sym = tril(dA) + strict_tril(dA)^T, and
+    # dL = L Phi(L^-1 dA_sym L^-T), Phi = lower triangle with the diagonal halved.
+    da_sym = tril_scaled(da, diag=1.0) + _mT(tril_scaled(da, diag=0.0))
+    m = solve(low, _mT(solve(low, da_sym)))
+    return low @ tril_scaled(m, diag=0.5)
+
+
+def _cholesky_jvp(t, a, *, out, upper):
+    if upper:
+        return _mT(_cholesky_lower_jvp(_mT(t[0]), _mT(out)))
+    return _cholesky_lower_jvp(t[0], out)
 
 
 def _sym_cholesky_lower(m):
@@ -345,7 +390,7 @@ cholesky = primitive(
     name="cholesky", samples=_cholesky_samples,
     shape=_square_rule("cholesky", lambda s: s),
     numpy=_emit_cholesky,
-    vjp=_cholesky_vjp, sympy=_sym_cholesky, label="cholesky",
+    vjp=_cholesky_vjp, jvp=_cholesky_jvp, sympy=_sym_cholesky, label="cholesky",
     label_detail=lambda p: "upper" if p.get("upper") else None,
     family="linalg", flops=_cubic_flops(1 / 3, "(1/3)·n³ per matrix"), fresh_result=True,
     doc="Cholesky factor (lower L, or upper U with upper=True), reading one triangle of a as "

@@ -82,6 +82,14 @@ def _einsum_vjp(ct, *xs, out, spec, blas=False):
     return tuple(_operand_grad(ct, xs, spec, k) for k in range(len(xs)))
 
 
+def _einsum_jvp(t, *xs, out, spec, blas=False):
+    # linear in each operand: one einsum per operand with a tangent, in its place
+    from .elementwise import tangent_sum
+    return tangent_sum(*[None if dx is None else
+                         einsum_p(*xs[:k], dx, *xs[k + 1:], spec=spec, blas=blas)
+                         for k, dx in enumerate(t)])
+
+
 def _operand_grad(ct, xs, spec, k):
     """The cotangent of operand ``k``: an einsum of ``ct`` with the other operands.
 
@@ -148,7 +156,7 @@ def _einsum_samples(d):
 
 einsum_p = primitive(
     name="einsum", samples=_einsum_samples, shape=_einsum_rule, numpy=_emit_einsum,
-    vjp=_einsum_vjp, sympy=lambda *xs, spec, blas=False: np.einsum(subscripts(spec), *xs),
+    vjp=_einsum_vjp, jvp=_einsum_jvp, sympy=lambda *xs, spec, blas=False: np.einsum(subscripts(spec), *xs),
     label="einsum", label_detail=lambda p: subscripts(p["spec"]), family="linalg",
     flops=_einsum_flops,
     doc="np.einsum over explicit subscripts; the VJP of each operand is an einsum of the "

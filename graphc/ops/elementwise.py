@@ -29,25 +29,64 @@ def _inplace(ufunc):
     return {"inplace_ufunc": ufunc, "fresh_result": True}
 
 
+# --- forward-mode helpers (JVP rules get one tangent per input, None where it is zero) ---
+def tangent_sum(*terms):
+    """The sum of the tangent terms that are not None (None when all are)."""
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+def _add_jvp(t, x, y, *, out):
+    tx, ty = t
+    return tangent_sum(tx, ty)
+
+
+def _sub_jvp(t, x, y, *, out):
+    tx, ty = t
+    if tx is None:
+        return -ty
+    return tx if ty is None else tx - ty
+
+
+def _mul_jvp(t, x, y, *, out):
+    tx, ty = t
+    return tangent_sum(None if tx is None else tx * y, None if ty is None else x * ty)
+
+
+def _div_jvp(t, x, y, *, out):
+    # d(x / y) = (dx - out * dy) / y
+    tx, ty = t
+    if ty is None:
+        return tx / y
+    if tx is None:
+        return -(out * ty) / y
+    return (tx - out * ty) / y
+
+
 # --- arithmetic ----------------------------------------------------------------
 # Signed identities: x + (-0.0) and x - 0.0 are x for every x, but x + 0.0 turns -0.0
 # into +0.0 (folding.is_unit compares the sign of a zero for floating results).
 add = _binary(name="add", samples=S.binary(np.add), numpy="{0} + {1}", fn=np.add, prec=11,
-              vjp=lambda ct, x, y, *, out: (ct, ct), sympy=lambda x, y: x + y, label="+",
+              vjp=lambda ct, x, y, *, out: (ct, ct), jvp=_add_jvp, sympy=lambda x, y: x + y, label="+",
               identities=(-0.0, -0.0), **_inplace("np.add"))
 sub = _binary(name="sub", samples=S.binary(np.subtract), numpy="{0} - {1}", fn=np.subtract, prec=11,
-              vjp=lambda ct, x, y, *, out: (ct, -ct), sympy=lambda x, y: x - y, label="−",
+              vjp=lambda ct, x, y, *, out: (ct, -ct), jvp=_sub_jvp, sympy=lambda x, y: x - y, label="−",
               identities=(None, 0.0), **_inplace("np.subtract"))
 mul = _binary(name="mul", samples=S.binary(np.multiply), numpy="{0} * {1}", fn=np.multiply, prec=12,
-              vjp=lambda ct, x, y, *, out: (ct * y, ct * x), sympy=lambda x, y: x * y,
+              vjp=lambda ct, x, y, *, out: (ct * y, ct * x), jvp=_mul_jvp, sympy=lambda x, y: x * y,
               label="×", identities=(1, 1), **_inplace("np.multiply"),
               nonfinite_hint="a product of 0 and inf, or an overflow: scale the values down")
 div = _binary(name="div", samples=S.binary(np.true_divide, gy="away"), numpy="{0} / {1}", fn=np.true_divide, prec=12,
-              vjp=lambda ct, x, y, *, out: (ct / y, -(ct * out / y)),
+              vjp=lambda ct, x, y, *, out: (ct / y, -(ct * out / y)), jvp=_div_jvp,
               sympy=lambda x, y: x / y, label="÷", identities=(None, 1), **_inplace("np.divide"),
               nonfinite_hint="a division by zero (or 0/0, inf/inf): add a small epsilon to the "
                              "denominator or guard it with np.where")
-neg = _unary(name="neg", samples=S.unary(np.negative), fn=np.negative, vjp=lambda ct, x, *, out: (-ct,), sympy=lambda x: -x,
+neg = _unary(name="neg", samples=S.unary(np.negative), fn=np.negative, vjp=lambda ct, x, *, out: (-ct,), jvp=lambda t, x, *, out: -t[0], sympy=lambda x: -x,
              label="−", numpy="-{0}", prec=13, **_inplace("np.negative"))
 
 
@@ -93,50 +132,76 @@ def _pow_samples(d):
             S.Sample((d.pos(3), np.asarray(d.rnd(1)[0])), {}, p, "0-d-exp")]
 
 
-pow = _binary(name="pow", samples=_pow_samples, numpy="{0} ** {1}", fn=np.power, prec=14, vjp=_pow_vjp,
+def _pow_jvp(t, x, y, *, out):
+    # the factors of _pow_vjp, times the tangents instead of the cotangent
+    tx, ty = t
+    dx = dy = None
+    if tx is not None:
+        g = x._trace.graph
+        if g[y.node].op == "const":
+            yv = np.asarray(g[y.node].value)
+            if np.all(yv == 0):
+                dx = None
+            elif np.all(yv == 2):
+                dx = tx * (2 * x)
+            elif np.any(yv == 0):
+                dx = tx * (y * x ** np.where(yv == 0, 0, yv - 1).astype(yv.dtype))
+            else:
+                dx = tx * (y * x ** (y - 1))
+        else:
+            dx = tx * (y * x ** (y - 1 + (y == 0)))
+    if ty is not None:
+        x_node = x._trace.graph[x.node]
+        safe_x = x if x_node.op == "const" and np.all(np.asarray(x_node.value) != 0) \
+            else where(x == 0, 1.0, x)
+        dy = ty * (log(safe_x) * out)
+    return tangent_sum(dx, dy)
+
+
+pow = _binary(name="pow", samples=_pow_samples, numpy="{0} ** {1}", fn=np.power, prec=14, vjp=_pow_vjp, jvp=_pow_jvp,
               sympy=lambda x, y: x ** y, label="^", slots=(15, 13), **_inplace("np.power"),
               nonfinite_hint="a power overflowed or took a fractional power of a negative "
                              "number (or of 0 in the gradient): clip the base or use an "
                              "integer exponent")
 
 # --- transcendental --------------------------------------------------------------
-exp = _unary(name="exp", samples=S.unary(np.exp), fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), sympy=sp.exp,
+exp = _unary(name="exp", samples=S.unary(np.exp), fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), jvp=lambda t, x, *, out: t[0] * out, sympy=sp.exp,
              **_inplace("np.exp"),
              nonfinite_hint="exp overflows above about 709 in float64 (88 in float32): use a "
                             "stable form (graphc.nn.softplus, logsumexp, log_softmax, sigmoid) "
                             "or clip its input")
-log = _unary(name="log", samples=S.unary(np.log, "pos"), fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), sympy=sp.log,
+log = _unary(name="log", samples=S.unary(np.log, "pos"), fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), jvp=lambda t, x, *, out: t[0] / x, sympy=sp.log,
              **_inplace("np.log"),
              nonfinite_hint="log(0) is -inf and log of a negative number is nan: add a small "
                             "epsilon, use np.log1p(x) for log(1 + x), or graphc.nn.log_softmax "
                             "instead of log(softmax(x))")
-sin = _unary(name="sin", samples=S.unary(np.sin), fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), sympy=sp.sin,
+sin = _unary(name="sin", samples=S.unary(np.sin), fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), jvp=lambda t, x, *, out: t[0] * cos(x), sympy=sp.sin,
              **_inplace("np.sin"))
-cos = _unary(name="cos", samples=S.unary(np.cos), fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), sympy=sp.cos,
+cos = _unary(name="cos", samples=S.unary(np.cos), fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), jvp=lambda t, x, *, out: -(t[0] * sin(x)), sympy=sp.cos,
              **_inplace("np.cos"))
 tan = _unary(name="tan", samples=S.unary(np.tan, "uniform"), fn=np.tan, vjp=lambda ct, x, *, out: (ct * (1 + out * out),),
-             sympy=sp.tan, **_inplace("np.tan"),
+             jvp=lambda t, x, *, out: t[0] * (1 + out * out), sympy=sp.tan, **_inplace("np.tan"),
              nonfinite_hint="tan is infinite at odd multiples of pi/2: keep its input inside "
                             "(-pi/2, pi/2)")
 tanh = _unary(name="tanh", samples=S.unary(np.tanh), fn=np.tanh, vjp=lambda ct, x, *, out: (ct * (1 - out * out),),
-              sympy=sp.tanh, **_inplace("np.tanh"))
+              jvp=lambda t, x, *, out: t[0] * (1 - out * out), sympy=sp.tanh, **_inplace("np.tanh"))
 sqrt = _unary(name="sqrt", samples=S.unary(np.sqrt, "pos"), fn=np.sqrt, vjp=lambda ct, x, *, out: (ct / (2 * out),),
-              sympy=sp.sqrt, label="√", **_inplace("np.sqrt"),
+              jvp=lambda t, x, *, out: t[0] / (2 * out), sympy=sp.sqrt, label="√", **_inplace("np.sqrt"),
               nonfinite_hint="sqrt of a negative number is nan, and its gradient at 0 is inf: "
                              "clip the input away from 0 (np.maximum(x, eps)) or add an epsilon")
 log1p = _unary(name="log1p", samples=S.unary(np.log1p, "pos"), fn=np.log1p, vjp=lambda ct, x, *, out: (ct / (1 + x),),
-               sympy=lambda x: sp.log(1 + x), **_inplace("np.log1p"),
+               jvp=lambda t, x, *, out: t[0] / (1 + x), sympy=lambda x: sp.log(1 + x), **_inplace("np.log1p"),
                nonfinite_hint="log1p(x) is -inf at x = -1 and nan below: keep its input above -1")
 # d expm1 = exp(x), not out + 1: for x < -37 (float64; -17 in float32) out + 1 rounds
 # to 0, losing the whole (tiny but nonzero) derivative.
 expm1 = _unary(name="expm1", samples=S.unary(np.expm1), fn=np.expm1, vjp=lambda ct, x, *, out: (ct * exp(x),),
-               sympy=lambda x: sp.exp(x) - 1, **_inplace("np.expm1"),
+               jvp=lambda t, x, *, out: t[0] * exp(x), sympy=lambda x: sp.exp(x) - 1, **_inplace("np.expm1"),
                nonfinite_hint="expm1 overflows above about 709 in float64 (88 in float32): "
                               "clip its input")
-abs = _unary(name="abs", samples=S.unary(np.abs, "away"), fn=np.abs, vjp=lambda ct, x, *, out: (ct * sign(x),), sympy=sp.Abs,
+abs = _unary(name="abs", samples=S.unary(np.abs, "away"), fn=np.abs, vjp=lambda ct, x, *, out: (ct * sign(x),), jvp=lambda t, x, *, out: t[0] * sign(x), sympy=sp.Abs,
              label="|x|", numpy="np.abs({0})", **_inplace("np.abs"))
 # sign is flat: its derivative is zero everywhere it exists.
-sign = _unary(name="sign", samples=S.unary(np.sign, "away"), fn=np.sign, vjp=lambda ct, x, *, out: (None,), sympy=sp.sign)
+sign = _unary(name="sign", samples=S.unary(np.sign, "away"), fn=np.sign, vjp=lambda ct, x, *, out: (None,), jvp=lambda t, x, *, out: None, sympy=sp.sign)
 
 
 # --- maximum / minimum ----------------------------------------------------------------
@@ -153,6 +218,18 @@ def _max_vjp(ct, x, y, *, out):
     # its own sign so that a constant side (relu's 0) folds away: x - 0 is x.
     return (masked_mul(ct, 0.5 + 0.5 * sign(x - y)),
             masked_mul(ct, 0.5 + 0.5 * sign(y - x)))
+
+
+def _max_jvp(t, x, y, *, out):
+    tx, ty = t
+    return tangent_sum(None if tx is None else masked_mul(tx, 0.5 + 0.5 * sign(x - y)),
+                       None if ty is None else masked_mul(ty, 0.5 + 0.5 * sign(y - x)))
+
+
+def _min_jvp(t, x, y, *, out):
+    tx, ty = t
+    return tangent_sum(None if tx is None else masked_mul(tx, 0.5 + 0.5 * sign(y - x)),
+                       None if ty is None else masked_mul(ty, 0.5 + 0.5 * sign(x - y)))
 
 
 def _min_vjp(ct, x, y, *, out):
@@ -179,9 +256,9 @@ def _maxmin_samples(np_fn):
     return samples
 
 
-maximum = _binary(name="maximum", samples=_maxmin_samples(np.maximum), numpy="np.maximum({0}, {1})", fn=np.maximum, vjp=_max_vjp,
+maximum = _binary(name="maximum", samples=_maxmin_samples(np.maximum), numpy="np.maximum({0}, {1})", fn=np.maximum, vjp=_max_vjp, jvp=_max_jvp,
                   sympy=_sym_max, label="max", **_inplace("np.maximum"))
-minimum = _binary(name="minimum", samples=_maxmin_samples(np.minimum), numpy="np.minimum({0}, {1})", fn=np.minimum, vjp=_min_vjp,
+minimum = _binary(name="minimum", samples=_maxmin_samples(np.minimum), numpy="np.minimum({0}, {1})", fn=np.minimum, vjp=_min_vjp, jvp=_min_jvp,
                   sympy=_sym_min, label="min", **_inplace("np.minimum"))
 
 # --- comparisons and logic (no gradient) ------------------------------------------------
@@ -224,6 +301,12 @@ def _where_vjp(ct, c, x, y, *, out):
     return None, masked_mul(ct, c), masked_mul(ct, logical_not(c))
 
 
+def _where_jvp(t, c, x, y, *, out):
+    # the same selection, of the tangents (0 where a side has none)
+    _, tx, ty = t
+    return where(c, 0.0 if tx is None else tx, 0.0 if ty is None else ty)
+
+
 def _sym_where(c, x, y):
     # A numeric condition selects by truthiness (c != 0), as np.where does.
     if not isinstance(c, sp.logic.boolalg.Boolean) or isinstance(c, sp.Expr):
@@ -241,7 +324,7 @@ def _where_samples(d):
 
 where = primitive(
     name="where", samples=_where_samples, shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
-    vjp=_where_vjp, sympy=_sym_where, logic_operands=True, fresh_result=True,
+    vjp=_where_vjp, jvp=_where_jvp, sympy=_sym_where, logic_operands=True, fresh_result=True,
     label="where", elementwise=True, flops=size_flops,
     doc="np.where(cond, x, y); cond gets no gradient.")
 
@@ -277,6 +360,11 @@ def _masked_mul_vjp(ct, x, w, *, out):
     return masked_mul(ct, w), (ct * x if w.dtype.kind == "f" else None)
 
 
+def _masked_mul_jvp(t, x, w, *, out):
+    tx, tw = t
+    return tangent_sum(None if tx is None else masked_mul(tx, w), None if tw is None else tw * x)
+
+
 def _sym_masked_mul(x, w):
     if isinstance(w, sp.logic.boolalg.Boolean) and not isinstance(w, sp.Expr):
         return sp.Piecewise((x, w), (0, True))
@@ -301,7 +389,7 @@ def _masked_mul_samples(d):
 
 masked_mul = primitive(
     name="masked_mul", samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
-    vjp=_masked_mul_vjp, sympy=_sym_masked_mul, label="× mask", elementwise=True,
+    vjp=_masked_mul_vjp, jvp=_masked_mul_jvp, sympy=_sym_masked_mul, label="× mask", elementwise=True,
     flops=size_flops, fresh_result=True,
     doc="x * w, exactly 0 where w == 0 even for an infinite or nan x (gradient masks).")
 
@@ -338,5 +426,6 @@ def _astype_samples(d):
 astype = primitive(
     name="astype", samples=_astype_samples, shape=_astype_shape, numpy="{0}.astype({dtype})",
     vjp=lambda ct, x, *, out, dtype: (astype(ct, dtype=x.dtype) if ct.dtype != x.dtype else ct,),
+    jvp=lambda t, x, *, out, dtype: astype(t[0], dtype=dtype),
     sympy=lambda x, dtype: _sym_astype(x, dtype), logic_operands=True, label="astype",
     label_detail=lambda p: f"{p['dtype']}", elementwise=True, flops=zero_flops, family="shape")

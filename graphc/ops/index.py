@@ -119,6 +119,7 @@ def _getitem_samples(d):
 
 getitem = primitive(
     name="getitem", samples=_getitem_samples, shape=_getitem_rule, numpy=_emit_getitem, vjp=_getitem_vjp,
+    jvp=lambda t, x, *idx, out, spec: getitem(t[0], *idx, spec=spec),
     sympy=_sym_getitem, label="[]", family="index", flops=zero_flops,
     doc="x[index]; integer-array parts of the index are arguments, the rest is static.")
 
@@ -184,6 +185,8 @@ def _scatter_samples(d):
 scatter_add = primitive(
     name="scatter_add", samples=_scatter_samples, never_inline_args=True, fresh_result=True, shape=_scatter_rule,
     numpy=_emit_scatter, vjp=_scatter_vjp,
+    jvp=lambda t, v, *idx, out, spec, shape, unique=False: scatter_add(
+        t[0], *idx, spec=spec, shape=shape, unique=unique),
     sympy=_sym_scatter, label="scatter+", family="index",
     flops=lambda out, v, *idx, **p: v.size,
     doc="zeros(shape) with v added at index (np.add.at); the transpose of getitem. "
@@ -219,6 +222,7 @@ def _take_samples(d):
 take_along_axis = primitive(
     name="take_along_axis", samples=_take_samples, shape=_take_rule, numpy="np.take_along_axis({0}, {1}, axis={axis})",
     vjp=lambda ct, x, idx, *, out, axis: (put_along_axis(ct, idx, shape=tuple(x.shape), axis=axis), None),
+    jvp=lambda t, x, idx, *, out, axis: take_along_axis(t[0], idx, axis=axis),
     sympy=lambda x, idx, *, axis: np.take_along_axis(np.asarray(x, dtype=object), idx, axis=axis),
     label="select", family="index", flops=zero_flops,
     doc="np.take_along_axis with one index per row (size 1 along axis).")
@@ -258,6 +262,7 @@ def _put_samples(d):
 put_along_axis = primitive(
     name="put_along_axis", samples=_put_samples, never_inline_args=True, shape=_put_rule, numpy=_emit_put,
     vjp=lambda ct, v, idx, *, out, shape, axis: (take_along_axis(ct, idx, axis=axis), None),
+    jvp=lambda t, v, idx, *, out, shape, axis: put_along_axis(t[0], idx, shape=shape, axis=axis),
     sympy=_sym_put, label="place", family="index", flops=zero_flops,
     doc="zeros(shape) with one value per row placed at idx along axis.")
 
@@ -337,6 +342,14 @@ def _setitem_vjp(ct, x, v, *idx, out, spec):
     return (d_x, d_v) + (None,) * len(idx)
 
 
+def _setitem_jvp(t, x, v, *idx, out, spec):
+    # the same write, of the tangents: the written part's tangent is v's (0 if it has none)
+    tx, tv = t[:2]
+    if tx is None:
+        tx = x._trace.lift(np.zeros(x.shape, x.dtype))
+    return setitem(tx, 0.0 if tv is None else tv, *idx, spec=spec)
+
+
 def _sym_setitem(x, v, *idx, spec):
     out = np.array(x, dtype=object)
     out[_concrete_index(spec, idx)] = v
@@ -373,7 +386,7 @@ def _setitem_samples(d):
 
 setitem = primitive(
     name="setitem", samples=_setitem_samples, never_inline_args=True, fresh_result=True,
-    shape=_setitem_rule, numpy=_emit_setitem, vjp=_setitem_vjp, sympy=_sym_setitem,
+    shape=_setitem_rule, numpy=_emit_setitem, vjp=_setitem_vjp, jvp=_setitem_jvp, sympy=_sym_setitem,
     label="[]=", family="index", flops=zero_flops,
     doc="A copy of x with x[index] = v (NumPy's assignment: v broadcasts to the indexed part; "
         "with repeated index entries the last write wins). The functional form of "

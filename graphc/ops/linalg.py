@@ -27,6 +27,12 @@ def _matmul_rule(x, y):
     return Aval(shape, np.result_type(x.np_proxy(), y.np_proxy()), False)
 
 
+def _matmul_jvp(t, x, y, *, out):
+    from .elementwise import tangent_sum
+    tx, ty = t
+    return tangent_sum(None if tx is None else matmul(tx, y), None if ty is None else matmul(x, ty))
+
+
 def _matmul_vjp(ct, x, y, *, out):
     from .shape import reshape, unbroadcast
     if x.ndim == 1 and y.ndim == 1:
@@ -68,5 +74,6 @@ def _matmul_samples(d):
 
 matmul = primitive(
     name="matmul", samples=_matmul_samples, shape=_matmul_rule, numpy="{0} @ {1}", prec=12, vjp=_matmul_vjp,
+    jvp=_matmul_jvp,
     sympy=lambda x, y: np.matmul(x, y), label="@", family="linalg", flops=_matmul_flops,
     fresh_result=True)

@@ -57,6 +57,12 @@ def _weight_vjp(ct, x, y, lae, *, out, base2):
     return None, d, -d
 
 
+def _weight_jvp(t, x, y, lae, *, out, base2):
+    _, ty, tl = t
+    d = ty if tl is None else (-tl if ty is None else ty - tl)
+    return d * out if not base2 else d * (out * LN2)
+
+
 def _sym_weight(x, y, lae, *, base2):
     return (2 if base2 else sp.E) ** (y - lae)
 
@@ -88,7 +94,7 @@ def _weight_samples(d):
 
 logaddexp_weight = primitive(
     name="logaddexp_weight", shape=_weight_rule, numpy=_emit_weight, never_inline_args=True,
-    fresh_result=True, vjp=_weight_vjp,
+    fresh_result=True, vjp=_weight_vjp, jvp=_weight_jvp,
     sympy=_sym_weight, label="softmax weight", elementwise=True, flops=size_flops,
     samples=_weight_samples,
     doc="exp(y - out) (exp2 with base2) for out = logaddexp(x, y): y's weight in the "
@@ -106,17 +112,27 @@ def _logaddexp2_vjp(ct, x, y, *, out):
             ct * logaddexp_weight(x, y, out, base2=True))
 
 
+def _lae_jvp(base2):
+    def jvp(t, x, y, *, out):
+        from .elementwise import tangent_sum
+        tx, ty = t
+        return tangent_sum(
+            None if tx is None else tx * logaddexp_weight(y, x, out, base2=base2),
+            None if ty is None else ty * logaddexp_weight(x, y, out, base2=base2))
+    return jvp
+
+
 _INF_EDGE = ((np.array([1000.0, -1000.0, -np.inf, np.inf, -np.inf, 3.0]),
               np.array([1000.0, -1000.0, -np.inf, np.inf, 2.0, 3.0])), {})
 
 logaddexp = ufunc_primitive(
-    np.logaddexp, name="logaddexp", vjp=_logaddexp_vjp, sympy=lambda x, y: sp.log(sp.exp(x) + sp.exp(y)),
+    np.logaddexp, name="logaddexp", vjp=_logaddexp_vjp, jvp=_lae_jvp(False), sympy=lambda x, y: sp.log(sp.exp(x) + sp.exp(y)),
     label="logaddexp", samples=binary_samples(np.logaddexp, rnd, rnd, _INF_EDGE),
     doc="log(exp(x) + exp(y)) without overflow (NumPy's); gradient: the softmax weights "
         "exp(x - out), exp(y - out) (logaddexp_weight, JAX's rule: relative error about "
         "eps * |out|); (1/2, 1/2) at two equal infinities (JAX gives nan at (-inf, -inf)).")
 logaddexp2 = ufunc_primitive(
-    np.logaddexp2, name="logaddexp2", vjp=_logaddexp2_vjp,
+    np.logaddexp2, name="logaddexp2", vjp=_logaddexp2_vjp, jvp=_lae_jvp(True),
     sympy=lambda x, y: sp.log(2 ** x + 2 ** y) / sp.log(2), label="logaddexp2",
     samples=binary_samples(np.logaddexp2, rnd, rnd, _INF_EDGE),
     doc="log2(2**x + 2**y) without overflow (NumPy's); gradient: 2**(x - out), 2**(y - out) "

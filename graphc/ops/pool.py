@@ -71,6 +71,11 @@ def _max_pool_vjp(ct, x, *, out, kernel):
     return (unpool(ct, mask, image=tuple(x.shape)),)
 
 
+def _max_pool_jvp(t, x, *, out, kernel):
+    # the tangent at each window's (first) maximum
+    return pool_select(t[0], max_pool_mask(x, out, kernel=kernel))
+
+
 def _pool_windows(x, kernel, oh, ow):
     """Object/number array (kh, kw, N, C, OH, OW) of window elements (for semantics)."""
     kh, kw = kernel
@@ -180,7 +185,7 @@ def _pool_select_samples(d):
 # --- the records -------------------------------------------------------------------------------
 max_pool = primitive(
     name="max_pool", samples=_max_pool_samples, never_inline_args=True, shape=_max_pool_rule, numpy=_emit_max_pool,
-    vjp=_max_pool_vjp, sympy=_sym_max_pool, label="max pool", family="conv",
+    vjp=_max_pool_vjp, jvp=_max_pool_jvp, sympy=_sym_max_pool, label="max pool", family="conv",
     flops=lambda out, x, *, kernel: (kernel[0] * kernel[1] - 1) * out.size,
     doc="Max over non-overlapping kernel windows of an NCHW image (stride = kernel, "
         "no padding; rows/columns past the last whole window are dropped).")
@@ -274,6 +279,7 @@ def _sym_unpool(ct, mask, *, image):
 unpool = primitive(
     name="unpool", samples=_unpool_samples, never_inline_args=True, shape=_unpool_rule, numpy=_emit_unpool,
     vjp=lambda ct, v, mask, *, out, image: (pool_select(ct, mask), None),
+    jvp=lambda t, v, mask, *, out, image: unpool(t[0], mask, image=image),
     sympy=_sym_unpool, label="unpool", family="conv", flops=lambda out, *a, **p: out.size,
     doc="An image that holds each value at its window's masked element (zeros elsewhere).")
 
@@ -307,5 +313,6 @@ def _sym_select(y, mask):
 pool_select = primitive(
     name="pool_select", samples=_pool_select_samples, never_inline_args=True, shape=_select_rule, numpy=_emit_select,
     vjp=lambda ct, y, mask, *, out: (unpool(ct, mask, image=tuple(y.shape)), None),
+    jvp=lambda t, y, mask, *, out: pool_select(t[0], mask),
     sympy=_sym_select, label="select", family="conv", flops=lambda out, y, m: m.size,
     doc="Each window's masked element of an NCHW image (the transpose of unpool).")

@@ -58,6 +58,17 @@ def _extreme_vjp(ct, x, *, out, axis, keepdims):
     return (masked_mul(ct / count, is_max),)
 
 
+def _extreme_jvp(t, x, *, out, axis, keepdims):
+    # the mean of the tangents at the maximal elements (ties share, as in _extreme_vjp)
+    from .elementwise import astype, masked_mul
+    from .shape import reshape
+    (t,) = t
+    o = out if keepdims else reshape(out, shape=keep_shape(x.shape, axis))
+    is_max = x == o
+    count = sum(astype(is_max, dtype=t.dtype), axis=axis, keepdims=keepdims)
+    return sum(masked_mul(t, is_max), axis=axis, keepdims=keepdims) / count
+
+
 def _sym_reduce(fn):
     def sym(x, *, axis, keepdims):
         return fn(x, axis=tuple(axis), keepdims=keepdims)
@@ -115,14 +126,15 @@ def _extreme_samples(np_fn):
 
 
 sum = primitive(name="sum", samples=_sum_samples, shape=_reduce_rule(np.sum), numpy=_emit_reduce("sum"), vjp=_sum_vjp,
+                jvp=lambda t, x, *, out, axis, keepdims: sum(t[0], axis=axis, keepdims=keepdims),
                 sympy=_sym_reduce(np.sum), label="Σ", label_detail=_axis_detail, family="reduce",
                 flops=input_flops, fresh_result=True,
                 doc="x.sum(axis, keepdims); axis is a normalized tuple.")
 max = primitive(name="max", samples=_extreme_samples(np.max), shape=_reduce_rule(np.max), numpy=_emit_reduce("max"),
-                vjp=_extreme_vjp, sympy=_sym_extreme("max"), label="max",
+                vjp=_extreme_vjp, jvp=_extreme_jvp, sympy=_sym_extreme("max"), label="max",
                 label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)
 min = primitive(name="min", samples=_extreme_samples(np.min), shape=_reduce_rule(np.min), numpy=_emit_reduce("min"),
-                vjp=_extreme_vjp, sympy=_sym_extreme("min"), label="min",
+                vjp=_extreme_vjp, jvp=_extreme_jvp, sympy=_sym_extreme("min"), label="min",
                 label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)
 
 

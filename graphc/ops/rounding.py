@@ -71,6 +71,11 @@ def _no_gradient(ct, *args, out, **params):
     return (None,) * len(args)
 
 
+def _no_tangent(t, *args, out, **params):
+    """A step function's tangent is zero wherever it is differentiable."""
+    return None
+
+
 def _calls(samples):
     """The table-driven tests' calls of a ufunc from a record's samples (same inputs)."""
     return lambda d: [Call(s.args, {}, s.desc, s.grad) for s in samples(d)]
@@ -96,7 +101,7 @@ def _step_samples(fn, **params):
 def _step(fn, sym, label, doc):
     name = fn.__name__
     return primitive(name=name, shape=elementwise_rule(fn), numpy=f"np.{name}({{0}})",
-                     vjp=_no_gradient, sympy=sym, label=label, elementwise=True,
+                     vjp=_no_gradient, jvp=_no_tangent, sympy=sym, label=label, elementwise=True,
                      flops=size_flops, inplace_ufunc=f"np.{name}", fresh_result=True,
                      samples=_step_samples(fn), doc=doc)
 
@@ -122,7 +127,7 @@ def _round_samples(d):
 round_ = primitive(
     name="round", shape=lambda x, *, decimals: elementwise_rule(
         lambda v: np.round(v, decimals))(x),
-    numpy=_emit_round, vjp=_no_gradient, sympy=lambda x, *, decimals: Round(x, decimals),
+    numpy=_emit_round, vjp=_no_gradient, jvp=_no_tangent, sympy=lambda x, *, decimals: Round(x, decimals),
     label="round", label_detail=lambda p: f"{p['decimals']}" if p["decimals"] else None,
     elementwise=True, flops=size_flops, fresh_result=True, samples=_round_samples,
     doc="np.round(x, decimals): rint(x * 10**decimals) / 10**decimals, halves to even "
@@ -195,27 +200,39 @@ _DIV_HINT = ("a division by zero (x // 0 and x % 0 are inf or nan for floats): g
              "divisor with np.where")
 
 
-def _division(*, name, fn, numpy, sym, vjp, label, prec=100, doc):
+def _division(*, name, fn, numpy, sym, vjp, jvp, label, prec=100, doc):
     return primitive(name=name, shape=elementwise_rule(fn), numpy=numpy, prec=prec, vjp=vjp,
+                     jvp=jvp,
                      sympy=sym, label=label, elementwise=True, flops=size_flops,
                      inplace_ufunc=f"np.{fn.__name__}", fresh_result=True,
                      nonfinite_hint=_DIV_HINT, samples=_division_samples(fn), doc=doc)
 
 
+def _quotient_jvp(t, quotient):
+    """d(x - y * q) with q = quotient() piecewise constant: dx - dy * q."""
+    tx, ty = t
+    if ty is None:
+        return tx
+    d_y = -(ty * quotient())
+    return d_y if tx is None else tx + d_y
+
+
 floor_divide = _division(
     name="floor_divide", fn=np.floor_divide, numpy="{0} // {1}", prec=12, label="//",
-    sym=lambda x, y: Floor(x / y), vjp=_no_gradient,
+    sym=lambda x, y: Floor(x / y), vjp=_no_gradient, jvp=_no_tangent,
     doc="x // y: floor of the quotient (integers: NumPy's integer result, 0 for x // 0); "
         "gradient 0.")
 remainder = _division(
     name="remainder", fn=np.remainder, numpy="{0} % {1}", prec=12, label="%",
     sym=lambda x, y: x - y * Floor(x / y),
     vjp=lambda ct, x, y, *, out: (ct, -(ct * floor_divide(x, y))),
+    jvp=lambda t, x, y, *, out: _quotient_jvp(t, lambda: floor_divide(x, y)),
     doc="x % y (np.mod): the sign of y, as Python; d/dx = 1, d/dy = -(x // y).")
 fmod = _division(
     name="fmod", fn=np.fmod, numpy="np.fmod({0}, {1})", label="fmod",
     sym=lambda x, y: x - y * Trunc(x / y),
     vjp=lambda ct, x, y, *, out: (ct, -(ct * trunc(x / y))),
+    jvp=lambda t, x, y, *, out: _quotient_jvp(t, lambda: trunc(x / y)),
     doc="C's fmod: the sign of x; d/dx = 1, d/dy = -trunc(x / y).")
 implements(np.floor_divide, samples=_calls(_division_samples(np.floor_divide)))(floor_divide)
 implements(np.remainder, samples=_calls(_division_samples(np.remainder)))(remainder)  # np.mod
@@ -247,6 +264,28 @@ def _fmin_vjp(ct, x, y, *, out):
     return ew.masked_mul(ct, wx), ew.masked_mul(ct, wy)
 
 
+def _fmax_jvp(t, x, y, *, out):
+    return _pick_jvp(t, x, y, 1.0)
+
+
+def _fmin_jvp(t, x, y, *, out):
+    return _pick_jvp(t, x, y, -1.0)
+
+
+def _pick_jvp(t, x, y, s):
+    """The tangent of the side fmax (s = 1) / fmin (s = -1) picks; halves at a tie."""
+    tx, ty = t
+    nx, ny = isnan(x), isnan(y)
+    terms = []
+    if tx is not None:
+        wx = ew.where(ny, 1.0, ew.where(nx, 0.0, 0.5 + 0.5 * ew.sign(s * (x - y))))
+        terms.append(ew.masked_mul(tx, wx))
+    if ty is not None:
+        wy = ew.where(ny, 0.0, ew.where(nx, 1.0, 0.5 + 0.5 * ew.sign(s * (y - x))))
+        terms.append(ew.masked_mul(ty, wy))
+    return ew.tangent_sum(*terms)
+
+
 def _sym_pick(x, y, first):
     return sp.Piecewise((x, first), ((x + y) / 2, sp.Eq(x, y)), (y, True))
 
@@ -266,13 +305,13 @@ def _fmaxmin_samples(fn):
 
 
 fmax = primitive(
-    name="fmax", shape=elementwise_rule(np.fmax), numpy="np.fmax({0}, {1})", vjp=_fmax_vjp,
+    name="fmax", shape=elementwise_rule(np.fmax), numpy="np.fmax({0}, {1})", vjp=_fmax_vjp, jvp=_fmax_jvp,
     sympy=lambda x, y: _sym_pick(x, y, sp.StrictGreaterThan(x, y)), label="fmax",
     elementwise=True, flops=size_flops, inplace_ufunc="np.fmax", fresh_result=True,
     samples=_fmaxmin_samples(np.fmax),
     doc="Maximum ignoring a NaN side; gradient to the picked side, halves at a tie.")
 fmin = primitive(
-    name="fmin", shape=elementwise_rule(np.fmin), numpy="np.fmin({0}, {1})", vjp=_fmin_vjp,
+    name="fmin", shape=elementwise_rule(np.fmin), numpy="np.fmin({0}, {1})", vjp=_fmin_vjp, jvp=_fmin_jvp,
     sympy=lambda x, y: _sym_pick(x, y, sp.StrictLessThan(x, y)), label="fmin",
     elementwise=True, flops=size_flops, inplace_ufunc="np.fmin", fresh_result=True,
     samples=_fmaxmin_samples(np.fmin),
@@ -295,6 +334,7 @@ def _heaviside_samples(d):
 heaviside = primitive(
     name="heaviside", shape=elementwise_rule(np.heaviside), numpy="np.heaviside({0}, {1})",
     vjp=lambda ct, x1, x2, *, out: (None, ew.masked_mul(ct, x1 == 0)),
+    jvp=lambda t, x1, x2, *, out: None if t[1] is None else ew.masked_mul(t[1], x1 == 0),
     sympy=lambda x1, x2: sp.Piecewise((0, sp.StrictLessThan(x1, 0)), (x2, sp.Eq(x1, 0)),
                                       (1, True)),
     label="H", elementwise=True, flops=size_flops, inplace_ufunc="np.heaviside",

@@ -65,7 +65,7 @@ def _scan_samples(np_fn, gen):
 
 cumsum = primitive(
     name="cumsum", shape=_scan_rule(np.cumsum), numpy="np.cumsum({0}, axis={axis})",
-    vjp=_cumsum_vjp, sympy=_sym_scan(np.cumsum), label="cumsum", family="reduce",
+    vjp=_cumsum_vjp, jvp=lambda t, x, *, out, axis: cumsum(t[0], axis=axis), sympy=_sym_scan(np.cumsum), label="cumsum", family="reduce",
     flops=size_flops, fresh_result=True, samples=_scan_samples(np.cumsum, "rnd"),
     label_detail=lambda p: f"axis={p['axis']}",
     doc="np.cumsum(x, axis); gradient: the reversed cumsum of the cotangent.")
@@ -86,9 +86,24 @@ def _cumprod_vjp(ct, x, *, out, axis):
     return (C.do_transpose(g, tuple(int(i) for i in np.argsort(perm))),)
 
 
+def _cumprod_jvp(t, x, *, out, axis):
+    # d out[i] = sum over k <= i of t[k] * (prod of x[0..i] without x[k]): exact with zeros
+    n = x.shape[axis]
+    perm = tuple(i for i in range(x.ndim) if i != axis) + (axis,)
+    xt = C.do_transpose(x, perm)
+    tt = C.do_transpose(t[0], perm)
+    rows = C.expand_dims(xt, -2)
+    eye = np.eye(n, dtype=bool)
+    partial = cumprod(E.where(eye, np.ones((), x.dtype)[()], rows), axis=xt.ndim)
+    upper = np.triu(np.ones((n, n), dtype=bool))
+    d = reduce_sum(E.masked_mul(partial * C.expand_dims(tt, -1), upper),
+                   axis=(xt.ndim - 1,), keepdims=False)
+    return C.do_transpose(d, tuple(int(i) for i in np.argsort(perm)))
+
+
 cumprod = primitive(
     name="cumprod", shape=_scan_rule(np.cumprod), numpy="np.cumprod({0}, axis={axis})",
-    vjp=_cumprod_vjp, sympy=_sym_scan(np.cumprod), label="cumprod", family="reduce",
+    vjp=_cumprod_vjp, jvp=_cumprod_jvp, sympy=_sym_scan(np.cumprod), label="cumprod", family="reduce",
     flops=size_flops, fresh_result=True, samples=_scan_samples(np.cumprod, "uniform"),
     label_detail=lambda p: f"axis={p['axis']}",
     doc="np.cumprod(x, axis); exact gradient with zeros in x (no division): "

@@ -35,6 +35,7 @@ def _reshape_samples(d):
 reshape = primitive(
     name="reshape", samples=_reshape_samples, shape=_reshape_rule, numpy=_emit_reshape,
     vjp=lambda ct, x, *, out, shape: (reshape(ct, shape=x.shape),),
+    jvp=lambda t, x, *, out, shape: reshape(t[0], shape=shape),
     sympy=lambda x, shape: x.reshape(shape), label="reshape", label_detail=_shape_detail,
     family="shape", flops=zero_flops)
 
@@ -61,6 +62,7 @@ def _transpose_samples(d):
 transpose = primitive(
     name="transpose", samples=_transpose_samples, shape=_transpose_rule, numpy=_emit_transpose,
     vjp=lambda ct, x, *, out, axes: (transpose(ct, axes=tuple(int(i) for i in np.argsort(axes))),),
+    jvp=lambda t, x, *, out, axes: transpose(t[0], axes=axes),
     sympy=lambda x, axes: x.transpose(axes), label="transpose",
     label_detail=lambda p: f"{tuple(p['axes'])}", family="shape", flops=zero_flops)
 
@@ -88,7 +90,7 @@ def _broadcast_samples(d):
 
 broadcast_to = primitive(
     name="broadcast_to", samples=_broadcast_samples, shape=_broadcast_rule, numpy="np.broadcast_to({0}, {shape})",
-    vjp=_broadcast_vjp, sympy=lambda x, shape: np.broadcast_to(x, shape), label="broadcast",
+    vjp=_broadcast_vjp, jvp=lambda t, x, *, out, shape: broadcast_to(t[0], shape=shape), sympy=lambda x, shape: np.broadcast_to(x, shape), label="broadcast",
     label_detail=_shape_detail, family="shape", flops=zero_flops)
 
 
@@ -138,6 +140,15 @@ def _concat_vjp(ct, *xs, out, axis):
     return tuple(cts)
 
 
+def _concat_jvp(t, *xs, out, axis):
+    # the tangents side by side; a zero block where an input has none
+    if all(x is None for x in t):
+        return None
+    parts = [x._trace.lift(np.zeros(x.shape, out.dtype)) if dx is None else dx
+             for x, dx in zip(xs, t)]
+    return concatenate(*parts, axis=axis)
+
+
 def _concat_samples(d):
     def ref(axis):
         return lambda *xs: np.concatenate(xs, axis=axis)
@@ -151,7 +162,7 @@ def _concat_samples(d):
 concatenate = primitive(
     name="concatenate", samples=_concat_samples, shape=_concat_rule,
     numpy=lambda e, *, axis: f"np.concatenate([{', '.join(e.args)}], axis={axis})",
-    vjp=_concat_vjp, sympy=lambda *xs, axis: np.concatenate(xs, axis=axis), label="concat",
+    vjp=_concat_vjp, jvp=_concat_jvp, sympy=lambda *xs, axis: np.concatenate(xs, axis=axis), label="concat",
     family="shape", flops=zero_flops)
 
 
@@ -160,14 +171,15 @@ concatenate = primitive(
 # (no perturbation confusion).  The optimizer removes aliases before codegen.
 identity = primitive(
     name="identity", samples=S.identity_like(), shape=lambda x: x, numpy="{0}", vjp=lambda ct, x, *, out: (ct,),
-    sympy=lambda x: x, label="=", family="shape", flops=zero_flops, elementwise=True)
+    jvp=lambda t, x, *, out: t[0], sympy=lambda x: x, label="=", family="shape", flops=zero_flops, elementwise=True)
 
 
 # A layout hint: copy a transposed view into C order once, so the elementwise
 # ops that follow run on contiguous memory (2-3x faster than on the view).
 contiguous = primitive(
     name="contiguous", samples=S.identity_like(f32_shape=(2, 3)), shape=lambda x: x, numpy="np.ascontiguousarray({0})",
-    vjp=lambda ct, x, *, out: (ct,), sympy=lambda x: x, label="copy", family="shape",
+    vjp=lambda ct, x, *, out: (ct,), jvp=lambda t, x, *, out: contiguous(t[0]),
+    sympy=lambda x: x, label="copy", family="shape",
     flops=zero_flops, elementwise=True, doc="Same values, C-contiguous memory.")
 
 
@@ -176,5 +188,6 @@ stop_gradient = primitive(
     name="stop_gradient",
     # its derivative is *defined* as zero: the finite-difference stand-in is a constant
     samples=S.identity_like(fd_ref=lambda x: np.zeros_like(x)), shape=lambda x: x, numpy="{0}", prec=100,
-    vjp=lambda ct, x, *, out: (None,), sympy=lambda x: x, label="stop∇", family="shape",
+    vjp=lambda ct, x, *, out: (None,), jvp=lambda t, x, *, out: None, sympy=lambda x: x,
+    label="stop∇", family="shape",
     flops=zero_flops, elementwise=True, doc="Identity forward; no gradient flows through it.")

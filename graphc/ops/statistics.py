@@ -41,6 +41,11 @@ def _safe_sqrt_vjp(ct, x, *, out):
     return (E.where(zero, 0.0, ct / (2 * E.where(zero, 1.0, out))),)
 
 
+def _safe_sqrt_jvp(t, x, *, out):
+    zero = out == 0
+    return E.where(zero, 0.0, t[0] / (2 * E.where(zero, 1.0, out)))
+
+
 def _float_only(x):
     if x.dtype.kind != "f":
         raise UnsupportedError(f"safe_sqrt needs floating input, got {x.short()}")
@@ -48,7 +53,7 @@ def _float_only(x):
 
 
 safe_sqrt = primitive(
-    name="safe_sqrt", shape=_float_only, numpy="np.sqrt({0})", vjp=_safe_sqrt_vjp,
+    name="safe_sqrt", shape=_float_only, numpy="np.sqrt({0})", vjp=_safe_sqrt_vjp, jvp=_safe_sqrt_jvp,
     sympy=sp.sqrt, label="√", elementwise=True, flops=size_flops, fresh_result=True,
     samples=lambda d: [S.Sample((d.pos(3, 4),), {}, np.sqrt, "f64"),
                        S.Sample((d.pos(5, dtype=np.float32),), {}, np.sqrt, "f32"),

@@ -18,4 +18,6 @@ def drop_aliases(graph):
             node = graph[nid]
             if node.adjoint_of in aliases:
                 node.adjoint_of = aliases[node.adjoint_of]
+            if node.tangent_of in aliases:
+                node.tangent_of = aliases[node.tangent_of]
     return graph

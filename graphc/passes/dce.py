@@ -29,5 +29,8 @@ def dce(graph):
         primal = node.adjoint_of
         if primal in dead_set and not node.hint:
             node.hint = "d_" + sanitize(graph.display_name(primal))
+        primal = node.tangent_of           # a tangent whose primal goes away keeps dot_<name>
+        if primal in dead_set and not node.hint:
+            node.hint = "dot_" + sanitize(graph.display_name(primal))
     graph.remove_nodes(dead)
     return graph
