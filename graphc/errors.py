@@ -290,8 +290,19 @@ def warn_at(message: str, where: str | None, category=GraphcWarning) -> None:
         warnings.warn(message, category, stacklevel=3)
 
 
+_UNROLL_WARNED: set = set()
+
+
 def warn_unrolled(where: str | None, n: int) -> None:
-    """The hint for a Python loop unrolled while tracing (``n`` nodes from one line)."""
+    """The hint for a Python loop unrolled while tracing (``n`` nodes from one line).
+
+    Once per line and process, not once per trace: a function compiled for five
+    signatures (or traced by ``trace`` and then ``grad``) says it once.  (Python's own
+    once-per-location registry is reset by every ``warnings.catch_warnings``.)
+    """
+    if where in _UNROLL_WARNED:
+        return
+    _UNROLL_WARNED.add(where)
     warn_at(f"this line made {n} nodes in one trace: a Python loop over it is unrolled into "
             "the graph, and the generated code grows with the trip count. Hint: write the loop "
             "with graphc.scan(f, init, xs) or graphc.fori_loop(lower, upper, body_fn, init_val) "
