@@ -117,8 +117,9 @@ def _name_results(em, nid, res, tape_from, body, list_tape, k):
             continue                # an unused result (the tape before any gradient)
         pnode = g[pid]
         wish = g.display_name(pid, em.name)
-        if pnode.name or pnode.hint or pnode.adjoint_of is not None:
-            pass
+        if pnode.name or pnode.hint or pnode.adjoint_of is not None \
+                or pnode.tangent_of is not None:
+            pass                    # (dot_ys: the tangent of a result, in forward mode)
         elif i >= tape_from:
             j = i - tape_from
             carry = "carries" if list_tape else \
