@@ -295,7 +295,8 @@ def loop_backward(trace, nid, ct, body, init, xs, outer, ny, list_tape, length, 
     where = g[nid].where
     k = len(init)
     res = {i: trace.tracer(u) for i, u in results_of(g, nid).items()}
-    fc = [i for i in range(k) if init[i].dtype.kind == "f"]
+    fc = _live_carries(body, k, ny, ct, list_tape,
+                       [i for i in range(k) if init[i].dtype.kind == "f"])
     fo = [j for j, c in enumerate(outer) if c.dtype.kind == "f"]
     fx = [j for j, x in enumerate(xs) if x.dtype.kind == "f"]
     ct_final = [ct.get(i) if ct.get(i) is not None else
@@ -319,6 +320,23 @@ def loop_backward(trace, nid, ct, body, init, xs, outer, ny, list_tape, length, 
     pairs += [(outer[j].node, c) for j, c in zip(fo, ct_outer)]
     pairs += [(xs[j].node, c) for j, c in zip(fx, ct_xs or [])]
     return pairs
+
+
+def _live_carries(body, k, ny, ct, list_tape, fc):
+    """The float carries whose cotangent is not zero: those given one (final value or
+    tape) and, to a fixpoint, those a body output with a cotangent depends on (a carry
+    no such output reads, such as the tangent carry of a forward-mode loop, gets none)."""
+    live = {i for i in fc if ct.get(i) is not None
+            or (not list_tape and ct.get(k + ny + i) is not None)}
+    ys = [body.outputs[k + j] for j in range(ny) if ct.get(k + j) is not None]
+    while True:
+        reached = set()
+        for o in ys + [body.outputs[i] for i in live]:
+            reached |= body.ancestors(o) | {o}
+        more = live | {i for i in fc if body.inputs[i] in reached}
+        if more == live:
+            return sorted(live)
+        live = more
 
 
 def _backward_names(trace, body, res, outer, k, fc, fo):
