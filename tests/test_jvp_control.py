@@ -265,11 +265,11 @@ def rnn_loss(p, xs, y):
 
 def _rnn_setup():
     rng = np.random.default_rng(7)
-    T, B, D, H, O = 6, 3, 4, 5, 2
+    T, B, D, H, n_out = 6, 3, 4, 5, 2
     p = {"Wx": rng.normal(size=(D, H)) * 0.4, "Wh": rng.normal(size=(H, H)) * 0.4,
-         "b": rng.normal(size=H) * 0.1, "Wo": rng.normal(size=(H, O)) * 0.4}
+         "b": rng.normal(size=H) * 0.1, "Wo": rng.normal(size=(H, n_out)) * 0.4}
     dp = {k: rng.normal(size=v.shape) for k, v in p.items()}
-    return p, dp, rng.normal(size=(T, B, D)), rng.normal(size=(B, O))
+    return p, dp, rng.normal(size=(T, B, D)), rng.normal(size=(B, n_out))
 
 
 def _rnn_torch(torch, xs, y):

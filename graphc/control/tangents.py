@@ -119,14 +119,14 @@ def _scan_jvp(level, args, bodies, params, where):
 def _scan_body(body, k, S, X, outer, douter, init, xs, where):
     """Trace the forward-mode body of a scan: ``((c, dc_S), (x, dx_X)) -> ((c', dc'_S), (y, dy))``."""
     info = {}
-    O = [j for j, d in enumerate(douter) if d is not None]
+    moved = [j for j, d in enumerate(douter) if d is not None]
 
     def step(carry, x):
         cs, dcs = carry
         xv, dxv = x
         trace = current_trace()
         consts = [trace.lift(c) for c in outer]
-        dconsts = {j: trace.lift(douter[j]) for j in O}
+        dconsts = {j: trace.lift(douter[j]) for j in moved}
         dins = [None] * len(body.inputs)
         for s, i in enumerate(S):
             dins[i] = dcs[s]
