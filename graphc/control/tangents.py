@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import errors
 from ..forward import forward_level
 from ..ir import SUBGRAPH_OPS
 from ..primitive import Aval
@@ -81,28 +80,26 @@ def _register(level, primals, tangents):
 # --- scan ------------------------------------------------------------------------------
 def _scan_jvp(level, args, bodies, params, where):
     p, body = params, bodies[0]
-    if p["xs_list"]:
-        raise errors.UnsupportedError(
-            "graphc.jvp through the backward pass of a loop whose trip count is not static (a "
-            "while_loop, or a fori_loop/scan with traced bounds) is not supported", where=where,
-            hint="use static bounds (fori_loop with Python ints, scan over xs) for "
-                 "forward-over-reverse (jvp of grad, hessian)")
     k, mx = p["n_carry"], p["n_args_x"]
     n_outer = len(body.inputs) - k - p["n_x"]
     init, xs, outer = args[:k], args[k:k + mx], args[k + mx:k + mx + n_outer]
     length = args[k + mx + n_outer] if len(args) > k + mx + n_outer else p["length"]
+    entries = None
+    if p["xs_list"]:     # a backward pass over a list of saved carries: their tangents are
+        entries = level.list_tangents.get(xs[0].node, {})   # saved next to them
     dinit, dxs, douter = _tangents(level, init), _tangents(level, xs), _tangents(level, outer)
-    X = [j for j, d in enumerate(dxs) if d is not None]
+    X = [j for j, d in enumerate(dxs) if d is not None and entries is None]
     S = [i for i, d in enumerate(dinit) if d is not None]
     while True:                       # carries whose tangent is not zero: a fixpoint
-        new, info = _scan_body(body, k, S, X, outer, douter, init, xs, where)
+        new, info = _scan_body(body, k, S, X, outer, douter, init, xs, where, entries)
         if set(info["carry"]) <= set(S):
             break
         S = sorted(set(S) | set(info["carry"]))
     trace = level.trace
     carries = init + [dinit[i] if dinit[i] is not None else _zeros(trace, init[i].aval)
                       for i in S]
-    outs = scan_node(new, carries, xs + [dxs[j] for j in X], length, p["reverse"], where)
+    outs = scan_node(new, carries, xs + [dxs[j] for j in X], length, p["reverse"], where,
+                     xs_list=p["xs_list"])
     Y, ny, ks = info["y"], p["n_y"], k + len(S)
     primal = outs[:k] + outs[ks:ks + ny]
     tang = {i: outs[k + s] for s, i in enumerate(S)}
@@ -110,14 +107,16 @@ def _scan_jvp(level, args, bodies, params, where):
     tape = outs[ks + ny + len(Y):]
     if p["tape"] == "list":
         primal.append(tape[0])
+        level.list_tangents[tape[0].node] = {i: k + s for s, i in enumerate(S)}
     else:
         primal += tape[:k]
         tang.update({k + ny + i: tape[k + s] for s, i in enumerate(S)})
     return primal, tang
 
 
-def _scan_body(body, k, S, X, outer, douter, init, xs, where):
-    """Trace the forward-mode body of a scan: ``((c, dc_S), (x, dx_X)) -> ((c', dc'_S), (y, dy))``."""
+def _scan_body(body, k, S, X, outer, douter, init, xs, where, entries=None):
+    """Trace the forward-mode body of a scan: ``((c, dc_S), (x, dx_X)) -> ((c', dc'_S), (y, dy))``;
+    ``entries``: for a scan over a list of saved carries, {entry: entry holding its tangent}."""
     info = {}
     moved = [j for j, d in enumerate(douter) if d is not None]
 
@@ -132,6 +131,8 @@ def _scan_body(body, k, S, X, outer, douter, init, xs, where):
             dins[i] = dcs[s]
         for s, j in enumerate(X):
             dins[k + j] = dxv[s]
+        for i, j in (entries or {}).items():
+            dins[k + i] = xv[j]
         base = k + len(xv)
         for j, d in dconsts.items():
             dins[base + j] = d
@@ -142,13 +143,14 @@ def _scan_body(body, k, S, X, outer, douter, init, xs, where):
         return (list(outs[:k]), dc), (list(outs[k:]), [dots[k + j] for j in info["y"]])
 
     c_avals = [a.aval for a in init]
-    x_avals = [Aval(tuple(x.shape[1:]), x.dtype, False) for x in xs]
+    x_avals = [Aval(tuple(x.shape[1:]), x.dtype, False) for x in xs] if entries is None else \
+        [body.aval(i) for i in body.inputs[k:len(body.inputs) - len(outer)]]
     cspec = ([c_avals[i] for i in range(k)], [c_avals[i] for i in S])
     xspec = (x_avals, [x_avals[j] for j in X])
     names = _input_names(body, [(i, False) for i in range(k)] + [(i, True) for i in S])
     off = k + len(S)
     names.update({off + pos: n for pos, n in _input_names(
-        body, [(k + j, False) for j in range(len(xs))] + [(k + j, True) for j in X]).items()})
+        body, [(k + j, False) for j in range(len(x_avals))] + [(k + j, True) for j in X]).items()})
     new = trace_body(step, [_spec(cspec), _spec(xspec)], "scan body", where, names=names)
     return new, info
 
@@ -191,6 +193,7 @@ def _while_jvp(level, args, bodies, params, where):
     outs = add_structured("while", carries + newc.outer + new.outer, [newc.graph, new.graph],
                           p, [c.aval for c in carries] + [LIST_AVAL], where)
     primal = outs[:k] + [outs[-1]]
+    level.list_tangents[outs[-1].node] = {i: k + s for s, i in enumerate(S)}
     return primal, {i: outs[k + s] for s, i in enumerate(S)}
 
 

@@ -20,15 +20,15 @@ def small_scan_jvp(W, h0, xs, dot_W, dot_h0, dot_xs):
     dot_h = dot_h0
     ys = np.empty((4,), dtype=np.float64)
     dot_ys = np.empty((4,), dtype=np.float64)
-    for t in range(4):                          # scan x 4  test_jvp_control.py:242
-        h_1 = np.tanh(W @ h + xs[t])                # f64[3]  test_jvp_control.py:240
-        dot_h = (dot_W @ h + W @ dot_h + dot_xs[t]) * (1 - h_1 * h_1)  # f64[3]  test_jvp_control.py:240
-        sum_ = h_1.sum()                            # f64[]  test_jvp_control.py:241
-        dot_sum = dot_h.sum()                       # f64[]  test_jvp_control.py:241
+    for t in range(4):                          # scan x 4  test_jvp_control.py:25
+        h_1 = np.tanh(W @ h + xs[t])                # f64[3]  test_jvp_control.py:23
+        dot_h = (dot_W @ h + W @ dot_h + dot_xs[t]) * (1 - h_1 * h_1)  # f64[3]  test_jvp_control.py:23
+        sum_ = h_1.sum()                            # f64[]  test_jvp_control.py:24
+        dot_sum = dot_h.sum()                       # f64[]  test_jvp_control.py:24
         ys[t] = sum_
         dot_ys[t] = dot_sum
         h = h_1
-    add = h.sum() + (ys ** 2).sum()             # f64[]  test_jvp_control.py:243
+    add = h.sum() + (ys ** 2).sum()             # f64[]  test_jvp_control.py:26
     # tangent of: return h.sum() + (ys ** 2).sum()
     dot_add = dot_h.sum() + (dot_ys * (2 * ys)).sum()  # f64[]
 
