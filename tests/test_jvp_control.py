@@ -361,3 +361,22 @@ def test_rnn_hidden_states_jvp_against_torch_func():
     out, dot = check_jvp(states, (p, xs), (dp, dxs))
     np.testing.assert_allclose(out, t_out.numpy(), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(dot, t_dot.numpy(), rtol=1e-11, atol=1e-13)
+
+
+def test_backward_loop_carries_only_nonzero_cotangents():
+    # k never reaches the loss: the backward loop carries no d_k (and no tangent carries
+    # of a forward-mode loop), and the gradient is still right
+    def loss(w, xs):
+        def step(c, x):
+            k, h = c
+            return (k * 2.0 + x, np.tanh(w * h + x)), None
+        (k, h), _ = graphc.scan(step, (0.0, 0.0), xs)
+        return h
+    xs = RNG.normal(size=5)
+    src = graphc.grad(loss).source(0.7, xs)
+    assert "d_k" not in src and "d_h" in src
+    eps = 1e-6
+    fd = (loss(0.7 + eps, xs) - loss(0.7 - eps, xs)) / (2 * eps)
+    assert float(graphc.grad(loss)(0.7, xs)) == pytest.approx(fd, rel=1e-8)
+    hvp_src = graphc.jvp(graphc.grad(loss)).source((0.7, xs), (1.0, xs))
+    assert "d_dot_h" not in hvp_src and "dot_d_h" in hvp_src
