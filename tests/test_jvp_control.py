@@ -380,3 +380,13 @@ def test_backward_loop_carries_only_nonzero_cotangents():
     assert float(graphc.grad(loss)(0.7, xs)) == pytest.approx(fd, rel=1e-8)
     hvp_src = graphc.jvp(graphc.grad(loss)).source((0.7, xs), (1.0, xs))
     assert "d_dot_h" not in hvp_src and "dot_d_h" in hvp_src
+
+
+def test_cond_jvp_code_names_the_tangent_after_the_result():
+    def f(x, w):
+        y = graphc.cond(x.sum() > 0, lambda v: np.sin(v) * w, lambda v: v ** 3 + w, x)
+        return y.sum()
+    args = (np.ones(2), np.ones(2))
+    src = graphc.jvp(f).source(args, args)
+    assert src.count("dot_y = ") == 2 and "branch_result" not in src   # one per branch
+    assert "dot_sum = dot_y.sum()" in src

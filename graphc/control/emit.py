@@ -255,7 +255,8 @@ def emit_cond(em, nid):
     for i in used:
         names[i] = em.name[res[i]] = em.ns.new(g.display_name(res[i], em.name)
                                                 if g[res[i]].name or g[res[i]].adjoint_of
-                                                is not None else "branch_result")
+                                                is not None or g[res[i]].tangent_of is not None
+                                                else "branch_result")
     sops, souts = branch_slices(node)
     index = em.ref(node.args[0], 0)
     lines, n = [], len(node.bodies)
