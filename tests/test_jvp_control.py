@@ -390,3 +390,17 @@ def test_cond_jvp_code_names_the_tangent_after_the_result():
     src = graphc.jvp(f).source(args, args)
     assert src.count("dot_y = ") == 2 and "branch_result" not in src   # one per branch
     assert "dot_sum = dot_y.sum()" in src
+
+
+def test_float32_loop_tangents_stay_float32():
+    x = np.array([0.3, -0.4], np.float32)
+
+    def f(x):
+        def step(c, xi):
+            return c + np.sin(xi * x).sum(), c
+        return graphc.scan(step, 0.0, np.ones((3, 2), np.float32) * x)
+    (c, cs), (dc, dcs) = graphc.jvp(f, (x,), (np.ones(2, np.float32),))
+    assert c.dtype == dc.dtype == cs.dtype == dcs.dtype == np.float32
+    (_, _), (dc64, dcs64) = graphc.jvp(f, (x.astype(np.float64),), (np.ones(2),))
+    np.testing.assert_allclose(dc, dc64, rtol=1e-5)
+    np.testing.assert_allclose(dcs, dcs64, rtol=1e-5, atol=1e-6)
