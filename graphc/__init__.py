@@ -19,6 +19,7 @@ from . import guards as _guards  # noqa: F401  (Python control flow on traced va
 from . import codegen as _codegen, cost as _cost, draw as _draw  # noqa: F401  (Graph's products)
 from . import nn, optim
 from .control import emit as _control_emit  # noqa: F401  (loops' code, evaluation, cost)
+from .control import tangents as _control_tangents  # noqa: F401  (loops' forward mode)
 from .control.scan import fori_loop, scan
 from .control.while_ import while_loop
 from .control.branches import cond, switch

@@ -35,6 +35,9 @@ class Level:
         self.trace = trace
         self.tangents: dict[int, int] = {}
         self.shield = 0          # > 0 while this level's (or an outer level's) rule runs
+        # a Python list of a loop's saved carries (graphc/control/tangents.py): the
+        # tangent of carry i in each entry is entry j, {i: j}
+        self.list_tangents: dict[int, dict] = {}
 
     def seed(self, primal: Tracer, tangent: Tracer) -> None:
         """Perturb ``primal`` along ``tangent``."""

@@ -43,6 +43,7 @@ class Handler:
     def __init__(self, name, vjp, result_avals=None):
         self.name, self.vjp, self.result_avals = name, vjp, result_avals
         self.emit = self.evaluate = self.cost = self.label = None
+        self.jvp = None          # forward mode (graphc.control.tangents)
         SUBGRAPH_OPS[name] = self
 
 
@@ -66,7 +67,8 @@ class BodyTrace(Trace):
             outer = x if t is self.parent else self.parent.adopt(x)
             src = t.graph[x.node]
             name = src.name or (t.graph[src.args[0]].name if src.op == "identity" else None) \
-                or t.names.get(x.node, (0, "captured"))[1]
+                or t.names.get(x.node, (0, None))[1] \
+                or (t.graph.display_name(x.node) if src.tangent_of is not None else "captured")
             nid = self.graph.add_input(x.aval, name=name, where=src.where)
             self.captured[key] = nid
             self.outer.append(outer)
@@ -185,7 +187,12 @@ def add_structured(op, args, bodies, params, result_avals, where):
     trace = current_trace()
     g = trace.graph
     nids = [trace.lift(a).node for a in args]
-    _refuse_tangents(trace, nids, op, where)
+    index = _perturbing_level(trace, nids)
+    if index is not None:
+        rule = SUBGRAPH_OPS[op].jvp
+        if rule is None:
+            _refuse_tangents(op, where)
+        return rule(trace, index, op, [trace.tracer(n) for n in nids], bodies, params, where)
     attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
     nid = g.add_node(op, nids, PLACEHOLDER, params=params, where=where,
                      bodies=tuple(bodies), **attrs)
@@ -194,16 +201,24 @@ def add_structured(op, args, bodies, params, result_avals, where):
             for i, av in enumerate(result_avals)]
 
 
-def _refuse_tangents(trace, nids, op, where):
-    """Forward mode (graphc.jvp) has no rule for loops and branches yet: a perturbed
-    operand would silently get a zero tangent, so it is an error."""
-    for level in getattr(trace, "jvp_levels", ()):
-        if not level.shield and any(n in level.tangents for n in nids):
-            raise errors.UnsupportedError(
-                f"graphc.jvp through graphc.{_PUBLIC.get(op, op)} is not supported yet: "
-                "forward mode has no rule for loops and branches", where=where,
-                hint="differentiate it in reverse mode (graphc.grad, graphc.vjp), or write "
-                     "the loop as a Python loop (unrolled) inside graphc.jvp")
+def _perturbing_level(trace, nids):
+    """The index of the innermost open forward level (graphc.jvp) that perturbs one of
+    ``nids`` and whose rules are not running, or None."""
+    levels = getattr(trace, "jvp_levels", ())
+    for i in range(len(levels) - 1, -1, -1):
+        if not levels[i].shield and any(n in levels[i].tangents for n in nids):
+            return i
+    return None
+
+
+def _refuse_tangents(op, where):
+    """A structured op without a forward rule: a perturbed operand would silently get a
+    zero tangent, so it is an error."""
+    raise errors.UnsupportedError(
+        f"graphc.jvp through graphc.{_PUBLIC.get(op, op)} is not supported: "
+        "this structured op has no forward-mode rule", where=where,
+        hint="differentiate it in reverse mode (graphc.grad, graphc.vjp), or write "
+             "the loop as a Python loop (unrolled) inside graphc.jvp")
 
 
 _PUBLIC = {"while": "while_loop", "fori": "fori_loop"}
@@ -214,10 +229,13 @@ def results_of(graph, nid) -> dict:
     return {graph[u].params["index"]: u for u in graph.users(nid) if graph[u].op == "proj"}
 
 
-def replay(body: Graph, inputs) -> list:
-    """Record ``body``'s nodes again in the current trace, on ``inputs``; its outputs."""
+def replay(body: Graph, inputs, keep=False) -> list:
+    """Record ``body``'s nodes again in the current trace, on ``inputs``; its outputs.
+    ``keep``: the new nodes keep the originals' names and sections (a transformed body,
+    not a recomputation)."""
     trace = current_trace()
     env = dict(zip(body.inputs, inputs))
+    first = trace.graph._next
     for nid in body.order():
         if nid in env:
             continue
@@ -227,14 +245,37 @@ def replay(body: Graph, inputs) -> list:
             env[nid] = trace.lift(value if node.weak else np.array(value, dtype=node.dtype))
             continue
         args = [env[a] for a in node.args]
-        with trace.context(where=node.where, section="forward"):   # a recomputation
+        attrs = _kept(node, env) if keep else {"section": "forward"}   # else a recomputation
+        with trace.context(where=node.where, **attrs):
             if node.op == "proj":
                 env[nid] = args[0][node.params["index"]]
             elif node.op in SUBGRAPH_OPS:
                 env[nid] = _replay_structured(trace, node, args, body, nid)
             else:
                 env[nid] = REGISTRY[node.op](*args, **node.params)
+        if keep:
+            _keep_name(trace.graph, env[nid], node, first, env)
     return [env[o] for o in body.outputs]
+
+
+def _kept(node, env):
+    grad_of = env.get(node.grad_of)
+    return {"section": node.section or "forward",
+            "grad_of": grad_of.node if isinstance(grad_of, Tracer) else None}
+
+
+def _keep_name(g, x, node, first, env):
+    """A replayed node new in this trace takes the original's name and marks."""
+    if not isinstance(x, Tracer) or x.node < first:
+        return
+    new = g[x.node]
+    if new.op != node.op or new.name is not None or new.tangent_of is not None:
+        return
+    new.name, new.hint = node.name, new.hint or node.hint
+    for attr in ("adjoint_of", "tangent_of"):
+        old = env.get(getattr(node, attr))
+        if isinstance(old, Tracer):
+            setattr(new, attr, old.node)
 
 
 def _replay_structured(trace, node, args, body, nid):

@@ -117,8 +117,9 @@ def _name_results(em, nid, res, tape_from, body, list_tape, k):
             continue                # an unused result (the tape before any gradient)
         pnode = g[pid]
         wish = g.display_name(pid, em.name)
-        if pnode.name or pnode.hint or pnode.adjoint_of is not None:
-            pass
+        if pnode.name or pnode.hint or pnode.adjoint_of is not None \
+                or pnode.tangent_of is not None:
+            pass                    # (dot_ys: the tangent of a result, in forward mode)
         elif i >= tape_from:
             j = i - tape_from
             carry = "carries" if list_tape else \
@@ -254,7 +255,8 @@ def emit_cond(em, nid):
     for i in used:
         names[i] = em.name[res[i]] = em.ns.new(g.display_name(res[i], em.name)
                                                 if g[res[i]].name or g[res[i]].adjoint_of
-                                                is not None else "branch_result")
+                                                is not None or g[res[i]].tangent_of is not None
+                                                else "branch_result")
     sops, souts = branch_slices(node)
     index = em.ref(node.args[0], 0)
     lines, n = [], len(node.bodies)

@@ -295,9 +295,12 @@ def loop_backward(trace, nid, ct, body, init, xs, outer, ny, list_tape, length, 
     where = g[nid].where
     k = len(init)
     res = {i: trace.tracer(u) for i, u in results_of(g, nid).items()}
-    fc = [i for i in range(k) if init[i].dtype.kind == "f"]
-    fo = [j for j, c in enumerate(outer) if c.dtype.kind == "f"]
-    fx = [j for j, x in enumerate(xs) if x.dtype.kind == "f"]
+    fc, reached = _live_carries(body, k, ny, ct, list_tape,
+                                [i for i in range(k) if init[i].dtype.kind == "f"])
+    base = len(body.inputs) - len(outer)
+    fo = [j for j, c in enumerate(outer) if c.dtype.kind == "f"
+          and body.inputs[base + j] in reached]
+    fx = [j for j, x in enumerate(xs) if x.dtype.kind == "f" and body.inputs[k + j] in reached]
     ct_final = [ct.get(i) if ct.get(i) is not None else
                 trace.lift(np.zeros(init[i].shape, init[i].dtype)) for i in fc]
     ct_y = [j for j in range(ny) if ct.get(k + j) is not None]
@@ -319,6 +322,24 @@ def loop_backward(trace, nid, ct, body, init, xs, outer, ny, list_tape, length, 
     pairs += [(outer[j].node, c) for j, c in zip(fo, ct_outer)]
     pairs += [(xs[j].node, c) for j, c in zip(fx, ct_xs or [])]
     return pairs
+
+
+def _live_carries(body, k, ny, ct, list_tape, fc):
+    """The float carries whose cotangent is not zero: those given one (final value or
+    tape) and, to a fixpoint, those a body output with a cotangent depends on (a carry
+    no such output reads, such as the tangent carry of a forward-mode loop, gets none);
+    and the body nodes those outputs depend on (an input outside has a zero cotangent)."""
+    live = {i for i in fc if ct.get(i) is not None
+            or (not list_tape and ct.get(k + ny + i) is not None)}
+    ys = [body.outputs[k + j] for j in range(ny) if ct.get(k + j) is not None]
+    while True:
+        reached = set()
+        for o in ys + [body.outputs[i] for i in live]:
+            reached |= body.ancestors(o) | {o}
+        more = live | {i for i in fc if body.inputs[i] in reached}
+        if more == live:
+            return sorted(live), reached
+        live = more
 
 
 def _backward_names(trace, body, res, outer, k, fc, fo):
