@@ -267,14 +267,19 @@ def _head_label(g, node):
     return "tangent of"
 
 
+_STRUCTURED = {"while": "while_loop", "fori": "fori_loop"}
+
+
 def _forward_text(main, nid):
     """The forward statement a backward block differentiates, when the user's
     source line is not available (code typed at a prompt, exec'd strings)."""
     g = main.g
     if nid is None or nid not in g:
         return "(value)"
-    em = _Emitter(g, inline=False)
     node = g[nid]
+    if node.op not in REGISTRY:      # a loop or branch (graphc/control): no one-line form
+        return f"graphc.{_STRUCTURED.get(node.op, node.op)}(...)"
+    em = _Emitter(g, inline=False)
     for a in node.args:
         if g[a].op == "const":
             em.constant(a)

@@ -84,3 +84,18 @@ def test_stop_gradient_of_a_pytree_and_of_plain_arrays():
     g = graphc.grad(lambda p: np.sum(graphc.stop_gradient(p)["a"] * p["a"]))(tree)
     np.testing.assert_array_equal(g["a"], np.ones(2))
     np.testing.assert_array_equal(g["b"][1], np.zeros(1))
+
+
+def test_hvp_through_a_scan_written_in_an_exec_string():
+    """Forward over reverse through a loop; code with no source file (exec, a prompt)
+    names the loop in its `# grad of:` headers instead of failing."""
+    ns = {"np": np, "graphc": graphc}
+    exec("def f(w, xs):\n"
+         "    def step(h, x):\n"
+         "        return np.tanh(w * h + x), None\n"
+         "    return graphc.scan(step, 0.0, xs)[0] ** 2\n", ns)
+    f, xs, eps = ns["f"], np.linspace(-1.0, 1.0, 20), 1e-5
+    hv = graphc.hvp(f, (0.5, xs), (1.0, np.zeros(20)))
+    g = graphc.grad(f)
+    assert hv == pytest.approx((g(0.5 + eps, xs) - g(0.5 - eps, xs)) / (2 * eps), rel=1e-7)
+    assert "# grad of: graphc.scan(...)" in graphc.hvp(f).source((0.5, xs), (1.0, np.zeros(20)))
