@@ -30,8 +30,6 @@ def _expand_ellipsis(spec, x_ndim):
             out.extend([("slice", None, None, None)] * (x_ndim - used))
         else:
             out.append(item)
-    if not any(item[0] == "ellipsis" for item in spec):
-        out.extend([("slice", None, None, None)] * 0)
     return tuple(out)
 
 
@@ -44,8 +42,7 @@ def _plan(spec, x_ndim, idx, idims, size):
     spec = _expand_ellipsis(spec, x_ndim)
     if not any(item[0] == "array" for item in spec):
         return (("slice", None, None, None),) + spec, list(idx), None
-    shapes = [a.shape[1:] if d is not None else a.shape for a, d in zip(idx, idims)]
-    k = max(len(s) for s in shapes)
+    k = max(len(_per_shape(a, d)) for a, d in zip(idx, idims))
     arrays = []
     for a, d in zip(idx, idims):
         if d is None:
@@ -112,9 +109,12 @@ def _scatter_add_rule(args, dims, aval, *, spec, shape, unique=False):
 
 def _region_shape(shape, spec, idx, idims):
     from .ops.index import _concrete_index
-    stand = [np.zeros(a.shape[1:] if d is not None else a.shape, np.intp)
-             for a, d in zip(idx, idims)]
+    stand = [np.zeros(_per_shape(a, d), np.intp) for a, d in zip(idx, idims)]
     return np.broadcast_to(np.zeros((), np.int8), tuple(shape))[_concrete_index(spec, stand)].shape
+
+
+def _per_shape(a, d):
+    return tuple(a.shape) if d is None else tuple(a.shape[:d] + a.shape[d + 1:])
 
 
 def _setitem_rule(args, dims, aval, *, spec):

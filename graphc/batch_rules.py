@@ -75,6 +75,15 @@ def broadcast_rule(prim):
     return rule
 
 
+def _weight_rule(args, dims, aval, **params):
+    """``logaddexp_weight(x, y, lae)``: its value is ``exp(y - lae)``, x only breaks ties,
+    so a batched x needs a batched y or lae (as ``lae = logaddexp(x, y)`` always is)."""
+    if dims[1] is None and dims[2] is None:
+        raise UnsupportedError("vmap of logaddexp_weight with only x batched",
+                               hint="batch lae = logaddexp(x, y) with x")
+    return broadcast_rule(P["logaddexp_weight"])(args, dims, aval, **params)
+
+
 # --- reductions and scans along an axis ---------------------------------------------------
 def _shift(axis, per_ndim):
     if axis is None:
@@ -196,15 +205,22 @@ def _slogdet_rule(args, dims, aval):
 def _solve_rule(args, dims, aval):
     (a, b), (da, db) = args, dims
     size = batch_size(args, dims)
+    ra = a.ndim - (da is not None)
     rb = b.ndim - (db is not None)
+    if db is None and rb > 1 and ra >= rb:     # b's stack axes broadcast under a's
+        return P["solve"](to_front(a, da), b), 0
     a = to_front(a, da) if da is not None else a
-    if db is None:
-        return P["solve"](a, b), 0
-    b = to_front(b, db)
+    b = to_front(b, db) if db is not None else b
     if rb == 1:                      # a stack of vectors is a stack of one-column matrices
-        out = P["solve"](a, _reshape(b, tuple(b.shape) + (1,)))
-        return _reshape(out, (size,) + tuple(aval.shape)), 0
-    return P["solve"](a, _rank_to(b, max(rb, a.ndim - (da is not None)))), 0
+        b = _reshape(b, tuple(b.shape) + (1,))
+    stack = max(ra, rb if rb > 1 else 2) - 2
+    if da is not None:
+        a = _rank_to(a, stack + 2)
+    if db is not None:
+        b = _rank_to(b, stack + 2)
+    elif rb == 1:
+        b = _reshape(b, (1,) * (stack + 1) + tuple(b.shape)) if stack else b
+    return _reshape(P["solve"](a, b), (size,) + tuple(aval.shape)), 0
 
 
 # --- install ------------------------------------------------------------------------------
@@ -223,6 +239,7 @@ def _table():
     from .batch_index import INDEX_RULES
     rules = {name: broadcast_rule(p) for name, p in P.items()
              if p.elementwise and name != "guard"}
+    rules["logaddexp_weight"] = _weight_rule
     rules.update(_axis_family())
     rules.update({
         "reshape": _reshape_rule, "transpose": _transpose_rule,

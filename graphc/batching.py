@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .control.body import replay, trace_body
+from .control.body import trace_body
 from .errors import ControlFlowError, UnsupportedError
 from .ir import SUBGRAPH_OPS
 from .primitive import REGISTRY
@@ -55,9 +55,39 @@ def batch_graph(g, inputs, label):
                         None)
             continue
         args = [env[a] for a in node.args]
-        with trace.context(where=node.where):
+        first = trace.graph._next
+        with trace.context(where=node.where, **_attrs(node, env)):
             env[nid] = _batch_node(trace, g, nid, args, label)
+        _carry(trace.graph, env[nid][0].node, node, env, first)
     return [env[o] for o in g.outputs]
+
+
+def _outer(env, nid):
+    return None if nid is None or nid not in env else env[nid][0].node
+
+
+def _attrs(node, env):
+    """The node's section (a gradient's nodes stay backward) and what it was built for."""
+    out = {"section": node.section or "forward"}
+    if node.grad_of is not None:
+        out["grad_of"] = _outer(env, node.grad_of)
+    if node.scope is not None:
+        out["scope"] = node.scope
+    return out
+
+
+def _carry(graph, out, node, env, first):
+    """The batched value keeps the per-example value's name and what it is the
+    adjoint/tangent of (readable generated code: d_h, dot_h)."""
+    if out < first:
+        return
+    new = graph[out]
+    for key in ("name", "hint"):
+        if getattr(new, key) is None and getattr(node, key) is not None:
+            setattr(new, key, getattr(node, key))
+    for key in ("adjoint_of", "tangent_of"):
+        if getattr(new, key) is None and getattr(node, key) is not None:
+            setattr(new, key, _outer(env, getattr(node, key)))
 
 
 def _batch_node(trace, g, nid, args, label):
@@ -76,38 +106,27 @@ def _batch_node(trace, g, nid, args, label):
             f"{label}: Python control flow (if/while/bool()) on a value that differs from "
             "example to example", where=node.where,
             hint="use np.where(cond, a, b) to pick per example instead of if/else")
+    if node.op in SUBGRAPH_OPS or prim is None:
+        _refuse_loop(g, nid, label)
     if not batched:
-        first = trace.graph._next
-        out = replay(_one_node_graph(g, nid), vals)[0] if node.op in SUBGRAPH_OPS \
-            or node.op == "proj" else prim(*vals, **node.params)
-        _name(trace, out, node, first)
-        return out, None
-    if prim is None or prim.batch is None:
-        what = f"graphc.{node.op}" if node.op in SUBGRAPH_OPS or node.op == "proj" \
-            else f"primitive {node.op!r}"
+        return trace.lift(prim(*vals, **node.params)), None
+    if prim.batch is None:
         raise UnsupportedError(
-            f"{label}: {what} has no batching rule, and it is reached with a batched input",
+            f"{label}: primitive {node.op!r} has no batching rule, and it is reached with a "
+            "batched input",
             where=node.where,
             hint="write the batch= rule in its record (graphc/batch_rules.py), or move the "
                  "operation out of the vmapped function")
-    first = trace.graph._next
     out, d = prim.batch(vals, dims, node.aval, **node.params)
-    out = trace.lift(out)
-    _name(trace, out, node, first)
-    return out, d
+    return trace.lift(out), d
 
 
-def _one_node_graph(g, nid):
-    raise UnsupportedError("a loop or branch inside graphc.vmap is not supported yet",
-                           where=g[nid].where,
+def _refuse_loop(g, nid, label):
+    op = {"while": "while_loop", "fori": "fori_loop"}.get(g[nid].op, g[nid].op)
+    raise UnsupportedError(f"{label}: graphc.{op} (a loop or branch) inside graphc.vmap is "
+                           "not supported yet", where=g[nid].where,
                            hint="write the loop as a Python loop inside the vmapped function, "
-                                "or vmap the loop's body")
-
-
-def _name(trace, out, node, first):
-    """The batched value keeps the per-example value's name (readable generated code)."""
-    if node.name and out.node >= first and trace.graph[out.node].name is None:
-        trace.graph[out.node].name = node.name
+                                "or call graphc.vmap inside the loop's body")
 
 
 def batch_call(fn, leaves, axes, rebuild, label, where):
