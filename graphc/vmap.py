@@ -47,7 +47,12 @@ class VmapCompiled(Compiled):
     """``graphc.vmap(fn, in_axes, out_axes)``, compiled per signature."""
 
     def __init__(self, fn, in_axes=0, out_axes=0, *, cache_size=64):
-        super().__init__(fn, "vmap", cache_size=cache_size)
+        super().__init__(fn, "vmap", cache_size=cache_size)     # (checks fn is callable)
+        for ax in (in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,)):
+            if not (_is_axis(ax) or isinstance(ax, (tuple, list, dict))):
+                raise SignatureError(f"graphc.vmap: in_axes entries are ints or None, got "
+                                     f"{ax!r}", where=errors.user_where(),
+                                     hint="e.g. in_axes=(None, 0)")
         self._in_axes = in_axes
         self._out_axes = out_axes
         self._label = f"graphc.vmap({function_name(fn)})"
@@ -58,13 +63,8 @@ class VmapCompiled(Compiled):
     def _body(self):
         return self._batched
 
-    def _batched(self, call_args, call_kwargs):
-        where = def_where(self._fn)
-        if call_kwargs:
-            raise SignatureError(f"{self._label} takes positional arguments only, got "
-                                 f"{sorted(call_kwargs)}", where=errors.user_where(),
-                                 hint="pass every argument positionally (in_axes names them "
-                                      "by position)")
+    def _axes(self, call_args, where):
+        """One in_axes entry per leaf of the arguments."""
         axes_tree = self._in_axes
         if isinstance(axes_tree, list):
             axes_tree = tuple(axes_tree)
@@ -72,10 +72,13 @@ class VmapCompiled(Compiled):
             raise SignatureError(f"{self._label}: in_axes has {len(axes_tree)} entries for "
                                  f"{len(call_args)} arguments", where=where,
                                  hint="one entry (int or None) per positional argument")
-        axes = prefix_axes(axes_tree if isinstance(axes_tree, tuple) else
-                           (axes_tree,) * len(call_args), tuple(call_args), "in_axes", where)
+        if not isinstance(axes_tree, tuple):
+            axes_tree = (axes_tree,) * len(call_args)
+        return prefix_axes(axes_tree, tuple(call_args), "in_axes", where)
+
+    def _leaves(self, leaves, axes, where):
+        """The traced leaves, their batch axes (normalized) and the batch size."""
         trace = current_trace()
-        leaves, tdef, _ = flatten(tuple(call_args))
         traced, taxes, size = [], [], None
         for x, ax in zip(leaves, axes):
             if not _traced(x):
@@ -103,6 +106,17 @@ class VmapCompiled(Compiled):
             raise SignatureError(f"{self._label}: no argument is batched (every in_axes is "
                                  "None)", where=where,
                                  hint="give at least one argument a batch axis")
+        return traced, taxes, size
+
+    def _batched(self, call_args, call_kwargs):
+        where = def_where(self._fn)
+        if call_kwargs:
+            raise SignatureError(f"{self._label} takes positional arguments only, got "
+                                 f"{sorted(call_kwargs)}", where=errors.user_where(),
+                                 hint="pass every argument positionally (in_axes names them "
+                                      "by position)")
+        leaves, tdef, _ = flatten(tuple(call_args))
+        traced, taxes, size = self._leaves(leaves, self._axes(call_args, where), where)
         slots = [i for i, x in enumerate(leaves) if _traced(x)]
 
         def rebuild(per_example):
@@ -130,23 +144,19 @@ class VmapCompiled(Compiled):
 def vmap(fn, in_axes=0, out_axes=0):
     """Vectorize a function of one example over a batch axis, as ``jax.vmap``.
 
-    ``fn`` is traced once on one example's shapes; each operation is then recorded
-    on the whole batch by its batching rule (``batch=`` in its primitive record), so
-    the generated code is plain NumPy over the batch axis (a per-example ``W @ x``
-    becomes ``x @ W.T``), with no Python loop.  Compiled per signature like
-    :func:`graphc.grad` (``.source(*args)``, ``.graph(*args)``); it composes with the
-    other transforms both ways: ``vmap(grad(loss), in_axes=(None, 0, 0))`` gives
-    per-example gradients, ``grad(lambda w: vmap(f)(w, xs).sum())`` differentiates a
-    batched function.
+    Each operation of ``fn`` (traced once on one example) is recorded on the whole
+    batch by its primitive's batching rule: the generated code is plain NumPy over the
+    batch axis (``W @ x`` becomes ``x @ W.T``).  Compiled per signature, with
+    ``.source(*args)``/``.graph(*args)``; composes with ``grad`` both ways
+    (``vmap(grad(loss), in_axes=(None, 0, 0))``: per-example gradients).
 
     Parameters
     ----------
     fn : callable
         A function of NumPy values (or a graphc transform such as ``graphc.grad(f)``).
     in_axes : int, None, or tuple
-        The batch axis of each positional argument: an int for all of them, or a
-        tuple with one entry per argument, each an int, None (the argument is the same
-        for every example) or a pytree prefix of the argument.
+        The batch axis of every argument, or one entry per argument: an int, None
+        (the same for every example) or a pytree prefix of the argument.
     out_axes : int, None, or pytree prefix
         Where the batch axis goes in each output.
 
@@ -158,11 +168,9 @@ def vmap(fn, in_axes=0, out_axes=0):
     Raises
     ------
     UnsupportedError
-        An operation without a batching rule (or a loop, branch or random draw) is
-        reached with a batched value; the message names the operation and your line.
+        An operation without a batching rule, a loop or a random draw (names it).
     ControlFlowError
-        Python ``if``/``while`` on a value that differs between examples (use
-        ``np.where``).
+        ``if`` on a value that differs between examples (use ``np.where``).
 
     Examples
     --------
@@ -179,12 +187,4 @@ def vmap(fn, in_axes=0, out_axes=0):
     def predict_vmap(W, x):
     ...
     """
-    if not callable(fn):
-        raise SignatureError(f"graphc.vmap needs a callable, got {type(fn).__name__}",
-                             where=errors.user_where(),
-                             hint="pass the function itself: graphc.vmap(f)")
-    for ax in (in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,)):
-        if not (_is_axis(ax) or isinstance(ax, (tuple, list, dict))):
-            raise SignatureError(f"graphc.vmap: in_axes entries are ints or None, got {ax!r}",
-                                 where=errors.user_where(), hint="e.g. in_axes=(None, 0)")
     return VmapCompiled(fn, in_axes, out_axes)
