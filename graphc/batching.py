@@ -140,7 +140,16 @@ def batch_call(fn, leaves, axes, rebuild, label, where):
         a = x.aval
         shape = tuple(a.shape) if ax is None else tuple(a.shape[:ax] + a.shape[ax + 1:])
         specs.append((flatten(0.0)[1], [type(a)(shape, a.dtype, a.weak)]))
-    body = trace_body(lambda *xs: fn(*rebuild(list(xs))), specs, "vmap", where)
+    try:
+        body = trace_body(lambda *xs: fn(*rebuild(list(xs))), specs, "vmap", where)
+    except ControlFlowError as e:
+        if "concrete value" not in e.message:
+            raise
+        raise ControlFlowError(
+            f"{label}: {e.message.split(' needs ')[0]} on a traced value: inside vmap a "
+            "value may differ from example to example, so it has no single value to branch "
+            "on", where=e.where,
+            hint="pick per example with np.where(cond, a, b) instead of if/else") from None
     inputs = [(x, ax) for x, ax in zip(leaves, axes)] + [(x, None) for x in body.outer]
     return batch_graph(body.graph, inputs, label), body.out_tdef
 
