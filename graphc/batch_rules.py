@@ -223,6 +223,33 @@ def _solve_rule(args, dims, aval):
     return _reshape(P["solve"](a, b), (size,) + tuple(aval.shape)), 0
 
 
+# --- convolution and pooling: the batch joins the images' own leading axis -------------
+def merge_rule(prim, in_pos, out_pos):
+    """Ops over a stack of images (N, C, H, W): the batch axis merged into N (``B*N``) on
+    the way in (``in_pos``: where each argument has N) and split off on the way out."""
+    def rule(args, dims, aval, **params):
+        size = batch_size(args, dims)
+        xs = []
+        for a, d, p in zip(args, dims, in_pos):
+            a = moveaxis(_batched(a, d, size), 0, p)
+            s = tuple(a.shape)
+            xs.append(_reshape(a, s[:p] + (s[p] * s[p + 1],) + s[p + 2:]))
+        if "image" in params:
+            image = params["image"]
+            params = dict(params, image=(size * image[0],) + tuple(image[1:]))
+        out = prim(*xs, **params)
+        s = tuple(out.shape)
+        n = aval.shape[out_pos]
+        return _reshape(out, s[:out_pos] + (size, n) + s[out_pos + 1:]), out_pos
+    return rule
+
+
+def _conv_family():
+    table = {"im2col": ((0,), 0), "col2im": ((0,), 0), "max_pool": ((0,), 0),
+             "max_pool_mask": ((0, 0), 2), "unpool": ((0, 2), 0), "pool_select": ((0, 2), 0)}
+    return {name: merge_rule(P[name], ins, out) for name, (ins, out) in table.items()}
+
+
 # --- install ------------------------------------------------------------------------------
 def _axis_family():
     rules = {}
@@ -230,7 +257,7 @@ def _axis_family():
         rules[name] = _reduce_rule(P[name])
     for name in ("argmax", "argmin"):
         rules[name] = axis_rule(P[name])
-    for name in ("cumsum", "cumprod", "log_softmax", "argsort"):
+    for name in ("cumsum", "cumprod", "log_softmax", "argsort", "partition_perm"):
         rules[name] = axis_rule(P[name], allow_none=False)
     return rules
 
@@ -250,6 +277,7 @@ def _table():
     for name in ("inv", "det", "cholesky", "tril_scaled"):
         rules[name] = _stacked_rule(P[name])
     rules.update(INDEX_RULES)
+    rules.update(_conv_family())
     return rules
 
 

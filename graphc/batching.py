@@ -96,11 +96,6 @@ def _batch_node(trace, g, nid, args, label):
     dims = [d for _, d in args]
     batched = any(d is not None for d in dims)
     prim = REGISTRY.get(node.op)
-    if prim is not None and prim.family == "random":
-        raise UnsupportedError(
-            f"{label}: random sampling ({node.op}) inside vmap would draw the same values "
-            "for every example", where=node.where,
-            hint="draw the random values outside and pass them in with a batch axis")
     if node.op == "guard" and batched:
         raise ControlFlowError(
             f"{label}: Python control flow (if/while/bool()) on a value that differs from "
