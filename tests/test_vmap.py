@@ -286,3 +286,31 @@ def test_per_example_grads_example(capsys):
     out = capsys.readouterr().out
     diff = float(out.split("graphc.grad: ")[1].split()[0])
     assert diff < 1e-12 and "vmap(grad)" in out
+
+
+def _load_example(name):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_ex_vmap_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_per_example_gradients_of_lenet_match_a_loop():
+    lenet = _load_example("lenet")
+    rng = np.random.default_rng(0)
+    params = lenet.init_params(rng)
+    X, Y = rng.random((5, 1, 8, 8)), np.array([0, 3, 1, 9, 2])
+
+    def one(p, x, y):                       # one image: a batch of one for the network
+        return lenet.loss(p, x[None], y[None])
+
+    got = graphc.vmap(graphc.grad(one), in_axes=(None, 0, 0))(params, X, Y)
+    loop = [graphc.grad(one)(params, x, y) for x, y in zip(X, Y)]
+    for layer in params:
+        for k in params[layer]:
+            want = np.stack([g[layer][k] for g in loop])
+            assert np.abs(want).max() > 0
+            np.testing.assert_allclose(got[layer][k], want, rtol=1e-12, atol=1e-14)
