@@ -133,7 +133,11 @@ def _transpose_rule(args, dims, aval, *, axes):
     x = to_front(args[0], dims[0])
     per = x.ndim - 1
     axes = tuple(range(per))[::-1] if axes is None else axes
-    return P["transpose"](x, axes=(0,) + tuple(a % per + 1 for a in axes)), 0
+    perm = (0,) + tuple(a % per + 1 for a in axes)
+    moved = [p for p in perm if x.shape[p] != 1]
+    if moved == sorted(moved):       # only unit axes move: a reshape (x.reshape(B, 1, n))
+        return _reshape(x, tuple(x.shape[p] for p in perm)), 0
+    return P["transpose"](x, axes=perm), 0
 
 
 def _broadcast_to_rule(args, dims, aval, *, shape):

@@ -51,8 +51,11 @@ def batch_graph(g, inputs, label):
         node = g[nid]
         if node.op == "const":
             value = node.value
-            env[nid] = (trace.lift(value if node.weak else np.array(value, dtype=node.dtype)),
-                        None)
+            if node.weak:            # a Python number stays one (weak: NEP 50)
+                value = value.item() if hasattr(value, "item") else value
+            else:
+                value = np.array(value, dtype=node.dtype)
+            env[nid] = (trace.lift(value), None)
             continue
         args = [env[a] for a in node.args]
         first = trace.graph._next
