@@ -275,19 +275,6 @@ def test_bad_in_axes_and_sizes():
         graphc.vmap(lambda a, b: a + b, in_axes=(0,))(np.ones(3), np.ones(3))
 
 
-def test_per_example_grads_example(capsys):
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).parent.parent / "examples" / "per_example_grads.py"
-    spec = importlib.util.spec_from_file_location("_ex_per_example", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.main(n=16)
-    out = capsys.readouterr().out
-    diff = float(out.split("graphc.grad: ")[1].split()[0])
-    assert diff < 1e-12 and "vmap(grad)" in out
-
-
 def _load_example(name):
     import importlib.util
     import pathlib
