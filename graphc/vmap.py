@@ -11,7 +11,7 @@ import numpy as np
 
 from . import errors
 from .batching import batch_call, place
-from .capture import def_where, function_name
+from .capture import def_where, function_name, live
 from .compiled import Compiled
 from .errors import ShapeError, SignatureError
 from .pytree import flatten, unflatten
@@ -125,7 +125,7 @@ class VmapCompiled(Compiled):
                 full[i] = v
             return unflatten(tdef, full)
 
-        outs, out_tdef = batch_call(self._fn, traced, taxes, rebuild, self._label, where)
+        outs, out_tdef = batch_call(live(self._fn), traced, taxes, rebuild, self._label, where)
         out_tree = unflatten(out_tdef, [o for o, _ in outs])
         oaxes = prefix_axes(self._out_axes, out_tree, "out_axes", where)
         placed = []

@@ -301,3 +301,41 @@ def test_per_example_gradients_of_lenet_match_a_loop():
             want = np.stack([g[layer][k] for g in loop])
             assert np.abs(want).max() > 0
             np.testing.assert_allclose(got[layer][k], want, rtol=1e-12, atol=1e-14)
+
+
+def test_vmap_of_jvp_and_of_a_hessian_vector_product():
+    xs = np.linspace(0, 1, 6).reshape(3, 2)
+
+    def tangent(x):
+        return graphc.jvp(lambda x: np.sin(x) * x, (x,), (np.ones_like(x),))[1]
+
+    np.testing.assert_allclose(graphc.vmap(tangent)(xs), np.cos(xs) * xs + np.sin(xs),
+                               rtol=1e-14)
+
+    def hvp(w, x):                    # forward over reverse, per example
+        g = graphc.grad(lambda w: np.sum(np.tanh(w * x) ** 2))
+        return graphc.jvp(g, (w,), (np.ones_like(w),))[1]
+
+    w = np.array([0.3, -0.2])
+    got = graphc.vmap(hvp, in_axes=(None, 0))(w, xs)
+    np.testing.assert_allclose(got, np.stack([hvp(w, x) for x in xs]), rtol=1e-12, atol=1e-15)
+
+
+SCALE = np.array([1.0, 2.0])
+
+
+def test_closed_over_and_global_arrays_are_read_at_each_call():
+    offset = np.array([0.0, 0.0])
+
+    def f(x):
+        return x * SCALE + offset
+
+    g = graphc.vmap(f)
+    xs = np.ones((3, 2))
+    np.testing.assert_array_equal(g(xs), np.tile([1.0, 2.0], (3, 1)))
+    offset[:] = 5.0
+    SCALE[:] = [3.0, 4.0]
+    try:
+        np.testing.assert_array_equal(g(xs), np.tile([8.0, 9.0], (3, 1)))
+    finally:
+        SCALE[:] = [1.0, 2.0]
