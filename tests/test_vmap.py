@@ -107,7 +107,6 @@ def test_primitives_without_a_batching_rule_only_shrink():
     missing = {name for name, p in REGISTRY.items() if p.differentiable and p.batch is None}
     assert missing <= NO_RULE_YET, f"new differentiable primitives without batch=: " \
                                    f"{sorted(missing - NO_RULE_YET)}"
-    with_rule = sum(p.batch is not None for p in REGISTRY.values())
     without = sorted(name for name, p in REGISTRY.items() if p.batch is None)
     assert without == ["bernoulli", "guard"], without      # both refused inside vmap
 
