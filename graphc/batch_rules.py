@@ -173,7 +173,10 @@ def _matmul_rule(args, dims, aval):
         a = _rank_to(a, stack + 2)
     if db is not None:
         b = _rank_to(b, stack + 2)
-    out = P["matmul"](a, b)
+    if a.shape[-1] == 1 and ra >= 2 and rb >= 2:     # outer products: no sum to do
+        out = P["mul"](a, b)                          # (B, n, 1) * (B, 1, m)
+    else:
+        out = P["matmul"](a, b)
     return _reshape(out, (size,) + tuple(aval.shape)), 0
 
 

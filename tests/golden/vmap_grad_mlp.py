@@ -41,12 +41,12 @@ def mlp_loss_grad_vmap(params, x, y):
 
     # grad of: logits = h @ W2 + b2
     reshape_1 = d_logits.reshape(4, 1, 3)       # f64[4,1,3]
-    d_params_2 = h.reshape(4, 5, 1) @ reshape_1  # f64[4,5,3]
+    d_params_2 = h.reshape(4, 5, 1) * reshape_1  # f64[4,5,3]
     d_h = (reshape_1 @ params_2.T).reshape(4, 5)  # f64[4,5]
 
     # grad of: h = np.tanh(x @ W1 + b1)
     d_add = d_h * (1 - h * h)                   # f64[4,5]
-    d_params_0 = x.reshape(4, 4, 1) @ d_add.reshape(4, 1, 5)  # f64[4,4,5]
+    d_params_0 = x.reshape(4, 4, 1) * d_add.reshape(4, 1, 5)  # f64[4,4,5]
 
     return d_params_0, d_add, d_params_2, d_logits
 
