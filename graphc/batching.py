@@ -58,15 +58,24 @@ def batch_graph(g, inputs, label):
             env[nid] = (trace.lift(value), None)
             continue
         args = [env[a] for a in node.args]
+        if node.op == "proj":            # one result of a loop: [(tracer, axis)] of the loop
+            env[nid] = args[0][node.params["index"]]
+            continue
         first = trace.graph._next
         with trace.context(where=node.where, **_attrs(node, env)):
+            if node.op == "scan" and any(d is not None for _, d in args):
+                from .batch_loops import batch_scan
+                env[nid] = batch_scan(g, nid, args, label, batch_graph, place)
+                continue
             env[nid] = _batch_node(trace, g, nid, args, label)
         _carry(trace.graph, env[nid][0].node, node, env, first)
     return [env[o] for o in g.outputs]
 
 
 def _outer(env, nid):
-    return None if nid is None or nid not in env else env[nid][0].node
+    if nid is None or nid not in env or isinstance(env[nid], list):   # (a loop: its results)
+        return None
+    return env[nid][0].node
 
 
 def _attrs(node, env):

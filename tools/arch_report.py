@@ -35,7 +35,7 @@ LAYERS = {
              "ops.predicates ops.rounding ops.basics ops.guard",
     "3 tracing": "tracing folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
                  "control control.body control.scan control.while_ control.branches "
-                 "batch_rules batch_index batching",
+                 "batch_rules batch_index batching batch_loops",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work codegen_writes control.emit control.prune guards codegen_guards",

@@ -1,0 +1,75 @@
+"""Batching a ``scan`` node (``graphc.scan``, ``graphc.fori_loop``; :mod:`graphc.batching`).
+
+The batched loop is another scan whose body is the per-example body batched
+(:func:`graphc.batching.batch_graph` inside a new body trace).  A carry is batched
+when its initial value is, or when the body makes it so (found by propagating
+"depends on a batched value" through the body until the carries settle); batched
+carries and each step's slice of batched ``xs`` have their batch axis first, so the
+stacked ``ys`` and the tape have it second (after the time axis).
+"""
+from __future__ import annotations
+
+from .control.body import trace_body
+from .control.scan import arg_slices, scan_node
+from .errors import UnsupportedError
+from .pytree import flatten
+
+__all__ = ["batch_scan"]
+
+
+def _batched_outputs(body, batched_inputs):
+    """Which outputs of ``body`` depend on a batched input."""
+    hot = {i for i, b in zip(body.inputs, batched_inputs) if b}
+    for nid in body.order():
+        if nid not in hot and any(a in hot for a in body[nid].args):
+            hot.add(nid)
+    return [o in hot for o in body.outputs]
+
+
+def _carry_batching(body, k, init_b, x_b, outer_b):
+    carry = list(init_b)
+    while True:
+        out = _batched_outputs(body, carry + x_b + outer_b)
+        new = [c or o for c, o in zip(carry, out[:k])]
+        if new == carry:
+            return carry, out[k:]
+        carry = new
+
+
+def batch_scan(g, nid, args, label, batch_graph, place):
+    """The batched results of scan node ``nid``: one ``(tracer, axis or None)`` each."""
+    node = g[nid]
+    p, body = node.params, node.bodies[0]
+    si, sx, so, lpos = arg_slices(node)
+    if p["xs_list"] or p["tape"] != "array" or lpos is not None:
+        raise UnsupportedError(f"{label}: a loop whose trip count is not static inside "
+                               "graphc.vmap is not supported yet", where=node.where,
+                               hint="use static bounds (Python ints)")
+    k = p["n_carry"]
+    init, xs, outer = args[si], args[sx], args[so]
+    size = next(v.shape[d] for v, d in args if d is not None)
+    carry_b, y_b = _carry_batching(body, k, [d is not None for _, d in init],
+                                   [d is not None for _, d in xs],
+                                   [d is not None for _, d in outer])
+    init_v = [place(v, d, 0, size) if b else v for (v, d), b in zip(init, carry_b)]
+    xs_v = [place(v, d, 1, size) if d is not None else v for v, d in xs]
+
+    def step(*ins):
+        cs, xsl = ins[:k], ins[k:]
+        inputs = [(c, 0 if b else None) for c, b in zip(cs, carry_b)]
+        inputs += [(x, 0 if d is not None else None) for x, (_, d) in zip(xsl, xs)]
+        inputs += list(outer)
+        outs = batch_graph(body, inputs, label)
+        res = [place(o, d, 0, size) if b else o for (o, d), b in zip(outs[:k], carry_b)]
+        res += [place(o, d, 0, size) if b else o for (o, d), b in zip(outs[k:], y_b)]
+        return res
+
+    specs = [(flatten(0.0)[1], [v.aval]) for v in init_v]
+    specs += [(flatten(0.0)[1], [type(v.aval)(tuple(v.shape[1:]), v.dtype, False)])
+              for v in xs_v]
+    names = {i: body[n].name for i, n in enumerate(body.inputs[:len(specs)]) if body[n].name}
+    new = trace_body(step, specs, "scan body", node.where, names=names)
+    outs = scan_node(new, init_v, xs_v, p["length"], p["reverse"], node.where)
+    dims = [0 if b else None for b in carry_b] + [1 if b else None for b in y_b] \
+        + [1 if b else None for b in carry_b]
+    return list(zip(outs, dims))
