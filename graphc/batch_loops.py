@@ -73,3 +73,41 @@ def batch_scan(g, nid, args, label, batch_graph, place):
     dims = [0 if b else None for b in carry_b] + [1 if b else None for b in y_b] \
         + [1 if b else None for b in carry_b]
     return list(zip(outs, dims))
+
+
+def batch_cond(g, nid, args, label, batch_graph, place):
+    """The batched results of a ``cond`` node whose predicate/index is the same for the
+    whole batch: a ``cond`` over the same index whose branches are batched.  A batched
+    predicate (a choice per example) is refused: ``np.where`` says that both branches run."""
+    from .control.body import add_structured
+    from .control.branches import branch_slices
+    node = g[nid]
+    if args[0][1] is not None:
+        kind = "switch" if node.params["kind"] == "switch" else "cond"
+        raise UnsupportedError(
+            f"{label}: graphc.{kind} on a value that differs from example to example",
+            where=node.where,
+            hint="compute both results and pick per example with np.where(pred, a, b)")
+    size = next(v.shape[d] for v, d in args if d is not None)
+    ops_sl, outer_sl = branch_slices(node)
+    ops = args[ops_sl]
+    outs_b = [False] * len(node.bodies[0].outputs)
+    for body, sl in zip(node.bodies, outer_sl):
+        got = _batched_outputs(body, [d is not None for _, d in ops + args[sl]])
+        outs_b = [a or b for a, b in zip(outs_b, got)]
+    ops_v = [place(v, d, 0, size) if d is not None else v for v, d in ops]
+    bodies = []
+    for i, (body, sl) in enumerate(zip(node.bodies, outer_sl)):
+        def branch(*ins, body=body, outer=args[sl]):
+            inputs = [(x, 0 if d is not None else None) for x, (_, d) in zip(ins, ops)]
+            outs = batch_graph(body, inputs + list(outer), label)
+            return [place(o, d, 0, size) if b else o for (o, d), b in zip(outs, outs_b)]
+        specs = [(flatten(0.0)[1], [v.aval]) for v in ops_v]
+        bodies.append(trace_body(branch, specs, f"{node.params['kind']} branch {i}",
+                                 node.where, node.section or "forward"))
+    params = dict(node.params, n_ops=len(ops_v), n_outer=tuple(len(b.outer) for b in bodies))
+    new_args = [args[0][0]] + ops_v + [c for b in bodies for c in b.outer]
+    avals = [bodies[0].graph.aval(o) for o in bodies[0].graph.outputs]
+    outs = add_structured("cond", new_args, [b.graph for b in bodies], params, avals,
+                          node.where)
+    return [(o, 0 if b else None) for o, b in zip(outs, outs_b)]

@@ -168,7 +168,7 @@ def vmap(fn, in_axes=0, out_axes=0):
     Raises
     ------
     UnsupportedError
-        An operation without a batching rule, a ``while_loop`` or ``cond`` (names it).
+        No batching rule, a ``while_loop``, a ``cond`` per example (names it).
     ControlFlowError
         ``if`` on a value that differs between examples (use ``np.where``).
 

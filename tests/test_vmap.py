@@ -414,3 +414,24 @@ def test_grad_of_vmap_of_a_scan():
     want = graphc.grad(loop, argnums=(0, 1))(Wx, Wh)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def _branchy(x, flag):
+    return graphc.cond(flag > 0, lambda x: np.sin(x) * 2.0, lambda x: np.sqrt(np.abs(x)), x)
+
+
+def test_cond_with_one_predicate_for_the_batch_stays_a_cond():
+    xs = np.linspace(-1, 1, 6).reshape(3, 2)
+    v = graphc.vmap(_branchy, in_axes=(0, None))
+    gl = graphc.grad(lambda x, flag: _branchy(x, flag).sum())
+    for flag in (np.array(1.0), np.array(-1.0)):
+        np.testing.assert_allclose(v(xs, flag), [_branchy(x, flag) for x in xs], rtol=1e-15)
+        np.testing.assert_allclose(graphc.vmap(gl, in_axes=(0, None))(xs, flag),
+                                   [gl(x, flag) for x in xs], rtol=1e-14)
+    assert "if gt:" in v.source(xs, np.array(1.0))
+
+
+def test_cond_on_a_batched_predicate_is_refused_with_np_where():
+    with pytest.raises(graphc.UnsupportedError, match="np.where") as e:
+        graphc.vmap(lambda x: graphc.cond(x.sum() > 0, np.sin, np.cos, x))(np.ones((3, 2)))
+    assert "test_vmap.py" in str(e.value)
