@@ -435,3 +435,32 @@ def test_cond_on_a_batched_predicate_is_refused_with_np_where():
     with pytest.raises(graphc.UnsupportedError, match="np.where") as e:
         graphc.vmap(lambda x: graphc.cond(x.sum() > 0, np.sin, np.cos, x))(np.ones((3, 2)))
     assert "test_vmap.py" in str(e.value)
+
+
+def test_per_example_gradients_of_lenet_match_torch_func():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    lenet = _load_example("lenet")
+    rng = np.random.default_rng(0)
+    params = lenet.init_params(rng)
+    X, Y = rng.random((5, 1, 8, 8)), np.array([0, 3, 1, 9, 2])
+
+    def one(p, x, y):
+        return lenet.loss(p, x[None], y[None])
+
+    def tone(p, x, y):                      # y one-hot
+        h = F.max_pool2d(F.relu(F.conv2d(x[None], p["conv1"]["w"], p["conv1"]["b"],
+                                         padding=1)), 2)
+        h = F.max_pool2d(F.relu(F.conv2d(h, p["conv2"]["w"], p["conv2"]["b"], padding=1)), 2)
+        h = F.relu(h.reshape(1, -1) @ p["fc1"]["w"] + p["fc1"]["b"])
+        s = h @ p["fc2"]["w"] + p["fc2"]["b"]
+        return -(torch.log_softmax(s[0], 0) * y).sum()
+
+    tp = {k: {j: torch.tensor(v) for j, v in d.items()} for k, d in params.items()}
+    want = torch.func.vmap(torch.func.grad(tone), in_dims=(None, 0, 0))(
+        tp, torch.tensor(X), torch.tensor(np.eye(10)[Y]))
+    got = graphc.vmap(graphc.grad(one), in_axes=(None, 0, 0))(params, X, Y)
+    for layer in params:
+        for k in params[layer]:
+            np.testing.assert_allclose(got[layer][k], want[layer][k].numpy(), rtol=1e-12,
+                                       atol=1e-14)
