@@ -156,7 +156,8 @@ def vmap(fn, in_axes=0, out_axes=0):
         A function of NumPy values (or a graphc transform such as ``graphc.grad(f)``).
     in_axes : int, None, or tuple
         The batch axis of every argument, or one entry per argument: an int, None
-        (the same for every example) or a pytree prefix of the argument.
+        (the same for every example) or a pytree prefix of the argument.  Python
+        ints, bools and strings are static, the same for every example.
     out_axes : int, None, or pytree prefix
         Where the batch axis goes in each output.
 

@@ -464,3 +464,11 @@ def test_per_example_gradients_of_lenet_match_torch_func():
         for k in params[layer]:
             np.testing.assert_allclose(got[layer][k], want[layer][k].numpy(), rtol=1e-12,
                                        atol=1e-14)
+
+
+def test_negative_in_axes_and_static_arguments():
+    xs = np.arange(12.0).reshape(4, 3)
+    f = graphc.vmap(lambda x, n: np.sum(x[:n]), in_axes=(-1, None))
+    np.testing.assert_array_equal(f(xs, 2), xs[:2].sum(axis=0))
+    # a Python int is static: the same for every example, whatever in_axes says
+    np.testing.assert_array_equal(graphc.vmap(lambda x, n: x * n)(xs, 3), xs * 3)
