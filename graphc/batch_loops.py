@@ -111,3 +111,45 @@ def batch_cond(g, nid, args, label, batch_graph, place):
     outs = add_structured("cond", new_args, [b.graph for b in bodies], params, avals,
                           node.where)
     return [(o, 0 if b else None) for o, b in zip(outs, outs_b)]
+
+
+def batch_while(g, nid, args, label, batch_graph, place):
+    """A ``while_loop`` whose condition is the same for the whole batch (it reads no
+    batched value): a ``while`` over batched carries.  A condition per example (a
+    different trip count for each) is refused."""
+    from .control.body import LIST_AVAL, add_structured
+    from .control.while_ import while_slices
+    node = g[nid]
+    cond, body = node.bodies
+    sc, scond, sbody = while_slices(node)
+    carry, c_outer, b_outer = args[sc], args[scond], args[sbody]
+    k = len(carry)
+    size = next(v.shape[d] for v, d in args if d is not None)
+    carry_b, _ = _carry_batching(body, k, [d is not None for _, d in carry], [],
+                                 [d is not None for _, d in b_outer])
+    if _batched_outputs(cond, carry_b + [d is not None for _, d in c_outer])[0]:
+        raise UnsupportedError(
+            f"{label}: graphc.while_loop whose condition differs from example to example "
+            "(a different number of steps for each)", where=node.where,
+            hint="loop a fixed number of steps (graphc.fori_loop) and keep finished examples "
+                 "with np.where(done, carry, new_carry)")
+    carry_v = [place(v, d, 0, size) if b else v for (v, d), b in zip(carry, carry_b)]
+    specs = [(flatten(0.0)[1], [v.aval]) for v in carry_v]
+    def ins(cs):
+        return [(c, 0 if b else None) for c, b in zip(cs, carry_b)]
+
+    def cond_fn(*cs):
+        return [o for o, _ in batch_graph(cond, ins(cs) + list(c_outer), label)]
+
+    def body_fn(*cs):
+        outs = batch_graph(body, ins(cs) + list(b_outer), label)
+        return [place(o, d, 0, size) if b else o for (o, d), b in zip(outs, carry_b)]
+
+    names = {i: body[n].name for i, n in enumerate(body.inputs[:k]) if body[n].name}
+    new_c = trace_body(cond_fn, specs, "while_loop cond", node.where, names=names)
+    new_b = trace_body(body_fn, specs, "while_loop body", node.where, names=names)
+    params = dict(node.params, n_cond_outer=len(new_c.outer))
+    outs = add_structured("while", carry_v + new_c.outer + new_b.outer,
+                          [new_c.graph, new_b.graph], params,
+                          [v.aval for v in carry_v] + [LIST_AVAL], node.where)
+    return [(o, 0 if b else None) for o, b in zip(outs[:k], carry_b)] + [(outs[k], None)]

@@ -63,9 +63,10 @@ def batch_graph(g, inputs, label):
             continue
         first = trace.graph._next
         with trace.context(where=node.where, **_attrs(node, env)):
-            if node.op in ("scan", "cond") and any(d is not None for _, d in args):
-                from .batch_loops import batch_cond, batch_scan
-                batch = batch_scan if node.op == "scan" else batch_cond
+            if node.op in ("scan", "cond", "while") and any(d is not None for _, d in args):
+                from . import batch_loops as L
+                batch = {"scan": L.batch_scan, "cond": L.batch_cond,
+                         "while": L.batch_while}[node.op]
                 env[nid] = batch(g, nid, args, label, batch_graph, place)
                 continue
             env[nid] = _batch_node(trace, g, nid, args, label)

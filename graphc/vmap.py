@@ -169,7 +169,7 @@ def vmap(fn, in_axes=0, out_axes=0):
     Raises
     ------
     UnsupportedError
-        No batching rule, a ``while_loop``, a ``cond`` per example (names it).
+        No batching rule; a ``cond``/``while_loop`` condition per example.
     ControlFlowError
         ``if`` on a value that differs between examples (use ``np.where``).
 

@@ -256,7 +256,24 @@ def test_dropout_keys_inside_vmap():
         graphc.vmap(f)(xs, np.arange(3))
 
 
-def test_a_while_loop_with_a_batched_input_is_refused():
+def _halvings(x):                 # a fixed number of steps, counted by an unbatched carry
+    def body(c):
+        i, v = c
+        return i + 1, v * 0.5 + 1.0
+    return graphc.while_loop(lambda c: c[0] < 4, body, (0, x))[1]
+
+
+def test_while_loop_with_a_condition_shared_by_the_batch():
+    xs = np.arange(6.0).reshape(3, 2)
+    v = graphc.vmap(_halvings)
+    np.testing.assert_array_equal(v(xs), [_halvings(x) for x in xs])
+    assert "while i < 4:" in v.source(xs)
+    # its gradient's backward loop runs over a list tape: refused, not wrong
+    with pytest.raises(graphc.UnsupportedError, match="not supported"):
+        graphc.vmap(graphc.grad(lambda x: _halvings(x).sum()))(xs)
+
+
+def test_a_while_loop_with_a_condition_per_example_is_refused():
     def f(x):
         return graphc.while_loop(lambda c: c.sum() < 10.0, lambda c: c * 2.0, x)
 
