@@ -152,11 +152,23 @@ def _concatenate_rule(args, dims, aval, *, axis):
 
 
 # --- products -----------------------------------------------------------------------------
+def _per_shape(x, d):
+    return tuple(x.shape[:d]) + tuple(x.shape[d + 1:])
+
+
 def _matmul_rule(args, dims, aval):
     (a, b), (da, db) = args, dims
     size = batch_size(args, dims)
     ra = a.ndim - (da is not None)
     rb = b.ndim - (db is not None)
+    if db is None and ra == 2 and rb == 2 and _per_shape(a, da)[0] == 1:
+        a = to_front(a, da)                                  # a row (1, k): rows of a batch
+        out = P["matmul"](_reshape(a, (size, a.shape[-1])), b)
+        return _reshape(out, (size, 1, b.shape[-1])), 0
+    if da is None and ra == 2 and rb == 2 and _per_shape(b, db)[1] == 1:
+        b = to_front(b, db)                                  # a column (k, 1)
+        out = P["matmul"](_reshape(b, (size, b.shape[1])), P["transpose"](a, axes=(1, 0)))
+        return _reshape(out, (size, a.shape[0], 1)), 0
     if db is None and ra <= 2 and rb <= 2:                   # x @ W: the batch is rows
         return P["matmul"](to_front(a, da), b), 0
     if da is None and ra == 2 and rb == 1:                   # W @ x  ->  x @ W.T

@@ -489,3 +489,21 @@ def test_negative_in_axes_and_static_arguments():
     np.testing.assert_array_equal(f(xs, 2), xs[:2].sum(axis=0))
     # a Python int is static: the same for every example, whatever in_axes says
     np.testing.assert_array_equal(graphc.vmap(lambda x, n: x * n)(xs, 3), xs * 3)
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((1, 4), (4, 3)), ((3, 4), (4, 1)), ((1, 4), (4, 1)),
+                                             ((4, 1), (1, 3)), ((2, 3, 4), (4,)), ((4,), (2, 4, 3)),
+                                             ((2, 1, 4), (1, 4, 5))])
+@pytest.mark.parametrize("axes", [(0, None), (None, 0), (0, 0), (-1, None), (None, -1), (1, -1)])
+def test_matmul_shapes_against_a_loop(a_shape, b_shape, axes):
+    rng = np.random.default_rng(3)
+    shapes = [list(a_shape), list(b_shape)]
+    for s, ax in zip(shapes, axes):
+        if ax is not None:
+            s.insert(ax % (len(s) + 1), 3)
+    a, b = (rng.standard_normal(s) for s in shapes)
+    got = graphc.vmap(np.matmul, in_axes=axes)(a, b)
+    want = [np.take(a, i, axes[0]) if axes[0] is not None else a for i in range(3)]
+    want = np.stack([w @ (np.take(b, i, axes[1]) if axes[1] is not None else b)
+                     for i, w in enumerate(want)])
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)

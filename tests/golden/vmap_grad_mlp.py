@@ -40,9 +40,8 @@ def mlp_loss_grad_vmap(params, x, y):
     d_logits = d_sub + scatter_add + masked_mul  # f64[4,3]
 
     # grad of: logits = h @ W2 + b2
-    reshape_1 = d_logits.reshape(4, 1, 3)       # f64[4,1,3]
-    d_params_2 = h.reshape(4, 5, 1) * reshape_1  # f64[4,5,3]
-    d_h = (reshape_1 @ params_2.T).reshape(4, 5)  # f64[4,5]
+    d_h = d_logits @ params_2.T                 # f64[4,5]
+    d_params_2 = h.reshape(4, 5, 1) * d_logits.reshape(4, 1, 3)  # f64[4,5,3]
 
     # grad of: h = np.tanh(x @ W1 + b1)
     d_add = d_h * (1 - h * h)                   # f64[4,5]
