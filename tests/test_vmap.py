@@ -507,3 +507,22 @@ def test_matmul_shapes_against_a_loop(a_shape, b_shape, axes):
     want = np.stack([w @ (np.take(b, i, axes[1]) if axes[1] is not None else b)
                      for i, w in enumerate(want)])
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+
+
+def test_vmap_of_vmap_of_grad_and_grad_of_vmap_of_grad():
+    params, X, Y = mlp_setup(6)
+    inner = graphc.vmap(graphc.grad(mlp_loss), in_axes=(None, 0, 0))
+    outer = graphc.vmap(inner, in_axes=(None, 0, 0))
+    got = outer(params, X.reshape(2, 3, 4), Y.reshape(2, 3))
+    for g, r in zip(got, inner(params, X, Y)):
+        np.testing.assert_allclose(g.reshape(r.shape), r, rtol=1e-14, atol=1e-15)
+
+    def sq_norms(params):                    # second order: through vmap(grad)
+        return sum(np.sum(v * v) for v in inner(params, X, Y))
+
+    def sq_norms_loop(params):
+        return sum(sum(np.sum(v * v) for v in graphc.grad(mlp_loss)(params, x, y))
+                   for x, y in zip(X, Y))
+
+    for a, b in zip(graphc.grad(sq_norms)(params), graphc.grad(sq_norms_loop)(params)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
