@@ -14,7 +14,11 @@ from .control.scan import arg_slices, scan_node
 from .errors import UnsupportedError
 from .pytree import flatten
 
-__all__ = ["batch_scan"]
+__all__ = ["batch_scan", "batch_cond", "batch_while", "LIST_TAPE"]
+
+#: The "batch axis" of a while_loop's tape of batched carries (a Python list): batched,
+#: but no rule can use it.
+LIST_TAPE = "list tape"
 
 
 def _batched_outputs(body, batched_inputs):
@@ -152,4 +156,7 @@ def batch_while(g, nid, args, label, batch_graph, place):
     outs = add_structured("while", carry_v + new_c.outer + new_b.outer,
                           [new_c.graph, new_b.graph], params,
                           [v.aval for v in carry_v] + [LIST_AVAL], node.where)
-    return [(o, 0 if b else None) for o, b in zip(outs[:k], carry_b)] + [(outs[k], None)]
+    # the tape (a Python list of batched carries) is marked batched but has no axis: only
+    # the backward loop of a gradient reads it, and batch_scan refuses list tapes
+    tape = LIST_TAPE if any(carry_b) else None
+    return [(o, 0 if b else None) for o, b in zip(outs[:k], carry_b)] + [(outs[k], tape)]

@@ -63,11 +63,8 @@ def batch_graph(g, inputs, label):
             continue
         first = trace.graph._next
         with trace.context(where=node.where, **_attrs(node, env)):
-            if node.op in ("scan", "cond", "while") and any(d is not None for _, d in args):
-                from . import batch_loops as L
-                batch = {"scan": L.batch_scan, "cond": L.batch_cond,
-                         "while": L.batch_while}[node.op]
-                env[nid] = batch(g, nid, args, label, batch_graph, place)
+            if node.op in SUBGRAPH_OPS:      # a loop or branch: a list of results
+                env[nid] = _batch_structured(g, nid, args, label)
                 continue
             env[nid] = _batch_node(trace, g, nid, args, label)
         _carry(trace.graph, env[nid][0].node, node, env, first)
@@ -115,7 +112,7 @@ def _batch_node(trace, g, nid, args, label):
             f"{label}: Python control flow (if/while/bool()) on a value that differs from "
             "example to example", where=node.where,
             hint="use np.where(cond, a, b) to pick per example instead of if/else")
-    if node.op in SUBGRAPH_OPS or prim is None:
+    if prim is None:
         _refuse_loop(g, nid, label)
     if not batched:
         return trace.lift(prim(*vals, **node.params)), None
@@ -128,6 +125,24 @@ def _batch_node(trace, g, nid, args, label):
                  "operation out of the vmapped function")
     out, d = prim.batch(vals, dims, node.aval, **node.params)
     return trace.lift(out), d
+
+
+def _batch_structured(g, nid, args, label):
+    """A loop or branch node: recorded as it is when nothing it reads is batched, else
+    batched by :mod:`graphc.batch_loops`."""
+    from . import batch_loops
+    node = g[nid]
+    if all(d is None for _, d in args):
+        from .control.body import add_structured
+        avals = SUBGRAPH_OPS[node.op].result_avals(node)
+        outs = add_structured(node.op, [v for v, _ in args], [b.copy() for b in node.bodies],
+                              dict(node.params), avals, node.where)
+        return [(o, None) for o in outs]
+    batch = {"scan": batch_loops.batch_scan, "cond": batch_loops.batch_cond,
+             "while": batch_loops.batch_while}.get(node.op)
+    if batch is None:
+        _refuse_loop(g, nid, label)
+    return batch(g, nid, args, label, batch_graph, place)
 
 
 def _refuse_loop(g, nid, label):

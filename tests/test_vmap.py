@@ -526,3 +526,17 @@ def test_vmap_of_vmap_of_grad_and_grad_of_vmap_of_grad():
 
     for a, b in zip(graphc.grad(sq_norms)(params), graphc.grad(sq_norms_loop)(params)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def _powered(x, w):                 # the loop reads only w, the same for every example
+    s = graphc.fori_loop(0, 3, lambda i, c: c * w, np.ones(2))
+    return (x * s).sum()
+
+
+def test_a_loop_that_reads_no_batched_value_is_recorded_as_it_is():
+    xs, w = np.arange(6.0).reshape(3, 2), np.array([2.0, 3.0])
+    np.testing.assert_allclose(graphc.vmap(_powered, in_axes=(0, None))(xs, w),
+                               (xs * w ** 3).sum(axis=1))
+    grad = graphc.grad(_powered, argnums=1)
+    np.testing.assert_allclose(graphc.vmap(grad, in_axes=(0, None))(xs, w),
+                               [grad(x, w) for x in xs], rtol=1e-14)
