@@ -32,10 +32,11 @@ from .errors import (ControlFlowError, EscapedTracerError, ExportError, GradErro
 from .ir import Graph
 from .jvp_vjp import jvp, vjp
 from .second_order import hvp, stop_gradient
+from .vmap import vmap
 
 __version__ = "0.1.0"
 
-__all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "jvp", "vjp", "hvp", "stop_gradient", "compile", "export", "Spec", "example", "Graph",
+__all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "jvp", "vjp", "hvp", "stop_gradient", "vmap", "compile", "export", "Spec", "example", "Graph",
            "scan", "fori_loop", "while_loop", "cond", "switch",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",

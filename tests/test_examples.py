@@ -204,6 +204,13 @@ def test_mlp_dropout_main(monkeypatch, capsys):
     np.testing.assert_allclose(ex.predict(params, x), ex.logits(params, x, np.int64(5)))
 
 
+def test_per_example_grads_main(capsys):
+    ex = _import(ROOT / "examples" / "per_example_grads.py", "_ex_per_example_main")
+    ex.main(n=16)
+    out = capsys.readouterr().out
+    assert float(out.split("graphc.grad: ")[1].split()[0]) < 1e-12 and "vmap(grad)" in out
+
+
 def test_every_example_runs_in_a_test():
     """Each example's main() is called by a test in this file (in fast mode)."""
     tests = pathlib.Path(__file__).read_text().split("\ndef ")

@@ -34,12 +34,14 @@ LAYERS = {
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding ops.basics ops.guard",
     "3 tracing": "tracing folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
-                 "control control.body control.scan control.while_ control.branches control.tangents",
+                 "control control.body control.scan control.while_ control.branches control.tangents "
+                 "batch_rules batch_index batching batch_loops",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work codegen_writes control.emit control.prune guards codegen_guards",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
-                      "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths",
+                      "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
+                      "vmap",
     "6 package": "",
 }
 
