@@ -41,7 +41,7 @@ LAYERS = {
                   "check_work codegen_writes control.emit control.prune guards codegen_guards",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
-                      "vmap",
+                      "vmap jacobians",
     "6 package": "",
 }
 
