@@ -27,7 +27,7 @@ from .pytree import flatten, unflatten
 from .tracing import current_trace
 from .vmap import VmapCompiled
 
-__all__ = ["JacobianCompiled", "jacobian", "jacrev", "jacfwd", "hessian"]
+__all__ = ["JacobianCompiled", "HessianCompiled", "jacobian", "jacrev", "jacfwd", "hessian"]
 
 
 def _basis(trace, shape, dtype):
@@ -243,8 +243,19 @@ def hessian(fn, argnums=0):
     array([[6., 2.],
            [2., 0.]])
     """
-    inner = JacobianCompiled(fn, argnums, "rev")
-    outer = JacobianCompiled(inner, argnums, "fwd")
-    outer._label = f"graphc.hessian({function_name(fn)})"
-    outer.__name__ = outer.__qualname__ = f"{function_name(fn)}_hessian"
-    return outer
+    return HessianCompiled(fn, argnums)
+
+
+class HessianCompiled(JacobianCompiled):
+    """``graphc.hessian(fn, argnums)``: ``jacfwd(jacrev(fn))``, compiled per signature."""
+
+    def __init__(self, fn, argnums=0):
+        super().__init__(JacobianCompiled(fn, argnums, "rev"), argnums, "fwd")
+        self._label = f"graphc.hessian({function_name(fn)})"
+        self.__name__ = self.__qualname__ = f"{function_name(fn)}_hessian"
+        self._of = function_name(fn)
+
+    def _doc(self, params):
+        nums = normalize_argnums(self._argnums, len(params))
+        return (f"Hessian of {self._of} with respect to {', '.join(params[i] for i in nums)} "
+                "(forward over reverse: jacfwd of jacrev, batched).")
