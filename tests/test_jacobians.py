@@ -211,3 +211,12 @@ def test_rnn_against_torch():
     gj = graphc.jacfwd(rnn_loss)(p, xs, y)
     for k in p:
         np.testing.assert_allclose(gj[k], tj[k].numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_golden_lecture_hessian_and_jacfwd():
+    from tests.test_codegen import check_golden
+    check_golden("lecture_hessian.py", graphc.hessian(lecture, argnums=(0, 1)).source(1.5, 0.5))
+
+    def g(x):
+        return np.sin(x) * x[::-1]
+    check_golden("sin_jacfwd.py", graphc.jacfwd(g).source(np.array([0.1, 0.2, 0.3])))
