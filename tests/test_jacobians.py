@@ -123,6 +123,23 @@ def test_rnn_scan_jacobian_and_hessian():
     np.testing.assert_allclose(h, fd, rtol=1e-5, atol=1e-8)
 
 
+def test_composes_with_grad_and_vmap():
+    def f(x):
+        return np.sin(x) * x.sum()
+
+    def sq(x):
+        return (graphc.jacrev(f)(x) ** 2).sum()
+    x = np.array([0.1, 0.2, 0.3])
+    g = graphc.grad(sq)(x)
+    eps = 1e-6
+    fd = np.array([(sq(x + e) - sq(x - e)) / (2 * eps) for e in np.eye(3) * eps])
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+    xs = np.random.default_rng(6).normal(size=(4, 3))
+    batched = graphc.vmap(graphc.jacfwd(f))(xs)
+    assert batched.shape == (4, 3, 3)
+    np.testing.assert_allclose(batched, np.stack([graphc.jacfwd(f)(r) for r in xs]), rtol=1e-14)
+
+
 def test_compiled_per_signature_with_source():
     def f(x):
         return np.sin(x) * x

@@ -63,8 +63,8 @@ def f_hessian(w1, w2):
     # tangent of: z1 = w1 / w2
     sub_2 = (dot_neg * z3 + neg * mul_2) * 2 - dot_div_1  # f64[1,1]
 
-    reshape = dot_d_w1.T.reshape(())            # f64[]  test_jacobians.py:218
-    reshape_1 = sub_2.T.reshape(())             # f64[]  test_jacobians.py:218
+    reshape = dot_d_w1.T.reshape(())            # f64[]  test_jacobians.py:235
+    reshape_1 = sub_2.T.reshape(())             # f64[]  test_jacobians.py:235
     # tangent of: z1 = w1 / w2
     div_2 = (np.float64(0.0) - z1 * np.ones((1,), dtype=np.float64)) / w2  # f64[1]
     # tangent of: z2 = np.sin(2 * np.pi * z1)
@@ -109,8 +109,8 @@ def f_hessian(w1, w2):
     # tangent of: z1 = w1 / w2
     sub_5 = (dot_neg_1 * z3 + neg_1 * mul_5.reshape(1, 1)) * 2 - dot_div_3  # f64[1,1]
 
-    reshape_2 = dot_d_w1_1.T.reshape(())        # f64[]  test_jacobians.py:218
-    reshape_3 = sub_5.T.reshape(())             # f64[]  test_jacobians.py:218
+    reshape_2 = dot_d_w1_1.T.reshape(())        # f64[]  test_jacobians.py:235
+    reshape_3 = sub_5.T.reshape(())             # f64[]  test_jacobians.py:235
 
     return (reshape, reshape_2), (reshape_1, reshape_3)
 

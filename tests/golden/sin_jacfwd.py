@@ -9,12 +9,12 @@ def g_jacfwd(x):
     """Jacobian of g with respect to x (columns by forward mode, batched)."""
     if _sig(x) != 'float64[3]':
         raise _signature_error(x)
-    sin = np.sin(x)                             # f64[3]  test_jacobians.py:221
-    getitem = x[::-1]                           # f64[3]  test_jacobians.py:221
+    sin = np.sin(x)                             # f64[3]  test_jacobians.py:238
+    getitem = x[::-1]                           # f64[3]  test_jacobians.py:238
     # tangent of: return np.sin(x) * x[::-1]
     add = const * np.cos(x) * getitem + sin * const[:, ::-1]  # f64[3,3]
 
-    transpose = add.T                           # f64[3,3]  test_jacobians.py:222
+    transpose = add.T                           # f64[3,3]  test_jacobians.py:239
 
     return transpose
 
