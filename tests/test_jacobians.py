@@ -237,3 +237,11 @@ def test_golden_lecture_hessian_and_jacfwd():
     def g(x):
         return np.sin(x) * x[::-1]
     check_golden("sin_jacfwd.py", graphc.jacfwd(g).source(np.array([0.1, 0.2, 0.3])))
+
+
+def test_bad_argnums_name_the_line():
+    with pytest.raises(GradError, match="out of range") as info:
+        graphc.jacrev(np.sin, argnums=2)(np.ones(2))
+    assert "test_jacobians.py" in str(info.value)
+    with pytest.raises(GradError, match="argnums must be an int"):
+        graphc.hessian(np.sin, argnums="a")
