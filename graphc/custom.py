@@ -1,0 +1,162 @@
+"""``graphc.custom_vjp``: a function whose reverse-mode derivative the user writes.
+
+Inside a traced function, ``f(*args)`` runs the user's ``fwd`` (its primal nodes
+are recorded as usual) and wraps the result in one ``custom_vjp_call`` node whose
+arguments are ``(out, *args, *residuals)`` and whose value is ``out``.  The node's
+VJP rule calls the user's ``bwd(residuals, ct)`` on tracers, so the backward pass
+is the user's rule traced into the graph (under ``# grad of:`` the call's line) and
+no cotangent flows into the primal's own nodes.  Being ordinary graphc ops, the
+traced ``bwd`` is differentiated again by ``grad(grad(f))``.  Forward mode through
+the node is refused (as JAX).  ``params["rule"]`` is an integer key into
+:data:`RULES` (params must stay plain values); generated code writes the node as
+its first argument.  Outside any trace ``f`` is plain Python.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+
+from . import errors
+from .errors import GradError, UnsupportedError
+from .ops._rules import zero_flops
+from .primitive import primitive
+from .pytree import flatten
+from .tracing import Tracer
+
+__all__ = ["custom_vjp", "RULES"]
+
+#: ``{key: _Rule}``: the user's rules of the recorded ``custom_vjp_call`` nodes.
+RULES: dict = {}
+_KEYS = itertools.count()
+
+
+class _Rule:
+    def __init__(self, fn, bwd, where):
+        self.fn, self.bwd, self.where = fn, bwd, where
+
+
+def _def_where(fn):
+    code = getattr(fn, "__code__", None)
+    return None if code is None else errors.where_text(code.co_filename, code.co_firstlineno)
+
+
+class custom_vjp:
+    """A function with a user-written reverse-mode derivative (as ``jax.custom_vjp``).
+
+    Decorate the primal ``fn``, then call ``f.defvjp(fwd, bwd)``: ``fwd(*args)``
+    returns ``(out, residuals)`` and ``bwd(residuals, ct)`` returns a tuple with one
+    cotangent per argument (``None`` for a zero one).  Inside ``graphc.grad``,
+    ``value_and_grad`` and ``vjp`` the backward pass is ``bwd``, traced into the
+    graph (generated code shows it under ``# grad of:`` the call's line); outside
+    a traced function ``f`` just calls ``fn``.  ``graphc.check`` compares the
+    rule with the derivative of ``fn`` and reports a wrong one as a mismatch.
+    The arguments are arrays (or numbers) and ``out`` is one array;
+    ``graphc.jvp`` through ``f`` raises ``UnsupportedError``.
+
+    Parameters
+    ----------
+    fn : callable
+        The primal function.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> @graphc.custom_vjp
+    ... def log1pexp(x):
+    ...     return np.log1p(np.exp(x))
+    >>> def fwd(x):
+    ...     return log1pexp(x), x
+    >>> def bwd(x, ct):
+    ...     return (ct / (1.0 + np.exp(-x)),)      # ct * sigmoid(x): finite for large x
+    >>> log1pexp.defvjp(fwd, bwd)
+    >>> float(graphc.grad(log1pexp)(800.0))
+    1.0
+    >>> float(log1pexp(0.0))                        # plain Python outside a trace
+    0.6931471805599453
+    """
+
+    def __init__(self, fn):
+        functools.update_wrapper(self, fn)
+        self.fn, self.fwd, self.bwd = fn, None, None
+        self._depth = 0           # > 0 while fwd runs: a call of f inside fwd is the primal
+
+    def defvjp(self, fwd, bwd):
+        """Set the rule: ``fwd(*args) -> (out, residuals)``, ``bwd(residuals, ct) -> cts``."""
+        self.fwd, self.bwd = fwd, bwd
+
+    def __call__(self, *args):
+        leaves, _, _ = flatten(args)
+        if self._depth or not any(isinstance(x, Tracer) for x in leaves):
+            return self.fn(*args)
+        where = errors.user_where(1)
+        if self.fwd is None:
+            raise GradError(f"custom_vjp function {self.__name__!r} has no rule", where=where,
+                            hint="call f.defvjp(fwd, bwd) before using it")
+        tracer = next(x for x in leaves if isinstance(x, Tracer))
+        args = [tracer._trace.lift(np.asarray(a)) if not isinstance(a, Tracer) else a
+                for a in args]
+        self._depth += 1
+        try:
+            out, res = self.fwd(*args)
+        finally:
+            self._depth -= 1
+        if not isinstance(out, Tracer):
+            raise UnsupportedError(f"custom_vjp: {self.__name__!r} must return one array "
+                                   f"computed from its arguments, got {type(out).__name__}",
+                                   where=_def_where(self.fwd),
+                                   hint="return a single array (pytree results are not supported)")
+        res_leaves, res_tdef, _ = flatten(res)
+        res_leaves = [r if isinstance(r, Tracer) else tracer._trace.lift(np.asarray(r))
+                      for r in res_leaves]
+        key = next(_KEYS)
+        RULES[key] = (_Rule(self, self.bwd, where), res_tdef)
+        return custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args))
+
+
+def _unflatten_res(tdef, leaves):
+    from .pytree import unflatten
+    return unflatten(tdef, list(leaves))
+
+
+def _vjp(ct, out_arg, *rest, out, rule, n_args):
+    r, tdef = RULES[rule]
+    args, res = rest[:n_args], rest[n_args:]
+    bwd_where = _def_where(r.bwd) or r.where
+    cts = r.bwd(_unflatten_res(tdef, res), ct)
+    if not isinstance(cts, (tuple, list)) or len(cts) != n_args:
+        got = f"{len(cts)} values" if isinstance(cts, (tuple, list)) else type(cts).__name__
+        raise GradError(f"custom_vjp {r.fn.__name__!r}: bwd must return a tuple of {n_args} "
+                        f"cotangent(s), one per argument; got {got}", where=bwd_where,
+                        hint="return (ct_x,) for one argument, None for a zero cotangent")
+    fitted = []
+    for i, (a, c) in enumerate(zip(args, cts)):
+        if c is None:
+            fitted.append(None)
+            continue
+        if not isinstance(c, Tracer):
+            c = a._trace.lift(np.asarray(c, dtype=a.dtype))
+        if tuple(c.shape) != tuple(a.shape) and np.broadcast_shapes(c.shape, a.shape) != \
+                tuple(a.shape):
+            raise GradError(f"custom_vjp {r.fn.__name__!r}: bwd's cotangent {i} has shape "
+                            f"{tuple(c.shape)}, argument {i} has shape {tuple(a.shape)}",
+                            where=bwd_where, hint="a cotangent has its argument's shape")
+        fitted.append(c)
+    return (None, *fitted) + (None,) * len(res)
+
+
+def _jvp(t, out_arg, *rest, out, rule, n_args):
+    r, _ = RULES[rule]
+    raise UnsupportedError(f"forward mode (graphc.jvp) through custom_vjp function "
+                           f"{r.fn.__name__!r} is not supported: it defines only a VJP",
+                           where=r.where, hint="differentiate it in reverse mode (graphc.grad, "
+                                               "graphc.vjp), as jax.custom_vjp")
+
+
+custom_vjp_call = primitive(
+    name="custom_vjp_call", shape=lambda out, *rest, rule, n_args: out, numpy="{0}",
+    vjp=_vjp, jvp=_jvp, sympy=lambda out, *rest, rule, n_args: out, label="custom_vjp",
+    family="shape", flops=zero_flops,
+    doc="A custom_vjp function's result: its value is the first argument; its VJP is the "
+        "user's bwd.")
