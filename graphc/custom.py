@@ -137,13 +137,19 @@ def _vjp(ct, out_arg, *rest, out, rule, n_args):
             continue
         if not isinstance(c, Tracer):
             c = a._trace.lift(np.asarray(c, dtype=a.dtype))
-        if tuple(c.shape) != tuple(a.shape) and np.broadcast_shapes(c.shape, a.shape) != \
-                tuple(a.shape):
+        if not _fits(c.shape, a.shape):
             raise GradError(f"custom_vjp {r.fn.__name__!r}: bwd's cotangent {i} has shape "
                             f"{tuple(c.shape)}, argument {i} has shape {tuple(a.shape)}",
                             where=bwd_where, hint="a cotangent has its argument's shape")
         fitted.append(c)
     return (None, *fitted) + (None,) * len(res)
+
+
+def _fits(ct_shape, shape):
+    try:
+        return np.broadcast_shapes(tuple(ct_shape), tuple(shape)) == tuple(shape)
+    except ValueError:
+        return False
 
 
 def _jvp(t, out_arg, *rest, out, rule, n_args):
