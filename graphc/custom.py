@@ -33,13 +33,22 @@ _KEYS = itertools.count()
 
 
 class _Rule:
-    def __init__(self, fn, bwd, where):
+    def __init__(self, fn, bwd, where, jvp=None):
         self.fn, self.bwd, self.where = fn, bwd, where
+        self.jvp = jvp        # (args, tangents) -> out tangent, or None: forward mode refused
 
 
 def _def_where(fn):
     code = getattr(fn, "__code__", None)
     return None if code is None else errors.where_text(code.co_filename, code.co_firstlineno)
+
+
+class _Named:
+    __name__ = "sample"
+
+
+RULES[-1] = (_Rule(_Named(), lambda r, ct: (ct,), None, lambda args, ts: ts[0]),
+             flatten(())[1])
 
 
 class custom_vjp:
@@ -154,14 +163,45 @@ def _fits(ct_shape, shape):
 
 def _jvp(t, out_arg, *rest, out, rule, n_args):
     r, _ = RULES[rule]
+    if r.jvp is not None:
+        args = rest[:n_args]
+        ts = [a._trace.lift(np.zeros(a.shape, a.dtype)) if x is None else x
+              for a, x in zip(args, t[1:1 + n_args])]
+        return r.jvp(args, ts)
     raise UnsupportedError(f"forward mode (graphc.jvp) through custom_vjp function "
                            f"{r.fn.__name__!r} is not supported: it defines only a VJP",
                            where=r.where, hint="differentiate it in reverse mode (graphc.grad, "
                                                "graphc.vjp), as jax.custom_vjp")
 
 
+def _batch(args, dims, aval, *, rule, n_args):
+    """vmap: the same node over the batched values; its gradient is refused (the user's
+    bwd is written for one example), so ``grad(vmap(f))`` never silently skips the rule."""
+    r, tdef = RULES[rule]
+    key = next(_KEYS)
+    RULES[key] = (_Rule(r.fn, functools.partial(_batched_bwd, r), r.where), tdef)
+    return custom_vjp_call(*args, rule=key, n_args=n_args), dims[0]
+
+
+def _batched_bwd(r, res, ct):
+    raise UnsupportedError(f"the gradient of a vmapped custom_vjp function {r.fn.__name__!r} "
+                           "is not supported", where=r.where,
+                           hint="put vmap outside: graphc.vmap(graphc.grad(f)) uses the rule")
+
+
+def _samples(d):
+    # a rule stored under key -1: identity primal, identity bwd; finite differences see
+    # the derivative the rule defines (through x, none through out), as stop_gradient's
+    from .ops import _samples as S
+    x = d.rnd(3, 4)
+    return [S.Sample((x, x.copy()), {"rule": -1, "n_args": 1}, lambda out, x: out, "identity-rule",
+                     fd_ref=lambda out, x: x)]
+
+
 custom_vjp_call = primitive(
-    name="custom_vjp_call", shape=lambda out, *rest, rule, n_args: out, numpy="{0}",
+    samples=_samples, batch=_batch,
+    name="custom_vjp_call", shape=lambda out, *rest, rule, n_args: out,
+    numpy=lambda e, *, rule, n_args: e.atoms[0],
     vjp=_vjp, jvp=_jvp, sympy=lambda out, *rest, rule, n_args: out, label="custom_vjp",
     family="shape", flops=zero_flops,
     doc="A custom_vjp function's result: its value is the first argument; its VJP is the "

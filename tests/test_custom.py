@@ -146,3 +146,16 @@ def test_missing_rule_is_an_error():
 
     with pytest.raises(GradError, match="defvjp"):
         graphc.grad(lambda x: f(x).sum())(X)
+
+
+def test_vmap_of_value_and_grad_keeps_values():
+    xs = np.stack([X, -X])
+    v, g = graphc.vmap(graphc.value_and_grad(loss))(xs)
+    np.testing.assert_allclose(v, np.log1p(np.exp(xs)).sum(axis=1), rtol=1e-14)
+    np.testing.assert_allclose(g, _sigmoid(xs), rtol=1e-14)
+    np.testing.assert_allclose(graphc.vmap(log1pexp)(xs), np.log1p(np.exp(xs)), rtol=1e-14)
+
+
+def test_grad_of_vmap_is_refused_not_silently_the_primal_derivative():
+    with pytest.raises(UnsupportedError, match="vmapped custom_vjp"):
+        graphc.grad(lambda xs: graphc.vmap(log1pexp)(xs).sum())(np.stack([X, -X]))
