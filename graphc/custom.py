@@ -25,7 +25,7 @@ from .primitive import primitive
 from .pytree import flatten
 from .tracing import Tracer
 
-__all__ = ["custom_vjp", "RULES"]
+__all__ = ["custom_vjp", "custom_jvp", "RULES"]
 
 #: ``{key: _Rule}``: the user's rules of the recorded ``custom_vjp_call`` nodes.
 RULES: dict = {}
@@ -122,6 +122,99 @@ class custom_vjp:
         key = next(_KEYS)
         RULES[key] = (_Rule(self, self.bwd, where), res_tdef)
         return custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args))
+
+
+class custom_jvp:
+    """A function with a user-written forward-mode derivative (as ``jax.custom_jvp``).
+
+    Decorate the primal ``fn``, then call ``f.defjvp(rule)``: ``rule(primals, tangents)``
+    returns ``(out, out_tangent)`` (``primals`` and ``tangents`` are tuples).  Inside
+    ``graphc.jvp`` the tangent is the rule's; in reverse mode (``graphc.grad``) the VJP
+    is the *transpose* of the rule's tangent map, derived by graphc's reverse mode
+    through the traced rule (the rule must be linear in the tangents, as in JAX).
+    Outside a traced function ``f`` calls ``fn``.  Arguments are arrays or numbers and
+    the result is one array.
+
+    Parameters
+    ----------
+    fn : callable
+        The primal function.
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> @graphc.custom_jvp
+    ... def softplus(x):
+    ...     return np.log1p(np.exp(x))
+    >>> def rule(primals, tangents):
+    ...     (x,), (t,) = primals, tangents
+    ...     return softplus(x), t / (1.0 + np.exp(-x))
+    >>> softplus.defjvp(rule)
+    >>> out, dot = graphc.jvp(softplus, (np.array(0.0),), (np.array(2.0),))
+    >>> float(dot)
+    1.0
+    >>> float(graphc.grad(softplus)(0.0))
+    0.5
+    """
+
+    def __init__(self, fn):
+        functools.update_wrapper(self, fn)
+        self.fn, self.rule, self._depth = fn, None, 0
+
+    def defjvp(self, rule):
+        """Set the rule: ``rule(primals, tangents) -> (out, out_tangent)``."""
+        self.rule = rule
+
+    def __call__(self, *args):
+        leaves, _, _ = flatten(args)
+        if self._depth or not any(isinstance(x, Tracer) for x in leaves):
+            return self.fn(*args)
+        where = errors.user_where(1)
+        if self.rule is None:
+            raise GradError(f"custom_jvp function {self.__name__!r} has no rule", where=where,
+                            hint="call f.defjvp(rule) before using it")
+        tracer = next(x for x in leaves if isinstance(x, Tracer))
+        args = [tracer._trace.lift(np.asarray(a)) if not isinstance(a, Tracer) else a
+                for a in args]
+        out = self._run(self.fn, *args)
+        if not isinstance(out, Tracer):
+            raise UnsupportedError(f"custom_jvp: {self.__name__!r} must return one array "
+                                   f"computed from its arguments, got {type(out).__name__}",
+                                   where=where, hint="return a single array")
+        key = next(_KEYS)
+        RULES[key] = (_Rule(self, functools.partial(_transpose_bwd, self, len(args)), where,
+                            functools.partial(_jvp_tangent, self)), flatten(tuple(args))[1])
+        return custom_vjp_call(out, *args, *args, rule=key, n_args=len(args))
+
+    def _run(self, fn, *args):
+        self._depth += 1
+        try:
+            return fn(*args)
+        finally:
+            self._depth -= 1
+
+
+def _jvp_tangent(f, args, ts):
+    """The user's rule on tracers: its out tangent (checked to be one array)."""
+    res = f._run(f.rule, tuple(args), tuple(ts))
+    where = _def_where(f.rule)
+    if not isinstance(res, (tuple, list)) or len(res) != 2:
+        raise GradError(f"custom_jvp {f.__name__!r}: the rule must return (out, out_tangent)",
+                        where=where, hint="return the primal result and its tangent")
+    t = res[1]
+    if not isinstance(t, Tracer):
+        t = args[0]._trace.lift(np.asarray(t, dtype=np.result_type(res[0])))
+    return t
+
+
+def _transpose_bwd(f, n, res, ct):
+    """Reverse mode through a custom_jvp: the transpose of the rule's (linear) tangent map,
+    by reverse mode over the rule traced at tangents ``0 * x`` (nodes, not constants)."""
+    from .autodiff import backward
+    args = list(res[:n])
+    ts = [a * 0.0 for a in args]
+    t_out = _jvp_tangent(f, args, ts)
+    return tuple(backward(t_out, ts, ct))
 
 
 def _unflatten_res(tdef, leaves):

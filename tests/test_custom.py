@@ -159,3 +159,58 @@ def test_vmap_of_value_and_grad_keeps_values():
 def test_grad_of_vmap_is_refused_not_silently_the_primal_derivative():
     with pytest.raises(UnsupportedError, match="vmapped custom_vjp"):
         graphc.grad(lambda xs: graphc.vmap(log1pexp)(xs).sum())(np.stack([X, -X]))
+
+
+# --- custom_jvp ------------------------------------------------------------------------------
+@graphc.custom_jvp
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def _softplus_rule(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return softplus(x), t / (1.0 + np.exp(-x))
+
+
+softplus.defjvp(_softplus_rule)
+
+
+def test_custom_jvp_forward_mode_uses_the_rule():
+    t = np.arange(1.0, 6.0)
+    out, dot = graphc.jvp(softplus, (X,), (t,))
+    np.testing.assert_allclose(out, np.log1p(np.exp(X)), rtol=1e-14)
+    np.testing.assert_allclose(dot, t * _sigmoid(X), rtol=1e-14)
+    np.testing.assert_allclose(softplus(X), np.log1p(np.exp(X)))       # plain outside a trace
+
+
+def test_custom_jvp_reverse_mode_transposes_the_rule():
+    f = lambda x: softplus(x).sum()       # noqa: E731
+    np.testing.assert_allclose(graphc.grad(f)(X), _sigmoid(X), rtol=1e-14)
+    src = graphc.grad(f).source(X)
+    assert "np.exp(-x)" in src and "# grad of:" in src
+    s = _sigmoid(X)
+    np.testing.assert_allclose(graphc.jvp(graphc.grad(f), (X,), (np.ones(5),))[1], s * (1 - s),
+                               rtol=1e-12)
+    assert graphc.check(f, X).ok
+
+
+def test_custom_jvp_two_arguments():
+    @graphc.custom_jvp
+    def mul(a, b):
+        return a * b
+
+    mul.defjvp(lambda p, t: (p[0] * p[1], t[0] * p[1] + p[0] * t[1]))
+    a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    da, db = graphc.grad(lambda a, b: mul(a, b).sum(), argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(da, b)
+    np.testing.assert_allclose(db, a)
+
+
+def test_check_reports_a_wrong_jvp_rule_as_mismatch():
+    @graphc.custom_jvp
+    def cube(x):
+        return x ** 3
+
+    cube.defjvp(lambda p, t: (p[0] ** 3, 2.0 * p[0] ** 2 * t[0]))     # wrong: 3x^2
+    report = graphc.check(lambda x: cube(x).sum(), np.array([0.5, -1.0, 2.0]))
+    assert not report.ok and report.rows[0].status == "mismatch"
