@@ -25,7 +25,7 @@ from .primitive import primitive
 from .pytree import flatten
 from .tracing import Tracer
 
-__all__ = ["custom_vjp", "custom_jvp", "RULES"]
+__all__ = ["custom_vjp", "custom_jvp", "checkpoint", "RULES"]
 
 #: ``{key: _Rule}``: the user's rules of the recorded ``custom_vjp_call`` nodes.
 RULES: dict = {}
@@ -215,6 +215,49 @@ def _transpose_bwd(f, n, res, ct):
     ts = [a * 0.0 for a in args]
     t_out = _jvp_tangent(f, args, ts)
     return tuple(backward(t_out, ts, ct))
+
+
+def checkpoint(fn):
+    """``fn`` whose backward pass recomputes its forward (rematerialization, ``jax.checkpoint``).
+
+    Inside ``graphc.grad`` the values ``fn`` computes are not kept for the backward
+    pass: the gradient's code recomputes ``fn`` from its arguments (under
+    ``# grad of:`` the call's line) and differentiates the recomputation, so
+    ``graph.cost()`` counts ``fn``'s FLOPs twice.  Gradients are unchanged.  ``fn``
+    takes arrays and returns one array; outside a traced function it is plain Python.
+
+    Parameters
+    ----------
+    fn : callable
+
+    Returns
+    -------
+    callable
+
+    Examples
+    --------
+    >>> import numpy as np, graphc
+    >>> layer = graphc.checkpoint(lambda x: np.tanh(np.tanh(x)))
+    >>> g = graphc.grad(lambda x: layer(x).sum())
+    >>> float(g(0.0))
+    1.0
+    >>> g.source(0.0).count("np.tanh(x)")          # forward, then recomputed
+    2
+    """
+    f = custom_vjp(fn)
+
+    def fwd(*args):
+        return fn(*args), tuple(args)
+
+    def bwd(args, ct):
+        from .autodiff import backward
+        # fresh values (a barrier node each) so CSE cannot merge the recomputation
+        xs = [custom_vjp_call(a, a, rule=-1, n_args=1) for a in args]
+        out = fn(*xs)
+        return tuple(backward(out, xs, ct))
+
+    f.defvjp(fwd, bwd)
+    return f
 
 
 def _unflatten_res(tdef, leaves):
