@@ -20,6 +20,7 @@ import numpy as np
 
 from . import errors
 from .errors import GradError, UnsupportedError
+from .naming import sanitize
 from .ops._rules import zero_flops
 from .primitive import primitive
 from .pytree import flatten
@@ -122,7 +123,8 @@ class custom_vjp:
                       for r in res_leaves]
         key = next(_KEYS)
         RULES[key] = (_Rule(self, self.bwd, where, self._jvp), res_tdef)
-        return custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args))
+        return _named(custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args)),
+                      self.__name__)
 
 
 class custom_jvp:
@@ -185,7 +187,8 @@ class custom_jvp:
         key = next(_KEYS)
         RULES[key] = (_Rule(self, functools.partial(_transpose_bwd, self, len(args)), where,
                             functools.partial(_jvp_tangent, self)), flatten(tuple(args))[1])
-        return custom_vjp_call(out, *args, *args, rule=key, n_args=len(args))
+        return _named(custom_vjp_call(out, *args, *args, rule=key, n_args=len(args)),
+                      self.__name__)
 
     def _run(self, fn, *args):
         self._depth += 1
@@ -193,6 +196,14 @@ class custom_jvp:
             return fn(*args)
         finally:
             self._depth -= 1
+
+
+def _named(result, name):
+    """The node's variable named after the user's function (not ``custom_vjp_call``)."""
+    node = result._trace.graph[result.node]
+    if node.name is None and name.isidentifier():
+        node.name = sanitize(name)
+    return result
 
 
 def _jvp_tangent(f, args, ts):
