@@ -244,3 +244,22 @@ def test_checkpoint_keeps_gradients_and_recomputes():
     v = np.ones_like(x)
     np.testing.assert_allclose(graphc.hvp(remat, (x,), (v,)), graphc.hvp(plain, (x,), (v,)),
                                rtol=1e-12)
+
+
+# --- golden files ----------------------------------------------------------------------------
+def test_golden_custom_vjp_value_and_grad():
+    from test_codegen import check_golden
+    check_golden("custom_vjp_log1pexp.py", graphc.value_and_grad(loss).source(X))
+
+
+def test_golden_custom_jvp_jvp():
+    from test_codegen import check_golden
+    check_golden("custom_jvp_softplus_jvp.py",
+                 graphc.jvp(softplus).source((X,), (np.ones_like(X),)))
+
+
+def test_golden_checkpoint_grad():
+    from test_codegen import check_golden
+    ck = graphc.checkpoint(_block)
+    check_golden("checkpoint_grad.py",
+                 graphc.grad(lambda x: (ck(ck(x)) ** 2).sum()).source(np.ones((3, 4))))
