@@ -34,10 +34,11 @@ from .jvp_vjp import jvp, vjp
 from .second_order import hvp, stop_gradient
 from .vmap import vmap
 from .jacobians import jacobian, jacrev, jacfwd, hessian
+from .custom import checkpoint, custom_jvp, custom_vjp
 
 __version__ = "0.1.0"
 
-__all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "jvp", "vjp", "hvp", "stop_gradient", "vmap", "jacobian", "jacrev", "jacfwd", "hessian", "compile", "export", "Spec", "example", "Graph",
+__all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "jvp", "vjp", "hvp", "stop_gradient", "vmap", "jacobian", "jacrev", "jacfwd", "hessian", "custom_vjp", "custom_jvp", "checkpoint", "compile", "export", "Spec", "example", "Graph",
            "scan", "fori_loop", "while_loop", "cond", "switch",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",

@@ -87,6 +87,8 @@ def test_rule_proof(name):
         g = graphc.grad(lambda x: np.sum(graphc.ops.shape.stop_gradient(x) * x))(np.array([2.0, 3.0]))
         np.testing.assert_array_equal(g, [2.0, 3.0])
         return
+    if name == "custom_vjp_call":   # its derivative is the user's bwd, not its value's
+        pytest.skip("a user's rule: graphc.check compares it with the primal (test_custom.py)")
     case = _proof_case(name)
     assert case is not None, f"no float64 gradient case for {name}"
     assert _size(case) <= MAX_ELEMENTS or case.proof, (name, _size(case))
