@@ -13,10 +13,12 @@ Nets (float32, softmax cross-entropy, value and the gradients of all parameters)
   pool 2, dense 4096-128-10.
 
 The hand-written NumPy reference is written the way an expert would: each convolution in one
-of four forms, every form verified against PyTorch before timing (``conv_forms_agree``):
+of five forms, every form verified against PyTorch before timing (``conv_forms_agree``):
 
 - ``ps``: NCHW, windows by ``sliding_window_view`` copied as (N, C·KH·KW, OH·OW), one GEMM per
   sample; weight gradient as a batched GEMM; input gradient by col2im (KH·KW strided adds);
+- ``cn``: channels outermost, (C, N, H, W): windows as one (C·KH·KW, N·OH·OW) matrix and one
+  GEMM each for forward, weight gradient and input gradient (runs of OW elements);
 - ``bl``: batch innermost, windows as one (C·KH·KW, OH·OW·N) matrix, one GEMM for the forward,
   the weight gradient and the input gradient (col2im over runs of OW·N elements);
 - ``nhwc``: channels last, windows as (N·OH·OW, KH·KW·C) and one GEMM (`tensordot`'s layout);
@@ -63,7 +65,7 @@ NETS = {
     "cifar": ((3, 32), [("conv", 32, 3, 1), ("pool", 2), ("conv", 64, 3, 1), ("pool", 2),
                         ("dense", 128), ("dense", 10)]),
 }
-FORMS = ("ps", "bl", "nhwc", "einsum")
+FORMS = ("ps", "cn", "bl", "nhwc", "einsum")
 
 
 def net_params(name, rng):
@@ -162,6 +164,12 @@ def conv_fwd(x, w, b, pad, form):
         cols = _swv(xp, (k, k), axis=(2, 3)).transpose(0, 1, 4, 5, 2, 3).reshape(n, c * k * k, oh * oh)
         out = np.matmul(w.reshape(f, -1), cols).reshape(n, f, oh, oh)
         out += b.reshape(1, f, 1, 1)
+    elif form == "cn":
+        xc = _pad(x.transpose(1, 0, 2, 3), pad)
+        cols = _swv(xc, (k, k), axis=(2, 3)).transpose(0, 4, 5, 1, 2, 3).reshape(c * k * k, -1)
+        o = w.reshape(f, -1) @ cols
+        o += b[:, None]
+        out = np.ascontiguousarray(o.reshape(f, n, oh, oh).transpose(1, 0, 2, 3))
     elif form == "bl":
         img = xp.transpose(1, 2, 3, 0)
         cols = _swv(img, (k, k), axis=(1, 2)).transpose(0, 4, 5, 1, 2, 3).reshape(c * k * k, -1)
@@ -199,6 +207,16 @@ def conv_bwd(d, cache, need_dx=True):
                 for j in range(k):
                     dxp[:, :, i:i + oh, j:j + oh] += dc[:, :, i, j]
             dx = dxp[:, :, pad:pad + h, pad:pad + h]
+    elif form == "cn":
+        dm = d.transpose(1, 0, 2, 3).reshape(f, -1)
+        dw = (dm @ cols.T).reshape(w.shape)
+        if need_dx:
+            dc = (w.reshape(f, -1).T @ dm).reshape(c, k, k, n, oh, oh)
+            dxp = np.zeros((c, n, hp, hp), d.dtype)
+            for i in range(k):
+                for j in range(k):
+                    dxp[:, :, i:i + oh, j:j + oh] += dc[:, i, j]
+            dx = dxp[:, :, pad:pad + h, pad:pad + h].transpose(1, 0, 2, 3)
     elif form == "bl":
         dm = d.transpose(1, 2, 3, 0).reshape(f, -1)
         dw = (dm @ cols.T).reshape(w.shape)
@@ -472,6 +490,36 @@ def table(results):
     return "\n".join(lines)
 
 
+def malloc_both(a):
+    """Run the nets in subprocesses, alternating glibc's default malloc thresholds and raised
+    ones, ``a.rounds`` times each; the tables show the median per implementation."""
+    runs = {"default": [], "raised": []}
+    for r in range(a.rounds):
+        for setting in runs:
+            raw = Path(f"/tmp/convnets-{os.getpid()}-{setting}-{r}.json")
+            args = [sys.executable, __file__, "--only", a.only, "--batch", a.batch, "--repeats",
+                    str(a.repeats), "--target", str(a.target), "--malloc", setting,
+                    "--json", str(raw)] + (["--threads", str(a.threads)] if a.threads else [])
+            env = dict(os.environ)
+            for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+                env.pop(k, None)
+                if setting == "raised":
+                    env[k] = str(1 << 28)
+            subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
+            runs[setting].append(json.loads(raw.read_text()))
+            raw.unlink()
+    text, out = [], {}
+    for setting, rs in runs.items():
+        out[setting] = {key: {name: (rs[0][key][name] if name == "tuned" else
+                                     statistics.median(r[key][name] for r in rs))
+                              for name in rs[0][key]} for key in rs[0]}
+        text.append(f"\n### malloc {setting} (median of {a.rounds} alternating runs)\n\n"
+                    f"{table(out[setting])}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    return "\n".join(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default=",".join(NETS), help="comma-separated nets")
@@ -482,28 +530,12 @@ def main(argv=None):
     ap.add_argument("--malloc", choices=("default", "raised", "both"), default="default",
                     help="glibc malloc thresholds: defaults, raised (MALLOC_MMAP_THRESHOLD_ and "
                          "MALLOC_TRIM_THRESHOLD_ at 256 MiB), or both in two subprocesses")
+    ap.add_argument("--rounds", type=int, default=3, help="with --malloc both: alternating runs")
     ap.add_argument("--json", default=None, help="also write the raw numbers here")
     a = ap.parse_args(argv)
     nets, batches = a.only.split(","), [int(b) for b in a.batch.split(",")]
     if a.malloc == "both":
-        out = {}
-        for setting in ("default", "raised"):
-            args = [sys.executable, __file__, "--only", a.only, "--batch", a.batch, "--repeats",
-                    str(a.repeats), "--target", str(a.target), "--malloc", setting,
-                    "--json", f"/tmp/convnets-{os.getpid()}-{setting}.json"]
-            if a.threads:
-                args += ["--threads", str(a.threads)]
-            env = dict(os.environ)
-            for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
-                env.pop(k, None)
-                if setting == "raised":
-                    env[k] = str(1 << 28)
-            subprocess.run(args, env=env, check=True)
-            out[setting] = json.loads(Path(args[-1]).read_text())
-        for setting, res in out.items():
-            print(f"\n### malloc {setting}\n\n{table(res)}")
-        if a.json:
-            Path(a.json).write_text(json.dumps(out, indent=1))
+        print(malloc_both(a))
         return 0
     if a.threads:
         import threadpoolctl

@@ -162,6 +162,18 @@ def _fresh(op) -> bool:
     return prim is not None and prim.fresh_result
 
 
+def _fresh_node(g, nid, depth=0) -> bool:
+    """``nid``'s value is a buffer nothing else refers to: a fresh result, or a reshape
+    of one that has no other user (``(w @ cols + b).reshape(...)``)."""
+    op = g[nid].op
+    if _fresh(op):
+        return True
+    if op != "reshape" or depth > 8:
+        return False
+    (a,) = g[nid].args[:1]
+    return len(list(g.users(a))) == 1 and _fresh_node(g, a, depth + 1)
+
+
 def _reuse(em: _Emitter, items):
     """{statement index: (donor name, new text)}: write a result into a dead argument.
 
@@ -204,7 +216,7 @@ def _reuse(em: _Emitter, items):
             continue
         for a in node.args:
             an = g[a]
-            if (a in em.name and a not in outputs and _fresh(an.op) and a not in em.expr
+            if (a in em.name and a not in outputs and _fresh_node(g, a) and a not in em.expr
                     and tuple(an.shape) == tuple(node.shape) and an.dtype == node.dtype
                     and max(where_used(u) for u in g.users(a)) == i
                     and not read_after(a, i)):

@@ -81,11 +81,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
         raise ShapeError(f"conv2d: a {kh}x{kw} filter (dilation {dilation}, padding {padding}) "
                          f"does not fit in an image of {xs[2]}x{xs[3]} (x {tuple(xs)})")
     if oh * ow < _PER_SAMPLE_MIN and n > 1:
-        out = _conv_batch_last(x, w, stride, padding, dilation)
+        out = _conv_batch_last(x, w, b, stride, padding, dilation)
     else:
-        out = _conv_per_sample(x, w, stride, padding, dilation)
-    if b is not None:
-        out = out + C.do_reshape(b, (1, f, 1, 1))
+        out = _conv_per_sample(x, w, b, stride, padding, dilation)
     return C.hint(out, "conv")
 
 
@@ -99,7 +97,7 @@ def _out_size(size, k, s, p, d):
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def _conv_batch_last(x, w, stride, padding, dilation):
+def _conv_batch_last(x, w, b, stride, padding, dilation):
     """Convolution as one GEMM over windows laid out (C·KH·KW, OH·OW·N), batch innermost.
 
     With the batch as the last axis, the copy that materializes the windows and the
@@ -114,12 +112,14 @@ def _conv_batch_last(x, w, stride, padding, dilation):
     oh, ow = _shape(cols)[2:4]
     rows = C.do_reshape(C.do_transpose(cols, (0, 1, 5, 6, 2, 3, 4)), (c * kh * kw, oh * ow * n))
     out = C.do_reshape(w, (f, c * kh * kw)) @ rows                       # (F, OH·OW·N)
+    if b is not None:   # on the GEMM's own result, before the layout change: one pass less
+        out = out + C.do_reshape(b, (f, 1))
     # Back to NCHW in C order once: the activation, pooling and their gradients that
     # follow would otherwise mix memory layouts (5-10x slower elementwise ops).
     return S.contiguous(C.do_transpose(C.do_reshape(out, (f, oh, ow, n)), (3, 0, 1, 2)))
 
 
-def _conv_per_sample(x, w, stride, padding, dilation):
+def _conv_per_sample(x, w, b, stride, padding, dilation):
     """Convolution as one GEMM per sample over windows laid out (N, C·KH·KW, OH·OW).
 
     Each window row is a shifted copy of an image channel (OW-long contiguous runs), and
@@ -130,7 +130,10 @@ def _conv_per_sample(x, w, stride, padding, dilation):
     cols = _windows(x, (kh, kw), stride, padding, dilation)          # (N, C, OH, OW, KH, KW)
     oh, ow = _shape(cols)[2:4]
     rows = C.do_reshape(C.do_transpose(cols, (0, 1, 4, 5, 2, 3)), (n, c * kh * kw, oh * ow))
-    return C.do_reshape(C.do_reshape(w, (f, c * kh * kw)) @ rows, (n, f, oh, ow))
+    out = C.do_reshape(w, (f, c * kh * kw)) @ rows                       # (N, F, OH·OW)
+    if b is not None:   # on the GEMM's own result: NumPy adds into that temporary in place
+        out = out + C.do_reshape(b, (1, f, 1))
+    return C.do_reshape(out, (n, f, oh, ow))
 
 
 def _to_2d(x, what):
