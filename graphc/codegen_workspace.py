@@ -1,0 +1,135 @@
+"""A workspace per compiled function: large temporaries keep their memory between calls.
+
+With glibc's default malloc a multi-megabyte NumPy temporary goes back to the operating
+system when it is freed and is page-faulted in again on the next call (about 1 ms per
+4 MB): on LeNet the window matrices of the two convolutions alone were 6.5 MB of fresh
+pages per call.  The generated code therefore writes the largest temporaries into
+buffers it keeps (one set per thread, in a ``threading.local``) instead of fresh arrays:
+
+    reshape = _buffer('reshape', (64, 25, 784), np.float32)  # kept between calls
+    np.copyto(reshape.reshape(64, 1, 5, 5, 28, 28), im2col.transpose(0, 1, 4, 5, 2, 3))
+    d_cols = np.matmul(w.T, d_out, out=_buffer('d_cols', (150, 6400), np.float32))
+
+Two forms qualify, each only at the top level of the function, at least
+``WORKSPACE_BYTES`` large, and only when the value cannot reach the caller:
+
+- the copy that materializes convolution windows (a reshape of a transposed ``im2col``
+  view, which always copies);
+- a matrix product written as its own statement.
+
+"Cannot reach the caller": the value is not an output, and no output can share its
+memory, through a view (any op not known to return a fresh array), an in-place write
+(``setitem``), or an elementwise result written into it (``out=``, the codegen's reuse of
+a dead argument, which is never allowed to pick a workspace buffer).  A result the caller
+receives is therefore never a buffer the next call overwrites.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .primitive import REGISTRY
+
+__all__ = ["WORKSPACE_BYTES", "WORKSPACE_HELPERS", "fresh_node", "use_workspace", "workspace_lines"]
+
+WORKSPACE_BYTES = 1 << 20
+
+WORKSPACE_HELPERS = '''
+_WORKSPACE = threading.local()
+
+
+def _buffer(name, shape, dtype):
+    """The buffer this function keeps for temporary ``name`` (one per thread): a
+    temporary that never leaves the call, so the next call may overwrite it."""
+    buf = getattr(_WORKSPACE, name, None)
+    if buf is None:
+        buf = np.empty(shape, dtype)
+        setattr(_WORKSPACE, name, buf)
+    return buf
+'''
+
+
+def fresh_node(g, nid, depth=0) -> bool:
+    """``nid``'s value is a buffer nothing else refers to: a fresh result, or a reshape
+    of one that has no other user (``(w @ cols + b).reshape(...)``).  The codegen's reuse
+    of a dead argument (``out=``) accepts such donors."""
+    prim = REGISTRY.get(g[nid].op)
+    if prim is not None and prim.fresh_result:
+        return True
+    if g[nid].op != "reshape" or depth > 8:
+        return False
+    a = g[nid].args[0]
+    return len(list(g.users(a))) == 1 and fresh_node(g, a, depth + 1)
+
+
+def use_workspace(em, items, reused):
+    """Rewrite ``items`` in place: first the codegen's reuse of dead arguments
+    (``reused``: {statement index: (donor name, new text)}), then the statements that
+    :func:`workspace_lines` moves into kept buffers."""
+    for i, (donor, text) in reused.items():
+        items[i] = (items[i][0], [text])
+    donors = {d for d, _ in reused.values()}
+    for i, lines in workspace_lines(em, items, donors).items():
+        items[i] = (items[i][0], lines)
+
+
+def _shares_buffer(g, user) -> bool:
+    """May ``user``'s result share its argument's memory (a view or an in-place write)?"""
+    op = g[user].op
+    prim = REGISTRY.get(op)
+    return op == "setitem" or prim is None or not prim.fresh_result
+
+
+def _reaches_caller(g, nid, outputs, depth=0) -> bool:
+    if nid in outputs:
+        return True
+    if depth > 50:
+        return True
+    return any(_shares_buffer(g, u) and _reaches_caller(g, u, outputs, depth + 1)
+               for u in g.users(nid))
+
+
+def _window_copy(g, node) -> bool:
+    """A reshape of (transposes of) an ``im2col`` view: always a copy."""
+    if node.op != "reshape":
+        return False
+    a = node.args[0]
+    while g[a].op == "transpose":
+        a = g[a].args[0]
+    return g[a].op == "im2col"
+
+
+def _nbytes(node):
+    return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+
+
+def workspace_lines(em, items, donors=()):
+    """{statement index: new lines} for the temporaries that go into workspace buffers.
+
+    ``donors`` are the names the reuse pass writes other results into (never a buffer).
+    """
+    g = em.g
+    outputs = set(g.outputs)
+    by_name = {v: k for k, v in em.name.items()}
+    written = set()                    # donors, and what they are reshapes of
+    for d in donors:
+        nid = by_name.get(d)
+        while nid is not None and nid not in written:
+            written.add(nid)
+            nid = g[nid].args[0] if g[nid].op == "reshape" else None
+    out = {}
+    for i, (nid, lines) in enumerate(items):
+        node = g[nid]
+        name = em.name.get(nid)
+        if (name is None or len(lines) != 1 or not lines[0].startswith(f"{name} = ")
+                or not node.shape or _nbytes(node) < WORKSPACE_BYTES or nid in written
+                or _reaches_caller(g, nid, outputs)):
+            continue
+        buf = f"_buffer({name!r}, {tuple(node.shape)!r}, np.{node.dtype.name})"
+        if _window_copy(g, node):
+            src = g[node.args[0]]
+            out[i] = [f"{name} = {buf}  # kept between calls",
+                      f"np.copyto({name}.reshape{tuple(src.shape)!r}, {em.ref(node.args[0], 0)})"]
+        elif node.op == "matmul" and all(g[a].dtype == node.dtype for a in node.args):
+            a, b = (em.ref(x, 0) for x in node.args)
+            out[i] = [f"{name} = np.matmul({a}, {b}, out={buf})"]
+    return out
