@@ -10,12 +10,14 @@ buffers it keeps (one set per thread, in a ``threading.local``) instead of fresh
     np.copyto(reshape.reshape(64, 1, 5, 5, 28, 28), im2col.transpose(0, 1, 4, 5, 2, 3))
     d_cols = np.matmul(w.T, d_out, out=_buffer('d_cols', (150, 6400), np.float32))
 
-Two forms qualify, each only at the top level of the function, at least
+Three forms qualify, each only at the top level of the function, at least
 ``WORKSPACE_BYTES`` large, and only when the value cannot reach the caller:
 
 - the copy that materializes convolution windows (a reshape of a transposed ``im2col``
   view, which always copies);
-- a matrix product written as its own statement.
+- a matrix product written as its own statement;
+- an emission that starts by allocating the node's own array (``np.empty`` / ``np.zeros``,
+  e.g. the gradient of max pooling): it takes the kept buffer (zeroed again for zeros).
 
 "Cannot reach the caller": the value is not an output, and no output can share its
 memory, through a view (any op not known to return a fresh array), an in-place write
@@ -26,6 +28,8 @@ receives is therefore never a buffer the next call overwrites.
 from __future__ import annotations
 
 import numpy as np
+
+import re
 
 from .primitive import REGISTRY
 
@@ -98,6 +102,22 @@ def _window_copy(g, node) -> bool:
     return g[a].op == "im2col"
 
 
+_ALLOC = re.compile(r"(\w+) = np\.(empty|zeros)\((\([\d, ]*\)), dtype=(?:np\.)?(\w+)\)$")
+
+
+def _alloc_lines(name, node, lines, buf):
+    """An emission that starts by allocating the node's own array (``np.empty`` or
+    ``np.zeros`` of its shape and dtype) takes the kept buffer instead (zeroed again)."""
+    m = _ALLOC.match(lines[0])
+    if (m is None or m.group(1) != name or m.group(3) != repr(tuple(node.shape))
+            or m.group(4) != node.dtype.name):
+        return None
+    first = [f"{name} = {buf}  # kept between calls"]
+    if m.group(2) == "zeros":
+        first.append(f"{name}.fill(0)")
+    return first + list(lines[1:])
+
+
 def _nbytes(node):
     return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
 
@@ -120,12 +140,17 @@ def workspace_lines(em, items, donors=()):
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
         name = em.name.get(nid)
-        if (name is None or len(lines) != 1 or not lines[0].startswith(f"{name} = ")
+        if (name is None or not lines or not lines[0].startswith(f"{name} = ")
                 or not node.shape or _nbytes(node) < WORKSPACE_BYTES or nid in written
                 or _reaches_caller(g, nid, outputs)):
             continue
-        buf = f"_buffer({name!r}, {tuple(node.shape)!r}, np.{node.dtype.name})"
-        if _window_copy(g, node):
+        dt = "bool" if node.dtype == np.bool_ else f"np.{node.dtype.name}"
+        buf = f"_buffer({name!r}, {tuple(node.shape)!r}, {dt})"
+        if (alloc := _alloc_lines(name, node, lines, buf)) is not None:
+            out[i] = alloc
+        elif len(lines) != 1:
+            continue
+        elif _window_copy(g, node):
             src = g[node.args[0]]
             out[i] = [f"{name} = {buf}  # kept between calls",
                       f"np.copyto({name}.reshape{tuple(src.shape)!r}, {em.ref(node.args[0], 0)})"]
