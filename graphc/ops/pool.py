@@ -207,7 +207,8 @@ def _emit_mask(e, *, kernel):
             f"for _i in range({kh}):",
             f"    for _j in range({kw}):",
             f"        np.equal({_pool_slice(x, '_i', '_j', kernel, ohw, hw)}, {m}, out={e.out}[_i, _j])",
-            f"        {e.out}[_i, _j] &= ~_seen  # a tie goes to the first maximum",
+            f"        np.greater({e.out}[_i, _j], _seen, out={e.out}[_i, _j])  # and not seen: "
+            "a tie goes to the first maximum",
             f"        _seen |= {e.out}[_i, _j]"]
 
 

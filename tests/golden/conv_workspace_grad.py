@@ -45,7 +45,7 @@ def lenet_like_grad(p, x):
     for _i in range(2):
         for _j in range(2):
             np.equal(relu_1[:, :, _i::2, _j::2], h, out=max_pool_mask[_i, _j])
-            max_pool_mask[_i, _j] &= ~_seen  # a tie goes to the first maximum
+            np.greater(max_pool_mask[_i, _j], _seen, out=max_pool_mask[_i, _j])  # and not seen: a tie goes to the first maximum
             _seen |= max_pool_mask[_i, _j]      # bool[2,2,64,16,5,5]
     d_relu_1 = np.empty((64, 16, 10, 10), dtype=np.float32)
     _values = np.ascontiguousarray(d_h)
@@ -81,7 +81,7 @@ def lenet_like_grad(p, x):
     for _i in range(2):
         for _j in range(2):
             np.equal(relu[:, :, _i::2, _j::2], pool, out=max_pool_mask_1[_i, _j])
-            max_pool_mask_1[_i, _j] &= ~_seen  # a tie goes to the first maximum
+            np.greater(max_pool_mask_1[_i, _j], _seen, out=max_pool_mask_1[_i, _j])  # and not seen: a tie goes to the first maximum
             _seen |= max_pool_mask_1[_i, _j]    # bool[2,2,64,6,14,14]
     d_relu = _buffer('d_relu', (64, 6, 28, 28), np.float32)  # kept between calls
     _values = np.ascontiguousarray(d_pool)
