@@ -480,10 +480,11 @@ def run(nets, batches, repeats, target, log=print, cpu_time=False):
     from benchmarks.run import measure_group
     if cpu_time:
         measure_group = measure_cpu  # noqa: F811
+    from benchmarks import peers
     rng = np.random.default_rng(0)
-    import torch as _t  # noqa: F401  (peer; conv_forms_agree needs it)
-    shapes = sorted({s for name in nets for b in (2,) for s in conv_layers(name, b).values()})
-    conv_forms_agree(_t, rng, shapes, log)
+    shapes = sorted({s for name in nets for s in conv_layers(name, 2).values()})
+    if peers.torch() is not None:
+        conv_forms_agree(peers.torch(), rng, shapes, log)
     results = {}
     for name in nets:
         for n in batches:
@@ -494,6 +495,15 @@ def run(nets, batches, repeats, target, log=print, cpu_time=False):
             log(f"  {name} b{n}: " + ", ".join(f"{k} {t.per_call * 1e3:.2f} ms"
                                                for k, t in res.items()))
     return results
+
+
+def section(cfg, log):
+    """``make bench``'s section (benchmarks/run.py ``--only convnets``): (lines, raw)."""
+    res = run(list(NETS), (16,) if cfg.quick else (16, 256), cfg.repeats, cfg.target, log=log)
+    return ["## Convolution shapes (issue 18)", "",
+            "benchmarks/convnets.py: graphc's value_and_grad against the fastest hand-written "
+            "NumPy of five convolution forms (per layer) and torch eager, float32, timed "
+            "interleaved; details in docs/performance.md.", "", table(res), ""], res
 
 
 def table(results):
