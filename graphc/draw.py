@@ -10,23 +10,21 @@ clusters, or single boxes with ``collapse=``.
 """
 from __future__ import annotations
 
-import pathlib
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 
-from ._files import check_path, check_target, write_atomic
 from .codegen_guards import guard_text
+from .draw_boxes import const_array_text, layer_text
+from .draw_layout import legend_label, order_sections, seed_roots, seed_target, tooltip, value_text
 from .draw_options import DRAW_OPTIONS
 from .draw_options import check_options
-from .errors import OptionError, RenderError
+from .errors import OptionError
 from .ir import Graph, install_product
 from .naming import Namespace
 from .ir import SUBGRAPH_OPS
 from .primitive import REGISTRY, type_str
 from .source_comments import where_short
 
-__all__ = ["to_dot", "render_graph", "FAMILY_COLORS", "DRAW_OPTIONS"]
+__all__ = ["to_dot", "FAMILY_COLORS", "DRAW_OPTIONS", "INSTALL_HINT"]
 
 FAMILY_COLORS = {
     "input": "#fde68a", "parameter": "#fbbf24", "const": "#f3f4f6", "output": "#86efac",
@@ -37,6 +35,11 @@ FAMILY_COLORS = {
 _BACKWARD_EDGE = "#dc2626"
 _LARGE = 300
 _SAVED_EDGE = "#9ca3af"
+_SEED = "seed"
+# Drawings of more nodes than this draw reshapes/transposes as edges (plumbing=None).
+_PLUMBING_AUTO = 80
+_PLUMBING_OPS = {"reshape", "transpose", "contiguous", "expand_dims", "squeeze", "astype",
+                 "identity", "broadcast_to"}
 
 INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphviz` (Debian/Ubuntu), "
                 "`brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`; "
@@ -93,7 +96,7 @@ def _const_text(node):
             return f"{v:.4g}" if isinstance(v, float) else str(v)
     except Exception:  # pragma: no cover - drawing must never fail on a constant
         pass
-    return "const"
+    return const_array_text(value)
 
 
 @dataclass
@@ -116,6 +119,11 @@ class _Drawing:
     params: set
     costs: dict
     collapsed: set
+    values: dict | None = None
+    code: object = None
+    seed: int | None = None
+    has_seed: bool = False
+    through: dict = field(default_factory=dict)
     box_of: dict = field(default_factory=dict)
     clusters: dict = field(default_factory=dict)
     edges: list = field(default_factory=list)
@@ -123,6 +131,12 @@ class _Drawing:
 
     def add(self, key, item):
         self.clusters.setdefault(key, []).append(item)
+
+    def drawn(self, nid):
+        """The drawn node standing for ``nid`` (its source, for a reshape drawn as an edge)."""
+        while nid in self.through:
+            nid = self.through[nid]
+        return nid
 
     def section(self, nid):
         """``"backward"`` or ``"forward"``: the section ``nid`` is drawn in."""
@@ -136,7 +150,8 @@ class _Drawing:
         return ("backward" if self.drawn_backward(nid) else "forward", node.scope)
 
 
-def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, rankdir="TB"):
+def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, rankdir="TB",
+           dpi=None, size=None, values=None, plumbing=None, tooltips=True):
     """Draw ``graph`` as a :class:`graphviz.Digraph`.
 
     Parameters
@@ -145,54 +160,183 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
         Draw the backward part in its own cluster (default: when there is one).
         ``False`` draws the forward part only.
     collapse : bool or iterable of str, optional
-        Draw each scope (or the named ones) as a single box with its input and
-        output shapes.
+        Draw each scope (or the named ones) as a single box named by what the
+        layer computes (``conv 3×3, 1→8 · relu``), with its named inputs and outputs.
     flops : bool
         Add each operation's FLOP count to its label.
+    legend : bool
+        A one-row legend under the graph.
+    rankdir : str
+        ``"TB"`` (default), ``"LR"``, ``"BT"`` or ``"RL"``.
+    dpi : number, optional
+        Resolution of PNG output (Graphviz's ``dpi``).
+    size : (width, height) in inches, optional
+        Scale the drawing to fit this box (``(13.33, 7.5)``: a 16:9 slide).
+    values : mapping, optional
+        ``{node id: value}`` (``graphc.render(..., values=True)`` computes it):
+        scalars and small arrays are written into labels, every value into tooltips.
+    plumbing : bool, optional
+        Draw reshapes, transposes and copies as nodes (default: in drawings of at
+        most 80 nodes; larger ones draw them as edges).
+    tooltips : bool
+        Give each node a tooltip (its user line, generated-code line, type, value).
     """
     check_options(collapse=collapse, flops=flops, legend=legend, rankdir=rankdir,
-                   backward=backward)
-    d = _drawing(graph, backward, collapse, flops)
+                  backward=backward, dpi=dpi, size=size, plumbing=plumbing)
+    if values is not None and not hasattr(values, "get"):
+        raise OptionError(f"to_dot(values={values!r:.40}): values takes the node values "
+                          "(a mapping), which only a call with example arguments has",
+                          hint="use graphc.render(fn, *args, values=True)")
+    d = _drawing(graph, backward, collapse, flops, plumbing)
+    d.values = values
+    d.code = _code_map(graph) if tooltips else None
     for nid in d.visible:
         if nid not in d.box_of:
             d.add(d.cluster_key(nid), _node_item(d, nid))
     for box, members in _group(d.box_of).items():
         d.add(("backward" if box.endswith("__bwd") else "forward", None), _box_item(d, box, members))
     _add_edges(d)
-    dot = _digraph(graph, rankdir)
-    _emit_clusters(dot, d)
+    _add_seed(d)            # its edges after the forward ones: dot's first ordering follows them
+    _pin_floating(d)
+    dot = _digraph(graph, rankdir, dpi, size)
+    _emit_clusters(dot, d, legend)
     for src, dst, attrs in d.edges:
         dot.edge(src, dst, **attrs)
     for nid in d.visible:           # a loop's or branch's bodies: one cluster each
         if graph[nid].bodies:
             SUBGRAPH_OPS[graph[nid].op].draw(dot, graph, nid, _esc)
-    if legend:
-        _legend(dot, d.families, d.show_backward)
+    if d.has_seed:
+        order_sections(dot, _forward_anchor(d), _SEED)
     return dot
 
 
-def _drawing(g, backward, collapse, flops) -> _Drawing:
+def _code_map(graph):
+    """Where each node is computed in the generated code (None if it cannot be generated)."""
+    from .code_lines import code_map
+    try:
+        return code_map(graph)
+    except Exception:   # a drawing never fails for its tooltips
+        return None
+
+
+def _forward_anchor(d):
+    """The first drawn forward node (or its box): the left end of the section order."""
+    for n in d.visible:
+        if d.section(n) == "forward":
+            return d.box_of.get(n, str(n))
+    return None
+
+
+def _differentiated(g):
+    """Inputs whose gradient the graph returns (through the reshapes a layer made of them)."""
+    out = set()
+    for o in g.outputs:
+        p = g[o].adjoint_of if g[o].section == "backward" else None
+        while p is not None and g[p].op in _PLUMBING_OPS and g[p].args:
+            p = g[p].args[0]
+        if p is not None and g[p].op == "input":
+            out.add(p)
+    return out
+
+
+def _plumbing(g, visible):
+    """Reshapes, transposes and copies of one drawn value: drawn as an edge, not a node."""
+    outputs = set(g.outputs)
+    out = {}
+    for n in visible:
+        node = g[n]
+        args = [a for a in node.args if not _scalar_const(g, a)]
+        if node.op in _PLUMBING_OPS and len(args) == 1 and n not in outputs:
+            out[n] = args[0]
+    return out
+
+
+def _drawing(g, backward, collapse, flops, plumbing=None) -> _Drawing:
     has_backward = any(g[n].section == "backward" for n in g)
     show_backward = has_backward if backward is None else (backward and has_backward)
     visible = [n for n in g.order()
                if (show_backward or g[n].section != "backward") and not _scalar_const(g, n)]
+    through = {}
+    if (plumbing is False or plumbing is None and len(visible) > _PLUMBING_AUTO) and not collapse:
+        through = _plumbing(g, visible)
+        visible = [n for n in visible if n not in through]
     d = _Drawing(g=g, show_backward=show_backward, flops=flops, names=_names(g),
                  visible=visible, vis=set(visible), outputs=set(g.outputs),
-                 params={g[n].adjoint_of for n in g},
+                 params={g[n].adjoint_of for n in g} | _differentiated(g),
                  costs=g.cost().by_node if flops else {},
-                 collapsed=_collapsed_scopes(g, visible, collapse))
+                 collapsed=_collapsed_scopes(g, visible, collapse), through=through)
     for n in visible:
         top = _matching_scope(g[n].scope, d.collapsed)
+        if top is None and g[n].op == "const":
+            top = _const_scope(g, n, d)     # a constant only one layer reads: inside its box
         if top is not None:
             # no ":" in ids: dot reads "a:b" as node a, port b
             d.box_of[n] = "scope__" + _cluster_id(top) + ("__bwd" if d.section(n) == "backward" else "")
+    if show_backward:
+        has_seed, d.seed = seed_target(g)
+        d.seed = d.seed if has_seed else None
+        d.has_seed = has_seed
     return d
 
 
-def _digraph(g, rankdir):
+def _const_scope(g, n, d):
+    scopes = {_matching_scope(g[u].scope, d.collapsed) for u in g.users(n)
+              if u in d.vis and d.section(u) == d.section(n)}
+    if len(scopes) == 1 and None not in scopes:
+        return scopes.pop()
+    return None
+
+
+def _add_seed(d):
+    """The backward seed ``d_<loss> = 1``, above the backward values that start from it."""
+    if not d.has_seed:
+        return
+    g = d.g
+    out = d.names.get(d.seed) if d.seed is not None else g.fn_name
+    label = f"d_{out} = 1\\nseed"
+    tip = f"the seed of the backward pass: d{out}/d{out} = 1"
+    d.add(("backward", None), (_SEED, _esc_label(label),
+                               {"shape": "ellipse", "style": "filled,bold", "fillcolor": "#fecaca",
+                                "color": _BACKWARD_EDGE, "id": "seed", "tooltip": _esc(tip)}))
+    d.families.add("seed")
+    seen = set()
+    for n in seed_roots(g, d.visible):
+        dst = d.box_of.get(n, str(n))
+        if dst not in seen:
+            seen.add(dst)
+            d.edges.append((_SEED, dst, {"color": _BACKWARD_EDGE}))
+
+
+def _pin_floating(d):
+    """A backward node computed from forward values only (``cos``, a relu mask) would
+    float to the top of the backward pass; an invisible edge from the adjoint computed
+    just before it keeps it beside the adjoints that use it."""
+    g = d.g
+    if not d.has_seed or d.collapsed or not any(g[n].scope for n in d.visible
+                                                 if d.drawn_backward(n)):
+        return      # only scope clusters suffer from it (they would stand side by side)
+    fed = {dst for src, dst, attrs in d.edges if attrs.get("color") == _BACKWARD_EDGE}
+    roots = set(seed_roots(g, d.visible))
+    last = None
+    for n in d.visible:
+        if not d.drawn_backward(n):
+            continue
+        if str(n) not in fed and n not in roots and last is not None:
+            d.edges.append((str(last), str(n), {"style": "invis"}))
+        if g[n].adjoint_of is not None or str(n) in fed:
+            last = n
+
+
+def _digraph(g, rankdir, dpi=None, size=None):
     import graphviz
     graph_attr = {"rankdir": rankdir, "fontname": "Helvetica", "label": _esc(f"{g.fn_name}"),
-                  "labelloc": "t", "fontsize": "16"}
+                  "labelloc": "t", "fontsize": "16", "newrank": "true", "nodesep": "0.3",
+                  "ranksep": "0.35"}
+    if dpi is not None:
+        graph_attr["dpi"] = str(float(dpi))
+    if size is not None:
+        w, h = size
+        graph_attr["size"] = f"{float(w):g},{float(h):g}!"      # "!": scale up to fit, too
     if len(g) > _LARGE:
         # dot's network-simplex and crossing minimization are superlinear: cap
         # their iterations so thousands of nodes lay out in seconds.
@@ -218,6 +362,9 @@ def _node_item(d, nid):
         attrs.update(shape="box", style="filled,rounded,bold")
     elif node.op == "const":
         label = _const_text(node) + (f"\\n{typ}" if node.shape != () else "")
+        if node.adjoint_of is not None and d.names.get(node.adjoint_of):
+            # an adjoint constant folding made (the seed through a mean): named as one
+            label = f"d_{d.names[node.adjoint_of]} = {label}"
         attrs.update(shape="plaintext", style="filled", fontsize="9")
     elif node.op == "guard":              # a decision the trace took: a diamond
         label = f"{guard_text(g, nid)}\\n{where_short(node.where) or 'guard'}"
@@ -229,10 +376,16 @@ def _node_item(d, nid):
         prim = REGISTRY.get(node.op)
         attrs["shape"] = "ellipse" if prim is not None and prim.elementwise else \
             "box3d" if node.bodies else "box"
+    if d.values is not None and nid in d.values and node.op not in ("const", "guard"):
+        shown = value_text(d.values[nid], short=True)
+        if shown:
+            label += f"\\n= {shown}"
     if nid in d.outputs:
         attrs.update(peripheries="2", penwidth="1.5")
     if node.section == "backward":
         attrs["style"] = attrs.get("style", "filled") + ",dashed"
+    attrs["id"] = f"v{nid}"
+    attrs["tooltip"] = _esc_lines(tooltip(node, typ, d.code, nid, d.values))
     return str(nid), _esc_label(label), attrs
 
 
@@ -251,19 +404,26 @@ def _op_text(g, node):
 # -- collapsed scopes --------------------------------------------------------------------
 
 def _box_item(d, box, members):
-    """One collapsed scope's box, with the shapes going in and out."""
+    """One collapsed scope's box: the scope, what it computes, its named inputs and outputs."""
     g = d.g
     bwd = box.endswith("__bwd")
-    ins, outs = _box_shapes(d, box, members)
-    scope = _matching_scope(g[members[0]].scope, d.collapsed)
-    label = (f"{'∂ ' if bwd else ''}{scope}\\n{len(members)} ops\\n"
-             f"in: {', '.join(ins) or '-'}\\nout: {', '.join(outs) or '-'}")
-    attrs = {"fillcolor": "#fef3c7" if not bwd else "#fee2e2", "shape": "box3d"}
-    return box, _esc_label(label), attrs
+    ins, outs = _box_values(d, box, members)
+    scope = next(_matching_scope(g[m].scope, d.collapsed) for m in members
+                 if _matching_scope(g[m].scope, d.collapsed) is not None or m == members[-1])
+    forward = [n for n in d.visible if d.section(n) == "forward"
+               and d.box_of.get(n) == box.removesuffix("__bwd")] if bwd else ()
+    lines = [f"{'∂ ' if bwd else ''}{scope}", layer_text(g, members, bwd, forward)]
+    lines += [f"in: {t}" for t in ins] + [f"out: {t}" for t in outs]
+    wheres = sorted({where_short(g[m].where) for m in members if g[m].where})
+    attrs = {"fillcolor": "#fef3c7" if not bwd else "#fee2e2", "shape": "box3d",
+             "id": box, "tooltip": _esc_lines("\n".join([lines[1]] + wheres[:6]))}
+    if bwd:
+        attrs["style"] = "filled,dashed"
+    return box, _esc_label("\\n".join(lines)), attrs
 
 
-def _box_shapes(d, box, members):
-    """Sorted types going into and out of ``box``.
+def _box_values(d, box, members):
+    """``name type`` of the values going into and out of ``box``, in program order.
 
     Only values crossing the box's border within its own section count: saved
     values read by the backward pass show as dashed edges instead.
@@ -273,11 +433,14 @@ def _box_shapes(d, box, members):
 
     def crosses(n):
         return box_of.get(n) != box and (g[n].section or "forward") == section
-    ins = {type_str(g[a].shape, g[a].dtype) for m in members for a in g[m].args
-           if crosses(a) and not _scalar_const(g, a)}
-    outs = {type_str(g[m].shape, g[m].dtype) for m in members
-            if any(crosses(u) for u in g.users(m) if u in d.vis) or m in d.outputs}
-    return sorted(ins), sorted(outs)
+
+    def text(n):
+        name = d.names.get(n) or _const_text(g[n])
+        return f"{name} {type_str(g[n].shape, g[n].dtype)}"
+    ins = [a for m in sorted(members) for a in g[m].args if crosses(a) and not _scalar_const(g, a)]
+    outs = [m for m in sorted(members)
+            if any(crosses(u) for u in g.users(m) if u in d.vis) or m in d.outputs]
+    return [text(n) for n in dict.fromkeys(ins)], [text(n) for n in dict.fromkeys(outs)]
 
 
 # -- edges -------------------------------------------------------------------------------
@@ -292,25 +455,48 @@ def _add_edges(d):
     """
     g, box_of = d.g, d.box_of
     large = len(d.visible) > _LARGE
+    # many saved values (or layer boxes): a small "reads x" box beside each reader, no tangle
+    n_saved = sum(1 for n in d.visible if d.drawn_backward(n)
+                  for a in map(d.drawn, g[n].args) if a in d.vis and g[a].section != "backward")
+    proxies = large or bool(d.collapsed) or n_saved > 12
     fanout = {n: sum(1 for u in g.users(n) if u in d.vis) for n in d.visible}
     seen = set()
+    reads: dict = {}
     for nid in d.visible:
         dst = box_of.get(nid, str(nid))
-        for a in g[nid].args:
+        for a in map(d.drawn, g[nid].args):
             src = box_of.get(a, str(a))
             if a not in d.vis or src == dst or (src, dst) in seen:
                 continue
             seen.add((src, dst))
             saved = d.drawn_backward(nid) and g[a].section != "backward"
-            if large and (saved or fanout[a] > 3) and a not in box_of:
+            if saved and proxies:
+                reads.setdefault(dst, (nid, []))[1].append(d.names.get(a) or _const_text(g[a]))
+            elif large and fanout[a] > 3 and a not in box_of:
                 _add_proxy_edge(d, nid, a, src, dst, saved)
             else:
                 d.edges.append((src, dst, _edge_style(d, nid, saved)))
+    _add_reads(d, reads)
+
+
+def _add_reads(d, reads):
+    """One small "reads x, y" box above each backward reader of saved forward values."""
+    for dst, (nid, names) in reads.items():
+        names = list(dict.fromkeys(names))
+        rows = [", ".join(names[i:i + 3]) for i in range(0, len(names), 3)]
+        label = "\\n".join(["reads " + rows[0]] + rows[1:])
+        proxy = f"r_{dst}"
+        d.add(("backward", None),           # outside scope clusters: they stay compact
+              (proxy, _esc_label(label), {"shape": "box", "style": "dashed,rounded",
+                                          "fontsize": "8", "fillcolor": "#ffffff",
+                                          "color": _SAVED_EDGE, "fontcolor": "#6b7280"}))
+        d.edges.append((proxy, dst, {"color": _SAVED_EDGE, "style": "dashed", "arrowsize": "0.4"}))
 
 
 def _edge_style(d, nid, saved):
     if saved:
-        return {"color": _SAVED_EDGE, "style": "dashed", "constraint": "false"}
+        return {"color": _SAVED_EDGE, "style": "dashed", "constraint": "false",
+                "penwidth": "0.7", "arrowsize": "0.4"}
     if d.drawn_backward(nid):
         return {"color": _BACKWARD_EDGE}
     return {}
@@ -327,8 +513,15 @@ def _add_proxy_edge(d, nid, a, src, dst, saved):
 
 # -- clusters ----------------------------------------------------------------------------
 
-def _emit_clusters(dot, d):
-    """The forward and backward sections (when both are drawn), with scopes inside."""
+def _emit_clusters(dot, d, legend):
+    """The sections and scopes; with ``legend``, a one-row legend under the title."""
+    if legend:
+        dot.attr(label=legend_label(d.families, FAMILY_COLORS, d.show_backward,
+                                    title=_esc(d.g.fn_name)))
+    _emit_sections(dot, d)
+
+
+def _emit_sections(dot, d):
     by_section: dict = {}
     for (section, scope), nodes in d.clusters.items():
         by_section.setdefault(section, {}).setdefault(scope, []).extend(nodes)
@@ -338,7 +531,7 @@ def _emit_clusters(dot, d):
             continue
         # scopes nest inside their section's cluster
         with dot.subgraph(name=f"cluster_{section}") as c:
-            c.attr(label=section, style="rounded", fontsize="12",
+            c.attr(label=section, style="rounded", fontsize="12", labelloc="t", peripheries="1",
                    color="#dc2626" if section == "backward" else "#2563eb")
             _emit_scopes(c, section, by_section[section])
 
@@ -350,9 +543,15 @@ def _emit_scopes(target, section, items):
                 target.node(nid, label, **attrs)
             continue
         with target.subgraph(name=_cluster_id(f"cluster_{section}_{scope}")) as c:
-            c.attr(label=_esc(scope), style="rounded,dashed", color="#9ca3af", fontsize="12")
+            c.attr(label=_esc(scope), style="rounded,dashed", color="#9ca3af", fontsize="12",
+                   labelloc="t", peripheries="1")
             for nid, label, attrs in nodes:
                 c.node(nid, label, **attrs)
+
+
+def _esc_lines(text):
+    """Text of several lines as one DOT escString (``\\n`` between the lines)."""
+    return "\\n".join(_esc(line) for line in str(text).split("\n"))
 
 
 def _esc_label(label):
@@ -404,79 +603,5 @@ def _group(box_of):
     return out
 
 
-def _legend(dot, families, show_backward):
-    with dot.subgraph(name="cluster_legend") as c:
-        c.attr(label="legend", style="rounded", color="#d1d5db", fontsize="10")
-        order = ["input", "parameter", "const", "elementwise", "reduce", "shape", "linalg",
-                 "index", "nn", "conv", "random"]
-        prev = None
-        for fam in order:
-            if fam not in families:
-                continue
-            nid = f"legend_{fam}"
-            c.node(nid, fam, fillcolor=FAMILY_COLORS[fam], fontsize="9",
-                   shape="plaintext" if fam == "const" else "box")
-            if prev:
-                c.edge(prev, nid, style="invis")
-            prev = nid
-        c.node("legend_output", "output", fillcolor="#ffffff", peripheries="2", fontsize="9")
-        if prev:
-            c.edge(prev, "legend_output", style="invis")
-        if show_backward:
-            c.node("legend_bwd", "backward (∂)", fillcolor="#ffffff", style="filled,dashed", fontsize="9")
-            c.edge("legend_output", "legend_bwd", style="invis")
-
-
-def dot_available() -> bool:
-    return shutil.which("dot") is not None
-
-
-def render_graph(graph, path, **kwargs) -> pathlib.Path:
-    """Write ``graph`` to ``path``; the format comes from the suffix.
-
-    ``.svg``, ``.png``, ``.pdf`` need Graphviz's ``dot`` program; ``.dot`` and
-    ``.gv`` write DOT text and need nothing.
-    """
-    path = check_path(path, "graphc.render")
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in ("svg", "png", "pdf", "dot", "gv"):
-        raise OptionError(f"cannot render to {path.name}: unknown format {fmt!r}",
-                          hint="use a .svg, .png, .pdf, .dot or .gv file name")
-    check_options(**kwargs)
-    dot = to_dot(graph, **kwargs)
-    exe = None
-    if fmt not in ("dot", "gv"):
-        exe = shutil.which("dot")
-        if exe is None:
-            raise RenderError("Graphviz's `dot` program was not found on PATH, so graphc cannot "
-                              f"write {path.name}", hint=INSTALL_HINT)
-    # dot writes to its stdout, never to a file name it was given; the bytes then
-    # go through write_atomic (a fresh O_EXCL temporary file, then a rename), so a
-    # failure (dot crashing, a full disk) never leaves a half-written drawing at
-    # `path`, and a link, FIFO or device at `path` is refused, never written.
-    check_target(path, True, "graphc.render", RenderError)
-    if exe is None:
-        data = dot.source
-    else:
-        try:
-            proc = subprocess.run([exe, f"-T{fmt}"], input=dot.source.encode(),
-                                  capture_output=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise RenderError(f"Graphviz's `dot` ({exe}) failed to run: {e}",
-                              hint="reinstall Graphviz; " + INSTALL_HINT) from None
-        if proc.returncode != 0 or not proc.stdout:
-            err = proc.stderr.decode(errors="replace").strip()[:500] or "no error output"
-            raise RenderError(
-                f"Graphviz's `dot` ({exe}) failed on {path.name} with exit status "
-                f"{proc.returncode}: {err}",
-                hint="check the Graphviz installation (`dot -V`); a .dot or .gv file name "
-                     "writes the DOT text without running dot")
-        data = proc.stdout
-    write_atomic(path, data, overwrite=True, what="graphc.render", error=RenderError)
-    return path
-
-
 install_product("to_dot", to_dot)
 
-
-install_product("render", render_graph)
