@@ -324,6 +324,22 @@ def scope(name: str):
         yield
 
 
+def _graph_to_draw(fn_or_graph, args, kwargs, backward, argnums, want_values):
+    """``(graph, user function)`` that render draws: a Graph as given, a compiled
+    callable's graph, ``value_and_grad(fn, argnums)``'s with ``backward``, else the trace."""
+    if isinstance(fn_or_graph, Graph):
+        if want_values:
+            raise OptionError("graphc.render(graph, values=True): a Graph holds no argument "
+                              "values", hint="pass the function and its example arguments: "
+                                             "graphc.render(fn, *args, values=True)")
+        return fn_or_graph, None
+    if isinstance(fn_or_graph, Compiled):
+        return fn_or_graph.graph(*args, **kwargs), fn_or_graph._fn
+    if backward:
+        return value_and_grad(fn_or_graph, argnums=argnums).graph(*args, **kwargs), fn_or_graph
+    return trace(fn_or_graph, *args, **kwargs), fn_or_graph
+
+
 def render(fn_or_graph, *args, path=None, backward=False, argnums=0, **kwargs):
     """Draw a function's graph (or a :class:`Graph`): to ``path`` (.svg, .png, .pdf, .dot, .gv),
     or, without ``path``, as a :class:`graphc.drawing.Drawing` that Jupyter shows inline.
@@ -373,19 +389,7 @@ def render(fn_or_graph, *args, path=None, backward=False, argnums=0, **kwargs):
     check_options(backward=backward, **draw_opts)
     _check_call_kwargs(fn_or_graph, kwargs, DRAW_OPTIONS)
     want_values = draw_opts.pop("values", False)
-    if isinstance(fn_or_graph, Graph):
-        if want_values:
-            raise OptionError("graphc.render(graph, values=True): a Graph holds no argument "
-                              "values", hint="pass the function and its example arguments: "
-                                             "graphc.render(fn, *args, values=True)")
-        graph, fn = fn_or_graph, None
-    elif isinstance(fn_or_graph, Compiled):
-        graph, fn = fn_or_graph.graph(*args, **kwargs), fn_or_graph._fn
-    elif backward:
-        graph = value_and_grad(fn_or_graph, argnums=argnums).graph(*args, **kwargs)
-        fn = fn_or_graph
-    else:
-        graph, fn = trace(fn_or_graph, *args, **kwargs), fn_or_graph
+    graph, fn = _graph_to_draw(fn_or_graph, args, kwargs, backward, argnums, want_values)
     values = graph_values(graph, fn, args, kwargs) if want_values else None
     drawing = draw(graph, values=values, inline=path is None, backward=backward, **draw_opts)
     return drawing if path is None else drawing.save(path)

@@ -13,8 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .codegen_guards import guard_text
-from .draw_boxes import const_array_text, layer_text
-from .draw_layout import legend_label, order_sections, seed_roots, seed_target, tooltip, value_text
+from .draw_boxes import const_label as _const_text, is_scalar_const as _scalar_const, layer_text
+from .draw_edges import add_edges, add_seed, pin_floating
+from .draw_layout import (FAMILY_COLORS, LARGE as _LARGE, SEED as _SEED, cluster_id as _cluster_id,
+                          collapsed_scopes as _collapsed_scopes, emit_clusters, esc as _esc,
+                          esc_label as _esc_label, esc_lines as _esc_lines, group as _group,
+                          matching_scope as _matching_scope, order_sections, seed_target,
+                          tooltip, value_text)
 from .draw_options import DRAW_OPTIONS
 from .draw_options import check_options
 from .errors import OptionError
@@ -26,16 +31,6 @@ from .source_comments import where_short
 
 __all__ = ["to_dot", "FAMILY_COLORS", "DRAW_OPTIONS", "INSTALL_HINT"]
 
-FAMILY_COLORS = {
-    "input": "#fde68a", "parameter": "#fbbf24", "const": "#f3f4f6", "output": "#86efac",
-    "elementwise": "#bfdbfe", "reduce": "#c7d2fe", "shape": "#e5e7eb", "linalg": "#fca5a5",
-    "index": "#ddd6fe", "nn": "#a7f3d0", "conv": "#f9a8d4", "random": "#fed7aa",
-    "guard": "#fecaca",
-}
-_BACKWARD_EDGE = "#dc2626"
-_LARGE = 300
-_SAVED_EDGE = "#9ca3af"
-_SEED = "seed"
 # Drawings of more nodes than this draw reshapes/transposes as edges (plumbing=None).
 _PLUMBING_AUTO = 80
 _PLUMBING_OPS = {"reshape", "transpose", "contiguous", "expand_dims", "squeeze", "astype",
@@ -44,16 +39,6 @@ _PLUMBING_OPS = {"reshape", "transpose", "contiguous", "expand_dims", "squeeze",
 INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphviz` (Debian/Ubuntu), "
                 "`brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`; "
                 "`make demo` does it for you when run as root. DOT text (.dot/.gv) needs no dot program.")
-
-
-# Control characters (NUL above all, which ends a C string inside dot) are shown
-# as their Unicode "control picture" (NUL -> U+2400 ␀): visible, and never DOT syntax.
-_CONTROL_PICTURES = {c: 0x2400 + c for c in range(0x20)} | {0x7F: 0x2421}
-
-
-def _esc(text: str) -> str:
-    return str(text).translate(_CONTROL_PICTURES).replace("\\", "\\\\").replace('"', '\\"') \
-        .replace("<", "‹").replace(">", "›").replace("{", "(").replace("}", ")").replace("|", "¦")
 
 
 def _op_label(node) -> str:
@@ -80,23 +65,6 @@ def _names(g):
     for nid in g:
         names[nid] = None if g[nid].op == "const" else ns.new(g.display_name(nid, names))
     return names
-
-
-def _scalar_const(g, nid):
-    node = g[nid]
-    return node.op == "const" and node.shape == ()
-
-
-def _const_text(node):
-    value = node.value
-    try:
-        import numpy as np
-        if np.ndim(value) == 0:
-            v = value.item() if hasattr(value, "item") else value
-            return f"{v:.4g}" if isinstance(v, float) else str(v)
-    except Exception:  # pragma: no cover - drawing must never fail on a constant
-        pass
-    return const_array_text(value)
 
 
 @dataclass
@@ -195,11 +163,11 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
             d.add(d.cluster_key(nid), _node_item(d, nid))
     for box, members in _group(d.box_of).items():
         d.add(("backward" if box.endswith("__bwd") else "forward", None), _box_item(d, box, members))
-    _add_edges(d)
-    _add_seed(d)            # its edges after the forward ones: dot's first ordering follows them
-    _pin_floating(d)
+    add_edges(d)
+    add_seed(d)             # its edges after the forward ones: dot's first ordering follows them
+    pin_floating(d)
     dot = _digraph(graph, rankdir, dpi, size)
-    _emit_clusters(dot, d, legend)
+    emit_clusters(dot, d, legend)
     for src, dst, attrs in d.edges:
         dot.edge(src, dst, **attrs)
     for nid in d.visible:           # a loop's or branch's bodies: one cluster each
@@ -285,46 +253,6 @@ def _const_scope(g, n, d):
     if len(scopes) == 1 and None not in scopes:
         return scopes.pop()
     return None
-
-
-def _add_seed(d):
-    """The backward seed ``d_<loss> = 1``, above the backward values that start from it."""
-    if not d.has_seed:
-        return
-    g = d.g
-    out = d.names.get(d.seed) if d.seed is not None else g.fn_name
-    label = f"d_{out} = 1\\nseed"
-    tip = f"the seed of the backward pass: d{out}/d{out} = 1"
-    d.add(("backward", None), (_SEED, _esc_label(label),
-                               {"shape": "ellipse", "style": "filled,bold", "fillcolor": "#fecaca",
-                                "color": _BACKWARD_EDGE, "id": "seed", "tooltip": _esc(tip)}))
-    d.families.add("seed")
-    seen = set()
-    for n in seed_roots(g, d.visible):
-        dst = d.box_of.get(n, str(n))
-        if dst not in seen:
-            seen.add(dst)
-            d.edges.append((_SEED, dst, {"color": _BACKWARD_EDGE}))
-
-
-def _pin_floating(d):
-    """A backward node computed from forward values only (``cos``, a relu mask) would
-    float to the top of the backward pass; an invisible edge from the adjoint computed
-    just before it keeps it beside the adjoints that use it."""
-    g = d.g
-    if not d.has_seed or d.collapsed or not any(g[n].scope for n in d.visible
-                                                 if d.drawn_backward(n)):
-        return      # only scope clusters suffer from it (they would stand side by side)
-    fed = {dst for src, dst, attrs in d.edges if attrs.get("color") == _BACKWARD_EDGE}
-    roots = set(seed_roots(g, d.visible))
-    last = None
-    for n in d.visible:
-        if not d.drawn_backward(n):
-            continue
-        if str(n) not in fed and n not in roots and last is not None:
-            d.edges.append((str(last), str(n), {"style": "invis"}))
-        if g[n].adjoint_of is not None or str(n) in fed:
-            last = n
 
 
 def _digraph(g, rankdir, dpi=None, size=None):
@@ -445,162 +373,8 @@ def _box_values(d, box, members):
 
 # -- edges -------------------------------------------------------------------------------
 
-def _add_edges(d):
-    """Forward, backward and saved-value edges, one per (source, destination) pair.
-
-    In large drawings a value used far away (a saved forward value read by the
-    backward pass, a parameter used by every layer) gets a small proxy node
-    beside each consumer instead of one long edge: long edges make dot's layout
-    quadratic in the graph size.
-    """
-    g, box_of = d.g, d.box_of
-    large = len(d.visible) > _LARGE
-    # many saved values (or layer boxes): a small "reads x" box beside each reader, no tangle
-    n_saved = sum(1 for n in d.visible if d.drawn_backward(n)
-                  for a in map(d.drawn, g[n].args) if a in d.vis and g[a].section != "backward")
-    proxies = large or bool(d.collapsed) or n_saved > 12
-    fanout = {n: sum(1 for u in g.users(n) if u in d.vis) for n in d.visible}
-    seen = set()
-    reads: dict = {}
-    for nid in d.visible:
-        dst = box_of.get(nid, str(nid))
-        for a in map(d.drawn, g[nid].args):
-            src = box_of.get(a, str(a))
-            if a not in d.vis or src == dst or (src, dst) in seen:
-                continue
-            seen.add((src, dst))
-            saved = d.drawn_backward(nid) and g[a].section != "backward"
-            if saved and proxies:
-                reads.setdefault(dst, (nid, []))[1].append(d.names.get(a) or _const_text(g[a]))
-            elif large and fanout[a] > 3 and a not in box_of:
-                _add_proxy_edge(d, nid, a, src, dst, saved)
-            else:
-                d.edges.append((src, dst, _edge_style(d, nid, saved)))
-    _add_reads(d, reads)
-
-
-def _add_reads(d, reads):
-    """One small "reads x, y" box above each backward reader of saved forward values."""
-    for dst, (nid, names) in reads.items():
-        names = list(dict.fromkeys(names))
-        rows = [", ".join(names[i:i + 3]) for i in range(0, len(names), 3)]
-        label = "\\n".join(["reads " + rows[0]] + rows[1:])
-        proxy = f"r_{dst}"
-        d.add(("backward", None),           # outside scope clusters: they stay compact
-              (proxy, _esc_label(label), {"shape": "box", "style": "dashed,rounded",
-                                          "fontsize": "8", "fillcolor": "#ffffff",
-                                          "color": _SAVED_EDGE, "fontcolor": "#6b7280"}))
-        d.edges.append((proxy, dst, {"color": _SAVED_EDGE, "style": "dashed", "arrowsize": "0.4"}))
-
-
-def _edge_style(d, nid, saved):
-    if saved:
-        return {"color": _SAVED_EDGE, "style": "dashed", "constraint": "false",
-                "penwidth": "0.7", "arrowsize": "0.4"}
-    if d.drawn_backward(nid):
-        return {"color": _BACKWARD_EDGE}
-    return {}
-
-
-def _add_proxy_edge(d, nid, a, src, dst, saved):
-    proxy = f"p{src}_{dst}"
-    d.add(d.cluster_key(nid), (proxy, _esc(d.names.get(a) or "value"),
-                              {"shape": "box", "style": "dashed,rounded", "fontsize": "8",
-                               "fillcolor": "#ffffff", "color": _SAVED_EDGE}))
-    # a short edge: it keeps its rank constraint
-    d.edges.append((proxy, dst, {"color": _SAVED_EDGE, "style": "dashed"} if saved else {}))
-
 
 # -- clusters ----------------------------------------------------------------------------
-
-def _emit_clusters(dot, d, legend):
-    """The sections and scopes; with ``legend``, a one-row legend under the title."""
-    if legend:
-        dot.attr(label=legend_label(d.families, FAMILY_COLORS, d.show_backward,
-                                    title=_esc(d.g.fn_name)))
-    _emit_sections(dot, d)
-
-
-def _emit_sections(dot, d):
-    by_section: dict = {}
-    for (section, scope), nodes in d.clusters.items():
-        by_section.setdefault(section, {}).setdefault(scope, []).extend(nodes)
-    for section in sorted(by_section, key=lambda s: s != "forward"):
-        if not d.show_backward:
-            _emit_scopes(dot, section, by_section[section])
-            continue
-        # scopes nest inside their section's cluster
-        with dot.subgraph(name=f"cluster_{section}") as c:
-            c.attr(label=section, style="rounded", fontsize="12", labelloc="t", peripheries="1",
-                   color="#dc2626" if section == "backward" else "#2563eb")
-            _emit_scopes(c, section, by_section[section])
-
-
-def _emit_scopes(target, section, items):
-    for scope, nodes in sorted(items.items(), key=lambda kv: kv[0] or ""):
-        if scope is None:
-            for nid, label, attrs in nodes:
-                target.node(nid, label, **attrs)
-            continue
-        with target.subgraph(name=_cluster_id(f"cluster_{section}_{scope}")) as c:
-            c.attr(label=_esc(scope), style="rounded,dashed", color="#9ca3af", fontsize="12",
-                   labelloc="t", peripheries="1")
-            for nid, label, attrs in nodes:
-                c.node(nid, label, **attrs)
-
-
-def _esc_lines(text):
-    """Text of several lines as one DOT escString (``\\n`` between the lines)."""
-    return "\\n".join(_esc(line) for line in str(text).split("\n"))
-
-
-def _esc_label(label):
-    # keep our own "\n" line breaks, escape everything else
-    return "\\n".join(_esc(part) for part in label.split("\\n"))
-
-
-def _cluster_id(name):
-    """A DOT-safe id for ``name``, distinct for distinct names.
-
-    Names that are already safe keep their id; any other gets a short hash of the
-    exact name, so scopes "layer 1", "layer_1" and "layer.1" stay three clusters.
-    """
-    import hashlib
-    import re
-    safe = re.sub(r"[^0-9A-Za-z_]", "_", name)
-    if safe == name:
-        return name
-    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{safe}_{digest}"
-
-
-def _collapsed_scopes(g, visible, collapse):
-    if not collapse:
-        return set()
-    scopes = {g[n].scope for n in visible} - {None}
-    tops = {s.split("/")[0] for s in scopes}
-    if collapse is True:
-        return tops
-    if isinstance(collapse, str):
-        collapse = [collapse]
-    return {c for c in collapse if c in scopes or c in tops}
-
-
-def _matching_scope(scope, collapsed):
-    if scope is None:
-        return None
-    parts = scope.split("/")
-    for i in range(1, len(parts) + 1):
-        if "/".join(parts[:i]) in collapsed:
-            return "/".join(parts[:i])
-    return None
-
-
-def _group(box_of):
-    out = {}
-    for n, b in box_of.items():
-        out.setdefault(b, []).append(n)
-    return out
 
 
 install_product("to_dot", to_dot)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["layer_text", "const_array_text"]
+__all__ = ["layer_text", "const_array_text", "const_label", "is_scalar_const"]
 
 _ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus", "gelu", "maxout",
                 "softmax")
@@ -99,3 +99,20 @@ def const_array_text(value) -> str:
     except Exception:  # pragma: no cover - drawing must never fail on a constant
         pass
     return "const"
+
+
+def is_scalar_const(g, nid):
+    node = g[nid]
+    return node.op == "const" and node.shape == ()
+
+
+def const_label(node):
+    value = node.value
+    try:
+        import numpy as np
+        if np.ndim(value) == 0:
+            v = value.item() if hasattr(value, "item") else value
+            return f"{v:.4g}" if isinstance(v, float) else str(v)
+    except Exception:  # pragma: no cover - drawing must never fail on a constant
+        pass
+    return const_array_text(value)

@@ -16,7 +16,23 @@ import numpy as np
 from .source_comments import source_text, where_short
 
 __all__ = ["legend_label", "value_text", "tooltip", "seed_roots", "seed_target",
-           "order_sections"]
+           "order_sections", "emit_clusters", "esc", "esc_label", "esc_lines", "cluster_id",
+           "collapsed_scopes", "matching_scope", "group", "FAMILY_COLORS"]
+
+FAMILY_COLORS = {
+    "input": "#fde68a", "parameter": "#fbbf24", "const": "#f3f4f6", "output": "#86efac",
+    "elementwise": "#bfdbfe", "reduce": "#c7d2fe", "shape": "#e5e7eb", "linalg": "#fca5a5",
+    "index": "#ddd6fe", "nn": "#a7f3d0", "conv": "#f9a8d4", "random": "#fed7aa",
+    "guard": "#fecaca",
+}
+BACKWARD_EDGE = "#dc2626"
+SAVED_EDGE = "#9ca3af"
+SEED = "seed"
+LARGE = 300           # drawings larger than this get cheaper layout settings and proxies
+
+# Control characters (NUL above all, which ends a C string inside dot) are shown
+# as their Unicode "control picture" (NUL -> U+2400 ␀): visible, and never DOT syntax.
+_CONTROL_PICTURES = {c: 0x2400 + c for c in range(0x20)} | {0x7F: 0x2421}
 
 FAMILY_ORDER = ["input", "parameter", "const", "elementwise", "reduce", "shape", "linalg",
                 "index", "nn", "conv", "random", "guard"]
@@ -124,3 +140,98 @@ def order_sections(dot, forward_anchor, seed):
              ordering="out")
     dot.edge("order_root", forward_anchor, style="invis")
     dot.edge("order_root", seed, style="invis")
+
+
+def esc(text: str) -> str:
+    return str(text).translate(_CONTROL_PICTURES).replace("\\", "\\\\").replace('"', '\\"') \
+        .replace("<", "‹").replace(">", "›").replace("{", "(").replace("}", ")").replace("|", "¦")
+
+
+def esc_lines(text):
+    """Text of several lines as one DOT escString (``\\n`` between the lines)."""
+    return "\\n".join(esc(line) for line in str(text).split("\n"))
+
+
+def esc_label(label):
+    # keep our own "\n" line breaks, escape everything else
+    return "\\n".join(esc(part) for part in label.split("\\n"))
+
+
+def cluster_id(name):
+    """A DOT-safe id for ``name``, distinct for distinct names.
+
+    Names that are already safe keep their id; any other gets a short hash of the
+    exact name, so scopes "layer 1", "layer_1" and "layer.1" stay three clusters.
+    """
+    import hashlib
+    import re
+    safe = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    if safe == name:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe}_{digest}"
+
+
+def collapsed_scopes(g, visible, collapse):
+    if not collapse:
+        return set()
+    scopes = {g[n].scope for n in visible} - {None}
+    tops = {s.split("/")[0] for s in scopes}
+    if collapse is True:
+        return tops
+    if isinstance(collapse, str):
+        collapse = [collapse]
+    return {c for c in collapse if c in scopes or c in tops}
+
+
+def matching_scope(scope, collapsed):
+    if scope is None:
+        return None
+    parts = scope.split("/")
+    for i in range(1, len(parts) + 1):
+        if "/".join(parts[:i]) in collapsed:
+            return "/".join(parts[:i])
+    return None
+
+
+def group(box_of):
+    out = {}
+    for n, b in box_of.items():
+        out.setdefault(b, []).append(n)
+    return out
+
+
+def emit_clusters(dot, d, legend):
+    """The sections and scopes; with ``legend``, a one-row legend under the title."""
+    if legend:
+        dot.attr(label=legend_label(d.families, FAMILY_COLORS, d.show_backward,
+                                    title=esc(d.g.fn_name)))
+    emit_sections(dot, d)
+
+
+def emit_sections(dot, d):
+    by_section: dict = {}
+    for (section, scope), nodes in d.clusters.items():
+        by_section.setdefault(section, {}).setdefault(scope, []).extend(nodes)
+    for section in sorted(by_section, key=lambda s: s != "forward"):
+        if not d.show_backward:
+            emit_scopes(dot, section, by_section[section])
+            continue
+        # scopes nest inside their section's cluster
+        with dot.subgraph(name=f"cluster_{section}") as c:
+            c.attr(label=section, style="rounded", fontsize="12", labelloc="t", peripheries="1",
+                   color="#dc2626" if section == "backward" else "#2563eb")
+            emit_scopes(c, section, by_section[section])
+
+
+def emit_scopes(target, section, items):
+    for scope, nodes in sorted(items.items(), key=lambda kv: kv[0] or ""):
+        if scope is None:
+            for nid, label, attrs in nodes:
+                target.node(nid, label, **attrs)
+            continue
+        with target.subgraph(name=cluster_id(f"cluster_{section}_{scope}")) as c:
+            c.attr(label=esc(scope), style="rounded,dashed", color="#9ca3af", fontsize="12",
+                   labelloc="t", peripheries="1")
+            for nid, label, attrs in nodes:
+                c.node(nid, label, **attrs)
