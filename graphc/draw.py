@@ -32,7 +32,7 @@ from .source_comments import where_short
 __all__ = ["to_dot", "FAMILY_COLORS", "DRAW_OPTIONS", "INSTALL_HINT"]
 
 # Drawings of more nodes than this draw reshapes/transposes as edges (plumbing=None).
-_PLUMBING_AUTO = 80
+_PLUMBING_AUTO = 40
 _PLUMBING_OPS = {"reshape", "transpose", "contiguous", "expand_dims", "squeeze", "astype",
                  "identity", "broadcast_to"}
 
@@ -145,7 +145,7 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
         scalars and small arrays are written into labels, every value into tooltips.
     plumbing : bool, optional
         Draw reshapes, transposes and copies as nodes (default: in drawings of at
-        most 80 nodes; larger ones draw them as edges).
+        most 40 nodes; larger ones draw them as edges).
     tooltips : bool
         Give each node a tooltip (its user line, generated-code line, type, value).
     """

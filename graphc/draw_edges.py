@@ -65,7 +65,7 @@ def add_edges(d):
     # many saved values (or layer boxes): a small "reads x" box beside each reader, no tangle
     n_saved = sum(1 for n in d.visible if d.drawn_backward(n)
                   for a in map(d.drawn, g[n].args) if a in d.vis and g[a].section != "backward")
-    proxies = large or bool(d.collapsed) or n_saved > 12
+    proxies = large or bool(d.collapsed) or n_saved > 8
     fanout = {n: sum(1 for u in g.users(n) if u in d.vis) for n in d.visible}
     seen = set()
     reads: dict = {}

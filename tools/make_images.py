@@ -2,14 +2,17 @@
 
     python tools/make_images.py [--out DIR]
 
-Writes, each as .svg and .png:
+Writes, each as .svg and .png, at slide size (1920 pixels wide at 144 dpi):
 
 * ``lecture_forward``: the lecture's f(w1, w2), forward graph
-* ``lecture_backward``: the same with its backward graph beside it
-* ``mlp_backward``: a 784-256-128-10 MLP's loss, forward + backward, traced on
-  ``graphc.Spec`` placeholders (no data)
-* ``lenet_collapsed``: examples/lenet.py's loss, forward + backward, one box
-  per ``graphc.scope`` layer
+* ``lecture_backward``: the same with its backward graph beside it (d_w1, d_w2)
+* ``lecture_values``: the same with each node's value at (1.5, 0.5)
+* ``mlp_forward``, ``mlp_backward``: a 784-256-128-10 MLP's loss, forward only
+  and forward + backward, traced on ``graphc.Spec`` placeholders (no data)
+* ``lenet_forward``, ``lenet_backward``: examples/lenet.py's loss, every
+  operation (reshapes and transposes drawn as edges)
+* ``lenet_forward_collapsed``, ``lenet_collapsed``: the same, one box per
+  ``graphc.scope`` layer, named by what the layer computes
 
 and ``architecture-imports-after.svg``, the package's import graph by layer
 (``tools/arch_report.py``; docs/architecture.md shows it), and, from the
@@ -61,6 +64,12 @@ def mlp_specs(batch=64, sizes=(784, 256, 128, 10)):
     return params, graphc.Spec((batch, sizes[0]), "float32"), graphc.Spec((batch,), "int64")
 
 
+# Slide size: 13.33 x 7.5 inches (16:9) at 144 dpi is 1920 x 1080 pixels; tall drawings
+# (a whole network, uncollapsed) keep the slide's width and take the height they need.
+SLIDE = {"size": (13.33, 7.5), "dpi": 144}
+TALL = {"dpi": 144}
+
+
 def images():
     """``{stem: (what to draw, args, drawing options)}``."""
     f, w = autodiff_trace.f, (1.5, 0.5)
@@ -70,10 +79,15 @@ def images():
     y = graphc.Spec((64,), "int64")
     cnn = graphc.value_and_grad(lenet.loss).graph(params, x, y)
     return {
-        "lecture_forward": (f, w, {}),
-        "lecture_backward": (f, w, {"backward": True}),
-        "mlp_backward": (mlp, (), {"backward": True}),
-        "lenet_collapsed": (cnn, (), {"backward": True, "collapse": True}),
+        "lecture_forward": (f, w, {**SLIDE}),
+        "lecture_backward": (f, w, {"backward": True, "argnums": (0, 1), **SLIDE}),
+        "lecture_values": (f, w, {"backward": True, "argnums": (0, 1), "values": True, **SLIDE}),
+        "mlp_forward": (mlp, (), {"backward": False, **SLIDE}),
+        "mlp_backward": (mlp, (), {"backward": True, **SLIDE}),
+        "lenet_forward": (cnn, (), {"backward": False, **TALL}),
+        "lenet_backward": (cnn, (), {"backward": True, **TALL}),
+        "lenet_forward_collapsed": (cnn, (), {"backward": False, "collapse": True, **SLIDE}),
+        "lenet_collapsed": (cnn, (), {"backward": True, "collapse": True, **SLIDE}),
     }
 
 
