@@ -22,7 +22,7 @@ __all__ = ["Drawing", "draw", "render_graph", "graph_values", "dot_available", "
 
 # Drawn inline (path=None), a graph with more nodes than this and graphc.scope
 # blocks is drawn one box per scope unless collapse= says otherwise.
-AUTO_COLLAPSE = 120
+AUTO_COLLAPSE = 60
 _FORMATS = ("svg", "png", "pdf", "dot", "gv")
 
 
