@@ -175,7 +175,20 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
             SUBGRAPH_OPS[graph[nid].op].draw(dot, graph, nid, _esc)
     if d.has_seed:
         order_sections(dot, _forward_anchor(d), _SEED)
+    dot.node_ids = _node_ids(d)     # graphc.report links views through them
     return dot
+
+
+def _node_ids(d):
+    """``{node id: SVG id}`` of every node the drawing shows (in a box, or as its source)."""
+    ids = {}
+    for n in d.g.order():
+        m = d.drawn(n)
+        if m in d.box_of:
+            ids[n] = d.box_of[m]
+        elif m in d.vis:
+            ids[n] = f"v{m}"
+    return ids
 
 
 def _code_map(graph):
