@@ -29,7 +29,9 @@ class CodeMap:
 
     def line_text(self, nid) -> str:
         n = self.line_of.get(nid)
-        return self.source.splitlines()[n - 1].strip() if n else ""
+        if not n:
+            return ""
+        return self.source.splitlines()[n - 1].split("  # ")[0].strip()   # without its comment
 
 
 def _def_signature(g):

@@ -86,15 +86,7 @@ def report(fn, *args, path=None, argnums=0, proof=True, **kwargs):
     >>> "d_w1" in out.read_text() and "http://" not in out.read_text()
     True
     """
-    from .api import compile as compile_, value_and_grad
-    try:
-        compiled = value_and_grad(fn, argnums=argnums)
-        graph = compiled.graph(*args, **kwargs)
-        what = f"graphc.value_and_grad({getattr(fn, '__name__', 'fn')}, argnums={argnums!r})"
-    except GraphcError:
-        compiled = compile_(fn)
-        graph = compiled.graph(*args, **kwargs)
-        what = f"graphc.compile({getattr(fn, '__name__', 'fn')})"
+    compiled, graph, what = _graph_of(fn, args, kwargs, argnums)
     has_data = not any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
     values = graph_values(graph, fn, args, kwargs) if has_data else {}
     code = code_map(graph, compiled.export_name())
@@ -116,6 +108,20 @@ def report(fn, *args, path=None, argnums=0, proof=True, **kwargs):
                 data=_links(nodes, dot.node_ids))
     out = Report(html, graph.fn_name)
     return out if path is None else out.save(path)
+
+
+def _graph_of(fn, args, kwargs, argnums):
+    """``(compiled, graph, description)``: ``value_and_grad``'s, or ``compile``'s when
+    the function has no scalar output to differentiate."""
+    from .api import compile as compile_, value_and_grad
+    name = getattr(fn, "__name__", "fn")
+    try:
+        compiled = value_and_grad(fn, argnums=argnums)
+        return (compiled, compiled.graph(*args, **kwargs),
+                f"graphc.value_and_grad({name}, argnums={argnums!r})")
+    except GraphcError:
+        compiled = compile_(fn)
+        return compiled, compiled.graph(*args, **kwargs), f"graphc.compile({name})"
 
 
 def _signature_text(g):

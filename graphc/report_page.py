@@ -71,9 +71,9 @@ JS = """
       (d.value ? '  = ' + d.value : '') + '\\nsource: ' + (d.where || '(no user line)') +
       (d.line ? '   code line ' + d.line : '');
     var row = document.querySelector('tr[data-nid="'+nids[0]+'"]');
-    if(row){row.scrollIntoView({block:'nearest'});}
+    if(row){row.scrollIntoView({block:'center'});}
     var ln = d.line && document.querySelector('#code .ln[data-line="'+d.line+'"]');
-    if(ln){ln.scrollIntoView({block:'nearest'});}
+    if(ln){ln.scrollIntoView({block:'center'});}
   }
   document.addEventListener('click', function(e){
     var t = e.target;
