@@ -4,9 +4,13 @@ Nodes are labelled with the user's name, the operation (a math symbol where
 one reads better) and the type (``f32[64,6,24,24]``).  Inputs, parameters,
 constants, intermediates and outputs are drawn distinctly and operations are
 coloured by family from one fixed map.  Backward nodes sit in their own
-cluster with red edges; dashed grey edges show the forward values the
-backward pass reads.  Scopes (``with graphc.scope("conv1"):``) become
-clusters, or single boxes with ``collapse=``.
+cluster, right of the forward one, with red edges from the seed
+(``d_loss = 1``); the forward values the backward pass reads are dashed grey
+edges, or "reads x, y" boxes when there are many (graphc/draw_edges.py).
+Scopes (``with graphc.scope("conv1"):``) become clusters, or single boxes
+named by what the layer computes with ``collapse=`` (graphc/draw_boxes.py).
+Legend, seed, layout order and tooltips: graphc/draw_layout.py; the drawing
+object Jupyter shows and files: graphc/drawing.py.
 """
 from __future__ import annotations
 
@@ -133,7 +137,7 @@ def to_dot(graph, *, backward=None, collapse=None, flops=False, legend=True, ran
     flops : bool
         Add each operation's FLOP count to its label.
     legend : bool
-        A one-row legend under the graph.
+        A one-row legend under the title.
     rankdir : str
         ``"TB"`` (default), ``"LR"``, ``"BT"`` or ``"RL"``.
     dpi : number, optional
