@@ -84,7 +84,8 @@ def test_scopes_become_clusters(tmp_path):
 
 @needs_dot
 def test_collapse_draws_one_box_per_scope(tmp_path):
-    full = graphc.render(cnn, *cnn_args(), path=tmp_path / "full.svg", backward=True)
+    full = graphc.render(cnn, *cnn_args(), path=tmp_path / "full.svg", backward=True,
+                         plumbing=True)       # every operation, reshapes included
     small = graphc.render(cnn, *cnn_args(), path=tmp_path / "small.svg", backward=True, collapse=True)
     def n_nodes(root):     # "reads x" annotations (r_...) and the seed are not values
         return len([g for g in root.iter(SVG + "g") if g.get("class") == "node"
