@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv dot demo test fuzz bench clean
+.PHONY: venv dot browser demo test fuzz bench clean
 
 venv: $(STAMP)
 
@@ -30,12 +30,26 @@ dot:
 	    echo "    conda install -c conda-forge graphviz"; \
 	fi
 
+# Headless Chromium and its WebDriver for tests/test_report_browser.py (graphc.report in a
+# real browser, through selenium). Never fails: the browser tests skip without them.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	    chromium --version 2>/dev/null || true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver with apt-get"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+	        || echo "warning: apt-get install chromium chromium-driver failed; browser tests will skip"; \
+	else \
+	    echo "warning: chromium/chromedriver not found; tests/test_report_browser.py will skip."; \
+	    echo "  install them with: sudo apt-get install chromium chromium-driver"; \
+	fi
+
 demo: venv dot
 	$(BIN)/graphc demo
 
 # ruff first (its config is in pyproject.toml); then pytest, whose exit status is passed
 # through as is (5 = no tests collected fails too). The full suite, `slow` tests included.
-test: venv dot
+test: venv dot browser
 	$(BIN)/ruff check graphc tests tools benchmarks examples
 	$(BIN)/python -m pytest -q -m "not fuzz and not bench"
 

@@ -35,6 +35,7 @@ from .second_order import hvp, stop_gradient
 from .vmap import vmap
 from .jacobians import jacobian, jacrev, jacfwd, hessian
 from .custom import checkpoint, custom_jvp, custom_vjp
+from .report import report
 
 __version__ = "0.1.0"
 
@@ -42,4 +43,5 @@ __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope",
            "scan", "fori_loop", "while_loop", "cond", "switch",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",
-           "NonFiniteError", "OptionError", "RenderError", "SignatureError", "GraphcWarning"]
+           "NonFiniteError", "OptionError", "RenderError", "SignatureError", "GraphcWarning",
+           "report"]

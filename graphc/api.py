@@ -13,7 +13,6 @@ import inspect
 import pathlib
 
 from . import errors
-from .argnums import default_argnums
 from .capture import Spec, gc_paused, live, trace_into
 from .compiled import DEFAULT_CACHE_SIZE, Compiled, make_compiled
 from .errors import OptionError
@@ -325,23 +324,46 @@ def scope(name: str):
         yield
 
 
-def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
-    """Draw a function's graph (or a :class:`Graph`) to ``path`` (.svg, .png, .pdf, .dot, .gv).
+def _graph_to_draw(fn_or_graph, args, kwargs, backward, argnums, want_values):
+    """``(graph, user function)`` that render draws: a Graph as given, a compiled
+    callable's graph, ``value_and_grad(fn, argnums)``'s with ``backward``, else the trace."""
+    if isinstance(fn_or_graph, Graph):
+        if want_values:
+            raise OptionError("graphc.render(graph, values=True): a Graph holds no argument "
+                              "values", hint="pass the function and its example arguments: "
+                                             "graphc.render(fn, *args, values=True)")
+        return fn_or_graph, None
+    if isinstance(fn_or_graph, Compiled):
+        return fn_or_graph.graph(*args, **kwargs), fn_or_graph._fn
+    if backward:
+        return value_and_grad(fn_or_graph, argnums=argnums).graph(*args, **kwargs), fn_or_graph
+    return trace(fn_or_graph, *args, **kwargs), fn_or_graph
+
+
+def render(fn_or_graph, *args, path=None, backward=False, argnums=0, **kwargs):
+    """Draw a function's graph (or a :class:`Graph`): to ``path`` (.svg, .png, .pdf, .dot, .gv),
+    or, without ``path``, as a :class:`graphc.drawing.Drawing` that Jupyter shows inline.
 
     Parameters
     ----------
     fn_or_graph : callable, Compiled or Graph
     *args
         Example arguments (arrays or :class:`Spec`) when a function is given.
-    path : str or path-like
+    path : str or path-like, optional
+        The file to write; ``None`` returns the drawing (big graphs collapsed by scope).
     backward : bool
-        Draw the backward graph beside the forward one (for a plain function:
-        the graph of ``value_and_grad(fn)`` with respect to every positional
-        argument that holds only floats, see
-        :func:`graphc.argnums.default_argnums`).
+        Draw the backward graph beside the forward one: for a plain function,
+        the graph of ``value_and_grad(fn, argnums)``.
+    argnums : int or tuple of int
+        With ``backward=True``, the arguments differentiated (default 0, as ``grad``).
     **kwargs
-        Drawing options (``collapse=``, ``flops=``, ``legend=``, ``rankdir=``)
-        and, for a function, keyword arguments of the call.
+        Drawing options (``collapse=``, ``flops=``, ``legend=``, ``rankdir=``,
+        ``dpi=``, ``size=(w, h)`` in inches, ``values=True``), never passed to the
+        function; any other keyword is a keyword argument of the call.
+
+    Returns
+    -------
+    pathlib.Path or graphc.drawing.Drawing
 
     Raises
     ------
@@ -360,17 +382,14 @@ def render(fn_or_graph, *args, path, backward=False, **kwargs) -> pathlib.Path:
     """
     from ._files import check_path
     from .draw_options import DRAW_OPTIONS, check_options
-    path = check_path(path, "graphc.render")
-    draw_opts = {k: kwargs.pop(k) for k in ("collapse", "flops", "legend", "rankdir") if k in kwargs}
+    from .drawing import draw, graph_values
+    if path is not None:
+        path = check_path(path, "graphc.render")
+    draw_opts = {k: kwargs.pop(k) for k in DRAW_OPTIONS if k in kwargs and k != "backward"}
     check_options(backward=backward, **draw_opts)
     _check_call_kwargs(fn_or_graph, kwargs, DRAW_OPTIONS)
-    if isinstance(fn_or_graph, Graph):
-        graph = fn_or_graph
-    elif isinstance(fn_or_graph, Compiled):
-        graph = fn_or_graph.graph(*args, **kwargs)
-    elif backward:
-        graph = value_and_grad(fn_or_graph, argnums=default_argnums(args)).graph(*args, **kwargs)
-    else:
-        graph = trace(fn_or_graph, *args, **kwargs)
-    from .draw import render_graph
-    return render_graph(graph, path, backward=backward, **draw_opts)
+    want_values = draw_opts.pop("values", False)
+    graph, fn = _graph_to_draw(fn_or_graph, args, kwargs, backward, argnums, want_values)
+    values = graph_values(graph, fn, args, kwargs) if want_values else None
+    drawing = draw(graph, values=values, inline=path is None, backward=backward, **draw_opts)
+    return drawing if path is None else drawing.save(path)

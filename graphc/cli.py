@@ -155,6 +155,29 @@ def cmd_check(ns) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_report(ns) -> int:
+    fn, args, kwargs = _target(ns)
+    argnums = _parse_argnums(ns.argnums, len(args)) if ns.argnums is not None else 0
+    path = graphc.report(fn, *args, path=ns.output, argnums=argnums, proof=not ns.no_proof,
+                         **kwargs)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = _target_parser(sub, "report", "write an HTML page of linked views of the graph",
+                       "Write one self-contained HTML page (no network) with linked views of "
+                       "graphc.value_and_grad(FUNC)'s graph: the drawing, the forward and "
+                       "backward evaluation traces with values, the generated code, the SymPy "
+                       "proof and the cost. Click a node, a trace row or a code line to see "
+                       "the same value in every view.")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.html", help="the page to write")
+    p.add_argument("--argnums", metavar="I[,J...]",
+                   help="which positional arguments to differentiate (default 0, as graphc.grad)")
+    p.add_argument("--no-proof", action="store_true", help="skip the SymPy proof (graphc.check)")
+    p.set_defaults(run=cmd_report)
+
+
 def cmd_demo(ns) -> int:
     return run_demo(pathlib.Path(ns.out), overwrite=bool(getattr(ns, "overwrite", False)))
 
@@ -176,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                "@graphc.example(...) on the function, or from --arg.")
     parser.add_argument("--version", action="version", version=f"graphc {graphc.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_demo, _add_trace, _add_source, _add_render, _add_check):
+    for add in (_add_demo, _add_trace, _add_source, _add_render, _add_check, _add_report):
         add(sub)
     for q in sub.choices.values():          # a usage error prints its command's usage line
         q.set_defaults(subparser=q)

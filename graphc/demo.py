@@ -234,10 +234,12 @@ def step_images(ctx: DemoContext) -> None:
     """The graph, drawn: forward, and forward + backward"""
     f, _ = _lecture(ctx)
     print("graphc.render(f, 1.5, 0.5, path=...) draws the traced graph with Graphviz; with\n"
-          "backward=True the backward graph sits beside it (red edges; dashed grey edges are the\n"
-          "forward values the backward pass reads):\n")
+          "backward=True, argnums=(0, 1) the backward graph of both gradients sits beside it\n"
+          "(red edges from the seed d_z6 = 1; dashed grey edges are the forward values the\n"
+          "backward pass reads):\n")
     for stem, backward in (("f_forward", False), ("f_backward", True)):
-        for path in _render_all(ctx, f, _W, stem, backward=backward):
+        opts = {"backward": True, "argnums": (0, 1)} if backward else {}
+        for path in _render_all(ctx, f, _W, stem, **opts):
             print(f"    {path}")
     _dot_hint()
 

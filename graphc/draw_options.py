@@ -14,16 +14,30 @@ DRAW_OPTIONS = {
     "flops": "True or False",
     "legend": "True or False",
     "rankdir": "'TB', 'LR', 'BT' or 'RL'",
+    "dpi": "a positive number (PNG pixels per inch), or None",
+    "size": "(width, height) in inches, both positive, or None",
+    "values": "True or False (needs example arguments)",
+    "plumbing": "True, False or None (reshapes and transposes as nodes; None: in small drawings)",
 }
 _RANKDIRS = ("TB", "LR", "BT", "RL")
 
 
 def _valid_option(name, value) -> bool:
     bools = (bool, np.bool_)
-    if name == "backward":
+    if name in ("backward", "plumbing"):
         return value is None or isinstance(value, bools)
-    if name in ("flops", "legend"):
+    if name in ("flops", "legend", "values"):
         return isinstance(value, bools)
+    if name == "dpi":
+        return value is None or _positive(value)
+    if name == "size":
+        if value is None:
+            return True
+        try:
+            w, h = value
+        except (TypeError, ValueError):
+            return False
+        return not isinstance(value, str) and _positive(w) and _positive(h)
     if name == "rankdir":
         return isinstance(value, str) and value in _RANKDIRS
     if name == "collapse":
@@ -35,6 +49,11 @@ def _valid_option(name, value) -> bool:
             return False
         return all(isinstance(v, str) for v in items)
     return False
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+        and bool(np.isfinite(v)) and v > 0
 
 
 def check_options(**options) -> None:

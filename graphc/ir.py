@@ -363,7 +363,7 @@ class Graph:
         return _PRODUCTS["render"](self, path, **kwargs)
 
     def _repr_svg_(self):
-        return self.to_dot().pipe(format="svg").decode()
+        return _PRODUCTS["svg"](self)       # big graphs collapsed by scope (graphc/drawing.py)
 
 
 # Structured control-flow ops (graphc/control): {op: handler}.  Their nodes hold

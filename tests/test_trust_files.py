@@ -363,16 +363,16 @@ def test_good_drawing_options_still_work(tmp_path):
 
 def test_unknown_keyword_is_an_option_error_listing_the_drawing_options(tmp_path):
     with pytest.raises(graphc.OptionError) as info:
-        graphc.render(lecture, 1.5, 0.5, path=tmp_path / "f.dot", dpi=300)
+        graphc.render(lecture, 1.5, 0.5, path=tmp_path / "f.dot", title="x")
     text = str(info.value)
-    assert "dpi=" in text and "has no parameter 'dpi'" in text
-    for option in ("collapse=", "rankdir=", "legend=", "flops="):
+    assert "title=" in text and "has no parameter 'title'" in text
+    for option in ("collapse=", "rankdir=", "legend=", "flops=", "dpi=", "size=", "values="):
         assert option in text
     g = graphc.trace(lecture, 1.5, 0.5)
-    with pytest.raises(graphc.OptionError, match="dpi="):
-        graphc.render(g, path=tmp_path / "g.dot", dpi=300)
-    with pytest.raises(graphc.OptionError, match="dpi="):
-        g.render(tmp_path / "g.dot", dpi=300)
+    with pytest.raises(graphc.OptionError, match="title="):
+        graphc.render(g, path=tmp_path / "g.dot", title="x")
+    with pytest.raises(graphc.OptionError, match="title="):
+        g.render(tmp_path / "g.dot", title="x")
 
 
 def test_user_keyword_arguments_still_reach_the_function(tmp_path):
@@ -383,9 +383,11 @@ def test_user_keyword_arguments_still_reach_the_function(tmp_path):
     assert "3" in path.read_text()
 
     def g(x, **kw):
-        return np.sum(x * kw.get("dpi", 1.0))
+        assert "dpi" not in kw      # a drawing option never reaches the function
+        return np.sum(x * kw.get("scale", 1.0))
 
-    assert graphc.render(g, np.ones(2), path=tmp_path / "g.dot", dpi=300.0).exists()
+    text = graphc.render(g, np.ones(2), path=tmp_path / "g.dot", dpi=300.0, scale=5.0).read_text()
+    assert "dpi=300" in text and "5" in text
 
 
 # --- None / bytes / NUL paths ------------------------------------------------------------
@@ -401,7 +403,10 @@ def test_bad_paths_are_clear_errors(tmp_path, monkeypatch, bad, kind, words):
         _export(bad)
     assert isinstance(info.value, kind) and words in str(info.value) and "path=" in str(info.value)
     target = bad if not isinstance(bad, str) else bad.replace(".py", ".dot")
-    with pytest.raises(graphc.GraphcError) as info:
-        graphc.render(lecture, 1.5, 0.5, path=target)
-    assert isinstance(info.value, kind) and words in str(info.value)
+    if bad is None:     # render(path=None) is the inline drawing (API.md section 11)
+        assert graphc.render(lecture, 1.5, 0.5, path=None).source.startswith("digraph")
+    else:
+        with pytest.raises(graphc.GraphcError) as info:
+            graphc.render(lecture, 1.5, 0.5, path=target)
+        assert isinstance(info.value, kind) and words in str(info.value)
     assert list(tmp_path.iterdir()) == []
