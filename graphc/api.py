@@ -42,7 +42,7 @@ def example(*args, **kwargs):
     return deco
 
 
-def trace(fn, *args, **kwargs) -> Graph:
+def trace(fn, *args, values=False, **kwargs) -> Graph:
     """Trace ``fn`` on example arguments into a :class:`graphc.Graph`.
 
     Parameters
@@ -52,11 +52,19 @@ def trace(fn, *args, **kwargs) -> Graph:
     *args, **kwargs
         Example arguments (arrays, Python floats, pytrees of them, or
         :class:`Spec` placeholders).  Python ints, bools and strings are static.
+    values : bool, default False
+        Also compute every value for these arguments: ``print`` then shows each
+        line with its value (scalars in full, arrays summarized); for
+        ``graphc.grad(f)`` the backward pass shows each adjoint (see
+        :meth:`graphc.Compiled.trace`).  ``values`` is graphc's keyword: it is
+        never passed to ``fn``.
 
     Returns
     -------
     Graph
         The evaluation trace; ``print(graph)`` shows one line per operation.
+        With ``values=True`` a :class:`graphc.trace_table.TraceTable`, whose
+        ``.rows()`` give the table as data.
 
     Examples
     --------
@@ -69,8 +77,17 @@ def trace(fn, *args, **kwargs) -> Graph:
         z1 = w1 / w2 ...
         exp = np.exp(z1) ...
         return exp
+    >>> print(graphc.trace(f, 1.5, 0.5, values=True))  # doctest: +ELLIPSIS
+    f(w1: f64[], w2: f64[]):
+        w1                                          # f64[]  argument       = 1.5
+        w2                                          # f64[]  argument       = 0.5
+        z1 = w1 / w2                                # f64[]  ...            = 3.0
+        exp = np.exp(z1)                            # f64[]  ...            = 20.085536923187668
+        return exp
     """
     if isinstance(fn, Compiled):
+        if values:
+            return fn.trace(*args, values=True, **kwargs)
         return fn.graph(*args, **kwargs)
     if not callable(fn):
         raise errors.SignatureError(f"graphc.trace needs a function to trace, got "
@@ -78,7 +95,11 @@ def trace(fn, *args, **kwargs) -> Graph:
                                     hint="pass the function first, then its arguments: "
                                          "graphc.trace(f, x)")
     with gc_paused():
-        return trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k))
+        graph = trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k))
+    if values:
+        from .trace_display import with_values
+        return with_values(graph, fn, args, kwargs)
+    return graph
 
 
 def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
