@@ -18,6 +18,7 @@ from .capture import Spec, gc_paused, live, trace_into
 from .compiled import DEFAULT_CACHE_SIZE, Compiled, make_compiled
 from .errors import OptionError
 from .ir import Graph
+from .tracebacks import hidden_frames
 from .tracing import current_trace
 
 __all__ = ["trace", "grad", "value_and_grad", "compile", "export", "render", "scope", "Spec",
@@ -85,21 +86,22 @@ def trace(fn, *args, values=False, **kwargs) -> Graph:
         exp = np.exp(z1)                            # f64[]  ...            = 20.085536923187668
         return exp
     """
-    if isinstance(fn, Compiled):
+    with hidden_frames():
+        if isinstance(fn, Compiled):
+            if values:
+                return fn.trace(*args, values=True, **kwargs)
+            return fn.graph(*args, **kwargs)
+        if not callable(fn):
+            raise errors.SignatureError(f"graphc.trace needs a function to trace, got "
+                                        f"{type(fn).__name__} {fn!r:.40}",
+                                        hint="pass the function first, then its arguments: "
+                                             "graphc.trace(f, x)")
+        with gc_paused():
+            graph = trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k))
         if values:
-            return fn.trace(*args, values=True, **kwargs)
-        return fn.graph(*args, **kwargs)
-    if not callable(fn):
-        raise errors.SignatureError(f"graphc.trace needs a function to trace, got "
-                                    f"{type(fn).__name__} {fn!r:.40}",
-                                    hint="pass the function first, then its arguments: "
-                                         "graphc.trace(f, x)")
-    with gc_paused():
-        graph = trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k))
-    if values:
-        from .trace_display import with_values
-        return with_values(graph, fn, args, kwargs)
-    return graph
+            from .trace_display import with_values
+            return with_values(graph, fn, args, kwargs)
+        return graph
 
 
 def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
@@ -282,16 +284,17 @@ def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
     >>> graphc.export(graphc.grad(f), np.ones(3), path=path, overwrite=True) == path
     True
     """
-    from ._files import check_path, check_target, write_atomic
-    where = errors.user_where()
-    path = check_path(path, "graphc.export", where=where)
-    # Refuse an existing target before tracing (cheap, and the usual mistake);
-    # write_atomic checks again, atomically, when it writes.
-    check_target(path, overwrite, "graphc.export", where=where)
-    compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
-    source = compiled.source(*args, **kwargs)
-    write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
-    return path
+    with hidden_frames():
+        from ._files import check_path, check_target, write_atomic
+        where = errors.user_where()
+        path = check_path(path, "graphc.export", where=where)
+        # Refuse an existing target before tracing (cheap, and the usual mistake);
+        # write_atomic checks again, atomically, when it writes.
+        check_target(path, overwrite, "graphc.export", where=where)
+        compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
+        source = compiled.source(*args, **kwargs)
+        write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
+        return path
 
 
 def _check_call_kwargs(fn_or_graph, kwargs, draw_options) -> None:
