@@ -74,7 +74,7 @@ def _title(compiled) -> str:
 def compiled_markdown(compiled) -> str:
     """A Markdown summary of a compiled callable (notebooks)."""
     sigs = _signatures(compiled)
-    lines = [f"**{_title(compiled)}**: {len(sigs)} signature{'s' if len(sigs) != 1 else ''} "
+    lines = [f"**{html.escape(_title(compiled))}**: {len(sigs)} signature{'s' if len(sigs) != 1 else ''} "
              f"compiled (cache size {compiled.cache_size})"]
     lines += [f"- `({s})`" for s in sigs]
     if not sigs:
