@@ -273,6 +273,8 @@ class TraceTable(Graph):
     def _repr_html_(self) -> str:
         return rows_html(self.rows())
 
+    _repr_svg_ = None     # a notebook shows the table (graphc.render draws the graph)
+
 
 def rows_html(rows) -> str:
     """An HTML table of trace rows (notebooks; no scripts, no styles from outside)."""
