@@ -412,12 +412,12 @@ class Compiled:
     def trace(self, *args, values=False, **kwargs) -> Graph:
         """The evaluation trace for these arguments, as printed for reading.
 
-        For ``grad`` and ``value_and_grad``: the forward pass, then the backward
-        pass with one adjoint line per named value (``d_z5 = d_z6 * z4``), the
-        lecture's table (:mod:`graphc.trace_display`); the generated code may
-        fold some of them away (``.graph()`` is that optimized graph).  With
-        ``values=True`` every line also shows its value for these arguments
-        (a :class:`graphc.trace_table.TraceTable`).
+        For ``grad`` and ``value_and_grad``: the forward pass, its value, then the
+        backward pass with one adjoint line per named value (``d_z5 = d_z6 * z4``),
+        the lecture's table (:mod:`graphc.trace_display`); the generated code may
+        fold some of them away (``.graph()`` is that optimized graph).  Returns a
+        :class:`graphc.TraceTable`; with ``values=True`` every line also shows its
+        value for these arguments (``.rows()``, ``.value(name)``).
         """
         with hidden_frames():
             from .trace_display import display_trace

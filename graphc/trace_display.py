@@ -30,6 +30,8 @@ def display_trace(compiled, args, kwargs, values=False) -> TraceTable:
     backward pass with one adjoint per named value; for other transforms their
     traced graph without argument aliases and dead code.
     """
+    if hasattr(compiled, "_args"):         # jvp: (primals, tangents) -> flat arguments
+        args, kwargs = compiled._args(*args, **kwargs), {}
     kind = compiled._kind
     if kind in ("grad", "value_and_grad"):
         name = f"graphc.{kind}({compiled.__wrapped__.__name__})" \

@@ -152,3 +152,15 @@ def test_rows_html_escapes():
     table = graphc.trace(lambda x: x * 2.0, 1.0, values=True)
     html = table._repr_html_()
     assert html.startswith("<table") and "<b>mul</b>" in html and "2.0" in html
+
+
+def test_other_transforms_trace_with_values():
+    def f(x):
+        return np.sum(np.sin(x) * x)
+    x = np.arange(3.0)
+    jt = graphc.jvp(f).trace((x,), (np.ones(3),), values=True)
+    np.testing.assert_allclose(jt.value("dot_sum"), np.sum(np.cos(x) * x + np.sin(x)), rtol=1e-14)
+    ht = graphc.hessian(f).trace(x, values=True)
+    np.testing.assert_allclose(ht.values[ht.outputs[0]], graphc.hessian(f)(x), rtol=1e-14)
+    vt = graphc.vmap(graphc.grad(f)).trace(np.ones((2, 3)), values=True)
+    np.testing.assert_allclose(vt.value("d_x"), graphc.vmap(graphc.grad(f))(np.ones((2, 3))))
