@@ -19,7 +19,7 @@ import numpy as np
 
 from .codegen import Emitter, _forward_text, _head_label, _reserve_inputs
 from .interpret import evaluate
-from .ir import Graph
+from .ir import SUBGRAPH_OPS, Graph
 from .primitive import type_str
 from .source_comments import source_text, where_short, with_comment
 
@@ -200,7 +200,12 @@ def table_text(graph: Graph, values: dict | None = None) -> str:
             if r.section == "backward":
                 lines.append(("", None))
             lines.append((f"    # {r.header}", None))
+        if not r.code:                # a loop's results: its own lines name them
+            continue
         code = r.code.split("\n")
+        if r.op in SUBGRAPH_OPS:      # a loop or branch comments its own lines
+            lines.extend(("    " + line, None) for line in code)
+            continue
         comment = r.type if r.section != "forward" else \
             "  ".join(t for t in (r.type, where_short(r.where)) if t)
         if r.op == "guard":
@@ -279,15 +284,17 @@ class TraceTable(Graph):
 def rows_html(rows) -> str:
     """An HTML table of trace rows (notebooks; no scripts, no styles from outside)."""
     esc = html.escape
-    out = ['<table class="graphc-trace"><tr><th>name</th><th>computed as</th><th>type</th>'
-           '<th>line</th><th>value</th><th>adjoint</th></tr>']
+    td = '<td style="text-align:left">'
+    out = ['<table class="graphc-trace"><tr>' + "".join(
+        f'<th style="text-align:left">{h}</th>'
+        for h in ("name", "computed as", "type", "line", "value", "adjoint")) + "</tr>"]
     for r in rows:
         if r.header:
-            out.append(f'<tr><td colspan="6"><i># {esc(r.header)}</i></td></tr>')
+            out.append(f'<tr>{td[:-1]} colspan="6"><i># {esc(r.header)}</i></td></tr>')
         adj = f"{esc(r.adjoint)} = {esc(r.adjoint_value)}" if r.adjoint else ""
-        out.append(f"<tr><td><b>{esc(r.name)}</b></td><td><code>{esc(r.code)}</code></td>"
-                   f"<td>{esc(r.type)}</td><td>{esc(where_short(r.where))}</td>"
-                   f"<td><code>{esc(r.value)}</code></td><td><code>{adj}</code></td></tr>")
+        out.append(f"<tr>{td}<b>{esc(r.name)}</b></td>{td}<code>{esc(r.code)}</code></td>"
+                   f"{td}{esc(r.type)}</td>{td}{esc(where_short(r.where))}</td>"
+                   f"{td}<code>{esc(r.value)}</code></td>{td}<code>{adj}</code></td></tr>")
     out.append("</table>")
     return "".join(out)
 

@@ -164,3 +164,17 @@ def test_other_transforms_trace_with_values():
     np.testing.assert_allclose(ht.values[ht.outputs[0]], graphc.hessian(f)(x), rtol=1e-14)
     vt = graphc.vmap(graphc.grad(f)).trace(np.ones((2, 3)), values=True)
     np.testing.assert_allclose(vt.value("d_x"), graphc.vmap(graphc.grad(f))(np.ones((2, 3))))
+
+
+def test_loops_print_their_own_lines_and_values_match():
+    from graphc.target import example_inputs, load_function
+    fn = load_function(f"{ROOT / 'examples' / 'rnn_scan.py'}:loss")
+    args, kwargs = example_inputs(fn, {})
+    table = graphc.grad(fn).trace(*args, values=True, **kwargs)
+    text = str(table)
+    assert "for t in range(10):" in text and "(9 values)" not in text
+    assert all(ln.count("#") <= 1 for ln in text.splitlines()), text
+    want = graphc.grad(fn)(*args, **kwargs)
+    got = {r.name: table.values[r.node] for r in table.rows() if r.name.startswith("d_W")}
+    for k in ("Wx", "Wh", "Wo"):
+        np.testing.assert_allclose(got[f"d_{k}"], want[k], rtol=1e-12, atol=1e-14)
