@@ -86,3 +86,12 @@ def test_readme_tour_runs_twice(tmp_path, monkeypatch, capsys):
     first = (tmp_path / "f_grad.py").read_text()
     _run(BLOCKS[0], "tour", tmp_path, monkeypatch)
     assert (tmp_path / "f_grad.py").read_text() == first
+
+
+@pytest.mark.slow
+def test_demo_shows_the_lecture_table(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    step = out.split("=== 2/")[1].split("=== 3/")[0]
+    assert "z1 = w1 / w2" in step and "= 3.0" in step
+    assert "# seed: dz6/dz6" in step and "d_z2 = d_z5" in step and "= 154.31901669702975" in step
