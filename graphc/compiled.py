@@ -469,7 +469,8 @@ class _FiniteChecked(Compiled):
             return out
         entry = self._entry(args, kwargs)
         params, values = from_function(self._fn, args, kwargs)
-        raise explain_nonfinite(entry.graph, flatten(tuple(values))[0], self.__name__)
+        with hidden_frames():         # the traceback: the user's call alone
+            raise explain_nonfinite(entry.graph, flatten(tuple(values))[0], self.__name__)
 
 
 def make_compiled(fn, kind, argnums=0, has_aux=False, *, cache_size, check_finite):
