@@ -30,6 +30,7 @@ from .errors import (ControlFlowError, EscapedTracerError, ExportError, GradErro
                      GraphcWarning, InPlaceError, NonFiniteError, OptionError, RenderError, ShapeError,
                      SignatureError, TracingError, UnsupportedError)
 from .ir import Graph
+from .trace_table import TraceRow, TraceTable
 from .jvp_vjp import jvp, vjp
 from .second_order import hvp, stop_gradient
 from .vmap import vmap
@@ -40,6 +41,7 @@ from .report import report
 __version__ = "0.1.0"
 
 __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "jvp", "vjp", "hvp", "stop_gradient", "vmap", "jacobian", "jacrev", "jacfwd", "hessian", "custom_vjp", "custom_jvp", "checkpoint", "compile", "export", "Spec", "example", "Graph",
+           "TraceTable", "TraceRow",
            "scan", "fori_loop", "while_loop", "cond", "switch",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",

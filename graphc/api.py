@@ -17,6 +17,7 @@ from .capture import Spec, gc_paused, live, trace_into
 from .compiled import DEFAULT_CACHE_SIZE, Compiled, make_compiled
 from .errors import OptionError
 from .ir import Graph
+from .tracebacks import hidden_frames
 from .tracing import current_trace
 
 __all__ = ["trace", "grad", "value_and_grad", "compile", "export", "render", "scope", "Spec",
@@ -41,7 +42,7 @@ def example(*args, **kwargs):
     return deco
 
 
-def trace(fn, *args, **kwargs) -> Graph:
+def trace(fn, *args, values=False, **kwargs) -> Graph:
     """Trace ``fn`` on example arguments into a :class:`graphc.Graph`.
 
     Parameters
@@ -51,11 +52,19 @@ def trace(fn, *args, **kwargs) -> Graph:
     *args, **kwargs
         Example arguments (arrays, Python floats, pytrees of them, or
         :class:`Spec` placeholders).  Python ints, bools and strings are static.
+    values : bool, default False
+        Also compute every value for these arguments: ``print`` then shows each
+        line with its value (scalars in full, arrays summarized); for
+        ``graphc.grad(f)`` the backward pass shows each adjoint (see
+        :meth:`graphc.Compiled.trace`).  ``values`` is graphc's keyword: it is
+        never passed to ``fn``.
 
     Returns
     -------
     Graph
         The evaluation trace; ``print(graph)`` shows one line per operation.
+        With ``values=True`` a :class:`graphc.trace_table.TraceTable`, whose
+        ``.rows()`` give the table as data.
 
     Examples
     --------
@@ -68,16 +77,30 @@ def trace(fn, *args, **kwargs) -> Graph:
         z1 = w1 / w2 ...
         exp = np.exp(z1) ...
         return exp
+    >>> print(graphc.trace(f, 1.5, 0.5, values=True))  # doctest: +ELLIPSIS
+    f(w1: f64[], w2: f64[]):
+        w1                                          # f64[]  argument       = 1.5
+        w2                                          # f64[]  argument       = 0.5
+        z1 = w1 / w2                                # f64[]  ...            = 3.0
+        exp = np.exp(z1)                            # f64[]  ...            = 20.085536923187668
+        return exp
     """
-    if isinstance(fn, Compiled):
-        return fn.graph(*args, **kwargs)
-    if not callable(fn):
-        raise errors.SignatureError(f"graphc.trace needs a function to trace, got "
-                                    f"{type(fn).__name__} {fn!r:.40}",
-                                    hint="pass the function first, then its arguments: "
-                                         "graphc.trace(f, x)")
-    with gc_paused():
-        return trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k))
+    with hidden_frames():
+        if isinstance(fn, Compiled):
+            if values:
+                return fn.trace(*args, values=True, **kwargs)
+            return fn.graph(*args, **kwargs)
+        if not callable(fn):
+            raise errors.SignatureError(f"graphc.trace needs a function to trace, got "
+                                        f"{type(fn).__name__} {fn!r:.40}",
+                                        hint="pass the function first, then its arguments: "
+                                             "graphc.trace(f, x)")
+        with gc_paused():
+            graph = trace_into(fn, args, kwargs, lambda a, k: live(fn)(*a, **k))
+        if values:
+            from .trace_display import with_values
+            return with_values(graph, fn, args, kwargs)
+        return graph
 
 
 def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
@@ -260,16 +283,17 @@ def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
     >>> graphc.export(graphc.grad(f), np.ones(3), path=path, overwrite=True) == path
     True
     """
-    from ._files import check_path, check_target, write_atomic
-    where = errors.user_where()
-    path = check_path(path, "graphc.export", where=where)
-    # Refuse an existing target before tracing (cheap, and the usual mistake);
-    # write_atomic checks again, atomically, when it writes.
-    check_target(path, overwrite, "graphc.export", where=where)
-    compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
-    source = compiled.source(*args, **kwargs)
-    write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
-    return path
+    with hidden_frames():
+        from ._files import check_path, check_target, write_atomic
+        where = errors.user_where()
+        path = check_path(path, "graphc.export", where=where)
+        # Refuse an existing target before tracing (cheap, and the usual mistake);
+        # write_atomic checks again, atomically, when it writes.
+        check_target(path, overwrite, "graphc.export", where=where)
+        compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
+        source = compiled.source(*args, **kwargs)
+        write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
+        return path
 
 
 def _check_call_kwargs(fn_or_graph, kwargs, draw_options) -> None:

@@ -51,11 +51,11 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
     outs, seeds = (out, seed) if isinstance(out, list) else ([out], [seed])
     trace = outs[0]._trace
     g = trace.graph
+    keep = getattr(trace, "keep_adjoints", False)      # graphc/trace_display.py
     cts: dict[int, Tracer] = {}
     for out, seed in zip(outs, seeds):
         if seed is None:
-            with trace.context(section="backward"):
-                seed = trace.lift(1.0 if out.aval.weak else np.ones(out.shape, out.dtype))
+            seed = _seed(g, trace, out, keep)
         if g[seed.node].adjoint_of is None:
             g[seed.node].adjoint_of = out.node
         cts[out.node] = _accumulate(g, trace, cts.get(out.node), seed)
@@ -69,6 +69,8 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
         if node.op in SUBGRAPH_OPS:        # loops and branches (graphc/control)
             _structured_vjp(g, trace, nid, ct, active, cts)
             continue
+        if keep and (node.name or nid in trace.names) and not _claimable(g[ct.node], nid):
+            ct = cts[nid] = _kept(g, trace, ct, nid)
         _mark_adjoint(g, ct.node, nid)
         prim = REGISTRY.get(node.op)
         if prim is None or prim.vjp is NOT_DIFFERENTIABLE:
@@ -132,6 +134,33 @@ def _fit(ct: Tracer, aval) -> Tracer:
     if ct.dtype != aval.dtype:
         ct = astype(ct, dtype=aval.dtype)
     return ct
+
+
+def _seed(g, trace, out: Tracer, keep: bool) -> Tracer:
+    """The backward pass's seed: 1.0 (ones), the output's own adjoint."""
+    with trace.context(section="backward"):
+        seed = trace.lift(1.0 if out.aval.weak else np.ones(out.shape, out.dtype))
+        return _kept(g, trace, seed, out.node, block=False) if keep else seed
+
+
+def _kept(g, trace, ct: Tracer, primal: int, block: bool = True) -> Tracer:
+    """``d_<name> = ct`` as a node of its own (an identity: never folded at trace time),
+    so that the trace shows one adjoint per named value, as the lecture's table does.
+    ``block``: it opens the ``grad of`` block of ``primal`` (not for the seed)."""
+    node = g[primal]
+    block_attrs = {"grad_of": primal, "where": node.where} if block else {}
+    with trace.context(section="backward", scope=node.scope, **block_attrs):
+        attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
+        nid = g.add_node("identity", (ct.node,), ct.aval, where=trace.attrs.get("where"),
+                         **attrs)
+    g[nid].adjoint_of = primal
+    return trace.tracer(nid)
+
+
+def _claimable(node, primal: int) -> bool:
+    """A backward node that is (or can become) the adjoint of ``primal``."""
+    return node.op not in ("input", "const") and node.section == "backward" \
+        and node.adjoint_of in (None, primal)
 
 
 def _mark_adjoint(g, ct_node: int, primal: int) -> None:

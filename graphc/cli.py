@@ -3,15 +3,15 @@
 ::
 
     graphc demo [--out DIR]                       # the tour: the lecture's examples end to end
-    graphc trace  FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [--cost]
-                                                  # print the evaluation trace (and its FLOPs)
+    graphc trace  FILE.py[:FUNC] [--arg ...] [--grad [--argnums 0,1]] [--values] [--cost]
+                                                  # print the evaluation trace (values, FLOPs)
     graphc source FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [-o OUT.py]
     graphc render FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [--collapse] [--flops]
                   -o OUT.svg|png|pdf|dot          # draw the graph (format from the suffix)
     graphc check  FILE.py:FUNC [--arg ...] [--argnums 0,1]   # SymPy verification report
 
 ``FILE.py:FUNC`` names a function in a Python file; the file is imported as a
-module by path.  Example inputs come from ``@graphc.example(*args, **kwargs)``
+module by path (``FILE.py`` alone: its one ``@graphc.example`` function).  Example inputs come from ``@graphc.example(*args, **kwargs)``
 on the function, and ``--arg NAME=VALUE`` adds or replaces them by parameter
 name:
 
@@ -86,12 +86,14 @@ def cmd_trace(ns) -> int:
     fn, args, kwargs = _target(ns)
     if ns.grad:
         fn = graphc.grad(fn, argnums=_parse_argnums(ns.argnums, len(args)))
+        # the lecture's layout: one adjoint line per named value (graphc/trace_display.py)
+        print(fn.trace(*args, values=ns.values, **kwargs))
     elif ns.argnums is not None:
         raise UsageError("--argnums only makes sense with --grad")
-    g = graphc.trace(fn, *args, **kwargs)
-    print(g)
-    if ns.cost:
-        print(cost_text(g))
+    else:
+        print(graphc.trace(fn, *args, values=ns.values, **kwargs))
+    if ns.cost:       # the FLOPs of the graph the generated code computes
+        print(cost_text(graphc.trace(fn, *args, **kwargs)))
     return 0
 
 
@@ -207,10 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo(sub) -> None:
+    from .demo import DEMO_STEPS
+    steps = "\n".join(f"  {i}. {(s.__doc__ or s.__name__).strip().splitlines()[0]}"
+                      for i, s in enumerate(DEMO_STEPS, 1))
     p = sub.add_parser("demo", help="the tour: the lecture's examples end to end",
-                       description="A short tour: the lecture's autodiff example traced, "
-                                   "differentiated, checked against the closed form, and "
-                                   "exported as a standalone NumPy module.")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="A tour of about twenty seconds, in "
+                                   f"{len(DEMO_STEPS)} steps:\n{steps}\n\n"
+                                   "It writes its files (the lecture's example, the exported "
+                                   "gradient module, the drawings) into DIR and ends with the "
+                                   "list of them; running it again replaces the files it wrote "
+                                   "itself and refuses to touch any others.")
     p.add_argument("--out", default="graphc-demo", metavar="DIR",
                    help="folder for the files the demo writes (default: ./graphc-demo/)")
     p.add_argument("--overwrite", action="store_true",
@@ -221,7 +230,8 @@ def _add_demo(sub) -> None:
 def _target_parser(sub, name, help_, description):
     """A subcommand on ``FILE.py:FUNC``, with its ``--arg`` inputs."""
     q = sub.add_parser(name, help=help_, description=description)
-    q.add_argument("target", metavar="FILE.py:FUNC", help="the function to trace")
+    q.add_argument("target", metavar="FILE.py:FUNC",
+                   help="the function to trace (FILE.py alone: its one @graphc.example function)")
     q.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
                    help=_ARG_HELP)
     return q
@@ -234,6 +244,9 @@ def _add_trace(sub) -> None:
                    help="the trace of graphc.grad(FUNC): forward and backward pass")
     p.add_argument("--argnums", metavar="I[,J...]",
                    help="with --grad: which positional arguments to differentiate (default 0)")
+    p.add_argument("--values", action="store_true",
+                   help="show each value for the example inputs (scalars in full, arrays "
+                        "summarized); with --grad the backward pass shows each adjoint")
     p.add_argument("--cost", action="store_true",
                    help="add graph.cost(): FLOPs forward/backward, bytes, FLOPs by op")
     p.set_defaults(run=cmd_trace)

@@ -26,6 +26,7 @@ from .passes import optimize
 from .pytree import flatten, is_static
 from .signature import Param, from_function
 from .avals import aval_of
+from .tracebacks import filter_traceback, hidden_frames
 from .tracing import Tracer, current_trace
 from .transforms import grad_body
 
@@ -183,6 +184,15 @@ class Compiled:
     def __repr__(self):
         return f"<graphc.{self._kind} of {function_name(self._fn)}>"
 
+    # --- notebooks: a summary of the signatures compiled (graphc/display.py) ----
+    def _repr_html_(self):
+        from .display import compiled_html
+        return compiled_html(self)
+
+    def _repr_markdown_(self):
+        from .display import compiled_markdown
+        return compiled_markdown(self)
+
     # --- pickling (multiprocessing, Dask): the function and options, not the cache ----
     def __reduce_ex__(self, protocol):
         # A decorated module-level function (@graphc.grad def f) is the module's
@@ -323,23 +333,29 @@ class Compiled:
 
     def __call__(self, *args, **kwargs):
         # The cached path, inlined from _entry: every call pays it (W1: ~0.5 µs).
+        # An error leaves with graphc's frames hidden (graphc/tracebacks.py); the
+        # try costs nothing until something raises.
         try:
-            key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
-        except _Traced:
-            return self._inline(args, kwargs)
-        except RecursionError:
-            flatten((args, kwargs))   # a pytree nested too deep: its clear error
+            try:
+                key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
+            except _Traced:
+                return self._inline(args, kwargs)
+            except RecursionError:
+                flatten((args, kwargs))   # a pytree nested too deep: its clear error
+                raise
+            entry = self._cache.get(key)
+            if entry is not self._last:
+                entry = self._lookup(key, entry, args, kwargs)
+            if entry.has_spec:
+                raise errors.SignatureError(f"{self.__name__} was called with a graphc.Spec placeholder",
+                                  hint="Specs describe inputs for .source(), .graph() and graphc.trace; "
+                                       "call the function with arrays")
+            if entry.closure:
+                return self._call_closure(entry, key, args, kwargs)
+            return entry.fn(*args, **kwargs)
+        except Exception as e:
+            filter_traceback(e)
             raise
-        entry = self._cache.get(key)
-        if entry is not self._last:
-            entry = self._lookup(key, entry, args, kwargs)
-        if entry.has_spec:
-            raise errors.SignatureError(f"{self.__name__} was called with a graphc.Spec placeholder",
-                              hint="Specs describe inputs for .source(), .graph() and graphc.trace; "
-                                   "call the function with arrays")
-        if entry.closure:
-            return self._call_closure(entry, key, args, kwargs)
-        return entry.fn(*args, **kwargs)
 
     def _call_closure(self, entry, key, args, kwargs, retraced=False):
         """Call ``entry`` with the current contents of the arrays it closes over.
@@ -378,16 +394,34 @@ class Compiled:
         return self._body()(list(args), dict(kwargs))
 
     def source(self, *args, **kwargs) -> str:
-        """The generated module text for this signature."""
-        return self._entry(args, kwargs).source
+        """The generated module text for this signature (a ``str``; in a notebook it
+        displays as highlighted code)."""
+        with hidden_frames():
+            from .display import SourceText
+            return SourceText(self._entry(args, kwargs).source)
 
     def graph(self, *args, **kwargs) -> Graph:
         """The optimized graph the generated code was made from (with guards: of the
         path these arguments take)."""
-        entry = self._entry(args, kwargs)
-        if isinstance(entry, Paths):
-            return entry.path_of(args, kwargs).entry.graph
-        return entry.graph
+        with hidden_frames():
+            entry = self._entry(args, kwargs)
+            if isinstance(entry, Paths):
+                return entry.path_of(args, kwargs).entry.graph
+            return entry.graph
+
+    def trace(self, *args, values=False, **kwargs) -> Graph:
+        """The evaluation trace for these arguments, as printed for reading.
+
+        For ``grad`` and ``value_and_grad``: the forward pass, its value, then the
+        backward pass with one adjoint line per named value (``d_z5 = d_z6 * z4``),
+        the lecture's table (:mod:`graphc.trace_display`); the generated code may
+        fold some of them away (``.graph()`` is that optimized graph).  Returns a
+        :class:`graphc.TraceTable`; with ``values=True`` every line also shows its
+        value for these arguments (``.rows()``, ``.value(name)``).
+        """
+        with hidden_frames():
+            from .trace_display import display_trace
+            return display_trace(self, args, kwargs, values=values)
 
     def export_name(self):
         return naming.sanitize(self.__name__)
@@ -435,7 +469,8 @@ class _FiniteChecked(Compiled):
             return out
         entry = self._entry(args, kwargs)
         params, values = from_function(self._fn, args, kwargs)
-        raise explain_nonfinite(entry.graph, flatten(tuple(values))[0], self.__name__)
+        with hidden_frames():         # the traceback: the user's call alone
+            raise explain_nonfinite(entry.graph, flatten(tuple(values))[0], self.__name__)
 
 
 def make_compiled(fn, kind, argnums=0, has_aux=False, *, cache_size, check_finite):

@@ -140,10 +140,15 @@ def step_example(ctx: DemoContext) -> None:
 
 
 def step_trace(ctx: DemoContext) -> None:
-    """Its evaluation trace at (w1, w2) = (1.5, 0.5)"""
-    f, _ = _lecture(ctx)
-    print("graphc.trace(f, 1.5, 0.5): one line per operation, with your names:\n")
-    print(graphc.trace(f, *_W))
+    """Its evaluation trace at (w1, w2) = (1.5, 0.5), with values and adjoints"""
+    f, df = _lecture(ctx)
+    print("graphc.trace(f, 1.5, 0.5, values=True): one line per operation, with your names\n"
+          "and the value each computed:\n")
+    print(graphc.trace(f, *_W, values=True))
+    text = str(df.trace(*_W, values=True))
+    print("\ndf.trace(1.5, 0.5, values=True) adds the backward pass, one adjoint d_<name> per\n"
+          "value (the lecture's table):\n")
+    print(text[text.index("    # seed"):])
 
 
 def step_gradient(ctx: DemoContext) -> None:

@@ -13,6 +13,8 @@ import os
 import re
 import sys
 
+from .cells import display_where
+
 _GRAPHC_DIR = os.path.dirname(os.path.abspath(__file__))
 _NUMPY_DIR = None
 
@@ -108,7 +110,7 @@ class GraphcError(Exception):
         self.where = where
         self.hint = hint
         self.message = message
-        text = f"{where}: {message}" if where else message
+        text = f"{display_where(where)}: {message}" if where else message
         line = source_line(where)
         if line:
             text += f"\n    {line}"

@@ -10,6 +10,7 @@ import os
 import re
 import tokenize
 
+from .cells import cell_label
 from .errors import source_line
 
 __all__ = ["COMMENT_COL", "source_text", "where_short", "with_comment"]
@@ -18,11 +19,12 @@ COMMENT_COL = 44
 
 
 def where_short(where):
-    """``file.py:LINE`` of a node's ``where`` (the directory dropped)."""
+    """``file.py:LINE`` of a node's ``where`` (the directory dropped; a notebook
+    cell as ``In[3]:LINE``, graphc/cells.py)."""
     if not where:
         return ""
     path, _, line = where.rpartition(":")
-    return f"{os.path.basename(path)}:{line}"
+    return f"{cell_label(path) or os.path.basename(path)}:{line}"
 
 
 def with_comment(code, text):

@@ -107,8 +107,12 @@ def _import_error_text(e: BaseException, file: pathlib.Path) -> str:
 
 
 def load_function(target: str):
-    """Import ``FILE.py`` by path and return its attribute ``FUNC`` (dots allowed)."""
+    """Import ``FILE.py`` by path and return its attribute ``FUNC`` (dots allowed).
+
+    ``FILE.py`` alone names the file's one ``@graphc.example`` function."""
     path, sep, name = target.rpartition(":")
+    if not sep and target.endswith(".py"):
+        return _only_example(target)
     if not sep or not path or not name:
         raise UsageError(f"expected FILE.py:FUNC, got {target!r} "
                          "(for example examples/autodiff_trace.py:f)")
@@ -129,6 +133,24 @@ def load_function(target: str):
     if not callable(obj):
         raise UsageError(f"{path}:{name} is a {type(obj).__name__}, not a function")
     return obj
+
+
+def _only_example(path: str):
+    """The one function of ``path`` decorated with ``@graphc.example``."""
+    module = load_module(path)
+    found = {k: v for k, v in vars(module).items()
+             if callable(v) and hasattr(v, "__graphc_example__") and not k.startswith("_")
+             and getattr(v, "__module__", None) == module.__name__}
+    if len(found) == 1:
+        return next(iter(found.values()))
+    names = ", ".join(f"{path}:{k}" for k in sorted(found))
+    if found:
+        raise UsageError(f"{path} has {len(found)} @graphc.example functions; name one: {names}")
+    funcs = sorted(k for k, v in vars(module).items()
+                   if inspect.isfunction(v) and v.__module__ == module.__name__
+                   and not k.startswith("_"))
+    raise UsageError(f"{path} has no @graphc.example function, so name the function: "
+                     + (", ".join(f"{path}:{k}" for k in funcs) if funcs else f"{path}:FUNC"))
 
 
 # --- --arg NAME=VALUE ----------------------------------------------------------------

@@ -492,7 +492,9 @@ def test_missing_args_exit_2(user_file, capsys):
 
 @pytest.mark.parametrize("argv, needle", [
     (["trace", "nofile.py:f"], "no such file"),
-    (["trace", str(EXAMPLE)], "FILE.py:FUNC"),
+    # FILE.py alone names its one @graphc.example function; with two, name one
+    (["trace", str(EXAMPLE.parent / "activations.py")], "name one"),
+    (["trace", str(EXAMPLE)[:-3]], "FILE.py:FUNC"),
     (["trace", f"{EXAMPLE}:nope"], "no function 'nope'"),
     (["trace", TARGET, "--arg", "q=1.0"], "no parameter 'q'"),
     (["trace", TARGET, "--arg", "w1=q8[2]"], "unknown dtype"),

@@ -26,7 +26,7 @@ def _run(code, name, tmp_path, monkeypatch):
 
 def test_readme_has_python_blocks():
     assert len(BLOCKS) >= 2
-    assert "graphc.export(df, 1.5, 0.5, path=\"f_grad.py\")" in BLOCKS[0]
+    assert "graphc.export(df, 1.5, 0.5, path=\"f_grad.py\", overwrite=True)" in BLOCKS[0]
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))

@@ -25,7 +25,7 @@ NODE_DICT = re.compile(r"\.nx\.nodes\b|nodes\(data=")
 
 # docs/architecture.md, "Layers": a module imports only its own layer or lower ones.
 LAYERS = {
-    "1 ground floor": "errors naming precedence primitive avals pytree signature ir _files",
+    "1 ground floor": "cells tracebacks errors naming precedence primitive avals pytree signature ir _files",
     "2 ops": "ops ops._rules ops._samples ops._numpy_table ops.flips ops.assemble ops.splitting ops.einsum ops.products ops.elementwise ops.activation ops.reduce ops.shape "
              "ops.index ops.linalg ops.conv ops.pool ops.random ops.composite "
              "ops.statistics ops.stat_samples ops.scans ops.norms "
@@ -39,10 +39,11 @@ LAYERS = {
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work codegen_writes codegen_workspace control.emit control.prune guards "
-                  "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page",
+                  "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
+                  "trace_table",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
-                      "vmap jacobians report",
+                      "vmap jacobians report trace_display display",
     "6 package": "",
 }
 

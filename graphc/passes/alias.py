@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 
-def drop_aliases(graph):
-    """Replace every use of an ``identity`` node by its argument, in place."""
+def drop_aliases(graph, keep=()):
+    """Replace every use of an ``identity`` node by its argument, in place.
+
+    ``keep``: identity nodes to leave (the kept adjoints of a displayed trace,
+    graphc/trace_display.py)."""
     aliases = {}
     for nid in graph.order():
         node = graph[nid]
-        if node.op != "identity":
+        if node.op != "identity" or nid in keep:
             continue
         src = node.args[0]
         aliases[nid] = aliases.get(src, src)
