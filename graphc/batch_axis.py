@@ -1,0 +1,462 @@
+"""Proof that a loss is a sum or mean of per-example terms (data parallelism).
+
+:func:`prove` walks a traced forward graph and gives every value a state:
+
+- :data:`FREE`: independent of the batch arguments (parameters, constants);
+- :class:`Row` ``(axis, scale)``: one slice along ``axis`` per example, each slice
+  a function of its own example only.  ``scale`` is set once the value has been
+  multiplied by a constant that depends on the batch size (``l / n``): from then
+  on only linear operations are allowed until the sum over examples;
+- :class:`Red` ``(terms, offset)``: a linear function of sums over examples,
+  ``sum_j a_j S_j + b``, with ``a_j`` the constant factors (``1/n`` of a mean) and
+  ``offset`` true when a batch-independent ``b`` was added.
+
+Elementwise ops, matmul on non-batch axes, reductions over other axes, transposes
+and reshapes that keep the batch axis keep a :class:`Row`; the only way from a
+:class:`Row` to the scalar loss is a ``sum`` over the batch axis followed by
+linear operations.  Anything else on a batch value (``x - x.mean(0)``, a max or
+sort over examples, a reshape that merges the batch axis, random numbers drawn
+per row) raises :class:`BatchAxisError` naming the user's line.
+
+:func:`graphc.batch_chunks.chunk_weights` turns the proofs of the whole batch's graph and each
+chunk's graph into the weight of each chunk's (value, gradient): ``a_N / a_r``
+(``r/N`` for a mean, 1 for a sum).  :func:`graphc.batch_chunks.compare` checks that a chunk's graph
+is the whole batch's graph at another size and finds the constants that depend
+on the batch size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UnsupportedError
+from .primitive import REGISTRY
+
+__all__ = ["BatchAxisError", "FREE", "FREE_N", "Row", "Red", "Proof", "prove",
+           "refuse"]
+
+
+class BatchAxisError(UnsupportedError):
+    """The loss is not provably a sum or mean of per-example terms."""
+
+    default_hint = ("data parallelism needs loss = mean (or sum) over examples of a per-example "
+                    "term; compute batch statistics outside the loss, or use graphc.value_and_grad "
+                    "on the whole batch")
+
+
+@dataclass(frozen=True)
+class Free:
+    """Independent of the batch; ``sized`` when it depends on the batch size."""
+
+    sized: bool = False
+
+
+FREE, FREE_N = Free(False), Free(True)
+
+
+@dataclass(frozen=True)
+class Row:
+    axis: int
+    scale: float | None = None
+
+
+@dataclass(frozen=True)
+class Red:
+    terms: tuple
+    offset: bool = False
+
+
+@dataclass(frozen=True)
+class Proof:
+    """The loss is ``sum_j terms[j] * S_j (+ b if offset)``; ``terms`` are numbers."""
+
+    terms: tuple
+    offset: bool
+
+
+_PASS = {"identity", "stop_gradient", "contiguous", "astype"}
+_REDUCE = {"sum", "max", "min", "any", "all", "argmax", "argmin"}
+
+
+def prove(g, batch_inputs, sized=frozenset(), label="graphc.dask") -> Proof:
+    """The :class:`Proof` for graph ``g`` whose input nodes ``batch_inputs`` are
+    chunked along axis 0; ``sized`` are nodes whose value depends on the batch size
+    (from :func:`compare`).  Raises :class:`BatchAxisError`."""
+    env = {}
+    live = _live(g)
+    for nid in g.order():
+        if nid not in live:
+            continue
+        node = g[nid]
+        if node.op == "input":
+            env[nid] = Row(0) if nid in batch_inputs else FREE
+        elif node.op == "const":
+            env[nid] = FREE_N if nid in sized else FREE
+        else:
+            env[nid] = _step(g, nid, [env[a] for a in node.args], label)
+    out = g.outputs[0]
+    state = env[out]
+    if isinstance(state, Free):
+        refuse(g, out, label, "the loss does not depend on the batch arguments")
+    if isinstance(state, Row) or g[out].shape != ():
+        refuse(g, out, label, "the loss is not reduced over the examples (a scalar sum or mean)")
+    return Proof(state.terms, state.offset)
+
+
+def _live(g):
+    seen, stack = set(), list(g.outputs)
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(g[n].args)
+    return seen
+
+
+def refuse(g, nid, label, why, hint=None):
+    name = g[nid].name
+    what = f"{name} = {g[nid].op}" if name else g[nid].op
+    raise BatchAxisError(f"{label}: {why} ({what})", where=g[nid].where, hint=hint)
+
+
+def _step(g, nid, states, label):
+    node = g[nid]
+    if all(isinstance(s, Free) for s in states):
+        return FREE_N if any(s.sized for s in states) else FREE
+    op = node.op
+    if op == "guard":
+        refuse(g, nid, label, "Python control flow (if/while/bool) on a value computed from "
+                "the batch", hint="use np.where to choose per example")
+    prim = REGISTRY.get(op)
+    if op in _PASS or (prim is not None and prim.elementwise):
+        return _elementwise(g, nid, states, label)
+    rule = _RULES.get(op)
+    if rule is None:
+        refuse(g, nid, label, f"graphc cannot prove that {op} keeps the examples apart")
+    return rule(g, nid, states, label)
+
+
+# --- elementwise ----------------------------------------------------------------------------
+def _const_scalar(g, nid):
+    """The value of a scalar (size-1) constant node, or None."""
+    node = g[nid]
+    if node.op != "const" or int(np.prod(node.shape, dtype=np.int64)) != 1:
+        return None
+    return float(np.asarray(node.value, dtype=np.float64).reshape(()))
+
+
+def _elementwise(g, nid, states, label):
+    node = g[nid]
+    if any(isinstance(s, Red) for s in states):
+        return _linear_red(g, nid, states, label)
+    out_nd = len(node.shape)
+    pos = {s.axis + out_nd - len(g[a].shape) for a, s in zip(node.args, states) if isinstance(s, Row)}
+    if len(pos) != 1:
+        refuse(g, nid, label, "combines values whose example axes differ (pairs of examples)")
+    pos = pos.pop()
+    scales = [s.scale for s in states if isinstance(s, Row)]
+    scale = None
+    if any(sc is not None for sc in scales):
+        scale = _scaled_row(g, nid, states, scales, label)
+    for a, s in zip(node.args, states):
+        if isinstance(s, Row):
+            if g[a].shape[s.axis] != node.shape[pos]:
+                refuse(g, nid, label, "broadcasts the example axis")
+            continue
+        factor = _const_scalar(g, a)
+        if s.sized:
+            if factor is None or node.op not in ("mul", "div") or (node.op == "div" and a == node.args[0]):
+                refuse(g, nid, label, "uses a value computed from the batch size with "
+                        "per-example values", hint="divide the summed loss instead (np.mean(l) "
+                        "or np.sum(l) / n)")
+            scale = (scale or 1.0) * (factor if node.op == "mul" else 1.0 / factor)
+            continue
+        _check_free_operand(g, nid, a, pos, label)
+    return Row(pos, scale)
+
+
+def _check_free_operand(g, nid, a, pos, label):
+    """A batch-independent operand must be the same for every example."""
+    shape = g[a].shape
+    at = pos - (len(g[nid].shape) - len(shape))
+    if at < 0 or shape[at] == 1:
+        return
+    if g[a].op == "const":
+        value = np.asarray(g[a].value)
+        if (value == np.take(value, [0], axis=at)).all():
+            return
+    refuse(g, nid, label, "combines the examples with a value that has one entry per example "
+            "but does not come from the batch arguments (random numbers, np.arange(n) ...)")
+
+
+def _scaled_row(g, nid, states, scales, label):
+    """A row scaled by a batch-size constant: linear operations only."""
+    op = g[nid].op
+    known = {sc for sc in scales if sc is not None}
+    rows = [s for s in states if isinstance(s, Row)]
+    if op in ("add", "sub") and len(rows) == 2 and len(known) == 1 and None not in scales:
+        return known.pop()
+    if op in _PASS or op == "neg":
+        return -scales[0] if op == "neg" else scales[0]
+    if op in ("mul", "div") and len(rows) == 1:
+        return scales[0]          # the other factor is checked by the caller
+    refuse(g, nid, label, f"applies {op} to a per-example value already scaled by a "
+            "constant that depends on the batch size", hint="scale the summed loss instead "
+            "(np.sum(f(l)) / n, not np.sum(f(l / n)))")
+
+
+def _linear_red(g, nid, states, label):
+    """A linear operation on sums over examples."""
+    node, op = g[nid], g[nid].op
+    if any(isinstance(s, Row) for s in states):
+        refuse(g, nid, label, "uses a sum or mean over the examples (a batch statistic) "
+                "together with per-example values: the examples are mixed")
+    reds = [(i, s) for i, s in enumerate(states) if isinstance(s, Red)]
+    if op in _PASS or op == "neg":
+        s = states[0]
+        return Red(tuple(-t for t in s.terms), s.offset) if op == "neg" else s
+    if op in ("add", "sub"):
+        terms, offset = (), False
+        for i, s in enumerate(states):
+            sign = -1.0 if (op == "sub" and i == 1) else 1.0
+            if isinstance(s, Red):
+                terms += tuple(sign * t for t in s.terms)
+                offset = offset or s.offset
+            elif s.sized:
+                refuse(g, nid, label, "adds a term that depends on the batch size to the loss")
+            elif _const_scalar(g, node.args[i]) != 0.0:
+                offset = True
+        return Red(terms, offset)
+    if op in ("mul", "div") and len(reds) == 1:
+        i, s = reds[0]
+        other = node.args[1 - i]
+        factor = _const_scalar(g, other)
+        if factor is not None and not (op == "div" and i == 1):
+            factor = factor if op == "mul" else 1.0 / factor
+            return Red(tuple(t * factor for t in s.terms), s.offset)
+        refuse(g, nid, label, "multiplies the sum over examples by a computed value",
+                hint="only constant factors (the 1/n of a mean) are allowed after the sum")
+    refuse(g, nid, label, f"applies {op} to a sum over the examples (not linear)")
+
+
+# --- reductions, products, shapes -------------------------------------------------------------
+def _axes(params, nd):
+    axis = params.get("axis")
+    if axis is None:
+        return tuple(range(nd))
+    axis = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(int(a) % nd for a in axis) if nd else ()
+
+
+def _reduce(g, nid, states, label):
+    node, s = g[nid], states[0]
+    x = node.args[0]
+    if isinstance(s, Red):
+        if node.op == "sum":
+            return s
+        refuse(g, nid, label, f"{node.op} of a sum over the examples")
+    axes = _axes(node.params, len(g[x].shape))
+    if s.axis in axes:
+        if node.op != "sum":
+            refuse(g, nid, label, f"{node.op} over the examples (only a sum or mean of "
+                    "per-example terms splits over chunks)")
+        return Red((1.0 if s.scale is None else s.scale,))
+    if s.scale is not None and node.op != "sum":
+        _scaled_row(g, nid, states, [s.scale], label)
+    keep = node.params.get("keepdims", False)
+    return Row(s.axis if keep else s.axis - sum(a < s.axis for a in axes), s.scale)
+
+
+def _along_axis(g, nid, states, label):
+    """log_softmax, cumsum, cumprod: along one axis, which must not be the batch axis."""
+    node, s = g[nid], states[0]
+    if not isinstance(s, Row) or s.scale is not None:
+        refuse(g, nid, label, f"{node.op} of a sum over the examples or of a scaled value")
+    if int(node.params["axis"]) % len(g[node.args[0]].shape) == s.axis:
+        refuse(g, nid, label, f"{node.op} along the example axis mixes the examples")
+    return s
+
+
+def _matmul(g, nid, states, label):
+    node = g[nid]
+    out_nd = len(node.shape)
+    if any(isinstance(s, Red) for s in states):
+        refuse(g, nid, label, "matrix product with a sum over the examples")
+    nds = [len(g[a].shape) for a in node.args]
+    out_batch = out_nd - (2 if min(nds) >= 2 else 1)   # leading (stacked) axes of the result
+    positions = []
+    for nd, s, contracted in zip(nds, states, (-1, -2)):
+        if not isinstance(s, Row):
+            continue
+        if nd == 1 or s.axis == nd + contracted:
+            refuse(g, nid, label, "the matrix product sums over the example axis")
+        if s.axis == nd - 2 and contracted == -1:      # a row of the left operand
+            positions.append(out_nd - 1 if nds[1] == 1 else out_nd - 2)
+        elif s.axis == nd - 1:                         # a column of the right operand
+            positions.append(out_nd - 1)
+        else:
+            positions.append(s.axis + out_batch - (nd - 2))
+    if len(set(positions)) != 1 or (len(positions) == 2 and positions[0] >= out_batch):
+        refuse(g, nid, label, "the matrix product combines different examples")
+    scales = [s.scale for s in states if isinstance(s, Row) and s.scale is not None]
+    if scales and len(positions) == 2:
+        refuse(g, nid, label, "a product of two scaled per-example values")
+    return Row(positions[0], scales[0] if scales else None)
+
+
+def _transpose(g, nid, states, label):
+    s = states[0]
+    if isinstance(s, Red):
+        return s
+    return Row(list(g[nid].params["axes"]).index(s.axis), s.scale)
+
+
+def _reshape(g, nid, states, label):
+    s = states[0]
+    if isinstance(s, Red):
+        return s
+    src, dst = g[g[nid].args[0]].shape, g[nid].shape
+    before = int(np.prod(src[:s.axis], dtype=np.int64))
+    for k, n in enumerate(dst):
+        if n == src[s.axis] and int(np.prod(dst[:k], dtype=np.int64)) == before:
+            return Row(k, s.scale)
+    refuse(g, nid, label, f"reshape {src} -> {dst} merges or splits the example axis",
+            hint="keep the examples on their own axis: x.reshape(n, -1)")
+
+
+def _broadcast_to(g, nid, states, label):
+    s = states[0]
+    if isinstance(s, Red):
+        return s
+    x = g[nid].args[0]
+    pos = s.axis + len(g[nid].shape) - len(g[x].shape)
+    if g[nid].shape[pos] != g[x].shape[s.axis]:
+        refuse(g, nid, label, "broadcasts the example axis")
+    return Row(pos, s.scale)
+
+
+def _concatenate(g, nid, states, label):
+    node = g[nid]
+    rows = {(s.axis, s.scale) for s in states if isinstance(s, Row)}
+    if len(rows) != 1 or any(isinstance(s, Red) for s in states):
+        refuse(g, nid, label, "concatenates values whose example axes differ")
+    axis, scale = rows.pop()
+    if int(node.params["axis"]) % len(node.shape) == axis:
+        refuse(g, nid, label, "concatenates along the example axis")
+    for a, s in zip(node.args, states):
+        if isinstance(s, Free):
+            if s.sized and not _uniform_row_const(g, a, axis):
+                refuse(g, nid, label, "concatenates a value computed from the batch size")
+            _check_free_operand(g, nid, a, axis, label)
+    return Row(axis, scale)
+
+
+def _uniform_row_const(g, a, axis):
+    return g[a].op == "const" and bool((np.asarray(g[a].value) == np.take(
+        np.asarray(g[a].value), [0], axis=axis)).all())
+
+
+def _take_along_axis(g, nid, states, label):
+    node = g[nid]
+    idx, (sx, si) = node.args[1], states
+    if not isinstance(sx, Row) or isinstance(si, Red) or int(node.params["axis"]) % len(node.shape) == sx.axis:
+        refuse(g, nid, label, "take_along_axis along (or across) the example axis")
+    if isinstance(si, Row) and si.axis != sx.axis:
+        refuse(g, nid, label, "take_along_axis with indices of other examples")
+    if isinstance(si, Free):
+        _check_free_operand(g, nid, idx, sx.axis, label)
+    return sx
+
+
+def _expand(spec, nd):
+    """The index with the ellipsis (or the missing trailing axes) as full slices."""
+    used = sum(1 for item in spec if item[0] in ("slice", "int", "array"))
+    full = [("slice", None, None, None)] * (nd - used)
+    if any(item[0] == "ellipsis" for item in spec):
+        out = []
+        for item in spec:
+            out.extend(full if item[0] == "ellipsis" else [item])
+        return out
+    return list(spec) + full
+
+
+def _is_full(item, extent):
+    return (item[0] == "slice" and item[1] in (None, 0) and item[3] in (None, 1)
+            and (item[2] is None or item[2] >= extent))
+
+
+def _out_positions(spec):
+    """``(position of each spec item's output axis or None, start of the advanced block)``."""
+    arrays = [i for i, item in enumerate(spec) if item[0] == "array"]
+    contiguous = arrays == list(range(arrays[0], arrays[-1] + 1)) if arrays else True
+    start = (sum(1 for item in spec[:arrays[0]] if item[0] in ("slice", "none"))
+             if arrays and contiguous else 0)
+    return start, contiguous
+
+
+def _getitem(g, nid, states, label):
+    node = g[nid]
+    x, sx, idx = node.args[0], states[0], list(zip(node.args[1:], states[1:]))
+    spec = _expand(node.params["spec"], len(g[x].shape))
+    if isinstance(sx, Red) or any(isinstance(s, Red) for _, s in idx):
+        if isinstance(sx, Red) and all(isinstance(s, Free) and not s.sized for _, s in idx):
+            return sx          # picking entries of the sums is linear
+        refuse(g, nid, label, "indexes with a sum over the examples")
+    arrays = [item for item in spec if item[0] == "array"]
+    if arrays and any(item[0] == "int" for item in spec):
+        refuse(g, nid, label, "graphc cannot prove that mixed integer and array indexing "
+                "keeps the examples apart")
+    if isinstance(sx, Free):
+        return _gather(g, nid, spec, idx, label)
+    k = [i for i, item in enumerate(spec) if item[0] != "none"][sx.axis]
+    axis_item = spec[k]
+    if axis_item[0] == "slice":
+        if (not _is_full(axis_item, g[x].shape[sx.axis]) or any(isinstance(s, Row) for _, s in idx)
+                or any(s.sized for _, s in idx)):
+            refuse(g, nid, label, "indexes the example axis (selects, reorders or pairs examples)")
+        start, contiguous = _out_positions(spec)
+        before = sum(1 for item in spec[:k] if item[0] in ("slice", "none"))
+        if arrays and (not contiguous or spec.index(arrays[0]) < k):
+            before += len(np.broadcast_shapes(*(g[a].shape for a, _ in idx)))
+        return Row(before, sx.scale)
+    return _pick_rows(g, nid, spec, axis_item, idx, sx, label)
+
+
+def _gather(g, nid, spec, idx, label):
+    """``E[y]``: a batch-independent table indexed by per-example indices."""
+    rows = [(a, s) for a, s in idx if isinstance(s, Row)]
+    if len(idx) != 1 or len(rows) != 1 or rows[0][1].scale is not None:
+        refuse(g, nid, label, "graphc cannot prove that this indexing keeps the examples apart")
+    start, _ = _out_positions(spec)
+    return Row(start + rows[0][1].axis)
+
+
+def _pick_rows(g, nid, spec, axis_item, idx, sx, label):
+    """``logp[np.arange(n), y]``: each example's own row, one entry per example."""
+    x = g[nid].args[0]
+    a_axis, _ = idx[axis_item[1]]
+    value = np.asarray(g[a_axis].value) if g[a_axis].op == "const" else None
+    extent = g[x].shape[sx.axis]
+    if value is None or value.shape != (extent,) or not (value == np.arange(extent)).all():
+        refuse(g, nid, label, "indexes the example axis with an array other than "
+                "np.arange(n) (selects, reorders or pairs examples)")
+    for a, s in idx:
+        if a == a_axis:
+            continue
+        if len(g[a].shape) != 1 or (isinstance(s, Row) and s.scale is not None):
+            refuse(g, nid, label, "graphc cannot prove that this indexing keeps the examples apart")
+        if isinstance(s, Free):
+            if s.sized and not _uniform_row_const(g, a, 0):
+                refuse(g, nid, label, "indexes with a value computed from the batch size")
+            _check_free_operand(g, nid, a, 0, label)
+    start, _ = _out_positions(spec)
+    return Row(start, sx.scale)
+
+
+_RULES = {"sum": _reduce, "max": _reduce, "min": _reduce, "any": _reduce, "all": _reduce,
+          "argmax": _reduce, "argmin": _reduce, "log_softmax": _along_axis,
+          "cumsum": _along_axis, "cumprod": _along_axis, "matmul": _matmul,
+          "transpose": _transpose, "reshape": _reshape, "broadcast_to": _broadcast_to,
+          "concatenate": _concatenate, "take_along_axis": _take_along_axis,
+          "getitem": _getitem}
