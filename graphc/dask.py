@@ -89,6 +89,12 @@ class DaskValueAndGrad:
         self._lock = threading.Lock()
         self.__name__ = f"{getattr(fn, '__name__', 'fn')}_dask_value_and_grad"
 
+    def __getstate__(self):       # pickles as the function and options (plans are rebuilt)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_plans", "_client")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock(), _plans={}, _client=None)
+
     def __repr__(self):
         return f"<graphc.dask.value_and_grad of {getattr(self._fn, '__name__', self._fn)!r}>"
 
