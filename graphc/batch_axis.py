@@ -166,10 +166,13 @@ def _elementwise(g, nid, states, label):
             continue
         factor = _const_scalar(g, a)
         if s.sized:
-            if factor is None or node.op not in ("mul", "div") or (node.op == "div" and a == node.args[0]):
+            if factor is None:
+                refuse(g, nid, label, "combines the examples with a value that depends on the "
+                       "batch size (random numbers drawn per row, np.arange(n) ...)")
+            if node.op not in ("mul", "div") or (node.op == "div" and a == node.args[0]):
                 refuse(g, nid, label, "uses a value computed from the batch size with "
-                        "per-example values", hint="divide the summed loss instead (np.mean(l) "
-                        "or np.sum(l) / n)")
+                       "per-example values", hint="divide the summed loss instead (np.mean(l) "
+                       "or np.sum(l) / n)")
             scale = (scale or 1.0) * (factor if node.op == "mul" else 1.0 / factor)
             continue
         _check_free_operand(g, nid, a, pos, label)
@@ -411,6 +414,8 @@ def _getitem(g, nid, states, label):
         return _gather(g, nid, spec, idx, label)
     k = [i for i, item in enumerate(spec) if item[0] != "none"][sx.axis]
     axis_item = spec[k]
+    if axis_item[0] == "int":
+        refuse(g, nid, label, "indexes the example axis (picks one example)")
     if axis_item[0] == "slice":
         if (not _is_full(axis_item, g[x].shape[sx.axis]) or any(isinstance(s, Row) for _, s in idx)
                 or any(s.sized for _, s in idx)):
@@ -433,25 +438,32 @@ def _gather(g, nid, spec, idx, label):
 
 
 def _pick_rows(g, nid, spec, axis_item, idx, sx, label):
-    """``logp[np.arange(n), y]``: each example's own row, one entry per example."""
+    """``logp[np.arange(n), y]``: each example's own row (the arange may be broadcast,
+    as ``np.take_along_axis`` builds it)."""
     x = g[nid].args[0]
     a_axis, _ = idx[axis_item[1]]
-    value = np.asarray(g[a_axis].value) if g[a_axis].op == "const" else None
     extent = g[x].shape[sx.axis]
-    if value is None or value.shape != (extent,) or not (value == np.arange(extent)).all():
+    value = np.asarray(g[a_axis].value) if g[a_axis].op == "const" else np.zeros((0, 0))
+    long = [i for i, n in enumerate(value.shape) if n != 1] or [value.ndim - 1]
+    if (len(long) != 1 or value.ndim == 0 or value.shape[long[0]] != extent
+            or not (value.reshape(-1) == np.arange(extent)).all()):
         refuse(g, nid, label, "indexes the example axis with an array other than "
-                "np.arange(n) (selects, reorders or pairs examples)")
+               "np.arange(n) (selects, reorders or pairs examples)")
+    nb = len(np.broadcast_shapes(*(g[a].shape for a, _ in idx)))
+    jb = nb - value.ndim + long[0]
     for a, s in idx:
+        nd = len(g[a].shape)
         if a == a_axis:
             continue
-        if len(g[a].shape) != 1 or (isinstance(s, Row) and s.scale is not None):
-            refuse(g, nid, label, "graphc cannot prove that this indexing keeps the examples apart")
-        if isinstance(s, Free):
-            if s.sized and not _uniform_row_const(g, a, 0):
+        if isinstance(s, Row):
+            if s.axis + nb - nd != jb or s.scale is not None:
+                refuse(g, nid, label, "indexes with the indices of other examples")
+        elif jb - (nb - nd) >= 0:
+            if s.sized and not _uniform_row_const(g, a, jb - (nb - nd)):
                 refuse(g, nid, label, "indexes with a value computed from the batch size")
-            _check_free_operand(g, nid, a, 0, label)
+            _check_free_operand(g, nid, a, jb + len(g[nid].shape) - nb, label)
     start, _ = _out_positions(spec)
-    return Row(start, sx.scale)
+    return Row(start + jb, sx.scale)
 
 
 _RULES = {"sum": _reduce, "max": _reduce, "min": _reduce, "any": _reduce, "all": _reduce,

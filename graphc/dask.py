@@ -15,6 +15,7 @@ Imported on demand (``graphc.dask``); ``import graphc`` does not import Dask.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import threading
 
 import numpy as np
@@ -126,7 +127,7 @@ class DaskValueAndGrad:
                 raise SignatureError(f"graphc.dask.value_and_grad: argument {i} has unknown "
                                      "chunk sizes", where=where, hint="call x.compute_chunk_sizes()")
             arrays.append(x)
-        rows = arrays[0].chunks[0]
+        rows = _no_single_rows(arrays[0].chunks[0])
         for i, x in zip(batch, arrays):
             if x.shape[0] != arrays[0].shape[0]:
                 raise SignatureError(f"graphc.dask.value_and_grad: batch arguments {batch[0]} and "
@@ -176,6 +177,20 @@ class DaskValueAndGrad:
             return default_client()
         except (ImportError, ValueError):
             return None
+
+
+def _no_single_rows(rows):
+    """Row chunks with each 1-row chunk merged into a neighbour (one row tells nothing
+    about which axis is the example axis; graphc's proof reads it from the sizes)."""
+    out = []
+    for r in rows:
+        if r == 1 and out:
+            out[-1] += 1
+        elif out and out[-1] == 1:
+            out[-1] += int(r)
+        else:
+            out.append(int(r))
+    return tuple(out)
 
 
 def _tree_sum(parts, k):
@@ -234,3 +249,7 @@ def _add(*trees):
     for t in trees[1:]:
         total = total + t
     return total
+
+
+if importlib.util.find_spec("dask") is None:   # the example needs Dask (an optional extra)
+    value_and_grad.__doc__ = value_and_grad.__doc__.split("    Examples")[0]
