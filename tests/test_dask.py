@@ -162,3 +162,16 @@ def test_import_graphc_does_not_import_dask():
             "assert callable(graphc.dask.value_and_grad); print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_training_example_runs_against_a_scheduler_address(client, monkeypatch):
+    """examples/dask_train.py with --scheduler ADDRESS (here the test cluster's)."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "dask_train.py"
+    spec = importlib.util.spec_from_file_location("_dask_train_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    losses, acc = example.main(scheduler=client.scheduler.address, steps=4, synthetic=True)
+    assert len(losses) == 4 and losses[-1] < losses[0] and 0.0 <= acc <= 1.0
+    assert client.status == "running"        # the example closed only its own client
