@@ -26,7 +26,8 @@ on the batch size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextvars
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,8 +58,12 @@ FREE, FREE_N = Free(False), Free(True)
 
 @dataclass(frozen=True)
 class Row:
+    """Values along ``axis`` belong to example ``(i // inner) % rows``: ``inner`` > 1 or a
+    longer axis when the examples were merged with other axes (a convolution's layout)."""
+
     axis: int
     scale: float | None = None
+    inner: int = 1
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class Proof:
     offset: bool
 
 
+#: the number of examples (rows of the batch arguments) in the graph being proved
+_ROWS = contextvars.ContextVar("graphc_batch_rows", default=1)
 _PASS = {"identity", "stop_gradient", "contiguous", "astype"}
 _REDUCE = {"sum", "max", "min", "any", "all", "argmax", "argmin"}
 
@@ -85,6 +92,15 @@ def prove(g, batch_inputs, sized=frozenset(), label="graphc.dask") -> Proof:
     (from :func:`compare`).  Raises :class:`BatchAxisError`."""
     env = {}
     live = _live(g)
+    rows = next((g[n].shape[0] for n in g.inputs if n in batch_inputs), 1)
+    token = _ROWS.set(rows)
+    try:
+        return _walk(g, batch_inputs, sized, label, env, live)
+    finally:
+        _ROWS.reset(token)
+
+
+def _walk(g, batch_inputs, sized, label, env, live):
     for nid in g.order():
         if nid not in live:
             continue
@@ -151,10 +167,11 @@ def _elementwise(g, nid, states, label):
     if any(isinstance(s, Red) for s in states):
         return _linear_red(g, nid, states, label)
     out_nd = len(node.shape)
-    pos = {s.axis + out_nd - len(g[a].shape) for a, s in zip(node.args, states) if isinstance(s, Row)}
+    pos = {(s.axis + out_nd - len(g[a].shape), s.inner)
+           for a, s in zip(node.args, states) if isinstance(s, Row)}
     if len(pos) != 1:
         refuse(g, nid, label, "combines values whose example axes differ (pairs of examples)")
-    pos = pos.pop()
+    pos, inner = pos.pop()
     scales = [s.scale for s in states if isinstance(s, Row)]
     scale = None
     if any(sc is not None for sc in scales):
@@ -176,7 +193,7 @@ def _elementwise(g, nid, states, label):
             scale = (scale or 1.0) * (factor if node.op == "mul" else 1.0 / factor)
             continue
         _check_free_operand(g, nid, a, pos, label)
-    return Row(pos, scale)
+    return Row(pos, scale, inner)
 
 
 def _check_free_operand(g, nid, a, pos, label):
@@ -268,7 +285,7 @@ def _reduce(g, nid, states, label):
     if s.scale is not None and node.op != "sum":
         _scaled_row(g, nid, states, [s.scale], label)
     keep = node.params.get("keepdims", False)
-    return Row(s.axis if keep else s.axis - sum(a < s.axis for a in axes), s.scale)
+    return replace(s, axis=s.axis if keep else s.axis - sum(a < s.axis for a in axes))
 
 
 def _along_axis(g, nid, states, label):
@@ -295,24 +312,24 @@ def _matmul(g, nid, states, label):
         if nd == 1 or s.axis == nd + contracted:
             refuse(g, nid, label, "the matrix product sums over the example axis")
         if s.axis == nd - 2 and contracted == -1:      # a row of the left operand
-            positions.append(out_nd - 1 if nds[1] == 1 else out_nd - 2)
+            positions.append((out_nd - 1 if nds[1] == 1 else out_nd - 2, s.inner))
         elif s.axis == nd - 1:                         # a column of the right operand
-            positions.append(out_nd - 1)
+            positions.append((out_nd - 1, s.inner))
         else:
-            positions.append(s.axis + out_batch - (nd - 2))
-    if len(set(positions)) != 1 or (len(positions) == 2 and positions[0] >= out_batch):
+            positions.append((s.axis + out_batch - (nd - 2), s.inner))
+    if len(set(positions)) != 1 or (len(positions) == 2 and positions[0][0] >= out_batch):
         refuse(g, nid, label, "the matrix product combines different examples")
     scales = [s.scale for s in states if isinstance(s, Row) and s.scale is not None]
     if scales and len(positions) == 2:
         refuse(g, nid, label, "a product of two scaled per-example values")
-    return Row(positions[0], scales[0] if scales else None)
+    return Row(positions[0][0], scales[0] if scales else None, positions[0][1])
 
 
 def _transpose(g, nid, states, label):
     s = states[0]
     if isinstance(s, Red):
         return s
-    return Row(list(g[nid].params["axes"]).index(s.axis), s.scale)
+    return replace(s, axis=list(g[nid].params["axes"]).index(s.axis))
 
 
 def _reshape(g, nid, states, label):
@@ -320,10 +337,13 @@ def _reshape(g, nid, states, label):
     if isinstance(s, Red):
         return s
     src, dst = g[g[nid].args[0]].shape, g[nid].shape
-    before = int(np.prod(src[:s.axis], dtype=np.int64))
+    # the example index is (flat // inner_flat) % rows in the row-major order of both
+    inner_flat = s.inner * int(np.prod(src[s.axis + 1:], dtype=np.int64))
+    rows = _ROWS.get()
     for k, n in enumerate(dst):
-        if n == src[s.axis] and int(np.prod(dst[:k], dtype=np.int64)) == before:
-            return Row(k, s.scale)
+        after = int(np.prod(dst[k + 1:], dtype=np.int64))
+        if inner_flat % after == 0 and n % (rows * (inner_flat // after)) == 0:
+            return replace(s, axis=k, inner=inner_flat // after)
     refuse(g, nid, label, f"reshape {src} -> {dst} merges or splits the example axis",
             hint="keep the examples on their own axis: x.reshape(n, -1)")
 
@@ -336,15 +356,15 @@ def _broadcast_to(g, nid, states, label):
     pos = s.axis + len(g[nid].shape) - len(g[x].shape)
     if g[nid].shape[pos] != g[x].shape[s.axis]:
         refuse(g, nid, label, "broadcasts the example axis")
-    return Row(pos, s.scale)
+    return replace(s, axis=pos)
 
 
 def _concatenate(g, nid, states, label):
     node = g[nid]
-    rows = {(s.axis, s.scale) for s in states if isinstance(s, Row)}
+    rows = {(s.axis, s.scale, s.inner) for s in states if isinstance(s, Row)}
     if len(rows) != 1 or any(isinstance(s, Red) for s in states):
         refuse(g, nid, label, "concatenates values whose example axes differ")
-    axis, scale = rows.pop()
+    axis, scale, inner = rows.pop()
     if int(node.params["axis"]) % len(node.shape) == axis:
         refuse(g, nid, label, "concatenates along the example axis")
     for a, s in zip(node.args, states):
@@ -352,7 +372,7 @@ def _concatenate(g, nid, states, label):
             if s.sized and not _uniform_row_const(g, a, axis):
                 refuse(g, nid, label, "concatenates a value computed from the batch size")
             _check_free_operand(g, nid, a, axis, label)
-    return Row(axis, scale)
+    return Row(axis, scale, inner)
 
 
 def _uniform_row_const(g, a, axis):
@@ -365,105 +385,20 @@ def _take_along_axis(g, nid, states, label):
     idx, (sx, si) = node.args[1], states
     if not isinstance(sx, Row) or isinstance(si, Red) or int(node.params["axis"]) % len(node.shape) == sx.axis:
         refuse(g, nid, label, "take_along_axis along (or across) the example axis")
-    if isinstance(si, Row) and si.axis != sx.axis:
+    if isinstance(si, Row) and (si.axis, si.inner) != (sx.axis, sx.inner):
         refuse(g, nid, label, "take_along_axis with indices of other examples")
     if isinstance(si, Free):
         _check_free_operand(g, nid, idx, sx.axis, label)
     return sx
 
 
-def _expand(spec, nd):
-    """The index with the ellipsis (or the missing trailing axes) as full slices."""
-    used = sum(1 for item in spec if item[0] in ("slice", "int", "array"))
-    full = [("slice", None, None, None)] * (nd - used)
-    if any(item[0] == "ellipsis" for item in spec):
-        out = []
-        for item in spec:
-            out.extend(full if item[0] == "ellipsis" else [item])
-        return out
-    return list(spec) + full
-
-
-def _is_full(item, extent):
-    return (item[0] == "slice" and item[1] in (None, 0) and item[3] in (None, 1)
-            and (item[2] is None or item[2] >= extent))
-
-
-def _out_positions(spec):
-    """``(position of each spec item's output axis or None, start of the advanced block)``."""
-    arrays = [i for i, item in enumerate(spec) if item[0] == "array"]
-    contiguous = arrays == list(range(arrays[0], arrays[-1] + 1)) if arrays else True
-    start = (sum(1 for item in spec[:arrays[0]] if item[0] in ("slice", "none"))
-             if arrays and contiguous else 0)
-    return start, contiguous
-
-
-def _getitem(g, nid, states, label):
-    node = g[nid]
-    x, sx, idx = node.args[0], states[0], list(zip(node.args[1:], states[1:]))
-    spec = _expand(node.params["spec"], len(g[x].shape))
-    if isinstance(sx, Red) or any(isinstance(s, Red) for _, s in idx):
-        if isinstance(sx, Red) and all(isinstance(s, Free) and not s.sized for _, s in idx):
-            return sx          # picking entries of the sums is linear
-        refuse(g, nid, label, "indexes with a sum over the examples")
-    arrays = [item for item in spec if item[0] == "array"]
-    if arrays and any(item[0] == "int" for item in spec):
-        refuse(g, nid, label, "graphc cannot prove that mixed integer and array indexing "
-                "keeps the examples apart")
-    if isinstance(sx, Free):
-        return _gather(g, nid, spec, idx, label)
-    k = [i for i, item in enumerate(spec) if item[0] != "none"][sx.axis]
-    axis_item = spec[k]
-    if axis_item[0] == "int":
-        refuse(g, nid, label, "indexes the example axis (picks one example)")
-    if axis_item[0] == "slice":
-        if (not _is_full(axis_item, g[x].shape[sx.axis]) or any(isinstance(s, Row) for _, s in idx)
-                or any(s.sized for _, s in idx)):
-            refuse(g, nid, label, "indexes the example axis (selects, reorders or pairs examples)")
-        start, contiguous = _out_positions(spec)
-        before = sum(1 for item in spec[:k] if item[0] in ("slice", "none"))
-        if arrays and (not contiguous or spec.index(arrays[0]) < k):
-            before += len(np.broadcast_shapes(*(g[a].shape for a, _ in idx)))
-        return Row(before, sx.scale)
-    return _pick_rows(g, nid, spec, axis_item, idx, sx, label)
-
-
-def _gather(g, nid, spec, idx, label):
-    """``E[y]``: a batch-independent table indexed by per-example indices."""
-    rows = [(a, s) for a, s in idx if isinstance(s, Row)]
-    if len(idx) != 1 or len(rows) != 1 or rows[0][1].scale is not None:
-        refuse(g, nid, label, "graphc cannot prove that this indexing keeps the examples apart")
-    start, _ = _out_positions(spec)
-    return Row(start + rows[0][1].axis)
-
-
-def _pick_rows(g, nid, spec, axis_item, idx, sx, label):
-    """``logp[np.arange(n), y]``: each example's own row (the arange may be broadcast,
-    as ``np.take_along_axis`` builds it)."""
-    x = g[nid].args[0]
-    a_axis, _ = idx[axis_item[1]]
-    extent = g[x].shape[sx.axis]
-    value = np.asarray(g[a_axis].value) if g[a_axis].op == "const" else np.zeros((0, 0))
-    long = [i for i, n in enumerate(value.shape) if n != 1] or [value.ndim - 1]
-    if (len(long) != 1 or value.ndim == 0 or value.shape[long[0]] != extent
-            or not (value.reshape(-1) == np.arange(extent)).all()):
-        refuse(g, nid, label, "indexes the example axis with an array other than "
-               "np.arange(n) (selects, reorders or pairs examples)")
-    nb = len(np.broadcast_shapes(*(g[a].shape for a, _ in idx)))
-    jb = nb - value.ndim + long[0]
-    for a, s in idx:
-        nd = len(g[a].shape)
-        if a == a_axis:
-            continue
-        if isinstance(s, Row):
-            if s.axis + nb - nd != jb or s.scale is not None:
-                refuse(g, nid, label, "indexes with the indices of other examples")
-        elif jb - (nb - nd) >= 0:
-            if s.sized and not _uniform_row_const(g, a, jb - (nb - nd)):
-                refuse(g, nid, label, "indexes with a value computed from the batch size")
-            _check_free_operand(g, nid, a, jb + len(g[nid].shape) - nb, label)
-    start, _ = _out_positions(spec)
-    return Row(start + jb, sx.scale)
+def _windows(g, nid, states, label):
+    """im2col, max_pool: windows over axes 2 and 3 of an NCHW image (more axes after
+    them for im2col are carried along)."""
+    s = states[0]
+    if not isinstance(s, Row) or s.axis in (2, 3) or (s.scale is not None and g[nid].op != "im2col"):
+        refuse(g, nid, label, f"{g[nid].op} slides its windows over the example axis")
+    return s
 
 
 _RULES = {"sum": _reduce, "max": _reduce, "min": _reduce, "any": _reduce, "all": _reduce,
@@ -471,4 +406,8 @@ _RULES = {"sum": _reduce, "max": _reduce, "min": _reduce, "any": _reduce, "all":
           "cumsum": _along_axis, "cumprod": _along_axis, "matmul": _matmul,
           "transpose": _transpose, "reshape": _reshape, "broadcast_to": _broadcast_to,
           "concatenate": _concatenate, "take_along_axis": _take_along_axis,
-          "getitem": _getitem}
+          "im2col": _windows, "max_pool": _windows}
+
+from .batch_axis_index import getitem_rule  # noqa: E402  (uses the states and helpers above)
+
+_RULES["getitem"] = getitem_rule

@@ -115,6 +115,10 @@ def flattened(W, X, y):
     return np.sum(X.reshape(-1)[:5] * W[0, 0])
 
 
+def paired_rows(W, X, y):
+    return np.sum(X.reshape(X.shape[0] // 2, -1) @ np.ones(8) * W[0, 0])
+
+
 def pairwise(W, X, y):
     d = X[:, None, :] - X[None, :, :]
     return np.sum(d ** 2) * W[0, 0]
@@ -177,7 +181,8 @@ def control_flow(W, X, y):
     (batch_norm, (1, 2), "batch statistic"),
     (centered, (1, 2), "batch statistic"),
     (sorted_loss, (1, 2), "argsort"),
-    (flattened, (1, 2), "merges or splits the example axis"),
+    (flattened, (1, 2), "indexes the example axis"),
+    (paired_rows, (1,), "merges or splits the example axis"),
     (pairwise, (1,), "example axes differ"),
     (sum_plus_reg, (1, 2), "each chunk would add it once"),
     (scaled_then_exp, (1,), "scaled by a constant that depends on the batch size"),
@@ -210,6 +215,25 @@ def test_refusal_points_at_the_mixing_line():
         prove_split(batch_norm, (W, X, Y), (1, 2), ROWS)
     line = batch_norm.__code__.co_firstlineno + 1
     assert info.value.where == f"{__file__}:{line}"
+
+
+def lenet(p, X, y):
+    h = graphc.nn.relu(graphc.nn.conv2d(X, p["k"]) + p["c"][:, None, None])
+    h = graphc.nn.max_pool2d(h, 2)
+    h = h.reshape(h.shape[0], -1)
+    return graphc.nn.cross_entropy(h @ p["W"], y)
+
+
+def test_convolutions_keep_the_examples_apart():
+    """conv2d's layout merges the examples with other axes and splits them again: the
+    proof follows the example index through the reshapes."""
+    p = {"k": RNG.normal(size=(4, 1, 3, 3)), "c": RNG.normal(size=4),
+         "W": RNG.normal(size=(36, 3))}
+    images = RNG.normal(size=(N, 1, 8, 8))
+    assert prove_split(lenet, (p, images, LABELS), (1, 2), ROWS) == pytest.approx({4: 0.4, 2: 0.2})
+    with pytest.raises(BatchAxisError, match="slides its windows over the example axis"):
+        prove_split(lambda p, X, y: np.sum(graphc.nn.conv2d(X.T[None, None], p["k"][:, :, :1, :2])),
+                    (p, X, LABELS), (1, 2), ROWS)
 
 
 def test_proof_terms_are_the_constant_factors():

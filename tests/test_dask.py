@@ -92,6 +92,20 @@ def test_equals_single_machine_on_local_cluster(client, fn, target):
     _close(grads, want_grads)
 
 
+def lenet(p, X, y):
+    h = graphc.nn.relu(graphc.nn.conv2d(X, p["k"]) + p["c"][:, None, None])
+    h = graphc.nn.max_pool2d(h, 2).reshape(X.shape[0], -1)
+    return graphc.nn.cross_entropy(h @ p["W"], y)
+
+
+def test_convolutional_network(client):
+    p = {"k": RNG.normal(size=(4, 1, 3, 3)), "c": RNG.normal(size=4), "W": RNG.normal(size=(36, K))}
+    images = RNG.normal(size=(N, 1, 8, 8))
+    vg = graphc.dask.value_and_grad(lenet, batch_argnums=(1, 2), client=client)
+    got = vg(p, da.from_array(images, chunks=(UNEVEN[0], 1, 8, 8)), da.from_array(LABELS, chunks=70))
+    _close(got, _single(lenet, p, images, LABELS))
+
+
 def test_default_client_and_plan_reuse(client):
     vg = graphc.dask.value_and_grad(mlp_mean, batch_argnums=(1, 2))
     with distributed.Client(client.cluster) as default:   # the current default client

@@ -38,7 +38,7 @@ LAYERS = {
                  "batch_rules batch_index batching batch_loops",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
-                  "check_work codegen_writes control.emit control.prune guards codegen_guards batch_axis",
+                  "check_work codegen_writes control.emit control.prune guards codegen_guards batch_axis batch_axis_index",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
                       "vmap jacobians batch_chunks dask",
