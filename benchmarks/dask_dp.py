@@ -9,7 +9,7 @@ default threads).  Dask: ``graphc.dask.value_and_grad(loss, batch_argnums=(1, 2)
 ``LocalCluster(n_workers=2, threads_per_worker=1)`` (worker processes; Dask's nanny sets
 their BLAS to one thread), the batch persisted on the workers in ``--chunks`` chunks (the
 last one shorter), the parameters sent each call.  Both results are checked against each
-other before anything is timed.  The load average is printed: on a shared machine,
+other before anything is timed; the two are timed alternately.  The load average is printed: on a shared machine,
 compare the ratios of one run, not absolute times across runs.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pathlib
 import statistics
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -47,17 +48,23 @@ def loss(p, x, y):
     return graphc.nn.cross_entropy(h2 @ p["W3"] + p["b3"], y)
 
 
-def _times(fn, repeats):
-    fn()                                   # warm-up: compile, send the modules
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
+def _interleaved(fns, repeats):
+    """Times of each of ``fns``, alternating them (and their order) so that a load that
+    comes and goes on a shared machine hits both alike."""
+    for fn in fns:
+        fn()                               # warm-up: compile, send the modules
+    out = [[] for _ in fns]
+    for i in range(repeats):
+        order = range(len(fns)) if i % 2 == 0 else reversed(range(len(fns)))
+        for j in order:
+            start = time.perf_counter()
+            fns[j]()
+            out[j].append(time.perf_counter() - start)
     return out
 
 
 def run(batch=65536, chunks=2, repeats=7, workers=2):
+    warnings.filterwarnings("ignore", message=".*large graph.*")   # the data, persisted once
     import dask.array as da
     from distributed import Client, LocalCluster
     p, x, y = params_and_data(batch)
@@ -78,8 +85,7 @@ def run(batch=65536, chunks=2, repeats=7, workers=2):
                   + [float(np.max(np.abs(g1[k] - g2[k])) / np.max(np.abs(g1[k]))) for k in g1])
         assert err < 1e-4, f"distributed result differs from one process: {err:.2e}"
         load_before = os.getloadavg()[0]
-        t_dist = _times(lambda: dist(p, xd, yd), repeats)
-        t_one = _times(lambda: one(p, x, y), repeats)
+        t_one, t_dist = _interleaved([lambda: one(p, x, y), lambda: dist(p, xd, yd)], repeats)
         load_after = os.getloadavg()[0]
     return {"batch": batch, "chunks": sizes, "workers": workers, "rel_err": err,
             "one_s": t_one, "dask_s": t_dist, "load": (load_before, load_after),
@@ -97,7 +103,8 @@ def report(r):
              f"{min(r['one_s']) * 1e3:.0f} ms | {max(r['one_s']) * 1e3:.0f} ms |",
              f"| graphc.dask.value_and_grad | {dist * 1e3:.0f} ms | "
              f"{min(r['dask_s']) * 1e3:.0f} ms | {max(r['dask_s']) * 1e3:.0f} ms |",
-             f"ratio (Dask / one process, medians): {dist / one:.2f}x"]
+             f"ratio (Dask / one process, medians): {dist / one:.2f}x; median of the "
+             f"paired ratios: {statistics.median(d / o for d, o in zip(r['dask_s'], r['one_s'])):.2f}x"]
     return "\n".join(lines)
 
 

@@ -110,7 +110,11 @@ def _walk(g, batch_inputs, sized, label, env, live):
         elif node.op == "const":
             env[nid] = FREE_N if nid in sized else FREE
         else:
-            env[nid] = _step(g, nid, [env[a] for a in node.args], label)
+            states = [env[a] for a in node.args]
+            if all(isinstance(st, Free) for st in states):   # shapes read from the batch: sized
+                env[nid] = FREE_N if nid in sized or any(st.sized for st in states) else FREE
+            else:
+                env[nid] = _step(g, nid, states, label)
     out = g.outputs[0]
     state = env[out]
     if isinstance(state, Free):
@@ -369,6 +373,9 @@ def _concatenate(g, nid, states, label):
         refuse(g, nid, label, "concatenates along the example axis")
     for a, s in zip(node.args, states):
         if isinstance(s, Free):
+            if scale is not None:
+                refuse(g, nid, label, "concatenates a per-example value scaled by a batch-size "
+                       "constant with other values")
             if s.sized and not _uniform_row_const(g, a, axis):
                 refuse(g, nid, label, "concatenates a value computed from the batch size")
             _check_free_operand(g, nid, a, axis, label)

@@ -10,7 +10,8 @@ __all__ = ["compare", "chunk_weights"]
 
 
 def compare(g_full, g_chunk, label="graphc.dask"):
-    """Nodes of ``g_full`` whose constant value depends on the batch size.
+    """Nodes of ``g_full`` whose value depends on the batch size (constants that differ
+    per example, other nodes whose shape or parameters differ).
 
     Raises :class:`BatchAxisError` when the two graphs differ in more than shapes
     and constants (Python code that branches on the batch size).
@@ -25,8 +26,12 @@ def compare(g_full, g_chunk, label="graphc.dask"):
                 "than for the whole batch (Python code that depends on the batch size)")
     sized = set()
     for n in order:
-        if g_full[n].op == "const" and not _same_per_row(g_full[n].value, g_chunk[n].value):
-            sized.add(n)
+        a, b = g_full[n], g_chunk[n]
+        if a.op == "const":
+            if not _same_per_row(a.value, b.value):
+                sized.add(n)
+        elif a.shape != b.shape or a.params != b.params:
+            sized.add(n)      # matters only for values that do not come from the batch
     return sized
 
 

@@ -249,3 +249,23 @@ def test_proof_terms_are_the_constant_factors():
 
 def test_one_chunk_needs_no_size_comparison():
     assert prove_split(sum_over_n, (W, X, Y), (1, 2), [N]) == {N: 1.0}
+
+
+def count_from_shape(W, X, y):
+    n = np.sum(np.broadcast_to(1.0, (X.shape[0],)))      # the batch size, computed
+    return np.sum((X @ W[:, 0]) ** 2 * n)
+
+
+def scaled_then_padded(W, X, y):
+    z = np.concatenate([(X @ W) / X.shape[0], np.ones((X.shape[0], 1))], axis=1)
+    return np.sum(z)
+
+
+def test_any_constant_factor_from_the_batch_size_gets_its_weight():
+    """N * sum(l): each chunk computes r * sum(l_chunk); weight N / r makes it exact."""
+    assert prove_split(count_from_shape, (W, X, Y), (1,), ROWS) == pytest.approx({4: 2.5, 2: 5.0})
+
+
+def test_a_scaled_value_padded_with_constants_is_refused():
+    with pytest.raises(BatchAxisError, match="batch.size"):
+        prove_split(scaled_then_padded, (W, X, Y), (1,), ROWS)
