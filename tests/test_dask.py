@@ -189,3 +189,13 @@ def test_training_example_runs_against_a_scheduler_address(client, monkeypatch):
     losses, acc = example.main(scheduler=client.scheduler.address, steps=4, synthetic=True)
     assert len(losses) == 4 and losses[-1] < losses[0] and 0.0 <= acc <= 1.0
     assert client.status == "running"        # the example closed only its own client
+
+
+def test_the_dask_callable_pickles():
+    import pickle
+    vg = graphc.dask.value_and_grad(mlp_sum, batch_argnums=(1, 2))
+    xs, ys = da.from_array(X, chunks=UNEVEN), da.from_array(T, chunks=70)
+    first = vg(PARAMS, xs, ys)
+    again = pickle.loads(pickle.dumps(vg))
+    assert again._plans == {}
+    _close(again(PARAMS, xs, ys), first)
