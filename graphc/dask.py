@@ -22,10 +22,11 @@ import numpy as np
 
 from . import loader
 from .argnums import normalize_argnums
+from .batch_axis import BatchAxisError
 from .batch_chunks import batch_specs, prove_split
 from .errors import OptionError, SignatureError, user_where
 
-__all__ = ["value_and_grad", "DaskValueAndGrad"]
+__all__ = ["value_and_grad", "DaskValueAndGrad", "BatchAxisError"]
 
 
 def value_and_grad(fn, argnums=0, batch_argnums=(1,), client=None, *, split_every=4):
@@ -51,8 +52,16 @@ def value_and_grad(fn, argnums=0, batch_argnums=(1,), client=None, *, split_ever
     Returns
     -------
     DaskValueAndGrad
-        Called with ``fn``'s arguments, returns ``(value, grads)`` as NumPy
-        values, equal to ``graphc.value_and_grad(fn, argnums)`` on the whole batch.
+        Called with ``fn``'s arguments (positional), returns ``(value, grads)`` as
+        NumPy values, equal to ``graphc.value_and_grad(fn, argnums)`` on the whole
+        batch.  The proof, the chunk weights and the generated modules are made once
+        per chunking and kept.
+
+    Raises
+    ------
+    graphc.dask.BatchAxisError
+        The loss is not provably a mean or sum of per-example terms (at the
+        first call; names the line that mixes the examples).
 
     Examples
     --------

@@ -24,6 +24,20 @@ PARAMS = [RNG.normal(size=(D, H)) * 0.5, RNG.normal(size=H) * 0.1,
 UNEVEN = ((70, 70, 50, 13), (D,))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_threads_left():
+    """Stop Dask's threaded-scheduler pool afterwards: its non-daemon threads would make
+    graphc's np.random watch (tests/test_errors.py) warn instead of raise."""
+    yield
+    import dask.threaded
+    if dask.threaded.default_pool is not None:
+        dask.threaded.default_pool.shutdown(wait=True)
+        dask.threaded.default_pool = None
+    import threading
+    assert [t.name for t in threading.enumerate()
+            if t is not threading.current_thread() and not t.daemon and t.is_alive()] == []
+
+
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
