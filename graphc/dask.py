@@ -44,8 +44,8 @@ def value_and_grad(fn, argnums=0, batch_argnums=(1,), client=None, *, split_ever
         The arguments that are Dask arrays of examples, chunked along axis 0
         (they are rechunked to the first one's row chunks, other axes one chunk).
     client : distributed.Client, optional
-        Where to run; by default the current default client, or Dask's
-        threaded scheduler when there is none.
+        Where to run; by default the current default client, else Dask's configured
+        scheduler (threads unless ``dask.config`` says otherwise).
     split_every : int, default 4
         Fan-in of the tree sum of the chunks' results.
 
@@ -70,7 +70,9 @@ def value_and_grad(fn, argnums=0, batch_argnums=(1,), client=None, *, split_ever
     ...     return np.mean((x @ w - y) ** 2)
     >>> x = np.arange(10.0).reshape(5, 2); y = np.ones(5); w = np.array([0.1, -0.2])
     >>> vg = graphc.dask.value_and_grad(loss, batch_argnums=(1, 2))
-    >>> value, g = vg(w, da.from_array(x, chunks=(3, 2)), da.from_array(y, chunks=3))
+    >>> import dask
+    >>> with dask.config.set(scheduler="synchronous"):   # no client: Dask's configured scheduler
+    ...     value, g = vg(w, da.from_array(x, chunks=(3, 2)), da.from_array(y, chunks=3))
     >>> v1, g1 = graphc.value_and_grad(loss)(w, x, y)
     >>> bool(np.isclose(value, v1)), bool(np.allclose(g, g1))
     (True, True)
