@@ -40,6 +40,15 @@ from .report import report
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # graphc.dask (data parallel on Dask) is imported on first use: `import graphc`
+    # imports no Dask.
+    if name == "dask":
+        import importlib
+        return importlib.import_module(".dask", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope", "trace", "grad", "value_and_grad", "jvp", "vjp", "hvp", "stop_gradient", "vmap", "jacobian", "jacrev", "jacfwd", "hessian", "custom_vjp", "custom_jvp", "checkpoint", "compile", "export", "Spec", "example", "Graph",
            "TraceTable", "TraceRow",
            "scan", "fori_loop", "while_loop", "cond", "switch",

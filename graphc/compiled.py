@@ -198,8 +198,11 @@ class Compiled:
         # A decorated module-level function (@graphc.grad def f) is the module's
         # attribute itself; its wrapped function cannot be pickled by reference
         # (module.f is this object, not it), so pickle this object by reference.
+        # Under cloudpickle, a function of __main__ (or of a module registered to pickle
+        # by value) goes by value, as cloudpickle sends plain functions: a Dask worker's
+        # __main__ is not the user's script.
         ref = _global_name(self)
-        if ref is not None:
+        if ref is not None and not _cloudpickle_by_value(ref[0]):
             return _load_global, ref
         return super().__reduce_ex__(protocol)
 
@@ -437,6 +440,22 @@ def _global_name(obj):
     for part in qualname.split("."):
         found = getattr(found, part, None)
     return (module, qualname) if found is obj else None
+
+
+def _cloudpickle_by_value(module):
+    """Whether ``cloudpickle`` is pickling right now and sends ``module``'s functions by value."""
+    cp = sys.modules.get("cloudpickle")
+    code = getattr(getattr(getattr(cp, "Pickler", None), "dump", None), "__code__", None)
+    if code is None:
+        return False
+    if module != "__main__" and module not in cp.list_registry_pickle_by_value():
+        return False
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _load_global(module, qualname):

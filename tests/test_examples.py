@@ -457,3 +457,15 @@ def test_rnn_scan_code_is_a_loop_of_fixed_size():
            for steps in (10, 40)}
     assert len(src[10].splitlines()) == len(src[40].splitlines())
     assert "for " in src[10] and src[10].count("np.tanh(") <= 2
+
+
+def test_dask_train_main(monkeypatch, capsys):
+    """examples/dask_train.py on a LocalCluster (issue 17; tests/test_dask.py runs it
+    against a scheduler address)."""
+    pytest.importorskip("distributed")
+    monkeypatch.setenv("GRAPHC_EXAMPLES_FAST", "1")
+    module = _import(ROOT / "examples" / "dask_train.py", "_example_dask_train_main")
+    losses, acc = module.main(steps=3, synthetic=True)
+    out = capsys.readouterr().out
+    assert "dask: 2 workers" in out and losses[-1] < losses[0]
+    assert float(out.split("from one process: ")[1].split()[0]) < 1e-12

@@ -40,10 +40,12 @@ LAYERS = {
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work codegen_writes codegen_workspace control.emit control.prune guards "
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
-                  "trace_table",
+                  "trace_table "
+                  "batch_axis batch_axis_index",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
-                      "vmap jacobians report trace_display display",
+                      "vmap jacobians report trace_display display "
+                      "batch_chunks dask",
     "6 package": "",
 }
 
