@@ -62,7 +62,7 @@ def probe_sizes(names, args, kwargs):
     points = [base]
     for k in names:
         points.append({**base, k: next(sizes)})
-    points += [{k: next(sizes) for k in names} for _ in range(2)]
+    points += [{k: next(sizes) for k in names} for _ in range(3)]
     return points
 
 
@@ -101,18 +101,31 @@ def _where_near(lines, row):
     return None
 
 
-def _differs(texts, points, row, names):
+def _same_structure(toks, texts, points, names):
+    """Refuse modules that differ in anything but numbers and comments."""
+    def same(a, b):
+        return a.type == b.type and (a.string == b.string or a.type in (
+            tokenize.NUMBER, tokenize.COMMENT))
+    for j in range(1, len(toks)):
+        a, b = toks[0], toks[j]
+        i = next((i for i, (x, y) in enumerate(zip(a, b)) if not same(x, y)), None)
+        if i is None and len(a) == len(b):
+            continue
+        i = min(len(a), len(b)) - 1 if i is None else i
+        raise _differs(texts, points, j, a[i].start[0] - 1, b[i].line, list(names))
+
+
+def _differs(texts, points, j, row, other_line, names):
     lines = texts[0].splitlines()
-    where = _where_near(lines, min(row, len(lines) - 1))
+    row = min(row, len(lines) - 1)
     at = ", ".join(f"{k}={v}" for k, v in points[0].items())
-    at2 = ", ".join(f"{k}={v}" for k, v in points[1].items())
-    line0 = lines[min(row, len(lines) - 1)].strip()
+    at2 = ", ".join(f"{k}={v}" for k, v in points[j].items())
     return SymbolicShapeError(
-        f"the code generated for named dimensions {', '.join(names)} is not the same at every "
-        f"size: the computation's structure depends on the size (a Python loop over "
-        f"range(x.shape[0]) or len(x), a branch on a size, a size turned into a plain int "
-        f"with int()/len()); at {at} the generated line is `{line0[:120]}`, at {at2} it "
-        "differs", where=where)
+        f"the code generated for the named dimensions {', '.join(names)} is not the same at "
+        "every size: its structure depends on the size (a Python loop over range(x.shape[0]) "
+        "or len(x), a branch on a size, a size turned into a plain int, or a layout graphc "
+        f"chooses by size); at {at} a generated line is `{lines[row].strip()[:100]}`, at "
+        f"{at2} it is `{other_line.strip()[:100]}`", where=_where_near(lines, row))
 
 
 def fit_sources(texts, points, names, seen):
@@ -123,12 +136,11 @@ def fit_sources(texts, points, names, seen):
     expressions the user's code computed from sizes.
     """
     toks = [_tokens(t) for t in texts]
+    _same_structure(toks, texts, points, names)
     forms = _candidate_forms(names, seen, points)
     edits = []
     for i, t0 in enumerate(toks[0]):
-        others = [tk[i] if i < len(tk) else None for tk in toks[1:]]
-        if any(o is None or o.type != t0.type for o in others) or len(toks[0]) != len(toks[-1]):
-            raise _differs(texts, points, t0.start[0] - 1, list(names))
+        others = [tk[i] for tk in toks[1:]]
         strings = [t0.string] + [o.string for o in others]
         if len(set(strings)) == 1:
             continue
@@ -144,7 +156,7 @@ def fit_sources(texts, points, names, seen):
         elif t0.type == tokenize.COMMENT:
             edits.append((t0.start, t0.end, _fit_comment(strings, forms, names, points)))
         else:
-            raise _differs(texts, points, t0.start[0] - 1, list(names))
+            raise _differs(texts, points, 0, t0.start[0] - 1, toks[0][i].line, list(names))
     comments = {t.start[0]: t for t in toks[0] if t.type == tokenize.COMMENT}
     return _apply(texts[0], edits, comments)
 
@@ -226,6 +238,17 @@ def _fit_int(values, forms):
     return None
 
 
+def _fit_int2(values, forms):
+    """A SymPy ``a1 * f1 + a2 * f2 + b`` (integers) giving every value, or None."""
+    for (e1, m1), (e2, m2) in itertools.combinations(forms, 2):
+        A = np.array([m1, m2, [1] * len(m1)], dtype=float).T
+        coef = np.linalg.lstsq(A, np.array(values, dtype=float), rcond=None)[0]
+        a1, a2, b = (int(round(c)) for c in coef)
+        if a1 and a2 and all(a1 * x + a2 * y + b == v for x, y, v in zip(m1, m2, values)):
+            return a1 * e1 + a2 * e2 + b
+    return None
+
+
 def _fit_float(values, forms):
     """``(numerator text, expr, dtype or None)``: ``c / expr`` (rounded to float32 when
     the dtype says so) gives every value exactly, or None."""
@@ -253,7 +276,8 @@ def _fit_number(values, forms, names, points):
     if all(type(v) is int for v in values):
         fit = _fit_int(values, forms)
         if fit is None:
-            return None
+            two = _fit_int2(values, forms)
+            return None if two is None else _code(two, names)
         a, expr, b = fit
         text = _code(expr, names)
         if a != 1:
@@ -316,6 +340,15 @@ class _Printer(sp.printing.str.StrPrinter):
                   in self.names else len(self.names))
         return " * ".join([self._print(a) if not a.is_Add else f"({self._print(a)})"
                            for a in syms + coeff])
+
+    def _print_Add(self, expr):
+        terms = sorted(expr.args, key=lambda t: (t.is_Number, t.could_extract_minus_sign()))
+        text = ""
+        for t in terms:
+            neg = t.could_extract_minus_sign()
+            body = self._print(-t if neg else t)
+            text += (" - " if neg else " + ") + body if text else ("-" if neg else "") + body
+        return text
 
     def _print_floor(self, expr):
         num, den = expr.args[0].as_numer_denom()
