@@ -31,7 +31,11 @@ class Spec:
 
     Parameters
     ----------
-    shape : tuple of int
+    shape : tuple of int or str
+        Sizes; a string names a dimension (``("n", 784)``): the code a compiled
+        function's ``.source()`` or :func:`graphc.export` then writes serves
+        every size of it, read from the arguments at entry (docs/guide.md,
+        "Symbolic dimensions").
     dtype : str or numpy dtype, default ``"float64"``
 
     Examples
@@ -40,6 +44,9 @@ class Spec:
     >>> g = graphc.trace(lambda x: np.tanh(x).sum(), graphc.Spec((64, 10), "float32"))
     >>> g[g.outputs[0]].dtype
     dtype('float32')
+    >>> src = graphc.grad(lambda x: (x ** 2).mean()).source(graphc.Spec(("n", 3)))
+    >>> [line.split("#")[0].strip() for line in src.splitlines() if " = _dim(" in line or "(1 /" in line]
+    ['n = _dim(x, 0)', 'd_x = (1 / (n * 3)) * (2 * x)']
     """
 
     def __init__(self, shape, dtype="float64"):

@@ -261,14 +261,17 @@ def _fit_float(values, forms):
         if abs(r0 - round(r0)) < 1e-6 * abs(r0):
             nums.append(str(int(round(r0))))
         nums += [repr(float(f"{r0:.{p}g}")) for p in range(1, 10)]
-        for num in dict.fromkeys(nums):
+        tries = [(num, 1) for num in dict.fromkeys(nums)]
+        if abs(1 / r0 - round(1 / r0)) < 1e-6 * abs(1 / r0):     # 1 / (k * n): a mean
+            tries.append(("1", int(round(1 / r0))))
+        for num, k in tries:
             c = float(num)
             for rounding in (None, np.float32, np.float16):
-                def value(m, c=c, rounding=rounding):
-                    q = c / m
+                def value(m, c=c, k=k, rounding=rounding):
+                    q = c / (k * m) if k != 1 else c / m
                     return q if rounding is None else float(rounding(q))
                 if all(value(m) == v for m, v in zip(ms, values)):
-                    return num, expr, rounding
+                    return num, expr * k if k != 1 else expr, rounding
     return None
 
 
