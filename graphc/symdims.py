@@ -14,12 +14,13 @@ the code generated at every probe.
 from __future__ import annotations
 
 import contextvars
+import math
 import operator
 import sys
 
 import sympy as sp
 
-from . import tracing
+from . import numpy_api, tracing
 from .errors import ShapeError, _is_internal, user_where
 
 __all__ = ["Dim", "SymbolicShapeError", "probing", "symbol"]
@@ -45,8 +46,17 @@ _PROBE = contextvars.ContextVar("graphc_probe_dims", default=None)
 _SEEN = contextvars.ContextVar("graphc_probe_seen", default=None)
 
 
+# graphc functions that hand a shape through to their caller (np.shape, np.size)
+_PASSTHROUGH = {numpy_api._shape.__code__, numpy_api._size.__code__}
+
+
 def _from_user(depth=2):
-    return not _is_internal(sys._getframe(depth + 1).f_code.co_filename)
+    frame = sys._getframe(depth + 1)
+    if frame.f_code in _PASSTHROUGH:    # np.shape(x): whoever called NumPy reads it
+        while frame is not None and _is_internal(frame.f_code.co_filename):
+            frame = frame.f_back
+        return frame is not None
+    return not _is_internal(frame.f_code.co_filename)
 
 
 def _expr(x):
@@ -126,12 +136,22 @@ class Dim(int):
         return int(self) != 0
 
 
-def _user_shape(shape):
-    """The shape the user's code reads: probe sizes as :class:`Dim` objects."""
+def _user_shape(shape, what="shape"):
+    """The shape (``what="size"``: the size) the user's code reads: probe sizes as
+    :class:`Dim` objects.  ``len(x)`` of a named dimension is refused: ``len()``
+    turns it into a plain int, whose later use graphc could not see."""
     dims = _PROBE.get()
     if dims is None or not _from_user(2):
-        return shape
-    return tuple(dims.get(d, d) if type(d) is int else d for d in shape)
+        return shape if what == "shape" else math.prod(shape)
+    shape = tuple(dims.get(d, d) if type(d) is int else d for d in shape)
+    if what == "len" and isinstance(shape[0], Dim):
+        raise SymbolicShapeError(
+            f"len() of a traced value whose first dimension is the named dimension "
+            f"{shape[0].expr}: len() gives a plain int, whose uses graphc cannot follow",
+            where=user_where(2), hint="write x.shape[0] instead of len(x)")
+    if what == "size":
+        return math.prod(shape[1:], start=shape[0]) if shape else 1
+    return shape
 
 
 class probing:

@@ -343,7 +343,11 @@ class Tracer(Traced):
 
     dtype = property(lambda self: self.aval.dtype)
     ndim = property(lambda self: self.aval.ndim)
-    size = property(lambda self: self.aval.size)
+
+    @property
+    def size(self):
+        hook = SHAPE_HOOK[0]
+        return self.aval.size if hook is None else hook(self.aval.shape, "size")
 
     @property
     def T(self):
@@ -352,7 +356,9 @@ class Tracer(Traced):
     def __len__(self):
         if not self.shape:
             raise UnsupportedError("len() of a 0-d traced value", hint="0-d values have no length")
-        return self.shape[0]
+        if SHAPE_HOOK[0] is not None:
+            SHAPE_HOOK[0](self.aval.shape, "len")
+        return self.aval.shape[0]
 
     def __iter__(self):
         if not self.shape:

@@ -228,3 +228,34 @@ def test_concrete_specs_are_unchanged():
     f = graphc.grad(lambda x: (x ** 2).mean())
     src = f.source(graphc.Spec((4, 3)))
     assert "_dim(" not in src and "0.08333333333333333" in src
+
+
+def test_len_of_a_named_dimension_is_refused():
+    def f(x):
+        return x.sum() / len(x)
+    with pytest.raises(SymbolicShapeError, match=r"len\(\)") as e:
+        graphc.grad(f).source(graphc.Spec(("n", 3)))
+    assert e.value.where.endswith(f"{HERE}:{f.__code__.co_firstlineno + 1}")
+    assert "x.shape[0]" in e.value.hint
+
+
+@pytest.mark.parametrize("size", [lambda x: np.shape(x)[0], lambda x: x.size,
+                                  lambda x: np.size(x), lambda x: np.size(x, 0)])
+def test_sizes_read_through_numpy_are_named_too(size):
+    def f(x):
+        if size(x) > 100:
+            return x.sum()
+        return x.mean()
+    with pytest.raises(SymbolicShapeError, match="named dimension"):
+        graphc.grad(f).source(graphc.Spec(("n", 3)))
+
+
+def test_size_in_arithmetic_is_symbolic():
+    def f(x):
+        return (x ** 2).sum() / x.size + x.sum() / np.shape(x)[0]
+    src = graphc.grad(f).source(graphc.Spec(("n", 3)))
+    g = _load(src, "f_grad")
+    rng = np.random.default_rng(8)
+    for n in (1, 4, 33):
+        x = rng.normal(size=(n, 3))
+        _assert_same(g(x), graphc.grad(f)(x))
