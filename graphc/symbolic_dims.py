@@ -27,12 +27,18 @@ import sympy as sp
 from .capture import Spec, gc_paused
 from .pytree import flatten, unflatten
 from .source_comments import COMMENT_COL
-from .symdims import SymbolicShapeError, probing, symbol
+from .symdims import CODEGEN_SIZES, SymbolicShapeError, probing, symbol
 
 __all__ = ["has_named_dims", "named_dims", "probe_sizes", "fit_sources"]
 
-# Probe sizes: varied parity and residues, larger than the usual kernels and pools.
-_SIZES = (29, 34, 43, 52, 61, 70, 79, 88, 97, 106, 115, 124, 133, 142, 151, 160, 169, 178)
+# Probe sizes: varied parity and residues, small enough to keep graphc's size thresholds
+# (constant folding) on one side; a second, larger set when the first does not fit
+# (a convolution's kernel).
+_SIZES = ((13, 22, 17, 26, 19, 34, 23, 38, 29, 46, 31, 58, 37, 62, 41, 74, 43, 82),
+          (53, 94, 59, 106, 61, 118, 67, 122, 71, 134, 73, 142, 79, 146, 83, 158, 89, 166))
+#: The size a named dimension is assumed to have where the code's memory choices
+#: depend on sizes (deleting large temporaries, writing into dead buffers).
+ASSUMED = 1024
 
 
 def named_dims(args, kwargs):
@@ -49,7 +55,7 @@ def has_named_dims(args, kwargs):
                for leaf in flatten((args, kwargs))[0])
 
 
-def probe_sizes(names, args, kwargs):
+def probe_sizes(names, args, kwargs, which=0):
     """``[{name: size}]``: a base point, one point per name moving it alone, two more
     moving all.  Sizes are distinct and never a fixed size of any argument."""
     fixed = set()
@@ -57,7 +63,8 @@ def probe_sizes(names, args, kwargs):
         shape = leaf.shape if isinstance(leaf, Spec) else np.shape(leaf) \
             if isinstance(leaf, (np.ndarray, np.generic)) else ()
         fixed |= {d for d in shape if isinstance(d, int)}
-    sizes = (v for v in itertools.chain(_SIZES, itertools.count(187, 9)) if v not in fixed)
+    sizes = (v for v in itertools.chain(_SIZES[which], itertools.count(_SIZES[which][-1] + 7, 7))
+             if v not in fixed)
     base = {k: next(sizes) for k in names}
     points = [base]
     for k in names:
@@ -80,8 +87,13 @@ def trace_probes(build, args, kwargs, points):
     with gc_paused():
         for sizes in points:
             pargs, pkwargs = concrete(args, kwargs, sizes)
-            with probing(sizes) as probe:
-                out.append((build(pargs, pkwargs), probe.seen))
+            # del/out= in the code as for arrays with each named dimension of ASSUMED
+            token = CODEGEN_SIZES.set({v: ASSUMED for v in sizes.values()})
+            try:
+                with probing(sizes) as probe:
+                    out.append((build(pargs, pkwargs), probe.seen))
+            finally:
+                CODEGEN_SIZES.reset(token)
     return out
 
 

@@ -12,6 +12,7 @@ import io
 import tokenize
 
 from . import loader
+from .errors import ShapeError
 from .entry_checks import _expected_sig
 from .primitive import Aval
 from .pytree import flatten
@@ -54,9 +55,16 @@ def _fill(want, dims):
 def build(compiled, args, kwargs):
     """``(graph, source, fn, func_name)`` of the module serving every size."""
     names = named_dims(args, kwargs)
-    points = probe_sizes(names, args, kwargs)
+    for which in (0, 1):
+        points = probe_sizes(names, args, kwargs, which)
+        try:
+            probes = trace_probes(compiled._build_unpaused, args, kwargs, points)
+            break
+        except ShapeError as e:     # too small for a kernel: once more with larger sizes
+            if which or isinstance(e, SymbolicShapeError):
+                raise
     entries, seen = [], {}
-    for entry, s in trace_probes(compiled._build_unpaused, args, kwargs, points):
+    for entry, s in probes:
         entries.append(entry)
         seen.update(s)
     _check_seen(seen, points)

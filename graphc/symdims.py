@@ -18,12 +18,13 @@ import math
 import operator
 import sys
 
+import numpy as np
 import sympy as sp
 
 from . import numpy_api, tracing
 from .errors import ShapeError, _is_internal, user_where
 
-__all__ = ["Dim", "SymbolicShapeError", "probing", "symbol"]
+__all__ = ["CODEGEN_SIZES", "Dim", "SymbolicShapeError", "nbytes", "probing", "symbol"]
 
 
 class SymbolicShapeError(ShapeError):
@@ -171,3 +172,16 @@ class probing:
         _SEEN.reset(self._tokens[1])
         # the hook stays installed (other threads may probe); it does nothing outside probing
         return False
+
+
+# While named dimensions are probed: {probe size: the size graphc.codegen's memory
+# choices (del, out=) assume}, so that they do not change with the probe size.
+CODEGEN_SIZES = contextvars.ContextVar("graphc_codegen_sizes", default=None)
+
+
+def nbytes(node):
+    """The bytes of a node's value, as graphc.codegen's memory choices see them."""
+    sizes = CODEGEN_SIZES.get()
+    if sizes is None:
+        return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+    return math.prod(sizes.get(d, d) for d in node.shape) * node.dtype.itemsize

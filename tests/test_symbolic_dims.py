@@ -110,6 +110,21 @@ def test_two_named_dims_mean_over_both():
         _assert_same(g(x), graphc.grad(f)(x))
 
 
+def test_spatial_dims_through_a_convolution():
+    def f(w, x):
+        return (nn.relu(nn.conv2d(x, w, padding=1)) ** 2).mean()
+    w = np.random.default_rng(9).normal(size=(4, 3, 3, 3))
+    src = graphc.grad(f).source(w, graphc.Spec(("n", 3, "h", "w")))
+    # the dimension w is renamed: w is the filters' parameter
+    assert "    h = _dim(x, 2)\n    w_ = _dim(x, 3)\n" in src
+    assert "np.zeros((n, 3, h + 2, w_ + 2)" in src and "reshape(n, 27, h * w_)" in src
+    g = _load(src, "f_grad")
+    rng = np.random.default_rng(10)
+    for shape in ((1, 3, 5, 7), (4, 3, 8, 3), (2, 3, 20, 21)):
+        x = rng.normal(size=shape)
+        _assert_same(g(w, x), graphc.grad(f)(w, x))
+
+
 def test_spatial_dims_through_pooling_are_refused_clearly():
     def f(w, x):
         return nn.max_pool2d(nn.relu(nn.conv2d(x, w)), 2).mean()
