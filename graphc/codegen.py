@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, guard_lines, guard_trace_line, has_guards
 from .codegen_writes import inplace_write
