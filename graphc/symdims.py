@@ -17,6 +17,7 @@ import contextvars
 import math
 import operator
 import sys
+import threading
 
 import numpy as np
 import sympy as sp
@@ -54,10 +55,15 @@ _PASSTHROUGH = {numpy_api._shape.__code__, numpy_api._size.__code__}
 def _from_user(depth=2):
     frame = sys._getframe(depth + 1)
     if frame.f_code in _PASSTHROUGH:    # np.shape(x): whoever called NumPy reads it
-        while frame is not None and _is_internal(frame.f_code.co_filename):
+        while frame is not None and _internal(frame.f_code.co_filename):
             frame = frame.f_back
         return frame is not None
-    return not _is_internal(frame.f_code.co_filename)
+    return not _internal(frame.f_code.co_filename)
+
+
+def _internal(filename):
+    # graphc, NumPy, and code graphc generated and runs itself (<graphc:eager>)
+    return _is_internal(filename) or filename.startswith("<graphc")
 
 
 def _expr(x):
@@ -105,11 +111,24 @@ class Dim(int):
     def __mod__(self, o): return self._arith(o, operator.mod)              # noqa: E704
     def __rmod__(self, o): return self._arith(o, operator.mod, True)       # noqa: E704
 
+    def __int__(self):
+        return int.__int__(self) if not _from_user(1) else self._plain("int")
+
+    def __float__(self):
+        return int.__float__(self) if not _from_user(1) else self._plain("float")
+
+    def _plain(self, what):
+        raise SymbolicShapeError(
+            f"{what}() of the named dimension {self.expr}: a plain {what} loses the dimension, "
+            "and graphc could not follow its uses", where=user_where(3),
+            hint="use the size as it is (x.shape[0] is an int; x.sum() / x.shape[0] divides "
+                 "by it)")
+
     def __neg__(self):
         return Dim(-int(self), -self.expr)
 
     def _compare(self, other, op, sym_op, text):
-        result = op(int(self), other if not isinstance(other, Dim) else int(other))
+        result = op(int.__int__(self), int.__int__(other) if isinstance(other, Dim) else other)
         if isinstance(other, bool) or not isinstance(other, int) or not _from_user(2):
             return result
         decided = sym_op(self.expr, _expr(other))
@@ -164,14 +183,23 @@ class probing:
 
     def __enter__(self):
         self._tokens = (_PROBE.set(self.dims), _SEEN.set(self.seen))
-        tracing.SHAPE_HOOK[0] = _user_shape
+        with _LOCK:
+            _ACTIVE[0] += 1
+            tracing.SHAPE_HOOK[0] = _user_shape
         return self
 
     def __exit__(self, *exc):
         _PROBE.reset(self._tokens[0])
         _SEEN.reset(self._tokens[1])
-        # the hook stays installed (other threads may probe); it does nothing outside probing
+        with _LOCK:                 # the hook costs nothing once no thread probes
+            _ACTIVE[0] -= 1
+            if not _ACTIVE[0]:
+                tracing.SHAPE_HOOK[0] = None
         return False
+
+
+_LOCK = threading.Lock()
+_ACTIVE = [0]                       # probing contexts open, in all threads
 
 
 # While named dimensions are probed: {probe size: the size graphc.codegen's memory

@@ -274,3 +274,42 @@ def test_size_in_arithmetic_is_symbolic():
     for n in (1, 4, 33):
         x = rng.normal(size=(n, 3))
         _assert_same(g(x), graphc.grad(f)(x))
+
+
+def test_named_dims_in_a_pytree_and_keywords():
+    def f(w, batch, *, scale=2.0):
+        x, y = batch["x"], batch["y"]
+        return ((x @ w - y[:, None]) ** 2).mean() * scale
+    w = np.random.default_rng(11).normal(size=(3, 2))
+    vg = graphc.value_and_grad(f)
+    src = vg.source(w, {"x": graphc.Spec(("n", 3)), "y": graphc.Spec(("n",))}, scale=2.0)
+    assert "    n = _dim(batch, 0, 'x')\n" in src
+    assert "_fill(_SIGNATURE['batch'], {'n': n})" in src
+    g = _load(src, "f_value_and_grad")
+    rng = np.random.default_rng(12)
+    for n in (1, 5, 100):
+        b = {"x": rng.normal(size=(n, 3)), "y": rng.normal(size=n)}
+        _assert_same(g(w, b, scale=0.5), vg(w, b, scale=0.5))
+    with pytest.raises(ValueError, match=r"batch: \{'x': 'float64\[n,3\]', 'y': 'float64\[n\]'\}"):
+        g(w, {"x": rng.normal(size=(4, 3)), "y": rng.normal(size=5)})
+
+
+@pytest.mark.parametrize("convert", [int, float])
+def test_plain_int_or_float_of_a_named_dimension_is_refused(convert):
+    def f(x):
+        n = convert(x.shape[0])
+        return x.sum() / n
+    with pytest.raises(SymbolicShapeError, match=rf"{convert.__name__}\(\) of the named") as e:
+        graphc.grad(f).source(graphc.Spec(("n", 3)))
+    assert e.value.where.endswith(f"{HERE}:{f.__code__.co_firstlineno + 1}")
+
+
+def test_one_over_a_size_in_user_code():
+    def f(x):
+        return x.sum() * (1.0 / x.shape[0]) + (x ** 2).sum() / (2 * x.shape[0])
+    src = graphc.grad(f).source(graphc.Spec(("n", 3)))
+    g = _load(src, "f_grad")
+    rng = np.random.default_rng(13)
+    for n in (1, 3, 77):
+        x = rng.normal(size=(n, 3))
+        _assert_same(g(x), graphc.grad(f)(x))
