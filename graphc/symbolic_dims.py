@@ -228,14 +228,17 @@ def _candidate_forms(names, seen, points):
             out.append(expr)
     forms = []
     for expr in out:
-        vals = [int(expr.subs({syms[k]: p[k] for k in names})) for p in points]
-        forms.append((expr, vals))
+        vals = [expr.subs({syms[k]: p[k] for k in names}) for p in points]
+        if expr.is_integer:
+            forms.append((expr, [int(v) for v in vals]))
+        else:           # 1 / x.shape[0] in the user's code: a float form, exact values
+            forms.append((expr, vals))
     return forms
 
 
 def _fit_int(values, forms):
     """``(a, expr, b)`` with ``a * expr + b == value`` at every point, or None."""
-    for expr, ms in forms:
+    for expr, ms in _integer(forms):
         pairs = [(m, v) for m, v in zip(ms, values)]
         (m1, v1), (m2, v2) = pairs[0], next(((m, v) for m, v in pairs if m != pairs[0][0]),
                                             (None, None))
@@ -252,7 +255,7 @@ def _fit_int(values, forms):
 
 def _fit_int2(values, forms):
     """A SymPy ``a1 * f1 + a2 * f2 + b`` (integers) giving every value, or None."""
-    for (e1, m1), (e2, m2) in itertools.combinations(forms, 2):
+    for (e1, m1), (e2, m2) in itertools.combinations(_integer(forms), 2):
         A = np.array([m1, m2, [1] * len(m1)], dtype=float).T
         coef = np.linalg.lstsq(A, np.array(values, dtype=float), rcond=None)[0]
         a1, a2, b = (int(round(c)) for c in coef)
@@ -261,10 +264,24 @@ def _fit_int2(values, forms):
     return None
 
 
+def _integer(forms):
+    return [(e, ms) for e, ms in forms if e.is_integer]
+
+
+def _rounded(v, rounding):
+    return float(v) if rounding is None else float(rounding(float(v)))
+
+
 def _fit_float(values, forms):
     """``(numerator text, expr, dtype or None)``: ``c / expr`` (rounded to float32 when
-    the dtype says so) gives every value exactly, or None."""
-    for expr, ms in forms:
+    the dtype says so) gives every value exactly, or None; ``(None, expr, dtype)``
+    when the user's own expression gives them."""
+    for expr, vs in forms:
+        if not expr.is_integer:
+            for rounding in (None, np.float32, np.float16):
+                if all(_rounded(v, rounding) == w for v, w in zip(vs, values)):
+                    return None, expr, rounding
+    for expr, ms in _integer(forms):
         ratios = [v * m for v, m in zip(values, ms)]
         r0 = ratios[0]
         if r0 == 0 or any(abs(r - r0) > 1e-6 * abs(r0) for r in ratios):
@@ -306,10 +323,13 @@ def _fit_number(values, forms, names, points):
         if fit is None:
             return None
         num, expr, rounding = fit
-        den = _code(expr, names)
-        den = den if _is_atom(den) else f"({den})"
-        num = num[:-2] if num.endswith(".0") else num
-        text = f"{num} / {den}"
+        if num is None:
+            text = _code(expr, names)
+        else:
+            den = _code(expr, names)
+            den = den if _is_atom(den) else f"({den})"
+            num = num[:-2] if num.endswith(".0") else num
+            text = f"{num} / {den}"
         if rounding is not None:
             text = f"float(np.{np.dtype(rounding).name}({text}))"
         return text
@@ -347,8 +367,8 @@ class _Printer(sp.printing.str.StrPrinter):
 
     def _print_Mul(self, expr):
         num, den = expr.as_numer_denom()
-        if den != 1:
-            return f"{self._paren(num)} // {self._paren(den)}"
+        if den != 1:            # a true division (floor() prints its own //)
+            return f"{self._paren(num)} / {self._paren(den)}"
         syms = [a for a in expr.args if not a.is_Number]
         coeff = [a for a in expr.args if a.is_Number]
         syms.sort(key=lambda a: list(self.names).index(a.name) if a.is_Symbol and a.name

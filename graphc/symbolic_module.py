@@ -86,7 +86,7 @@ def _check_seen(seen, points):
     (``x.shape[0] // 1000``): the probes cannot tell how the code depends on it."""
     for expr, where in seen.values():
         syms = {s.name: s for s in expr.free_symbols}
-        vals = {int(expr.subs({syms[k]: v for k, v in p.items() if k in syms})) for p in points}
+        vals = {expr.subs({syms[k]: v for k, v in p.items() if k in syms}) for p in points}
         if len(vals) == 1:
             raise SymbolicShapeError(
                 f"the code computes {expr} from named dimensions, which is {vals.pop()} at every "

@@ -25,7 +25,8 @@ import sympy as sp
 from . import numpy_api, tracing
 from .errors import ShapeError, _is_internal, user_where
 
-__all__ = ["CODEGEN_SIZES", "Dim", "SymbolicShapeError", "nbytes", "probing", "symbol"]
+__all__ = ["CODEGEN_SIZES", "Dim", "DimFloat", "SymbolicShapeError", "nbytes", "probing",
+           "symbol"]
 
 
 class SymbolicShapeError(ShapeError):
@@ -67,10 +68,126 @@ def _internal(filename):
 
 
 def _expr(x):
-    return x.expr if isinstance(x, Dim) else sp.Integer(int(x))
+    if isinstance(x, (Dim, DimFloat)):
+        return x.expr
+    return sp.Integer(int.__int__(x)) if isinstance(x, int) else sp.Rational(float(x))
 
 
-class Dim(int):
+def _number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _record(expr):
+    """An expression the user's code computed: a candidate form for the fit."""
+    seen = _SEEN.get()
+    if seen is not None and expr.free_symbols:
+        seen.setdefault(str(expr), (expr, user_where()))
+
+
+def _compare(a, b, op, sym_op, text):
+    av = int.__int__(a) if isinstance(a, Dim) else float.__float__(a)
+    bv = int.__int__(b) if isinstance(b, Dim) else float.__float__(b) \
+        if isinstance(b, DimFloat) else b
+    result = op(av, bv)
+    if not _number(b) or not _from_user(2):
+        return result
+    decided = sym_op(a.expr, _expr(b))
+    if decided in (sp.true, sp.false) or isinstance(decided, bool):
+        return result
+    raise SymbolicShapeError(
+        f"the code compares a named dimension: {a.expr} {text} {_expr(b)} is {result} for "
+        f"the size being traced ({av}) but not for every size", where=user_where())
+
+
+def _refuse(value, what):
+    if _from_user(2):
+        raise SymbolicShapeError(
+            f"{what} of the named dimension {value.expr}: graphc cannot follow the result",
+            where=user_where(),
+            hint="use the size as it is (x.shape[0] is an int; x.sum() / x.shape[0] divides "
+                 "by it; // and % stay symbolic)")
+
+
+class _Symbolic:
+    """Comparisons, bool() and the conversions shared by :class:`Dim` and :class:`DimFloat`."""
+
+    __slots__ = ()
+
+    def __eq__(self, o): return _compare(self, o, operator.eq, sp.Eq, "==")   # noqa: E704
+    def __ne__(self, o): return _compare(self, o, operator.ne, sp.Ne, "!=")   # noqa: E704
+    def __lt__(self, o): return _compare(self, o, operator.lt, sp.Lt, "<")    # noqa: E704
+    def __le__(self, o): return _compare(self, o, operator.le, sp.Le, "<=")   # noqa: E704
+    def __gt__(self, o): return _compare(self, o, operator.gt, sp.Gt, ">")    # noqa: E704
+    def __ge__(self, o): return _compare(self, o, operator.ge, sp.Ge, ">=")   # noqa: E704
+
+    def __bool__(self):
+        if _from_user(1) and sp.Ne(self.expr, 0) not in (sp.true, sp.false):
+            raise SymbolicShapeError(
+                f"the code tests a named dimension's expression {self.expr} as a bool",
+                where=user_where())
+        return self._value() != 0
+
+    def __int__(self):
+        _refuse(self, "int()")
+        return int(self._value())
+
+    def __float__(self):
+        _refuse(self, "float()")
+        return float(self._value())
+
+    def _arith(self, other, op, swap=False):
+        if not _number(other):
+            return NotImplemented
+        a, b = (other, self) if swap else (self, other)
+        value = op(_plain(a), _plain(b))
+        if op is operator.floordiv:
+            expr = sp.simplify(sp.floor(_expr(a) / _expr(b)))
+        elif op is operator.mod:
+            expr = sp.simplify(sp.Mod(_expr(a), _expr(b)))
+        else:
+            expr = op(_expr(a), _expr(b))
+        if _from_user(2):
+            _record(expr)
+        if isinstance(value, int) and expr.is_integer:
+            return Dim(value, expr)
+        return DimFloat(float(value), expr)
+
+    def __add__(self, o): return self._arith(o, operator.add)              # noqa: E704
+    def __radd__(self, o): return self._arith(o, operator.add, True)       # noqa: E704
+    def __sub__(self, o): return self._arith(o, operator.sub)              # noqa: E704
+    def __rsub__(self, o): return self._arith(o, operator.sub, True)       # noqa: E704
+    def __mul__(self, o): return self._arith(o, operator.mul)              # noqa: E704
+    def __rmul__(self, o): return self._arith(o, operator.mul, True)       # noqa: E704
+    def __truediv__(self, o): return self._arith(o, operator.truediv)      # noqa: E704
+    def __rtruediv__(self, o): return self._arith(o, operator.truediv, True)  # noqa: E704
+    def __floordiv__(self, o): return self._arith(o, operator.floordiv)    # noqa: E704
+    def __rfloordiv__(self, o): return self._arith(o, operator.floordiv, True)  # noqa: E704
+    def __mod__(self, o): return self._arith(o, operator.mod)              # noqa: E704
+    def __rmod__(self, o): return self._arith(o, operator.mod, True)       # noqa: E704
+    def __pow__(self, o): return self._arith(o, operator.pow)              # noqa: E704
+    def __rpow__(self, o): return self._arith(o, operator.pow, True)       # noqa: E704
+
+    def __neg__(self):
+        return type(self)(-self._value(), -self.expr)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return self if sp.Ge(self.expr, 0) == sp.true else _refuse(self, "abs()") or abs(
+            self._value())
+
+    def _other(self, *args):
+        _refuse(self, "this operation")
+        return NotImplemented
+
+
+def _plain(x):
+    return int.__int__(x) if isinstance(x, Dim) else float.__float__(x) \
+        if isinstance(x, DimFloat) else x
+
+
+class Dim(_Symbolic, int):
     """A dimension's size at the probe being traced, with its symbolic expression."""
 
     def __new__(cls, value, expr):
@@ -81,79 +198,37 @@ class Dim(int):
     __repr__ = int.__repr__
     __str__ = int.__repr__
     __hash__ = int.__hash__
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _Symbolic._other
+    __lshift__ = __rshift__ = __divmod__ = __rdivmod__ = __invert__ = _Symbolic._other
+
+    def _value(self):
+        return int.__int__(self)
+
+    def __index__(self):
+        return int.__int__(self)
 
     def __reduce__(self):            # copies (deepcopy, pickle) are plain ints
-        return int, (int(self),)
+        return int, (int.__int__(self),)
 
-    def _arith(self, other, op, swap=False):
-        if isinstance(other, bool) or not isinstance(other, int):
-            return op(int(self), other) if not swap else op(other, int(self))
-        a, b = (other, self) if swap else (self, other)
-        value = op(int(a), int(b))
-        expr = op(_expr(a), _expr(b))
-        if op is operator.floordiv:
-            expr = sp.floor(_expr(a) / _expr(b))
-        expr = sp.simplify(expr) if op in (operator.floordiv, operator.mod) else expr
-        if _from_user(2):
-            seen = _SEEN.get()
-            if seen is not None and expr.free_symbols:
-                seen.setdefault(str(expr), (expr, user_where(3)))
-        return Dim(value, expr)
 
-    def __add__(self, o): return self._arith(o, operator.add)              # noqa: E704
-    def __radd__(self, o): return self._arith(o, operator.add, True)       # noqa: E704
-    def __sub__(self, o): return self._arith(o, operator.sub)              # noqa: E704
-    def __rsub__(self, o): return self._arith(o, operator.sub, True)       # noqa: E704
-    def __mul__(self, o): return self._arith(o, operator.mul)              # noqa: E704
-    def __rmul__(self, o): return self._arith(o, operator.mul, True)       # noqa: E704
-    def __floordiv__(self, o): return self._arith(o, operator.floordiv)    # noqa: E704
-    def __rfloordiv__(self, o): return self._arith(o, operator.floordiv, True)  # noqa: E704
-    def __mod__(self, o): return self._arith(o, operator.mod)              # noqa: E704
-    def __rmod__(self, o): return self._arith(o, operator.mod, True)       # noqa: E704
+class DimFloat(_Symbolic, float):
+    """A float computed from named dimensions (``1 / x.shape[0]``), with its expression."""
 
-    def __int__(self):
-        return int.__int__(self) if not _from_user(1) else self._plain("int")
+    def __new__(cls, value, expr):
+        self = float.__new__(cls, value)
+        self.expr = expr
+        return self
 
-    def __float__(self):
-        return int.__float__(self) if not _from_user(1) else self._plain("float")
+    __repr__ = float.__repr__
+    __str__ = float.__repr__
+    __hash__ = float.__hash__
+    __round__ = __trunc__ = __floor__ = __ceil__ = __divmod__ = __rdivmod__ = _Symbolic._other
 
-    def _plain(self, what):
-        raise SymbolicShapeError(
-            f"{what}() of the named dimension {self.expr}: a plain {what} loses the dimension, "
-            "and graphc could not follow its uses", where=user_where(3),
-            hint="use the size as it is (x.shape[0] is an int; x.sum() / x.shape[0] divides "
-                 "by it)")
+    def _value(self):
+        return float.__float__(self)
 
-    def __neg__(self):
-        return Dim(-int(self), -self.expr)
-
-    def _compare(self, other, op, sym_op, text):
-        result = op(int.__int__(self), int.__int__(other) if isinstance(other, Dim) else other)
-        if isinstance(other, bool) or not isinstance(other, int) or not _from_user(2):
-            return result
-        decided = sym_op(self.expr, _expr(other))
-        if decided in (sp.true, sp.false) or isinstance(decided, bool):
-            return result
-        raise SymbolicShapeError(
-            f"the code compares a named dimension: {self.expr} {text} {_expr(other)} is "
-            f"{result} for the size being traced ({int(self)}) but not for every size",
-            where=user_where(3))
-
-    def __eq__(self, o): return self._compare(o, operator.eq, sp.Eq, "==")   # noqa: E704
-    def __ne__(self, o): return self._compare(o, operator.ne, sp.Ne, "!=")   # noqa: E704
-    def __lt__(self, o): return self._compare(o, operator.lt, sp.Lt, "<")    # noqa: E704
-    def __le__(self, o): return self._compare(o, operator.le, sp.Le, "<=")   # noqa: E704
-    def __gt__(self, o): return self._compare(o, operator.gt, sp.Gt, ">")    # noqa: E704
-    def __ge__(self, o): return self._compare(o, operator.ge, sp.Ge, ">=")   # noqa: E704
-
-    def __bool__(self):
-        if int(self) != 0 and _from_user(1):
-            decided = sp.Ne(self.expr, 0)
-            if decided not in (sp.true, sp.false):
-                raise SymbolicShapeError(
-                    f"the code tests a named dimension's expression {self.expr} as a bool",
-                    where=user_where(2))
-        return int(self) != 0
+    def __reduce__(self):
+        return float, (float.__float__(self),)
 
 
 def _user_shape(shape, what="shape"):
@@ -168,7 +243,7 @@ def _user_shape(shape, what="shape"):
         raise SymbolicShapeError(
             f"len() of a traced value whose first dimension is the named dimension "
             f"{shape[0].expr}: len() gives a plain int, whose uses graphc cannot follow",
-            where=user_where(2), hint="write x.shape[0] instead of len(x)")
+            where=user_where(), hint="write x.shape[0] instead of len(x)")
     if what == "size":
         return math.prod(shape[1:], start=shape[0]) if shape else 1
     return shape

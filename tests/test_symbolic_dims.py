@@ -313,3 +313,22 @@ def test_one_over_a_size_in_user_code():
     for n in (1, 3, 77):
         x = rng.normal(size=(n, 3))
         _assert_same(g(x), graphc.grad(f)(x))
+
+
+def test_float_sizes_are_named_too():
+    def f(x):
+        if x.shape[0] / 2 > 10.0:
+            return x.sum()
+        return x.mean()
+    with pytest.raises(SymbolicShapeError, match=r"n/2 > 10"):
+        graphc.grad(f).source(graphc.Spec(("n", 3)))
+
+    def g(x):
+        scale = x.shape[0] / 4 + x.shape[0] ** 2
+        return x.sum() * scale
+    src = graphc.grad(g).source(graphc.Spec(("n", 3)))
+    dg = _load(src, "g_grad")
+    rng = np.random.default_rng(14)
+    for n in (1, 6, 50):
+        x = rng.normal(size=(n, 3))
+        _assert_same(dg(x), graphc.grad(g)(x))
