@@ -61,7 +61,7 @@ def _spec_shape(shape):
     """A Spec's shape as a tuple of non-negative ints (as np.zeros accepts it)."""
     dims = shape if isinstance(shape, (tuple, list)) else (shape,)
     for d in dims:
-        if isinstance(d, str):      # a named dimension (graphc/symbolic_dims.py)
+        if isinstance(d, str) and dims is shape:   # a named dimension (symbolic_dims.py)
             if not d.isidentifier() or keyword.iskeyword(d) or d.startswith("_"):
                 raise errors.SignatureError(
                     f"graphc.Spec dimension name {d!r:.40} is not a plain Python name",
@@ -70,8 +70,10 @@ def _spec_shape(shape):
             continue
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
             raise errors.SignatureError(
-                f"graphc.Spec shape must be an int or a tuple of ints, got {shape!r:.60}",
-                hint='e.g. graphc.Spec((64, 10), "float32"); a scalar is graphc.Spec(())')
+                f"graphc.Spec shape must be an int or a tuple of ints (or dimension names), "
+                f"got {shape!r:.60}",
+                hint='e.g. graphc.Spec((64, 10), "float32") or graphc.Spec(("n", 10)); a '
+                     'scalar is graphc.Spec(())')
         if d < 0:
             raise errors.ShapeError(f"graphc.Spec shape {tuple(dims)} has a "
                                     "negative dimension", hint="dimensions are sizes, >= 0")
