@@ -36,9 +36,6 @@ __all__ = ["has_named_dims", "named_dims", "probe_sizes", "fit_sources"]
 # (a convolution's kernel).
 _SIZES = ((13, 22, 17, 26, 19, 34, 23, 38, 29, 46, 31, 58, 37, 62, 41, 74, 43, 82),
           (53, 94, 59, 106, 61, 118, 67, 122, 71, 134, 73, 142, 79, 146, 83, 158, 89, 166))
-#: The size a named dimension is assumed to have where the code's memory choices
-#: depend on sizes (deleting large temporaries, writing into dead buffers).
-ASSUMED = 1024
 
 
 def named_dims(args, kwargs):
@@ -87,8 +84,8 @@ def trace_probes(build, args, kwargs, points):
     with gc_paused():
         for sizes in points:
             pargs, pkwargs = concrete(args, kwargs, sizes)
-            # del/out= in the code as for arrays with each named dimension of ASSUMED
-            token = CODEGEN_SIZES.set({v: ASSUMED for v in sizes.values()})
+            # no del/out= memory choices: graphc makes them by size (symdims.nbytes)
+            token = CODEGEN_SIZES.set(True)
             try:
                 with probing(sizes) as probe:
                     out.append((build(pargs, pkwargs), probe.seen))

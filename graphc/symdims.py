@@ -277,14 +277,14 @@ _LOCK = threading.Lock()
 _ACTIVE = [0]                       # probing contexts open, in all threads
 
 
-# While named dimensions are probed: {probe size: the size graphc.codegen's memory
-# choices (del, out=) assume}, so that they do not change with the probe size.
-CODEGEN_SIZES = contextvars.ContextVar("graphc_codegen_sizes", default=None)
+# True while named dimensions are probed: graphc.codegen's memory choices (del, out=),
+# made by size, are left out, since they would change with the probe size.
+CODEGEN_SIZES = contextvars.ContextVar("graphc_codegen_sizes", default=False)
 
 
 def nbytes(node):
-    """The bytes of a node's value, as graphc.codegen's memory choices see them."""
-    sizes = CODEGEN_SIZES.get()
-    if sizes is None:
-        return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
-    return math.prod(sizes.get(d, d) for d in node.shape) * node.dtype.itemsize
+    """The bytes of a node's value, as graphc.codegen's memory choices see them (0 while
+    named dimensions are probed)."""
+    if CODEGEN_SIZES.get():
+        return 0
+    return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize

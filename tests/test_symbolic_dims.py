@@ -332,3 +332,20 @@ def test_float_sizes_are_named_too():
     for n in (1, 6, 50):
         x = rng.normal(size=(n, 3))
         _assert_same(dg(x), graphc.grad(g)(x))
+
+
+def test_graph_of_a_named_signature_is_a_probe_graph():
+    f = graphc.grad(lambda x: (x ** 2).mean())
+    g = f.graph(graphc.Spec(("n", 3)))
+    assert isinstance(g, graphc.Graph)
+    assert g[g.inputs[0]].shape[1] == 3 and g[g.inputs[0]].shape[0] >= 13
+
+
+def test_lenet_float32_builds_and_matches():
+    rng = np.random.default_rng(15)
+    p = W.lenet_params(rng)
+    vg = graphc.value_and_grad(W.lenet_loss)
+    src = vg.source(p, graphc.Spec(("n", 1, 28, 28), "float32"), graphc.Spec(("n",), "int64"))
+    f = _load(src, "lenet_loss_value_and_grad")
+    x, y = W.lenet_data(rng, 5)
+    _assert_same(f(p, x, y), vg(p, x, y), rtol=1e-6)
