@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import keyword
 import types
 
 import numpy as np
@@ -30,7 +31,11 @@ class Spec:
 
     Parameters
     ----------
-    shape : tuple of int
+    shape : tuple of int or str
+        Sizes; a string names a dimension (``("n", 784)``): the code a compiled
+        function's ``.source()`` or :func:`graphc.export` then writes serves
+        every size of it, read from the arguments at entry (docs/guide.md,
+        "Symbolic dimensions").
     dtype : str or numpy dtype, default ``"float64"``
 
     Examples
@@ -39,6 +44,9 @@ class Spec:
     >>> g = graphc.trace(lambda x: np.tanh(x).sum(), graphc.Spec((64, 10), "float32"))
     >>> g[g.outputs[0]].dtype
     dtype('float32')
+    >>> src = graphc.grad(lambda x: (x ** 2).mean()).source(graphc.Spec(("n", 3)))
+    >>> [line.split("#")[0].strip() for line in src.splitlines() if " = _dim(" in line or "(1 /" in line]
+    ['n = _dim(x, 0)', 'd_x = (1 / (n * 3)) * (2 * x)']
     """
 
     def __init__(self, shape, dtype="float64"):
@@ -53,14 +61,23 @@ def _spec_shape(shape):
     """A Spec's shape as a tuple of non-negative ints (as np.zeros accepts it)."""
     dims = shape if isinstance(shape, (tuple, list)) else (shape,)
     for d in dims:
+        if isinstance(d, str) and dims is shape:   # a named dimension (symbolic_dims.py)
+            if not d.isidentifier() or keyword.iskeyword(d) or d.startswith("_"):
+                raise errors.SignatureError(
+                    f"graphc.Spec dimension name {d!r:.40} is not a plain Python name",
+                    hint='name dimensions like variables: graphc.Spec(("n", 784)), '
+                         '("batch", "h", "w")')
+            continue
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
             raise errors.SignatureError(
-                f"graphc.Spec shape must be an int or a tuple of ints, got {shape!r:.60}",
-                hint='e.g. graphc.Spec((64, 10), "float32"); a scalar is graphc.Spec(())')
+                f"graphc.Spec shape must be an int or a tuple of ints (or dimension names), "
+                f"got {shape!r:.60}",
+                hint='e.g. graphc.Spec((64, 10), "float32") or graphc.Spec(("n", 10)); a '
+                     'scalar is graphc.Spec(())')
         if d < 0:
-            raise errors.ShapeError(f"graphc.Spec shape {tuple(int(v) for v in dims)} has a "
+            raise errors.ShapeError(f"graphc.Spec shape {tuple(dims)} has a "
                                     "negative dimension", hint="dimensions are sizes, >= 0")
-    return tuple(int(d) for d in dims)
+    return tuple(d if isinstance(d, str) else int(d) for d in dims)
 
 
 def _spec_dtype(dtype):
@@ -75,6 +92,12 @@ def _spec_dtype(dtype):
 
 def _leaf_aval(x):
     if isinstance(x, Spec):
+        if any(isinstance(d, str) for d in x.shape):
+            raise errors.SignatureError(
+                f"{x!r} has named dimensions, which only compiled functions accept",
+                hint="use graphc.compile(f).source(spec), graphc.grad(f).source(spec) or "
+                     "graphc.export(...) with named dimensions; graphc.trace, render and "
+                     "check need concrete sizes")
         return Aval(x.shape, x.dtype, False)
     return aval_of(x)
 

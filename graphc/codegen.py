@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, guard_lines, guard_trace_line, has_guards
 from .codegen_workspace import WORKSPACE_HELPERS, fresh_node, use_workspace
@@ -23,6 +21,7 @@ from .precedence import prec_of
 from .primitive import REGISTRY, type_str
 from .signature import leaf_access, leaf_name
 from .source_comments import source_text, where_short, with_comment
+from .symdims import nbytes as _nbytes   # (the size the del/out= choices see)
 
 __all__ = ["generate", "generate_module", "graph_text"]
 
@@ -148,7 +147,7 @@ def _frees(em: _Emitter, items):
     outputs = set(g.outputs)
     for nid, _ in items:
         node = g[nid]
-        nbytes = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+        nbytes = _nbytes(node)
         if nid in outputs or nbytes < _FREE_BYTES or nid in em.donated:
             continue
         users = list(g.users(nid))
@@ -200,7 +199,7 @@ def _reuse(em: _Emitter, items):
         prim = REGISTRY.get(node.op)
         if prim is None or prim.inplace_ufunc is None or len(lines) != 1 or not node.shape:
             continue
-        nbytes = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+        nbytes = _nbytes(node)
         if nbytes < _REUSE_BYTES:
             continue
         for a in node.args:

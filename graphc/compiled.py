@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from . import codegen, errors, loader, naming
+from . import codegen, errors, loader, naming, symbolic_module
 from .argnums import normalize_argnums
 from .capture import Spec, def_where, function_name, gc_paused, live, trace_into
 from .errors import OptionError, UnsupportedError
@@ -25,6 +25,7 @@ from .ir import Graph
 from .passes import optimize
 from .pytree import flatten, is_static
 from .signature import Param, from_function
+from .symbolic_dims import has_named_dims
 from .avals import aval_of
 from .tracebacks import filter_traceback, hidden_frames
 from .tracing import Tracer, current_trace
@@ -289,6 +290,9 @@ class Compiled:
             self._last = _NO_ENTRY
 
     def _build(self, args, kwargs):
+        if has_named_dims(args, kwargs):
+            # Spec(("n", 784)): one module for every size (graphc/symbolic_module.py)
+            return _Entry(*symbolic_module.build(self, args, kwargs), has_spec=True)
         with gc_paused():
             return self._build_unpaused(args, kwargs)
 

@@ -309,6 +309,9 @@ def _record(prim, args, params):
     return trace.tracer(nid)
 
 
+# Set by graphc.symdims (probing named dimensions): the shape the user's code reads.
+SHAPE_HOOK = [None]
+
 # One user line making this many forward nodes in one trace is a Python loop unrolled:
 # warn once (graphc.scan / graphc.fori_loop keep it rolled).
 UNROLL_NODES = 2000
@@ -331,10 +334,20 @@ class Tracer(Traced):
         self._buf = None
 
     # --- array-like attributes ------------------------------------------------
-    shape = property(lambda self: self.aval.shape)
+    @property
+    def shape(self):
+        # graphc.symdims: while a symbolic signature is probed, the user's code reads
+        # named dimensions as ints that carry their SymPy expression
+        hook = SHAPE_HOOK[0]
+        return self.aval.shape if hook is None else hook(self.aval.shape)
+
     dtype = property(lambda self: self.aval.dtype)
     ndim = property(lambda self: self.aval.ndim)
-    size = property(lambda self: self.aval.size)
+
+    @property
+    def size(self):
+        hook = SHAPE_HOOK[0]
+        return self.aval.size if hook is None else hook(self.aval.shape, "size")
 
     @property
     def T(self):
@@ -343,7 +356,9 @@ class Tracer(Traced):
     def __len__(self):
         if not self.shape:
             raise UnsupportedError("len() of a 0-d traced value", hint="0-d values have no length")
-        return self.shape[0]
+        if SHAPE_HOOK[0] is not None:
+            SHAPE_HOOK[0](self.aval.shape, "len")
+        return self.aval.shape[0]
 
     def __iter__(self):
         if not self.shape:

@@ -33,7 +33,7 @@ LAYERS = {
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding ops.basics ops.guard",
-    "3 tracing": "tracing folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
+    "3 tracing": "tracing symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
                  "custom control control.body control.scan control.while_ control.branches control.tangents "
                  "batch_rules batch_index batching batch_loops",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
@@ -45,7 +45,8 @@ LAYERS = {
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
                       "vmap jacobians report trace_display display "
-                      "batch_chunks dask",
+                      "batch_chunks dask "
+                      "symbolic_dims symbolic_module",
     "6 package": "",
 }
 
