@@ -31,6 +31,7 @@ import numpy as np
 
 import re
 
+from . import symdims
 from .primitive import REGISTRY
 
 __all__ = ["WORKSPACE_BYTES", "WORKSPACE_HELPERS", "fresh_node", "use_workspace", "workspace_lines"]
@@ -43,9 +44,10 @@ _WORKSPACE = threading.local()
 
 def _buffer(name, shape, dtype):
     """The buffer this function keeps for temporary ``name`` (one per thread): a
-    temporary that never leaves the call, so the next call may overwrite it."""
+    temporary that never leaves the call, so the next call may overwrite it.
+    A new one when the shape changed (a module with a symbolic batch size)."""
     buf = getattr(_WORKSPACE, name, None)
-    if buf is None:
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
         buf = np.empty(shape, dtype)
         setattr(_WORKSPACE, name, buf)
     return buf
@@ -119,7 +121,9 @@ def _alloc_lines(name, node, lines, buf):
 
 
 def _nbytes(node):
-    return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+    # symdims.nbytes: 0 while named dimensions are probed, so a module with a symbolic
+    # batch size makes the same (no-workspace) choice at every probe size.
+    return symdims.nbytes(node)
 
 
 def workspace_lines(em, items, donors=()):

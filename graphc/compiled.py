@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import sys
 import threading
 
 import numpy as np
@@ -23,6 +22,7 @@ from .errors import OptionError, UnsupportedError
 from .guard_paths import Paths, forget_source, guarded_entry
 from .ir import Graph
 from .passes import optimize
+from .pickling import _cloudpickle_by_value, _global_name, _load_global
 from .pytree import flatten, is_static
 from .signature import Param, from_function
 from .symbolic_dims import has_named_dims
@@ -432,42 +432,6 @@ class Compiled:
 
     def export_name(self):
         return naming.sanitize(self.__name__)
-
-
-def _global_name(obj):
-    """``(module, qualname)`` when ``obj`` is importable under its wrapped function's name."""
-    fn = obj._fn
-    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
-        return None
-    found = sys.modules.get(module)
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    return (module, qualname) if found is obj else None
-
-
-def _cloudpickle_by_value(module):
-    """Whether ``cloudpickle`` is pickling right now and sends ``module``'s functions by value."""
-    cp = sys.modules.get("cloudpickle")
-    code = getattr(getattr(getattr(cp, "Pickler", None), "dump", None), "__code__", None)
-    if code is None:
-        return False
-    if module != "__main__" and module not in cp.list_registry_pickle_by_value():
-        return False
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _load_global(module, qualname):
-    import importlib
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _renaming_call(fn, renamed):

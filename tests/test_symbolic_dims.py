@@ -90,7 +90,7 @@ def test_lenet_gradient_exported_once_matches_every_batch():
     p = {k: v.astype(np.float64) for k, v in W.lenet_params(rng).items()}
     vg = graphc.value_and_grad(W.lenet_loss)
     src = vg.source(p, graphc.Spec(("n", 1, 28, 28)), graphc.Spec(("n",), "int64"))
-    assert "flat = pool_1.reshape(n, 400)" in src and "reshape(150, n * 100)" in src
+    assert "flat = pool_1.reshape(n, 400)" in src and "(150, n * 100)" in src
     f = _load(src, "lenet_loss_value_and_grad")
     for n in (1, 7, 128, 1000):
         x, y = rng.normal(size=(n, 1, 28, 28)), rng.integers(0, 10, n)

@@ -160,9 +160,10 @@ _WORKSPACE = threading.local()
 
 def _buffer(name, shape, dtype):
     """The buffer this function keeps for temporary ``name`` (one per thread): a
-    temporary that never leaves the call, so the next call may overwrite it."""
+    temporary that never leaves the call, so the next call may overwrite it.
+    A new one when the shape changed (a module with a symbolic batch size)."""
     buf = getattr(_WORKSPACE, name, None)
-    if buf is None:
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
         buf = np.empty(shape, dtype)
         setattr(_WORKSPACE, name, buf)
     return buf
