@@ -235,7 +235,10 @@ def checkpoint(fn):
     Inside ``graphc.grad`` the values ``fn`` computes are not kept for the backward
     pass: the gradient's code recomputes ``fn`` from its arguments (under
     ``# grad of:`` the call's line) and differentiates the recomputation, so
-    ``graph.cost()`` counts ``fn``'s FLOPs twice.  Gradients are unchanged.  ``fn``
+    ``graph.cost()`` counts ``fn``'s FLOPs twice (the recomputed nodes have
+    ``node.recompute`` set: ``Cost.recomputed_flops`` counts them and
+    ``Cost.recomputed_bytes`` the values rebuilt instead of kept; drawings mark
+    them).  Gradients are unchanged.  ``fn``
     takes arrays and returns one array; outside a traced function it is plain Python.
 
     Parameters
@@ -265,7 +268,8 @@ def checkpoint(fn):
         from .autodiff import backward
         # fresh values (a barrier node each) so CSE cannot merge the recomputation
         xs = [custom_vjp_call(a, a, rule=-1, n_args=1) for a in args]
-        out = fn(*xs)
+        with xs[0]._trace.context(recompute=True):    # graph.cost() and drawings show them
+            out = fn(*xs)
         return tuple(backward(out, xs, ct))
 
     f.defvjp(fwd, bwd)

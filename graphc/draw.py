@@ -37,6 +37,7 @@ FAMILY_COLORS = {
 _BACKWARD_EDGE = "#dc2626"
 _LARGE = 300
 _SAVED_EDGE = "#9ca3af"
+_RECOMPUTE = {"color": "#7c3aed", "penwidth": "2"}   # a checkpoint's recomputed forward node
 
 INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphviz` (Debian/Ubuntu), "
                 "`brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`; "
@@ -233,6 +234,9 @@ def _node_item(d, nid):
         attrs.update(peripheries="2", penwidth="1.5")
     if node.section == "backward":
         attrs["style"] = attrs.get("style", "filled") + ",dashed"
+    if node.recompute:
+        attrs.update(_RECOMPUTE)
+        d.families.add("recomputed")
     return str(nid), _esc_label(label), attrs
 
 
@@ -425,6 +429,9 @@ def _legend(dot, families, show_backward):
         if show_backward:
             c.node("legend_bwd", "backward (∂)", fillcolor="#ffffff", style="filled,dashed", fontsize="9")
             c.edge("legend_output", "legend_bwd", style="invis")
+        if "recomputed" in families:
+            c.node("legend_recomputed", "recomputed (checkpoint)", fillcolor="#ffffff",
+                   style="filled,dashed", fontsize="9", **_RECOMPUTE)
 
 
 def dot_available() -> bool:

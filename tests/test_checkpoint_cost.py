@@ -1,0 +1,157 @@
+"""``graphc.checkpoint``'s trade made visible: ``graph.cost()`` counts the recomputed FLOPs and
+the bytes kept for (or rebuilt in) the backward pass; drawings mark the recomputed nodes."""
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc.cost import cost_text
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+W = np.random.default_rng(0).normal(size=(4, 4))
+
+
+def block(x):
+    return np.tanh(x @ W) * 2.0
+
+
+ck = graphc.checkpoint(block)
+
+
+def plain(x):
+    return (block(block(x)) ** 2).sum()
+
+
+def remat(x):
+    return (ck(ck(x)) ** 2).sum()
+
+
+X = np.ones((3, 4))
+F64 = 8 * 3 * 4        # bytes of one (3, 4) float64 value
+
+
+def _graphs():
+    return graphc.grad(plain).graph(X), graphc.grad(remat).graph(X)
+
+
+def test_recomputed_flops_are_counted_apart():
+    gp, gr = _graphs()
+    cp, cr = gp.cost(), gr.cost()
+    assert cp.recomputed_flops == 0 and cp.recomputed_bytes == 0
+    # each block: (3,4)@(4,4) matmul 2*3*4*4 = 96 FLOPs + tanh 12 (the "* 2.0" is not needed)
+    assert cr.recomputed_flops == 2 * (96 + 12)
+    # the forward is unchanged; the backward is the plain backward plus the recomputation
+    assert cr.forward_flops == cp.forward_flops
+    assert cr.backward_flops == cp.backward_flops + cr.recomputed_flops
+    assert sum(cr.by_node[n] for n in gr.order() if gr[n].recompute) == cr.recomputed_flops
+    assert "recomputed 216 FLOPs" in str(cr) and "recomputed" not in str(cp)
+
+
+def test_recomputed_nodes_are_the_wrapped_forward_in_the_backward_pass():
+    _, gr = _graphs()
+    rec = [n for n in gr.order() if gr[n].recompute]
+    assert sorted(gr[n].op for n in rec) == ["matmul", "matmul", "tanh", "tanh"]
+    assert all(gr[n].section == "backward" for n in rec)
+    assert not any(gr[n].recompute for n in gr.order() if gr[n].section != "backward")
+
+
+def test_bytes_kept_against_bytes_recomputed():
+    gp, gr = _graphs()
+    cp, cr = gp.cost(), gr.cost()
+    # without checkpoint the backward reads both tanh values and the last block's output
+    assert cp.saved_bytes == 3 * F64
+    # with it: only the two blocks' outputs (the second block's input and the loss's input)
+    # are kept; both tanh values are rebuilt in the backward pass
+    assert cr.saved_bytes == 2 * F64
+    assert cr.recomputed_bytes == 2 * F64
+    assert cr.saved_bytes < cp.saved_bytes
+
+
+def test_cost_text_shows_the_trade():
+    gp, gr = _graphs()
+    text = cost_text(gr)
+    assert "#   recomputed           216 FLOPs   (graphc.checkpoint; part of backward)" in text
+    assert "#   kept                 192 bytes" in text and "192 bytes recomputed instead" in text
+    plain_text = cost_text(gp)
+    assert "recomputed" not in plain_text and "#   kept" not in plain_text
+
+
+def test_gradient_unchanged_and_recompute_survives_passes_of_a_deeper_net():
+    rng = np.random.default_rng(3)
+    Ws = [rng.normal(size=(5, 5)) / 2 for _ in range(4)]
+
+    def layer(h, w):
+        return np.tanh(h @ w)
+    cl = graphc.checkpoint(layer)
+
+    def net(ws, x, lay):
+        h = x
+        for w in ws:
+            h = lay(h, w)
+        return np.sum(h ** 2)
+    x = rng.normal(size=(2, 5))
+    gp = graphc.grad(lambda ws: net(ws, x, layer))
+    gr = graphc.grad(lambda ws: net(ws, x, cl))
+    for a, b in zip(gr(Ws), gp(Ws)):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    cp, cr = gp.graph(Ws).cost(), gr.graph(Ws).cost()
+    per_layer = 2 * 2 * 5 * 5 + 2 * 5            # matmul + tanh
+    assert cr.recomputed_flops == 4 * per_layer
+    assert cr.backward_flops == cp.backward_flops + cr.recomputed_flops
+    # the tanh outputs are not kept: only each layer's input survives to the backward pass
+    assert cr.recomputed_bytes == 4 * 2 * 5 * 8
+    assert cr.saved_bytes == 4 * 2 * 5 * 8 and cp.saved_bytes == 4 * 2 * 5 * 8
+    # (here the plain backward keeps the same number of bytes: tanh outputs instead of inputs;
+    # checkpoint pays 200 extra FLOPs per layer and saves nothing: cost() shows it)
+
+
+def _lenet():
+    spec = importlib.util.spec_from_file_location("_lenet_for_ck_cost", ROOT / "examples" / "lenet.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_lenet_conv_blocks_checkpointed():
+    from graphc import nn
+    lenet = _lenet()
+    rng = np.random.default_rng(0)
+    p = lenet.init_params(rng)
+    x, y = rng.random((4, 1, 8, 8)), np.array([0, 1, 2, 3])
+
+    def conv_block(h, w, b):
+        return nn.max_pool2d(nn.relu(nn.conv2d(h, w, b, padding=1)), 2)
+    ck_block = graphc.checkpoint(conv_block)
+
+    def loss(p, block):
+        h = block(x, p["conv1"]["w"], p["conv1"]["b"])
+        h = block(h, p["conv2"]["w"], p["conv2"]["b"])
+        h = nn.relu(nn.flatten(h) @ p["fc1"]["w"] + p["fc1"]["b"])
+        return nn.cross_entropy(h @ p["fc2"]["w"] + p["fc2"]["b"], y)
+    gp = graphc.grad(lambda p: loss(p, conv_block))
+    gr = graphc.grad(lambda p: loss(p, ck_block))
+    want, got = gp(p), gr(p)
+    for k in p:
+        for n in p[k]:
+            np.testing.assert_allclose(got[k][n], want[k][n], rtol=1e-12, atol=1e-15)
+    cp, cr = gp.graph(p).cost(), gr.graph(p).cost()
+    assert cr.recomputed_flops > 0
+    assert cr.backward_flops == cp.backward_flops + cr.recomputed_flops
+    assert cr.forward_flops == cp.forward_flops
+    assert cr.saved_bytes < cp.saved_bytes            # the trade: fewer bytes kept ...
+    assert cr.recomputed_bytes > 0                    # ... rebuilt by the extra FLOPs
+
+
+def test_drawing_marks_recomputed_nodes():
+    pytest.importorskip("graphviz")
+    from graphc.draw import to_dot
+    gp, gr = _graphs()
+    src = to_dot(gr).source
+    assert "recomputed (checkpoint)" in src
+    marked = [line for line in src.splitlines() if "#7c3aed" in line and "legend" not in line]
+    assert len(marked) == 4                      # the two matmuls and two tanhs
+    plain_src = to_dot(gp).source
+    assert "#7c3aed" not in plain_src and "recomputed" not in plain_src
+    assert "recomputed" not in to_dot(gr, legend=False).source
