@@ -28,9 +28,28 @@ from .tracing import Tracer
 
 __all__ = ["custom_vjp", "custom_jvp", "checkpoint", "RULES"]
 
-#: ``{key: _Rule}``: the user's rules of the recorded ``custom_vjp_call`` nodes.
+#: ``{key: (_Rule, residuals' treedef)}``: the user's rules of the recorded
+#: ``custom_vjp_call`` nodes.  One key per rule *and call site* (:func:`_register`), so
+#: tracing a function again (a new signature, a fresh ``grad``) adds nothing.
 RULES: dict = {}
 _KEYS = itertools.count()
+_KEY_OF: dict = {}        # what identifies a rule -> its key in RULES
+
+
+def _register(ident, make):
+    """The key of ``RULES`` for ``ident`` (a tuple of the user's functions, the call site
+    and the residuals' structure: held strongly, so a key is never reused for another
+    rule, unlike ``id()``); ``make()`` builds ``(rule, treedef)`` the first time."""
+    try:
+        key = _KEY_OF.get(ident)
+    except TypeError:     # an unhashable user callable: a key of its own (RULES grows)
+        key, ident = None, None
+    if key is None:
+        key = next(_KEYS)
+        RULES[key] = make()
+        if ident is not None:
+            _KEY_OF[ident] = key
+    return key
 
 
 class _Rule:
@@ -121,8 +140,8 @@ class custom_vjp:
         res_leaves, res_tdef, _ = flatten(res)
         res_leaves = [r if isinstance(r, Tracer) else tracer._trace.lift(np.asarray(r))
                       for r in res_leaves]
-        key = next(_KEYS)
-        RULES[key] = (_Rule(self, self.bwd, where, self._jvp), res_tdef)
+        key = _register(("vjp", self, self.fwd, self.bwd, self._jvp, where, res_tdef),
+                        lambda: (_Rule(self, self.bwd, where, self._jvp), res_tdef))
         return _named(custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args)),
                       self.__name__)
 
@@ -184,9 +203,10 @@ class custom_jvp:
             raise UnsupportedError(f"custom_jvp: {self.__name__!r} must return one array "
                                    f"computed from its arguments, got {type(out).__name__}",
                                    where=where, hint="return a single array")
-        key = next(_KEYS)
-        RULES[key] = (_Rule(self, functools.partial(_transpose_bwd, self, len(args)), where,
-                            functools.partial(_jvp_tangent, self)), flatten(tuple(args))[1])
+        tdef = flatten(tuple(args))[1]
+        key = _register(("jvp", self, self.rule, where, tdef),
+                        lambda: (_Rule(self, functools.partial(_transpose_bwd, self, len(args)),
+                                       where, functools.partial(_jvp_tangent, self)), tdef))
         return _named(custom_vjp_call(out, *args, *args, rule=key, n_args=len(args)),
                       self.__name__)
 
@@ -238,8 +258,9 @@ def checkpoint(fn):
     ``graph.cost()`` counts ``fn``'s FLOPs twice (the recomputed nodes have
     ``node.recompute`` set: ``Cost.recomputed_flops`` counts them and
     ``Cost.recomputed_bytes`` the values rebuilt instead of kept; drawings mark
-    them).  Gradients are unchanged.  ``fn``
-    takes arrays and returns one array; outside a traced function it is plain Python.
+    them).  Gradients are unchanged.  ``fn`` takes arrays and returns one array;
+    outside a traced function it is plain Python.  ``checkpoint(fn)`` called twice
+    with the same ``fn`` returns the same object.
 
     Parameters
     ----------
@@ -259,6 +280,19 @@ def checkpoint(fn):
     >>> g.source(0.0).count("np.tanh(")            # twice forward, twice recomputed
     4
     """
+    try:                  # one object per fn: its rule keeps one key in RULES per call site
+        f = _CHECKPOINTS.get(fn)
+    except TypeError:     # an unhashable callable
+        return _checkpoint(fn)
+    if f is None:
+        f = _CHECKPOINTS[fn] = _checkpoint(fn)
+    return f
+
+
+_CHECKPOINTS: dict = {}
+
+
+def _checkpoint(fn):
     f = custom_vjp(fn)
 
     def fwd(*args):
@@ -333,8 +367,8 @@ def _batch(args, dims, aval, *, rule, n_args):
     """vmap: the same node over the batched values; its gradient is refused (the user's
     bwd is written for one example), so ``grad(vmap(f))`` never silently skips the rule."""
     r, tdef = RULES[rule]
-    key = next(_KEYS)
-    RULES[key] = (_Rule(r.fn, functools.partial(_batched_bwd, r), r.where), tdef)
+    key = _register(("batched", rule),
+                    lambda: (_Rule(r.fn, functools.partial(_batched_bwd, r), r.where), tdef))
     return custom_vjp_call(*args, rule=key, n_args=n_args), dims[0]
 
 

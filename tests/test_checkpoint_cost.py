@@ -155,3 +155,33 @@ def test_drawing_marks_recomputed_nodes():
     plain_src = to_dot(gp).source
     assert "#7c3aed" not in plain_src and "recomputed" not in plain_src
     assert "recomputed" not in to_dot(gr, legend=False).source
+
+
+def test_rules_do_not_grow_with_retracing():
+    """custom.RULES holds one entry per rule and call site, not one per traced call."""
+    from graphc import custom
+
+    @graphc.custom_vjp
+    def f(x):
+        return np.sin(x)
+    f.defvjp(lambda x: (np.sin(x), x), lambda x, ct: (ct * np.cos(x),))
+
+    def loss(x):                  # checkpoint(...) made inside the traced function
+        return np.sum(f(x) * graphc.checkpoint(np.tanh)(x))
+    sizes = []
+    for n in range(2, 6):
+        x = np.linspace(0.1, 1, n)
+        g = graphc.grad(loss)(x)
+        np.testing.assert_allclose(g, np.cos(x) * np.tanh(x) + np.sin(x) / np.cosh(x) ** 2,
+                                   rtol=1e-13)
+        graphc.vmap(graphc.grad(loss))(np.ones((3, n)))
+        sizes.append(len(custom.RULES))
+    assert sizes[1:] == sizes[:-1], sizes
+    assert graphc.checkpoint(np.tanh) is graphc.checkpoint(np.tanh)
+    # a new rule for the same function is a new entry, and it is the one used
+    f.defvjp(lambda x: (np.sin(x), x), lambda x, ct: (2 * ct * np.cos(x),))
+    x = np.linspace(0.1, 1, 3)              # same call site, same signature as before
+    np.testing.assert_allclose(graphc.grad(loss)(x),
+                               2 * np.cos(x) * np.tanh(x) + np.sin(x) / np.cosh(x) ** 2,
+                               rtol=1e-13)
+    assert len(custom.RULES) == sizes[-1] + 1
