@@ -53,9 +53,10 @@ def _register(ident, make):
 
 
 class _Rule:
-    def __init__(self, fn, bwd, where, jvp=None):
+    def __init__(self, fn, bwd, where, jvp=None, layout=None):
         self.fn, self.bwd, self.where = fn, bwd, where
         self.jvp = jvp        # (args, tangents) -> out tangent, or None: forward mode refused
+        self.layout = layout  # a pytree result: (treedef, leaf shapes) of the packed value
 
 
 def _def_where(fn):
@@ -81,7 +82,9 @@ class custom_vjp:
     graph (generated code shows it under ``# grad of:`` the call's line); outside
     a traced function ``f`` just calls ``fn``.  ``graphc.check`` compares the
     rule with the derivative of ``fn`` and reports a wrong one as a mismatch.
-    The arguments are arrays (or numbers) and ``out`` is one array;
+    The arguments are arrays (or numbers); ``out`` is one array or a pytree (tuple,
+    list, dict) of arrays of one dtype, whose cotangent ``bwd`` receives as the same
+    pytree (the node's value is then the leaves concatenated, sliced back after it);
     ``graphc.jvp`` through ``f`` raises ``UnsupportedError``.
 
     Parameters
@@ -132,18 +135,15 @@ class custom_vjp:
             out, res = self.fwd(*args)
         finally:
             self._depth -= 1
-        if not isinstance(out, Tracer):
-            raise UnsupportedError(f"custom_vjp: {self.__name__!r} must return one array "
-                                   f"computed from its arguments, got {type(out).__name__}",
-                                   where=_def_where(self.fwd),
-                                   hint="return a single array (pytree results are not supported)")
+        out, layout = _pack(self, out, tracer._trace)
         res_leaves, res_tdef, _ = flatten(res)
         res_leaves = [r if isinstance(r, Tracer) else tracer._trace.lift(np.asarray(r))
                       for r in res_leaves]
-        key = _register(("vjp", self, self.fwd, self.bwd, self._jvp, where, res_tdef),
-                        lambda: (_Rule(self, self.bwd, where, self._jvp), res_tdef))
-        return _named(custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args)),
+        key = _register(("vjp", self, self.fwd, self.bwd, self._jvp, where, res_tdef, layout),
+                        lambda: (_Rule(self, self.bwd, where, self._jvp, layout), res_tdef))
+        node = _named(custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args)),
                       self.__name__)
+        return node if layout is None else _unpack(node, layout)
 
 
 class custom_jvp:
@@ -258,8 +258,8 @@ def checkpoint(fn):
     ``graph.cost()`` counts ``fn``'s FLOPs twice (the recomputed nodes have
     ``node.recompute`` set: ``Cost.recomputed_flops`` counts them and
     ``Cost.recomputed_bytes`` the values rebuilt instead of kept; drawings mark
-    them).  Gradients are unchanged.  ``fn`` takes arrays and returns one array;
-    outside a traced function it is plain Python.  ``checkpoint(fn)`` called twice
+    them).  Gradients are unchanged.  ``fn`` takes arrays and returns one array
+    or a pytree of arrays of one dtype; outside a traced function it is plain Python.  ``checkpoint(fn)`` called twice
     with the same ``fn`` returns the same object.
 
     Parameters
@@ -304,11 +304,44 @@ def _checkpoint(fn):
         xs = [custom_vjp_call(a, a, rule=-1, n_args=1) for a in args]
         with xs[0]._trace.context(recompute=True):    # graph.cost() and drawings show them
             out = fn(*xs)
-        return tuple(backward(out, xs, ct))
+        if isinstance(out, Tracer):
+            return tuple(backward(out, xs, ct))
+        return tuple(backward(flatten(out)[0], xs, flatten(ct)[0]))     # a pytree result
 
     f.defvjp(fwd, bwd)
     f._jvp = "primal"
     return f
+
+
+def _pack(f, out, trace):
+    """``(value, layout)``: one array as is (layout None); a pytree of arrays of one dtype
+    as the concatenation of its raveled leaves (the node's value: one VJP for all of them),
+    with its treedef and leaf shapes, which :func:`_unpack` splits back."""
+    if isinstance(out, Tracer):
+        return out, None
+    leaves, tdef, _ = flatten(out)
+    leaves = [x if isinstance(x, Tracer) else trace.lift(np.asarray(x)) for x in leaves]
+    dtypes = sorted({str(x.dtype) for x in leaves})
+    if not leaves or len(dtypes) != 1:
+        raise UnsupportedError(
+            f"custom_vjp: {f.__name__!r} must return an array or a pytree (tuple, list, dict) "
+            f"of arrays of one dtype; got " + (f"dtypes {', '.join(dtypes)}" if leaves else
+                                               type(out).__name__),
+            where=_def_where(f.fwd), hint="cast the results to one dtype (x.astype(...))")
+    flat = np.concatenate([x.reshape(-1) for x in leaves])
+    return flat, (tdef, tuple(tuple(x.shape) for x in leaves))
+
+
+def _unpack(flat, layout):
+    """The pytree of :func:`_pack`'s layout, sliced out of the flat ``flat``."""
+    from .pytree import unflatten
+    tdef, shapes = layout
+    leaves, start = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape, dtype=np.int64))
+        leaves.append(flat[start:start + n].reshape(shape))
+        start += n
+    return unflatten(tdef, leaves)
 
 
 def _unflatten_res(tdef, leaves):
@@ -320,6 +353,8 @@ def _vjp(ct, out_arg, *rest, out, rule, n_args):
     r, tdef = RULES[rule]
     args, res = rest[:n_args], rest[n_args:]
     bwd_where = _def_where(r.bwd) or r.where
+    if r.layout is not None:          # a pytree result: the cotangent of each leaf
+        ct = _unpack(ct, r.layout)
     cts = r.bwd(_unflatten_res(tdef, res), ct)
     if not isinstance(cts, (tuple, list)) or len(cts) != n_args:
         got = f"{len(cts)} values" if isinstance(cts, (tuple, list)) else type(cts).__name__

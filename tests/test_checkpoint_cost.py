@@ -185,3 +185,67 @@ def test_rules_do_not_grow_with_retracing():
                                2 * np.cos(x) * np.tanh(x) + np.sin(x) / np.cosh(x) ** 2,
                                rtol=1e-13)
     assert len(custom.RULES) == sizes[-1] + 1
+
+
+# --- custom_vjp and checkpoint with pytree results -----------------------------------------
+@graphc.custom_vjp
+def sincos(x):
+    return np.sin(x), np.cos(x)
+
+
+sincos.defvjp(lambda x: (sincos(x), x),
+              lambda x, ct: (ct[0] * np.cos(x) - ct[1] * np.sin(x),))
+
+
+def _sincos_loss(x):
+    s, c = sincos(x)
+    return np.sum(3 * s + c ** 2)
+
+
+def test_custom_vjp_with_a_tuple_result():
+    x = np.linspace(-1, 1, 5)
+    want = 3 * np.cos(x) - 2 * np.cos(x) * np.sin(x)
+    np.testing.assert_allclose(graphc.grad(_sincos_loss)(x), want, rtol=1e-14)
+    src = graphc.grad(_sincos_loss).source(x)
+    assert src.count("np.sin(") == 1 and src.count("np.cos(") == 1
+    np.testing.assert_allclose(graphc.vmap(graphc.grad(_sincos_loss))(np.stack([x, 2 * x])),
+                               np.stack([want, 3 * np.cos(2 * x) - np.sin(4 * x)]), rtol=1e-13)
+    assert graphc.check(_sincos_loss, x).ok
+    s, c = sincos(x)                           # plain Python outside a trace
+    np.testing.assert_array_equal(s, np.sin(x))
+
+
+def test_a_wrong_tuple_rule_is_a_mismatch():
+    @graphc.custom_vjp
+    def pair(x):
+        return x * x, 2 * x
+
+    pair.defvjp(lambda x: (pair(x), x), lambda x, ct: (2 * x * ct[0] + 3 * ct[1],))  # 3: wrong
+    report = graphc.check(lambda x: np.sum(pair(x)[0] + pair(x)[1]), np.array([0.5, -1.0]))
+    assert not report.ok and report.rows[0].status == "mismatch"
+
+
+def test_checkpoint_with_a_dict_result():
+    block = graphc.checkpoint(lambda x: {"t": np.tanh(x), "e": np.exp(x)})
+
+    def loss(x):
+        d = block(x)
+        return np.sum(d["t"] * d["e"])
+    x = np.linspace(-1, 1, 4)
+    want = np.exp(x) * (1 / np.cosh(x) ** 2 + np.tanh(x))
+    np.testing.assert_allclose(graphc.grad(loss)(x), want, rtol=1e-14)
+    g = graphc.grad(loss).graph(x)
+    assert sorted(g[n].op for n in g.order() if g[n].recompute) == ["exp", "tanh"]
+    out, dot = graphc.jvp(loss, (x,), (np.ones(4),))
+    assert float(dot) == pytest.approx(want.sum(), rel=1e-13)
+
+
+def test_results_of_two_dtypes_are_refused():
+    @graphc.custom_vjp
+    def two(x):
+        return x, x.astype(np.float32)
+
+    two.defvjp(lambda x: (two(x), x), lambda x, ct: (ct[0],))
+    with pytest.raises(graphc.GraphcError, match="one dtype") as info:
+        graphc.grad(lambda x: np.sum(two(x)[0]))(np.ones(2))
+    assert "test_checkpoint_cost.py" in str(info.value)
