@@ -249,3 +249,13 @@ def test_results_of_two_dtypes_are_refused():
     with pytest.raises(graphc.GraphcError, match="one dtype") as info:
         graphc.grad(lambda x: np.sum(two(x)[0]))(np.ones(2))
     assert "test_checkpoint_cost.py" in str(info.value)
+
+
+def test_vmap_of_grad_keeps_the_recomputation_marked():
+    f = lambda x: np.sum(ck(x) ** 2)                     # noqa: E731
+    c1 = graphc.grad(f).graph(X).cost()
+    c5 = graphc.vmap(graphc.grad(f)).graph(np.ones((5, 3, 4))).cost()
+    assert c1.recomputed_flops == 96 + 12
+    assert c5.recomputed_flops == 5 * c1.recomputed_flops
+    np.testing.assert_allclose(graphc.vmap(graphc.grad(f))(np.stack([X, 2 * X])),
+                               np.stack([graphc.grad(f)(X), graphc.grad(f)(2 * X)]), rtol=1e-14)
