@@ -57,6 +57,7 @@ class _Rule:
         self.fn, self.bwd, self.where = fn, bwd, where
         self.jvp = jvp        # (args, tangents) -> out tangent, or None: forward mode refused
         self.layout = layout  # a pytree result: (treedef, leaf shapes) of the packed value
+        self.with_args = False  # bwd also takes the node's arguments (a vmapped node)
 
 
 def _def_where(fn):
@@ -355,7 +356,7 @@ def _vjp(ct, out_arg, *rest, out, rule, n_args):
     bwd_where = _def_where(r.bwd) or r.where
     if r.layout is not None:          # a pytree result: the cotangent of each leaf
         ct = _unpack(ct, r.layout)
-    cts = r.bwd(_unflatten_res(tdef, res), ct)
+    cts = r.bwd(_unflatten_res(tdef, res), ct, *([(out_arg, *args)] if r.with_args else []))
     if not isinstance(cts, (tuple, list)) or len(cts) != n_args:
         got = f"{len(cts)} values" if isinstance(cts, (tuple, list)) else type(cts).__name__
         raise GradError(f"custom_vjp {r.fn.__name__!r}: bwd must return a tuple of {n_args} "
@@ -399,18 +400,19 @@ def _jvp(t, out_arg, *rest, out, rule, n_args):
 
 
 def _batch(args, dims, aval, *, rule, n_args):
-    """vmap: the same node over the batched values; its gradient is refused (the user's
-    bwd is written for one example), so ``grad(vmap(f))`` never silently skips the rule."""
+    """vmap: the same node over the batched values.  Its VJP runs the user's per-example
+    ``bwd`` under vmap (graphc/custom_batch.py), so ``grad(vmap(f))`` uses the rule too."""
+    from .custom_batch import batched_bwd
     r, tdef = RULES[rule]
-    key = _register(("batched", rule),
-                    lambda: (_Rule(r.fn, functools.partial(_batched_bwd, r), r.where), tdef))
+    dims = tuple(dims)
+
+    def make():
+        rule_ = _Rule(r.fn, functools.partial(batched_bwd, r, tdef, dims, n_args), r.where,
+                      "primal" if r.jvp == "primal" else None)
+        rule_.with_args = True            # bwd(res, ct, args): it needs the batched shapes
+        return rule_, tdef
+    key = _register(("batched", rule, dims), make)
     return custom_vjp_call(*args, rule=key, n_args=n_args), dims[0]
-
-
-def _batched_bwd(r, res, ct):
-    raise UnsupportedError(f"the gradient of a vmapped custom_vjp function {r.fn.__name__!r} "
-                           "is not supported", where=r.where,
-                           hint="put vmap outside: graphc.vmap(graphc.grad(f)) uses the rule")
 
 
 def _samples(d):

@@ -259,3 +259,57 @@ def test_vmap_of_grad_keeps_the_recomputation_marked():
     assert c5.recomputed_flops == 5 * c1.recomputed_flops
     np.testing.assert_allclose(graphc.vmap(graphc.grad(f))(np.stack([X, 2 * X])),
                                np.stack([graphc.grad(f)(X), graphc.grad(f)(2 * X)]), rtol=1e-14)
+
+
+# --- grad of vmap of a custom_vjp / checkpoint: the per-example bwd, batched ---------------
+def _vmapped_loss(block):
+    def loss(xs, w):
+        return np.sum(graphc.vmap(block, in_axes=(0, None))(xs, w) ** 2)
+    return loss
+
+
+def test_grad_of_vmap_of_a_checkpoint():
+    rng = np.random.default_rng(5)
+    xs, w = rng.normal(size=(5, 3, 4)), rng.normal(size=(4, 4))
+
+    def layer(x, w):
+        return np.tanh(x @ w)
+    plain, remat = _vmapped_loss(layer), _vmapped_loss(graphc.checkpoint(layer))
+    for a, b in zip(graphc.grad(remat, argnums=(0, 1))(xs, w),
+                    graphc.grad(plain, argnums=(0, 1))(xs, w)):
+        assert np.abs(b).max() > 0
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    cp = graphc.grad(plain, argnums=1).graph(xs, w).cost()
+    cr = graphc.grad(remat, argnums=1).graph(xs, w).cost()
+    assert cr.recomputed_flops == 5 * (2 * 3 * 4 * 4 + 12)
+    assert cr.backward_flops == cp.backward_flops + cr.recomputed_flops
+    # the shared weight's cotangent is the sum over the examples
+    assert "d_w_1.sum(axis=0)" in graphc.grad(remat, argnums=1).source(xs, w)
+    _, dot = graphc.jvp(lambda xs: remat(xs, w), (xs,), (np.ones_like(xs),))
+    _, want = graphc.jvp(lambda xs: plain(xs, w), (xs,), (np.ones_like(xs),))
+    assert float(dot) == pytest.approx(float(want), rel=1e-13)
+
+
+def test_grad_of_vmap_of_a_tuple_rule_and_a_zero_cotangent():
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    g = graphc.grad(lambda x: np.sum(3 * graphc.vmap(sincos)(x)[0] + graphc.vmap(sincos)(x)[1] ** 2))
+    np.testing.assert_allclose(g(x), 3 * np.cos(x) - 2 * np.cos(x) * np.sin(x), rtol=1e-14)
+
+    @graphc.custom_vjp
+    def scaled(x, a):
+        return a * x
+    scaled.defvjp(lambda x, a: (scaled(x, a), a), lambda a, ct: (a * ct, None))   # no d/da
+    ga = graphc.grad(lambda x, a: np.sum(graphc.vmap(scaled, in_axes=(0, None))(x, a)),
+                     argnums=(0, 1))(x, 2.0)
+    np.testing.assert_allclose(ga[0], np.full_like(x, 2.0))
+    assert float(ga[1]) == 0.0
+
+
+def test_grad_of_vmap_with_a_wrong_bwd_names_its_line():
+    @graphc.custom_vjp
+    def bad(x):
+        return np.sin(x)
+    bad.defvjp(lambda x: (bad(x), x), lambda x, ct: (ct, ct))      # two for one argument
+    with pytest.raises(graphc.GraphcError, match="tuple of 1") as info:
+        graphc.grad(lambda x: np.sum(graphc.vmap(bad)(x)))(np.ones((2, 3)))
+    assert "test_checkpoint_cost.py" in str(info.value)
