@@ -71,7 +71,11 @@ def median_ms(fn, repeat=7):
     return 1e3 * float(np.median(timeit.repeat(fn, number=number, repeat=repeat))) / number
 
 
-def main():
+HEADER = ["Hessian, logistic regression, 500 x 100, float64", "ms", "ratio to graphc"]
+
+
+def section(quick=False, log=print):
+    """``(rows, raw)``: one row per implementation (benchmarks/run.py --only hessian)."""
     w, X, y = data()
     h = graphc.hessian(loss)
     impls = {"graphc.hessian": lambda: h(w, X, y),
@@ -83,12 +87,20 @@ def main():
     ref = closed_form(w, X, y)
     for name, fn in impls.items():
         np.testing.assert_allclose(fn(), ref, rtol=1e-10, atol=1e-13, err_msg=name)
-    print("| Hessian, logistic regression, 500 x 100, float64 | ms | ratio |")
-    print("|---|---|---|")
-    times = {name: median_ms(fn) for name, fn in impls.items()}
+    times = {name: median_ms(fn, 5 if quick else 7) for name, fn in impls.items()}
     base = times["graphc.hessian"]
     for name, ms in times.items():
-        print(f"| {name} | {ms:.3f} | {ms / base:.2f} |")
+        log(f"  hessian {name}: {ms:.3f} ms")
+    return [[name, f"{ms:.3f}", f"{ms / base:.2f}"] for name, ms in times.items()], \
+        {name: ms / 1e3 for name, ms in times.items()}
+
+
+def main():
+    rows, _ = section(log=lambda m: None)
+    print("| " + " | ".join(HEADER) + " |")
+    print("|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
 
 
 if __name__ == "__main__":

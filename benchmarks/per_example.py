@@ -64,7 +64,11 @@ def median_ms(fn, repeat=7):
     return 1e3 * float(np.median(timeit.repeat(fn, number=number, repeat=repeat))) / number
 
 
-def main():
+HEADER = ["per-example gradients, W2 MLP, batch 128, float32", "ms", "ratio to graphc.vmap"]
+
+
+def section(quick=False, log=print):
+    """``(rows, raw)``: one row per implementation (benchmarks/run.py --only per_example)."""
     p, x, y = params_and_data()
     vg = graphc.vmap(graphc.grad(loss), in_axes=(None, 0, 0))
     g = graphc.grad(loss)
@@ -81,12 +85,20 @@ def main():
         for k in KEYS:
             np.testing.assert_allclose(out[k], ref[k], rtol=2e-4,
                                        atol=2e-5 * float(np.abs(ref[k]).max()), err_msg=name)
-    print("| per-example gradients, W2 MLP, batch 128, float32 | ms | ratio |")
-    print("|---|---|---|")
-    times = {name: median_ms(fn) for name, fn in impls.items()}
+    times = {name: median_ms(fn, 5 if quick else 7) for name, fn in impls.items()}
     base = times["graphc.vmap(graphc.grad)"]
     for name, ms in times.items():
-        print(f"| {name} | {ms:.2f} | {ms / base:.2f} |")
+        log(f"  per_example {name}: {ms:.2f} ms")
+    return [[name, f"{ms:.2f}", f"{ms / base:.2f}"] for name, ms in times.items()], \
+        {name: ms / 1e3 for name, ms in times.items()}
+
+
+def main():
+    rows, _ = section(log=lambda m: None)
+    print("| " + " | ".join(HEADER) + " |")
+    print("|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
 
 
 if __name__ == "__main__":

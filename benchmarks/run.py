@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/run.py            # full run (make bench), ~3-5 minutes
     python benchmarks/run.py --quick              # ~1 minute, fewer/shorter repeats
     python benchmarks/run.py --only W2,W4         # a subset (keys: W1 W2 W3 W4 W5 T-MLP T-LeNet
-                                                  #   bwdfwd compile memory convnets)
+                                                  #   bwdfwd compile memory convnets hessian
+                                                  #   per_example checkpoint)
     python benchmarks/run.py --docs docs/performance.md   # also update the doc's results section
 
 Every implementation is first checked against graphc's value and gradients (allclose with
@@ -60,11 +61,13 @@ import numpy as np  # noqa: E402
 import graphc  # noqa: E402
 from benchmarks import peers  # noqa: E402
 from benchmarks import rnn as R  # noqa: E402
+from benchmarks import sections  # noqa: E402
 from benchmarks import workloads as W  # noqa: E402
 
 PEER_COLS = ("torch", "jax", "autograd")
 ALL_KEYS = ("W1", "W2", "W3", "W4", "W5", "T-MLP", "T-LeNet", "bwdfwd", "compile", "memory",
-            "convnets")
+            "convnets") \
+    + tuple(sections.SECTIONS)          # hessian per_example checkpoint (benchmarks/sections.py)
 
 
 # --- timing ----------------------------------------------------------------------------
@@ -665,6 +668,7 @@ def main(argv=None):
         lines, raw["convnets"] = convnets.section(cfg, log)
         parts += lines
 
+    sections.add_sections(only, cfg.quick, log, parts, raw, md_table)
     parts += ["## Goals (issues 7 and 15)", "",
               md_table(["goal", "measured", "status"], goal_rows(results, raw)), ""]
 

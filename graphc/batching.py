@@ -84,6 +84,8 @@ def _attrs(node, env):
         out["grad_of"] = _outer(env, node.grad_of)
     if node.scope is not None:
         out["scope"] = node.scope
+    if node.recompute:                  # a checkpoint's recomputation (graph.cost, drawings)
+        out["recompute"] = True
     return out
 
 

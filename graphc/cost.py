@@ -23,12 +23,24 @@ class Cost:
         Bytes of every value the graph computes (inputs and constants excluded).
     by_node : dict
         Node id -> FLOPs.
+    recomputed_flops : int
+        The part of ``backward_flops`` that recomputes forward values
+        (``graphc.checkpoint``: nodes with ``node.recompute``).
+    saved_bytes : int
+        Bytes of the forward values the backward pass reads: kept alive from the
+        forward pass to the backward pass (inputs and constants excluded).
+    recomputed_bytes : int
+        Bytes of the recomputed values the backward pass reads: what a gradient
+        without ``checkpoint`` would have kept, rebuilt instead.
     """
 
     forward_flops: int = 0
     backward_flops: int = 0
     bytes: int = 0
     by_node: dict = field(default_factory=dict)
+    recomputed_flops: int = 0
+    saved_bytes: int = 0
+    recomputed_bytes: int = 0
 
     @property
     def total_flops(self) -> int:
@@ -37,8 +49,9 @@ class Cost:
     def __str__(self):
         ratio = f", backward/forward {self.backward_flops / self.forward_flops:.2f}" \
             if self.forward_flops and self.backward_flops else ""
+        remat = f", recomputed {self.recomputed_flops:,} FLOPs" if self.recomputed_flops else ""
         return (f"Cost(forward {self.forward_flops:,} FLOPs, backward {self.backward_flops:,} "
-                f"FLOPs{ratio}, {self.bytes:,} bytes)")
+                f"FLOPs{ratio}{remat}, {self.bytes:,} bytes)")
 
 
 def graph_cost(graph) -> Cost:
@@ -58,9 +71,29 @@ def graph_cost(graph) -> Cost:
         cost.bytes += out.size * out.dtype.itemsize
         if node.section == "backward":
             cost.backward_flops += flops
+            cost.recomputed_flops += flops if node.recompute else 0
         else:
             cost.forward_flops += flops
+    _residuals(graph, cost)
     return cost
+
+
+def _residuals(graph, cost) -> None:
+    """Bytes the backward pass reads from the forward pass, and from recomputations."""
+    saved, rebuilt = set(), set()
+    for nid in graph.order():
+        node = graph[nid]
+        if node.section != "backward":
+            continue
+        for a in node.args:
+            arg = graph[a]
+            if arg.recompute:
+                if not node.recompute:        # read by the backward pass proper
+                    rebuilt.add(a)
+            elif arg.section != "backward" and arg.op not in ("input", "const"):
+                saved.add(a)
+    for nids, attr in ((saved, "saved_bytes"), (rebuilt, "recomputed_bytes")):
+        setattr(cost, attr, sum(graph.aval(n).size * graph.aval(n).dtype.itemsize for n in nids))
 
 
 def cost_text(graph) -> str:
@@ -88,6 +121,11 @@ def cost_text(graph) -> str:
                      f"(backward/forward {c.backward_flops / max(c.forward_flops, 1):.2f}; "
                      f"Baur-Strassen bound 5)")
     lines.append(f"#   values   {c.bytes:>15,} bytes")
+    if c.recomputed_flops:
+        lines.append(f"#   recomputed {c.recomputed_flops:>13,} FLOPs   (graphc.checkpoint; "
+                     "part of backward)")
+        lines.append(f"#   kept     {c.saved_bytes:>15,} bytes   (forward values the backward "
+                     f"reads; {c.recomputed_bytes:,} bytes recomputed instead)")
     by_op: dict = {}
     for nid, flops in c.by_node.items():
         op = graph[nid].op

@@ -28,15 +28,36 @@ from .tracing import Tracer
 
 __all__ = ["custom_vjp", "custom_jvp", "checkpoint", "RULES"]
 
-#: ``{key: _Rule}``: the user's rules of the recorded ``custom_vjp_call`` nodes.
+#: ``{key: (_Rule, residuals' treedef)}``: the user's rules of the recorded
+#: ``custom_vjp_call`` nodes.  One key per rule *and call site* (:func:`_register`), so
+#: tracing a function again (a new signature, a fresh ``grad``) adds nothing.
 RULES: dict = {}
 _KEYS = itertools.count()
+_KEY_OF: dict = {}        # what identifies a rule -> its key in RULES
+
+
+def _register(ident, make):
+    """The key of ``RULES`` for ``ident`` (a tuple of the user's functions, the call site
+    and the residuals' structure: held strongly, so a key is never reused for another
+    rule, unlike ``id()``); ``make()`` builds ``(rule, treedef)`` the first time."""
+    try:
+        key = _KEY_OF.get(ident)
+    except TypeError:     # an unhashable user callable: a key of its own (RULES grows)
+        key, ident = None, None
+    if key is None:
+        key = next(_KEYS)
+        RULES[key] = make()
+        if ident is not None:
+            _KEY_OF[ident] = key
+    return key
 
 
 class _Rule:
-    def __init__(self, fn, bwd, where, jvp=None):
+    def __init__(self, fn, bwd, where, jvp=None, layout=None):
         self.fn, self.bwd, self.where = fn, bwd, where
         self.jvp = jvp        # (args, tangents) -> out tangent, or None: forward mode refused
+        self.layout = layout  # a pytree result: (treedef, leaf shapes) of the packed value
+        self.with_args = False  # bwd also takes the node's arguments (a vmapped node)
 
 
 def _def_where(fn):
@@ -62,7 +83,9 @@ class custom_vjp:
     graph (generated code shows it under ``# grad of:`` the call's line); outside
     a traced function ``f`` just calls ``fn``.  ``graphc.check`` compares the
     rule with the derivative of ``fn`` and reports a wrong one as a mismatch.
-    The arguments are arrays (or numbers) and ``out`` is one array;
+    The arguments are arrays (or numbers); ``out`` is one array or a pytree (tuple,
+    list, dict) of arrays of one dtype, whose cotangent ``bwd`` receives as the same
+    pytree (the node's value is then the leaves concatenated, sliced back after it);
     ``graphc.jvp`` through ``f`` raises ``UnsupportedError``.
 
     Parameters
@@ -113,18 +136,15 @@ class custom_vjp:
             out, res = self.fwd(*args)
         finally:
             self._depth -= 1
-        if not isinstance(out, Tracer):
-            raise UnsupportedError(f"custom_vjp: {self.__name__!r} must return one array "
-                                   f"computed from its arguments, got {type(out).__name__}",
-                                   where=_def_where(self.fwd),
-                                   hint="return a single array (pytree results are not supported)")
+        out, layout = _pack(self, out, tracer._trace)
         res_leaves, res_tdef, _ = flatten(res)
         res_leaves = [r if isinstance(r, Tracer) else tracer._trace.lift(np.asarray(r))
                       for r in res_leaves]
-        key = next(_KEYS)
-        RULES[key] = (_Rule(self, self.bwd, where, self._jvp), res_tdef)
-        return _named(custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args)),
+        key = _register(("vjp", self, self.fwd, self.bwd, self._jvp, where, res_tdef, layout),
+                        lambda: (_Rule(self, self.bwd, where, self._jvp, layout), res_tdef))
+        node = _named(custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args)),
                       self.__name__)
+        return node if layout is None else _unpack(node, layout)
 
 
 class custom_jvp:
@@ -184,9 +204,10 @@ class custom_jvp:
             raise UnsupportedError(f"custom_jvp: {self.__name__!r} must return one array "
                                    f"computed from its arguments, got {type(out).__name__}",
                                    where=where, hint="return a single array")
-        key = next(_KEYS)
-        RULES[key] = (_Rule(self, functools.partial(_transpose_bwd, self, len(args)), where,
-                            functools.partial(_jvp_tangent, self)), flatten(tuple(args))[1])
+        tdef = flatten(tuple(args))[1]
+        key = _register(("jvp", self, self.rule, where, tdef),
+                        lambda: (_Rule(self, functools.partial(_transpose_bwd, self, len(args)),
+                                       where, functools.partial(_jvp_tangent, self)), tdef))
         return _named(custom_vjp_call(out, *args, *args, rule=key, n_args=len(args)),
                       self.__name__)
 
@@ -235,8 +256,12 @@ def checkpoint(fn):
     Inside ``graphc.grad`` the values ``fn`` computes are not kept for the backward
     pass: the gradient's code recomputes ``fn`` from its arguments (under
     ``# grad of:`` the call's line) and differentiates the recomputation, so
-    ``graph.cost()`` counts ``fn``'s FLOPs twice.  Gradients are unchanged.  ``fn``
-    takes arrays and returns one array; outside a traced function it is plain Python.
+    ``graph.cost()`` counts ``fn``'s FLOPs twice (the recomputed nodes have
+    ``node.recompute`` set: ``Cost.recomputed_flops`` counts them and
+    ``Cost.recomputed_bytes`` the values rebuilt instead of kept; drawings mark
+    them).  Gradients are unchanged.  ``fn`` takes arrays and returns one array
+    or a pytree of arrays of one dtype; outside a traced function it is plain Python.  ``checkpoint(fn)`` called twice
+    with the same ``fn`` returns the same object.
 
     Parameters
     ----------
@@ -256,6 +281,19 @@ def checkpoint(fn):
     >>> g.source(0.0).count("np.tanh(")            # twice forward, twice recomputed
     4
     """
+    try:                  # one object per fn: its rule keeps one key in RULES per call site
+        f = _CHECKPOINTS.get(fn)
+    except TypeError:     # an unhashable callable
+        return _checkpoint(fn)
+    if f is None:
+        f = _CHECKPOINTS[fn] = _checkpoint(fn)
+    return f
+
+
+_CHECKPOINTS: dict = {}
+
+
+def _checkpoint(fn):
     f = custom_vjp(fn)
 
     def fwd(*args):
@@ -265,12 +303,46 @@ def checkpoint(fn):
         from .autodiff import backward
         # fresh values (a barrier node each) so CSE cannot merge the recomputation
         xs = [custom_vjp_call(a, a, rule=-1, n_args=1) for a in args]
-        out = fn(*xs)
-        return tuple(backward(out, xs, ct))
+        with xs[0]._trace.context(recompute=True):    # graph.cost() and drawings show them
+            out = fn(*xs)
+        if isinstance(out, Tracer):
+            return tuple(backward(out, xs, ct))
+        return tuple(backward(flatten(out)[0], xs, flatten(ct)[0]))     # a pytree result
 
     f.defvjp(fwd, bwd)
     f._jvp = "primal"
     return f
+
+
+def _pack(f, out, trace):
+    """``(value, layout)``: one array as is (layout None); a pytree of arrays of one dtype
+    as the concatenation of its raveled leaves (the node's value: one VJP for all of them),
+    with its treedef and leaf shapes, which :func:`_unpack` splits back."""
+    if isinstance(out, Tracer):
+        return out, None
+    leaves, tdef, _ = flatten(out)
+    leaves = [x if isinstance(x, Tracer) else trace.lift(np.asarray(x)) for x in leaves]
+    dtypes = sorted({str(x.dtype) for x in leaves})
+    if not leaves or len(dtypes) != 1:
+        raise UnsupportedError(
+            f"custom_vjp: {f.__name__!r} must return an array or a pytree (tuple, list, dict) "
+            f"of arrays of one dtype; got " + (f"dtypes {', '.join(dtypes)}" if leaves else
+                                               type(out).__name__),
+            where=_def_where(f.fwd), hint="cast the results to one dtype (x.astype(...))")
+    flat = np.concatenate([x.reshape(-1) for x in leaves])
+    return flat, (tdef, tuple(tuple(x.shape) for x in leaves))
+
+
+def _unpack(flat, layout):
+    """The pytree of :func:`_pack`'s layout, sliced out of the flat ``flat``."""
+    from .pytree import unflatten
+    tdef, shapes = layout
+    leaves, start = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape, dtype=np.int64))
+        leaves.append(flat[start:start + n].reshape(shape))
+        start += n
+    return unflatten(tdef, leaves)
 
 
 def _unflatten_res(tdef, leaves):
@@ -282,7 +354,9 @@ def _vjp(ct, out_arg, *rest, out, rule, n_args):
     r, tdef = RULES[rule]
     args, res = rest[:n_args], rest[n_args:]
     bwd_where = _def_where(r.bwd) or r.where
-    cts = r.bwd(_unflatten_res(tdef, res), ct)
+    if r.layout is not None:          # a pytree result: the cotangent of each leaf
+        ct = _unpack(ct, r.layout)
+    cts = r.bwd(_unflatten_res(tdef, res), ct, *([(out_arg, *args)] if r.with_args else []))
     if not isinstance(cts, (tuple, list)) or len(cts) != n_args:
         got = f"{len(cts)} values" if isinstance(cts, (tuple, list)) else type(cts).__name__
         raise GradError(f"custom_vjp {r.fn.__name__!r}: bwd must return a tuple of {n_args} "
@@ -326,18 +400,19 @@ def _jvp(t, out_arg, *rest, out, rule, n_args):
 
 
 def _batch(args, dims, aval, *, rule, n_args):
-    """vmap: the same node over the batched values; its gradient is refused (the user's
-    bwd is written for one example), so ``grad(vmap(f))`` never silently skips the rule."""
+    """vmap: the same node over the batched values.  Its VJP runs the user's per-example
+    ``bwd`` under vmap (graphc/custom_batch.py), so ``grad(vmap(f))`` uses the rule too."""
+    from .custom_batch import batched_bwd
     r, tdef = RULES[rule]
-    key = next(_KEYS)
-    RULES[key] = (_Rule(r.fn, functools.partial(_batched_bwd, r), r.where), tdef)
+    dims = tuple(dims)
+
+    def make():
+        rule_ = _Rule(r.fn, functools.partial(batched_bwd, r, tdef, dims, n_args), r.where,
+                      "primal" if r.jvp == "primal" else None)
+        rule_.with_args = True            # bwd(res, ct, args): it needs the batched shapes
+        return rule_, tdef
+    key = _register(("batched", rule, dims), make)
     return custom_vjp_call(*args, rule=key, n_args=n_args), dims[0]
-
-
-def _batched_bwd(r, res, ct):
-    raise UnsupportedError(f"the gradient of a vmapped custom_vjp function {r.fn.__name__!r} "
-                           "is not supported", where=r.where,
-                           hint="put vmap outside: graphc.vmap(graphc.grad(f)) uses the rule")
 
 
 def _samples(d):

@@ -39,6 +39,7 @@ __all__ = ["to_dot", "FAMILY_COLORS", "DRAW_OPTIONS", "INSTALL_HINT"]
 _PLUMBING_AUTO = 40
 _PLUMBING_OPS = {"reshape", "transpose", "contiguous", "expand_dims", "squeeze", "astype",
                  "identity", "broadcast_to"}
+_RECOMPUTE = {"color": "#7c3aed", "penwidth": "2"}   # a checkpoint's recomputed forward node
 
 INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphviz` (Debian/Ubuntu), "
                 "`brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`; "
@@ -331,6 +332,9 @@ def _node_item(d, nid):
         attrs["style"] = attrs.get("style", "filled") + ",dashed"
     attrs["id"] = f"v{nid}"
     attrs["tooltip"] = _esc_lines(tooltip(node, typ, d.code, nid, d.values))
+    if node.recompute:
+        attrs.update(_RECOMPUTE)
+        d.families.add("recomputed")
     return str(nid), _esc_label(label), attrs
 
 

@@ -57,6 +57,9 @@ def legend_label(families, colors, show_backward, title="") -> str:
         cells.append('<td cellpadding="3"><font color="#dc2626">── backward (d_…)</font></td>')
         cells.append('<td cellpadding="3"><font color="#9ca3af">- - reads a forward value</font>'
                      '</td>')
+    if "recomputed" in families:        # graphc.checkpoint's recomputed forward nodes
+        cells.append('<td cellpadding="3"><font color="#7c3aed">▭ recomputed (checkpoint)</font>'
+                     '</td>')
     row = ('<table border="0" cellspacing="4" cellborder="0"><tr>'
            + "".join(cells) + "</tr></table>")
     row = f'<font point-size="10">{row}</font>'

@@ -68,6 +68,9 @@ class Node(Mapping):
         The stable rewrite (``rewrites.py``) that made it.
     closure : str or None
         For an input read from a closed-over or global array: the keyword it is passed as.
+    recompute : bool
+        A backward node recomputing a forward value of a ``graphc.checkpoint`` function
+        (rematerialization) instead of reading it kept from the forward pass.
     bodies : tuple of Graph
         Sub-graphs of a structured control-flow node (a loop's body, a branch of an
         ``if``; see :data:`SUBGRAPH_OPS`); empty for every other node.
@@ -91,6 +94,7 @@ class Node(Mapping):
     scope: str | None = None
     rewrite: str | None = None
     closure: str | None = None
+    recompute: bool = False
     bodies: tuple = ()
 
     @property

@@ -23,6 +23,7 @@ from .compiled import Compiled
 from .errors import OptionError
 from .jvp_checks import check_primals
 from .jvp_vjp import JVPCompiled, VJPCompiled
+from .passes.simplify import BASIS
 from .pytree import flatten, unflatten
 from .tracing import current_trace
 from .vmap import VmapCompiled
@@ -31,9 +32,16 @@ __all__ = ["JacobianCompiled", "HessianCompiled", "jacobian", "jacrev", "jacfwd"
 
 
 def _basis(trace, shape, dtype):
-    """The identity of size ``prod(shape)``, shaped ``(n,) + shape``: the basis vectors."""
+    """The identity of size ``prod(shape)``, shaped ``(n,) + shape``: the basis vectors.
+
+    Named ``basis`` (its hint): ``passes/simplify`` drops a product ``basis @ A`` (or
+    ``A @ basis``) to ``A``, the seed's zeros being structural, and the generated code
+    builds it as ``np.eye(n)`` (``literals.const_text``) rather than spelling n^2 numbers.
+    """
     n = int(np.prod(shape, dtype=np.int64))
-    return trace.lift(np.eye(n, dtype=dtype).reshape((n,) + tuple(shape)))
+    seed = trace.lift(np.eye(n, dtype=dtype).reshape((n,) + tuple(shape)))
+    trace.graph[seed.node].hint = BASIS
+    return seed
 
 
 def _zeros(trace, x):

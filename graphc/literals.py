@@ -72,10 +72,23 @@ def const_text(value, aval: Aval):
         if v == 1:
             return f"np.ones({arr.shape!r}, dtype={dt})"
         return f"np.full({arr.shape!r}, {_scalar_text(v, arr.dtype, True)}, dtype={dt})"
+    if _is_eye(arr):            # an identity (a Jacobian's seed): no n^2 numbers in the text
+        n = arr.shape[0]
+        return f"np.eye({n}, dtype={dt})" + ("" if arr.ndim == 2 else f".reshape({arr.shape!r})")
     if arr.size <= _BIG_CONST and arr.dtype.kind in "biuf" and np.all(np.isfinite(arr)):
         return f"np.array({arr.tolist()!r}, dtype={dt})"
     data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes().hex()
     return f"np.frombuffer(bytes.fromhex({data!r}), dtype={np.dtype(arr.dtype).newbyteorder('<').str!r}).reshape({arr.shape!r}).astype({dt})"
+
+
+def _is_eye(arr) -> bool:
+    """``arr`` is ``np.eye(n)`` (n >= 2), possibly reshaped to ``(n,) + shape``, with +0 zeros."""
+    n = arr.shape[0] if arr.ndim >= 2 else 0
+    if n < 2 or arr.size != n * n or arr.dtype.kind not in "iuf":
+        return False
+    flat = arr.reshape(n, n)
+    return bool(np.array_equal(flat, np.eye(n, dtype=arr.dtype))
+                and not (arr.dtype.kind == "f" and np.signbit(flat).any()))
 
 
 def default_text(value):

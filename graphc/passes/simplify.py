@@ -27,6 +27,8 @@ import numpy as np
 
 from ..primitive import REGISTRY, Aval
 
+BASIS = "basis"     # the hint of a Jacobian's identity seed (graphc/jacobians.py sets it)
+
 
 def _forward(graph, nid, to):
     """Replace every use of ``nid`` by ``to`` (names move along: Graph.replace_uses)."""
@@ -177,7 +179,27 @@ def _index_as_reshape(graph, nid, node):
     return True
 
 
-_RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _drop_operand_broadcast, _unique_scatter)
+def _is_basis(node) -> bool:
+    """A Jacobian's identity seed (``jacobians._basis``): a 2-D identity constant."""
+    if node.op != "const" or node.hint != BASIS or len(node.shape) != 2:
+        return False
+    value = np.asarray(node.value)
+    return value.shape[0] == value.shape[1] and np.array_equal(value, np.eye(value.shape[0]))
+
+
+def _basis_matmul(graph, nid, node):
+    """``basis @ A`` and ``A @ basis`` are ``A``: the seed picks A's rows (columns)."""
+    if node.op != "matmul" or nid in graph.outputs:
+        return False
+    for i in (0, 1):
+        other = graph[node.args[1 - i]]
+        if _is_basis(graph[node.args[i]]) and tuple(other.shape) == tuple(node.shape) \
+                and other.dtype == node.dtype:
+            return _forward(graph, nid, node.args[1 - i])
+    return False
+
+
+_RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _drop_operand_broadcast, _unique_scatter, _basis_matmul)
 
 
 def simplify(graph):

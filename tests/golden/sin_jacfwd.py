@@ -2,7 +2,7 @@
 import numpy as np
 
 
-const = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float64)
+basis = np.eye(3, dtype=np.float64)
 
 
 def g_jacfwd(x):
@@ -12,7 +12,7 @@ def g_jacfwd(x):
     sin = np.sin(x)                             # f64[3]  test_jacobians.py:238
     getitem = x[::-1]                           # f64[3]  test_jacobians.py:238
     # tangent of: return np.sin(x) * x[::-1]
-    add = const * np.cos(x) * getitem + sin * const[:, ::-1]  # f64[3,3]
+    add = basis * np.cos(x) * getitem + sin * basis[:, ::-1]  # f64[3,3]
 
     transpose = add.T                           # f64[3,3]  test_jacobians.py:239
 
