@@ -1,0 +1,407 @@
+"""Array-API emissions (``array_api=`` of the records) that are more than one template.
+
+Each function is the ``"array-api"`` counterpart of a record's NumPy emitter, with
+the same ``(e: Emit, **params)`` call: it writes functional code against ``xp``
+(no ``out=``, no in-place writes, no methods), with the study's portable
+replacements (docs/architecture.md, "Array-API emission"): scatter-add through the
+module's per-namespace ``_scatter_add``, convolution windows as a stack of strided
+slices instead of ``sliding_window_view``, padding by concatenation, ``col2im`` as
+a sum of padded windows, dropout's mask from a counter-based hash.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..xp_emit import xp_dtype
+
+__all__ = ["reshape", "transpose", "concatenate", "reduce", "bool_reduce", "arg_reduce",
+           "getitem", "scatter_add", "setitem", "put_along_axis", "log_softmax", "masked_mul",
+           "bernoulli", "round_", "rint", "fmod", "cumulative", "im2col", "col2im", "max_pool", "max_pool_mask",
+           "unpool", "pool_select", "argsort", "slogdet", "cholesky", "tril_scaled",
+           "logaddexp_weight", "heaviside", "fmax", "fmin"]
+
+
+def _axis(axis):
+    return axis[0] if len(axis) == 1 else tuple(axis)
+
+
+def reshape(e, *, shape):
+    return f"xp.reshape({e.args[0]}, {tuple(shape)!r})"
+
+
+def transpose(e, *, axes):
+    if len(axes) == 2 and tuple(axes) == (1, 0):
+        return f"xp.matrix_transpose({e.args[0]})"
+    return f"xp.permute_dims({e.args[0]}, {tuple(axes)!r})"
+
+
+def concatenate(e, *, axis):
+    return f"xp.concat([{', '.join(e.args)}], axis={axis})"
+
+
+def reduce(name):
+    def emit(e, *, axis, keepdims):
+        kw = [f"axis={_axis(axis)!r}"] if tuple(axis) != tuple(range(len(e.avals[0].shape))) \
+            or keepdims else []
+        if keepdims:
+            kw.append("keepdims=True")
+        if name == "sum" and e.aval.dtype != e.avals[0].dtype:
+            kw.append(f"dtype={xp_dtype(e.aval.dtype)}")
+        return f"xp.{name}({', '.join([e.args[0]] + kw)})"
+    return emit
+
+
+def bool_reduce(name):
+    def emit(e, *, axis, keepdims):
+        kw = ", keepdims=True" if keepdims else ""
+        return f"xp.{name}({e.args[0]}, axis={_axis(axis)!r}{kw})"
+    return emit
+
+
+def arg_reduce(name):
+    def emit(e, *, axis):
+        return f"xp.{name}({e.args[0]}, axis={axis!r})"
+    return emit
+
+
+def cumulative(name):
+    def emit(e, *, axis):
+        return f"xp.{name}({e.args[0]}, axis={axis})"
+    return emit
+
+
+# --- indexing -------------------------------------------------------------------------
+def _slice_text(item):
+    start, stop, step = item[1:]
+    s = f"{'' if start is None else start}:{'' if stop is None else stop}"
+    return s + (f":{step}" if step is not None else "")
+
+
+def _index(x, spec, arrays, ndim, idx_ndims=None):
+    """``x[spec]`` in the standard's forms: basic indexing (slices, ints, None, ...),
+    integer arrays on every axis, or one integer array among full slices (``xp.take``)."""
+    kinds = [item[0] for item in spec]
+    if "array" not in kinds:
+        parts = [_slice_text(it) if it[0] == "slice" else str(it[1]) if it[0] == "int"
+                 else "None" if it[0] == "none" else "..." for it in spec]
+        if "ellipsis" not in kinds and sum(k in ("slice", "int") for k in kinds) < ndim:
+            parts.append("...")
+        return f"{x}[{', '.join(parts) or '...'}]"
+    if all(k in ("array", "int") for k in kinds) and len(spec) == ndim:
+        return f"{x}[{', '.join(arrays[it[1]] if it[0] == 'array' else str(it[1]) for it in spec)}]"
+    full = [k == "slice" and it[1:] == (None, None, None) for k, it in zip(kinds, spec)]
+    if kinds.count("array") == 1 and all(f or k == "array" for f, k in zip(full, kinds)) \
+            and "none" not in kinds and "ellipsis" not in kinds:
+        at = kinds.index("array")
+        if idx_ndims is not None and idx_ndims[spec[at][1]] != 1:
+            raise UnsupportedError("indexing with a multi-dimensional integer array among "
+                                   "slices has no array-API form", hint='use target="numpy"')
+        return f"xp.take({x}, {arrays[spec[at][1]]}, axis={at})"
+    raise UnsupportedError("this indexing (integer arrays mixed with slices, None or several "
+                           "arrays that do not index every axis) has no array-API form",
+                           hint="index every axis with integer arrays, or one axis with one "
+                                "1-d integer array and the others with ':'")
+
+
+def getitem(e, *, spec):
+    return _index(e.atoms[0], spec, e.args[1:], e.avals[0].ndim, [a.ndim for a in e.avals[1:]])
+
+
+def _positions(shape, spec, arrays, ndim, out, idx_avals):
+    """Lines binding ``_pos`` to the flat positions in ``zeros(shape)`` that ``spec`` selects."""
+    n = int(np.prod(shape, dtype=np.int64))
+    grid = f"xp.reshape(xp.arange({n}, device=_device_of({arrays[0] if arrays else out})), " \
+           f"{tuple(shape)!r})"
+    return n, f"xp.reshape({_index(grid, spec, arrays, ndim, [a.ndim for a in idx_avals])}, (-1,))"
+
+
+def scatter_add(e, *, spec, shape, unique=False):
+    arrays = e.args[1:]
+    n, pos = _positions(shape, spec, arrays, len(shape), e.args[0], e.avals[1:])
+    uniq = ", unique=True" if unique or not any(it[0] == "array" for it in spec) else ""
+    return [f"_pos = {pos}",
+            f"{e.out} = xp.astype(xp.reshape(xp.broadcast_to({e.args[0]}, "
+            f"{_sel_shape(shape, spec, e.avals[1:])!r}), (-1,)), {xp_dtype(e.aval.dtype)})",
+            f"{e.out} = xp.reshape(_scatter_add(xp, {n}, _pos, {e.out}{uniq}), {tuple(shape)!r})"]
+
+
+def _sel_shape(shape, spec, idx_avals):
+    """The shape ``zeros(shape)[spec]`` has (NumPy's rules, computed on a dummy)."""
+    dummy = np.zeros(shape, dtype=np.int8)
+    key = []
+    for it in spec:
+        if it[0] == "slice":
+            key.append(slice(*it[1:]))
+        elif it[0] == "int":
+            key.append(it[1])
+        elif it[0] == "none":
+            key.append(None)
+        elif it[0] == "ellipsis":
+            key.append(Ellipsis)
+        else:
+            key.append(np.zeros(idx_avals[it[1]].shape, dtype=np.intp))
+    return tuple(int(d) for d in dummy[tuple(key)].shape)
+
+
+def setitem(e, *, spec):
+    if any(it[0] == "array" for it in spec):
+        raise UnsupportedError("writing through an integer-array index has no functional "
+                               "array-API form here", hint='use target="numpy"')
+    shape = e.avals[0].shape
+    n, pos = _positions(shape, spec, e.args[2:], len(shape), e.args[0], e.avals[2:])
+    sel = _sel_shape(shape, spec, e.avals[2:])
+    dt = xp_dtype(e.aval.dtype)
+    flat = f"xp.reshape({e.atoms[0]}, (-1,))"
+    return [f"_pos = {pos}",
+            f"_hit = _scatter_add(xp, {n}, _pos, xp.ones(({int(np.prod(sel))},), dtype=xp.int8, "
+            f"device=_device_of(_pos)), unique=True) != 0",
+            f"{e.out} = _scatter_add(xp, {n}, _pos, xp.astype(xp.reshape(xp.broadcast_to("
+            f"{e.args[1]}, {sel!r}), (-1,)), {dt}), unique=True)",
+            f"{e.out} = xp.reshape(xp.where(_hit, {e.out}, {flat}), {tuple(shape)!r})"]
+
+
+def put_along_axis(e, *, shape, axis):
+    if e.avals[1].shape[axis] != 1:
+        raise UnsupportedError("put_along_axis with several values per row has no array-API "
+                               "form here", hint='use target="numpy"')
+    line = [1] * len(shape)
+    line[axis] = shape[axis]
+    dev = f"device=_device_of({e.args[0]})"
+    return (f"xp.where(xp.reshape(xp.arange({shape[axis]}, {dev}), {tuple(line)!r}) == "
+            f"{e.args[1]}, {e.args[0]}, xp.zeros({tuple(shape)!r}, dtype={xp_dtype(e.aval.dtype)}, "
+            f"{dev}))")
+
+
+# --- activations, masks, random -----------------------------------------------------------
+def log_softmax(e, *, axis):
+    kw = f"axis={axis}, keepdims=True"
+    return [f"{e.out} = {e.args[0]} - xp.max({e.args[0]}, {kw})",
+            f"{e.out} = {e.out} - xp.log(xp.sum(xp.exp({e.out}), {kw}))"]
+
+
+def masked_mul(e):
+    x, w = e.atoms
+    wa = e.avals[1]
+    if wa.dtype.kind == "b":
+        if wa.weak:
+            raise UnsupportedError("a Python bool mask has no array-API form here",
+                                   hint="use an array mask")
+        zero, w = f"xp.logical_not({w})", f"xp.astype({w}, {xp_dtype(e.aval.dtype)})"
+    else:
+        zero = f"{w} == 0"
+    # inf * 0 = nan: an unselected element's gradient is exactly 0
+    return f"xp.where({zero}, 0.0, {x} * {w})"
+
+
+def bernoulli(e, *, shape, rate):
+    return f"_keep_mask(xp, {e.args[0]}, {tuple(shape)!r}, {rate!r}, _device_of({e.args[0]}))"
+
+
+def round_(e, *, decimals):
+    x = e.args[0]
+    if e.avals[0].dtype.kind in "biu":
+        if decimals >= 0:
+            return f"{e.atoms[0]}"
+        raise UnsupportedError("rounding integers to negative decimals has no array-API form")
+    if not decimals:
+        return f"xp.round({x})"
+    if decimals > 0:        # NumPy's own algorithm: rint(x * 10**d) / 10**d
+        return f"xp.round({e.atoms[0]} * {10.0 ** decimals!r}) / {10.0 ** decimals!r}"
+    return f"xp.round({e.atoms[0]} / {10.0 ** -decimals!r}) * {10.0 ** -decimals!r}"
+
+
+def rint(e):
+    if e.avals[0].dtype != e.aval.dtype:       # np.rint of integers is a float
+        return f"xp.round(xp.astype({e.args[0]}, {xp_dtype(e.aval.dtype)}))"
+    return f"xp.round({e.args[0]})"
+
+
+def fmod(e):
+    """C's remainder (sign of x) from the standard's (sign of y): on magnitudes they agree."""
+    x, y = e.atoms
+    ax, ay = [f"abs({a})" if av.weak else f"xp.abs({a})" for a, av in zip((x, y), e.avals)]
+    return f"xp.where({x} < 0, -xp.remainder({ax}, {ay}), xp.remainder({ax}, {ay}))"
+
+
+def heaviside(e):
+    x, h = e.atoms
+    dt = xp_dtype(e.aval.dtype)
+    return (f"xp.where(xp.isnan({x}), {x}, xp.where({x} < 0, xp.asarray(0.0, dtype={dt}), "
+            f"xp.where({x} > 0, xp.asarray(1.0, dtype={dt}), {h})))")
+
+
+def _fminmax(fn):
+    def emit(e):
+        x, y = e.atoms
+        return f"xp.where(xp.isnan({y}), {x}, xp.where(xp.isnan({x}), {y}, xp.{fn}({x}, {y})))"
+    return emit
+
+
+fmax, fmin = _fminmax("maximum"), _fminmax("minimum")
+
+
+def logaddexp_weight(e, *, base2):
+    x, y, lae = e.atoms
+    dt = xp_dtype(e.aval.dtype)
+    w = f"xp.pow(2.0, {y} - {lae})" if base2 else f"xp.exp({y} - {lae})"
+    # an input and logaddexp the same infinity: weight 1 (or 1/2 when both are)
+    return (f"xp.where(({y} == {lae}) & xp.isinf({y}), xp.where({x} == {y}, "
+            f"xp.asarray(0.5, dtype={dt}), 1.0), {w})")
+
+
+def argsort(e, *, axis, kind):
+    return f"xp.argsort({e.args[0]}, axis={axis}, stable=True)"
+
+
+def slogdet(e):
+    return f"xp.stack(tuple(xp.linalg.slogdet({e.args[0]})))"
+
+
+def cholesky(e, *, upper):
+    if upper:
+        return f"xp.linalg.cholesky({e.args[0]}, upper=True)"
+    return f"xp.linalg.cholesky({e.args[0]})"
+
+
+def tril_scaled(e, *, diag):
+    if diag == 1.0:
+        return f"xp.tril({e.args[0]})"
+    m, n = e.aval.shape[-2:]
+    eye = f"xp.eye({m}, {n}, dtype={xp_dtype(e.aval.dtype)}, device=_device_of({e.args[0]}))"
+    return f"xp.tril({e.atoms[0]} * (1 - {1.0 - diag!r} * {eye}))"
+
+
+# --- convolution and pooling ------------------------------------------------------------
+def _pad_lines(out, src, shape, ph, pw, value, dt):
+    """``out`` = ``src`` (N, C, H, W, ...) padded by concatenation (no slice writes)."""
+    n, c, h, w = shape[:4]
+    rest = tuple(shape[4:])
+
+    def block(dims):
+        fill = f"xp.zeros({dims!r}, dtype={dt}, device=_device_of({src}))" if value == 0 else \
+            f"xp.full({dims!r}, {value!r}, dtype={dt}, device=_device_of({src}))"
+        return fill
+    lines = []
+    if ph:
+        rows = block((n, c, ph, w) + rest)
+        lines.append(f"{out} = xp.concat([{rows}, {src}, {rows}], axis=2)")
+        src = out
+    if pw:
+        cols = block((n, c, h + 2 * ph, pw) + rest)
+        lines.append(f"{out} = xp.concat([{cols}, {src}, {cols}], axis=3)")
+    return lines
+
+
+def _value_text(v):
+    v = float(v)
+    return repr(v) if np.isfinite(v) else ('-float("inf")' if v < 0 else 'float("inf")')
+
+
+def im2col(e, *, kernel, stride, padding, dilation, pad_value):
+    src, out = e.args[0], e.out
+    dt = xp_dtype(e.aval.dtype)
+    lines = []
+    if any(padding):
+        lines = _pad_lines(out, src, e.avals[0].shape, padding[0], padding[1],
+                           _value_text(pad_value) if pad_value != 0 else 0, dt)
+        src = out
+    oh, ow = e.aval.shape[2:4]
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+
+    def span(v, d, s, o):
+        start = f"{v} * {d}" if d != 1 else v
+        stop = f"{v} * {d} + {(o - 1) * s + 1}" if d != 1 else f"{v} + {(o - 1) * s + 1}"
+        return f"{start}:{stop}" + (f":{s}" if s != 1 else "")
+    window = f"{src}[:, :, {span('_i', dh, sh, oh)}, {span('_j', dw, sw, ow)}, ...]"
+    lines.append(f"{out} = xp.stack([xp.stack([{window} for _j in range({kw})], axis=-1) "
+                 f"for _i in range({kh})], axis=-2)")
+    return lines
+
+
+def col2im(e, *, image, stride, padding, dilation):
+    (n, c, h, w), rest = image[:4], tuple(image[4:])
+    (oh, ow), (kh, kw) = e.avals[0].shape[2:4], e.avals[0].shape[-2:]
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    dt = xp_dtype(e.aval.dtype)
+    full = (n, c, h + 2 * ph, w + 2 * pw) + rest
+    cols = e.atoms[0]
+    lead = "..., _i, _j" if rest else ":, :, :, :, _i, _j"
+    # a sum of padded windows, in NumPy's order (window by window, from zeros): JAX
+    # arrays are immutable, so no slice `+=`
+    return [f"{e.out} = xp.zeros({full!r}, dtype={dt}, device=_device_of({cols}))",
+            f"for _i in range({kh}):",
+            f"    for _j in range({kw}):",
+            f"        {e.out} = {e.out} + _place(xp, {cols}[{lead}], {full!r}, _i * {dh}, "
+            f"_j * {dw}, {sh}, {sw})",
+            *([f"{e.out} = {e.out}[:, :, {ph}:{ph + h}, {pw}:{pw + w}, ...]"] if ph or pw else [])]
+
+
+def _pool_span(i, k, o):
+    return f"{i}:{i} + {k * (o - 1) + 1}:{k}" if isinstance(i, str) else \
+        f"{i}:{i + k * (o - 1) + 1}:{k}"
+
+
+def _pool_slice(x, i, j, kernel, ohw):
+    return f"{x}[:, :, {_pool_span(i, kernel[0], ohw[0])}, {_pool_span(j, kernel[1], ohw[1])}]"
+
+
+def max_pool(e, *, kernel):
+    (kh, kw), ohw = kernel, e.aval.shape[2:]
+    x = e.atoms[0]
+    slices = [_pool_slice(x, i, j, kernel, ohw) for i in range(kh) for j in range(kw)]
+    if 2 <= len(slices) <= 4:
+        while len(slices) > 1:
+            pairs = [f"xp.maximum({a}, {b})" for a, b in zip(slices[::2], slices[1::2])]
+            slices = pairs + slices[len(pairs) * 2:]
+        return [f"{e.out} = {slices[0]}"]
+    return [f"{e.out} = {slices[0]}",
+            f"for _i in range({kh}):",
+            f"    for _j in range({kw}):",
+            f"        {e.out} = xp.maximum({e.out}, {_pool_slice(x, '_i', '_j', kernel, ohw)})"]
+
+
+def max_pool_mask(e, *, kernel):
+    (kh, kw), ohw = kernel, e.avals[1].shape[2:]
+    x, m = e.atoms
+    return ["_hits = []",
+            f"_seen = xp.zeros({e.avals[1].shape!r}, dtype=xp.bool, device=_device_of({m}))",
+            f"for _i in range({kh}):",
+            f"    for _j in range({kw}):",
+            f"        _hit = ({_pool_slice(x, '_i', '_j', kernel, ohw)} == {m}) & ~_seen"
+            "  # a tie goes to the first maximum",
+            "        _seen = _seen | _hit",
+            "        _hits.append(_hit)",
+            f"{e.out} = xp.reshape(xp.stack(_hits), {e.aval.shape!r})"]
+
+
+def unpool(e, *, image):
+    kh, kw = e.avals[1].shape[:2]
+    n, c, oh, ow = e.avals[0].shape
+    values, mask = e.atoms
+    dt = xp_dtype(e.aval.dtype)
+    # element (i, j) of each window: where its mask is set, the window's value, else 0
+    # (xp.where, not a multiply: inf * 0 would be nan); windows interleaved by stack+reshape
+    lines = [f"{e.out} = xp.stack([xp.stack([xp.where({mask}[_i, _j, ...], {values}, "
+             f"xp.zeros((), dtype={dt})) for _j in range({kw})], axis=-1) for _i in range({kh})], "
+             "axis=3)",
+             f"{e.out} = xp.reshape({e.out}, {(n, c, oh * kh, ow * kw)!r})"]
+    H, W = image[2:]
+    if (oh * kh, ow * kw) != (H, W):
+        lines += [f"{e.out} = xp.concat([{e.out}, xp.zeros({(n, c, H - oh * kh, ow * kw)!r}, "
+                  f"dtype={dt}, device=_device_of({values}))], axis=2)",
+                  f"{e.out} = xp.concat([{e.out}, xp.zeros({(n, c, H, W - ow * kw)!r}, "
+                  f"dtype={dt}, device=_device_of({values}))], axis=3)"]
+    return lines
+
+
+def pool_select(e):
+    kh, kw = e.avals[1].shape[:2]
+    y, mask = e.atoms
+    ohw = e.aval.shape[2:]
+    dt = xp_dtype(e.aval.dtype)
+    return [f"{e.out} = xp.zeros({e.aval.shape!r}, dtype={dt}, device=_device_of({y}))",
+            f"for _i in range({kh}):",
+            f"    for _j in range({kw}):",
+            f"        {e.out} = {e.out} + xp.where({mask}[_i, _j, ...], "
+            f"{_pool_slice(y, '_i', '_j', (kh, kw), ohw)}, xp.zeros((), dtype={dt}))"]
