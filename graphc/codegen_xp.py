@@ -87,6 +87,45 @@ def xp_const_text(value, aval, device="_device"):
     return f"xp.asarray({{data}}, dtype={dt}, device={device})", data
 
 
+# --- NumPy's mixed-kind promotion, spelled out ----------------------------------------------
+def _casts(prim, op, avals, aval):
+    """The dtype each argument of an elementwise op is cast to first (None: as it is).
+
+    NumPy computes ``np.exp(int_array)`` and ``int_array * 0.5`` in floating point and
+    ``np.logical_and`` on numbers as truth values; the standard defines neither mixed
+    kinds nor these, so the argument is cast to the dtype NumPy's loop runs in: the
+    result's (a number), the common one of a comparison, bool for logical ops.
+    """
+    if op == "matmul":                      # torch does not promote f32 @ f64
+        return [None if a.dtype == aval.dtype else aval.dtype for a in avals]
+    if not prim.elementwise or op in ("astype", "masked_mul"):
+        return [None] * len(avals)
+    if op.startswith("logical_"):
+        want = np.dtype(bool)
+    elif aval.dtype.kind in "fciu":
+        want = aval.dtype
+    else:
+        want = np.result_type(*[a.np_proxy() for a in (avals[1:] if op == "where" else avals)])
+    return [None if a.weak or a.dtype == want or a.dtype.kind == "c" or (op == "where" and i == 0)
+            else want for i, a in enumerate(avals)]
+
+
+#: NumPy dtypes the standard has (float16, longdouble and the rest have no array-API form).
+XP_DTYPES = frozenset(np.dtype(n) for n in (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float32", "float64", "complex64", "complex128"))
+
+
+def _check_dtype(dtype, where=None):
+    if np.dtype(dtype) not in XP_DTYPES:
+        raise UnsupportedError(f"{np.dtype(dtype).name} is not a dtype of the array API standard",
+                               where=where, hint='use float32/float64, or target="numpy"')
+
+
+def _cast(text, dtype):
+    return text if dtype is None else f"xp.astype({text}, {xp_dtype(dtype)})"
+
+
 # --- the emitter ------------------------------------------------------------------------
 class XpEmitter(codegen.Emitter):
     """:class:`graphc.codegen.Emitter` writing each op's array-API form."""
@@ -108,11 +147,15 @@ class XpEmitter(codegen.Emitter):
                      "of this primitive (docs/architecture.md, 'Array-API emission')")
         args = node.args
         avals = [self.g.aval(a) for a in args]
+        for a in avals + [self.g.aval(nid)]:
+            _check_dtype(a.dtype, node.where)
+        casts = _casts(prim, node.op, avals, self.g.aval(nid))
         if callable(form):
-            texts = [self.ref(a, 0) for a in args]
-            atoms = [self.ref(a, 100) for a in args]
+            texts = [_cast(self.ref(a, 0), c) for a, c in zip(args, casts)]
+            atoms = [_cast(self.ref(a, 100), c) for a, c in zip(args, casts)]
             return emit_xp(prim, texts, out_name, avals, self.g.aval(nid), node.params, atoms)
-        texts = [self.ref(a, prim.slot_prec(i, len(args), form)) for i, a in enumerate(args)]
+        texts = [_cast(self.ref(a, 100 if c else prim.slot_prec(i, len(args), form)), c)
+                 for i, (a, c) in enumerate(zip(args, casts))]
         return emit_xp(prim, texts, out_name, avals, self.g.aval(nid), node.params)
 
     def constant(self, nid):

@@ -72,6 +72,16 @@ def _scatter_add(xp, n, pos, values, unique=False):
     return xp.sum(xp.where(hit, xp.reshape(values, (-1, 1)), xp.zeros_like(values[:1])), axis=0)
 '''
 
+_LAST = '''
+def _last_writes(xp, pos, spare):
+    """pos with every entry a later one repeats sent to the spare slot: only the last
+    write to a position is kept (NumPy's order).  O(len(pos)**2): index writes are small."""
+    k = xp.arange(pos.shape[0], device=_device_of(pos))
+    later = (xp.reshape(pos, (-1, 1)) == xp.reshape(pos, (1, -1))) & \
+        (xp.reshape(k, (-1, 1)) < xp.reshape(k, (1, -1)))
+    return xp.where(xp.any(later, axis=1), xp.asarray(spare, dtype=pos.dtype), pos)
+'''
+
 _KEEP = '''
 def _keep_mask(xp, key, shape, rate, device):
     """Dropout's keep-mask: True with probability 1 - rate, from a counter-based hash
@@ -113,9 +123,9 @@ def _place(xp, block, full, r0, c0, sh, sw):
 
 #: {helper name: its source}, in the order they are written.
 HELPERS = {"_namespace": _NAMESPACE, "_device_of": _DEVICE, "_check": _CHECK,
-           "_scatter_add": _SCATTER, "_keep_mask": _KEEP,
+           "_scatter_add": _SCATTER, "_keep_mask": _KEEP, "_last_writes": _LAST,
            "_place": _PLACE}
-_NEEDS = {"_scatter_add": ("_device_of",), "_place": ("_device_of",)}
+_NEEDS = {"_scatter_add": ("_device_of",), "_last_writes": ("_device_of",), "_place": ("_device_of",)}
 
 
 def helpers_for(text: str) -> list[str]:

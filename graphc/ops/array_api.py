@@ -17,7 +17,7 @@ from ..xp_emit import xp_dtype
 
 __all__ = ["reshape", "transpose", "concatenate", "reduce", "bool_reduce", "arg_reduce",
            "getitem", "scatter_add", "setitem", "put_along_axis", "log_softmax", "masked_mul",
-           "bernoulli", "round_", "rint", "fmod", "cumulative", "im2col", "col2im", "max_pool", "max_pool_mask",
+           "bernoulli", "round_", "rint", "fmod", "step", "reciprocal", "cumulative", "im2col", "col2im", "max_pool", "max_pool_mask",
            "unpool", "pool_select", "argsort", "slogdet", "cholesky", "tril_scaled",
            "logaddexp_weight", "heaviside", "fmax", "fmin"]
 
@@ -46,9 +46,10 @@ def reduce(name):
             or keepdims else []
         if keepdims:
             kw.append("keepdims=True")
-        if name == "sum" and e.aval.dtype != e.avals[0].dtype:
-            kw.append(f"dtype={xp_dtype(e.aval.dtype)}")
-        return f"xp.{name}({', '.join([e.args[0]] + kw)})"
+        x = e.args[0]
+        if name == "sum" and e.aval.dtype != e.avals[0].dtype:   # np.sum of bools, int32
+            x = f"xp.astype({x}, {xp_dtype(e.aval.dtype)})"
+        return f"xp.{name}({', '.join([x] + kw)})"
     return emit
 
 
@@ -78,25 +79,54 @@ def _slice_text(item):
     return s + (f":{step}" if step is not None else "")
 
 
-def _index(x, spec, arrays, ndim, idx_ndims=None):
+def _flip_negative_steps(x, spec, shape_of):
+    """A slice with a negative step as a flip and a positive step (PyTorch has no
+    negative steps): ``x[5:0:-2]`` is ``xp.flip(x)[dim-1-5 :: 2]`` bounded likewise."""
+    out, flips, axis = [], [], 0
+    n_axes = sum(it[0] in ("slice", "int", "array") for it in spec)
+    for it in spec:
+        if it[0] == "ellipsis":
+            axis += len(shape_of) - n_axes
+        elif it[0] == "slice" and it[3] is not None and it[3] < 0:
+            dim = shape_of[axis]
+            picked = range(*slice(*it[1:]).indices(dim))
+            if len(picked):
+                first, last = dim - 1 - picked[0], dim - 1 - picked[-1]
+                it = ("slice", first, last + 1, -it[3] if -it[3] != 1 else None)
+            else:
+                it = ("slice", 0, 0, None)
+            flips.append(axis)
+        if it[0] in ("slice", "int", "array"):
+            axis += 1
+        out.append(it)
+    if not flips:
+        return x, spec
+    ax = flips[0] if len(flips) == 1 else tuple(flips)
+    return f"xp.flip({x}, axis={ax!r})", out
+
+
+def _index(x, spec, arrays, shape_of, idx_shapes=None):
     """``x[spec]`` in the standard's forms: basic indexing (slices, ints, None, ...),
     integer arrays on every axis, or one integer array among full slices (``xp.take``)."""
     kinds = [item[0] for item in spec]
     if "array" not in kinds:
+        x, spec = _flip_negative_steps(x, spec, shape_of)
         parts = [_slice_text(it) if it[0] == "slice" else str(it[1]) if it[0] == "int"
                  else "None" if it[0] == "none" else "..." for it in spec]
-        if "ellipsis" not in kinds and sum(k in ("slice", "int") for k in kinds) < ndim:
+        if "ellipsis" not in kinds and sum(k in ("slice", "int") for k in kinds) < len(shape_of):
             parts.append("...")
         return f"{x}[{', '.join(parts) or '...'}]"
-    if all(k in ("array", "int") for k in kinds) and len(spec) == ndim:
+    if all(k in ("array", "int") for k in kinds) and len(spec) == len(shape_of):
         return f"{x}[{', '.join(arrays[it[1]] if it[0] == 'array' else str(it[1]) for it in spec)}]"
     full = [k == "slice" and it[1:] == (None, None, None) for k, it in zip(kinds, spec)]
     if kinds.count("array") == 1 and all(f or k == "array" for f, k in zip(full, kinds)) \
             and "none" not in kinds and "ellipsis" not in kinds:
         at = kinds.index("array")
-        if idx_ndims is not None and idx_ndims[spec[at][1]] != 1:
-            raise UnsupportedError("indexing with a multi-dimensional integer array among "
-                                   "slices has no array-API form", hint='use target="numpy"')
+        if idx_shapes is not None and len(idx_shapes[spec[at][1]]) != 1:
+            # xp.take wants a 1-d index: take the flattened one, then unflatten it
+            shape = shape_of[:at] + tuple(idx_shapes[spec[at][1]]) + shape_of[at + 1:]
+            return (f"xp.reshape(xp.take({x}, xp.reshape({arrays[spec[at][1]]}, (-1,)), "
+                    f"axis={at}), {shape!r})")
         return f"xp.take({x}, {arrays[spec[at][1]]}, axis={at})"
     raise UnsupportedError("this indexing (integer arrays mixed with slices, None or several "
                            "arrays that do not index every axis) has no array-API form",
@@ -105,20 +135,21 @@ def _index(x, spec, arrays, ndim, idx_ndims=None):
 
 
 def getitem(e, *, spec):
-    return _index(e.atoms[0], spec, e.args[1:], e.avals[0].ndim, [a.ndim for a in e.avals[1:]])
+    return _index(e.atoms[0], spec, e.args[1:], tuple(e.avals[0].shape),
+                  [a.shape for a in e.avals[1:]])
 
 
-def _positions(shape, spec, arrays, ndim, out, idx_avals):
+def _positions(shape, spec, arrays, out, idx_avals):
     """Lines binding ``_pos`` to the flat positions in ``zeros(shape)`` that ``spec`` selects."""
     n = int(np.prod(shape, dtype=np.int64))
     grid = f"xp.reshape(xp.arange({n}, device=_device_of({arrays[0] if arrays else out})), " \
            f"{tuple(shape)!r})"
-    return n, f"xp.reshape({_index(grid, spec, arrays, ndim, [a.ndim for a in idx_avals])}, (-1,))"
+    return n, f"xp.reshape({_index(grid, spec, arrays, tuple(shape), [a.shape for a in idx_avals])}, (-1,))"
 
 
 def scatter_add(e, *, spec, shape, unique=False):
     arrays = e.args[1:]
-    n, pos = _positions(shape, spec, arrays, len(shape), e.args[0], e.avals[1:])
+    n, pos = _positions(shape, spec, arrays, e.args[0], e.avals[1:])
     uniq = ", unique=True" if unique or not any(it[0] == "array" for it in spec) else ""
     return [f"_pos = {pos}",
             f"{e.out} = xp.astype(xp.reshape(xp.broadcast_to({e.args[0]}, "
@@ -145,20 +176,24 @@ def _sel_shape(shape, spec, idx_avals):
 
 
 def setitem(e, *, spec):
-    if any(it[0] == "array" for it in spec):
-        raise UnsupportedError("writing through an integer-array index has no functional "
-                               "array-API form here", hint='use target="numpy"')
     shape = e.avals[0].shape
-    n, pos = _positions(shape, spec, e.args[2:], len(shape), e.args[0], e.avals[2:])
+    n, pos = _positions(shape, spec, e.args[2:], e.args[0], e.avals[2:])
     sel = _sel_shape(shape, spec, e.avals[2:])
     dt = xp_dtype(e.aval.dtype)
     flat = f"xp.reshape({e.atoms[0]}, (-1,))"
-    return [f"_pos = {pos}",
-            f"_hit = _scatter_add(xp, {n}, _pos, xp.ones(({int(np.prod(sel))},), dtype=xp.int8, "
-            f"device=_device_of(_pos)), unique=True) != 0",
-            f"{e.out} = _scatter_add(xp, {n}, _pos, xp.astype(xp.reshape(xp.broadcast_to("
-            f"{e.args[1]}, {sel!r}), (-1,)), {dt}), unique=True)",
-            f"{e.out} = xp.reshape(xp.where(_hit, {e.out}, {flat}), {tuple(shape)!r})"]
+    lines = [f"_pos = {pos}"]
+    m = n
+    if any(it[0] == "array" for it in spec):
+        # a repeated position: the last write wins (as in NumPy); the earlier ones go
+        # to a spare slot n, dropped below
+        lines.append(f"_pos = _last_writes(xp, _pos, {n})")
+        m = n + 1
+    return lines + [
+        f"_hit = _scatter_add(xp, {m}, _pos, xp.ones(({int(np.prod(sel))},), dtype=xp.int8, "
+        f"device=_device_of(_pos)), unique=True)[:{n}] != 0",
+        f"{e.out} = _scatter_add(xp, {m}, _pos, xp.astype(xp.reshape(xp.broadcast_to("
+        f"{e.args[1]}, {sel!r}), (-1,)), {dt}), unique=True)[:{n}]",
+        f"{e.out} = xp.reshape(xp.where(_hit, {e.out}, {flat}), {tuple(shape)!r})"]
 
 
 def put_along_axis(e, *, shape, axis):
@@ -224,6 +259,22 @@ def fmod(e):
     return f"xp.where({x} < 0, -xp.remainder({ax}, {ay}), xp.remainder({ax}, {ay}))"
 
 
+def step(name):
+    """floor, ceil, trunc: integers and bools keep their values (and dtype)."""
+    def emit(e):
+        if e.avals[0].dtype.kind in "biu" and e.aval.dtype == e.avals[0].dtype:
+            return e.atoms[0]
+        return f"xp.{name}({e.args[0]})"
+    return emit
+
+
+def reciprocal(e):
+    if e.aval.dtype.kind in "iu":            # C's 1 / x on integers: 0 unless |x| == 1
+        x = e.atoms[0]
+        return f"xp.where(xp.abs({x}) == 1, {x}, xp.zeros_like({x}))"
+    return f"1.0 / {e.atoms[0]}"
+
+
 def heaviside(e):
     x, h = e.atoms
     dt = xp_dtype(e.aval.dtype)
@@ -280,7 +331,7 @@ def _pad_lines(out, src, shape, ph, pw, value, dt):
 
     def block(dims):
         fill = f"xp.zeros({dims!r}, dtype={dt}, device=_device_of({src}))" if value == 0 else \
-            f"xp.full({dims!r}, {value!r}, dtype={dt}, device=_device_of({src}))"
+            f"xp.full({dims!r}, {value}, dtype={dt}, device=_device_of({src}))"
         return fill
     lines = []
     if ph:

@@ -108,11 +108,14 @@ def _step(fn, sym, label, doc, array_api=None):
                      samples=_step_samples(fn), doc=doc)
 
 
-floor = _step(np.floor, Floor, "⌊x⌋", "Largest integer <= x (integers keep their dtype); gradient 0.")
-ceil = _step(np.ceil, Ceil, "⌈x⌉", "Smallest integer >= x (integers keep their dtype); gradient 0.")
+floor = _step(np.floor, Floor, "⌊x⌋", "Largest integer <= x (integers keep their dtype); gradient 0.",
+              array_api=XP.step("floor"))
+ceil = _step(np.ceil, Ceil, "⌈x⌉", "Smallest integer >= x (integers keep their dtype); gradient 0.",
+             array_api=XP.step("ceil"))
 rint = _step(np.rint, Rint, "rint", "Nearest integer, halves to even (a float); gradient 0.",
              array_api=XP.rint)
-trunc = _step(np.trunc, Trunc, "trunc", "x rounded towards 0 (integers keep their dtype); gradient 0.")
+trunc = _step(np.trunc, Trunc, "trunc", "x rounded towards 0 (integers keep their dtype); gradient 0.",
+              array_api=XP.step("trunc"))
 for _f, _p in ((np.floor, floor), (np.ceil, ceil), (np.rint, rint), (np.trunc, trunc)):
     implements(_f, samples=_calls(_step_samples(_f)))(_p)
 

@@ -22,6 +22,7 @@ import sympy as sp
 
 from ..primitive import primitive
 from . import _samples as S
+from . import array_api as XP
 from . import composite as C
 from . import elementwise as E
 from ._numpy_table import Call, implements
@@ -143,7 +144,7 @@ cbrt = ufunc_primitive(
     doc="Real cube root (negative for x < 0); d/dx = 1/(3 cbrt(x)²), +inf at 0 (as JAX).")
 # A primitive, not 1 / x: np.reciprocal of an integer array is an integer (1 // x).
 reciprocal = ufunc_primitive(
-    np.reciprocal, name="reciprocal", array_api="1.0 / {0}", vjp=lambda ct, x, *, out: (-(ct * (out * out)),), jvp=lambda t, x, *, out: -(t[0] * (out * out)), sympy=lambda x: 1 / x,
+    np.reciprocal, name="reciprocal", array_api=XP.reciprocal, vjp=lambda ct, x, *, out: (-(ct * (out * out)),), jvp=lambda t, x, *, out: -(t[0] * (out * out)), sympy=lambda x: 1 / x,
     label="1/x", samples=unary_samples(np.reciprocal, away, (1, -1, 3)),
     nonfinite_hint="1/x is infinite at 0: add an epsilon to the input or guard it",
     doc="1 / x (integer division for integers, as NumPy); d/dx = -1/x², -inf at 0.")
