@@ -10,11 +10,7 @@ JAX (also under ``jax.jit``) match the NumPy target.
 """
 from __future__ import annotations
 
-import ast
-import io
 import os
-import sys
-import tokenize
 import zlib
 
 import numpy as np
