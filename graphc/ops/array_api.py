@@ -372,7 +372,7 @@ def im2col(e, *, kernel, stride, padding, dilation, pad_value):
 
 def col2im(e, *, image, stride, padding, dilation):
     (n, c, h, w), rest = image[:4], tuple(image[4:])
-    (oh, ow), (kh, kw) = e.avals[0].shape[2:4], e.avals[0].shape[-2:]
+    kh, kw = e.avals[0].shape[-2:]
     (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
     dt = xp_dtype(e.aval.dtype)
     full = (n, c, h + 2 * ph, w + 2 * pw) + rest
