@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import numpy as np
 
@@ -294,7 +295,7 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     for check in _checks(g, em):
         blank.add(len(lines))
         lines.append("    " + check)
-    if em.const_lines:
+    if re.search(r"\b_device\b", "\n".join(em.const_lines + body + [ret])):
         lines.append(f"    _device = _device_of({arrays[0]})" if arrays else "    _device = None")
     lines += ["    " + c for c in em.const_lines]
     lines += body

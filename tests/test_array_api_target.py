@@ -10,7 +10,11 @@ JAX (also under ``jax.jit``) match the NumPy target.
 """
 from __future__ import annotations
 
+import ast
+import io
 import os
+import sys
+import tokenize
 import zlib
 
 import numpy as np
@@ -161,3 +165,198 @@ def test_unknown_target_lists_the_targets():
         graphc.compile(np.sin, target="cuda")
     with pytest.raises(OptionError, match="unknown target"):
         graphc.grad(np.sin, target="jax")
+
+
+# --- the module text: functional, NumPy-free ---------------------------------------------
+def _code_only(source):
+    """The source without comments and strings (docstrings, messages)."""
+    out = []
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type not in (tokenize.COMMENT, tokenize.STRING):
+            out.append(tok.string)
+    return " ".join(out)
+
+
+def _function_of(source, name):
+    tree = ast.parse(source)
+    return next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+def assert_functional(source, func_name):
+    """No ``np.``, no ``out=``, and the generated function writes into no array."""
+    code = _code_only(source)
+    assert "np ." not in code and "import numpy" not in source.split("\n\n\ndef ")[0]
+    assert "out =" not in code.replace("_out =", "") or "out=" not in source
+    fn = _function_of(source, func_name)
+    for node in ast.walk(fn):
+        assert not isinstance(node, ast.AugAssign), ast.unparse(node)
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                assert not isinstance(t, (ast.Subscript, ast.Attribute)), ast.unparse(node)
+        if isinstance(node, ast.keyword):
+            assert node.arg != "out", ast.unparse(node)
+        if isinstance(node, ast.Attribute):     # no methods (.sum .T .astype): xp.* only
+            root = node
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            assert isinstance(root, ast.Name) and root.id == "xp", ast.unparse(node)
+
+
+@pytest.mark.parametrize("name, i, case", [c for c in CASES if c.values[0] not in ("guard",)])
+def test_every_emission_is_functional_and_numpy_free(name, i, case):
+    prim = REGISTRY[name]
+
+    def apply(*xs):
+        return prim(*xs, **case.params)
+    try:
+        src = graphc.compile(apply, target="array-api").source(*case.args)
+    except UnsupportedError:
+        return
+    assert_functional(src, "apply")
+    assert "import array_api_compat" in src
+
+
+# --- dropout: the same mask bits on every engine ------------------------------------------
+def _keep(key, shape, rate, convert):
+    from graphc.nn import dropout     # noqa: F401  (the op dropout uses)
+    prim = REGISTRY["bernoulli"]
+    fn = graphc.compile(lambda k: prim(k, shape=shape, rate=rate), target="array-api")
+    return from_any(fn(convert(np.int64(key))))
+
+
+def test_keep_mask_is_the_same_on_every_engine():
+    torch = pytest.importorskip("torch")
+    a = _keep(5, (64, 33), 0.3, lambda k: np.asarray(k))
+    b = _keep(5, (64, 33), 0.3, to_strict)
+    c = _keep(5, (64, 33), 0.3, lambda k: torch.asarray(np.asarray(k)))
+    assert a.dtype == np.bool_ and a.shape == (64, 33)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    assert abs(a.mean() - 0.7) < 0.03                      # keeps 1 - rate
+    assert (a != _keep(6, (64, 33), 0.3, np.asarray)).mean() > 0.3   # another key, another mask
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    np.testing.assert_array_equal(a, _keep(5, (64, 33), 0.3, jax.numpy.asarray))
+
+
+def test_keep_mask_rows_are_uncorrelated():
+    m = _keep(11, (400, 50), 0.5, np.asarray).astype(float)
+    corr = np.corrcoef(m)
+    # independent rows of 50 fair coins: E|r| = sqrt(2 / (pi * 50)) = 0.113
+    assert np.abs(corr[np.triu_indices(400, 1)]).mean() < 0.12
+    assert abs(m.mean() - 0.5) < 0.01
+
+
+# --- whole programs: lecture, MLP, LeNet -----------------------------------------------------
+sys.path.insert(0, HERE)
+sys.path.insert(0, EXAMPLES)
+
+
+def _lecture():
+    from functions import lecture
+    return lecture, (np.float64(0.7), np.float64(-1.3)), (0, 1)
+
+
+def _mlp(dtype=np.float64, n=16):
+    rng = np.random.default_rng(3)
+
+    def loss(p, x, y):
+        h1 = np.maximum(0, x @ p["W1"] + p["b1"])
+        h2 = np.maximum(0, h1 @ p["W2"] + p["b2"])
+        s = h2 @ p["W3"] + p["b3"]
+        z = s - s.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return -logp[np.arange(x.shape[0]), y].mean()
+    p = {"W1": rng.normal(size=(20, 12)) * 0.3, "b1": np.full(12, 0.01),
+         "W2": rng.normal(size=(12, 8)) * 0.3, "b2": np.zeros(8),
+         "W3": rng.normal(size=(8, 5)) * 0.3, "b3": np.zeros(5)}
+    p = {k: v.astype(dtype) for k, v in p.items()}
+    return loss, (p, rng.normal(size=(n, 20)).astype(dtype), rng.integers(0, 5, n)), 0
+
+
+def _lenet():
+    import lenet
+    rng = np.random.default_rng(0)
+    return lenet.loss, (lenet.init_params(rng), rng.random((4, 1, 8, 8)),
+                        np.array([0, 1, 2, 3])), 0
+
+
+PROGRAMS = {"lecture": _lecture, "mlp": _mlp, "lenet": _lenet}
+
+
+def _tree(f, x):
+    if isinstance(x, dict):
+        return {k: _tree(f, v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(_tree(f, v) for v in x)
+    return f(x)
+
+
+def _leaves(x):
+    if isinstance(x, dict):
+        return [v for k in sorted(x) for v in _leaves(x[k])]
+    if isinstance(x, (tuple, list)):
+        return [v for item in x for v in _leaves(item)]
+    return [x]
+
+
+def _both(program):
+    fn, args, argnums = PROGRAMS[program]()
+    want = graphc.value_and_grad(fn, argnums=argnums)(*args)
+    vg = graphc.value_and_grad(fn, argnums=argnums, target="array-api")
+    return vg, args, want
+
+
+def _close(got, want, rtol):
+    g, w = _leaves(_tree(from_any, got)), _leaves(want)
+    assert len(g) == len(w)
+    for a, b in zip(g, w):
+        b = np.asarray(b)
+        assert a.shape == b.shape and a.dtype == b.dtype
+        if rtol == 0:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_program_on_numpy_and_strict_is_bit_identical(program):
+    vg, args, want = _both(program)
+    _close(vg(*args), want, 0)                              # NumPy arrays (compat namespace)
+    _close(vg(*_tree(to_strict, args)), want, 0)            # array_api_strict
+    assert_functional(vg.source(*args), vg.__name__)
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_program_on_torch(program):
+    torch = pytest.importorskip("torch")
+    vg, args, want = _both(program)
+    got = vg(*_tree(lambda a: torch.asarray(np.array(a)) if isinstance(a, (np.ndarray, np.generic))
+                    else a, args))
+    assert all(type(x).__module__.startswith("torch") for x in _leaves(got))
+    _close(got, want, 1e-12)
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_program_on_jax(program, jit):
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    vg, args, want = _both(program)
+    jargs = _tree(lambda a: jax.numpy.asarray(a) if isinstance(a, (np.ndarray, np.generic))
+                  else a, args)
+    fn = jax.jit(vg) if jit else vg
+    _close(fn(*jargs), want, 1e-12)
+
+
+def test_explicit_xp_keyword():
+    import array_api_compat.numpy as cnp
+    vg, args, want = _both("mlp")
+    _close(vg(*args, xp=cnp), want, 0)
+
+
+def test_float32_mlp_matches():
+    fn, args, argnums = _mlp(np.float32)
+    want = graphc.value_and_grad(fn)(*args)
+    got = graphc.value_and_grad(fn, target="array-api")(*_tree(to_strict, args))
+    _close(got, want, 0)

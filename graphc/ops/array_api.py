@@ -422,7 +422,7 @@ def max_pool_mask(e, *, kernel):
             f"        _hit = ({_pool_slice(x, '_i', '_j', kernel, ohw)} == {m}) & ~_seen"
             "  # a tie goes to the first maximum",
             "        _seen = _seen | _hit",
-            "        _hits.append(_hit)",
+            "        _hits = _hits + [_hit]",
             f"{e.out} = xp.reshape(xp.stack(_hits), {e.aval.shape!r})"]
 
 
