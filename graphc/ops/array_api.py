@@ -142,19 +142,28 @@ def getitem(e, *, spec):
 def _positions(shape, spec, arrays, out, idx_avals):
     """Lines binding ``_pos`` to the flat positions in ``zeros(shape)`` that ``spec`` selects."""
     n = int(np.prod(shape, dtype=np.int64))
-    grid = f"xp.reshape(xp.arange({n}, device=_device_of({arrays[0] if arrays else out})), " \
+    grid = f"xp.reshape(xp.arange({n}, device=_device), " \
            f"{tuple(shape)!r})"
     return n, f"xp.reshape({_index(grid, spec, arrays, tuple(shape), [a.shape for a in idx_avals])}, (-1,))"
+
+
+def _flat_values(v, aval, sel, dtype):
+    """``v`` broadcast to the selection's shape, flattened, in the result's dtype."""
+    if tuple(aval.shape) != tuple(sel):
+        v = f"xp.broadcast_to({v}, {tuple(sel)!r})"
+    v = f"xp.reshape({v}, (-1,))"
+    return v if aval.dtype == dtype else f"xp.astype({v}, {xp_dtype(dtype)})"
 
 
 def scatter_add(e, *, spec, shape, unique=False):
     arrays = e.args[1:]
     n, pos = _positions(shape, spec, arrays, e.args[0], e.avals[1:])
     uniq = ", unique=True" if unique or not any(it[0] == "array" for it in spec) else ""
+    values = _flat_values(e.args[0], e.avals[0], _sel_shape(shape, spec, e.avals[1:]),
+                          e.aval.dtype)
     return [f"_pos = {pos}",
-            f"{e.out} = xp.astype(xp.reshape(xp.broadcast_to({e.args[0]}, "
-            f"{_sel_shape(shape, spec, e.avals[1:])!r}), (-1,)), {xp_dtype(e.aval.dtype)})",
-            f"{e.out} = xp.reshape(_scatter_add(xp, {n}, _pos, {e.out}{uniq}), {tuple(shape)!r})"]
+            f"{e.out} = xp.reshape(_scatter_add(xp, {n}, _pos, {values}{uniq}), "
+            f"{tuple(shape)!r})"]
 
 
 def _sel_shape(shape, spec, idx_avals):
@@ -179,7 +188,6 @@ def setitem(e, *, spec):
     shape = e.avals[0].shape
     n, pos = _positions(shape, spec, e.args[2:], e.args[0], e.avals[2:])
     sel = _sel_shape(shape, spec, e.avals[2:])
-    dt = xp_dtype(e.aval.dtype)
     flat = f"xp.reshape({e.atoms[0]}, (-1,))"
     lines = [f"_pos = {pos}"]
     m = n
@@ -190,9 +198,9 @@ def setitem(e, *, spec):
         m = n + 1
     return lines + [
         f"_hit = _scatter_add(xp, {m}, _pos, xp.ones(({int(np.prod(sel))},), dtype=xp.int8, "
-        f"device=_device_of(_pos)), unique=True)[:{n}] != 0",
-        f"{e.out} = _scatter_add(xp, {m}, _pos, xp.astype(xp.reshape(xp.broadcast_to("
-        f"{e.args[1]}, {sel!r}), (-1,)), {dt}), unique=True)[:{n}]",
+        f"device=_device), unique=True)[:{n}] != 0",
+        f"{e.out} = _scatter_add(xp, {m}, _pos, {_flat_values(e.args[1], e.avals[1], sel, e.aval.dtype)}, "
+        f"unique=True)[:{n}]",
         f"{e.out} = xp.reshape(xp.where(_hit, {e.out}, {flat}), {tuple(shape)!r})"]
 
 
@@ -202,7 +210,7 @@ def put_along_axis(e, *, shape, axis):
                                "form here", hint='use target="numpy"')
     line = [1] * len(shape)
     line[axis] = shape[axis]
-    dev = f"device=_device_of({e.args[0]})"
+    dev = "device=_device"
     return (f"xp.where(xp.reshape(xp.arange({shape[axis]}, {dev}), {tuple(line)!r}) == "
             f"{e.args[1]}, {e.args[0]}, xp.zeros({tuple(shape)!r}, dtype={xp_dtype(e.aval.dtype)}, "
             f"{dev}))")
@@ -222,7 +230,10 @@ def masked_mul(e):
         if wa.weak:
             raise UnsupportedError("a Python bool mask has no array-API form here",
                                    hint="use an array mask")
-        zero, w = f"xp.logical_not({w})", f"xp.astype({w}, {xp_dtype(e.aval.dtype)})"
+        if e.avals[0].dtype == e.aval.dtype:
+            return f"xp.where({e.args[1]}, {e.args[0]}, 0.0)"     # x * True is x exactly
+        w = f"xp.astype({w}, {xp_dtype(e.aval.dtype)})"
+        zero = f"xp.logical_not({e.atoms[1]})"
     else:
         zero = f"{w} == 0"
     # inf * 0 = nan: an unselected element's gradient is exactly 0
@@ -230,7 +241,7 @@ def masked_mul(e):
 
 
 def bernoulli(e, *, shape, rate):
-    return f"_keep_mask(xp, {e.args[0]}, {tuple(shape)!r}, {rate!r}, _device_of({e.args[0]}))"
+    return f"_keep_mask(xp, {e.args[0]}, {tuple(shape)!r}, {rate!r}, _device)"
 
 
 def round_(e, *, decimals):
@@ -319,7 +330,7 @@ def tril_scaled(e, *, diag):
     if diag == 1.0:
         return f"xp.tril({e.args[0]})"
     m, n = e.aval.shape[-2:]
-    eye = f"xp.eye({m}, {n}, dtype={xp_dtype(e.aval.dtype)}, device=_device_of({e.args[0]}))"
+    eye = f"xp.eye({m}, {n}, dtype={xp_dtype(e.aval.dtype)}, device=_device)"
     return f"xp.tril({e.atoms[0]} * (1 - {1.0 - diag!r} * {eye}))"
 
 
@@ -330,8 +341,8 @@ def _pad_lines(out, src, shape, ph, pw, value, dt):
     rest = tuple(shape[4:])
 
     def block(dims):
-        fill = f"xp.zeros({dims!r}, dtype={dt}, device=_device_of({src}))" if value == 0 else \
-            f"xp.full({dims!r}, {value}, dtype={dt}, device=_device_of({src}))"
+        fill = f"xp.zeros({dims!r}, dtype={dt}, device=_device)" if value == 0 else \
+            f"xp.full({dims!r}, {value}, dtype={dt}, device=_device)"
         return fill
     lines = []
     if ph:
@@ -380,7 +391,7 @@ def col2im(e, *, image, stride, padding, dilation):
     lead = "..., _i, _j" if rest else ":, :, :, :, _i, _j"
     # a sum of padded windows, in NumPy's order (window by window, from zeros): JAX
     # arrays are immutable, so no slice `+=`
-    return [f"{e.out} = xp.zeros({full!r}, dtype={dt}, device=_device_of({cols}))",
+    return [f"{e.out} = xp.zeros({full!r}, dtype={dt}, device=_device)",
             f"for _i in range({kh}):",
             f"    for _j in range({kw}):",
             f"        {e.out} = {e.out} + _place(xp, {cols}[{lead}], {full!r}, _i * {dh}, "
@@ -416,7 +427,7 @@ def max_pool_mask(e, *, kernel):
     (kh, kw), ohw = kernel, e.avals[1].shape[2:]
     x, m = e.atoms
     return ["_hits = []",
-            f"_seen = xp.zeros({e.avals[1].shape!r}, dtype=xp.bool, device=_device_of({m}))",
+            f"_seen = xp.zeros({e.avals[1].shape!r}, dtype=xp.bool, device=_device)",
             f"for _i in range({kh}):",
             f"    for _j in range({kw}):",
             f"        _hit = ({_pool_slice(x, '_i', '_j', kernel, ohw)} == {m}) & ~_seen"
@@ -440,9 +451,9 @@ def unpool(e, *, image):
     H, W = image[2:]
     if (oh * kh, ow * kw) != (H, W):
         lines += [f"{e.out} = xp.concat([{e.out}, xp.zeros({(n, c, H - oh * kh, ow * kw)!r}, "
-                  f"dtype={dt}, device=_device_of({values}))], axis=2)",
+                  f"dtype={dt}, device=_device)], axis=2)",
                   f"{e.out} = xp.concat([{e.out}, xp.zeros({(n, c, H, W - ow * kw)!r}, "
-                  f"dtype={dt}, device=_device_of({values}))], axis=3)"]
+                  f"dtype={dt}, device=_device)], axis=3)"]
     return lines
 
 
@@ -451,7 +462,7 @@ def pool_select(e):
     y, mask = e.atoms
     ohw = e.aval.shape[2:]
     dt = xp_dtype(e.aval.dtype)
-    return [f"{e.out} = xp.zeros({e.aval.shape!r}, dtype={dt}, device=_device_of({y}))",
+    return [f"{e.out} = xp.zeros({e.aval.shape!r}, dtype={dt}, device=_device)",
             f"for _i in range({kh}):",
             f"    for _j in range({kw}):",
             f"        {e.out} = {e.out} + xp.where({mask}[_i, _j, ...], "
