@@ -121,11 +121,28 @@ def _place(xp, block, full, r0, c0, sh, sw):
     return block
 '''
 
+_ADD_WINDOW = '''
+def _add_window(xp, out, block, r0, c0, sh, sw):
+    """out (an array this function made) plus block (N, C, OH, OW, ...) at rows r0::sh and
+    columns c0::sw.  Mutable arrays (NumPy, CuPy, PyTorch) take a slice +=, JAX arrays
+    .at[].add; others a sum with the block padded to out's shape."""
+    rows = slice(r0, r0 + (block.shape[2] - 1) * sh + 1, sh)
+    cols = slice(c0, c0 + (block.shape[3] - 1) * sw + 1, sw)
+    if (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+            or array_api_compat.is_torch_namespace(xp)):
+        out[:, :, rows, cols, ...] += block
+        return out
+    if array_api_compat.is_jax_namespace(xp):
+        return out.at[:, :, rows, cols].add(block)
+    return out + _place(xp, block, out.shape, r0, c0, sh, sw)
+'''
+
 #: {helper name: its source}, in the order they are written.
 HELPERS = {"_namespace": _NAMESPACE, "_device_of": _DEVICE, "_check": _CHECK,
            "_scatter_add": _SCATTER, "_keep_mask": _KEEP, "_last_writes": _LAST,
-           "_place": _PLACE}
-_NEEDS = {"_scatter_add": ("_device_of",), "_last_writes": ("_device_of",), "_place": ("_device_of",)}
+           "_place": _PLACE, "_add_window": _ADD_WINDOW}
+_NEEDS = {"_scatter_add": ("_device_of",), "_last_writes": ("_device_of",), "_place": ("_device_of",),
+          "_add_window": ("_place", "_device_of")}
 
 
 def helpers_for(text: str) -> list[str]:

@@ -360,6 +360,10 @@ def _value_text(v):
     return repr(v) if np.isfinite(v) else ('-float("inf")' if v < 0 else 'float("inf")')
 
 
+def _padded(shape, padding):
+    return (shape[2] + 2 * padding[0], shape[3] + 2 * padding[1]) + tuple(shape[4:])
+
+
 def im2col(e, *, kernel, stride, padding, dilation, pad_value):
     src, out = e.args[0], e.out
     dt = xp_dtype(e.aval.dtype)
@@ -376,8 +380,20 @@ def im2col(e, *, kernel, stride, padding, dilation, pad_value):
         stop = f"{v} * {d} + {(o - 1) * s + 1}" if d != 1 else f"{v} + {(o - 1) * s + 1}"
         return f"{start}:{stop}" + (f":{s}" if s != 1 else "")
     window = f"{src}[:, :, {span('_i', dh, sh, oh)}, {span('_j', dw, sw, ow)}, ...]"
-    lines.append(f"{out} = xp.stack([xp.stack([{window} for _j in range({kw})], axis=-1) "
-                 f"for _i in range({kh})], axis=-2)")
+    # the windows stacked at axis 2, (N, C, KH*KW, OH, OW, ...), and moved last by a
+    # permutation: a view on NumPy, which the usual transpose back to (N, C, KH, KW, OH,
+    # OW, ...) before the GEMM turns into a free reshape (one copy in all, as NumPy's)
+    nd = e.aval.ndim
+    perm = (0, 1) + tuple(range(4, nd)) + (2, 3)
+    pre = tuple(e.aval.shape[:2]) + (kh, kw) + tuple(e.aval.shape[2:-2])
+    # in C order first (a batch-last view would give the stack its layout and cost a
+    # second copy at the reshape after it; a no-op for a C-ordered array)
+    lines.append(f"{out} = xp.reshape(xp.reshape({src}, (-1,)), "
+                 f"{tuple(e.avals[0].shape[:2]) + _padded(e.avals[0].shape, padding)!r})")
+    window = window.replace(f"{src}[", f"{out}[", 1)
+    lines.append(f"{out} = xp.stack([{window} for _i in range({kh}) for _j in range({kw})], "
+                 "axis=2)")
+    lines.append(f"{out} = xp.permute_dims(xp.reshape({out}, {pre!r}), {perm!r})")
     return lines
 
 
@@ -389,13 +405,14 @@ def col2im(e, *, image, stride, padding, dilation):
     full = (n, c, h + 2 * ph, w + 2 * pw) + rest
     cols = e.atoms[0]
     lead = "..., _i, _j" if rest else ":, :, :, :, _i, _j"
-    # a sum of padded windows, in NumPy's order (window by window, from zeros): JAX
-    # arrays are immutable, so no slice `+=`
+    # the windows added one by one, in NumPy's order, from zeros (_add_window: a slice
+    # `+=` into the fresh array where arrays are mutable, .at[].add on JAX, a sum of
+    # padded windows elsewhere)
     return [f"{e.out} = xp.zeros({full!r}, dtype={dt}, device=_device)",
             f"for _i in range({kh}):",
             f"    for _j in range({kw}):",
-            f"        {e.out} = {e.out} + _place(xp, {cols}[{lead}], {full!r}, _i * {dh}, "
-            f"_j * {dw}, {sh}, {sw})",
+            f"        {e.out} = _add_window(xp, {e.out}, {cols}[{lead}], _i * {dh}, _j * {dw}, "
+            f"{sh}, {sw})",
             *([f"{e.out} = {e.out}[:, :, {ph}:{ph + h}, {pw}:{pw + w}, ...]"] if ph or pw else [])]
 
 
@@ -444,9 +461,11 @@ def unpool(e, *, image):
     dt = xp_dtype(e.aval.dtype)
     # element (i, j) of each window: where its mask is set, the window's value, else 0
     # (xp.where, not a multiply: inf * 0 would be nan); windows interleaved by stack+reshape
-    lines = [f"{e.out} = xp.stack([xp.stack([xp.where({mask}[_i, _j, ...], {values}, "
-             f"xp.zeros((), dtype={dt})) for _j in range({kw})], axis=-1) for _i in range({kh})], "
-             "axis=3)",
+    zero = f"xp.zeros((), dtype={dt})"
+    lines = [f"{e.out} = xp.stack([xp.where({mask}[_i, _j, ...], {values}, {zero}) "
+             f"for _i in range({kh}) for _j in range({kw})])",
+             f"{e.out} = xp.permute_dims(xp.reshape({e.out}, {(kh, kw, n, c, oh, ow)!r}), "
+             "(2, 3, 4, 0, 5, 1))",
              f"{e.out} = xp.reshape({e.out}, {(n, c, oh * kh, ow * kw)!r})"]
     H, W = image[2:]
     if (oh * kh, ow * kw) != (H, W):
