@@ -14,8 +14,13 @@ __all__ = ["HELPERS", "helpers_for"]
 
 _NAMESPACE = '''
 def _namespace(*arrays):
-    """The array-API namespace of the array arguments (NumPy's when there are none)."""
-    if not arrays:
+    """The array-API namespace of the array arguments.  NumPy arrays get NumPy itself
+    when it implements the standard (2024.12, NumPy >= 2.3), without array_api_compat's
+    wrappers (several microseconds a call); no arrays: NumPy's too."""
+    import numpy
+    if all(type(a) is numpy.ndarray or isinstance(a, numpy.generic) for a in arrays):
+        if getattr(numpy, "__array_api_version__", "") >= "2024.12":
+            return numpy
         import array_api_compat.numpy as numpy_namespace
         return numpy_namespace
     return array_api_compat.array_namespace(*arrays)
@@ -137,10 +142,27 @@ def _add_window(xp, out, block, r0, c0, sh, sw):
     return out + _place(xp, block, out.shape, r0, c0, sh, sw)
 '''
 
+_MASKED_MUL = '''
+def _masked_mul(xp, x, w):
+    """x * w, exactly 0 where w is 0 or False (also beside inf and nan, where the
+    product would be nan).  NumPy's where is many times slower than a multiply, so
+    engines with mutable arrays multiply and redo the select only when the product has
+    a nan (as the NumPy target does); others select."""
+    if w.dtype == xp.bool:
+        w = xp.astype(w, x.dtype)
+    out = x * w
+    if (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+            or array_api_compat.is_torch_namespace(xp)):
+        if 0 in out.shape or not bool(xp.isnan(xp.max(out))):
+            return out
+    return xp.where(w == 0, xp.zeros((), dtype=out.dtype), out)
+'''
+
 #: {helper name: its source}, in the order they are written.
 HELPERS = {"_namespace": _NAMESPACE, "_device_of": _DEVICE, "_check": _CHECK,
            "_scatter_add": _SCATTER, "_keep_mask": _KEEP, "_last_writes": _LAST,
-           "_place": _PLACE, "_add_window": _ADD_WINDOW}
+           "_place": _PLACE, "_add_window": _ADD_WINDOW,
+           "_masked_mul": _MASKED_MUL}
 _NEEDS = {"_scatter_add": ("_device_of",), "_last_writes": ("_device_of",), "_place": ("_device_of",),
           "_add_window": ("_place", "_device_of")}
 

@@ -226,18 +226,13 @@ def log_softmax(e, *, axis):
 def masked_mul(e):
     x, w = e.atoms
     wa = e.avals[1]
+    if not (e.avals[0].weak or wa.weak):
+        return f"_masked_mul(xp, {e.args[0]}, {e.args[1]})"
     if wa.dtype.kind == "b":
-        if wa.weak:
-            raise UnsupportedError("a Python bool mask has no array-API form here",
-                                   hint="use an array mask")
-        if e.avals[0].dtype == e.aval.dtype:
-            return f"xp.where({e.args[1]}, {e.args[0]}, 0.0)"     # x * True is x exactly
-        w = f"xp.astype({w}, {xp_dtype(e.aval.dtype)})"
-        zero = f"xp.logical_not({e.atoms[1]})"
-    else:
-        zero = f"{w} == 0"
+        raise UnsupportedError("a Python bool mask has no array-API form here",
+                               hint="use an array mask")
     # inf * 0 = nan: an unselected element's gradient is exactly 0
-    return f"xp.where({zero}, 0.0, {x} * {w})"
+    return f"xp.where({w} == 0, 0.0, {x} * {w})"
 
 
 def bernoulli(e, *, shape, rate):
@@ -461,11 +456,14 @@ def unpool(e, *, image):
     dt = xp_dtype(e.aval.dtype)
     # element (i, j) of each window: where its mask is set, the window's value, else 0
     # (xp.where, not a multiply: inf * 0 would be nan); windows interleaved by stack+reshape
-    zero = f"xp.zeros((), dtype={dt})"
-    lines = [f"{e.out} = xp.stack([xp.where({mask}[_i, _j, ...], {values}, {zero}) "
-             f"for _i in range({kh}) for _j in range({kw})])",
-             f"{e.out} = xp.permute_dims(xp.reshape({e.out}, {(kh, kw, n, c, oh, ow)!r}), "
-             "(2, 3, 4, 0, 5, 1))",
+    # the mask in the image's layout (a bool copy), then one select that writes the
+    # values there: window element (i, j) gets its value where its mask is set, else 0
+    # (exactly 0 also beside an infinite value: _masked_mul)
+    six = (n, c, oh, kh, ow, kw)
+    lines = [f"{e.out} = xp.reshape(xp.reshape(xp.permute_dims({mask}, (2, 3, 4, 0, 5, 1)), "
+             f"(-1,)), {six!r})",
+             f"{e.out} = _masked_mul(xp, xp.reshape({values}, {(n, c, oh, 1, ow, 1)!r}), "
+             f"{e.out})",
              f"{e.out} = xp.reshape({e.out}, {(n, c, oh * kh, ow * kw)!r})"]
     H, W = image[2:]
     if (oh * kh, ow * kw) != (H, W):
