@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run.py            # full run (make bench), ~3-5 minutes
     python benchmarks/run.py --quick              # ~1 minute, fewer/shorter repeats
     python benchmarks/run.py --only W2,W4         # a subset (keys: W1 W2 W3 W4 W5 T-MLP T-LeNet
-                                                  #   bwdfwd compile memory)
+                                                  #   bwdfwd compile memory xp)
     python benchmarks/run.py --docs docs/performance.md   # also update the doc's results section
 
 Every implementation is first checked against graphc's value and gradients (allclose with
@@ -63,7 +63,8 @@ from benchmarks import rnn as R  # noqa: E402
 from benchmarks import workloads as W  # noqa: E402
 
 PEER_COLS = ("torch", "jax", "autograd")
-ALL_KEYS = ("W1", "W2", "W3", "W4", "W5", "T-MLP", "T-LeNet", "bwdfwd", "compile", "memory")
+ALL_KEYS = ("W1", "W2", "W3", "W4", "W5", "T-MLP", "T-LeNet", "bwdfwd", "compile", "memory",
+            "xp")
 
 
 # --- timing ----------------------------------------------------------------------------
@@ -658,6 +659,11 @@ def main(argv=None):
                   "Peak bytes allocated during one call above what was live before it "
                   "(tracemalloc, min of 3 calls).", "",
                   md_table(["workload", "graphc", "hand NumPy", "ratio"], rows), ""]
+
+    if "xp" in only:            # the array-API target (benchmarks/array_api.py)
+        from benchmarks import array_api
+        rows, raw["xp"] = array_api.section(cfg.quick, log)
+        parts += rows
 
     parts += ["## Goals (issues 7 and 15)", "",
               md_table(["goal", "measured", "status"], goal_rows(results, raw)), ""]
