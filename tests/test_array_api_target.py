@@ -360,3 +360,139 @@ def test_float32_mlp_matches():
     want = graphc.value_and_grad(fn)(*args)
     got = graphc.value_and_grad(fn, target="array-api")(*_tree(to_strict, args))
     _close(got, want, 0)
+
+
+def test_dropout_mlp_gives_the_same_bits_on_every_engine():
+    """examples/mlp_dropout.py's loss: its masks come from the hash, so the value and
+    gradient agree across engines (not with the NumPy target, whose masks come from
+    NumPy's generator)."""
+    torch = pytest.importorskip("torch")
+    import mlp_dropout
+    rng = np.random.default_rng(0)
+    args = (mlp_dropout.init_params(rng, hidden=16), rng.random((6, 64)),
+            np.array([0, 1, 2, 3, 4, 5]), np.int64(7))
+    vg = graphc.value_and_grad(mlp_dropout.loss, target="array-api")
+    want = vg(*args)
+    _close(vg(*_tree(to_strict, args)), _tree(from_any, want), 0)
+    got = vg(*_tree(lambda a: torch.asarray(np.array(a)) if isinstance(a, (np.ndarray, np.generic))
+                    else a, args))
+    _close(got, _tree(from_any, want), 1e-12)
+    other = vg(*args[:3], np.int64(8))              # another key: other masks
+    assert float(other[0]) != float(want[0])
+
+
+# --- export: one module, any engine ---------------------------------------------------------
+def test_export_writes_a_module_that_runs_on_torch_and_strict(tmp_path):
+    import importlib.util
+    fn, args, argnums = _mlp()
+    path = graphc.export(graphc.value_and_grad(fn), *args, path=tmp_path / "mlp_vg.py",
+                         target="array-api")
+    text = path.read_text()
+    assert "import array_api_compat" in text and "import numpy" not in text.split("def ")[0]
+    assert "def loss_value_and_grad(p, x, y, *, xp=None):" in text
+    spec = importlib.util.spec_from_file_location("mlp_vg", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    want = graphc.value_and_grad(fn)(*args)
+    _close(mod.loss_value_and_grad(*_tree(to_strict, args)), want, 0)
+    torch = pytest.importorskip("torch")
+    got = mod.loss_value_and_grad(*_tree(lambda a: torch.asarray(np.array(a))
+                                         if isinstance(a, np.ndarray) else a, args))
+    _close(got, want, 1e-12)
+    with pytest.raises(ValueError, match="generated for x: float64"):
+        mod.loss_value_and_grad(args[0], args[1][:3], args[2])
+
+
+def test_compiled_target_is_kept_by_export(tmp_path):
+    path = graphc.export(graphc.grad(np.sin, target="array-api"), np.float64(0.5),
+                         path=tmp_path / "g.py")
+    assert "xp=None" in path.read_text()
+    path = graphc.export(graphc.grad(np.sin), np.float64(0.5), path=tmp_path / "n.py")
+    assert "import numpy as np" in path.read_text()
+
+
+def test_refusals_are_clear():
+    def branchy(x):
+        return x * 2 if float(x.sum()) > 0 else x
+    with pytest.raises(UnsupportedError, match="array-API target"):
+        graphc.compile(branchy, target="array-api")(np.ones(3))
+    w = np.ones(3)
+
+    def closes(x):
+        return x * w
+    with pytest.raises(UnsupportedError, match="closes over"):
+        graphc.compile(closes, target="array-api")(np.ones(3))
+    with pytest.raises(OptionError, match="check_finite"):
+        graphc.grad(np.sin, target="array-api", check_finite=True)
+
+
+# --- golden files: one small example of each form ---------------------------------------------
+GOLDEN = os.path.join(HERE, "golden")
+
+
+def check_golden(name, text):
+    path = os.path.join(GOLDEN, name)
+    if os.environ.get("GRAPHC_UPDATE_GOLDEN") == "1" or not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(text)
+        if os.environ.get("GRAPHC_UPDATE_GOLDEN") != "1":
+            pytest.fail(f"golden file {name} was missing and has been written; review and rerun")
+    with open(path) as f:
+        assert text == f.read(), f"generated code differs from tests/golden/{name}"
+
+
+def test_golden_lecture_grad_array_api():
+    from functions import lecture
+    check_golden("lecture_grad_array_api.py",
+                 graphc.grad(lecture, argnums=(0, 1), target="array-api").source(1.5, 0.5))
+
+
+def test_golden_mlp_value_and_grad_array_api():
+    fn, args, _ = _mlp(np.float32, n=6)
+    check_golden("mlp_value_and_grad_array_api.py",
+                 graphc.value_and_grad(fn, target="array-api").source(*args))
+
+
+def test_golden_conv_pool_dropout_array_api():
+    from graphc import nn
+
+    def loss(w, x, key):
+        h = nn.max_pool2d(nn.relu(nn.conv2d(x, w, padding=1)), 2)
+        return nn.dropout(h, 0.25, key, training=True).sum()
+    rng = np.random.default_rng(1)
+    args = (rng.normal(size=(2, 1, 3, 3)), rng.random((2, 1, 4, 4)), np.int64(3))
+    check_golden("conv_pool_dropout_grad_array_api.py",
+                 graphc.grad(loss, target="array-api").source(*args))
+    got = graphc.grad(loss, target="array-api")(*_tree(to_strict, args))
+    fd = graphc.grad(loss, target="array-api")(*args)
+    _close(got, fd, 0)
+
+
+# --- GPU (skipped without CuPy and a CUDA device) ---------------------------------------------
+def _cupy():
+    cupy = pytest.importorskip("cupy")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("no CUDA device")
+    except Exception as err:            # no driver
+        pytest.skip(f"no CUDA device: {err}")
+    return cupy
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_program_on_cupy(program):
+    cupy = _cupy()
+    vg, args, want = _both(program)
+    got = vg(*_tree(lambda a: cupy.asarray(a) if isinstance(a, (np.ndarray, np.generic)) else a,
+                    args))
+    _close(_tree(lambda a: cupy.asnumpy(a) if hasattr(a, "device") else a, got), want, 1e-12)
+
+
+def test_program_on_torch_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    vg, args, want = _both("lenet")
+    got = vg(*_tree(lambda a: torch.asarray(np.array(a), device="cuda")
+                    if isinstance(a, (np.ndarray, np.generic)) else a, args))
+    _close(got, want, 1e-12)
