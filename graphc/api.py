@@ -291,6 +291,10 @@ def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.P
     check_target(path, overwrite, "graphc.export", where=where)
     compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
     if target is not None and target != getattr(compiled, "target", "numpy"):
+        if type(compiled).__name__ not in ("Compiled", "_FiniteChecked", "XpCompiled"):
+            raise OptionError(f"graphc.export(target={target!r}) re-targets graphc.compile, grad "
+                              f"and value_and_grad only, not {compiled!r}",
+                              hint="compile a function that calls the transform, with that target")
         compiled = make_compiled(compiled._fn, compiled._kind, compiled._argnums,
                                  compiled._has_aux, cache_size=1, check_finite=False,
                                  target=target)
