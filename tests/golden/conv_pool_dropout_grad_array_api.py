@@ -94,12 +94,14 @@ def _masked_mul(xp, x, w):
     """x * w, exactly 0 where w is 0 or False (also beside inf and nan, where the
     product would be nan).  NumPy's where is many times slower than a multiply, so
     engines with mutable arrays multiply and redo the select only when the product has
-    a nan (as the NumPy target does); others select."""
-    if w.dtype == xp.bool:
-        w = xp.astype(w, x.dtype)
-    out = x * w
+    a nan (as the NumPy target does; they multiply by a bool as by 0 and 1); others
+    select."""
+    mask = w.dtype == xp.bool
     if (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
             or array_api_compat.is_torch_namespace(xp)):
+        out = x * w
         if 0 in out.shape or not bool(xp.isnan(xp.max(out))):
             return out
-    return xp.where(w == 0, xp.zeros((), dtype=out.dtype), out)
+    if mask:
+        return xp.where(w, x, xp.zeros((), dtype=x.dtype))
+    return xp.where(w == 0, xp.zeros((), dtype=x.dtype), x * w)
