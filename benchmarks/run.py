@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run.py            # full run (make bench), ~3-5 minutes
     python benchmarks/run.py --quick              # ~1 minute, fewer/shorter repeats
     python benchmarks/run.py --only W2,W4         # a subset (keys: W1 W2 W3 W4 W5 T-MLP T-LeNet
-                                                  #   bwdfwd compile memory convnets hessian
+                                                  #   bwdfwd compile memory convnets xp hessian
                                                   #   per_example checkpoint)
     python benchmarks/run.py --docs docs/performance.md   # also update the doc's results section
 
@@ -66,7 +66,7 @@ from benchmarks import workloads as W  # noqa: E402
 
 PEER_COLS = ("torch", "jax", "autograd")
 ALL_KEYS = ("W1", "W2", "W3", "W4", "W5", "T-MLP", "T-LeNet", "bwdfwd", "compile", "memory",
-            "convnets") \
+            "convnets", "xp") \
     + tuple(sections.SECTIONS)          # hessian per_example checkpoint (benchmarks/sections.py)
 
 
@@ -667,6 +667,11 @@ def main(argv=None):
         from benchmarks import convnets
         lines, raw["convnets"] = convnets.section(cfg, log)
         parts += lines
+
+    if "xp" in only:            # the array-API target (benchmarks/array_api.py)
+        from benchmarks import array_api
+        rows, raw["xp"] = array_api.section(cfg.quick, log)
+        parts += rows
 
     sections.add_sections(only, cfg.quick, log, parts, raw, md_table)
     parts += ["## Goals (issues 7 and 15)", "",

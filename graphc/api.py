@@ -103,7 +103,7 @@ def trace(fn, *args, values=False, **kwargs) -> Graph:
         return graph
 
 
-def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
+def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE, target="numpy"):
     """Compile ``fn`` into generated NumPy code (also usable as ``@graphc.compile``).
 
     Parameters
@@ -125,6 +125,11 @@ def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
         are not checked.
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
+    target : {"numpy", "array-api"}, default "numpy"
+        The code generated: NumPy code (imports only NumPy), or functional code
+        against the Python array API standard (2024.12) that runs on the
+        namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
+        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target").
 
     Returns
     -------
@@ -152,11 +157,14 @@ def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
     graphc.errors.NonFiniteError: ...: g: y = np.log(x) became -inf (in 1 of 2 elements), ...
     """
     if fn is None:
-        return functools.partial(compile, check_finite=check_finite, cache_size=cache_size)
-    return make_compiled(fn, "compile", cache_size=cache_size, check_finite=check_finite)
+        return functools.partial(compile, check_finite=check_finite, cache_size=cache_size,
+                                 target=target)
+    return make_compiled(fn, "compile", cache_size=cache_size, check_finite=check_finite,
+                         target=target)
 
 
-def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE):
+def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE,
+         target="numpy"):
     """The gradient of a scalar function, compiled per signature.
 
     Parameters
@@ -184,6 +192,11 @@ def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT
         are not checked.
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
+    target : {"numpy", "array-api"}, default "numpy"
+        The code generated: NumPy code (imports only NumPy), or functional code
+        against the Python array API standard (2024.12) that runs on the
+        namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
+        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target").
 
     Returns
     -------
@@ -206,11 +219,12 @@ def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT
     >>> df(np.array([1.0, 2.0]))
     array([2., 4.])
     """
-    return make_compiled(fn, "grad", argnums, has_aux, cache_size=cache_size, check_finite=check_finite)
+    return make_compiled(fn, "grad", argnums, has_aux, cache_size=cache_size, check_finite=check_finite,
+                         target=target)
 
 
 def value_and_grad(fn, argnums=0, has_aux=False, *, check_finite=False,
-                   cache_size=DEFAULT_CACHE_SIZE):
+                   cache_size=DEFAULT_CACHE_SIZE, target="numpy"):
     """Like :func:`grad` but returns ``(value, grads)``.
 
     Parameters
@@ -236,6 +250,11 @@ def value_and_grad(fn, argnums=0, has_aux=False, *, check_finite=False,
         are not checked.
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
+    target : {"numpy", "array-api"}, default "numpy"
+        The code generated: NumPy code (imports only NumPy), or functional code
+        against the Python array API standard (2024.12) that runs on the
+        namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
+        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target").
 
     Returns
     -------
@@ -250,15 +269,18 @@ def value_and_grad(fn, argnums=0, has_aux=False, *, check_finite=False,
     (5.0, array([2., 4.]))
     """
     return make_compiled(fn, "value_and_grad", argnums, has_aux, cache_size=cache_size,
-                 check_finite=check_finite)
+                         check_finite=check_finite, target=target)
 
 
-def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
+def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.Path:
     """Write the generated module for ``fn`` at this signature to ``path``.
 
     The file imports only NumPy and defines one function: ``f`` for
     ``compile(f)`` (or a plain ``f``), ``f_grad`` for ``grad(f)`` and
-    ``f_value_and_grad`` for ``value_and_grad(f)``.  An existing file is never
+    ``f_value_and_grad`` for ``value_and_grad(f)``.  With ``target="array-api"``
+    (or a function compiled with that target) the module imports
+    ``array_api_compat`` instead and its function takes an ``xp=`` keyword
+    (docs/guide.md, "Array-API target").  An existing file is never
     replaced unless ``overwrite=True`` (even one graphc wrote earlier), and a
     symbolic link, directory, FIFO or device is never replaced.  The file is
     written whole or not at all (a fresh ``O_EXCL`` temporary file, then a
@@ -291,6 +313,15 @@ def export(fn, *args, path, overwrite=False, **kwargs) -> pathlib.Path:
         # write_atomic checks again, atomically, when it writes.
         check_target(path, overwrite, "graphc.export", where=where)
         compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
+        if target is not None and target != getattr(compiled, "target", "numpy"):
+            if type(compiled).__name__ not in ("Compiled", "_FiniteChecked", "XpCompiled"):
+                raise OptionError(f"graphc.export(target={target!r}) re-targets graphc.compile, "
+                                  f"grad and value_and_grad only, not {compiled!r}",
+                                  hint="compile a function that calls the transform, with that "
+                                       "target")
+            compiled = make_compiled(compiled._fn, compiled._kind, compiled._argnums,
+                                     compiled._has_aux, cache_size=1, check_finite=False,
+                                     target=target)
         source = compiled.source(*args, **kwargs)
         write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
         return path

@@ -215,14 +215,15 @@ def _reuse(em: _Emitter, items):
     return out
 
 
-def _body_lines(em: _Emitter, indent="    ", free=False):
-    """Lines of the function body, with shape comments and grad-of headers."""
+def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True):
+    """Lines of the function body, with shape comments and grad-of headers (``free``:
+    ``del`` large values after their last use and, with ``reuse``, write into dead ones)."""
     out = []
     last_block = None
     g = em.g
     items = list(em.body())
     frees = _frees(em, items) if free else {}
-    if free:
+    if free and reuse:
         use_workspace(em, items, _reuse(em, items))     # out= reuse, then kept buffers
     for i, (nid, lines) in enumerate(items):
         node = g[nid]

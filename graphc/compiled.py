@@ -155,6 +155,8 @@ class Compiled:
     signature build it once.
     """
 
+    target = "numpy"    # the code generated (graphc/compiled_xp.py: "array-api")
+
     def __init__(self, fn, kind="compile", argnums=0, has_aux=False, *,
                  cache_size=DEFAULT_CACHE_SIZE, check_finite=False):
         if not callable(fn):
@@ -308,7 +310,7 @@ class Compiled:
         names = naming.unique_names([p.name for p in sig.params])
         def_sig = dataclasses.replace(sig, params=[
             Param(n, p.kind, _plain_default(p.default)) for n, p in zip(names, sig.params)])
-        module = codegen.generate_module(g, func_name, doc=self._doc(names),
+        module = self._generate()(g, func_name, doc=self._doc(names),
                                          source_file=source_file, signature=def_sig)
         source = module.source
         with _EXEC_LOCK:
@@ -325,6 +327,10 @@ class Compiled:
         closure = tuple((kw, cells[nid], (g[nid].shape, g[nid].dtype))
                         for kw, nid in module.closure_params)
         return _Entry(g, source, fn, func_name, has_spec, closure, module.body_end)
+
+    def _generate(self):
+        """The code generator of this compiled function's target (graphc/compiled_xp.py)."""
+        return codegen.generate_module
 
     def _doc(self, params):
         """The generated function's docstring; ``params`` are its parameter names."""
@@ -460,7 +466,14 @@ class _FiniteChecked(Compiled):
             raise explain_nonfinite(entry.graph, flatten(tuple(values))[0], self.__name__)
 
 
-def make_compiled(fn, kind, argnums=0, has_aux=False, *, cache_size, check_finite):
-    """A :class:`Compiled` of ``kind`` (``"compile"``, ``"grad"``, ``"value_and_grad"``)."""
+def make_compiled(fn, kind, argnums=0, has_aux=False, *, cache_size, check_finite,
+                  target="numpy"):
+    """A :class:`Compiled` of ``kind`` (``"compile"``, ``"grad"``, ``"value_and_grad"``)
+    generating code for ``target`` (``"numpy"`` or ``"array-api"``)."""
+    from .codegen_xp import check_target
+    if check_target(target, f"graphc.{kind}") == "array-api":
+        from .compiled_xp import XpCompiled
+        return XpCompiled(fn, kind, argnums, has_aux, cache_size=cache_size,
+                          check_finite=check_finite)
     cls = _FiniteChecked if check_finite else Compiled
     return cls(fn, kind, argnums, has_aux, cache_size=cache_size, check_finite=check_finite)

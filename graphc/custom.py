@@ -428,6 +428,7 @@ custom_vjp_call = primitive(
     samples=_samples, batch=_batch,
     name="custom_vjp_call", shape=lambda out, *rest, rule, n_args: out,
     numpy=lambda e, *, rule, n_args: e.atoms[0],
+    array_api=lambda e, *, rule, n_args: e.atoms[0],
     vjp=_vjp, jvp=_jvp, sympy=lambda out, *rest, rule, n_args: out, label="custom_vjp",
     family="shape", flops=zero_flops,
     doc="A custom_vjp function's result: its value is the first argument; its VJP is the "

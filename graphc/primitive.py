@@ -179,6 +179,13 @@ class Primitive:
         reference the registry-driven tests check the op on.
     doc : str
         One line for the op reference (docs/ops.md).
+    array_api : str, callable or None
+        The emission for the ``"array-api"`` target (:mod:`graphc.codegen_xp`):
+        a template against ``xp`` (``"xp.acos({0})"``; dtype params are spelled
+        ``xp.float32``) or a callable like ``numpy``'s.  None: derived from a
+        ``numpy`` template whose every call is a same-named standard function
+        (``np.exp`` -> ``xp.exp``) or that is pure operators (``{0} + {1}``);
+        otherwise the op has no array-API form (a clear error at compile time).
     """
 
     name: str
@@ -206,6 +213,7 @@ class Primitive:
     nonfinite_hint: str | None = None
     samples: Callable[..., list] | None = None
     doc: str = ""
+    array_api: Any = None
     _impl_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, *args, **params):
@@ -226,13 +234,15 @@ class Primitive:
         return self.vjp is not None and self.vjp is not NOT_DIFFERENTIABLE
 
     # --- emission --------------------------------------------------------
-    def slot_prec(self, i: int, n_args: int) -> int:
-        """Minimum precedence an argument expression needs in slot ``i``."""
-        if self.slots is not None:
-            return self.slots[min(i, len(self.slots) - 1)]
-        if callable(self.numpy):
+    def slot_prec(self, i: int, n_args: int, tmpl=None) -> int:
+        """Minimum precedence an argument expression needs in slot ``i`` (of ``tmpl``,
+        by default the NumPy emission)."""
+        if tmpl is None:
+            if self.slots is not None:
+                return self.slots[min(i, len(self.slots) - 1)]
+            tmpl = self.numpy
+        if callable(tmpl):
             return 100
-        tmpl = self.numpy
         m = re.search(r"\{%d\}" % i, tmpl)
         if m is None:
             return 0

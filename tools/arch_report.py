@@ -25,14 +25,16 @@ NODE_DICT = re.compile(r"\.nx\.nodes\b|nodes\(data=")
 
 # docs/architecture.md, "Layers": a module imports only its own layer or lower ones.
 LAYERS = {
-    "1 ground floor": "cells tracebacks pickling errors naming precedence primitive avals pytree signature ir _files",
+    "1 ground floor": "cells tracebacks pickling errors naming precedence primitive avals pytree signature ir _files "
+                      "xp_emit",
     "2 ops": "ops ops._rules ops._samples ops._numpy_table ops.flips ops.assemble ops.splitting ops.einsum ops.products ops.elementwise ops.activation ops.reduce ops.shape "
              "ops.index ops.linalg ops.conv ops.pool ops.random ops.composite "
              "ops.statistics ops.stat_samples ops.scans ops.norms "
              "ops.padding ops.reorder "
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
-             "ops.predicates ops.rounding ops.basics ops.guard",
+             "ops.predicates ops.rounding ops.basics ops.guard "
+             "ops.array_api",
     "3 tracing": "tracing symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
                  "custom control control.body control.scan control.while_ control.branches control.tangents "
                  "custom_batch batch_rules batch_index batching batch_loops",
@@ -41,12 +43,14 @@ LAYERS = {
                   "check_work codegen_writes codegen_workspace control.emit control.prune guards "
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
                   "trace_table "
-                  "batch_axis batch_axis_index",
+                  "batch_axis batch_axis_index "
+                  "codegen_xp xp_helpers",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
                       "vmap jacobians report trace_display display "
                       "batch_chunks dask "
-                      "symbolic_dims symbolic_module",
+                      "symbolic_dims symbolic_module "
+                      "compiled_xp",
     "6 package": "",
 }
 

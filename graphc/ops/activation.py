@@ -12,6 +12,7 @@ import sympy as sp
 from ..errors import ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from ._rules import size_flops
 from .elementwise import abs as abs_, exp, masked_mul
 from .reduce import sum as reduce_sum
@@ -155,7 +156,7 @@ def _log_softmax_samples(d):
 
 
 log_softmax = primitive(
-    name="log_softmax", samples=_log_softmax_samples, never_inline_args=True, fresh_result=True, shape=_log_softmax_rule,
+    name="log_softmax", array_api=XP.log_softmax, samples=_log_softmax_samples, never_inline_args=True, fresh_result=True, shape=_log_softmax_rule,
     numpy=_emit_log_softmax, vjp=_log_softmax_vjp, jvp=_log_softmax_jvp,
     sympy=_sym_log_softmax, label="log softmax", family="nn",
     flops=lambda out, x, **p: 4 * x.size,

@@ -12,6 +12,7 @@ import sympy as sp
 from ..errors import ShapeError
 from ..primitive import Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from ._rules import zero_flops
 
 
@@ -121,7 +122,7 @@ def _im2col_detail(params):
 
 
 im2col = primitive(
-    name="im2col", samples=_im2col_samples, never_inline_args=True, shape=_im2col_rule, numpy=_emit_im2col, vjp=_im2col_vjp, jvp=_im2col_jvp,
+    name="im2col", array_api=XP.im2col, samples=_im2col_samples, never_inline_args=True, shape=_im2col_rule, numpy=_emit_im2col, vjp=_im2col_vjp, jvp=_im2col_jvp,
     sympy=_sym_im2col, label="windows", label_detail=_im2col_detail, family="conv",
     flops=zero_flops,
     doc="Sliding windows of an NCHW image: (N, C, H, W, *rest) -> (N, C, OH, OW, *rest, KH, KW).")
@@ -212,7 +213,7 @@ def _col2im_samples(d):
 
 
 col2im = primitive(
-    name="col2im", samples=_col2im_samples, never_inline_args=True, shape=_col2im_rule, numpy=_emit_col2im, vjp=_col2im_vjp,
+    name="col2im", array_api=XP.col2im, samples=_col2im_samples, never_inline_args=True, shape=_col2im_rule, numpy=_emit_col2im, vjp=_col2im_vjp,
     jvp=lambda t, cols, *, out, image, stride, padding, dilation: col2im(
         t[0], image=image, stride=stride, padding=padding, dilation=dilation),
     sympy=_sym_col2im, label="add windows", family="conv",

@@ -16,6 +16,7 @@ import sympy as sp
 from ..errors import ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from .shape import reshape, transpose, unbroadcast
 from ..errors import LinAlgError
 
@@ -101,7 +102,7 @@ def spd_matrix(d, *shape, dtype=S.F64):
 
 
 inv = primitive(
-    name="inv", samples=_inv_samples, shape=_square_rule("inv", lambda s: s),
+    name="inv", array_api="xp.linalg.inv({0})", samples=_inv_samples, shape=_square_rule("inv", lambda s: s),
     numpy="np.linalg.inv({0})",
     vjp=lambda ct, a, *, out: (-(_mT(out) @ ct @ _mT(out)),),   # d(A^-1) = -A^-1 dA A^-1
     jvp=lambda t, a, *, out: -(out @ t[0] @ out),
@@ -190,7 +191,7 @@ def _solve_samples(d):
 
 
 solve = primitive(
-    name="solve", samples=_solve_samples, shape=_solve_rule, numpy="np.linalg.solve({0}, {1})",
+    name="solve", array_api="xp.linalg.solve({0}, {1})", samples=_solve_samples, shape=_solve_rule, numpy="np.linalg.solve({0}, {1})",
     vjp=_solve_vjp, jvp=_solve_jvp, sympy=_sym_solve, label="solve", family="linalg",
     flops=_cubic_flops(2 / 3, "(2/3)·n³ per matrix of a + 2·n² per column of b"),
     fresh_result=True,
@@ -229,7 +230,7 @@ def _det_samples(d):
 
 
 det = primitive(
-    name="det", samples=_det_samples, shape=_square_rule("det", lambda s: tuple(s[:-2])),
+    name="det", array_api="xp.linalg.det({0})", samples=_det_samples, shape=_square_rule("det", lambda s: tuple(s[:-2])),
     numpy="np.linalg.det({0})", vjp=lambda ct, a, *, out: (_grad_from_det(ct * out, a),),
     jvp=lambda t, a, *, out: out * _trace_inv_times(a, t[0]),
     sympy=lambda a: _sym_each(lambda m: m.det(), a, lambda c: ()),
@@ -267,7 +268,7 @@ def _slogdet_samples(d):
 
 
 slogdet = primitive(
-    name="slogdet", samples=_slogdet_samples,
+    name="slogdet", array_api=XP.slogdet, samples=_slogdet_samples,
     shape=_square_rule("slogdet", lambda s: (2,) + tuple(s[:-2])),
     numpy="np.stack(np.linalg.slogdet({0}))", vjp=_slogdet_vjp, jvp=_slogdet_jvp,
     sympy=_sym_slogdet,
@@ -309,7 +310,7 @@ def _tril_scaled_samples(d):
 
 
 tril_scaled = primitive(
-    name="tril_scaled", samples=_tril_scaled_samples, shape=_tril_scaled_rule,
+    name="tril_scaled", array_api=XP.tril_scaled, samples=_tril_scaled_samples, shape=_tril_scaled_rule,
     numpy=_emit_tril_scaled, vjp=lambda ct, x, *, out, diag: (tril_scaled(ct, diag=diag),),
     jvp=lambda t, x, *, out, diag: tril_scaled(t[0], diag=diag),
     sympy=_sym_tril_scaled, label="tril", family="linalg", flops=lambda out, x, **p: x.size,
@@ -387,7 +388,7 @@ def _emit_cholesky(e, *, upper):
 
 
 cholesky = primitive(
-    name="cholesky", samples=_cholesky_samples,
+    name="cholesky", array_api=XP.cholesky, samples=_cholesky_samples,
     shape=_square_rule("cholesky", lambda s: s),
     numpy=_emit_cholesky,
     vjp=_cholesky_vjp, jvp=_cholesky_jvp, sympy=_sym_cholesky, label="cholesky",

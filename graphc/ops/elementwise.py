@@ -10,6 +10,7 @@ import sympy as sp
 
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from ._rules import elementwise_rule, size_flops, zero_flops
 
 
@@ -388,7 +389,7 @@ def _masked_mul_samples(d):
 
 
 masked_mul = primitive(
-    name="masked_mul", samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
+    name="masked_mul", array_api=XP.masked_mul, samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
     vjp=_masked_mul_vjp, jvp=_masked_mul_jvp, sympy=_sym_masked_mul, label="× mask", elementwise=True,
     flops=size_flops, fresh_result=True,
     doc="x * w, exactly 0 where w == 0 even for an infinite or nan x (gradient masks).")
@@ -424,7 +425,7 @@ def _astype_samples(d):
 
 
 astype = primitive(
-    name="astype", samples=_astype_samples, shape=_astype_shape, numpy="{0}.astype({dtype})",
+    name="astype", array_api="xp.astype({0}, {dtype})", samples=_astype_samples, shape=_astype_shape, numpy="{0}.astype({dtype})",
     vjp=lambda ct, x, *, out, dtype: (astype(ct, dtype=x.dtype) if ct.dtype != x.dtype else ct,),
     jvp=lambda t, x, *, out, dtype: astype(t[0], dtype=dtype),
     sympy=lambda x, dtype: _sym_astype(x, dtype), logic_operands=True, label="astype",

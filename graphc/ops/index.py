@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import IndexError_, ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from ._rules import zero_flops
 
 
@@ -118,7 +119,7 @@ def _getitem_samples(d):
 
 
 getitem = primitive(
-    name="getitem", samples=_getitem_samples, shape=_getitem_rule, numpy=_emit_getitem, vjp=_getitem_vjp,
+    name="getitem", array_api=XP.getitem, samples=_getitem_samples, shape=_getitem_rule, numpy=_emit_getitem, vjp=_getitem_vjp,
     jvp=lambda t, x, *idx, out, spec: getitem(t[0], *idx, spec=spec),
     sympy=_sym_getitem, label="[]", family="index", flops=zero_flops,
     doc="x[index]; integer-array parts of the index are arguments, the rest is static.")
@@ -183,7 +184,7 @@ def _scatter_samples(d):
 
 
 scatter_add = primitive(
-    name="scatter_add", samples=_scatter_samples, never_inline_args=True, fresh_result=True, shape=_scatter_rule,
+    name="scatter_add", array_api=XP.scatter_add, samples=_scatter_samples, never_inline_args=True, fresh_result=True, shape=_scatter_rule,
     numpy=_emit_scatter, vjp=_scatter_vjp,
     jvp=lambda t, v, *idx, out, spec, shape, unique=False: scatter_add(
         t[0], *idx, spec=spec, shape=shape, unique=unique),
@@ -220,7 +221,7 @@ def _take_samples(d):
 
 
 take_along_axis = primitive(
-    name="take_along_axis", samples=_take_samples, shape=_take_rule, numpy="np.take_along_axis({0}, {1}, axis={axis})",
+    name="take_along_axis", array_api="xp.take_along_axis({0}, {1}, axis={axis})", samples=_take_samples, shape=_take_rule, numpy="np.take_along_axis({0}, {1}, axis={axis})",
     vjp=lambda ct, x, idx, *, out, axis: (put_along_axis(ct, idx, shape=tuple(x.shape), axis=axis), None),
     jvp=lambda t, x, idx, *, out, axis: take_along_axis(t[0], idx, axis=axis),
     sympy=lambda x, idx, *, axis: np.take_along_axis(np.asarray(x, dtype=object), idx, axis=axis),
@@ -260,7 +261,7 @@ def _put_samples(d):
 
 
 put_along_axis = primitive(
-    name="put_along_axis", samples=_put_samples, never_inline_args=True, shape=_put_rule, numpy=_emit_put,
+    name="put_along_axis", array_api=XP.put_along_axis, samples=_put_samples, never_inline_args=True, shape=_put_rule, numpy=_emit_put,
     vjp=lambda ct, v, idx, *, out, shape, axis: (take_along_axis(ct, idx, axis=axis), None),
     jvp=lambda t, v, idx, *, out, shape, axis: put_along_axis(t[0], idx, shape=shape, axis=axis),
     sympy=_sym_put, label="place", family="index", flops=zero_flops,
@@ -385,7 +386,7 @@ def _setitem_samples(d):
 
 
 setitem = primitive(
-    name="setitem", samples=_setitem_samples, never_inline_args=True, fresh_result=True,
+    name="setitem", array_api=XP.setitem, samples=_setitem_samples, never_inline_args=True, fresh_result=True,
     shape=_setitem_rule, numpy=_emit_setitem, vjp=_setitem_vjp, jvp=_setitem_jvp, sympy=_sym_setitem,
     label="[]=", family="index", flops=zero_flops,
     doc="A copy of x with x[index] = v (NumPy's assignment: v broadcasts to the indexed part; "

@@ -23,6 +23,7 @@ import sympy as sp
 from ..errors import UnsupportedError
 from ..primitive import Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from ._rules import broadcast_shapes, size_flops
 from .transcendental import binary_calls, binary_samples, register_ufunc, rnd, ufunc_primitive
 
@@ -93,7 +94,7 @@ def _weight_samples(d):
 
 
 logaddexp_weight = primitive(
-    name="logaddexp_weight", shape=_weight_rule, numpy=_emit_weight, never_inline_args=True,
+    name="logaddexp_weight", array_api=XP.logaddexp_weight, shape=_weight_rule, numpy=_emit_weight, never_inline_args=True,
     fresh_result=True, vjp=_weight_vjp, jvp=_weight_jvp,
     sympy=_sym_weight, label="softmax weight", elementwise=True, flops=size_flops,
     samples=_weight_samples,

@@ -12,6 +12,7 @@ import sympy as sp
 from ..errors import ShapeError, UnsupportedError
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 
 
 # Max pooling over non-overlapping windows (stride = kernel, no padding), the common case
@@ -184,7 +185,7 @@ def _pool_select_samples(d):
 
 # --- the records -------------------------------------------------------------------------------
 max_pool = primitive(
-    name="max_pool", samples=_max_pool_samples, never_inline_args=True, shape=_max_pool_rule, numpy=_emit_max_pool,
+    name="max_pool", array_api=XP.max_pool, samples=_max_pool_samples, never_inline_args=True, shape=_max_pool_rule, numpy=_emit_max_pool,
     vjp=_max_pool_vjp, jvp=_max_pool_jvp, sympy=_sym_max_pool, label="max pool", family="conv",
     flops=lambda out, x, *, kernel: (kernel[0] * kernel[1] - 1) * out.size,
     doc="Max over non-overlapping kernel windows of an NCHW image (stride = kernel, "
@@ -227,7 +228,7 @@ def _sym_mask(x, m, *, kernel):
 
 
 max_pool_mask = primitive(
-    name="max_pool_mask", samples=_mask_samples, never_inline_args=True, shape=_mask_rule, numpy=_emit_mask, vjp=NOT_DIFFERENTIABLE,
+    name="max_pool_mask", array_api=XP.max_pool_mask, samples=_mask_samples, never_inline_args=True, shape=_mask_rule, numpy=_emit_mask, vjp=NOT_DIFFERENTIABLE,
     sympy=_sym_mask, label="first max", family="conv",
     flops=lambda out, x, m, **p: out.size,
     doc="(kh, kw, N, C, OH, OW) mask: True at the first element of each window (row-major) "
@@ -278,7 +279,7 @@ def _sym_unpool(ct, mask, *, image):
 
 
 unpool = primitive(
-    name="unpool", samples=_unpool_samples, never_inline_args=True, shape=_unpool_rule, numpy=_emit_unpool,
+    name="unpool", array_api=XP.unpool, samples=_unpool_samples, never_inline_args=True, shape=_unpool_rule, numpy=_emit_unpool,
     vjp=lambda ct, v, mask, *, out, image: (pool_select(ct, mask), None),
     jvp=lambda t, v, mask, *, out, image: unpool(t[0], mask, image=image),
     sympy=_sym_unpool, label="unpool", family="conv", flops=lambda out, *a, **p: out.size,
@@ -312,7 +313,7 @@ def _sym_select(y, mask):
 
 
 pool_select = primitive(
-    name="pool_select", samples=_pool_select_samples, never_inline_args=True, shape=_select_rule, numpy=_emit_select,
+    name="pool_select", array_api=XP.pool_select, samples=_pool_select_samples, never_inline_args=True, shape=_select_rule, numpy=_emit_select,
     vjp=lambda ct, y, mask, *, out: (unpool(ct, mask, image=tuple(y.shape)), None),
     jvp=lambda t, y, mask, *, out: pool_select(t[0], mask),
     sympy=_sym_select, label="select", family="conv", flops=lambda out, y, m: m.size,

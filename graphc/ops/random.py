@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from ._rules import sym_at_point
 
 
@@ -20,7 +21,7 @@ def _bernoulli_rule(key, *, shape, rate):
 
 
 bernoulli = primitive(
-    name="bernoulli",
+    name="bernoulli", array_api=XP.bernoulli,
     samples=lambda d: [
         S.Sample((np.int64(5),), {"shape": (3, 4), "rate": 0.3},
                  lambda k: np.random.default_rng(int(k)).random((3, 4)) >= 0.3, "key5"),

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from ._rules import input_flops, result_dtype, sym_at_point
 
 
@@ -125,15 +126,15 @@ def _extreme_samples(np_fn):
     return samples
 
 
-sum = primitive(name="sum", samples=_sum_samples, shape=_reduce_rule(np.sum), numpy=_emit_reduce("sum"), vjp=_sum_vjp,
+sum = primitive(name="sum", array_api=XP.reduce("sum"), samples=_sum_samples, shape=_reduce_rule(np.sum), numpy=_emit_reduce("sum"), vjp=_sum_vjp,
                 jvp=lambda t, x, *, out, axis, keepdims: sum(t[0], axis=axis, keepdims=keepdims),
                 sympy=_sym_reduce(np.sum), label="Σ", label_detail=_axis_detail, family="reduce",
                 flops=input_flops, fresh_result=True,
                 doc="x.sum(axis, keepdims); axis is a normalized tuple.")
-max = primitive(name="max", samples=_extreme_samples(np.max), shape=_reduce_rule(np.max), numpy=_emit_reduce("max"),
+max = primitive(name="max", array_api=XP.reduce("max"), samples=_extreme_samples(np.max), shape=_reduce_rule(np.max), numpy=_emit_reduce("max"),
                 vjp=_extreme_vjp, jvp=_extreme_jvp, sympy=_sym_extreme("max"), label="max",
                 label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)
-min = primitive(name="min", samples=_extreme_samples(np.min), shape=_reduce_rule(np.min), numpy=_emit_reduce("min"),
+min = primitive(name="min", array_api=XP.reduce("min"), samples=_extreme_samples(np.min), shape=_reduce_rule(np.min), numpy=_emit_reduce("min"),
                 vjp=_extreme_vjp, jvp=_extreme_jvp, sympy=_sym_extreme("min"), label="min",
                 label_detail=_axis_detail, family="reduce", flops=input_flops, fresh_result=True)
 
@@ -144,7 +145,7 @@ def _argmax_rule(x, *, axis):
 
 
 argmax = primitive(
-    name="argmax",
+    name="argmax", array_api=XP.arg_reduce("argmax"),
     samples=lambda d: [S.Sample((np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]]),), {"axis": 1},
                                 lambda x: x.argmax(axis=1), "ties-first"),
                        S.Sample((d.rnd(3, 4),), {"axis": 0}, lambda x: x.argmax(axis=0), "axis0")], shape=_argmax_rule, numpy="{0}.argmax(axis={axis})", vjp=NOT_DIFFERENTIABLE,

@@ -14,6 +14,7 @@ from ..avals import Traced
 from ..errors import IndexError_, InPlaceError, ShapeError, UnsupportedError
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from . import elementwise as ew
 from ._numpy_table import Call, implements
 from ._rules import dummy, one_axis, sym_at_point
@@ -63,7 +64,7 @@ def _argsort_samples(d):
 
 
 argsort_p = primitive(
-    name="argsort", samples=_argsort_samples, shape=_argsort_rule, numpy=_emit_argsort,
+    name="argsort", array_api=XP.argsort, samples=_argsort_samples, shape=_argsort_rule, numpy=_emit_argsort,
     vjp=NOT_DIFFERENTIABLE,
     sympy=sym_at_point(lambda x, *, axis, kind: np.argsort(x, axis=axis, kind=KINDS[kind])),
     sympy_at_point=True, label="argsort", family="index",

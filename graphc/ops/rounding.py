@@ -28,6 +28,7 @@ import sympy as sp
 from ..errors import InPlaceError
 from ..primitive import primitive
 from . import _samples as S
+from . import array_api as XP
 from . import elementwise as ew
 from ._numpy_table import Call, implements
 from ._rules import _static_int, elementwise_rule, result_dtype, size_flops
@@ -98,18 +99,23 @@ def _step_samples(fn, **params):
     return samples
 
 
-def _step(fn, sym, label, doc):
+def _step(fn, sym, label, doc, array_api=None):
     name = fn.__name__
     return primitive(name=name, shape=elementwise_rule(fn), numpy=f"np.{name}({{0}})",
+                     array_api=array_api,
                      vjp=_no_gradient, jvp=_no_tangent, sympy=sym, label=label, elementwise=True,
                      flops=size_flops, inplace_ufunc=f"np.{name}", fresh_result=True,
                      samples=_step_samples(fn), doc=doc)
 
 
-floor = _step(np.floor, Floor, "⌊x⌋", "Largest integer <= x (integers keep their dtype); gradient 0.")
-ceil = _step(np.ceil, Ceil, "⌈x⌉", "Smallest integer >= x (integers keep their dtype); gradient 0.")
-rint = _step(np.rint, Rint, "rint", "Nearest integer, halves to even (a float); gradient 0.")
-trunc = _step(np.trunc, Trunc, "trunc", "x rounded towards 0 (integers keep their dtype); gradient 0.")
+floor = _step(np.floor, Floor, "⌊x⌋", "Largest integer <= x (integers keep their dtype); gradient 0.",
+              array_api=XP.step("floor"))
+ceil = _step(np.ceil, Ceil, "⌈x⌉", "Smallest integer >= x (integers keep their dtype); gradient 0.",
+             array_api=XP.step("ceil"))
+rint = _step(np.rint, Rint, "rint", "Nearest integer, halves to even (a float); gradient 0.",
+             array_api=XP.rint)
+trunc = _step(np.trunc, Trunc, "trunc", "x rounded towards 0 (integers keep their dtype); gradient 0.",
+              array_api=XP.step("trunc"))
 for _f, _p in ((np.floor, floor), (np.ceil, ceil), (np.rint, rint), (np.trunc, trunc)):
     implements(_f, samples=_calls(_step_samples(_f)))(_p)
 
@@ -125,7 +131,7 @@ def _round_samples(d):
 
 
 round_ = primitive(
-    name="round", shape=lambda x, *, decimals: elementwise_rule(
+    name="round", array_api=XP.round_, shape=lambda x, *, decimals: elementwise_rule(
         lambda v: np.round(v, decimals))(x),
     numpy=_emit_round, vjp=_no_gradient, jvp=_no_tangent, sympy=lambda x, *, decimals: Round(x, decimals),
     label="round", label_detail=lambda p: f"{p['decimals']}" if p["decimals"] else None,
@@ -200,8 +206,9 @@ _DIV_HINT = ("a division by zero (x // 0 and x % 0 are inf or nan for floats): g
              "divisor with np.where")
 
 
-def _division(*, name, fn, numpy, sym, vjp, jvp, label, prec=100, doc):
+def _division(*, name, fn, numpy, sym, vjp, jvp, label, prec=100, doc, array_api=None):
     return primitive(name=name, shape=elementwise_rule(fn), numpy=numpy, prec=prec, vjp=vjp,
+                     array_api=array_api,
                      jvp=jvp,
                      sympy=sym, label=label, elementwise=True, flops=size_flops,
                      inplace_ufunc=f"np.{fn.__name__}", fresh_result=True,
@@ -229,7 +236,7 @@ remainder = _division(
     jvp=lambda t, x, y, *, out: _quotient_jvp(t, lambda: floor_divide(x, y)),
     doc="x % y (np.mod): the sign of y, as Python; d/dx = 1, d/dy = -(x // y).")
 fmod = _division(
-    name="fmod", fn=np.fmod, numpy="np.fmod({0}, {1})", label="fmod",
+    name="fmod", array_api=XP.fmod, fn=np.fmod, numpy="np.fmod({0}, {1})", label="fmod",
     sym=lambda x, y: x - y * Trunc(x / y),
     vjp=lambda ct, x, y, *, out: (ct, -(ct * trunc(x / y))),
     jvp=lambda t, x, y, *, out: _quotient_jvp(t, lambda: trunc(x / y)),
@@ -305,13 +312,13 @@ def _fmaxmin_samples(fn):
 
 
 fmax = primitive(
-    name="fmax", shape=elementwise_rule(np.fmax), numpy="np.fmax({0}, {1})", vjp=_fmax_vjp, jvp=_fmax_jvp,
+    name="fmax", array_api=XP.fmax, shape=elementwise_rule(np.fmax), numpy="np.fmax({0}, {1})", vjp=_fmax_vjp, jvp=_fmax_jvp,
     sympy=lambda x, y: _sym_pick(x, y, sp.StrictGreaterThan(x, y)), label="fmax",
     elementwise=True, flops=size_flops, inplace_ufunc="np.fmax", fresh_result=True,
     samples=_fmaxmin_samples(np.fmax),
     doc="Maximum ignoring a NaN side; gradient to the picked side, halves at a tie.")
 fmin = primitive(
-    name="fmin", shape=elementwise_rule(np.fmin), numpy="np.fmin({0}, {1})", vjp=_fmin_vjp, jvp=_fmin_jvp,
+    name="fmin", array_api=XP.fmin, shape=elementwise_rule(np.fmin), numpy="np.fmin({0}, {1})", vjp=_fmin_vjp, jvp=_fmin_jvp,
     sympy=lambda x, y: _sym_pick(x, y, sp.StrictLessThan(x, y)), label="fmin",
     elementwise=True, flops=size_flops, inplace_ufunc="np.fmin", fresh_result=True,
     samples=_fmaxmin_samples(np.fmin),
@@ -332,7 +339,7 @@ def _heaviside_samples(d):
 
 
 heaviside = primitive(
-    name="heaviside", shape=elementwise_rule(np.heaviside), numpy="np.heaviside({0}, {1})",
+    name="heaviside", array_api=XP.heaviside, shape=elementwise_rule(np.heaviside), numpy="np.heaviside({0}, {1})",
     vjp=lambda ct, x1, x2, *, out: (None, ew.masked_mul(ct, x1 == 0)),
     jvp=lambda t, x1, x2, *, out: None if t[1] is None else ew.masked_mul(t[1], x1 == 0),
     sympy=lambda x1, x2: sp.Piecewise((0, sp.StrictLessThan(x1, 0)), (x2, sp.Eq(x1, 0)),

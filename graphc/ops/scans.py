@@ -20,6 +20,7 @@ from . import elementwise as E
 from ._numpy_table import Call, implements
 from ._rules import one_axis, result_dtype, size_flops
 from . import _samples as S
+from . import array_api as XP
 from .index import getitem
 from .reduce import sum as reduce_sum
 
@@ -64,7 +65,7 @@ def _scan_samples(np_fn, gen):
 
 
 cumsum = primitive(
-    name="cumsum", shape=_scan_rule(np.cumsum), numpy="np.cumsum({0}, axis={axis})",
+    name="cumsum", array_api=XP.cumulative("cumulative_sum"), shape=_scan_rule(np.cumsum), numpy="np.cumsum({0}, axis={axis})",
     vjp=_cumsum_vjp, jvp=lambda t, x, *, out, axis: cumsum(t[0], axis=axis), sympy=_sym_scan(np.cumsum), label="cumsum", family="reduce",
     flops=size_flops, fresh_result=True, samples=_scan_samples(np.cumsum, "rnd"),
     label_detail=lambda p: f"axis={p['axis']}",
@@ -102,7 +103,7 @@ def _cumprod_jvp(t, x, *, out, axis):
 
 
 cumprod = primitive(
-    name="cumprod", shape=_scan_rule(np.cumprod), numpy="np.cumprod({0}, axis={axis})",
+    name="cumprod", array_api=XP.cumulative("cumulative_prod"), shape=_scan_rule(np.cumprod), numpy="np.cumprod({0}, axis={axis})",
     vjp=_cumprod_vjp, jvp=_cumprod_jvp, sympy=_sym_scan(np.cumprod), label="cumprod", family="reduce",
     flops=size_flops, fresh_result=True, samples=_scan_samples(np.cumprod, "uniform"),
     label_detail=lambda p: f"axis={p['axis']}",

@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..primitive import Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from ._rules import zero_flops
 
 
@@ -33,7 +34,7 @@ def _reshape_samples(d):
 
 
 reshape = primitive(
-    name="reshape", samples=_reshape_samples, shape=_reshape_rule, numpy=_emit_reshape,
+    name="reshape", array_api=XP.reshape, samples=_reshape_samples, shape=_reshape_rule, numpy=_emit_reshape,
     vjp=lambda ct, x, *, out, shape: (reshape(ct, shape=x.shape),),
     jvp=lambda t, x, *, out, shape: reshape(t[0], shape=shape),
     sympy=lambda x, shape: x.reshape(shape), label="reshape", label_detail=_shape_detail,
@@ -60,7 +61,7 @@ def _transpose_samples(d):
 
 
 transpose = primitive(
-    name="transpose", samples=_transpose_samples, shape=_transpose_rule, numpy=_emit_transpose,
+    name="transpose", array_api=XP.transpose, samples=_transpose_samples, shape=_transpose_rule, numpy=_emit_transpose,
     vjp=lambda ct, x, *, out, axes: (transpose(ct, axes=tuple(int(i) for i in np.argsort(axes))),),
     jvp=lambda t, x, *, out, axes: transpose(t[0], axes=axes),
     sympy=lambda x, axes: x.transpose(axes), label="transpose",
@@ -160,7 +161,7 @@ def _concat_samples(d):
 
 
 concatenate = primitive(
-    name="concatenate", samples=_concat_samples, shape=_concat_rule,
+    name="concatenate", array_api=XP.concatenate, samples=_concat_samples, shape=_concat_rule,
     numpy=lambda e, *, axis: f"np.concatenate([{', '.join(e.args)}], axis={axis})",
     vjp=_concat_vjp, jvp=_concat_jvp, sympy=lambda *xs, axis: np.concatenate(xs, axis=axis), label="concat",
     family="shape", flops=zero_flops)
@@ -177,7 +178,7 @@ identity = primitive(
 # A layout hint: copy a transposed view into C order once, so the elementwise
 # ops that follow run on contiguous memory (2-3x faster than on the view).
 contiguous = primitive(
-    name="contiguous", samples=S.identity_like(f32_shape=(2, 3)), shape=lambda x: x, numpy="np.ascontiguousarray({0})",
+    name="contiguous", array_api="{0}", samples=S.identity_like(f32_shape=(2, 3)), shape=lambda x: x, numpy="np.ascontiguousarray({0})",
     vjp=lambda ct, x, *, out: (ct,), jvp=lambda t, x, *, out: contiguous(t[0]),
     sympy=lambda x: x, label="copy", family="shape",
     flops=zero_flops, elementwise=True, doc="Same values, C-contiguous memory.")

@@ -22,6 +22,7 @@ from ..avals import Traced
 from ..errors import InPlaceError, ShapeError, UnsupportedError
 from ..primitive import NOT_DIFFERENTIABLE, Aval, primitive
 from . import _samples as S
+from . import array_api as XP
 from . import composite as C
 from . import elementwise as E
 from ._numpy_table import implements
@@ -68,7 +69,7 @@ def _argmin_rule(x, *, axis):
 
 
 argmin_prim = primitive(
-    name="argmin", shape=_argmin_rule, numpy="{0}.argmin(axis={axis})", vjp=NOT_DIFFERENTIABLE,
+    name="argmin", array_api=XP.arg_reduce("argmin"), shape=_argmin_rule, numpy="{0}.argmin(axis={axis})", vjp=NOT_DIFFERENTIABLE,
     samples=lambda d: [S.Sample((np.array([[1.0, 0.0, 0.0], [2.0, 3.0, 2.0]]),), {"axis": 1},
                                 lambda x: x.argmin(axis=1), "ties-first"),
                        S.Sample((d.rnd(3, 4),), {"axis": 0}, lambda x: x.argmin(axis=0), "axis0"),
@@ -97,6 +98,7 @@ def _bool_reduce(name):
     fn = getattr(np, name)
     return primitive(
         name=name, shape=_bool_reduce_rule, numpy=_emit_bool_reduce(name), vjp=NOT_DIFFERENTIABLE,
+        array_api=XP.bool_reduce(name),
         samples=lambda d: [
             S.Sample((d.bools(3, 4),), {"axis": (1,), "keepdims": False},
                      lambda x: fn(x, axis=1), "bool-axis1"),

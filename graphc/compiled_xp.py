@@ -1,0 +1,104 @@
+"""Compiled callables for the ``"array-api"`` target.
+
+:class:`XpCompiled` is a :class:`graphc.compiled.Compiled` whose code comes
+from :mod:`graphc.codegen_xp` and whose arguments may be arrays of any
+array-API namespace (PyTorch tensors, JAX arrays, also under ``jax.jit``,
+CuPy arrays, ``array_api_strict`` arrays, NumPy arrays).  The cache key and the
+trace see each foreign array as a :class:`graphc.Spec` of its shape and dtype;
+the generated function resolves the namespace from the arrays (or ``xp=``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .capture import Spec
+from .compiled import Compiled, _Traced
+from .errors import OptionError, UnsupportedError
+
+__all__ = ["XpCompiled", "np_dtype_of", "keyable"]
+
+_NAMES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64",
+          "uint32", "uint16", "uint8", "bool", "complex128", "complex64")
+
+
+def np_dtype_of(x) -> np.dtype:
+    """The NumPy dtype of an array of any namespace (torch.float32 -> float32)."""
+    dt = x.dtype
+    if isinstance(dt, np.dtype):
+        return dt
+    text = str(dt).rsplit(".", 1)[-1]       # torch.float32, array_api_strict.float32
+    if text in _NAMES:
+        return np.dtype(text)
+    raise UnsupportedError(f"an argument of dtype {dt} cannot be used by graphc",
+                           hint="pass arrays of a floating, integer or boolean dtype")
+
+
+def keyable(x):
+    """``x`` with each non-NumPy array replaced by a Spec of its shape and dtype."""
+    t = type(x)
+    if t is np.ndarray or t in (float, int, bool, str) or x is None or isinstance(x, np.generic):
+        return x
+    if t is dict:
+        return {k: keyable(v) for k, v in x.items()}
+    if t is list or t is tuple:
+        return t(keyable(v) for v in x)
+    if hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, Spec) \
+            and not isinstance(x, np.dtype):
+        try:
+            shape = tuple(int(d) for d in x.shape)
+        except TypeError:
+            raise UnsupportedError(f"an argument of shape {x.shape} has unknown sizes",
+                                   hint="pass arrays of known shape") from None
+        return Spec(shape, np_dtype_of(x))
+    return x
+
+
+def _all_numpy(args):
+    for x in args:
+        if type(x) is not np.ndarray and keyable(x) is not x:
+            return False
+    return True
+
+
+class XpCompiled(Compiled):
+    """A compiled function whose generated code targets the array API standard."""
+
+    target = "array-api"
+
+    def __init__(self, fn, kind="compile", argnums=0, has_aux=False, *, cache_size,
+                 check_finite=False):
+        if check_finite:
+            raise OptionError('check_finite=True works with target="numpy" only',
+                              hint="check the results with your array library instead")
+        super().__init__(fn, kind, argnums, has_aux, cache_size=cache_size)
+        _require_compat()
+
+    def _generate(self):
+        from . import codegen_xp
+        return codegen_xp.generate_module
+
+    def _xp_entry(self, args, kwargs):
+        if not _all_numpy(args) or kwargs:
+            args, kwargs = keyable(args), keyable(kwargs)
+        return self._entry(tuple(args), kwargs)
+
+    def __call__(self, *args, xp=None, **kwargs):
+        try:
+            entry = self._xp_entry(args, kwargs)
+        except _Traced:             # inside another graphc transform: record into its trace
+            return self._inline(args, kwargs)
+        return entry.fn(*args, xp=xp, **kwargs)
+
+    def source(self, *args, **kwargs) -> str:
+        return self._xp_entry(args, kwargs).source
+
+    def graph(self, *args, **kwargs):
+        return self._xp_entry(args, kwargs).graph
+
+
+def _require_compat():
+    try:
+        import array_api_compat  # noqa: F401
+    except ImportError:
+        raise OptionError('target="array-api" needs the array-api-compat package',
+                          hint="pip install array-api-compat") from None
