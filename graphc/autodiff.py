@@ -14,6 +14,7 @@ from .errors import GradError
 from .ops.shape import unbroadcast
 from .ir import SUBGRAPH_OPS
 from .primitive import NOT_DIFFERENTIABLE, REGISTRY
+from . import name_pause
 from .tracing import Tracer
 
 __all__ = ["backward"]
@@ -48,6 +49,12 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
     entry (a zeros constant where ``out`` does not depend on it).  ``out`` and
     ``seed`` may be lists (several outputs, one seed each: a loop body's adjoint).
     """
+    # graphc's own rules run without the name hook (graphc/name_pause.py); a rule
+    # that may reach the user's code gets it back (with_hook)
+    return name_pause.paused(_backward, out, wrt, seed, start)
+
+
+def _backward(hook, out, wrt, seed, start):
     outs, seeds = (out, seed) if isinstance(out, list) else ([out], [seed])
     trace = outs[0]._trace
     g = trace.graph
@@ -67,7 +74,7 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
             continue
         node = g[nid]
         if node.op in SUBGRAPH_OPS:        # loops and branches (graphc/control)
-            _structured_vjp(g, trace, nid, ct, active, cts)
+            name_pause.with_hook(hook, _structured_vjp, g, trace, nid, ct, active, cts)
             continue
         if keep and (node.name or nid in trace.names) and not _claimable(g[ct.node], nid):
             ct = cts[nid] = _kept(g, trace, ct, nid)
@@ -84,8 +91,10 @@ def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
                             hint="write its vjp, or declare vjp=NOT_DIFFERENTIABLE in its record")
         with trace.context(section="backward", grad_of=nid, where=node.where,
                            scope=node.scope):
-            in_cts = prim.vjp(ct, *[trace.tracer(a) for a in args], out=trace.tracer(nid),
-                              **node.params)
+            rule_hook = None if name_pause.internal_rules(prim) else hook
+            in_cts = name_pause.with_hook(rule_hook, prim.vjp, ct,
+                                          *[trace.tracer(a) for a in args],
+                                          out=trace.tracer(nid), **node.params)
             for a, c in zip(args, in_cts):
                 if c is None or a not in active or not _differentiable(g, a):
                     continue

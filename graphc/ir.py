@@ -159,6 +159,20 @@ class _NodeGraph(nx.MultiDiGraph):
     node_attr_dict_factory = Node
 
 
+def _add_edge(g, a, nid, i):
+    """``g.add_edge(a, nid, key=i, argnum=i)`` for two existing nodes, without
+    networkx's per-call checks (a hot path of building a large graph)."""
+    succ, pred = g._succ, g._pred
+    if a not in succ or nid not in succ:
+        g.add_edge(a, nid, key=i, argnum=i)
+        return
+    keys = succ[a].get(nid)
+    if keys is None:
+        keys = succ[a][nid] = pred[nid][a] = {}
+    keys[i] = {"argnum": i}
+    nx._clear_cache(g)
+
+
 class Graph:
     """A computation graph: inputs, program-ordered nodes, outputs.
 
@@ -192,10 +206,18 @@ class Graph:
         nid = self._next
         self._next += 1
         aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
-        self.nx.add_node(nid, op=op, args=tuple(args), aval=aval, params=dict(params or {}),
-                         name=name, where=where, **attrs)
+        args, g = tuple(args), self.nx
+        try:     # the Node itself, straight into networkx's dicts (what add_node does)
+            node = Node(op=op, args=args, aval=aval, params=dict(params or {}), name=name,
+                        where=where, **attrs)
+        except TypeError:             # an attribute Node does not declare: networkx's way
+            g.add_node(nid, op=op, args=args, aval=aval, params=dict(params or {}),
+                       name=name, where=where, **attrs)
+        else:
+            g._succ[nid], g._pred[nid], g._node[nid] = {}, {}, node
+            nx._clear_cache(g)
         for i, a in enumerate(args):
-            self.nx.add_edge(a, nid, key=i, argnum=i)
+            _add_edge(g, a, nid, i)
         return nid
 
     def add_input(self, aval: Aval, name: str, where=None, **attrs) -> int:
@@ -210,11 +232,15 @@ class Graph:
 
     def set_args(self, nid: int, args) -> None:
         """Replace a node's arguments, keeping edges in step."""
-        for a, _, k in list(self.nx.in_edges(nid, keys=True)):
-            self.nx.remove_edge(a, nid, key=k)
-        self[nid].args = tuple(args)
+        args = tuple(args)
+        have = {k: a for a, keys in self.nx._pred[nid].items() for k in keys}
+        for k, a in have.items():     # only the edges that change (no work for the rest)
+            if not (isinstance(k, int) and k < len(args) and args[k] == a):
+                self.nx.remove_edge(a, nid, key=k)
+        self[nid].args = args
         for i, a in enumerate(args):
-            self.nx.add_edge(a, nid, key=i, argnum=i)
+            if have.get(i, -1) != a:
+                _add_edge(self.nx, a, nid, i)
 
     def replace_uses(self, old: int, new: int, carry=_CARRIED) -> None:
         """Point every use of ``old`` (and the outputs) at ``new``.
@@ -238,10 +264,13 @@ class Graph:
 
     # --- reading -------------------------------------------------------------
     def __getitem__(self, nid: int) -> Node:
-        return self.nx.nodes[nid]
+        return self.nx._node[nid]     # (networkx's node dict: no view object per read)
 
     def __contains__(self, nid) -> bool:
-        return nid in self.nx
+        try:
+            return nid in self.nx._node
+        except TypeError:             # (unhashable)
+            return False
 
     def __iter__(self):
         """Node ids in program order."""
@@ -257,11 +286,11 @@ class Graph:
 
     def order(self) -> list[int]:
         """Node ids in program order."""
-        return sorted(self.nx.nodes)
+        return sorted(self.nx._node)
 
     def users(self, nid: int) -> list[int]:
         """Distinct nodes that use ``nid``, in program order."""
-        return sorted({v for _, v in self.nx.out_edges(nid)})
+        return sorted(self.nx._succ[nid])
 
     def ancestors(self, nid: int) -> set:
         """Every node ``nid`` depends on (not itself)."""

@@ -243,6 +243,13 @@ class Primitive:
             tmpl = self.numpy
         if callable(tmpl):
             return 100
+        key = (tmpl, i, self.prec)
+        prec = _SLOT_PREC.get(key)
+        if prec is None:              # (once per template and slot, not once per node)
+            prec = _SLOT_PREC[key] = self._slot_prec(i, tmpl)
+        return prec
+
+    def _slot_prec(self, i: int, tmpl: str) -> int:
         m = re.search(r"\{%d\}" % i, tmpl)
         if m is None:
             return 0
@@ -323,6 +330,7 @@ def _params_key(params: dict):
 
 
 REGISTRY: dict[str, Primitive] = {}
+_SLOT_PREC: dict = {}     # (template, slot, prec) -> Primitive.slot_prec's answer
 
 
 def primitive(**fields) -> Primitive:

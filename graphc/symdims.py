@@ -19,7 +19,6 @@ import operator
 import sys
 import threading
 
-import numpy as np
 import sympy as sp
 
 from . import numpy_api, tracing
@@ -287,4 +286,4 @@ def nbytes(node):
     named dimensions are probed)."""
     if CODEGEN_SIZES.get():
         return 0
-    return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+    return math.prod(int(d) for d in node.shape) * node.dtype.itemsize

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import errors, rewrites
+from . import errors, name_pause, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, UnsupportedError)
 from .ir import Graph
 from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
@@ -191,6 +191,9 @@ class Trace:
         self.leaves, self.concrete, self.depends = None, {}, {}   # (a kept tracer keeps us)
 
 
+name_pause.PROFILE_HOOKS.add(Trace._profile)
+
+
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
     """The error for a traced value used outside the trace that owns it.
 
@@ -244,7 +247,7 @@ VIEW_TRACKERS: dict = {}
 
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
-    out = _record(prim, args, params)
+    out = name_pause.quiet(prim, _record, prim, args, params)   # (graphc/name_pause.py)
     track = VIEW_TRACKERS.get(prim.name)
     if track is not None and isinstance(out, Tracer):
         track(out, args, params)

@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from ..errors import AxisError, ShapeError, UnsupportedError
-from ..primitive import Aval
+from ..primitive import Aval, params_key as _params_key
 
 
 def dummy(aval: Aval):
@@ -17,6 +17,9 @@ def dummy(aval: Aval):
 
 
 def broadcast_shapes(*avals: Aval) -> tuple:
+    first = avals[0].shape if avals else None
+    if all(a.shape == first for a in avals) and all(type(d) is int for d in first or ()):
+        return tuple(first)           # (the common case, without NumPy's general rule)
     try:
         return tuple(np.broadcast_shapes(*(a.shape for a in avals)))
     except ValueError:
@@ -41,9 +44,19 @@ def result_dtype(fn, avals):
 
 def elementwise_rule(fn):
     """Shape rule of an elementwise op: broadcast shapes, NumPy's result dtype."""
+    dtypes: dict = {}     # (operand dtypes and weakness, params) -> result dtype
+
     def rule(*avals, **params):
         shape = broadcast_shapes(*avals)
-        dtype = result_dtype(lambda *xs: fn(*xs, **params), avals)
+        try:              # the result dtype depends only on the operands' dtypes and params
+            key = (tuple((a.dtype, a.weak) for a in avals), _params_key(params))
+            dtype = dtypes.get(key)
+        except TypeError:  # (an unhashable param: no caching)
+            key, dtype = None, None
+        if dtype is None:
+            dtype = result_dtype(lambda *xs: fn(*xs, **params), avals)
+            if key is not None:
+                dtypes[key] = dtype
         return Aval(shape, dtype, all(a.weak for a in avals) and dtype.kind in "biuf")
     return rule
 
