@@ -169,8 +169,7 @@ def _add_edge(g, a, nid, i):
     keys = succ[a].get(nid)
     if keys is None:
         keys = succ[a][nid] = pred[nid][a] = {}
-    keys[i] = {"argnum": i}
-    nx._clear_cache(g)
+    keys[i] = {"argnum": i}         # (the callers clear networkx's cache once)
 
 
 class Graph:
@@ -241,6 +240,7 @@ class Graph:
         for i, a in enumerate(args):
             if have.get(i, -1) != a:
                 _add_edge(self.nx, a, nid, i)
+        nx._clear_cache(self.nx)
 
     def replace_uses(self, old: int, new: int, carry=_CARRIED) -> None:
         """Point every use of ``old`` (and the outputs) at ``new``.

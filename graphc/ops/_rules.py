@@ -17,9 +17,11 @@ def dummy(aval: Aval):
 
 
 def broadcast_shapes(*avals: Aval) -> tuple:
-    first = avals[0].shape if avals else None
-    if all(a.shape == first for a in avals) and all(type(d) is int for d in first or ()):
-        return tuple(first)           # (the common case, without NumPy's general rule)
+    shapes = [a.shape for a in avals]
+    if all(type(d) is int for s in shapes for d in s):
+        out = _int_broadcast(shapes)  # (the common case, without NumPy's general rule)
+        if out is not None:
+            return out
     try:
         return tuple(np.broadcast_shapes(*(a.shape for a in avals)))
     except ValueError:
@@ -27,6 +29,20 @@ def broadcast_shapes(*avals: Aval) -> tuple:
         raise ShapeError(f"operands could not be broadcast together: {shapes}",
                          hint="check the shapes; use x.reshape(...) or x[:, None] to add an axis "
                               "that should broadcast") from None
+
+
+def _int_broadcast(shapes):
+    """NumPy's broadcast of plain-int shapes, or None where they do not broadcast."""
+    out = [1] * max((len(s) for s in shapes), default=0)
+    for s in shapes:
+        for i, d in enumerate(s, len(out) - len(s)):
+            o = out[i]
+            if d != o:
+                if o == 1:
+                    out[i] = d
+                elif d != 1:
+                    return None
+    return tuple(out)
 
 
 def result_dtype(fn, avals):
