@@ -50,7 +50,8 @@ LAYERS = {
                       "vmap jacobians report trace_display display "
                       "batch_chunks dask "
                       "symbolic_dims symbolic_module "
-                      "compiled_xp",
+                      "compiled_xp "
+                      "check_leaves",
     "6 package": "",
 }
 
