@@ -104,3 +104,54 @@ def test_misused_entry_point_traceback_is_the_users_call(name, monkeypatch):
 def test_check_still_checks_after_the_wrap():
     report = graphc.check(lambda w1, w2: w1 / w2, 1.5, 0.5, argnums=(0, 1))
     assert report.ok and [r.status for r in report.rows] == ["proved", "proved"]
+
+
+# --- 2. `graphc render --grad` differentiates argument 0, as graphc.grad -----------------
+
+from graphc.cli import main  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LECTURE = os.path.join(ROOT, "examples", "autodiff_trace.py") + ":f"
+
+
+def _adjoint_names(text):
+    import re
+    return set(re.findall(r"\bd_w[12]\b", text))
+
+
+def test_cli_render_grad_defaults_to_argnums_0(tmp_path, capsys):
+    out = tmp_path / "f.dot"
+    assert main(["render", LECTURE, "--grad", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "cluster_backward" in text
+    assert _adjoint_names(text) == {"d_w1"}
+    # the same drawing as graphc.render(f, ..., backward=True) (whose default is argnums=0)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_see2_lecture", LECTURE.split(":")[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    api = graphc.render(module.f, 1.5, 0.5, path=tmp_path / "api.dot", backward=True)
+    assert _adjoint_names(api.read_text()) == {"d_w1"}
+
+
+@pytest.mark.parametrize("argnums, expected", [("1", {"d_w2"}), ("0,1", {"d_w1", "d_w2"}),
+                                               ("0", {"d_w1"})])
+def test_cli_render_grad_argnums(argnums, expected, tmp_path, capsys):
+    out = tmp_path / "f.dot"
+    assert main(["render", LECTURE, "--grad", "--argnums", argnums, "-o", str(out)]) == 0
+    assert _adjoint_names(out.read_text()) == expected
+
+
+def test_cli_render_argnums_out_of_range_is_a_usage_error(tmp_path, capsys):
+    assert main(["render", LECTURE, "--grad", "--argnums", "5", "-o",
+                 str(tmp_path / "f.dot")]) == 2
+    assert "--argnums" in capsys.readouterr().err
+
+
+def test_cli_render_help_and_synopsis_say_argnums_0(capsys):
+    assert main(["render", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--argnums" in text and "default 0" in text
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert "graphc report FILE.py:FUNC" in readme
+    assert "every positional argument whose" not in readme
