@@ -113,7 +113,7 @@ class _TableEmitter(Emitter):
 
     def __init__(self, graph):
         super().__init__(graph, inline=False)
-        self.records = []          # (loop body, its names), as the loop's lines are written
+        self.records = []          # (loop body, {line: node}), as the loop's lines are written
 
     def record_body(self, graph, names):
         self.records.append((graph, names))
@@ -158,7 +158,7 @@ def _header(g, em, nid, label) -> str:
 
 
 def _rows_and_return(g, values):
-    """The rows, and the text of the return line's values."""
+    """The rows, the text of the return line's values, and {loop node: its body's records}."""
     em = _TableEmitter(g)
     _reserve_inputs(g, em, g.signature)
     for n in g.inputs:
@@ -166,7 +166,7 @@ def _rows_and_return(g, values):
     body, loops = [], {}
     for nid, lines in em.body():
         body.append((nid, lines))
-        if em.records:             # a loop: its body's names (graphc/trace_loops.py)
+        if em.records:             # a loop: its body's statements (graphc/trace_loops.py)
             loops[nid], em.records = em.records, []
     adj = _adjoints(g, em.name)
     val = (lambda n: summarize(values.get(n))) if values is not None else (lambda n: "")
@@ -191,14 +191,14 @@ def _rows_and_return(g, values):
             header, "" if node.op == "guard" else val(nid),
             em.name.get(a, "") if a is not None else "", val(a) if a is not None else ""))
     returns = ", ".join(em.ref(o) for o in g.outputs)
-    loop_values = {n: first_step_values(g, n, recs, values)
-                   for n, recs in loops.items()} if values is not None else {}
-    return rows, returns, loop_values
+    return rows, returns, loops
 
 
 def table_text(graph: Graph, values: dict | None = None) -> str:
     """The evaluation trace of ``graph``, with a value column when ``values`` is given."""
-    rows, returns, loop_values = _rows_and_return(graph, values)
+    rows, returns, loops = _rows_and_return(graph, values)
+    loop_values = {n: first_step_values(graph, n, recs, values)
+                   for n, recs in loops.items()} if values is not None else {}
     ins = ", ".join(f"{r.name}: {r.type}" for r in rows if r.section == "input")
     out = [f"{graph.fn_name}({ins}):"]
     lines = []                      # (text, value or None); None: no value column

@@ -62,7 +62,8 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=N
         comment = f"{shape}  {w}" if w and node.section != "backward" else shape
         for k, line in enumerate(lines):
             out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
-        defines[out[-1]] = nid
+        if lines:
+            defines[out[-1]] = nid
     em.module_consts.extend(sub.module_consts)
     record = getattr(em, "record_body", None)
     if record is not None:           # the trace's table: values of the body's lines
