@@ -156,11 +156,12 @@ def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE, targe
     Traceback (most recent call last):
     graphc.errors.NonFiniteError: ...: g: y = np.log(x) became -inf (in 1 of 2 elements), ...
     """
-    if fn is None:
-        return functools.partial(compile, check_finite=check_finite, cache_size=cache_size,
-                                 target=target)
-    return make_compiled(fn, "compile", cache_size=cache_size, check_finite=check_finite,
-                         target=target)
+    with hidden_frames():
+        if fn is None:
+            return functools.partial(compile, check_finite=check_finite, cache_size=cache_size,
+                                     target=target)
+        return make_compiled(fn, "compile", cache_size=cache_size, check_finite=check_finite,
+                             target=target)
 
 
 def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE,
@@ -219,8 +220,9 @@ def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT
     >>> df(np.array([1.0, 2.0]))
     array([2., 4.])
     """
-    return make_compiled(fn, "grad", argnums, has_aux, cache_size=cache_size, check_finite=check_finite,
-                         target=target)
+    with hidden_frames():
+        return make_compiled(fn, "grad", argnums, has_aux, cache_size=cache_size,
+                             check_finite=check_finite, target=target)
 
 
 def value_and_grad(fn, argnums=0, has_aux=False, *, check_finite=False,
@@ -268,8 +270,9 @@ def value_and_grad(fn, argnums=0, has_aux=False, *, check_finite=False,
     >>> float(value), g
     (5.0, array([2., 4.]))
     """
-    return make_compiled(fn, "value_and_grad", argnums, has_aux, cache_size=cache_size,
-                         check_finite=check_finite, target=target)
+    with hidden_frames():
+        return make_compiled(fn, "value_and_grad", argnums, has_aux, cache_size=cache_size,
+                             check_finite=check_finite, target=target)
 
 
 def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.Path:
@@ -435,16 +438,17 @@ def render(fn_or_graph, *args, path=None, backward=False, argnums=0, **kwargs):
     >>> "cluster_backward" in out.read_text()
     True
     """
-    from ._files import check_path
-    from .draw_options import DRAW_OPTIONS, check_options
-    from .drawing import draw, graph_values
-    if path is not None:
-        path = check_path(path, "graphc.render")
-    draw_opts = {k: kwargs.pop(k) for k in DRAW_OPTIONS if k in kwargs and k != "backward"}
-    check_options(backward=backward, **draw_opts)
-    _check_call_kwargs(fn_or_graph, kwargs, DRAW_OPTIONS)
-    want_values = draw_opts.pop("values", False)
-    graph, fn = _graph_to_draw(fn_or_graph, args, kwargs, backward, argnums, want_values)
-    values = graph_values(graph, fn, args, kwargs) if want_values else None
-    drawing = draw(graph, values=values, inline=path is None, backward=backward, **draw_opts)
-    return drawing if path is None else drawing.save(path)
+    with hidden_frames():
+        from ._files import check_path
+        from .draw_options import DRAW_OPTIONS, check_options
+        from .drawing import draw, graph_values
+        if path is not None:
+            path = check_path(path, "graphc.render")
+        draw_opts = {k: kwargs.pop(k) for k in DRAW_OPTIONS if k in kwargs and k != "backward"}
+        check_options(backward=backward, **draw_opts)
+        _check_call_kwargs(fn_or_graph, kwargs, DRAW_OPTIONS)
+        want_values = draw_opts.pop("values", False)
+        graph, fn = _graph_to_draw(fn_or_graph, args, kwargs, backward, argnums, want_values)
+        values = graph_values(graph, fn, args, kwargs) if want_values else None
+        drawing = draw(graph, values=values, inline=path is None, backward=backward, **draw_opts)
+        return drawing if path is None else drawing.save(path)

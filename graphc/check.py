@@ -11,7 +11,6 @@ differences in float64.  The report says which was done.
 """
 from __future__ import annotations
 
-import copy
 import html
 from dataclasses import dataclass, field
 
@@ -19,9 +18,11 @@ import numpy as np
 import sympy as sp
 
 from . import symbolic
+from .check_leaves import replace_leaf as _replace_leaf
 from .check_work import nonlinear_layers, symbolic_work
 from .pytree import flatten
 from .source_comments import where_short
+from .tracebacks import hidden_frames
 
 __all__ = ["check", "CheckReport", "CheckRow"]
 
@@ -119,6 +120,11 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
     >>> report.rows[1].derivative
     -w1/w2**2 + 2*exp(2*w2)
     """
+    with hidden_frames():         # a user error shows the user's frames only
+        return _check(fn, args, kwargs, argnums, budget)
+
+
+def _check(fn, args, kwargs, argnums, budget) -> CheckReport:
     from .api import Compiled, value_and_grad
     base = fn._fn if isinstance(fn, Compiled) else fn
     name = getattr(base, "__name__", "f")
@@ -472,29 +478,3 @@ def _numeric_rows(report, subject):
             row.note = (f"finite differences in {ref.name} are dominated by rounding (about "
                         f"{noisy:.0e}): the gradient could not be verified; pass float64 arguments")
         report.rows.append(row)
-
-
-def _replace_leaf(subject, path, new):
-    """The call's ``(args, kwargs)`` with the leaf at ``path`` (param index, keys...) replaced."""
-    from .capture import call_parts as _call_parts
-    from .signature import from_function
-    params, values = from_function(subject.fn, subject.args, subject.kwargs)
-    values = list(values)
-    values[path[0]] = _replaced(values[path[0]], path[1:], new)
-    return _call_parts(params, values)
-
-
-def _replaced(tree, path, new):
-    """A copy of ``tree`` with the leaf at ``path`` replaced (tuples are rebuilt, not assigned)."""
-    if not path:
-        if isinstance(tree, np.ndarray):
-            return new.astype(tree.dtype)
-        if isinstance(tree, np.generic):
-            return tree.dtype.type(new)
-        return float(new)
-    key, rest = path[0], path[1:]
-    if isinstance(tree, tuple):
-        return tuple(_replaced(v, rest, new) if j == key else v for j, v in enumerate(tree))
-    out = copy.copy(tree)          # a dict or a list: a shallow copy, the leaf replaced
-    out[key] = _replaced(tree[key], rest, new)
-    return out

@@ -9,6 +9,8 @@
     graphc render FILE.py:FUNC [--arg ...] [--grad [--argnums 0,1]] [--collapse] [--flops]
                   -o OUT.svg|png|pdf|dot          # draw the graph (format from the suffix)
     graphc check  FILE.py:FUNC [--arg ...] [--argnums 0,1]   # SymPy verification report
+    graphc report FILE.py:FUNC [--arg ...] [--argnums 0,1] [--no-proof] -o OUT.html
+                                                  # one HTML page of linked views
 
 ``FILE.py:FUNC`` names a function in a Python file; the file is imported as a
 module by path (``FILE.py`` alone: its one ``@graphc.example`` function).  Example inputs come from ``@graphc.example(*args, **kwargs)``
@@ -22,11 +24,10 @@ name:
 * ``--arg n=3``: a Python int (static: baked into the graph).
 * ``--arg training=False``: a Python bool (static).
 
-``render --grad`` differentiates, by default, every positional argument whose
-example value is floating (a Python float, a float array, or a dict / list /
-tuple of them); ``check``, like ``graphc.check`` and ``graphc.grad``, checks
-argument 0 (the parameters of ``loss(params, x, y)``); ``--argnums`` chooses
-instead.
+``trace --grad``, ``source --grad``, ``render --grad``, ``check`` and ``report``
+differentiate argument 0, as ``graphc.grad``, ``graphc.render`` and
+``graphc.check`` do (the parameters of ``loss(params, x, y)``, not the data);
+``--argnums`` chooses instead (``--argnums 0,1``).
 
 Exit status: 0 on success, 1 when graphc reports an error in the traced code
 or FILE.py fails to import (printed without a Python traceback, naming the
@@ -51,7 +52,7 @@ from .cost import cost_text
 from .demo import run_demo
 from .target import (ImportFailed, UsageError, example_inputs, load_function,
                      parse_args_option)
-from .argnums import default_argnums, normalize_argnums
+from .argnums import normalize_argnums
 
 __all__ = ["main"]
 
@@ -113,13 +114,6 @@ def cmd_source(ns) -> int:
     return 0
 
 
-def _grad_argnums(ns, args):
-    """``--argnums`` if given, else every floating positional argument (else 0)."""
-    if ns.argnums is not None:
-        return _parse_argnums(ns.argnums, len(args))
-    return default_argnums(args)
-
-
 _RENDER_FORMATS = (".svg", ".png", ".pdf", ".dot", ".gv")
 
 
@@ -134,7 +128,8 @@ def cmd_render(ns) -> int:
     if ns.grad:
         # A @graphc.compile'd function: differentiate the function it wraps.
         base = inspect.unwrap(fn) if isinstance(fn, graphc.Compiled) else fn
-        graph = graphc.value_and_grad(base, argnums=_grad_argnums(ns, args)).graph(*args, **kwargs)
+        argnums = _parse_argnums(ns.argnums, len(args))     # default 0, as graphc.grad
+        graph = graphc.value_and_grad(base, argnums=argnums).graph(*args, **kwargs)
     else:
         graph = graphc.trace(fn, *args, **kwargs)
     if ns.collapse and not any(graph[n].scope for n in graph):
@@ -271,7 +266,8 @@ def _add_source(sub) -> None:
 def _add_render(sub) -> None:
     p = _target_parser(sub, "render", "draw the graph with Graphviz",
                        "Draw FUNC's graph (with --grad: the forward graph and the backward graph "
-                       "beside it) to OUT; the format comes from its suffix. .svg, .png and .pdf "
+                       "beside it, differentiating argument 0 as graphc.grad does unless "
+                       "--argnums says otherwise) to OUT; the format comes from its suffix. .svg, .png and .pdf "
                        "need Graphviz's `dot` program; .dot writes the DOT text and needs "
                        "nothing.")
     p.add_argument("-o", "--output", required=True, metavar="OUT.svg|png|pdf|dot",
@@ -279,8 +275,8 @@ def _add_render(sub) -> None:
     p.add_argument("--grad", action="store_true",
                    help="draw the graph of graphc.value_and_grad(FUNC): forward and backward")
     p.add_argument("--argnums", metavar="I[,J...]",
-                   help="with --grad: which positional arguments to differentiate (default: "
-                        "every one whose example value is floating)")
+                   help="with --grad: which positional arguments to differentiate (default 0, "
+                        "as graphc.grad and graphc.render; e.g. 0,1)")
     p.add_argument("--collapse", action="store_true",
                    help="draw each graphc.scope(...) block as one box with its input and "
                         "output shapes")

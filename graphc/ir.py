@@ -30,6 +30,9 @@ DEBUG = os.environ.get("GRAPHC_DEBUG", "") not in ("", "0")
 
 # Attributes a name travels with when one node stands in for another (replace_uses).
 _CARRIED = ("name", "hint", "adjoint_of", "tangent_of")
+# An adjoint of one of these, applied to an argument, is that argument's gradient when
+# it has the argument's shape and dtype: named d_<argument> (a bias's d_c1b, not d_reshape_3)
+_PASS_THROUGH = ("reshape", "astype", "broadcast_to")
 
 
 @dataclass(slots=True, eq=False)
@@ -306,7 +309,9 @@ class Graph:
         The user's name; else ``d_<name of its primal>`` for an adjoint and
         ``dot_<name of its primal>`` for a tangent (``names``, when given, holds the
         final names already chosen for earlier nodes, so ``d_x_1`` follows ``x_1``);
-        else a composite's hint; else the op.
+        else a composite's hint; else the op.  The adjoint of an unnamed reshape,
+        ``astype`` or ``broadcast_to`` of an argument used only there, with the
+        argument's shape and dtype, is the argument's gradient: ``d_<argument>``.
         """
         return self._display_name(nid, names, set())
 
@@ -320,6 +325,7 @@ class Graph:
         if primal is not None and primal in self.nx and node.op != "input" \
                 and primal not in seen:
             seen.add(nid)
+            primal = self._argument_of(nid, primal)
             base = (names or {}).get(primal) or self._display_name(primal, names, seen)
             return "d_" + sanitize(base)
         primal = node.tangent_of
@@ -327,6 +333,19 @@ class Graph:
             base = (names or {}).get(primal) or self.display_name(primal, names)
             return "dot_" + sanitize(base)
         return node.hint or node.op
+
+    def _argument_of(self, adjoint, primal):
+        """The argument whose gradient ``adjoint`` is, when ``primal`` only reshapes, casts
+        or broadcasts it (see :meth:`display_name`); else ``primal``."""
+        p = self[primal]
+        if p.name or p.op not in _PASS_THROUGH or not p.args:
+            return primal
+        arg = p.args[0]
+        a, adj = self[arg], self[adjoint]
+        if a.op != "input" or self.n_uses(arg) != 1 or adj.shape != a.shape \
+                or adj.dtype != a.dtype:
+            return primal
+        return arg
 
     def copy(self) -> "Graph":
         g = Graph(self.fn_name)

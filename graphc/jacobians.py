@@ -25,6 +25,7 @@ from .jvp_checks import check_primals
 from .jvp_vjp import JVPCompiled, VJPCompiled
 from .passes.simplify import BASIS
 from .pytree import flatten, unflatten
+from .tracebacks import hidden_frames
 from .tracing import current_trace
 from .vmap import VmapCompiled
 
@@ -125,9 +126,10 @@ class JacobianCompiled(Compiled):
         return self._jacobian
 
     def __call__(self, *args, **kwargs):
-        nums = normalize_argnums(self._argnums, len(args))
-        check_primals(self._label, lambda *a: None, tuple(args[i] for i in nums))
-        return Compiled.__call__(self, *args, **kwargs)
+        with hidden_frames():
+            nums = normalize_argnums(self._argnums, len(args))
+            check_primals(self._label, lambda *a: None, tuple(args[i] for i in nums))
+            return Compiled.__call__(self, *args, **kwargs)
 
     def _jacobian(self, call_args, call_kwargs):
         args = list(call_args)
@@ -196,7 +198,8 @@ def jacobian(fn, argnums=0, mode="rev"):
     array([[2., 0.],
            [1., 0.]])
     """
-    return JacobianCompiled(fn, argnums, mode)
+    with hidden_frames():
+        return JacobianCompiled(fn, argnums, mode)
 
 
 def jacrev(fn, argnums=0):
@@ -211,7 +214,8 @@ def jacrev(fn, argnums=0):
            [0., 4.]]), array([[1., 0.],
            [0., 2.]]))
     """
-    return JacobianCompiled(fn, argnums, "rev")
+    with hidden_frames():
+        return JacobianCompiled(fn, argnums, "rev")
 
 
 def jacfwd(fn, argnums=0):
@@ -224,7 +228,8 @@ def jacfwd(fn, argnums=0):
     array([[2., 0.],
            [0., 6.]])
     """
-    return JacobianCompiled(fn, argnums, "fwd")
+    with hidden_frames():
+        return JacobianCompiled(fn, argnums, "fwd")
 
 
 def hessian(fn, argnums=0):
@@ -251,7 +256,8 @@ def hessian(fn, argnums=0):
     array([[6., 2.],
            [2., 0.]])
     """
-    return HessianCompiled(fn, argnums)
+    with hidden_frames():
+        return HessianCompiled(fn, argnums)
 
 
 class HessianCompiled(JacobianCompiled):

@@ -25,6 +25,7 @@ from .forward import forward_level
 from .jvp_checks import check_like, check_primals, primal_names, signature_stand_in
 from .ops.shape import identity
 from .pytree import flatten, unflatten
+from .tracebacks import hidden_frames
 from .tracing import Tracer, current_trace
 
 __all__ = ["JVPCompiled", "VJPCompiled", "VJPFunction", "jvp", "vjp"]
@@ -103,15 +104,18 @@ class JVPCompiled(Compiled):
 
     def __call__(self, primals, tangents):
         """``(out, out_tangent)``, or ``(out, out_tangent, aux)`` with ``has_aux=True``."""
-        return Compiled.__call__(self, *self._args(primals, tangents))
+        with hidden_frames():
+            return Compiled.__call__(self, *self._args(primals, tangents))
 
     def source(self, primals, tangents) -> str:
         """The generated module text for these primals' and tangents' signature."""
-        return Compiled.source(self, *self._args(primals, tangents))
+        with hidden_frames():
+            return Compiled.source(self, *self._args(primals, tangents))
 
     def graph(self, primals, tangents):
         """The optimized graph the generated code was made from."""
-        return Compiled.graph(self, *self._args(primals, tangents))
+        with hidden_frames():
+            return Compiled.graph(self, *self._args(primals, tangents))
 
 
 # --- reverse mode from a cotangent -------------------------------------------------------
@@ -185,8 +189,9 @@ class VJPFunction:
         check_like(label, ["the output"], (self._out,), (ct,), "cotangents")
 
     def __call__(self, ct):
-        self._check(ct)
-        return self._compiled(*self._primals, ct)
+        with hidden_frames():
+            self._check(ct)
+            return self._compiled(*self._primals, ct)
 
     def _example(self):
         return flatten(self._out)[1], [np.zeros(aval_of(x).shape, aval_of(x).dtype)
@@ -195,13 +200,15 @@ class VJPFunction:
 
     def source(self) -> str:
         """The generated backward pass (a cotangent of the output's shape as argument)."""
-        tdef, leaves = self._example()
-        return self._compiled.source(*self._primals, unflatten(tdef, leaves))
+        with hidden_frames():
+            tdef, leaves = self._example()
+            return self._compiled.source(*self._primals, unflatten(tdef, leaves))
 
     def graph(self):
         """The optimized graph of the backward pass."""
-        tdef, leaves = self._example()
-        return self._compiled.graph(*self._primals, unflatten(tdef, leaves))
+        with hidden_frames():
+            tdef, leaves = self._example()
+            return self._compiled.graph(*self._primals, unflatten(tdef, leaves))
 
 
 def _copy_arrays(tree):
@@ -308,17 +315,18 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
     def f_jvp(w1, w2, dot_w1, dot_w2):
     ...
     """
-    missing = (primals is _MISSING) + (tangents is _MISSING)
-    if not callable(fn) or missing == 1:
-        raise SignatureError("graphc.jvp needs a callable and both primals and tangents (or "
-                             f"neither), got {type(fn).__name__} and {2 - missing} of them",
-                             where=errors.user_where(),
-                             hint="graphc.jvp(f, (x,), (dx,)), or graphc.jvp(f) for the "
-                                  "compiled transform")
-    kind = "jvp_aux" if has_aux else "jvp"
-    if missing:
-        return cached(kind, fn)
-    return cached(kind, fn, _has_tracer(primals, tangents))(primals, tangents)
+    with hidden_frames():
+        missing = (primals is _MISSING) + (tangents is _MISSING)
+        if not callable(fn) or missing == 1:
+            raise SignatureError("graphc.jvp needs a callable and both primals and tangents (or "
+                                 f"neither), got {type(fn).__name__} and {2 - missing} of them",
+                                 where=errors.user_where(),
+                                 hint="graphc.jvp(f, (x,), (dx,)), or graphc.jvp(f) for the "
+                                      "compiled transform")
+        kind = "jvp_aux" if has_aux else "jvp"
+        if missing:
+            return cached(kind, fn)
+        return cached(kind, fn, _has_tracer(primals, tangents))(primals, tangents)
 
 
 def vjp(fn, *primals, has_aux=False):
@@ -353,8 +361,9 @@ def vjp(fn, *primals, has_aux=False):
     >>> vjp_fn(np.array([1.0, 0.0, 0.5]))
     (array([2., 0., 3.]),)
     """
-    if not callable(fn):
-        raise SignatureError(f"graphc.vjp needs a callable, got {type(fn).__name__}",
-                             where=errors.user_where(),
-                             hint="pass the function, then its arguments: graphc.vjp(f, x)")
-    return vjp_parts(fn, primals, has_aux)
+    with hidden_frames():
+        if not callable(fn):
+            raise SignatureError(f"graphc.vjp needs a callable, got {type(fn).__name__}",
+                                 where=errors.user_where(),
+                                 hint="pass the function, then its arguments: graphc.vjp(f, x)")
+        return vjp_parts(fn, primals, has_aux)

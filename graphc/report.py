@@ -23,6 +23,7 @@ from .primitive import type_str
 from .pytree import flatten
 from .report_page import esc, page, svg_inline
 from .source_comments import source_text, where_short
+from .tracebacks import hidden_frames
 
 __all__ = ["report", "Report"]
 
@@ -86,6 +87,11 @@ def report(fn, *args, path=None, argnums=0, proof=True, **kwargs):
     >>> "d_w1" in out.read_text() and "http://" not in out.read_text()
     True
     """
+    with hidden_frames():         # a user error shows the user's frames only
+        return _report(fn, args, kwargs, path, argnums, proof)
+
+
+def _report(fn, args, kwargs, path, argnums, proof):
     compiled, graph, what = _graph_of(fn, args, kwargs, argnums)
     has_data = not any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
     values = graph_values(graph, fn, args, kwargs) if has_data else {}

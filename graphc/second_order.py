@@ -15,6 +15,7 @@ from .errors import SignatureError
 from .jvp_vjp import JVPCompiled
 from .ops.shape import stop_gradient as _stop_gradient
 from .pytree import flatten, unflatten
+from .tracebacks import hidden_frames
 from .tracing import Tracer
 
 __all__ = ["hvp", "stop_gradient", "HVPCompiled"]
@@ -34,7 +35,8 @@ class HVPCompiled(JVPCompiled):
         self._label = f"graphc.hvp({getattr(fn, '__name__', type(fn).__name__)})"
 
     def __call__(self, primals, tangents):
-        return JVPCompiled.__call__(self, primals, tangents)[1]
+        with hidden_frames():
+            return JVPCompiled.__call__(self, primals, tangents)[1]
 
 
 @functools.lru_cache(maxsize=64)
@@ -73,16 +75,17 @@ def hvp(fn, primals=None, tangents=None):
     >>> graphc.hvp(f, (np.array([1.0, 2.0]),), (np.array([1.0, 1.0]),))
     array([ 6., 12.])
     """
-    if not callable(fn) or (primals is None) != (tangents is None):
-        raise SignatureError("graphc.hvp needs a callable and both primals and tangents (or "
-                             "neither)", where=errors.user_where(),
-                             hint="graphc.hvp(f, (x,), (v,)), or graphc.hvp(f) for the "
-                                  "compiled transform")
-    if primals is None:
-        return _cached_or_new(fn)
-    traced = any(isinstance(x, Tracer) for x in flatten((primals, tangents))[0])
-    compiled = HVPCompiled(fn) if traced else _cached_or_new(fn)
-    return compiled(primals, tangents)
+    with hidden_frames():
+        if not callable(fn) or (primals is None) != (tangents is None):
+            raise SignatureError("graphc.hvp needs a callable and both primals and tangents (or "
+                                 "neither)", where=errors.user_where(),
+                                 hint="graphc.hvp(f, (x,), (v,)), or graphc.hvp(f) for the "
+                                      "compiled transform")
+        if primals is None:
+            return _cached_or_new(fn)
+        traced = any(isinstance(x, Tracer) for x in flatten((primals, tangents))[0])
+        compiled = HVPCompiled(fn) if traced else _cached_or_new(fn)
+        return compiled(primals, tangents)
 
 
 def _cached_or_new(fn):

@@ -22,6 +22,7 @@ from .interpret import evaluate
 from .ir import SUBGRAPH_OPS, Graph
 from .primitive import type_str
 from .source_comments import source_text, where_short, with_comment
+from .trace_loops import LOOP_HEAD, first_step_values
 
 __all__ = ["TraceRow", "TraceTable", "summarize", "trace_rows", "table_text"]
 
@@ -112,6 +113,10 @@ class _TableEmitter(Emitter):
 
     def __init__(self, graph):
         super().__init__(graph, inline=False)
+        self.records = []          # (loop body, {line: node}), as the loop's lines are written
+
+    def record_body(self, graph, names):
+        self.records.append((graph, names))
 
     def can_inline(self, nid, node):
         if node.section != "backward" or node.adjoint_of is not None:
@@ -153,12 +158,16 @@ def _header(g, em, nid, label) -> str:
 
 
 def _rows_and_return(g, values):
-    """The rows, and the text of the return line's values."""
+    """The rows, the text of the return line's values, and {loop node: its body's records}."""
     em = _TableEmitter(g)
     _reserve_inputs(g, em, g.signature)
     for n in g.inputs:
         em.name.setdefault(n, em.ns.new(g.display_name(n)))
-    body = list(em.body())
+    body, loops = [], {}
+    for nid, lines in em.body():
+        body.append((nid, lines))
+        if em.records:             # a loop: its body's statements (graphc/trace_loops.py)
+            loops[nid], em.records = em.records, []
     adj = _adjoints(g, em.name)
     val = (lambda n: summarize(values.get(n))) if values is not None else (lambda n: "")
     rows, last_block = [], None
@@ -182,12 +191,14 @@ def _rows_and_return(g, values):
             header, "" if node.op == "guard" else val(nid),
             em.name.get(a, "") if a is not None else "", val(a) if a is not None else ""))
     returns = ", ".join(em.ref(o) for o in g.outputs)
-    return rows, returns
+    return rows, returns, loops
 
 
 def table_text(graph: Graph, values: dict | None = None) -> str:
     """The evaluation trace of ``graph``, with a value column when ``values`` is given."""
-    rows, returns = _rows_and_return(graph, values)
+    rows, returns, loops = _rows_and_return(graph, values)
+    loop_values = {n: first_step_values(graph, n, recs, values)
+                   for n, recs in loops.items()} if values is not None else {}
     ins = ", ".join(f"{r.name}: {r.type}" for r in rows if r.section == "input")
     out = [f"{graph.fn_name}({ins}):"]
     lines = []                      # (text, value or None); None: no value column
@@ -204,7 +215,13 @@ def table_text(graph: Graph, values: dict | None = None) -> str:
             continue
         code = r.code.split("\n")
         if r.op in SUBGRAPH_OPS:      # a loop or branch comments its own lines
-            lines.extend(("    " + line, None) for line in code)
+            note, step = loop_values.get(r.node) or ("", {})
+            for line in code:
+                if note and LOOP_HEAD.match(line):
+                    lines.append((f"    {note}", None))
+                    note = ""
+                v = step.get(line)
+                lines.append(("    " + line, summarize(v) if v is not None else None))
             continue
         comment = r.type if r.section != "forward" else \
             "  ".join(t for t in (r.type, where_short(r.where)) if t)

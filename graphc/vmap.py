@@ -15,6 +15,7 @@ from .capture import def_where, function_name, live
 from .compiled import Compiled
 from .errors import ShapeError, SignatureError
 from .pytree import flatten, unflatten
+from .tracebacks import hidden_frames
 from .tracing import Tracer, current_trace
 
 __all__ = ["VmapCompiled", "vmap"]
@@ -188,4 +189,5 @@ def vmap(fn, in_axes=0, out_axes=0):
     def predict_vmap(W, x):
     ...
     """
-    return VmapCompiled(fn, in_axes, out_axes)
+    with hidden_frames():
+        return VmapCompiled(fn, in_axes, out_axes)

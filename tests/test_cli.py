@@ -297,8 +297,9 @@ def test_render_dot_needs_no_dot_program(tmp_path, capsys, no_dot):
     assert main(["render", TARGET, "--grad", "-o", str(out)]) == 0
     text = out.read_text()
     assert text.lstrip().startswith("digraph") and "cluster_backward" in text
-    for label in ("z1", "z6", "d_w1", "d_w2"):
+    for label in ("z1", "z6", "d_w1"):
         assert label in text
+    assert "d_w2" not in text           # argnums=0 by default, as graphc.grad (issue 19)
 
 
 def test_render_svg_without_dot_exits_1_with_the_install_hint(tmp_path, capsys, no_dot):
@@ -341,7 +342,8 @@ def test_render_with_args(user_file, tmp_path, capsys):
     assert main(["render", f"{user_file}:layer", "--arg", "x=f32[2,3]", "--arg", "W=f32[3,4]",
                  "--arg", "scale=0.5", "--grad", "-o", str(out)]) == 0
     text = out.read_text()
-    assert "f32[2,3]" in text and "d_x" in text and "d_W" in text
+    assert "f32[2,3]" in text and "d_x" in text
+    assert "d_W" not in text            # argnums=0 by default, as graphc.grad (issue 19)
 
 
 @pytest.mark.parametrize("argv, needle", [

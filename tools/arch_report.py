@@ -42,7 +42,7 @@ LAYERS = {
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work codegen_writes codegen_workspace control.emit control.prune guards "
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
-                  "trace_table "
+                  "trace_table trace_loops "
                   "batch_axis batch_axis_index "
                   "codegen_xp xp_helpers",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
@@ -50,7 +50,8 @@ LAYERS = {
                       "vmap jacobians report trace_display display "
                       "batch_chunks dask "
                       "symbolic_dims symbolic_module "
-                      "compiled_xp",
+                      "compiled_xp "
+                      "check_leaves",
     "6 package": "",
 }
 

@@ -44,7 +44,7 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=N
             sub.expr[nid] = text
         else:
             sub.name[nid] = text
-    out = []
+    out, defines = [], {}            # {a statement's last line: its node}
     items = list(sub.body())
     if last_expr and items and items[-1][0] == graph.outputs[-1] and len(graph.outputs) == 1:
         nid, lines = items[-1]
@@ -62,7 +62,12 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=N
         comment = f"{shape}  {w}" if w and node.section != "backward" else shape
         for k, line in enumerate(lines):
             out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
+        if lines:
+            defines[out[-1]] = nid
     em.module_consts.extend(sub.module_consts)
+    record = getattr(em, "record_body", None)
+    if record is not None:           # the trace's table: values of the body's lines
+        record(graph, defines)
     return out, [sub.ref(o) for o in graph.outputs]
 
 

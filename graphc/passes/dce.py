@@ -28,7 +28,7 @@ def dce(graph):
         node = graph[n]
         primal = node.adjoint_of
         if primal in dead_set and not node.hint:
-            node.hint = "d_" + sanitize(graph.display_name(primal))
+            node.hint = graph.display_name(n)        # d_<name>, by the one naming rule
         primal = node.tangent_of           # a tangent whose primal goes away keeps dot_<name>
         if primal in dead_set and not node.hint:
             node.hint = "dot_" + sanitize(graph.display_name(primal))

@@ -61,7 +61,7 @@ def lenet_like_grad(p, x):
         np.copyto(d_conv, 0, where=~(relu_1 > 0))  # f32[64,16,10,10]
     d_reshape_4 = d_conv.transpose(1, 2, 3, 0)  # f32[16,10,10,64]
     d_add = d_reshape_4.reshape(16, 6400)       # f32[16,6400]
-    d_reshape = d_add.sum(axis=1)               # f32[16]
+    d_b2 = d_add.sum(axis=1)                    # f32[16]
     d_reshape_3 = d_add @ reshape_2.T           # f32[16,150]
     del reshape_2
     d_reshape_2 = np.matmul(reshape_3.T, d_add, out=_buffer('d_reshape_2', (150, 6400), np.float32))  # f32[150,6400]
@@ -98,11 +98,11 @@ def lenet_like_grad(p, x):
     del relu, d_relu
     d_add_1 = d_conv_1.reshape(64, 6, 784)      # f32[64,6,784]
     del d_conv_1
-    d_reshape_5 = d_add_1.sum(axis=(0, 2))      # f32[6]
+    d_b1 = d_add_1.sum(axis=(0, 2))             # f32[6]
     d_w1 = (d_add_1 @ reshape.transpose(0, 2, 1)).sum(axis=0).reshape(6, 1, 5, 5)  # f32[6,1,5,5]
     del reshape, d_add_1
 
-    return {'w1': d_w1, 'b1': d_reshape_5, 'w2': d_w2, 'b2': d_reshape}
+    return {'w1': d_w1, 'b1': d_b1, 'w2': d_w2, 'b2': d_b2}
 
 
 # The arguments this code was generated for, checked at entry.
