@@ -31,7 +31,7 @@ arctan2 safe_sqrt isnan isinf isfinite
 #: Ops whose scalar form differs from the NumPy text.
 SCALAR = {
     "where": "({1} if {0} else {2})",
-    "masked_mul": "(0.0 if {1} == 0 else {0} * {1})",
+    "masked_mul": "({0} * {1} if {1} != 0 else 0.0)",   # (codegen_numba: product, then select)
     "identity": "{0}", "stop_gradient": "{0}", "contiguous": "{0}",
     "astype": "{dtype}({0})",
 }

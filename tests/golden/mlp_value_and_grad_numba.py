@@ -50,13 +50,13 @@ def mlp_loss_value_and_grad(params, x, y):
     d_W3 = h2.T @ d_logits                      # f64[3,2]
 
     # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    d_add = fused_d_add(add, d_h2, d_h2)        # f64[6,3]
+    d_add = fused_d_add(add, d_h2, np.empty((6, 3), np.float64))  # f64[6,3]
     d_b2 = d_add.sum(axis=0)                    # f64[3]
     d_h = d_add @ W2.T                          # f64[6,4]
     d_W2 = h.T @ d_add                          # f64[4,3]
 
     # grad of: h = np.tanh(x @ params["W1"] + params["b1"])
-    d_add_1 = fused_d_add_1(h, d_h, d_h)        # f64[6,4]
+    d_add_1 = fused_d_add_1(h, d_h, np.empty((6, 4), np.float64))  # f64[6,4]
     d_b1 = d_add_1.sum(axis=0)                  # f64[4]
     d_W1 = x.T @ d_add_1                        # f64[5,4]
 
@@ -128,7 +128,10 @@ def fused_d_logits(div, eq, d_z, d_logits_out):
     # fuses functions.py:30: m = logits.max(axis=1, keepdims=True)
     for i in range(d_logits_out.shape[0]):
         for j in range(d_logits_out.shape[1]):
-            d_logits = d_z[i, j] + ((0.0 if eq[i, j] == 0 else div[i, 0] * eq[i, j]))  # f64[]
+            x = div[i, 0]
+            mask = eq[i, j]
+            prod = x * mask
+            d_logits = d_z[i, j] + (prod if mask != 0 else 0.0)  # f64[]
             d_logits_out[i, j] = d_logits
     return d_logits_out
 
@@ -139,7 +142,9 @@ def fused_d_add(add, d_h2, d_add_out):
     for i in range(d_add_out.shape[0]):
         for j in range(d_add_out.shape[1]):
             add_1 = 0.5 + 0.5 * np.sign(add[i, j])      # f64[]
-            d_add = (0.0 if add_1 == 0 else d_h2[i, j] * add_1)  # f64[]
+            x = d_h2[i, j]
+            prod = x * add_1
+            d_add = prod if add_1 != 0 else 0.0         # f64[]
             d_add_out[i, j] = d_add
     return d_add_out
 
