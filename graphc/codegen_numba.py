@@ -210,7 +210,7 @@ def _element_lines(em, grp, ins, outs, params, idx, ns):
 def _masked_lines(g, m, ref, ns):
     """Name ``masked_mul``'s operands and their product, so that its scalar form
     ``p if w != 0 else 0.0`` is a select of two computed values (vectorizable)."""
-    lines, names = [], []
+    lines = []
     x, w = g[m].args
     for a, hint in ((x, "x"), (w, "mask")):
         text, prec = ref[a]
