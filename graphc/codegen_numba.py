@@ -99,7 +99,9 @@ class NumbaEmitter(codegen.Emitter):
             else:
                 shape = tuple(g[m].shape)
                 bufs.append(f"np.empty({shape!r}, np.{g[m].dtype.name})")
-        args = [self.ref(a) for a in ins if not _literal_input(g, a)]
+        # (a 0-d array goes in as its scalar: numba would make arrays of each element's math)
+        args = [self.ref(a, 100) + ("[()]" if not g[a].shape and not g[a].weak else "")
+                for a in ins if not _literal_input(g, a)]
         self.kernels.append(kernel_text(self, kname, grp, ins, outs))
         lhs = ", ".join(self.name[m] for m in outs)
         return [f"{lhs} = {kname}({', '.join(args + bufs)})"]
@@ -189,8 +191,9 @@ def _element_lines(em, grp, ins, outs, params, idx, ns):
         if _literal_input(g, a):
             want = _operand_dtype(g, a, grp)
             ref[a] = (_num(node.value, want), 100)
-        elif len(node.shape) == 0:
-            ref[a] = (params[a], 100)
+        elif len(node.shape) == 0:          # a Python float meets float32 as float32 (NEP 50)
+            weak32 = node.weak and _operand_dtype(g, a, grp) == np.float32
+            ref[a] = (f"np.float32({params[a]})" if weak32 else params[a], 100)
         else:
             ref[a] = (params[a] + _index(tuple(node.shape), grp.shape, idx), 100)
     members, out_set, lines = set(grp.members), set(outs), []

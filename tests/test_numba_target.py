@@ -120,3 +120,20 @@ def test_missing_numba_is_a_clear_error(monkeypatch):
 def test_unknown_target_names_numba():
     with pytest.raises(graphc.OptionError, match="'numba'"):
         graphc.compile(lecture, target="numbaa")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_broadcasts_scalars_and_views(dtype):
+    def f(x, s, c, lr):
+        return np.tanh(x * s + c) * lr - np.exp(x.T).T
+    rng = np.random.default_rng(3)
+    x, c = rng.normal(size=(5, 4)).astype(dtype), rng.normal(size=(5, 1)).astype(dtype)
+    fused, plain = graphc.compile(f, target="numba"), graphc.compile(f)
+    for s in (dtype(1.5), np.array(2.0, dtype)):         # a NumPy scalar, a 0-d array
+        got, want = fused(x, s, c, 0.1), plain(x, s, c, 0.1)
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    src = fused.source(x, dtype(1.5), c, 0.1)
+    assert "c[i, 0]" in src and "s[()]" in src
+    if dtype == np.float32:
+        assert "np.float32(lr)" in src        # a Python float meets float32 as float32
