@@ -137,3 +137,29 @@ def test_broadcasts_scalars_and_views(dtype):
     assert "c[i, 0]" in src and "s[()]" in src
     if dtype == np.float32:
         assert "np.float32(lr)" in src        # a Python float meets float32 as float32
+
+
+def _branchy(x):
+    y = np.exp(x) * 2.0 + 1.0
+    if y.sum() > 10:                       # a guard: one module per path taken
+        return np.tanh(y) * 3.0 - 1.0
+    return y * y + 2.0
+
+
+def _looped(x):
+    return graphc.fori_loop(0, 3, lambda i, c: np.tanh(c) * 0.5 + c, np.exp(x) + 1.0) * 2.0 - 1.0
+
+
+@pytest.mark.parametrize("fn", [_branchy, _looped])
+def test_guards_loops_and_export(fn, tmp_path):
+    import importlib.util
+    rng = np.random.default_rng(4)
+    for x in (rng.normal(size=(4, 5)), rng.normal(size=(4, 5)) - 3):
+        _close(graphc.compile(fn, target="numba")(x), graphc.compile(fn)(x), 1e-12)
+        loss = lambda x: fn(x).sum()  # noqa: E731
+        _close(graphc.grad(loss, target="numba")(x), graphc.grad(loss)(x), 1e-12)
+    path = graphc.export(graphc.compile(fn, target="numba"), x, path=tmp_path / "m.py")
+    spec = importlib.util.spec_from_file_location("numba_exported", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _close(getattr(mod, fn.__name__.lstrip("_"))(x), graphc.compile(fn)(x), 1e-12)
