@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run.py            # full run (make bench), ~3-5 minutes
     python benchmarks/run.py --quick              # ~1 minute, fewer/shorter repeats
     python benchmarks/run.py --only W2,W4         # a subset (keys: W1 W2 W3 W4 W5 T-MLP T-LeNet
-                                                  #   bwdfwd compile memory convnets xp hessian
+                                                  #   bwdfwd compile memory convnets xp numba hessian
                                                   #   per_example checkpoint)
     python benchmarks/run.py --docs docs/performance.md   # also update the doc's results section
 
@@ -66,8 +66,14 @@ from benchmarks import workloads as W  # noqa: E402
 
 PEER_COLS = ("torch", "jax", "autograd")
 ALL_KEYS = ("W1", "W2", "W3", "W4", "W5", "T-MLP", "T-LeNet", "bwdfwd", "compile", "memory",
-            "convnets", "xp") \
+            "convnets", "xp", "numba") \
     + tuple(sections.SECTIONS)          # hessian per_example checkpoint (benchmarks/sections.py)
+
+
+def peers_numba():
+    """numba is installed (the ``numba`` section needs it)."""
+    import importlib.util
+    return importlib.util.find_spec("numba") is not None
 
 
 # --- timing ----------------------------------------------------------------------------
@@ -671,6 +677,11 @@ def main(argv=None):
     if "xp" in only:            # the array-API target (benchmarks/array_api.py)
         from benchmarks import array_api
         rows, raw["xp"] = array_api.section(cfg.quick, log)
+        parts += rows
+
+    if "numba" in only and peers_numba():     # the fused CPU target (benchmarks/numba_target.py)
+        from benchmarks import numba_target
+        rows, raw["numba"] = numba_target.section(cfg.quick, log)
         parts += rows
 
     sections.add_sections(only, cfg.quick, log, parts, raw, md_table)

@@ -125,11 +125,13 @@ def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE, targe
         are not checked.
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
-    target : {"numpy", "array-api"}, default "numpy"
+    target : {"numpy", "array-api", "numba"}, default "numpy"
         The code generated: NumPy code (imports only NumPy), or functional code
         against the Python array API standard (2024.12) that runs on the
         namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
-        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target").
+        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target");
+        ``"numba"``: NumPy code whose elementwise chains are fused ``numba.njit``
+        loops (docs/guide.md, "Fused CPU target (numba)").
 
     Returns
     -------
@@ -193,11 +195,13 @@ def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT
         are not checked.
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
-    target : {"numpy", "array-api"}, default "numpy"
+    target : {"numpy", "array-api", "numba"}, default "numpy"
         The code generated: NumPy code (imports only NumPy), or functional code
         against the Python array API standard (2024.12) that runs on the
         namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
-        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target").
+        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target");
+        ``"numba"``: NumPy code whose elementwise chains are fused ``numba.njit``
+        loops (docs/guide.md, "Fused CPU target (numba)").
 
     Returns
     -------
@@ -252,11 +256,13 @@ def value_and_grad(fn, argnums=0, has_aux=False, *, check_finite=False,
         are not checked.
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
-    target : {"numpy", "array-api"}, default "numpy"
+    target : {"numpy", "array-api", "numba"}, default "numpy"
         The code generated: NumPy code (imports only NumPy), or functional code
         against the Python array API standard (2024.12) that runs on the
         namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
-        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target").
+        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target");
+        ``"numba"``: NumPy code whose elementwise chains are fused ``numba.njit``
+        loops (docs/guide.md, "Fused CPU target (numba)").
 
     Returns
     -------
@@ -317,7 +323,8 @@ def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.P
         check_target(path, overwrite, "graphc.export", where=where)
         compiled = fn if isinstance(fn, Compiled) else Compiled(fn, "compile")
         if target is not None and target != getattr(compiled, "target", "numpy"):
-            if type(compiled).__name__ not in ("Compiled", "_FiniteChecked", "XpCompiled"):
+            if type(compiled).__name__ not in ("Compiled", "_FiniteChecked", "XpCompiled",
+                                                   "NumbaCompiled"):
                 raise OptionError(f"graphc.export(target={target!r}) re-targets graphc.compile, "
                                   f"grad and value_and_grad only, not {compiled!r}",
                                   hint="compile a function that calls the transform, with that "

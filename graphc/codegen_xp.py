@@ -29,7 +29,7 @@ from .xp_helpers import helpers_for
 __all__ = ["generate_module", "TARGETS", "check_target", "xp_const_text"]
 
 #: The code generators ``target=`` selects.
-TARGETS = ("numpy", "array-api")
+TARGETS = ("numpy", "array-api", "numba")
 
 
 def check_target(target, what="graphc"):
@@ -39,7 +39,8 @@ def check_target(target, what="graphc"):
         raise OptionError(f"{what}: unknown target {target!r}; the targets are "
                           + ", ".join(repr(t) for t in TARGETS),
                           hint='target="numpy" (the default: NumPy code) or '
-                               'target="array-api" (code against any array-API namespace)')
+                               'target="array-api" (code against any array-API namespace) or '
+                               'target="numba" (fused CPU loops)')
     return target
 
 

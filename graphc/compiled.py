@@ -471,7 +471,12 @@ def make_compiled(fn, kind, argnums=0, has_aux=False, *, cache_size, check_finit
     """A :class:`Compiled` of ``kind`` (``"compile"``, ``"grad"``, ``"value_and_grad"``)
     generating code for ``target`` (``"numpy"`` or ``"array-api"``)."""
     from .codegen_xp import check_target
-    if check_target(target, f"graphc.{kind}") == "array-api":
+    target = check_target(target, f"graphc.{kind}")
+    if target == "numba":                   # fused loops (graphc/compiled_numba.py)
+        from .compiled_numba import NumbaCompiled
+        return NumbaCompiled(fn, kind, argnums, has_aux, cache_size=cache_size,
+                             check_finite=check_finite)
+    if target == "array-api":
         from .compiled_xp import XpCompiled
         return XpCompiled(fn, kind, argnums, has_aux, cache_size=cache_size,
                           check_finite=check_finite)

@@ -1,0 +1,138 @@
+"""The ``"numba"`` target (fused CPU loops) against the NumPy target and hand-written NumPy
+(``run.py --only numba``).
+
+W3 (2-3-3-1 sigmoid net, batch 256) and W2 (MLP 784-256-128-10, batch 128) value_and_grad,
+timed interleaved (one batch of calls of each per repeat, many repeats); issue 18's goal is
+W3 <= 0.5x hand NumPy.  Then the MLP at batch 65,536: each fused kernel of its generated
+module timed alone on its real arguments, in bytes moved per second (each full-size array
+read or written once), against ``np.copyto`` of one such array (read + write): a kernel near
+the copy's rate runs at memory bandwidth.
+
+    .venv/bin/python benchmarks/numba_target.py        # this section alone
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+import graphc  # noqa: E402
+from benchmarks import workloads as W  # noqa: E402
+
+CASES = (("W3", "sigmoid net 2-3-3-1 b256", W.sig_params, W.sig_data, W.sig_loss_np,
+          W.sig_value_and_grad_numpy),
+         ("W2", "MLP 784-256-128-10 b128", W.mlp_params, W.mlp_data, W.mlp_loss_np,
+          W.mlp_value_and_grad_numpy))
+
+
+def _interleaved(fns, pairs, inner):
+    """Per repeat, ``inner`` calls of each of ``fns`` in turn: {i: [seconds per call]}."""
+    out = {i: [] for i in range(len(fns))}
+    for _ in range(pairs):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            out[i].append((time.perf_counter() - t0) / inner)
+    return out
+
+
+def workload_rows(quick=False, log=print):
+    rng = np.random.default_rng(0)
+    rows, raw = [], {}
+    for key, label, params, data, loss, hand in CASES:
+        p, (x, y) = params(rng), data(rng)
+        fused = graphc.value_and_grad(loss, target="numba")
+        plain = graphc.value_and_grad(loss)
+        (va, ga), (vb, gb) = fused(p, x, y), plain(p, x, y)
+        if not np.isclose(va, vb, rtol=1e-5) or any(
+                not np.allclose(ga[k], gb[k], rtol=1e-5, atol=1e-6) for k in ga):
+            raise AssertionError(f"{key}: the numba target disagrees with the NumPy target")
+        log(f"  numba {key} ...")
+        t = _interleaved([lambda: fused(p, x, y), lambda: plain(p, x, y), lambda: hand(p, x, y)],
+                         10 if quick else 40, 20 if key == "W3" else 5)
+        best = {i: min(v) for i, v in t.items()}
+        med = {i: statistics.median(v) for i, v in t.items()}
+        raw[key] = {"numba_s": med[0], "numpy_target_s": med[1], "hand_numpy_s": med[2],
+                    "numba_over_hand_min": best[0] / best[2],
+                    "numba_over_numpy_target_min": best[0] / best[1]}
+        rows.append([f"{key} {label}", f"{med[0] * 1e6:.0f} µs", f"{med[1] * 1e6:.0f} µs",
+                     f"{med[2] * 1e6:.0f} µs", f"{best[0] / best[2]:.2f}x",
+                     f"{best[0] / best[1]:.2f}x"])
+    return rows, raw
+
+
+def _kernels(fn):
+    """The fused kernels of a compiled function's module: {name: dispatcher}."""
+    entry = next(iter(fn._cache.values()))
+    return {k: v for k, v in entry.fn.__globals__.items() if k.startswith("fused_")}
+
+
+def bandwidth_rows(n=65_536, quick=False, log=print):
+    """MLP at batch ``n``: each forward kernel (bias + ReLU) and backward kernel (ReLU mask)
+    on arrays of its real shape, against np.copyto of one (n, 256) float32 array."""
+    rng = np.random.default_rng(0)
+    p = W.mlp_params(rng)
+    a = rng.standard_normal((n, 256), dtype=np.float32)
+    b = rng.standard_normal((n, 256), dtype=np.float32)
+    dst = np.empty_like(a)
+    reps = 5 if quick else 20
+    nbytes = a.nbytes
+    fused = graphc.value_and_grad(W.mlp_loss_np, target="numba")
+    x, y = W.mlp_data(rng, 256)
+    fused(p, x, y)                         # compile the module (any batch: same kernels)
+    k = _kernels(fused)
+    bias = p["b1"]
+    cases = {
+        "bias + ReLU in place (fused_h1: read 1, write 2)":
+            (lambda: k["fused_h1"](a, bias, a, dst), 3),
+        "ReLU mask backward (fused_d_add: read 2, write 1)":
+            (lambda: k["fused_d_add"](a, b, dst), 3),
+        "the same bias + ReLU in NumPy (add; np.maximum)":
+            (lambda: np.maximum(0, np.add(a, bias, out=dst), out=dst), 4),
+        "np.copyto (read 1, write 1)": (lambda: np.copyto(dst, a), 2),
+    }
+    rows, raw = [], {}
+    for name, (fn, arrays) in cases.items():
+        fn()
+        t = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+        best = min(t)
+        gbs = arrays * nbytes / best / 1e9
+        raw[name] = {"s": best, "GB_per_s": gbs}
+        rows.append([name, f"{best * 1e3:.2f} ms", f"{arrays * nbytes / 2**20:.0f} MiB",
+                     f"{gbs:.1f} GB/s"])
+        log(f"  numba bandwidth {name}: {best * 1e3:.2f} ms")
+    return rows, raw
+
+
+def section(quick=False, log=print):
+    """``(markdown lines, raw)`` for run.py's report."""
+    from benchmarks.run import md_table
+    rows, raw = workload_rows(quick, log)
+    brows, raw["bandwidth"] = bandwidth_rows(quick=quick, log=log)
+    return ["## Fused CPU target (numba)", "",
+            "value_and_grad compiled with `target=\"numba\"` against the NumPy target and "
+            "hand-written NumPy, interleaved (median per call; ratios of the minimum times). "
+            "Goal (issue 18): W3 <= 0.5x hand NumPy.", "",
+            md_table(["workload", "numba target", "NumPy target", "hand NumPy",
+                      "numba / hand", "numba / NumPy target"], rows), "",
+            "MLP at batch 65,536: the fused kernels on (65536, 256) float32 arrays, bytes "
+            "moved (each full-size array read or written once) per second, against a plain "
+            "copy of one array.", "",
+            md_table(["operation", "time (min)", "bytes moved", "rate"], brows), ""], raw
+
+
+if __name__ == "__main__":
+    out, _ = section(quick="--quick" in sys.argv, log=lambda m: print(m, file=sys.stderr))
+    print("\n".join(out))
