@@ -126,12 +126,10 @@ def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE, targe
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
     target : {"numpy", "array-api", "numba"}, default "numpy"
-        The code generated: NumPy code (imports only NumPy), or functional code
-        against the Python array API standard (2024.12) that runs on the
-        namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
-        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target");
-        ``"numba"``: NumPy code whose elementwise chains are fused ``numba.njit``
-        loops (docs/guide.md, "Fused CPU target (numba)").
+        NumPy code (imports only NumPy); functional code against the array API
+        standard (2024.12) on the namespace of the arrays passed in (NumPy, PyTorch,
+        JAX, CuPy, ...) or an explicit ``xp=`` keyword (docs/guide.md, "Array-API
+        target"); or NumPy code with elementwise chains fused into ``numba.njit`` loops.
 
     Returns
     -------
@@ -196,12 +194,10 @@ def grad(fn, argnums=0, has_aux=False, *, check_finite=False, cache_size=DEFAULT
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
     target : {"numpy", "array-api", "numba"}, default "numpy"
-        The code generated: NumPy code (imports only NumPy), or functional code
-        against the Python array API standard (2024.12) that runs on the
-        namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
-        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target");
-        ``"numba"``: NumPy code whose elementwise chains are fused ``numba.njit``
-        loops (docs/guide.md, "Fused CPU target (numba)").
+        NumPy code (imports only NumPy); functional code against the array API
+        standard (2024.12) on the namespace of the arrays passed in (NumPy, PyTorch,
+        JAX, CuPy, ...) or an explicit ``xp=`` keyword (docs/guide.md, "Array-API
+        target"); or NumPy code with elementwise chains fused into ``numba.njit`` loops.
 
     Returns
     -------
@@ -257,12 +253,10 @@ def value_and_grad(fn, argnums=0, has_aux=False, *, check_finite=False,
     cache_size : int, default 64
         How many signatures to keep compiled (least recently used evicted).
     target : {"numpy", "array-api", "numba"}, default "numpy"
-        The code generated: NumPy code (imports only NumPy), or functional code
-        against the Python array API standard (2024.12) that runs on the
-        namespace of the arrays passed in (NumPy, PyTorch, JAX, CuPy, ...) or
-        on an explicit ``xp=`` keyword of the call (docs/guide.md, "Array-API target");
-        ``"numba"``: NumPy code whose elementwise chains are fused ``numba.njit``
-        loops (docs/guide.md, "Fused CPU target (numba)").
+        NumPy code (imports only NumPy); functional code against the array API
+        standard (2024.12) on the namespace of the arrays passed in (NumPy, PyTorch,
+        JAX, CuPy, ...) or an explicit ``xp=`` keyword (docs/guide.md, "Array-API
+        target"); or NumPy code with elementwise chains fused into ``numba.njit`` loops.
 
     Returns
     -------
