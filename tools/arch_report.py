@@ -44,12 +44,12 @@ LAYERS = {
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
                   "trace_table "
                   "batch_axis batch_axis_index "
-                  "codegen_xp xp_helpers",
+                  "codegen_xp xp_helpers control.emit_xp",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
                       "vmap jacobians report trace_display display "
                       "batch_chunks dask "
-                      "symbolic_dims symbolic_module "
+                      "symbolic_dims symbolic_module symbolic_xp "
                       "compiled_xp",
     "6 package": "",
 }

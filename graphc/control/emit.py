@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen import Emitter
 from ..primitive import type_str
 from ..cost import graph_cost
 from ..interpret import (NODE_EVALUATORS, NODE_EXPLAINERS, all_finite, evaluate,
@@ -37,7 +36,7 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=N
     ``(lines, output texts)``; with ``last_expr``, a single output computed by the
     last statement comes back as its expression instead (``while err > tol:``).
     """
-    sub = Emitter(graph, inline=em.inline, names=em.ns)
+    sub = type(em)(graph, inline=em.inline, names=em.ns)    # (the array-API emitter too)
     sub.fixed = dict(fixed or {})
     for nid, text in bound.items():
         if isinstance(text, tuple):
@@ -63,6 +62,9 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=N
         for k, line in enumerate(lines):
             out.append(indent + (with_comment(line, comment) if k == len(lines) - 1 else line))
     em.module_consts.extend(sub.module_consts)
+    for attr in ("const_lines", "data_lines"):     # the array-API emitter's constants
+        if hasattr(em, attr):
+            getattr(em, attr).extend(getattr(sub, attr))
     return out, [sub.ref(o) for o in graph.outputs]
 
 
