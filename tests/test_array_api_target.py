@@ -40,7 +40,7 @@ NO_FORM = {
     "logaddexp2": "no logaddexp2 in the standard",
     "einsum": "no einsum in the standard",
     "partition_perm": "no partition in the standard",
-    "guard": "guards (decisions on values) are NumPy-target only",
+    "guard": "a guard is written by the emitter itself (graphc/control/emit_xp.py)",
 }
 
 #: Sample variants the array-API form refuses (a clear UnsupportedError), and why:
