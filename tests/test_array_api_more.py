@@ -271,6 +271,33 @@ def test_symbolic_batch_export_serves_every_size(tmp_path):
         mod.mlp_loss_value_and_grad(p, np.zeros((5, 784), np.float32), np.zeros(4, np.int64))
 
 
+def test_symbolic_batch_lenet_and_rnn():
+    from benchmarks import workloads as W
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    p = {k: v.astype(np.float64) for k, v in W.lenet_params(rng).items()}
+    src = graphc.value_and_grad(W.lenet_loss, target=XP).source(
+        p, graphc.Spec(("n", 1, 28, 28)), graphc.Spec(("n",), "int64"))
+    _functional(src)
+    ns: dict = {}
+    exec(compile(src, "lenet_xp", "exec"), ns)
+    f, ref = ns["lenet_loss_value_and_grad"], graphc.value_and_grad(W.lenet_loss)
+    for n in (1, 7, 128):
+        x, y = rng.normal(size=(n, 1, 28, 28)), rng.integers(0, 10, n)
+        want = ref(p, x, y)
+        _close(f(p, x, y), want, exact=True)
+        _close(f(_tree(p, torch.tensor), torch.tensor(x), torch.tensor(y)), want, exact=False)
+    p = {k: v.astype(np.float64) for k, v in rnn_params(rng, 3, 6).items()}
+    src = graphc.value_and_grad(rnn_loss, target=XP).source(
+        p, graphc.Spec((7, "n", 3)), graphc.Spec(("n", 1)))
+    ns = {}
+    exec(compile(src, "rnn_xp", "exec"), ns)
+    for n in (1, 5, 33):
+        xs, y = (a.astype(np.float64) for a in rnn_data(rng, steps=7, batch=n, n_in=3))
+        _close(ns["rnn_loss_value_and_grad"](p, xs, y),
+               graphc.value_and_grad(rnn_loss)(p, xs, y), exact=True)
+
+
 # --- golden file ---------------------------------------------------------------------------------
 def check_golden(name, text):
     path = os.path.join(HERE, "golden", name)
