@@ -26,7 +26,7 @@ from .primitive import REGISTRY
 from .xp_emit import emit_xp, xp_dtype, xp_form
 from .xp_helpers import helpers_for
 
-__all__ = ["generate_module", "TARGETS", "check_target", "xp_const_text"]
+__all__ = ["generate_module", "TARGETS", "check_target", "xp_const_text", "numpy_target_only"]
 
 #: The code generators ``target=`` selects.
 TARGETS = ("numpy", "array-api")
@@ -41,6 +41,19 @@ def check_target(target, what="graphc"):
                           hint='target="numpy" (the default: NumPy code) or '
                                'target="array-api" (code against any array-API namespace)')
     return target
+
+
+def numpy_target_only(target, what):
+    """An OptionError for ``target=`` other than ``"numpy"`` on an entry point whose code
+    has no array-API form yet (the transforms: jvp, vjp, vmap, jacobians, hessian, hvp)."""
+    from .errors import OptionError
+    if target == "numpy":
+        return
+    check_target(target, what)
+    raise OptionError(f'{what} generates NumPy code only; target={target!r} works with '
+                      "graphc.compile, graphc.grad, graphc.value_and_grad and graphc.export",
+                      hint='drop target= here, or express the derivative with graphc.grad / '
+                           'value_and_grad (target="array-api")')
 
 
 # --- constants ------------------------------------------------------------------------

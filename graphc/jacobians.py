@@ -27,6 +27,7 @@ from .passes.simplify import BASIS
 from .pytree import flatten, unflatten
 from .tracing import current_trace
 from .vmap import VmapCompiled
+from .codegen_xp import numpy_target_only
 
 __all__ = ["JacobianCompiled", "HessianCompiled", "jacobian", "jacrev", "jacfwd", "hessian"]
 
@@ -153,7 +154,7 @@ class JacobianCompiled(Compiled):
         return unflatten(out_tdef, per_out)
 
 
-def jacobian(fn, argnums=0, mode="rev"):
+def jacobian(fn, argnums=0, mode="rev", *, target="numpy"):
     """The Jacobian of ``fn``, compiled per signature (as ``jax.jacrev``/``jax.jacfwd``).
 
     ``mode="rev"`` builds it by rows: ``vmap`` of the VJP over the basis of output
@@ -196,10 +197,11 @@ def jacobian(fn, argnums=0, mode="rev"):
     array([[2., 0.],
            [1., 0.]])
     """
+    numpy_target_only(target, "graphc.jacobian")   # (graphc/codegen_xp.py)
     return JacobianCompiled(fn, argnums, mode)
 
 
-def jacrev(fn, argnums=0):
+def jacrev(fn, argnums=0, *, target="numpy"):
     """``graphc.jacobian(fn, argnums, mode="rev")``: the Jacobian by rows (reverse mode).
 
     Examples
@@ -211,10 +213,11 @@ def jacrev(fn, argnums=0):
            [0., 4.]]), array([[1., 0.],
            [0., 2.]]))
     """
+    numpy_target_only(target, "graphc.jacrev")   # (graphc/codegen_xp.py)
     return JacobianCompiled(fn, argnums, "rev")
 
 
-def jacfwd(fn, argnums=0):
+def jacfwd(fn, argnums=0, *, target="numpy"):
     """``graphc.jacobian(fn, argnums, mode="fwd")``: the Jacobian by columns (forward mode).
 
     Examples
@@ -224,10 +227,11 @@ def jacfwd(fn, argnums=0):
     array([[2., 0.],
            [0., 6.]])
     """
+    numpy_target_only(target, "graphc.jacfwd")   # (graphc/codegen_xp.py)
     return JacobianCompiled(fn, argnums, "fwd")
 
 
-def hessian(fn, argnums=0):
+def hessian(fn, argnums=0, *, target="numpy"):
     """The Hessian of a scalar ``fn``: ``jacfwd(jacrev(fn))``, forward over reverse.
 
     Parameters
@@ -251,6 +255,7 @@ def hessian(fn, argnums=0):
     array([[6., 2.],
            [2., 0.]])
     """
+    numpy_target_only(target, "graphc.hessian")   # (graphc/codegen_xp.py)
     return HessianCompiled(fn, argnums)
 
 

@@ -26,6 +26,7 @@ from .jvp_checks import check_like, check_primals, primal_names, signature_stand
 from .ops.shape import identity
 from .pytree import flatten, unflatten
 from .tracing import Tracer, current_trace
+from .codegen_xp import numpy_target_only
 
 __all__ = ["JVPCompiled", "VJPCompiled", "VJPFunction", "jvp", "vjp"]
 
@@ -260,7 +261,7 @@ def _traced_vjp(compiled, primals, out, names, ct):
 _MISSING = object()
 
 
-def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
+def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False, target="numpy"):
     """Forward mode: the value of ``fn`` at ``primals`` and its tangent along ``tangents``.
 
     As ``jax.jvp``: the directional derivative ``J(primals) @ tangents`` in one forward
@@ -308,6 +309,7 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
     def f_jvp(w1, w2, dot_w1, dot_w2):
     ...
     """
+    numpy_target_only(target, "graphc.jvp")   # (graphc/codegen_xp.py)
     missing = (primals is _MISSING) + (tangents is _MISSING)
     if not callable(fn) or missing == 1:
         raise SignatureError("graphc.jvp needs a callable and both primals and tangents (or "
@@ -321,7 +323,7 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
     return cached(kind, fn, _has_tracer(primals, tangents))(primals, tangents)
 
 
-def vjp(fn, *primals, has_aux=False):
+def vjp(fn, *primals, has_aux=False, target="numpy"):
     """Reverse mode from any cotangent: ``fn(*primals)`` and its pullback.
 
     As ``jax.vjp``: ``vjp_fn(ct)`` returns ``ct @ J(primals)`` as one cotangent per
@@ -353,6 +355,7 @@ def vjp(fn, *primals, has_aux=False):
     >>> vjp_fn(np.array([1.0, 0.0, 0.5]))
     (array([2., 0., 3.]),)
     """
+    numpy_target_only(target, "graphc.vjp")   # (graphc/codegen_xp.py)
     if not callable(fn):
         raise SignatureError(f"graphc.vjp needs a callable, got {type(fn).__name__}",
                              where=errors.user_where(),

@@ -16,6 +16,7 @@ from .jvp_vjp import JVPCompiled
 from .ops.shape import stop_gradient as _stop_gradient
 from .pytree import flatten, unflatten
 from .tracing import Tracer
+from .codegen_xp import numpy_target_only
 
 __all__ = ["hvp", "stop_gradient", "HVPCompiled"]
 
@@ -42,7 +43,7 @@ def _cached(fn):
     return HVPCompiled(fn)
 
 
-def hvp(fn, primals=None, tangents=None):
+def hvp(fn, primals=None, tangents=None, *, target="numpy"):
     """The Hessian-vector product of a scalar function, in one pass.
 
     ``hvp(fn, primals, tangents)`` is ``jvp(grad(fn), primals, tangents)[1]``: the
@@ -73,6 +74,7 @@ def hvp(fn, primals=None, tangents=None):
     >>> graphc.hvp(f, (np.array([1.0, 2.0]),), (np.array([1.0, 1.0]),))
     array([ 6., 12.])
     """
+    numpy_target_only(target, "graphc.hvp")   # (graphc/codegen_xp.py)
     if not callable(fn) or (primals is None) != (tangents is None):
         raise SignatureError("graphc.hvp needs a callable and both primals and tangents (or "
                              "neither)", where=errors.user_where(),

@@ -316,3 +316,18 @@ def test_golden_scan_rnn_grad_array_api():
     xs, y = (a.astype(np.float64) for a in rnn_data(rng, steps=7, batch=4, n_in=3))
     check_golden("scan_rnn_grad_array_api.py",
                  graphc.value_and_grad(rnn_loss, target=XP).source(p, xs, y))
+
+
+# --- the transforms: NumPy code only, a clear error ----------------------------------------------
+@pytest.mark.parametrize("name", ["jvp", "vjp", "vmap", "jacobian", "jacrev", "jacfwd", "hessian",
+                                  "hvp"])
+def test_transforms_refuse_array_api_target_clearly(name):
+    from graphc.errors import OptionError
+    with pytest.raises(OptionError, match="graphc.value_and_grad and graphc.export"):
+        getattr(graphc, name)(np.sin, target=XP)
+    with pytest.raises(OptionError, match="unknown target"):
+        getattr(graphc, name)(np.sin, target="cuda")
+    f = getattr(graphc, name)
+    x = np.array([0.5, 1.0])
+    if name in ("jacobian", "jacrev", "jacfwd"):
+        np.testing.assert_allclose(f(np.sin, target="numpy")(x), np.diag(np.cos(x)))
