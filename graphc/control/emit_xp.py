@@ -108,9 +108,13 @@ def emit_scan_xp(em, nid):
 
 
 def _split(line):
-    """``(code, comment)`` of a generated line (``comment`` with its padding)."""
+    """``(code, comment text)`` of a generated line (``None``: no comment)."""
     at = line.find("# ")
-    return (line, "") if at < 0 else (line[:at].rstrip(), line[len(line[:at].rstrip()):])
+    return (line, None) if at < 0 else (line[:at].rstrip(), line[at + 2:])
+
+
+def _join(code, comment):
+    return code if comment is None else with_comment(code, comment)
 
 
 def emit_while_xp(em, nid):
@@ -120,9 +124,9 @@ def emit_while_xp(em, nid):
     for line in emit_while(em, nid):
         code, comment = _split(line)
         if code.startswith("while ") and code != "while True:":
-            line = f"while _decide({code[6:-1]}, bool, {where!r}):{comment}"
+            line = _join(f"while _decide({code[6:-1]}, bool, {where!r}):", comment)
         elif code.startswith("    if not ") and code.endswith(":"):   # the test before break
-            line = f"    if not _decide({code[11:-1]}, bool, {where!r}):{comment}"
+            line = _join(f"    if not _decide({code[11:-1]}, bool, {where!r}):", comment)
         out.append(line)
     return out
 
@@ -137,11 +141,11 @@ def emit_cond_xp(em, nid):
         code, comment = _split(line)
         tail = f"), 0), {n - 1})"
         if code.startswith("if ") and node.params["kind"] == "cond":
-            line = f"if _decide({code[3:-1]}, bool, {where!r}):{comment}"
+            line = _join(f"if _decide({code[3:-1]}, bool, {where!r}):", comment)
         elif not code.startswith(" ") and " = min(max(int(" in code and code.endswith(tail):
             var, _, rest = code.partition(" = min(max(int(")
-            line = f"{var} = min(max(_decide({rest[:-len(tail)]}, int, {where!r}), 0), " \
-                   f"{n - 1}){comment}"
+            line = _join(f"{var} = min(max(_decide({rest[:-len(tail)]}, int, {where!r}), 0), "
+                         f"{n - 1})", comment)
         out.append(line)
     return out
 
@@ -162,7 +166,11 @@ def guard_lines_xp(em, nid, node) -> list:
     where = where_short(node.where) or "?"
     cond = em.ref(pred, 0)
     value = f"_decide({cond}, {kind}, {where!r})"
-    test = f"{value} != {_number(expected)}"
+    if kind == "bool":
+        test = f"not {value}" if expected else value
+        value = repr(not expected)
+    else:
+        test = f"{value} != {_number(expected)}"
     text = cond if kind == "bool" else f"{kind}({cond})"
     lines = [f"if {test}:",
              f"    raise {GUARD_CLASS}({int(node.params['index'])}, "
