@@ -15,7 +15,7 @@ import numpy as np
 
 from .capture import Spec
 from .compiled import Compiled, _key_of, _Traced
-from .errors import OptionError, UnsupportedError
+from .errors import ControlFlowError, OptionError, UnsupportedError
 
 __all__ = ["XpCompiled", "np_dtype_of", "keyable"]
 
@@ -125,13 +125,20 @@ class XpCompiled(Compiled):
         return entry.fn(*args, xp=xp, **kwargs)
 
     def _build(self, args, kwargs):
-        """Trace with the values of the arrays (copied to NumPy once per trace), so that
-        a decision on a value (an `if`) is recorded as a guard as on the NumPy target."""
-        raw = getattr(_RAW, "args", None)
-        if raw is not None and _same_specs(raw, (args, kwargs)):
-            args, kwargs = raw
+        """Trace with each foreign array as a Spec of its shape and dtype; when the
+        function decides on a value (an `if`: a guard), once more with the arrays' values
+        (copied to NumPy, once per trace), so the guard is recorded as on the NumPy target."""
         kwargs = {k: v for k, v in kwargs.items() if k != "xp"}   # (a guard path's retrace)
-        return super()._build(on_host(args), on_host(kwargs))
+        try:
+            return super()._build(keyable(args), keyable(kwargs))
+        except ControlFlowError:
+            raw = getattr(_RAW, "args", None)
+            if raw is not None and _same_specs(raw, (args, kwargs)):
+                args, kwargs = raw
+            hosted = on_host(args), on_host(kwargs)
+            if _key_of(hosted) == _key_of((keyable(args), keyable(kwargs))):
+                raise                   # no values to be had (a tracer, a Spec)
+            return super()._build(*hosted)
 
     def source(self, *args, **kwargs) -> str:
         return self._xp_entry(args, kwargs).source
