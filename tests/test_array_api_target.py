@@ -414,10 +414,8 @@ def test_compiled_target_is_kept_by_export(tmp_path):
 def test_refusals_are_clear():
     def branchy(x):
         return x * 2 if float(x.sum()) > 0 else x
-    # guards are supported now (tests/test_array_api_more.py): both paths run
-    f = graphc.compile(branchy, target="array-api")
-    np.testing.assert_array_equal(f(np.ones(3)), 2 * np.ones(3))
-    np.testing.assert_array_equal(f(-np.ones(3)), -np.ones(3))
+    f = graphc.compile(branchy, target="array-api")   # guards: tests/test_array_api_more.py
+    assert f(np.ones(3)).tolist() == [2.0] * 3 and f(-np.ones(3)).tolist() == [-1.0] * 3
     w = np.ones(3)
 
     def closes(x):
