@@ -217,6 +217,9 @@ class XpEmitter(codegen.Emitter):
             yield nid, lines
 
 
+XpEmitter.body_emitter = XpEmitter     # loop and branch bodies (graphc/control/emit.py)
+
+
 # --- the module -----------------------------------------------------------------------
 def _def_line(def_line: str) -> str:
     """``def f(x, y):`` with a keyword-only ``xp=None`` added (before ``**kwargs``)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codegen import Emitter
 from ..primitive import type_str
 from ..cost import graph_cost
 from ..interpret import (NODE_EVALUATORS, NODE_EXPLAINERS, all_finite, evaluate,
@@ -36,7 +37,7 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=N
     ``(lines, output texts)``; with ``last_expr``, a single output computed by the
     last statement comes back as its expression instead (``while err > tol:``).
     """
-    sub = type(em)(graph, inline=em.inline, names=em.ns)    # (the array-API emitter too)
+    sub = getattr(em, "body_emitter", Emitter)(graph, inline=em.inline, names=em.ns)
     sub.fixed = dict(fixed or {})
     for nid, text in bound.items():
         if isinstance(text, tuple):
