@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from ..codegen_guards import GUARD_CLASS
 from ..ops.guard import read_as
@@ -185,4 +184,3 @@ def guard_lines_xp(em, nid, node) -> list:
 #: ``{op: emit(em, nid)}`` of the structured ops on the array-API target.
 XP_CONTROL = {"scan": emit_scan_xp, "while": emit_while_xp, "cond": emit_cond_xp}
 
-_ = np  # (NumPy: dtype facts only)
