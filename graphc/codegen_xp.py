@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from . import codegen
-from .codegen_guards import has_guards
+from .control.emit_xp import XP_CONTROL, guard_lines_xp
 from .errors import UnsupportedError
 from .ir import SUBGRAPH_OPS
 from .precedence import prec_of
@@ -26,7 +26,7 @@ from .primitive import REGISTRY
 from .xp_emit import emit_xp, xp_dtype, xp_form
 from .xp_helpers import helpers_for
 
-__all__ = ["generate_module", "TARGETS", "check_target", "xp_const_text"]
+__all__ = ["generate_module", "TARGETS", "check_target", "xp_const_text", "numpy_target_only"]
 
 #: The code generators ``target=`` selects.
 TARGETS = ("numpy", "array-api", "numba")
@@ -42,6 +42,19 @@ def check_target(target, what="graphc"):
                                'target="array-api" (code against any array-API namespace) or '
                                'target="numba" (fused CPU loops)')
     return target
+
+
+def numpy_target_only(target, what):
+    """An OptionError for ``target=`` other than ``"numpy"`` on an entry point whose code
+    has no array-API form yet (the transforms: jvp, vjp, vmap, jacobians, hessian, hvp)."""
+    from .errors import OptionError
+    if target == "numpy":
+        return
+    check_target(target, what)
+    raise OptionError(f'{what} generates NumPy code only; target={target!r} works with '
+                      "graphc.compile, graphc.grad, graphc.value_and_grad and graphc.export",
+                      hint='drop target= here, or express the derivative with graphc.grad / '
+                           'value_and_grad (target="array-api")')
 
 
 # --- constants ------------------------------------------------------------------------
@@ -185,11 +198,12 @@ class XpEmitter(codegen.Emitter):
             if op == "const":
                 self.constant(nid)
                 continue
-            if op in SUBGRAPH_OPS or op == "guard":
-                raise UnsupportedError(
-                    f"the array-API target does not support {op} (a loop, branch or a "
-                    "decision on a value) yet", where=node.where,
-                    hint='use target="numpy" for this function')
+            if op in SUBGRAPH_OPS:        # loops and branches (graphc/control/emit_xp.py)
+                yield nid, XP_CONTROL.get(op, SUBGRAPH_OPS[op].emit)(self, nid)
+                continue
+            if op == "guard":             # a decision the trace took
+                yield nid, guard_lines_xp(self, nid, node)
+                continue
             emitted, prec = self.node_expr(nid, "{out}")
             if isinstance(emitted, str) and self.can_inline(nid, node) \
                     and len(emitted) <= codegen._MAX_INLINE:
@@ -202,6 +216,9 @@ class XpEmitter(codegen.Emitter):
             else:
                 lines = [line.replace("{out}", name) for line in emitted]
             yield nid, lines
+
+
+XpEmitter.body_emitter = XpEmitter     # loop and branch bodies (graphc/control/emit.py)
 
 
 # --- the module -----------------------------------------------------------------------
@@ -255,11 +272,6 @@ def _checks(g, em):
 def generate_module(g, func_name: str, doc: str = "", source_file: str | None = None,
                     signature=None) -> codegen.Module:
     """:func:`graphc.codegen.generate_module` for the array-API target."""
-    if has_guards(g):
-        raise UnsupportedError(
-            "the array-API target does not support code that checks a decision the trace "
-            "took (an `if` on a value)", where=next(g[n].where for n in g if g[n].op == "guard"),
-            hint="use np.where / graphc.cond, or target=\"numpy\"")
     sig = g.signature if signature is None else signature
     em = XpEmitter(g)
     for reserved in (func_name, "xp", "_device", "_device_of", "_namespace", "_check"):

@@ -9,11 +9,13 @@ the generated function resolves the namespace from the arrays (or ``xp=``).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .capture import Spec
-from .compiled import Compiled, _Traced
-from .errors import OptionError, UnsupportedError
+from .compiled import Compiled, _key_of, _Traced
+from .errors import ControlFlowError, OptionError, UnsupportedError
 
 __all__ = ["XpCompiled", "np_dtype_of", "keyable"]
 
@@ -53,6 +55,36 @@ def keyable(x):
     return x
 
 
+_RAW = threading.local()
+
+
+def _same_specs(raw, keyed):
+    try:
+        return _key_of(keyable(raw)) == _key_of(keyed)
+    except Exception:
+        return False
+
+
+def on_host(x):
+    """``x`` with each non-NumPy array copied to a NumPy array (for tracing only)."""
+    t = type(x)
+    if t is dict:
+        return {k: on_host(v) for k, v in x.items()}
+    if t is list or t is tuple:
+        return t(on_host(v) for v in x)
+    if keyable(x) is x or isinstance(x, Spec):
+        return x
+    if hasattr(x, "detach"):                   # torch (any device)
+        return x.detach().cpu().numpy()
+    if type(x).__module__.startswith("array_api_strict"):
+        return np.asarray(x._array)
+    try:
+        return np.asarray(x)
+    except Exception:                          # a tracer (jax.jit), CuPy: its Spec
+        get = getattr(x, "get", None)          # CuPy's copy to the host
+        return get() if callable(get) else keyable(x)
+
+
 def _all_numpy(args):
     for x in args:
         if type(x) is not np.ndarray and keyable(x) is not x:
@@ -83,11 +115,30 @@ class XpCompiled(Compiled):
         return self._entry(tuple(args), kwargs)
 
     def __call__(self, *args, xp=None, **kwargs):
+        _RAW.args = (args, kwargs)      # the arrays themselves, for a trace (see _build)
         try:
             entry = self._xp_entry(args, kwargs)
         except _Traced:             # inside another graphc transform: record into its trace
             return self._inline(args, kwargs)
+        finally:
+            _RAW.args = None
         return entry.fn(*args, xp=xp, **kwargs)
+
+    def _build(self, args, kwargs):
+        """Trace with each foreign array as a Spec of its shape and dtype; when the
+        function decides on a value (an `if`: a guard), once more with the arrays' values
+        (copied to NumPy, once per trace), so the guard is recorded as on the NumPy target."""
+        kwargs = {k: v for k, v in kwargs.items() if k != "xp"}   # (a guard path's retrace)
+        try:
+            return super()._build(keyable(args), keyable(kwargs))
+        except ControlFlowError:
+            raw = getattr(_RAW, "args", None)
+            if raw is not None and _same_specs(raw, (args, kwargs)):
+                args, kwargs = raw
+            hosted = on_host(args), on_host(kwargs)
+            if _key_of(hosted) == _key_of((keyable(args), keyable(kwargs))):
+                raise                   # no values to be had (a tracer, a Spec)
+            return super()._build(*hosted)
 
     def source(self, *args, **kwargs) -> str:
         return self._xp_entry(args, kwargs).source

@@ -28,6 +28,7 @@ from .pytree import flatten, unflatten
 from .tracebacks import hidden_frames
 from .tracing import current_trace
 from .vmap import VmapCompiled
+from .codegen_xp import numpy_target_only
 
 __all__ = ["JacobianCompiled", "HessianCompiled", "jacobian", "jacrev", "jacfwd", "hessian"]
 
@@ -155,7 +156,7 @@ class JacobianCompiled(Compiled):
         return unflatten(out_tdef, per_out)
 
 
-def jacobian(fn, argnums=0, mode="rev"):
+def jacobian(fn, argnums=0, mode="rev", *, target="numpy"):
     """The Jacobian of ``fn``, compiled per signature (as ``jax.jacrev``/``jax.jacfwd``).
 
     ``mode="rev"`` builds it by rows: ``vmap`` of the VJP over the basis of output
@@ -199,10 +200,11 @@ def jacobian(fn, argnums=0, mode="rev"):
            [1., 0.]])
     """
     with hidden_frames():
+        numpy_target_only(target, "graphc.jacobian")   # (graphc/codegen_xp.py)
         return JacobianCompiled(fn, argnums, mode)
 
 
-def jacrev(fn, argnums=0):
+def jacrev(fn, argnums=0, *, target="numpy"):
     """``graphc.jacobian(fn, argnums, mode="rev")``: the Jacobian by rows (reverse mode).
 
     Examples
@@ -215,10 +217,11 @@ def jacrev(fn, argnums=0):
            [0., 2.]]))
     """
     with hidden_frames():
+        numpy_target_only(target, "graphc.jacrev")   # (graphc/codegen_xp.py)
         return JacobianCompiled(fn, argnums, "rev")
 
 
-def jacfwd(fn, argnums=0):
+def jacfwd(fn, argnums=0, *, target="numpy"):
     """``graphc.jacobian(fn, argnums, mode="fwd")``: the Jacobian by columns (forward mode).
 
     Examples
@@ -229,10 +232,11 @@ def jacfwd(fn, argnums=0):
            [0., 6.]])
     """
     with hidden_frames():
+        numpy_target_only(target, "graphc.jacfwd")   # (graphc/codegen_xp.py)
         return JacobianCompiled(fn, argnums, "fwd")
 
 
-def hessian(fn, argnums=0):
+def hessian(fn, argnums=0, *, target="numpy"):
     """The Hessian of a scalar ``fn``: ``jacfwd(jacrev(fn))``, forward over reverse.
 
     Parameters
@@ -257,6 +261,7 @@ def hessian(fn, argnums=0):
            [2., 0.]])
     """
     with hidden_frames():
+        numpy_target_only(target, "graphc.hessian")   # (graphc/codegen_xp.py)
         return HessianCompiled(fn, argnums)
 
 

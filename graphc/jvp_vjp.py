@@ -27,6 +27,7 @@ from .ops.shape import identity
 from .pytree import flatten, unflatten
 from .tracebacks import hidden_frames
 from .tracing import Tracer, current_trace
+from .codegen_xp import numpy_target_only
 
 __all__ = ["JVPCompiled", "VJPCompiled", "VJPFunction", "jvp", "vjp"]
 
@@ -267,7 +268,7 @@ def _traced_vjp(compiled, primals, out, names, ct):
 _MISSING = object()
 
 
-def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
+def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False, target="numpy"):
     """Forward mode: the value of ``fn`` at ``primals`` and its tangent along ``tangents``.
 
     As ``jax.jvp``: the directional derivative ``J(primals) @ tangents`` in one forward
@@ -316,6 +317,7 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
     ...
     """
     with hidden_frames():
+        numpy_target_only(target, "graphc.jvp")   # (graphc/codegen_xp.py)
         missing = (primals is _MISSING) + (tangents is _MISSING)
         if not callable(fn) or missing == 1:
             raise SignatureError("graphc.jvp needs a callable and both primals and tangents (or "
@@ -329,7 +331,7 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False):
         return cached(kind, fn, _has_tracer(primals, tangents))(primals, tangents)
 
 
-def vjp(fn, *primals, has_aux=False):
+def vjp(fn, *primals, has_aux=False, target="numpy"):
     """Reverse mode from any cotangent: ``fn(*primals)`` and its pullback.
 
     As ``jax.vjp``: ``vjp_fn(ct)`` returns ``ct @ J(primals)`` as one cotangent per
@@ -362,6 +364,7 @@ def vjp(fn, *primals, has_aux=False):
     (array([2., 0., 3.]),)
     """
     with hidden_frames():
+        numpy_target_only(target, "graphc.vjp")   # (graphc/codegen_xp.py)
         if not callable(fn):
             raise SignatureError(f"graphc.vjp needs a callable, got {type(fn).__name__}",
                                  where=errors.user_where(),

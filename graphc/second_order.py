@@ -17,6 +17,7 @@ from .ops.shape import stop_gradient as _stop_gradient
 from .pytree import flatten, unflatten
 from .tracebacks import hidden_frames
 from .tracing import Tracer
+from .codegen_xp import numpy_target_only
 
 __all__ = ["hvp", "stop_gradient", "HVPCompiled"]
 
@@ -44,7 +45,7 @@ def _cached(fn):
     return HVPCompiled(fn)
 
 
-def hvp(fn, primals=None, tangents=None):
+def hvp(fn, primals=None, tangents=None, *, target="numpy"):
     """The Hessian-vector product of a scalar function, in one pass.
 
     ``hvp(fn, primals, tangents)`` is ``jvp(grad(fn), primals, tangents)[1]``: the
@@ -76,6 +77,7 @@ def hvp(fn, primals=None, tangents=None):
     array([ 6., 12.])
     """
     with hidden_frames():
+        numpy_target_only(target, "graphc.hvp")   # (graphc/codegen_xp.py)
         if not callable(fn) or (primals is None) != (tangents is None):
             raise SignatureError("graphc.hvp needs a callable and both primals and tangents (or "
                                  "neither)", where=errors.user_where(),

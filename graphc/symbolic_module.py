@@ -69,6 +69,10 @@ def build(compiled, args, kwargs):
         seen.update(s)
     _check_seen(seen, points)
     func_name = entries[0].func_name
+    if getattr(compiled, "target", "numpy") == "array-api":     # (graphc/symbolic_xp.py)
+        from .symbolic_xp import build_xp
+        return build_xp(compiled, entries, points, _variables(names, entries[0].source.split("\n\n\ndef _")[0]), seen,
+                        func_name)
     split = [_split(e.source, func_name) for e in entries]
     texts = [s[0] for s in split]
     variables = _variables(names, texts[0])

@@ -17,6 +17,7 @@ from .errors import ShapeError, SignatureError
 from .pytree import flatten, unflatten
 from .tracebacks import hidden_frames
 from .tracing import Tracer, current_trace
+from .codegen_xp import numpy_target_only
 
 __all__ = ["VmapCompiled", "vmap"]
 
@@ -142,7 +143,7 @@ class VmapCompiled(Compiled):
         return unflatten(out_tdef, placed)
 
 
-def vmap(fn, in_axes=0, out_axes=0):
+def vmap(fn, in_axes=0, out_axes=0, *, target="numpy"):
     """Vectorize a function of one example over a batch axis, as ``jax.vmap``.
 
     Each operation of ``fn`` (traced once on one example) is recorded on the whole
@@ -190,4 +191,5 @@ def vmap(fn, in_axes=0, out_axes=0):
     ...
     """
     with hidden_frames():
+        numpy_target_only(target, "graphc.vmap")   # (graphc/codegen_xp.py)
         return VmapCompiled(fn, in_axes, out_axes)

@@ -10,6 +10,8 @@ array they have just made (NumPy's ``add.at``), never into an argument.
 '''
 from __future__ import annotations
 
+from .codegen_guards import GUARD_HELPERS
+
 __all__ = ["HELPERS", "helpers_for"]
 
 _NAMESPACE = '''
@@ -160,11 +162,26 @@ def _masked_mul(xp, x, w):
     return xp.where(w == 0, xp.zeros((), dtype=x.dtype), x * w)
 '''
 
+_DECIDE = '''
+def _decide(x, kind, where):
+    """The Python value (bool, int, float) of a 0-d array a branch, loop or guard tests.
+    An array without a value yet (a tracer under jax.jit) cannot decide: say so."""
+    try:
+        return kind(x)
+    except Exception as e:
+        if type(e).__module__.split(".")[0] != "jax":
+            raise
+        raise TypeError(
+            f"{where}: this graphc module decides on a value here (a while_loop, cond, switch "
+            "or an `if` on a traced value), which has no value under jax.jit; call the module "
+            "without jax.jit, or keep the decision out of the traced function") from e
+'''
+
 #: {helper name: its source}, in the order they are written.
 HELPERS = {"_namespace": _NAMESPACE, "_device_of": _DEVICE, "_check": _CHECK,
            "_scatter_add": _SCATTER, "_keep_mask": _KEEP, "_last_writes": _LAST,
            "_place": _PLACE, "_add_window": _ADD_WINDOW,
-           "_masked_mul": _MASKED_MUL}
+           "_masked_mul": _MASKED_MUL, "_decide": _DECIDE, "GuardFailed": GUARD_HELPERS}
 _NEEDS = {"_scatter_add": ("_device_of",), "_last_writes": ("_device_of",), "_place": ("_device_of",),
           "_add_window": ("_place", "_device_of")}
 

@@ -45,14 +45,16 @@ LAYERS = {
                   "trace_table trace_loops "
                   "batch_axis batch_axis_index "
                   "codegen_xp xp_helpers "
-                  "numba_fuse codegen_numba",
+                  "numba_fuse codegen_numba "
+                  "control.emit_xp",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
                       "vmap jacobians report trace_display display "
                       "batch_chunks dask "
                       "symbolic_dims symbolic_module "
                       "compiled_xp compiled_numba "
-                      "check_leaves",
+                      "check_leaves "
+                      "symbolic_xp",
     "6 package": "",
 }
 

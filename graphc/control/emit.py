@@ -37,7 +37,7 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=N
     ``(lines, output texts)``; with ``last_expr``, a single output computed by the
     last statement comes back as its expression instead (``while err > tol:``).
     """
-    sub = Emitter(graph, inline=em.inline, names=em.ns)
+    sub = getattr(em, "body_emitter", Emitter)(graph, inline=em.inline, names=em.ns)
     sub.fixed = dict(fixed or {})
     for nid, text in bound.items():
         if isinstance(text, tuple):
@@ -65,6 +65,9 @@ def subgraph_lines(em, graph, bound: dict, indent: str, last_expr=False, fixed=N
         if lines:
             defines[out[-1]] = nid
     em.module_consts.extend(sub.module_consts)
+    for attr in ("const_lines", "data_lines"):     # the array-API emitter's constants
+        if hasattr(em, attr):
+            getattr(em, attr).extend(getattr(sub, attr))
     record = getattr(em, "record_body", None)
     if record is not None:           # the trace's table: values of the body's lines
         record(graph, defines)
