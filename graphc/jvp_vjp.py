@@ -272,10 +272,8 @@ def jvp(fn, primals=_MISSING, tangents=_MISSING, *, has_aux=False, target="numpy
     """Forward mode: the value of ``fn`` at ``primals`` and its tangent along ``tangents``.
 
     As ``jax.jvp``: the directional derivative ``J(primals) @ tangents`` in one forward
-    pass.  Compiled per signature like :func:`graphc.grad`; the generated code follows
-    each forward line with its tangent block, named ``dot_<name>``
-    (``graphc.jvp(f).source(primals, tangents)``).  ``jvp(grad(f), (x,), (v,))`` is a
-    Hessian-vector product.
+    pass, compiled per signature; the generated code follows each forward line with its
+    tangent block, ``dot_<name>`` (``graphc.jvp(f).source(primals, tangents)``).
 
     Parameters
     ----------
