@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from .codegen_guards import guard_text
 from .draw_boxes import const_label as _const_text, is_scalar_const as _scalar_const, layer_text
 from .draw_edges import add_edges, add_seed, pin_floating
-from .draw_layout import (FAMILY_COLORS, LARGE as _LARGE, SEED as _SEED, cluster_id as _cluster_id,
+from .draw_layout import (FAMILY_COLORS, RECOMPUTE_COLOR, LARGE as _LARGE, SEED as _SEED, cluster_id as _cluster_id,
                           collapsed_scopes as _collapsed_scopes, emit_clusters, esc as _esc,
                           esc_label as _esc_label, esc_lines as _esc_lines, group as _group,
                           matching_scope as _matching_scope, order_sections, seed_target,
@@ -39,7 +39,7 @@ __all__ = ["to_dot", "FAMILY_COLORS", "DRAW_OPTIONS", "INSTALL_HINT"]
 _PLUMBING_AUTO = 40
 _PLUMBING_OPS = {"reshape", "transpose", "contiguous", "expand_dims", "squeeze", "astype",
                  "identity", "broadcast_to"}
-_RECOMPUTE = {"color": "#7c3aed", "penwidth": "2"}   # a checkpoint's recomputed forward node
+_RECOMPUTE = {"color": RECOMPUTE_COLOR, "penwidth": "2"}   # a checkpoint's recomputed forward node
 
 INSTALL_HINT = ("install Graphviz's `dot` program: `sudo apt-get install graphviz` (Debian/Ubuntu), "
                 "`brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`; "

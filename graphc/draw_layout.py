@@ -19,6 +19,7 @@ __all__ = ["legend_label", "value_text", "tooltip", "seed_roots", "seed_target",
            "order_sections", "emit_clusters", "esc", "esc_label", "esc_lines", "cluster_id",
            "collapsed_scopes", "matching_scope", "group", "FAMILY_COLORS"]
 
+RECOMPUTE_COLOR = "#7c3aed"     # graphc.checkpoint's recomputed nodes (draw.py) and their legend cell
 FAMILY_COLORS = {
     "input": "#fde68a", "parameter": "#fbbf24", "const": "#f3f4f6", "output": "#86efac",
     "elementwise": "#bfdbfe", "reduce": "#c7d2fe", "shape": "#e5e7eb", "linalg": "#fca5a5",
@@ -58,7 +59,7 @@ def legend_label(families, colors, show_backward, title="") -> str:
         cells.append('<td cellpadding="3"><font color="#9ca3af">- - reads a forward value</font>'
                      '</td>')
     if "recomputed" in families:        # graphc.checkpoint's recomputed forward nodes
-        cells.append('<td cellpadding="3"><font color="#7c3aed">▭ recomputed (checkpoint)</font>'
+        cells.append(f'<td cellpadding="3"><font color="{RECOMPUTE_COLOR}">▭ recomputed (checkpoint)</font>'
                      '</td>')
     row = ('<table border="0" cellspacing="4" cellborder="0"><tr>'
            + "".join(cells) + "</tr></table>")
