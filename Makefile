@@ -64,7 +64,7 @@ fuzz: venv dot
 bench: venv
 	$(BIN)/pip install -q torch==2.13.0 || echo "warning: torch install failed; benchmarking without torch"
 	$(BIN)/pip install -q jax jaxlib autograd || echo "warning: jax/autograd install failed; benchmarking without them"
-	$(BIN)/python benchmarks/run.py --docs docs/performance.md
+	$(BIN)/python benchmarks/run.py --settings --docs docs/performance.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

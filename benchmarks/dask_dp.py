@@ -108,6 +108,28 @@ def report(r):
     return "\n".join(lines)
 
 
+HEADER = ["", "median", "min", "max", "Dask / one process"]
+
+
+def section(quick, log):
+    """``run.py --only dask`` (and ``make bench``): (rows, raw); skipped without Dask."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        log("  dask: distributed is not installed (pip install 'graphc[dask]'); skipped")
+        return [["not run: dask/distributed not installed", "", "", "", ""]], {}
+    r = run(8192 if quick else 65536, 2, 3 if quick else 7, 2)
+    one, dist = statistics.median(r["one_s"]), statistics.median(r["dask_s"])
+    paired = statistics.median(d / o for d, o in zip(r["dask_s"], r["one_s"]))
+    r.update(ratio_median=dist / one, ratio_median_pair=paired)
+    rows = [[f"one process (graphc.value_and_grad), batch {r['batch']:,}", f"{one * 1e3:.0f} ms",
+             f"{min(r['one_s']) * 1e3:.0f} ms", f"{max(r['one_s']) * 1e3:.0f} ms", ""],
+            [f"graphc.dask.value_and_grad, {r['workers']} workers, chunks {r['chunks']}",
+             f"{dist * 1e3:.0f} ms", f"{min(r['dask_s']) * 1e3:.0f} ms",
+             f"{max(r['dask_s']) * 1e3:.0f} ms", f"{dist / one:.2f}x (paired {paired:.2f}x)"]]
+    return rows, r
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=65536)

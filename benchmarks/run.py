@@ -59,6 +59,7 @@ _early_threads()
 import numpy as np  # noqa: E402
 
 import graphc  # noqa: E402
+from benchmarks import goals  # noqa: E402
 from benchmarks import peers  # noqa: E402
 from benchmarks import rnn as R  # noqa: E402
 from benchmarks import sections  # noqa: E402
@@ -573,6 +574,9 @@ def main(argv=None):
                     help="pin BLAS / torch / XLA threads (default: leave each library's default)")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                     help="first wait up to SECONDS for other processes to go idle (shared machines)")
+    ap.add_argument("--settings", action="store_true",
+                    help="also rerun the goals' workloads with one thread and with glibc's malloc "
+                         "thresholds raised (subprocesses; make bench) for issue 18's goal table")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.md"))
     ap.add_argument("--docs", default=None, metavar="PATH",
                     help="also write the report into PATH's results section (make bench: "
@@ -687,6 +691,17 @@ def main(argv=None):
     sections.add_sections(only, cfg.quick, log, parts, raw, md_table)
     parts += ["## Goals (issues 7 and 15)", "",
               md_table(["goal", "measured", "status"], goal_rows(results, raw)), ""]
+    runs = {"default threads": json.loads(json.dumps(raw, default=str))}
+    if cfg.settings:
+        for setting in goals.SETTINGS:
+            runs[setting] = raw[f"settings: {setting}"] = goals.rerun(setting, cfg.quick, log)
+    parts += ["## Goals (issues 17 and 18)", "",
+              "Columns: this run (each library's default threads, glibc's default malloc)"
+              + (", the goals' workloads rerun with one thread, and rerun with glibc's "
+                 "`MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` raised (benchmarks/goals.py)"
+                 if cfg.settings else "; `--settings` adds one thread and raised malloc thresholds")
+              + ". A goal is met when it is met in every column that measured it.", "",
+              goals.table(runs, md_table), ""]
 
     others = monitor.others()
     load_note = []

@@ -21,6 +21,11 @@ SECTIONS = {
                    "tracemalloc peak of one call (min of 3); kept for backward / recomputed "
                    "values / FLOPs: graph.cost() (saved_bytes, recomputed_bytes, "
                    "recomputed_flops); time: median, variants interleaved."),
+    "dask": ("benchmarks.dask_dp", "Data parallel on Dask (graphc.dask.value_and_grad)",
+             "The MLP 784-256-128-10 gradient (mean cross-entropy, float32) on a LocalCluster of "
+             "2 single-threaded workers against one process with BLAS's default threads, "
+             "interleaved; the two results are checked equal first. On a machine with 2 cores "
+             "the one process already uses both, so a speed-up needs more cores (issue 17)."),
 }
 
 
