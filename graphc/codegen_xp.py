@@ -24,6 +24,7 @@ from .ir import SUBGRAPH_OPS
 from .precedence import prec_of
 from .primitive import REGISTRY
 from .xp_emit import emit_xp, xp_dtype, xp_form
+from .xp_closure import closure_lines, closure_params
 from .xp_helpers import helpers_for
 
 __all__ = ["generate_module", "TARGETS", "check_target", "xp_const_text", "numpy_target_only"]
@@ -222,13 +223,14 @@ XpEmitter.body_emitter = XpEmitter     # loop and branch bodies (graphc/control/
 
 
 # --- the module -----------------------------------------------------------------------
-def _def_line(def_line: str) -> str:
-    """``def f(x, y):`` with a keyword-only ``xp=None`` added (before ``**kwargs``)."""
+def _def_line(def_line: str, extra=()) -> str:
+    """``def f(x, y):`` with keyword-only ``extra`` parameters (the closed-over arrays)
+    and ``xp=None`` added (before ``**kwargs``)."""
     head, _, params = def_line[:-2].partition("(")
     parts = [p.strip() for p in params.split(", ")] if params.strip() else []
     at = next((i for i, p in enumerate(parts) if p.startswith("**")), len(parts))
     star = any(p == "*" or p.startswith("*") and not p.startswith("**") for p in parts)
-    parts[at:at] = (["xp=None"] if star else ["*", "xp=None"])
+    parts[at:at] = ([] if star else ["*"]) + list(extra) + ["xp=None"]
     return f"{head}({', '.join(parts)}):"
 
 
@@ -277,11 +279,7 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     for reserved in (func_name, "xp", "_device", "_device_of", "_namespace", "_check"):
         em.ns.reserve(reserved)
     unpack = codegen._reserve_inputs(g, em, sig)
-    if codegen._closure_nodes(g):
-        raise UnsupportedError(
-            "the array-API target cannot read arrays the function closes over",
-            where=g[codegen._closure_nodes(g)[0]].where,
-            hint="pass the array as an argument")
+    closure = [(nid, em.name[nid]) for nid in codegen._closure_nodes(g)]
     body = codegen._body_lines(em, free=True, reuse=False)   # del, never out=
     ret = _return_expr(g, em)
     arrays = [em.name[n] for n in g.inputs if not g[n].weak]
@@ -293,7 +291,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
         head += [""] + em.data_lines + [""]
     defaults: list = []
     bound: dict = {}
-    def_line = _def_line(codegen._def_line(g, sig, func_name, defaults, em.ns, bound))
+    def_line = codegen._def_line(g, sig, func_name, defaults, em.ns, bound)
+    def_line = _def_line(def_line, closure_params(g, em, closure, defaults, bound))
     blank, bindings = set(), {}
     if defaults:
         start = len(head) + 1
@@ -308,8 +307,13 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     for check in _checks(g, em):
         blank.add(len(lines))
         lines.append("    " + check)
-    if re.search(r"\b_device\b", "\n".join(em.const_lines + body + [ret])):
+    convert = closure_lines(g, closure)
+    if re.search(r"\b_device\b", "\n".join(convert + em.const_lines + body + [ret])):
         lines.append(f"    _device = _device_of({arrays[0]})" if arrays else "    _device = None")
+    for line in convert:
+        if line.startswith("_check("):
+            blank.add(len(lines))
+        lines.append("    " + line)
     lines += ["    " + c for c in em.const_lines]
     lines += body
     if body and body[-1].strip() and any(line.strip().startswith("# grad of") for line in body):
@@ -319,7 +323,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     text = "\n".join(lines)
     lines += ["", ""] + helpers_for(text)
     fast = ["" if i in blank else line for i, line in enumerate(lines)]
-    return codegen.Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings, [], body_end)
+    return codegen.Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
+                          [(name, nid) for nid, name in closure], body_end)
 
 
 def _np_free(line):
