@@ -21,6 +21,7 @@ from . import codegen
 from .control.emit_xp import XP_CONTROL, guard_lines_xp
 from .errors import UnsupportedError
 from .ir import SUBGRAPH_OPS
+from .ops.xp_index import FLAT_INDEX_HELPER
 from .precedence import prec_of
 from .primitive import REGISTRY
 from .xp_emit import emit_xp, xp_dtype, xp_form
@@ -322,6 +323,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     body_end = len(lines)
     text = "\n".join(lines)
     lines += ["", ""] + helpers_for(text)
+    if "_flat_index(" in text:              # several integer arrays (graphc/ops/xp_index.py)
+        lines += ["", ""] + FLAT_INDEX_HELPER.strip().splitlines()
     fast = ["" if i in blank else line for i, line in enumerate(lines)]
     return codegen.Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
                           [(name, nid) for nid, name in closure], body_end)

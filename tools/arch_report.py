@@ -34,7 +34,7 @@ LAYERS = {
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding ops.basics ops.guard "
-             "ops.array_api ops.xp_einsum",
+             "ops.array_api ops.xp_einsum ops.xp_index",
     "3 tracing": "tracing name_pause symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
                  "custom control control.body control.scan control.while_ control.branches control.tangents "
                  "custom_batch batch_rules batch_index batching batch_loops",

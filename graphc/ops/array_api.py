@@ -128,10 +128,13 @@ def _index(x, spec, arrays, shape_of, idx_shapes=None):
             return (f"xp.reshape(xp.take({x}, xp.reshape({arrays[spec[at][1]]}, (-1,)), "
                     f"axis={at}), {shape!r})")
         return f"xp.take({x}, {arrays[spec[at][1]]}, axis={at})"
-    raise UnsupportedError("this indexing (integer arrays mixed with slices, None or several "
-                           "arrays that do not index every axis) has no array-API form",
-                           hint="index every axis with integer arrays, or one axis with one "
-                                "1-d integer array and the others with ':'")
+    if idx_shapes is None:
+        raise UnsupportedError("this indexing (integer arrays mixed with slices, None or several "
+                               "arrays that do not index every axis) has no array-API form",
+                               hint="index every axis with integer arrays, or one axis with one "
+                                    "1-d integer array and the others with ':'")
+    from .xp_index import advanced_index
+    return advanced_index(x, spec, arrays, shape_of, idx_shapes)
 
 
 def getitem(e, *, spec):
