@@ -27,6 +27,7 @@ from .primitive import REGISTRY
 from .xp_emit import emit_xp, xp_dtype, xp_form
 from .xp_closure import closure_lines, closure_params
 from .xp_helpers import helpers_for
+from .xp_partition import check_partition
 
 __all__ = ["generate_module", "TARGETS", "check_target", "xp_const_text", "numpy_target_only"]
 
@@ -127,10 +128,12 @@ def _casts(prim, op, avals, aval):
             else want for i, a in enumerate(avals)]
 
 
-#: NumPy dtypes the standard has (float16, longdouble and the rest have no array-API form).
+#: NumPy dtypes with an array-API form: the standard's, and float16, which the standard
+#: lacks but NumPy, CuPy, PyTorch and JAX have (a module using it checks at entry that
+#: the namespace has it); longdouble and the rest have none.
 XP_DTYPES = frozenset(np.dtype(n) for n in (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float32", "float64", "complex64", "complex128"))
+    "float16", "float32", "float64", "complex64", "complex128"))
 
 
 def _check_dtype(dtype, where=None):
@@ -162,6 +165,8 @@ class XpEmitter(codegen.Emitter):
                 'for target="array-api"', where=node.where,
                 hint='use target="numpy" (the default), or add array_api= to the record '
                      "of this primitive (docs/architecture.md, 'Array-API emission')")
+        if node.op == "partition_perm":       # its kth places only (graphc/xp_partition.py)
+            check_partition(self.g, nid)
         args = node.args
         avals = [self.g.aval(a) for a in args]
         for a in avals + [self.g.aval(nid)]:
@@ -240,6 +245,10 @@ def _entry_lines(g, em, arrays):
     lines = ["if xp is None:",
              f"    xp = _namespace({', '.join(arrays)})"]
     low = any(g[n].dtype.kind == "f" and g[n].dtype.itemsize < 8 for n in g)
+    if any(g[n].dtype == np.float16 for n in g):
+        lines += ["if not hasattr(xp, 'float16'):",
+                  "    raise TypeError(f'{xp.__name__} has no float16 (the array API standard "
+                  "has none); this code computes in float16')"]
     if not low:
         lines += [f"{em.name[n]} = xp.asarray({em.name[n]}, dtype=xp.float64)"
                   for n in g.inputs if g[n].weak and g[n].dtype.kind == "f" and g[n].shape == ()]

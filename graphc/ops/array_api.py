@@ -18,7 +18,7 @@ from ..xp_emit import xp_dtype
 __all__ = ["reshape", "transpose", "concatenate", "reduce", "bool_reduce", "arg_reduce",
            "getitem", "scatter_add", "setitem", "put_along_axis", "log_softmax", "masked_mul",
            "bernoulli", "round_", "rint", "fmod", "step", "reciprocal", "cumulative", "im2col", "col2im", "max_pool", "max_pool_mask",
-           "unpool", "pool_select", "argsort", "slogdet", "cholesky", "tril_scaled",
+           "unpool", "pool_select", "argsort", "partition_perm", "slogdet", "cholesky", "tril_scaled",
            "logaddexp_weight", "heaviside", "fmax", "fmin"]
 
 
@@ -311,6 +311,12 @@ def logaddexp_weight(e, *, base2):
 
 
 def argsort(e, *, axis, kind):
+    return f"xp.argsort({e.args[0]}, axis={axis}, stable=True)"
+
+
+def partition_perm(e, *, kth, axis):
+    """The permutation that sorts, which is NumPy's partition order at the kth places:
+    emitted only where the graph reads those places alone (graphc/xp_partition.py)."""
     return f"xp.argsort({e.args[0]}, axis={axis}, stable=True)"
 
 
