@@ -104,16 +104,6 @@ def _refused(name, case, err):
         raise err
 
 
-def _uses_float16(name, case):
-    """Whether the sample computes in float16 (which array_api_strict lacks)."""
-    prim = REGISTRY[name]
-
-    def apply(*xs):
-        return prim(*xs, **case.params)
-    g = graphc.compile(apply).graph(*case.args)
-    return any(g[n].dtype == np.float16 for n in g)
-
-
 def _run(name, case, convert):
     prim = REGISTRY[name]
 
@@ -430,7 +420,8 @@ def test_refusals_are_clear():
 
     def closes(x):      # closed-over arrays work now: tests/test_xp_breadth.py
         return x * w
-    assert graphc.compile(closes, target="array-api")(np.ones(3)).tolist() == [1.0] * 3
+    got = graphc.compile(closes, target="array-api")(np.ones(3))
+    assert got.tolist() == [1.0] * 3
     with pytest.raises(OptionError, match="check_finite"):
         graphc.grad(np.sin, target="array-api", check_finite=True)
 
@@ -505,3 +496,13 @@ def test_program_on_torch_cuda():
     got = vg(*_tree(lambda a: torch.asarray(np.array(a), device="cuda")
                     if isinstance(a, (np.ndarray, np.generic)) else a, args))
     _close(got, want, 1e-12)
+
+
+def _uses_float16(name, case):
+    """Whether the sample computes in float16 (which array_api_strict lacks)."""
+    prim = REGISTRY[name]
+
+    def apply(*xs):
+        return prim(*xs, **case.params)
+    g = graphc.compile(apply).graph(*case.args)
+    return any(g[n].dtype == np.float16 for n in g)
