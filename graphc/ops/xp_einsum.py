@@ -43,7 +43,8 @@ class _Operand:
     def permute(self, labels):
         if labels != self.labels:
             perm = tuple(self.labels.index(lab) for lab in labels)
-            self.text = f"xp.permute_dims({self.text}, {perm!r})"
+            self.text = f"xp.matrix_transpose({self.text})" if perm == (1, 0) else \
+                f"xp.permute_dims({self.text}, {perm!r})"
             self.unshaped = None
             self.shape = [self.shape[i] for i in perm]
             self.labels = list(labels)
@@ -95,10 +96,15 @@ def _prepare(op, sizes, needed):
     op.sum_out([lab for lab in op.labels if lab not in needed])
 
 
-def _pair(a, b, keep):
-    """``a`` and ``b`` contracted over the labels they share that ``keep`` lacks."""
+def _pair(a, b, keep, order=None):
+    """``a`` and ``b`` contracted over the labels they share that ``keep`` lacks (with
+    ``order``, the output's labels: the operands swapped when that saves a transpose)."""
     a.sum_out([lab for lab in a.labels if lab not in b.labels and lab not in keep])
     b.sum_out([lab for lab in b.labels if lab not in a.labels and lab not in keep])
+    afree = [lab for lab in a.labels if lab not in b.labels]
+    bfree = [lab for lab in b.labels if lab not in a.labels]
+    if order and afree and bfree and order.index(bfree[0]) < order.index(afree[0]):
+        a, b = b, a
     if not a.labels or not b.labels:                   # a scalar: a plain product
         labels = a.labels + b.labels
         return _Operand(f"{_atom(a.text)} * {_atom(b.text)}", labels, a.shape + b.shape)
@@ -155,7 +161,7 @@ def einsum_xp(e, *, spec, blas=False):
     acc = ops[0]
     for k in range(1, len(ops)):
         keep = set(out).union(*ins[k + 1:])
-        acc = _pair(acc, ops[k], keep)
+        acc = _pair(acc, ops[k], keep, list(out) if k == len(ops) - 1 else None)
         if k < len(ops) - 1:
             lines.append(f"{e.out} = {acc.text}")
             acc = _Operand(e.out, acc.labels, acc.shape)
