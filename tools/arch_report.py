@@ -50,7 +50,7 @@ LAYERS = {
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
                       "vmap jacobians report trace_display display "
-                      "batch_chunks dask "
+                      "batch_chunks dask_aux dask "
                       "symbolic_dims symbolic_module "
                       "compiled_xp compiled_numba "
                       "check_leaves "
