@@ -315,3 +315,38 @@ def test_mixed_indexing_with_runtime_indices():
 def test_golden_mixed_index_array_api():
     _golden("mixed_index_value_and_grad_array_api.py",
             graphc.value_and_grad(mixed_index_loss, target=XP).source(RNG.normal(size=(3, 4, 5))))
+
+
+# --- named dimensions: Jacobians and Hessians (NumPy target) ----------------------------------
+def _sym_loss(w, x):
+    return np.mean(np.tanh(x @ w) ** 2) + np.sum(x ** 3) / x.shape[0]
+
+
+def _sym_map(w, x):
+    return np.tanh(x @ w) * np.sum(x, axis=1)
+
+
+SYMBOLIC = {
+    "hessian-w": lambda: graphc.hessian(_sym_loss),
+    "hessian-x": lambda: graphc.hessian(_sym_loss, argnums=1),
+    "hessian-both": lambda: graphc.hessian(_sym_loss, argnums=(0, 1)),
+    "jacfwd-x": lambda: graphc.jacfwd(_sym_map, argnums=1),
+    "jacrev-x": lambda: graphc.jacrev(_sym_map, argnums=1),
+    "jacfwd-w": lambda: graphc.jacfwd(_sym_map),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYMBOLIC))
+def test_jacobians_with_named_dimensions(name, tmp_path):
+    w = np.array([0.3, -0.2, 0.5])
+    path = tmp_path / "jac.py"
+    graphc.export(SYMBOLIC[name](), w, graphc.Spec(("n", 3), "float64"), path=str(path))
+    text = path.read_text()
+    ns: dict = {}
+    exec(compile(text, str(path), "exec"), ns)
+    fn = next(v for k, v in ns.items() if k.endswith(("_hessian", "_jacfwd", "_jacrev")))
+    for n in (1, 4, 9):
+        x = np.random.default_rng(n).normal(size=(n, 3))
+        _same(fn(w, x), SYMBOLIC[name]()(w, x))
+    if name.endswith("-x"):
+        assert "np.eye(n" in text.split("def ")[1]          # the basis, made from n inside
