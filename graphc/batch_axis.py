@@ -35,7 +35,7 @@ from .errors import UnsupportedError
 from .primitive import REGISTRY
 
 __all__ = ["BatchAxisError", "FREE", "FREE_N", "Row", "Red", "Proof", "prove",
-           "refuse"]
+           "output_states", "refuse"]
 
 
 class BatchAxisError(UnsupportedError):
@@ -98,6 +98,18 @@ def prove(g, batch_inputs, sized=frozenset(), label="graphc.dask") -> Proof:
         return _walk(g, batch_inputs, sized, label, env, live)
     finally:
         _ROWS.reset(token)
+
+
+def output_states(g, batch_inputs, sized=frozenset(), label="graphc.dask") -> list:
+    """:func:`prove` of the loss (``g``'s first output), and the state of every output
+    (a ``has_aux`` function's auxiliary values: graphc/dask_aux.py)."""
+    env = {}
+    token = _ROWS.set(next((g[n].shape[0] for n in g.inputs if n in batch_inputs), 1))
+    try:
+        _walk(g, batch_inputs, sized, label, env, _live(g))
+    finally:
+        _ROWS.reset(token)
+    return [env[n] for n in g.outputs]
 
 
 def _walk(g, batch_inputs, sized, label, env, live):

@@ -93,10 +93,13 @@ def batch_specs(args, batch_argnums, rows):
     return out
 
 
-def prove_split(fn, args, batch_argnums, rows, label="graphc.dask") -> dict:
+def prove_split(fn, args, batch_argnums, rows, label="graphc.dask", kwargs=None,
+                states=None) -> dict:
     """``{chunk rows: weight}`` for chunks of ``rows`` rows (a list, in order) of the
     batch arguments at ``batch_argnums``, after proving that ``fn``'s loss is a sum
-    or mean of per-example terms (:func:`graphc.batch_axis.prove`)."""
+    or mean of per-example terms (:func:`graphc.batch_axis.prove`).  ``kwargs``: the
+    keyword arguments (static values, NumPy arrays) passed to every chunk; ``states``, a
+    dict to fill with ``{rows: (graph, the states of its outputs)}`` (graphc/dask_aux.py)."""
     from .api import trace
     from .batch_axis import prove
     from .capture import def_where
@@ -106,7 +109,7 @@ def prove_split(fn, args, batch_argnums, rows, label="graphc.dask") -> dict:
         counts[int(r)] = counts.get(int(r), 0) + 1
 
     def graph(n):
-        g = trace(fn, *batch_specs(args, batch_argnums, n))
+        g = trace(fn, *batch_specs(args, batch_argnums, n), **(kwargs or {}))
         ins = {nid for nid, path in zip(g.inputs, g.signature.leaf_paths)
                if len(path) == 1 and path[0] in batch_argnums}
         return g, ins
@@ -122,4 +125,9 @@ def prove_split(fn, args, batch_argnums, rows, label="graphc.dask") -> dict:
               for r, g in graphs.items()}
     if total in counts:
         proofs[total] = full
+    if states is not None:
+        from .batch_axis import output_states
+        for r, g in [(total, g_full)] + list(graphs.items()):
+            sz = sized if r == total else frozenset(compare(g_full, g, label))
+            states[r] = (g, output_states(g, ins, frozenset(sz), label))
     return chunk_weights(full, proofs, counts, label, where=def_where(fn))

@@ -21,10 +21,13 @@ from . import codegen
 from .control.emit_xp import XP_CONTROL, guard_lines_xp
 from .errors import UnsupportedError
 from .ir import SUBGRAPH_OPS
+from .ops.xp_index import FLAT_INDEX_HELPER
 from .precedence import prec_of
 from .primitive import REGISTRY
 from .xp_emit import emit_xp, xp_dtype, xp_form
+from .xp_closure import closure_lines, closure_params
 from .xp_helpers import helpers_for
+from .xp_partition import check_partition
 
 __all__ = ["generate_module", "TARGETS", "check_target", "xp_const_text", "numpy_target_only"]
 
@@ -125,10 +128,12 @@ def _casts(prim, op, avals, aval):
             else want for i, a in enumerate(avals)]
 
 
-#: NumPy dtypes the standard has (float16, longdouble and the rest have no array-API form).
+#: NumPy dtypes with an array-API form: the standard's, and float16, which the standard
+#: lacks but NumPy, CuPy, PyTorch and JAX have (a module using it checks at entry that
+#: the namespace has it); longdouble and the rest have none.
 XP_DTYPES = frozenset(np.dtype(n) for n in (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float32", "float64", "complex64", "complex128"))
+    "float16", "float32", "float64", "complex64", "complex128"))
 
 
 def _check_dtype(dtype, where=None):
@@ -160,6 +165,8 @@ class XpEmitter(codegen.Emitter):
                 'for target="array-api"', where=node.where,
                 hint='use target="numpy" (the default), or add array_api= to the record '
                      "of this primitive (docs/architecture.md, 'Array-API emission')")
+        if node.op == "partition_perm":       # its kth places only (graphc/xp_partition.py)
+            check_partition(self.g, nid)
         args = node.args
         avals = [self.g.aval(a) for a in args]
         for a in avals + [self.g.aval(nid)]:
@@ -222,13 +229,14 @@ XpEmitter.body_emitter = XpEmitter     # loop and branch bodies (graphc/control/
 
 
 # --- the module -----------------------------------------------------------------------
-def _def_line(def_line: str) -> str:
-    """``def f(x, y):`` with a keyword-only ``xp=None`` added (before ``**kwargs``)."""
+def _def_line(def_line: str, extra=()) -> str:
+    """``def f(x, y):`` with keyword-only ``extra`` parameters (the closed-over arrays)
+    and ``xp=None`` added (before ``**kwargs``)."""
     head, _, params = def_line[:-2].partition("(")
     parts = [p.strip() for p in params.split(", ")] if params.strip() else []
     at = next((i for i, p in enumerate(parts) if p.startswith("**")), len(parts))
     star = any(p == "*" or p.startswith("*") and not p.startswith("**") for p in parts)
-    parts[at:at] = (["xp=None"] if star else ["*", "xp=None"])
+    parts[at:at] = ([] if star else ["*"]) + list(extra) + ["xp=None"]
     return f"{head}({', '.join(parts)}):"
 
 
@@ -237,6 +245,10 @@ def _entry_lines(g, em, arrays):
     lines = ["if xp is None:",
              f"    xp = _namespace({', '.join(arrays)})"]
     low = any(g[n].dtype.kind == "f" and g[n].dtype.itemsize < 8 for n in g)
+    if any(g[n].dtype == np.float16 for n in g):
+        lines += ["if not hasattr(xp, 'float16'):",
+                  "    raise TypeError(f'{xp.__name__} has no float16 (the array API standard "
+                  "has none); this code computes in float16')"]
     if not low:
         lines += [f"{em.name[n]} = xp.asarray({em.name[n]}, dtype=xp.float64)"
                   for n in g.inputs if g[n].weak and g[n].dtype.kind == "f" and g[n].shape == ()]
@@ -277,11 +289,7 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     for reserved in (func_name, "xp", "_device", "_device_of", "_namespace", "_check"):
         em.ns.reserve(reserved)
     unpack = codegen._reserve_inputs(g, em, sig)
-    if codegen._closure_nodes(g):
-        raise UnsupportedError(
-            "the array-API target cannot read arrays the function closes over",
-            where=g[codegen._closure_nodes(g)[0]].where,
-            hint="pass the array as an argument")
+    closure = [(nid, em.name[nid]) for nid in codegen._closure_nodes(g)]
     body = codegen._body_lines(em, free=True, reuse=False)   # del, never out=
     ret = _return_expr(g, em)
     arrays = [em.name[n] for n in g.inputs if not g[n].weak]
@@ -293,7 +301,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
         head += [""] + em.data_lines + [""]
     defaults: list = []
     bound: dict = {}
-    def_line = _def_line(codegen._def_line(g, sig, func_name, defaults, em.ns, bound))
+    def_line = codegen._def_line(g, sig, func_name, defaults, em.ns, bound)
+    def_line = _def_line(def_line, closure_params(g, em, closure, defaults, bound))
     blank, bindings = set(), {}
     if defaults:
         start = len(head) + 1
@@ -308,8 +317,13 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     for check in _checks(g, em):
         blank.add(len(lines))
         lines.append("    " + check)
-    if re.search(r"\b_device\b", "\n".join(em.const_lines + body + [ret])):
+    convert = closure_lines(g, closure)
+    if re.search(r"\b_device\b", "\n".join(convert + em.const_lines + body + [ret])):
         lines.append(f"    _device = _device_of({arrays[0]})" if arrays else "    _device = None")
+    for line in convert:
+        if line.startswith("_check("):
+            blank.add(len(lines))
+        lines.append("    " + line)
     lines += ["    " + c for c in em.const_lines]
     lines += body
     if body and body[-1].strip() and any(line.strip().startswith("# grad of") for line in body):
@@ -318,8 +332,11 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     body_end = len(lines)
     text = "\n".join(lines)
     lines += ["", ""] + helpers_for(text)
+    if "_flat_index(" in text:              # several integer arrays (graphc/ops/xp_index.py)
+        lines += ["", ""] + FLAT_INDEX_HELPER.strip().splitlines()
     fast = ["" if i in blank else line for i, line in enumerate(lines)]
-    return codegen.Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings, [], body_end)
+    return codegen.Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
+                          [(name, nid) for nid, name in closure], body_end)
 
 
 def _np_free(line):

@@ -122,7 +122,27 @@ class XpCompiled(Compiled):
             return self._inline(args, kwargs)
         finally:
             _RAW.args = None
+        if entry.closure:
+            return self._call_closed(entry, args, kwargs, xp)
         return entry.fn(*args, xp=xp, **kwargs)
+
+    def _call_closed(self, entry, args, kwargs, xp):
+        """``entry`` called with the current contents of the arrays it closes over (the
+        module converts them to the call's namespace); a closed-over array that changed
+        shape or dtype, or is no NumPy array any more, makes the code stale: trace again."""
+        current = closed_over(entry)
+        if current is None:
+            self.cache_clear()
+            _RAW.args = (args, kwargs)
+            try:
+                entry = self._xp_entry(args, kwargs)
+            finally:
+                _RAW.args = None
+            current = closed_over(entry)
+            if current is None:
+                raise ValueError(f"{self.__name__}: a closed-over array changed while it was "
+                                 "being compiled")
+        return entry.fn(*args, xp=xp, **kwargs, **current)
 
     def _build(self, args, kwargs):
         """Trace with each foreign array as a Spec of its shape and dtype; when the
@@ -145,6 +165,21 @@ class XpCompiled(Compiled):
 
     def graph(self, *args, **kwargs):
         return self._xp_entry(args, kwargs).graph
+
+
+def closed_over(entry):
+    """{parameter: current array} of the arrays ``entry`` closes over, or None when one
+    no longer has the shape and dtype it was traced with."""
+    current = {}
+    for kw, cell, (shape, dtype) in entry.closure:
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            return None
+        if type(value) is not np.ndarray or value.shape != shape or value.dtype != dtype:
+            return None
+        current[kw] = value
+    return current
 
 
 def _require_compat():

@@ -29,7 +29,8 @@ from .errors import OptionError, SignatureError, user_where
 __all__ = ["value_and_grad", "DaskValueAndGrad", "BatchAxisError"]
 
 
-def value_and_grad(fn, argnums=0, batch_argnums=(1,), client=None, *, split_every=4):
+def value_and_grad(fn, argnums=0, batch_argnums=(1,), client=None, *, split_every=4,
+                   has_aux=False):
     """Data-parallel ``graphc.value_and_grad`` over Dask arrays chunked along axis 0.
 
     Parameters
@@ -48,14 +49,22 @@ def value_and_grad(fn, argnums=0, batch_argnums=(1,), client=None, *, split_ever
         scheduler (threads unless ``dask.config`` says otherwise).
     split_every : int, default 4
         Fan-in of the tree sum of the chunks' results.
+    has_aux : bool, default False
+        ``fn`` returns ``(loss, aux)``; the call then returns ``((value, aux), grads)``.
+        Each leaf of ``aux`` is joined from the chunks by what the graph proves it is:
+        per example (concatenated along its example axis), linear in sums over
+        examples like the loss (weighted and summed), or independent of the batch
+        (taken once); anything else is a BatchAxisError (graphc/dask_aux.py).
 
     Returns
     -------
     DaskValueAndGrad
-        Called with ``fn``'s arguments (positional), returns ``(value, grads)`` as
-        NumPy values, equal to ``graphc.value_and_grad(fn, argnums)`` on the whole
-        batch.  The proof, the chunk weights and the generated modules are made once
-        per chunking and kept.
+        Called with ``fn``'s arguments, returns ``(value, grads)`` as NumPy values,
+        equal to ``graphc.value_and_grad(fn, argnums)`` on the whole batch.  The batch
+        arguments are positional; keyword arguments (static values such as
+        ``reduction="mean"``, and NumPy arrays) go to every chunk unchanged, and a
+        Dask array passed by keyword is a SignatureError.  The proof, the chunk
+        weights and the generated modules are made once per chunking and kept.
 
     Raises
     ------
@@ -77,13 +86,13 @@ def value_and_grad(fn, argnums=0, batch_argnums=(1,), client=None, *, split_ever
     >>> bool(np.isclose(value, v1)), bool(np.allclose(g, g1))
     (True, True)
     """
-    return DaskValueAndGrad(fn, argnums, batch_argnums, client, split_every)
+    return DaskValueAndGrad(fn, argnums, batch_argnums, client, split_every, has_aux)
 
 
 class DaskValueAndGrad:
     """What :func:`value_and_grad` returns: call it like the loss."""
 
-    def __init__(self, fn, argnums, batch_argnums, client, split_every):
+    def __init__(self, fn, argnums, batch_argnums, client, split_every, has_aux=False):
         from .api import value_and_grad as _value_and_grad
         if isinstance(batch_argnums, (int, np.integer)) and not isinstance(batch_argnums, bool):
             batch_argnums = (int(batch_argnums),)
@@ -96,7 +105,8 @@ class DaskValueAndGrad:
                               f"got {split_every!r}")
         self._fn, self._argnums, self._batch = fn, normalize_argnums(argnums), batch_argnums
         self._client, self._split_every = client, split_every
-        self._vg = _value_and_grad(fn, argnums)
+        self._has_aux = bool(has_aux)
+        self._vg = _value_and_grad(fn, argnums, has_aux=self._has_aux)
         self._plans: dict = {}
         self._lock = threading.Lock()
         self.__name__ = f"{getattr(fn, '__name__', 'fn')}_dask_value_and_grad"
@@ -146,24 +156,44 @@ class DaskValueAndGrad:
                                      where=where)
         return [x.rechunk((rows,) + tuple((n,) for n in x.shape[1:])) for x in arrays], rows
 
-    def _plan(self, args, batch, rows):
-        """``{rows: (module text, weight)}`` and the generated function's name."""
-        from .compiled import _args_key
-        key = (tuple(rows), _args_key(batch_specs(args, batch, sum(rows))))
+    def _plan(self, args, batch, rows, kwargs):
+        """``{rows: (module text, weight, aux kinds or None)}``."""
+        from .compiled import _args_key, _key_of
+        key = (tuple(rows), _args_key(batch_specs(args, batch, sum(rows))), _key_of(kwargs))
         with self._lock:
             plan = self._plans.get(key)
             if plan is None:
-                weights = prove_split(self._fn, args, batch, [int(r) for r in rows])
-                plan = {r: (self._vg.source(*batch_specs(args, batch, r)), w)
+                states = {} if self._has_aux else None
+                weights = prove_split(self._fn, args, batch, [int(r) for r in rows],
+                                      kwargs=kwargs, states=states)
+                kinds = None
+                if states is not None:
+                    from .capture import def_where
+                    from .dask_aux import aux_kinds
+                    counts = {r: list(rows).count(r) for r in weights}
+                    kinds = aux_kinds(states, counts, where=def_where(self._fn))
+                plan = {r: (self._vg.source(*batch_specs(args, batch, r), **kwargs), w,
+                            None if kinds is None else [k[r] for k in kinds])
                         for r, w in weights.items()}
                 self._plans[key] = plan
         return plan
 
-    def __call__(self, *args):
+    def _check_kwargs(self, kwargs):
+        import dask.array as da
+        for k, v in kwargs.items():
+            if any(isinstance(leaf, da.Array) for leaf in _leaves(v)):
+                raise SignatureError(
+                    f"graphc.dask.value_and_grad: keyword argument {k!r} is a Dask array; "
+                    "batch arguments are positional (batch_argnums)", where=user_where(3),
+                    hint="pass it positionally and name its position in batch_argnums, or "
+                         "pass a NumPy array (sent to every chunk)")
+
+    def __call__(self, *args, **kwargs):
         import dask
         batch = self._positions(len(args))
+        self._check_kwargs(kwargs)
         arrays, rows = self._batch_arrays(args, batch)
-        plan = self._plan(args, batch, rows)
+        plan = self._plan(args, batch, rows, kwargs)
         name = self._vg.export_name()
         shared = tuple(None if i in batch else a for i, a in enumerate(args))
         client = self._active_client()
@@ -174,11 +204,18 @@ class DaskValueAndGrad:
         blocks = [x.to_delayed().ravel() for x in arrays]
         task = dask.delayed(_chunk, pure=True)
         parts = [task(plan[int(r)][0], name, plan[int(r)][1], shared, batch,
-                      [b[k] for b in blocks]) for k, r in enumerate(rows)]
+                      [b[k] for b in blocks], kwargs, plan[int(r)][2])
+                 for k, r in enumerate(rows)]
         total = _tree_sum(parts, self._split_every)
         if client is not None:
-            return client.compute(total).result()
-        return dask.compute(total)[0]
+            total = client.compute(total).result()
+        else:
+            total = dask.compute(total)[0]
+        if self._has_aux:
+            from .dask_aux import unwrap_aux
+            (value, aux), grads = total
+            return (value, unwrap_aux(aux)), grads
+        return total
 
     def _active_client(self):
         if self._client is not None:
@@ -230,12 +267,26 @@ def _module(source, name):
     return fn
 
 
-def _chunk(source, name, weight, shared, batch, blocks):
-    """One chunk's weighted ``(value, grads)``."""
+def _chunk(source, name, weight, shared, batch, blocks, kwargs=None, aux=None):
+    """One chunk's weighted ``(value, grads)`` (``((value, aux), grads)`` with ``aux``,
+    the kind of each aux leaf: graphc/dask_aux.py)."""
     args = list(shared)
     for i, block in zip(batch, blocks):
         args[i] = block
-    return _scale(_module(source, name)(*args), weight)
+    out = _module(source, name)(*args, **(kwargs or {}))
+    if aux is None:
+        return _scale(out, weight)
+    from .dask_aux import wrap_aux
+    (value, extra), grads = out
+    return (_scale(value, weight), wrap_aux(extra, aux)), _scale(grads, weight)
+
+
+def _leaves(x):
+    if isinstance(x, dict):
+        return [leaf for v in x.values() for leaf in _leaves(v)]
+    if isinstance(x, (list, tuple)):
+        return [leaf for v in x for leaf in _leaves(v)]
+    return [x]
 
 
 def _scale(tree, w):

@@ -9,6 +9,7 @@ same wherever it appears and every fixed size, rank and dtype must match.
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 
 from . import loader
@@ -80,6 +81,7 @@ def build(compiled, args, kwargs):
     g = entries[0].graph
     values = from_function(compiled._signature_fn(args), args, kwargs)[1]
     leaves = flatten(tuple(values))[0]
+    body = _sized_consts_inside(body, func_name, variables)
     source = _with_entry(body, split[0][1], split[0][2], g, leaves, names, variables)
     fn = loader.exec_module(source, func_name, compiled.__name__)
     return g, source, fn, func_name
@@ -117,6 +119,31 @@ def _split(source, func_name):
         sig = lines[a:b + 1]
         lines[a:b + 1] = ["#@SIGNATURE@"]
     return "\n".join(lines), checks, sig
+
+
+def _sized_consts_inside(body, func_name, variables):
+    """Module-level constants whose size is a named dimension (a Jacobian's basis
+    ``np.eye(n * 3)``, with respect to an argument of ``n`` rows) are made in the
+    function instead, after the entry has read the dimension."""
+    lines = body.split("\n")
+    start = next(k for k, line in enumerate(lines) if line.startswith(f"def {func_name}("))
+    dim = re.compile(r"\b(?:" + "|".join(re.escape(v) for v in variables.values()) + r")\b")
+    keep, moved = [], []
+    for line in lines[:start]:
+        if line[:1].isidentifier() and " = " in line and dim.search(line.partition(" = ")[2]):
+            try:
+                compile(line, "<const>", "exec")
+            except SyntaxError:
+                raise SymbolicShapeError("a constant whose size is a named dimension spans "
+                                         "several lines of the module") from None
+            moved.append("    " + line)
+        else:
+            keep.append(line)
+    if not moved:
+        return body
+    rest = lines[start:]
+    at = rest.index("    #@ENTRY@") + 1
+    return "\n".join(keep + rest[:at] + moved + rest[at:])
 
 
 def _variables(names, text):

@@ -34,7 +34,7 @@ LAYERS = {
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding ops.basics ops.guard "
-             "ops.array_api",
+             "ops.array_api ops.xp_einsum ops.xp_index",
     "3 tracing": "tracing name_pause symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
                  "custom control control.body control.scan control.while_ control.branches control.tangents "
                  "custom_batch batch_rules batch_index batching batch_loops",
@@ -46,11 +46,11 @@ LAYERS = {
                   "batch_axis batch_axis_index "
                   "codegen_xp xp_helpers "
                   "numba_fuse codegen_numba "
-                  "control.emit_xp",
+                  "control.emit_xp xp_closure xp_partition",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
                       "vmap jacobians report trace_display display "
-                      "batch_chunks dask "
+                      "batch_chunks dask_aux dask "
                       "symbolic_dims symbolic_module "
                       "compiled_xp compiled_numba "
                       "check_leaves "

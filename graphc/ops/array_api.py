@@ -18,7 +18,7 @@ from ..xp_emit import xp_dtype
 __all__ = ["reshape", "transpose", "concatenate", "reduce", "bool_reduce", "arg_reduce",
            "getitem", "scatter_add", "setitem", "put_along_axis", "log_softmax", "masked_mul",
            "bernoulli", "round_", "rint", "fmod", "step", "reciprocal", "cumulative", "im2col", "col2im", "max_pool", "max_pool_mask",
-           "unpool", "pool_select", "argsort", "slogdet", "cholesky", "tril_scaled",
+           "unpool", "pool_select", "argsort", "partition_perm", "slogdet", "cholesky", "tril_scaled",
            "logaddexp_weight", "heaviside", "fmax", "fmin"]
 
 
@@ -128,10 +128,13 @@ def _index(x, spec, arrays, shape_of, idx_shapes=None):
             return (f"xp.reshape(xp.take({x}, xp.reshape({arrays[spec[at][1]]}, (-1,)), "
                     f"axis={at}), {shape!r})")
         return f"xp.take({x}, {arrays[spec[at][1]]}, axis={at})"
-    raise UnsupportedError("this indexing (integer arrays mixed with slices, None or several "
-                           "arrays that do not index every axis) has no array-API form",
-                           hint="index every axis with integer arrays, or one axis with one "
-                                "1-d integer array and the others with ':'")
+    if idx_shapes is None:
+        raise UnsupportedError("this indexing (integer arrays mixed with slices, None or several "
+                               "arrays that do not index every axis) has no array-API form",
+                               hint="index every axis with integer arrays, or one axis with one "
+                                    "1-d integer array and the others with ':'")
+    from .xp_index import advanced_index
+    return advanced_index(x, spec, arrays, shape_of, idx_shapes)
 
 
 def getitem(e, *, spec):
@@ -308,6 +311,12 @@ def logaddexp_weight(e, *, base2):
 
 
 def argsort(e, *, axis, kind):
+    return f"xp.argsort({e.args[0]}, axis={axis}, stable=True)"
+
+
+def partition_perm(e, *, kth, axis):
+    """The permutation that sorts, which is NumPy's partition order at the kth places:
+    emitted only where the graph reads those places alone (graphc/xp_partition.py)."""
     return f"xp.argsort({e.args[0]}, axis={axis}, stable=True)"
 
 

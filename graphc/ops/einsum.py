@@ -18,6 +18,7 @@ from ..errors import InPlaceError, ShapeError, UnsupportedError
 from ..primitive import Aval, primitive
 from . import _samples as S
 from ._numpy_table import Call, implements
+from .xp_einsum import einsum_xp
 
 LETTERS = string.ascii_uppercase + string.ascii_lowercase   # NumPy's label order
 
@@ -156,6 +157,7 @@ def _einsum_samples(d):
 
 einsum_p = primitive(
     name="einsum", samples=_einsum_samples, shape=_einsum_rule, numpy=_emit_einsum,
+    array_api=einsum_xp,
     vjp=_einsum_vjp, jvp=_einsum_jvp, sympy=lambda *xs, spec, blas=False: np.einsum(subscripts(spec), *xs),
     label="einsum", label_detail=lambda p: subscripts(p["spec"]), family="linalg",
     flops=_einsum_flops,

@@ -107,7 +107,7 @@ def _perm_samples(d):
 
 
 partition_perm = primitive(
-    name="partition_perm", samples=_perm_samples, shape=_perm_rule, numpy=_emit_perm,
+    name="partition_perm", array_api=XP.partition_perm, samples=_perm_samples, shape=_perm_rule, numpy=_emit_perm,
     never_inline_args=True, vjp=NOT_DIFFERENTIABLE,
     sympy=sym_at_point(lambda x, *, kth, axis: partition_order(x, kth, axis)),
     sympy_at_point=True, label="partition order", family="index",
