@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from . import codegen
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, has_guards
@@ -120,7 +119,7 @@ def _donor(g, a, m, grp, block):
     users = g.users(a)
     # (forward only: written in place, a backward mask kernel measured 2x slower at
     # batch 65,536 than into a fresh array; numba cannot prove the two apart)
-    return (grp.section != "backward" and node.op != "const" and a not in g.outputs and fresh_node(g, a)
+    return (out.section != "backward" and node.op != "const" and a not in g.outputs and fresh_node(g, a)
             and tuple(node.shape) == tuple(out.shape) and node.dtype == out.dtype
             and m in block and all(block.get(u) == block[m] and kind(g, u) == "elementwise"
                                    and tuple(g[u].shape) == tuple(node.shape) for u in users))
@@ -162,9 +161,12 @@ def _body_lines(em):
             out.extend("    " + line for line in lines)
             lines = ()
         at = len(lines) - 1
+        if nid in em.groups:                # the kernel call (no "name = "): where it starts
+            at = next(k for k, line in enumerate(lines) if " = " not in line.split("(")[0])
+            comment = where_short(node.where) or ""
         if node.op == "guard":
             at, comment = 0, where_short(node.where) or "guard"
-        out += ["    " + (with_comment(line, comment) if k == at else line)
+        out += ["    " + (with_comment(line, comment) if k == at and comment else line)
                 for k, line in enumerate(lines)]
         if i in frees:
             out.append(f"    del {', '.join(frees[i])}")

@@ -29,6 +29,7 @@ from .naming import Namespace, sanitize
 from .numba_fuse import _core, has_literal, kind, scalar_form
 from .precedence import prec_of
 from .primitive import REGISTRY, _param_text, type_str
+from .codegen import _forward_text
 from .source_comments import source_text, where_short, with_comment
 
 __all__ = ["DECORATOR", "kernel_text", "blocks_of", "literal_input"]
@@ -50,6 +51,9 @@ def _num(value, dtype):
 
 def literal_input(g, a):
     return g[a].op == "const" and g.aval(a).size <= 1
+
+
+_AFTER = ("sum", "matmul_t", "total")      # complete only after the loop over the rows
 
 
 def _key(g, m):
@@ -77,7 +81,7 @@ def blocks_of(g, grp) -> dict:
     starts a new block (the whole row of it is then computed)."""
     block, cur, key, n = {}, set(), None, -1
     for m in grp.members:
-        if kind(g, m) == "transpose":
+        if kind(g, m) in ("transpose", "total"):
             continue
         reads = [a for a in _reads(g, m) if a in cur]
         if _key(g, m) != key or any(not _pointwise(g, m, a) for a in reads):
@@ -106,12 +110,13 @@ class _Kernel:
             self.ns.reserve(name)
         self.params = {a: self.ns.new(sanitize(em.ref(a))) for a in ins if not literal_input(g, a)}
         self.block = blocks_of(g, grp)
+        self.totals = [m for m in grp.members if kind(g, m) == "total"]
         self.users = {m: [g.users(u)[0] if kind(g, u) == "transpose" and u in grp.members else u
                           for u in g.users(m)] for m in self.block}
         self.users = {m: [u for u in us if u in self.block] for m, us in self.users.items()}
         self.out = {m: self.params[donors[m]] if m in donors else self.ns.new(f"{em.name[m]}_out")
                     for m in outs}
-        self.kept = {m for m in self.block if m not in outs and kind(g, m) not in ("sum", "matmul_t")
+        self.kept = {m for m in self.block if m not in outs and kind(g, m) not in _AFTER
                      and any(self.block[u] != self.block[m] or not _pointwise(g, u, m)
                              for u in self.users[m])}
         self.row = {m: self.ns.new(f"{em.name.get(m) or g.display_name(m, em.name)}_row")
@@ -143,6 +148,8 @@ class _Kernel:
         node, out = g[a], tuple(g[u].shape)
         if literal_input(g, a):
             return _num(node.value, _operand_dtype(g, a, u)), 100
+        if a in self.scalar and len(node.shape) == 0:
+            return self.scalar[a]                   # a sum or total, after the loop
         if len(node.shape) == 0:                    # a Python float meets float32 as float32
             weak32 = node.weak and _operand_dtype(g, a, u) == np.float32
             return (f"np.float32({self.params[a]})" if weak32 else self.params[a]), 100
@@ -205,7 +212,11 @@ class _Kernel:
         col = loop[0] if g[m].shape[1] != 1 else "0"
         p = "p"
         zero = _num(0.0, g[m].dtype)
-        term = f"{self.read(lhs, [p] if n_in != 1 else [], m)[0]} * {self.params[rhs]}[{p}, {col}]"
+        if rhs in self.grp.members:             # W.T read in place: W[j, p]
+            w = f"{self.params[g[rhs].args[0]]}[{col}, {p}]"
+        else:
+            w = f"{self.params[rhs]}[{p}, {col}]"
+        term = f"{self.read(lhs, [p] if n_in != 1 else [], m)[0]} * {w}"
         name = self.ns.new(self.value_name(m))
         self.scalar[m] = (name, 100)
         return [f"{name} = {zero}", f"for {p} in range({n_in}):", f"    {name} += {term}"]
@@ -213,10 +224,14 @@ class _Kernel:
     def accumulator(self, m):
         """The float64 array a reduction adds into, created before the loop and copied
         into the output (rounded to its dtype) after it."""
-        acc = self.ns.new(f"{self.em.name[m]}_acc")
+        acc = self.ns.new(f"{self.value_name(m)}_acc")
         shape = tuple(self.g[m].shape) or (1,)
         self.setup.append(f"{acc} = np.zeros({shape!r}, np.float64)")
-        self.finish.append(f"{self.out[m]}[...] = {acc}")
+        if m in self.out:
+            self.finish.append(f"{self.out[m]}[...] = {acc}")
+        total = f"{acc}[0]" if self.g[m].dtype == np.float64 else \
+            f"np.{self.g[m].dtype.name}({acc}[0])"
+        self.scalar[m] = (total, 100)           # (read by a total after the loop, rounded)
         return acc
 
     def accumulate(self, m, loop):
@@ -249,6 +264,8 @@ class _Kernel:
         g = self.g
         self.setup: list = []
         self.finish: list = []
+        first = g[self.grp.members[0]]
+        self._last = (first.section, first.where or first.grad_of)   # (the header says it)
         body, by_block = [], {}
         for m, b in self.block.items():
             by_block.setdefault(b, []).append(m)
@@ -257,7 +274,8 @@ class _Kernel:
             loop = list(_LOOP[:len(core)])
             lines = []
             for m in members:
-                lines += self.member(m, loop)
+                code = self.member(m, loop)
+                lines += self.comment(m) + code if code else []
             lines += self.stores(members, loop)
             ind = ""
             for d, v in enumerate(loop):
@@ -266,12 +284,34 @@ class _Kernel:
             body += [ind + line for line in lines]
         return self.head(kname) + ["    " + line for line in self.scratch() + self.setup] \
             + [f"    for i in range({self.grp.rows}):"] + ["        " + line for line in body] \
-            + ["    " + line for line in self.finish]
+            + ["    " + line for line in self.finish + self.epilogue()]
+
+    def comment(self, m):
+        """``# grad of: <line>`` where the backward pass of another line starts."""
+        node = self.g[m]
+        block = (node.section, node.where or node.grad_of)
+        if node.section != "backward" or block == self._last:
+            self._last = block
+            return []
+        self._last = block
+        head = source_text(node.where) or _forward_text(self.em, node.grad_of)
+        return [f"# grad of: {head}"]
+
+    def epilogue(self):
+        """The totals: numbers computed from the sums once the loop is done."""
+        lines = []
+        for m in self.totals:
+            ref = {a: self.operand(a, m, []) for a in self.g[m].args}
+            text = _member_text(self.g, m, ref)
+            if m in self.out:
+                lines.append(f"{self.out[m]}[0] = {text}")
+            self.scalar[m] = (text, prec_of(text))
+        return lines
 
     def stores(self, members, loop):
         g, lines = self.g, []
         for m in members:
-            if m in self.outs and kind(g, m) not in ("sum", "matmul_t"):
+            if m in self.outs and kind(g, m) not in _AFTER:
                 idx = ", ".join(self.dim_vars(g[m].shape, loop))
                 lines.append(f"{self.out[m]}[{idx}] = {self.scalar[m][0]}")
             elif m in self.row:

@@ -1,12 +1,16 @@
 """Which nodes the ``"numba"`` target fuses into one loop kernel.
 
-A *group* is a chain of elementwise nodes of one output shape, in one section
-(forward or backward), whose every value is a float32/float64 number or a bool,
-and whose arguments broadcast to that shape dimension by dimension (the same
-size, or 1: a row vector bias, a scalar).  The group's members are consecutive
-in program order apart from nodes that do not read them, so the kernel call can
-stand where its last member stood.  Each member's scalar form (:data:`SCALAR`) is
-the NumPy emission on one element; the few whose NumPy text is array-only
+A *group* is computed by one loop over *rows*: the leading dimension of its
+members.  Members are elementwise nodes whose every value is a float32/float64
+number or a bool and whose arguments broadcast to their shape dimension by
+dimension (the same size, or 1: a row vector bias, a scalar); reshapes that keep
+the rows; small products (:data:`TINY`); and the reductions over the rows (sums,
+``h.T @ d``) with the numbers computed from them (a mean), which the kernel
+finishes after its loop.  The group's members are consecutive in program order
+apart from nodes that do not read them, so the kernel call can stand where its
+last member stood; the forward and backward passes share a kernel when nothing
+between them reads its values.  Each member's scalar form (:data:`SCALAR`) is the
+NumPy emission on one element; the few whose NumPy text is array-only
 (``np.where``, ``.astype``, the masked multiply) have their own.
 """
 from __future__ import annotations
@@ -77,8 +81,9 @@ TINY = 8
 def kind(g, nid) -> str | None:
     """How ``nid`` can be a member: ``"elementwise"``, ``"reshape"`` (rows kept, only
     dimensions of size 1 added or dropped), ``"matmul"`` (rows @ a tiny matrix),
-    ``"sum"`` (over the rows) or ``"matmul_t"`` (``rows.T @ rows``, a tiny result);
-    ``"transpose"`` is a member only as the first operand of a ``matmul_t``."""
+    ``"sum"`` (over the rows), ``"matmul_t"`` (``rows.T @ rows``, a tiny result) or
+    ``"total"`` (a number computed from sums, after the loop); ``"transpose"`` is a
+    member only as an operand of a product, read transposed in the loop."""
     node = g[nid]
     if _fusible(g, nid):
         return "elementwise"
@@ -93,8 +98,12 @@ def kind(g, nid) -> str | None:
             and isinstance(node.params.get("axis"), tuple) and 0 in node.params["axis"] \
             and args[0].dtype == node.dtype:
         return "sum"
-    if node.op == "transpose" and len(node.shape) == 2 and g.n_uses(nid) == 1:
+    if node.op == "transpose" and len(node.shape) == 2 and g.n_uses(nid) == 1 \
+            and tuple(node.params.get("axes", (1, 0))) == (1, 0):
         return "transpose"
+    if len(node.shape) == 0 and scalar_form(node.op) is not None and node.args \
+            and all(len(a.shape) == 0 for a in args):
+        return "total"
     if node.op != "matmul" or len(node.shape) != 2 or any(len(a.shape) != 2 for a in args) \
             or any(a.dtype != node.dtype for a in args):
         return None
@@ -112,9 +121,12 @@ def _core(shape):
     return tuple(d for d in tuple(shape)[1:] if d != 1)
 
 
-def _rows_of(g, nid, k):
+def _rows_of(g, nid, k, group_of):
     """The row count of a member of kind ``k`` (the reductions: of their operand)."""
     node = g[nid]
+    if k == "total":
+        rows = {group_of[a].rows for a in node.args if a in group_of}
+        return rows.pop() if len(rows) == 1 else None
     if k == "sum":
         return g[node.args[0]].shape[0]
     if k == "matmul_t":
@@ -149,7 +161,7 @@ def broadcasts(shape, out) -> bool:
 def find_groups(g) -> dict:
     """{member nid: Group} of every group of two or more fused nodes.
 
-    A node joins the groups (of its section and row count) that it may join: the
+    A node joins the groups (of its row count) that it may join: the
     groups of its operands, and the latest such group even without an operand in it
     (independent chains between the same two GEMMs share one kernel).  Several such
     groups merge into one."""
@@ -161,32 +173,44 @@ def find_groups(g) -> dict:
         k = kind(g, nid)
         if k is None or k == "transpose":
             continue
-        key = (g[nid].section, _rows_of(g, nid, k))
-        if key[1] is None:
+        key = _rows_of(g, nid, k, group_of)
+        if key is None:
             continue
         cands = [group_of[a] for a in _operands(g, nid, k) if a in group_of]
         if key in latest:
             cands.append(latest[key])
-        skip = g[nid].args[0] if k == "matmul_t" else None
-        cands = list({id(c): c for c in cands if (c.section, c.rows) == key
+        skip = _absorbed(g, nid, k)
+        cands = list({id(c): c for c in cands if c.rows == key
                       and _can_join(g, c, nid, order, pos, skip)}.values())
         if not _joins(g, nid, k, cands, group_of):
             continue
-        grp = cands[0] if cands else Group(nid, key[1], key[0])
+        grp = cands[0] if cands else Group(nid, key, g[nid].section)
         for other in cands[1:]:
             grp.members += other.members
             for m in other.members:
                 group_of[m] = grp
         if cands:
             grp.members.append(nid)
-        if k == "matmul_t":
-            grp.members.append(g[nid].args[0])          # the transpose: read in the loop
-            group_of[g[nid].args[0]] = grp
+        if skip is not None:
+            grp.members.append(skip)                    # the transpose: read in the loop
+            group_of[skip] = grp
         grp.members.sort(key=pos.__getitem__)
         group_of[nid] = grp
         latest[key] = grp
     return {n: grp for n, grp in group_of.items()
             if sum(kind(g, m) != "transpose" for m in grp.members) > 1}
+
+
+def _absorbed(g, nid, k):
+    """The transpose a product reads in place (``h.T @ d``; ``d @ W.T`` with ``W`` an
+    input of the kernel), or None."""
+    if k == "matmul_t":
+        return g[nid].args[0]
+    if k == "matmul":
+        rhs = g[nid].args[1]
+        if kind(g, rhs) == "transpose":
+            return rhs
+    return None
 
 
 def _operands(g, nid, k):
@@ -201,13 +225,18 @@ def _joins(g, nid, k, cands, group_of) -> bool:
     """The member-to-be reads members only where the kernel can: no reduction result
     (complete only after the loop), and the rows-only operands in the group."""
     members = {m for c in cands for m in c.members}
+    after = ("sum", "matmul_t", "total")
+    if k == "total":                            # after the loop: reads totals only
+        return any(a in members for a in g[nid].args) and all(
+            a not in members or kind(g, a) in after for a in g[nid].args)
     for a in _operands(g, nid, k):
-        if a in members and kind(g, a) in ("sum", "matmul_t"):
+        if a in members and kind(g, a) in after:
             return False
         if a in members and len(g[a].shape) != len(g[nid].shape) and k == "elementwise":
             return False                        # (a member broadcast along the rows)
     if k == "matmul":
-        return g[nid].args[1] not in members
+        rhs = g[nid].args[1]
+        return rhs not in members and (kind(g, rhs) != "transpose" or g[rhs].args[0] not in members)
     if k in ("reshape", "sum"):
         return g[nid].args[0] in members
     if k == "matmul_t":

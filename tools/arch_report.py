@@ -45,7 +45,7 @@ LAYERS = {
                   "trace_table trace_loops "
                   "batch_axis batch_axis_index "
                   "codegen_xp xp_helpers "
-                  "numba_fuse codegen_numba "
+                  "numba_fuse codegen_numba codegen_numba_kernel "
                   "control.emit_xp",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "

@@ -21,14 +21,14 @@ def mlp_loss_value_and_grad(params, x, y):
     add = np.empty((6, 3), np.float64)
     h2 = np.empty((6, 3), np.float64)
     logits = np.empty((6, 2), np.float64)
-    fused_logits(x, W1, b1, W2, b2, W3, b3, h, add, h2, logits)  # f64[6,2]  functions.py:27
+    fused_logits(x, W1, b1, W2, b2, W3, b3, h, add, h2, logits)  # functions.py:27
     m = logits.max(axis=1, keepdims=True)       # f64[6,1]  functions.py:30
     z = np.empty((6, 2), np.float64)
     exp = np.empty((6, 2), np.float64)
-    fused_exp(logits, m, z, exp)                # f64[6,2]  functions.py:31
+    fused_exp(logits, m, z, exp)                # functions.py:31
     sum_ = exp.sum(axis=1, keepdims=True)       # f64[6,1]  functions.py:32
     logp = np.empty((6, 2), np.float64)
-    fused_logp(sum_, z, logp)                   # f64[6,2]  functions.py:32
+    fused_logp(sum_, z, logp)                   # functions.py:32
     loss = -(logp[np.arange(6), y].sum() / 6)   # f64[]  functions.py:34
 
     # grad of: loss = -logp[np.arange(n), y].mean()
@@ -39,7 +39,7 @@ def mlp_loss_value_and_grad(params, x, y):
     d_log = (-d_logp).sum(axis=1, keepdims=True)  # f64[6,1]
     d_z = np.empty((6, 2), np.float64)
     neg = np.empty((6, 2), np.float64)
-    fused_neg(d_log, sum_, exp, d_logp, d_z, neg)  # f64[6,2]
+    fused_neg(d_log, sum_, exp, d_logp, d_z, neg)  # functions.py:32
 
     # grad of: z = logits - m
     d_m = neg.sum(axis=1, keepdims=True)        # f64[6,1]
@@ -47,23 +47,15 @@ def mlp_loss_value_and_grad(params, x, y):
     # grad of: m = logits.max(axis=1, keepdims=True)
     eq = np.empty((6, 2), np.bool)
     astype = np.empty((6, 2), np.float64)
-    fused_astype(logits, m, eq, astype)         # f64[6,2]
+    fused_astype(logits, m, eq, astype)         # functions.py:30
     sum_1 = astype.sum(axis=1, keepdims=True)   # f64[6,1]
-
-    # grad of: logits = h2 @ params["W3"] + params["b3"]
-    transpose = W3.T                            # f64[2,3]
-
-    # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    transpose_1 = W2.T                          # f64[3,4]
-
-    # grad of: m = logits.max(axis=1, keepdims=True)
     d_b3 = np.empty((2,), np.float64)
     d_W3 = np.empty((3, 2), np.float64)
     d_b2 = np.empty((3,), np.float64)
     d_W2 = np.empty((4, 3), np.float64)
     d_b1 = np.empty((4,), np.float64)
     d_W1 = np.empty((5, 4), np.float64)
-    fused_d_W1(d_m, sum_1, eq, d_z, transpose, h2, add, transpose_1, h, x, d_b3, d_W3, d_b2, d_W2, d_b1, d_W1)  # f64[5,4]
+    fused_d_W1(d_m, sum_1, eq, d_z, W3, h2, add, W2, h, x, d_b3, d_W3, d_b2, d_W2, d_b1, d_W1)  # functions.py:30
 
     return loss, {'W1': d_W1, 'b1': d_b1, 'W2': d_W2, 'b2': d_b2, 'W3': d_W3, 'b3': d_b3}
 
@@ -126,6 +118,7 @@ def fused_neg(d_log, sum_, exp, d_logp, d_z_out, neg_out):
         d_sum = d_log[i, 0] / sum_[i, 0]            # f64[]
         for j in range(2):
             d_z = d_logp[i, j] + d_sum * exp[i, j]      # f64[]
+            # grad of: z = logits - m
             neg = -d_z                                  # f64[]
             d_z_out[i, j] = d_z
             neg_out[i, j] = neg
@@ -143,7 +136,7 @@ def fused_astype(logits, m, eq_out, astype_out):
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_W1(d_m, sum_1, eq, d_z, transpose, h2, add, transpose_1, h, x, d_b3_out, d_W3_out, d_b2_out, d_W2_out, d_b1_out, d_W1_out):
+def fused_d_W1(d_m, sum_1, eq, d_z, W3, h2, add, W2, h, x, d_b3_out, d_W3_out, d_b2_out, d_W2_out, d_b1_out, d_W1_out):
     # fuses functions.py:30: m = logits.max(axis=1, keepdims=True)
     #       logits = h2 @ params["W3"] + params["b3"]
     #       h2 = np.maximum(0, h @ params["W2"] + params["b2"])
@@ -164,17 +157,19 @@ def fused_d_W1(d_m, sum_1, eq, d_z, transpose, h2, add, transpose_1, h, x, d_b3_
             mask = eq[i, j]
             prod = div * mask
             d_logits = d_z[i, j] + (prod if mask != 0 else 0.0)  # f64[]
+            # grad of: logits = h2 @ params["W3"] + params["b3"]
             d_b3_acc[j] += d_logits
             d_logits_row[j] = d_logits
         for j in range(3):
             d_h2 = 0.0
             for p in range(2):
-                d_h2 += d_logits_row[p] * transpose[p, j]
+                d_h2 += d_logits_row[p] * W3[j, p]
             d_h2_row[j] = d_h2
         for j in range(2):
             for p in range(3):
                 d_W3_acc[p, j] += h2[i, p] * d_logits_row[j]
         for j in range(3):
+            # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
             add_1 = 0.5 + 0.5 * np.sign(add[i, j])      # f64[]
             x_1 = d_h2_row[j]
             prod_1 = x_1 * add_1
@@ -184,12 +179,13 @@ def fused_d_W1(d_m, sum_1, eq, d_z, transpose, h2, add, transpose_1, h, x, d_b3_
         for j in range(4):
             d_h = 0.0
             for p in range(3):
-                d_h += d_add_row[p] * transpose_1[p, j]
+                d_h += d_add_row[p] * W2[j, p]
             d_h_row[j] = d_h
         for j in range(3):
             for p in range(4):
                 d_W2_acc[p, j] += h[i, p] * d_add_row[j]
         for j in range(4):
+            # grad of: h = np.tanh(x @ params["W1"] + params["b1"])
             d_add_1 = d_h_row[j] * (1.0 - h[i, j] * h[i, j])  # f64[]
             d_b1_acc[j] += d_add_1
             for p in range(5):

@@ -17,44 +17,39 @@ def sig_loss_np_value_and_grad(p, x, y):
     b2 = p['b2']
     W3 = p['W3']
     b3 = p['b3']
-    exp = np.empty((256, 3), np.float32)
-    add = np.empty((256, 3), np.float32)
-    h1 = np.empty((256, 3), np.float32)
-    exp_1 = np.empty((256, 3), np.float32)
-    add_1 = np.empty((256, 3), np.float32)
-    h2 = np.empty((256, 3), np.float32)
-    neg = np.empty((256,), np.float32)
-    mul = np.empty((256,), np.float32)
-    sum_ = np.empty((1,), np.float32)
-    fused_sum(x, W1, b1, W2, b2, W3, b3, y, exp, add, h1, exp_1, add_1, h2, neg, mul, sum_)
-    sum_ = sum_[0]                              # f32[]  workloads.py:378
-    mean = sum_ / 256                           # f32[]  workloads.py:381
-
-    # grad of: s = (h2 @ p["W3"] + p["b3"])[:, 0]
-    transpose = W3.T                            # f32[1,3]
-
-    # grad of: h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
-    transpose_1 = W2.T                          # f32[3,3]
-
-    # grad of: return np.mean(np.log(1 + np.exp(-y * s)))
+    mean = np.empty((1,), np.float32)
     d_b3 = np.empty((1,), np.float32)
     d_W3 = np.empty((3, 1), np.float32)
     d_b2 = np.empty((3,), np.float32)
     d_W2 = np.empty((3, 3), np.float32)
     d_b1 = np.empty((3,), np.float32)
     d_W1 = np.empty((2, 3), np.float32)
-    fused_d_W1(mul, neg, transpose, h2, add_1, exp_1, transpose_1, h1, add, exp, x, d_b3, d_W3, d_b2, d_W2, d_b1, d_W1)  # f32[2,3]
-
+    fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean, d_b3, d_W3, d_b2, d_W2, d_b1, d_W1)  # workloads.py:378
+    mean = mean[0]
     return mean, {'W1': d_W1, 'b1': d_b1, 'W2': d_W2, 'b2': d_b2, 'W3': d_W3, 'b3': d_b3}
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_sum(x, W1, b1, W2, b2, W3, b3, y, exp_out, add_out, h1_out, exp_1_out, add_1_out, h2_out, neg_out, mul_out, sum_out):
+def fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean_out, d_b3_out, d_W3_out, d_b2_out, d_W2_out, d_b1_out, d_W1_out):
     # fuses workloads.py:378: h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
     #       h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
     #       s = (h2 @ p["W3"] + p["b3"])[:, 0]
     #       return np.mean(np.log(1 + np.exp(-y * s)))
+    exp_row = np.empty((3,), np.float32)
+    add_row = np.empty((3,), np.float32)
+    h1_row = np.empty((3,), np.float32)
+    d_h2_row = np.empty((3,), np.float32)
+    exp_row_1 = np.empty((3,), np.float32)
+    add_row_1 = np.empty((3,), np.float32)
+    h2_row = np.empty((3,), np.float32)
+    d_add_row = np.empty((3,), np.float32)
     sum_acc = np.zeros((1,), np.float64)
+    d_b3_acc = np.zeros((1,), np.float64)
+    d_W3_acc = np.zeros((3, 1), np.float64)
+    d_b2_acc = np.zeros((3,), np.float64)
+    d_W2_acc = np.zeros((3, 3), np.float64)
+    d_b1_acc = np.zeros((3,), np.float64)
+    d_W1_acc = np.zeros((2, 3), np.float64)
     for i in range(256):
         for j in range(3):
             matmul = np.float32(0.0)
@@ -63,66 +58,49 @@ def fused_sum(x, W1, b1, W2, b2, W3, b3, y, exp_out, add_out, h1_out, exp_1_out,
             exp = np.float32(np.exp(-(matmul + b1[j])))  # f32[]
             add = np.float32(1.0) + exp                 # f32[]
             h1 = np.float32(1.0) / add                  # f32[]
-            exp_out[i, j] = exp
-            add_out[i, j] = add
-            h1_out[i, j] = h1
+            exp_row[j] = exp
+            add_row[j] = add
+            h1_row[j] = h1
         for j in range(3):
             matmul_1 = np.float32(0.0)
             for p in range(3):
-                matmul_1 += h1_out[i, p] * W2[p, j]
+                matmul_1 += h1_row[p] * W2[p, j]
             exp_1 = np.float32(np.exp(-(matmul_1 + b2[j])))  # f32[]
             add_1 = np.float32(1.0) + exp_1             # f32[]
             h2 = np.float32(1.0) / add_1                # f32[]
-            exp_1_out[i, j] = exp_1
-            add_1_out[i, j] = add_1
-            h2_out[i, j] = h2
+            exp_row_1[j] = exp_1
+            add_row_1[j] = add_1
+            h2_row[j] = h2
         matmul_2 = np.float32(0.0)
         for p in range(3):
-            matmul_2 += h2_out[i, p] * W3[p, 0]
+            matmul_2 += h2_row[p] * W3[p, 0]
         s = matmul_2 + b3[0]                        # f32[]
         neg = -y[i]                                 # f32[]
         mul = neg * s                               # f32[]
         sum_acc[0] += np.float32(np.maximum(mul, 0) + np.log1p(np.exp(-np.abs(mul))))
-        neg_out[i] = neg
-        mul_out[i] = mul
-    sum_out[...] = sum_acc
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_W1(mul, neg, transpose, h2, add_1, exp_1, transpose_1, h1, add, exp, x, d_b3_out, d_W3_out, d_b2_out, d_W2_out, d_b1_out, d_W1_out):
-    # fuses workloads.py:381: return np.mean(np.log(1 + np.exp(-y * s)))
-    #       s = (h2 @ p["W3"] + p["b3"])[:, 0]
-    #       h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
-    #       h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
-    d_add_row = np.empty((3,), np.float32)
-    d_h2_row = np.empty((3,), np.float32)
-    d_b3_acc = np.zeros((1,), np.float64)
-    d_W3_acc = np.zeros((3, 1), np.float64)
-    d_b2_acc = np.zeros((3,), np.float64)
-    d_W2_acc = np.zeros((3, 3), np.float64)
-    d_b1_acc = np.zeros((3,), np.float64)
-    d_W1_acc = np.zeros((2, 3), np.float64)
-    for i in range(256):
-        d_add = np.float32(0.00390625) * np.float32(np.exp(np.minimum(mul[i], 0)) / (1 + np.exp(-np.abs(mul[i])))) * neg[i]  # f32[]
+        # grad of: s = (h2 @ p["W3"] + p["b3"])[:, 0]
+        d_add = np.float32(0.00390625) * np.float32(np.exp(np.minimum(mul, 0)) / (1 + np.exp(-np.abs(mul)))) * neg  # f32[]
         d_b3_acc[0] += d_add
         for j in range(3):
             d_h2 = np.float32(0.0)
             for p in range(1):
-                d_h2 += d_add * transpose[p, j]
+                d_h2 += d_add * W3[j, p]
             d_h2_row[j] = d_h2
         for p in range(3):
-            d_W3_acc[p, 0] += h2[i, p] * d_add
+            d_W3_acc[p, 0] += h2_row[p] * d_add
         for j in range(3):
-            d_add_1 = -(-(d_h2_row[j] * h2[i, j] / add_1[i, j]) * exp_1[i, j])  # f32[]
+            # grad of: h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
+            d_add_1 = -(-(d_h2_row[j] * h2_row[j] / add_row_1[j]) * exp_row_1[j])  # f32[]
             d_b2_acc[j] += d_add_1
             d_add_row[j] = d_add_1
         for j in range(3):
             d_h1 = np.float32(0.0)
             for p in range(3):
-                d_h1 += d_add_row[p] * transpose_1[p, j]
+                d_h1 += d_add_row[p] * W2[j, p]
             for p in range(3):
-                d_W2_acc[p, j] += h1[i, p] * d_add_row[j]
-            d_add_2 = -(-(d_h1 * h1[i, j] / add[i, j]) * exp[i, j])  # f32[]
+                d_W2_acc[p, j] += h1_row[p] * d_add_row[j]
+            # grad of: h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
+            d_add_2 = -(-(d_h1 * h1_row[j] / add_row[j]) * exp_row[j])  # f32[]
             d_b1_acc[j] += d_add_2
             for p in range(2):
                 d_W1_acc[p, j] += x[i, p] * d_add_2
@@ -132,6 +110,7 @@ def fused_d_W1(mul, neg, transpose, h2, add_1, exp_1, transpose_1, h1, add, exp,
     d_W2_out[...] = d_W2_acc
     d_b1_out[...] = d_b1_acc
     d_W1_out[...] = d_W1_acc
+    mean_out[0] = np.float32(sum_acc[0]) / np.float32(256.0)
 
 
 # The arguments this code was generated for, checked at entry.
