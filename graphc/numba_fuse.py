@@ -183,7 +183,9 @@ def find_groups(g) -> dict:
         cands = list({id(c): c for c in cands if c.rows == key
                       and _can_join(g, c, nid, order, pos, skip)}.values())
         if not _joins(g, nid, k, cands, group_of):
-            continue
+            cands = []                          # (reads a sum: starts a kernel of its own)
+            if not _joins(g, nid, k, cands, group_of):
+                continue
         grp = cands[0] if cands else Group(nid, key, g[nid].section)
         for other in cands[1:]:
             grp.members += other.members
