@@ -350,7 +350,7 @@ def _masked_lines(g, m, ref, ns):
     ``p if w != 0 else 0.0`` is a select of two computed values (vectorizable)."""
     lines = []
     x, w = g[m].args
-    for a, hint in ((x, "x"), (w, "mask")):
+    for a, hint in ((x, "grad"), (w, "mask")):
         text, prec = ref[a]
         if not text.isidentifier():
             name = ns.new(hint)

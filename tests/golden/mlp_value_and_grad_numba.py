@@ -171,8 +171,8 @@ def fused_d_W1(d_m, sum_1, eq, d_z, W3, h2, add, W2, h, x, d_b3_out, d_W3_out, d
         for j in range(3):
             # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
             add_1 = 0.5 + 0.5 * np.sign(add[i, j])      # f64[]
-            x_1 = d_h2_row[j]
-            prod_1 = x_1 * add_1
+            grad = d_h2_row[j]
+            prod_1 = grad * add_1
             d_add = prod_1 if add_1 != 0 else 0.0       # f64[]
             d_b2_acc[j] += d_add
             d_add_row[j] = d_add
