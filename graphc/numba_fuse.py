@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from .codegen import SUBGRAPH_OPS
 from .primitive import REGISTRY
 
 __all__ = ["SCALAR", "scalar_form", "find_groups", "Group"]
@@ -248,10 +249,20 @@ def _joins(g, nid, k, cands, group_of) -> bool:
 
 def _can_join(g, grp, nid, order, pos, skip=None) -> bool:
     """``nid`` may join ``grp``: no node between the group's last member and ``nid``
-    reads a member (the kernel call stands where ``nid`` is); ``skip``, the transpose
-    that ``nid`` absorbs, is read in the loop."""
+    reads a member (the kernel call stands where ``nid`` is) or may write in place;
+    ``skip``, the transpose that ``nid`` absorbs, is read in the loop."""
     members = set(grp.members)
     for k in order[pos[grp.last] + 1:pos[nid]]:
-        if k != skip and any(a in members for a in g[k].args):
+        if k != skip and any(a in members for a in g[k].args) or _may_write(g, k):
             return False
     return True
+
+
+def _may_write(g, k) -> bool:
+    """Node ``k``'s code may write into an array it reads (``y[i] = v`` in place, a loop
+    or branch): the group's members, computed after it in the kernel, must not move
+    past it."""
+    op = g[k].op
+    if op == "setitem":
+        return g[g[k].args[0]].op != "const"    # (into a fresh np.zeros: nothing else reads it)
+    return op in SUBGRAPH_OPS

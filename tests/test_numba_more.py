@@ -181,3 +181,21 @@ def test_golden_small_sigmoid_layer():
     got, want, fused = _both(loss, w, b, x, grad=True, argnums=(0, 1))
     _close(got, want, 1e-12)
     check_golden("numba_rows_sigmoid_layer.py", fused.source(w, b, x))
+
+
+def test_an_in_place_write_is_not_crossed():
+    """``a[0] = 0`` is written in place (``a`` is dead after it in program order): a
+    kernel reading ``a`` must run before it, not at its last member after it."""
+    def f(x, w):
+        a = x @ w
+        b = np.tanh(a) * 2.0
+        a[0] = 0.0
+        s = a.sum()
+        return b + 1.0, s
+
+    rng = np.random.default_rng(11)
+    x, w = rng.normal(size=(6, 20)), rng.normal(size=(20, 20))
+    got, want, fused = _both(f, x, w)
+    _close(got, want, 1e-12)
+    src = _caller(fused.source(x, w))
+    assert src.index("matmul[0] = 0.0") > src.index("fused_b(")
