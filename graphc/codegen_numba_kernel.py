@@ -37,7 +37,7 @@ __all__ = ["DECORATOR", "kernel_text", "blocks_of", "literal_input"]
 DECORATOR = '@numba.njit(cache=False, fastmath=False, error_model="numpy")'
 _EXACT32 = frozenset({"add", "sub", "mul", "div", "neg", "maximum", "minimum", "abs",
                       "relu", "masked_mul", "where", "identity", "stop_gradient", "contiguous"})
-_LOOP = ("j", "k", "l")
+_LOOP = ("j", "k", "l", "m", "q", "r") + tuple(f"j{d}" for d in range(6, 32))
 _POINTWISE = ("elementwise", "reshape", "sum")
 
 

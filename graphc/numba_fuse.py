@@ -97,6 +97,7 @@ def kind(g, nid) -> str | None:
         return "reshape"
     if node.op == "sum" and node.args and len(args[0].shape) >= 1 \
             and isinstance(node.params.get("axis"), tuple) and 0 in node.params["axis"] \
+            and all(0 <= d < len(args[0].shape) for d in node.params["axis"]) \
             and args[0].dtype == node.dtype:
         return "sum"
     if node.op == "transpose" and len(node.shape) == 2 and g.n_uses(nid) == 1 \

@@ -199,3 +199,16 @@ def test_an_in_place_write_is_not_crossed():
     _close(got, want, 1e-12)
     src = _caller(fused.source(x, w))
     assert src.index("matmul[0] = 0.0") > src.index("fused_b(")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_more_dimensions_after_the_rows(dtype):
+    def f(x, b):
+        t = np.tanh(x) * 2.0 + b             # (n, 4, 1, 3) + (3,)
+        return t.sum(axis=0), t.sum(axis=(0, 3), keepdims=True), t * t
+
+    rng = np.random.default_rng(12)
+    x, b = rng.normal(size=(5, 4, 1, 3)).astype(dtype), rng.normal(size=3).astype(dtype)
+    got, want, fused = _both(f, x, b)
+    _close(got, want, RTOL[dtype])
+    assert "for k in range(3):" in fused.source(x, b)
