@@ -1,15 +1,15 @@
 """Graph -> module text for the ``"numba"`` target (fused CPU loops).
 
-The module is the NumPy target's module, except that each chain of elementwise
-nodes :mod:`graphc.numba_fuse` groups becomes one ``@numba.njit`` kernel written
-after the function: one loop nest over the output, one scalar temporary per
-value the chain computes (named as in the NumPy target), a comment naming the
-fused source lines.  The function calls the kernel where the chain's last node
-stood, passing the output buffers: a fresh ``np.empty``, or, for the GEMM result
-(or any fresh array) that only the chain reads, that array itself (bias + ReLU in
-place).  GEMMs, convolutions and reductions stay NumPy/BLAS.  No ``fastmath``:
-each element sees the same operations in the same order as in NumPy, with
-float32 results rounded after each operation.
+The module is the NumPy target's module, except that each group of nodes
+:mod:`graphc.numba_fuse` finds becomes one ``@numba.njit`` kernel written after the
+function (:mod:`graphc.codegen_numba_kernel`: one loop over the rows, a comment
+naming the fused source lines).  The function allocates the kernel's outputs with
+``np.empty`` and calls it where the group's last node stood; an output may instead
+be written into an input that only the kernel reads (bias + ReLU in place on the GEMM
+result, forward pass only), and a total (a loss's sum) comes back in a 1-element
+array.  Large GEMMs, convolutions and other reductions stay NumPy/BLAS.  No
+``fastmath``: each element sees the same operations in the same order as in NumPy,
+with float32 results rounded after each operation.
 """
 from __future__ import annotations
 
