@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import os
 
-
 from . import codegen
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, has_guards
+from .codegen_numba_kernel import blocks_of, kernel_text, literal_input
 from .codegen_workspace import fresh_node
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
-from .codegen_numba_kernel import blocks_of, kernel_text, literal_input
 from .numba_fuse import find_groups, kind
 from .primitive import type_str
 from .source_comments import source_text, where_short, with_comment
 
 __all__ = ["generate_module", "NumbaEmitter"]
+
 
 class NumbaEmitter(codegen.Emitter):
     """:class:`graphc.codegen.Emitter` that leaves fused groups to kernels."""
