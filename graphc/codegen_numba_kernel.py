@@ -227,8 +227,8 @@ class _Kernel:
         acc = self.ns.new(f"{self.value_name(m)}_acc")
         shape = tuple(self.g[m].shape) or (1,)
         self.setup.append(f"{acc} = np.zeros({shape!r}, np.float64)")
-        if m in self.out:
-            self.finish.append(f"{self.out[m]}[...] = {acc}")
+        if m in self.out:                       # (element by element: `out[...] = acc`
+            self.finish += _copy_lines(self.out[m], acc, shape)     # compiles for seconds)
         total = f"{acc}[0]" if self.g[m].dtype == np.float64 else \
             f"np.{self.g[m].dtype.name}({acc}[0])"
         self.scalar[m] = (total, 100)           # (read by a total after the loop, rounded)
@@ -343,6 +343,14 @@ def kernel_text(em, kname, grp, ins, outs, donors):
     and returns nothing (boxing a returned array costs more than the caller's
     ``np.empty``); ``donors`` maps an output to the input whose array it is written into."""
     return _Kernel(em, grp, ins, outs, donors).text(kname)
+
+
+def _copy_lines(dst, src, shape):
+    """``dst[...] = src`` as loops (numba compiles the array assignment for seconds)."""
+    idx = list(_LOOP[:len(shape)])
+    lines = [f"{'    ' * d}for {v} in range({n}):" for d, (v, n) in enumerate(zip(idx, shape))]
+    sub = ", ".join(idx)
+    return lines + ["    " * len(shape) + f"{dst}[{sub}] = {src}[{sub}]"]
 
 
 def _masked_lines(g, m, ref, ns):

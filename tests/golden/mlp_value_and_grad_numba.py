@@ -89,12 +89,12 @@ def fused_logits(x, W1, b1, W2, b2, W3, b3, h_out, add_out, h2_out, logits_out):
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_exp(logits, m, z_out, exp_out):
+def fused_exp(logits, m_1, z_out, exp_out):
     # fuses functions.py:31: z = logits - m
     #       logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     for i in range(6):
         for j in range(2):
-            z = logits[i, j] - m[i, 0]                  # f64[]
+            z = logits[i, j] - m_1[i, 0]                # f64[]
             exp = np.exp(z)                             # f64[]
             z_out[i, j] = z
             exp_out[i, j] = exp
@@ -125,11 +125,11 @@ def fused_neg(d_log, sum_, exp, d_logp, d_z_out, neg_out):
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_astype(logits, m, eq_out, astype_out):
+def fused_astype(logits, m_1, eq_out, astype_out):
     # fuses functions.py:30: m = logits.max(axis=1, keepdims=True)
     for i in range(6):
         for j in range(2):
-            eq = logits[i, j] == m[i, 0]                # bool[]
+            eq = logits[i, j] == m_1[i, 0]              # bool[]
             astype = np.float64(eq)                     # f64[]
             eq_out[i, j] = eq
             astype_out[i, j] = astype
@@ -190,12 +190,21 @@ def fused_d_W1(d_m, sum_1, eq, d_z, W3, h2, add, W2, h, x, d_b3_out, d_W3_out, d
             d_b1_acc[j] += d_add_1
             for p in range(5):
                 d_W1_acc[p, j] += x[i, p] * d_add_1
-    d_b3_out[...] = d_b3_acc
-    d_W3_out[...] = d_W3_acc
-    d_b2_out[...] = d_b2_acc
-    d_W2_out[...] = d_W2_acc
-    d_b1_out[...] = d_b1_acc
-    d_W1_out[...] = d_W1_acc
+    for j in range(2):
+        d_b3_out[j] = d_b3_acc[j]
+    for j in range(3):
+        for k in range(2):
+            d_W3_out[j, k] = d_W3_acc[j, k]
+    for j in range(3):
+        d_b2_out[j] = d_b2_acc[j]
+    for j in range(4):
+        for k in range(3):
+            d_W2_out[j, k] = d_W2_acc[j, k]
+    for j in range(4):
+        d_b1_out[j] = d_b1_acc[j]
+    for j in range(5):
+        for k in range(4):
+            d_W1_out[j, k] = d_W1_acc[j, k]
 
 
 # The arguments this code was generated for, checked at entry.

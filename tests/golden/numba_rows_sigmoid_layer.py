@@ -42,8 +42,11 @@ def fused_d_w(x, w, b, mean_out, d_b_out, d_w_out):
             d_b_acc[j] += d_add
             for p in range(2):
                 d_w_acc[p, j] += x[i, p] * d_add
-    d_b_out[...] = d_b_acc
-    d_w_out[...] = d_w_acc
+    for j in range(3):
+        d_b_out[j] = d_b_acc[j]
+    for j in range(2):
+        for k in range(3):
+            d_w_out[j, k] = d_w_acc[j, k]
     mean_out[0] = sum_acc[0] / 24.0
 
 

@@ -104,12 +104,21 @@ def fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean_out, d_b3_out, d_W3_out, d_b2_
             d_b1_acc[j] += d_add_2
             for p in range(2):
                 d_W1_acc[p, j] += x[i, p] * d_add_2
-    d_b3_out[...] = d_b3_acc
-    d_W3_out[...] = d_W3_acc
-    d_b2_out[...] = d_b2_acc
-    d_W2_out[...] = d_W2_acc
-    d_b1_out[...] = d_b1_acc
-    d_W1_out[...] = d_W1_acc
+    for j in range(1):
+        d_b3_out[j] = d_b3_acc[j]
+    for j in range(3):
+        for k in range(1):
+            d_W3_out[j, k] = d_W3_acc[j, k]
+    for j in range(3):
+        d_b2_out[j] = d_b2_acc[j]
+    for j in range(3):
+        for k in range(3):
+            d_W2_out[j, k] = d_W2_acc[j, k]
+    for j in range(3):
+        d_b1_out[j] = d_b1_acc[j]
+    for j in range(2):
+        for k in range(3):
+            d_W1_out[j, k] = d_W1_acc[j, k]
     mean_out[0] = np.float32(sum_acc[0]) / np.float32(256.0)
 
 
