@@ -1,45 +1,30 @@
 """Graph -> module text for the ``"numba"`` target (fused CPU loops).
 
-The module is the NumPy target's module, except that each chain of elementwise
-nodes :mod:`graphc.numba_fuse` groups becomes one ``@numba.njit`` kernel written
-after the function: one loop nest over the output, one scalar temporary per
-value the chain computes (named as in the NumPy target), a comment naming the
-fused source lines.  The function calls the kernel where the chain's last node
-stood, passing the output buffers: a fresh ``np.empty``, or, for the GEMM result
-(or any fresh array) that only the chain reads, that array itself (bias + ReLU in
-place).  GEMMs, convolutions and reductions stay NumPy/BLAS.  No ``fastmath``:
-each element sees the same operations in the same order as in NumPy, with
-float32 results rounded after each operation.
+The module is the NumPy target's module, except that each group of nodes
+:mod:`graphc.numba_fuse` finds becomes one ``@numba.njit`` kernel written after the
+function (:mod:`graphc.codegen_numba_kernel`: one loop over the rows, a comment
+naming the fused source lines).  The function allocates the kernel's outputs with
+``np.empty`` and calls it where the group's last node stood; an output may instead
+be written into an input that only the kernel reads (bias + ReLU in place on the GEMM
+result, forward pass only), and a total (a loss's sum) comes back in a 1-element
+array.  Large GEMMs, convolutions and other reductions stay NumPy/BLAS.  No
+``fastmath``: each element sees the same operations in the same order as in NumPy,
+with float32 results rounded after each operation.
 """
 from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from . import codegen
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, has_guards
+from .codegen_numba_kernel import blocks_of, kernel_text, literal_input
 from .codegen_workspace import fresh_node
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
-from .naming import Namespace, sanitize
-from .numba_fuse import find_groups, has_literal, scalar_form
-from .precedence import prec_of
-from .primitive import REGISTRY, _param_text, type_str
+from .numba_fuse import find_groups, kind
+from .primitive import type_str
 from .source_comments import source_text, where_short, with_comment
 
 __all__ = ["generate_module", "NumbaEmitter"]
-
-_DECORATOR = '@numba.njit(cache=False, fastmath=False, error_model="numpy")'
-_EXACT32 = frozenset({"add", "sub", "mul", "div", "neg", "maximum", "minimum", "abs",
-                      "relu", "masked_mul", "where", "identity", "stop_gradient", "contiguous"})
-
-
-def _num(value, dtype):
-    v = np.asarray(value).item()
-    if np.dtype(dtype).kind == "b":
-        return repr(bool(v))
-    text = repr(float(v)) if np.isfinite(v) else f'float("{v}")'
-    return f"np.float32({text})" if dtype == np.float32 else text
 
 
 class NumbaEmitter(codegen.Emitter):
@@ -90,21 +75,24 @@ class NumbaEmitter(codegen.Emitter):
             if m not in outs:
                 self.donated.add(m)           # (no array: nothing to del)
         kname = self.ns.new(f"_fused_{self.name[outs[-1]]}")
-        bufs, donors = [], set()
+        block = blocks_of(g, grp)
+        donors: dict = {}
         for m in outs:
-            donor = next((a for a in ins if a not in donors and _donor(g, a, m, grp)), None)
+            donor = next((a for a in ins if a not in donors.values()
+                          and _donor(g, a, m, grp, block)), None)
             if donor is not None:
-                donors.add(donor)
-                bufs.append(self.name[donor])
-            else:
-                shape = tuple(g[m].shape)
-                bufs.append(f"np.empty({shape!r}, np.{g[m].dtype.name})")
+                donors[m] = donor
         # (a 0-d array goes in as its scalar: numba would make arrays of each element's math)
         args = [self.ref(a, 100) + ("[()]" if not g[a].shape and not g[a].weak else "")
-                for a in ins if not _literal_input(g, a)]
-        self.kernels.append(kernel_text(self, kname, grp, ins, outs))
-        lhs = ", ".join(self.name[m] for m in outs)
-        return [f"{lhs} = {kname}({', '.join(args + bufs)})"]
+                for a in ins if not literal_input(g, a)]
+        self.kernels.append(kernel_text(self, kname, grp, ins, outs, donors))
+        allocs = [f"{self.name[m]} = np.empty({tuple(g[m].shape) or (1,)!r}, np.{g[m].dtype.name})"
+                  for m in outs if m not in donors]
+        call = f"{kname}({', '.join(args + [self.name[m] for m in outs if m not in donors])})"
+        # (written in place into an input's array; a total in a 1-element array)
+        after = [f"{self.name[m]} = {self.ref(a)}" for m, a in donors.items()]
+        after += [f"{self.name[m]} = {self.name[m]}[0]" for m in outs if not g[m].shape]
+        return allocs + [call] + after
 
 
 def _outputs(g, grp):
@@ -123,156 +111,18 @@ def _inputs(g, grp):
     return out
 
 
-def _literal_input(g, a):
-    return g[a].op == "const" and g.aval(a).size <= 1
-
-
-def _donor(g, a, m, grp):
+def _donor(g, a, m, grp, block):
     """Output ``m`` may be written into input ``a``'s buffer: a fresh array of its shape
-    and dtype that only this group reads (each element read before it is written)."""
+    and dtype that only this group reads, each element in ``m``'s block and loop
+    position just before ``m``'s is written."""
     node, out = g[a], g[m]
-    members = set(grp.members)
+    users = g.users(a)
     # (forward only: written in place, a backward mask kernel measured 2x slower at
     # batch 65,536 than into a fresh array; numba cannot prove the two apart)
-    return (grp.section != "backward" and node.op != "const" and a not in g.outputs and fresh_node(g, a)
+    return (out.section != "backward" and node.op != "const" and a not in g.outputs and fresh_node(g, a)
             and tuple(node.shape) == tuple(out.shape) and node.dtype == out.dtype
-            and all(u in members for u in g.users(a)))
-
-
-def _index(shape, out_shape, idx):
-    """``[i, j]`` / ``[0, j]`` / ``[j]`` for an operand of ``shape``."""
-    lead = len(out_shape) - len(shape)
-    parts = ["0" if s == 1 and out_shape[lead + k] != 1 else idx[lead + k]
-             for k, s in enumerate(shape)]
-    return f"[{', '.join(parts)}]"
-
-
-_IDX = ("i", "j", "k", "l", "m", "n")
-
-
-def kernel_text(em, kname, grp, ins, outs):
-    """The lines of one ``@numba.njit`` kernel."""
-    g = em.g
-    ns = Namespace()
-    idx = [ns.new(_IDX[d] if d < len(_IDX) else f"i{d}") for d in range(len(grp.shape))]
-    params = {}
-    for a in ins:
-        if not _literal_input(g, a):
-            params[a] = ns.new(em.ref(a) if em.ref(a).isidentifier() else "arg")
-    out_params = {m: ns.new(f"{em.name[m]}_out") for m in outs}
-    body, ref = _element_lines(em, grp, ins, outs, params, idx, ns)
-    head = [_DECORATOR,
-            f"def {kname}({', '.join(list(params.values()) + list(out_params.values()))}):"]
-    seen = []
-    for m in grp.members:
-        line = source_text(g[m].where)
-        if line and line not in seen:
-            seen.append(line)
-    head += [f"    # fuses {where_short(g[grp.members[0]].where) or 'the lines'}: {s}"
-             if i == 0 else f"    #       {s}" for i, s in enumerate(seen)] or \
-        [f"    # fuses {len(grp.members)} elementwise ops"]
-    first = out_params[outs[0]]
-    lines, ind = [], "    "
-    for d, i in enumerate(idx):
-        lines.append(f"{ind}for {i} in range({first}.shape[{d}]):")
-        ind += "    "
-    lines += [ind + line for line in body]
-    sub = "[" + ", ".join(idx) + "]"
-    lines += [f"{ind}{out_params[m]}{sub} = {ref[m]}" for m in outs]
-    rets = ", ".join(out_params[m] for m in outs)
-    return head + lines + [f"    return {rets}"]
-
-
-def _element_lines(em, grp, ins, outs, params, idx, ns):
-    g = em.g
-    ref: dict = {}
-    for a in ins:
-        node = g[a]
-        if _literal_input(g, a):
-            want = _operand_dtype(g, a, grp)
-            ref[a] = (_num(node.value, want), 100)
-        elif len(node.shape) == 0:          # a Python float meets float32 as float32 (NEP 50)
-            weak32 = node.weak and _operand_dtype(g, a, grp) == np.float32
-            ref[a] = (f"np.float32({params[a]})" if weak32 else params[a], 100)
-        else:
-            ref[a] = (params[a] + _index(tuple(node.shape), grp.shape, idx), 100)
-    members, out_set, lines = set(grp.members), set(outs), []
-    for m in grp.members:
-        if g[m].op == "masked_mul":         # product first, then a select: no branch
-            lines += _masked_lines(g, m, ref, ns)
-        text = _member_text(g, m, ref)
-        if _inlined(g, m, members, out_set):
-            ref[m] = (text, prec_of(text))
-            continue
-        name = ns.new(sanitize(em.name.get(m) or g.display_name(m, em.name)))
-        lines.append(with_comment(f"{name} = {text}", type_str((), g[m].dtype)))
-        ref[m] = (name, 100)
-    return lines, {m: ref[m][0] for m in outs}
-
-
-def _masked_lines(g, m, ref, ns):
-    """Name ``masked_mul``'s operands and their product, so that its scalar form
-    ``p if w != 0 else 0.0`` is a select of two computed values (vectorizable)."""
-    lines = []
-    x, w = g[m].args
-    for a, hint in ((x, "x"), (w, "mask")):
-        text, prec = ref[a]
-        if not text.isidentifier():
-            name = ns.new(hint)
-            lines.append(f"{name} = {text}")
-            ref[a] = (name, 100)
-    prod = ns.new("prod")
-    mul = f"{ref[x][0]} * {ref[w][0]}"
-    if g[m].dtype == np.float32 and (g[x].dtype != np.float32 or g[w].dtype != np.float32):
-        mul = f"np.float32({mul})"
-    lines.append(f"{prod} = {mul}")
-    ref[("prod", m)] = (prod, 100)
-    return lines
-
-
-def _operand_dtype(g, a, grp):
-    """A scalar constant's dtype in the kernel: float32 next to float32 values (NEP 50)."""
-    node = g[a]
-    if not node.weak:
-        return node.dtype
-    user = next(u for u in g.users(a) if u in set(grp.members))
-    others = [g[b].dtype for b in g[user].args if b != a and not g[b].weak]
-    if node.dtype.kind in "iuf" and np.float32 in others:
-        return np.dtype(np.float32)
-    return np.dtype(np.float64) if node.dtype.kind in "iuf" else node.dtype
-
-
-def _member_text(g, m, ref):
-    node = g[m]
-    prim = REGISTRY[node.op]
-    tmpl = scalar_form(node.op)
-    args = []
-    for i, a in enumerate(node.args):
-        text, prec = ref[a]
-        need = min(prim.slot_prec(i, len(node.args), tmpl), 100)
-        args.append(f"({text})" if prec < need else text)
-    params = {k: _param_text(v) for k, v in node.params.items()}
-    if node.op == "masked_mul":
-        zero = _num(0.0, node.dtype)
-        return f"{ref[('prod', m)][0]} if {args[1]} != 0 else {zero}"
-    text = tmpl.format(*args, **params)
-    if node.dtype == np.float32 and node.op != "astype":
-        exact = node.op in _EXACT32 and not has_literal(tmpl) \
-            and all(g[a].dtype == np.float32 or g[a].op == "const" for a in node.args)
-        if not exact:
-            text = f"np.float32({text})"    # numba computes in float64: round as NumPy does
-    return text
-
-
-def _inlined(g, m, members, outs):
-    """A member used once, by a member, and not a kernel output: written into its user."""
-    if m in outs or g[m].name or g.n_uses(m) != 1:
-        return False
-    user = g.users(m)[0]
-    if user not in members:
-        return False
-    slot = g[user].args.index(m)            # a template reading its slot twice: a name
-    return scalar_form(g[user].op).count("{%d}" % slot) == 1
+            and m in block and all(block.get(u) == block[m] and kind(g, u) == "elementwise"
+                                   and tuple(g[u].shape) == tuple(node.shape) for u in users))
 
 
 # --- the module -----------------------------------------------------------------------
@@ -311,9 +161,12 @@ def _body_lines(em):
             out.extend("    " + line for line in lines)
             lines = ()
         at = len(lines) - 1
+        if nid in em.groups:                # the kernel call (no "name = "): where it starts
+            at = next(k for k, line in enumerate(lines) if " = " not in line.split("(")[0])
+            comment = where_short(node.where) or ""
         if node.op == "guard":
             at, comment = 0, where_short(node.where) or "guard"
-        out += ["    " + (with_comment(line, comment) if k == at else line)
+        out += ["    " + (with_comment(line, comment) if k == at and comment else line)
                 for k, line in enumerate(lines)]
         if i in frees:
             out.append(f"    del {', '.join(frees[i])}")

@@ -46,7 +46,8 @@ LAYERS = {
                   "batch_axis batch_axis_index "
                   "codegen_xp xp_helpers "
                   "numba_fuse codegen_numba "
-                  "control.emit_xp xp_closure xp_partition",
+                  "control.emit_xp xp_closure xp_partition "
+                  "codegen_numba_kernel",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
                       "nn.conv nn.dropout nn.init nn.losses optim cli demo target datasets guard_paths "
                       "vmap jacobians report trace_display display "

@@ -17,105 +17,109 @@ def sig_loss_np_value_and_grad(p, x, y):
     b2 = p['b2']
     W3 = p['W3']
     b3 = p['b3']
-    matmul = x @ W1                             # f32[256,3]  workloads.py:378
-    exp, add, h1 = fused_h1(matmul, b1, matmul, np.empty((256, 3), np.float32), np.empty((256, 3), np.float32))  # f32[256,3]  workloads.py:378
-    matmul_1 = h1 @ W2                          # f32[256,3]  workloads.py:379
-    exp_1, add_1, h2 = fused_h2(matmul_1, b2, matmul_1, np.empty((256, 3), np.float32), np.empty((256, 3), np.float32))  # f32[256,3]  workloads.py:379
-    s = (h2 @ W3 + b3).reshape(256)             # f32[256]  workloads.py:380
-    neg, mul, softplus = fused_softplus(y, s, s, np.empty((256,), np.float32), np.empty((256,), np.float32))  # f32[256]  workloads.py:381
-    mean = softplus.sum() / 256                 # f32[]  workloads.py:381
-
-    # grad of: return np.mean(np.log(1 + np.exp(-y * s)))
-    d_s = fused_d_s(mul, neg, np.empty((256,), np.float32))  # f32[256]
-
-    # grad of: s = (h2 @ p["W3"] + p["b3"])[:, 0]
-    d_add = d_s.reshape(256, 1)                 # f32[256,1]
-    d_b3 = d_add.sum(axis=0)                    # f32[1]
-    d_h2 = d_add @ W3.T                         # f32[256,3]
-    d_W3 = h2.T @ d_add                         # f32[3,1]
-
-    # grad of: h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
-    d_add_1 = fused_d_add_1(d_h2, h2, add_1, exp_1, np.empty((256, 3), np.float32))  # f32[256,3]
-    d_b2 = d_add_1.sum(axis=0)                  # f32[3]
-    d_h1 = d_add_1 @ W2.T                       # f32[256,3]
-    d_W2 = h1.T @ d_add_1                       # f32[3,3]
-
-    # grad of: h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
-    d_add_2 = fused_d_add_2(d_h1, h1, add, exp, np.empty((256, 3), np.float32))  # f32[256,3]
-    d_b1 = d_add_2.sum(axis=0)                  # f32[3]
-    d_W1 = x.T @ d_add_2                        # f32[2,3]
-
+    mean = np.empty((1,), np.float32)
+    d_b3 = np.empty((1,), np.float32)
+    d_W3 = np.empty((3, 1), np.float32)
+    d_b2 = np.empty((3,), np.float32)
+    d_W2 = np.empty((3, 3), np.float32)
+    d_b1 = np.empty((3,), np.float32)
+    d_W1 = np.empty((2, 3), np.float32)
+    fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean, d_b3, d_W3, d_b2, d_W2, d_b1, d_W1)  # workloads.py:378
+    mean = mean[0]
     return mean, {'W1': d_W1, 'b1': d_b1, 'W2': d_W2, 'b2': d_b2, 'W3': d_W3, 'b3': d_b3}
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_h1(matmul, b1, exp_out, add_out, h1_out):
+def fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean_out, d_b3_out, d_W3_out, d_b2_out, d_W2_out, d_b1_out, d_W1_out):
     # fuses workloads.py:378: h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
-    for i in range(exp_out.shape[0]):
-        for j in range(exp_out.shape[1]):
-            exp = np.float32(np.exp(-(matmul[i, j] + b1[j])))  # f32[]
+    #       h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
+    #       s = (h2 @ p["W3"] + p["b3"])[:, 0]
+    #       return np.mean(np.log(1 + np.exp(-y * s)))
+    exp_row = np.empty((3,), np.float32)
+    add_row = np.empty((3,), np.float32)
+    h1_row = np.empty((3,), np.float32)
+    d_h2_row = np.empty((3,), np.float32)
+    exp_row_1 = np.empty((3,), np.float32)
+    add_row_1 = np.empty((3,), np.float32)
+    h2_row = np.empty((3,), np.float32)
+    d_add_row = np.empty((3,), np.float32)
+    sum_acc = np.zeros((1,), np.float64)
+    d_b3_acc = np.zeros((1,), np.float64)
+    d_W3_acc = np.zeros((3, 1), np.float64)
+    d_b2_acc = np.zeros((3,), np.float64)
+    d_W2_acc = np.zeros((3, 3), np.float64)
+    d_b1_acc = np.zeros((3,), np.float64)
+    d_W1_acc = np.zeros((2, 3), np.float64)
+    for i in range(256):
+        for j in range(3):
+            matmul = np.float32(0.0)
+            for p in range(2):
+                matmul += x[i, p] * W1[p, j]
+            exp = np.float32(np.exp(-(matmul + b1[j])))  # f32[]
             add = np.float32(1.0) + exp                 # f32[]
             h1 = np.float32(1.0) / add                  # f32[]
-            exp_out[i, j] = exp
-            add_out[i, j] = add
-            h1_out[i, j] = h1
-    return exp_out, add_out, h1_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_h2(matmul_1, b2, exp_1_out, add_1_out, h2_out):
-    # fuses workloads.py:379: h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
-    for i in range(exp_1_out.shape[0]):
-        for j in range(exp_1_out.shape[1]):
-            exp_1 = np.float32(np.exp(-(matmul_1[i, j] + b2[j])))  # f32[]
+            exp_row[j] = exp
+            add_row[j] = add
+            h1_row[j] = h1
+        for j in range(3):
+            matmul_1 = np.float32(0.0)
+            for p in range(3):
+                matmul_1 += h1_row[p] * W2[p, j]
+            exp_1 = np.float32(np.exp(-(matmul_1 + b2[j])))  # f32[]
             add_1 = np.float32(1.0) + exp_1             # f32[]
             h2 = np.float32(1.0) / add_1                # f32[]
-            exp_1_out[i, j] = exp_1
-            add_1_out[i, j] = add_1
-            h2_out[i, j] = h2
-    return exp_1_out, add_1_out, h2_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_softplus(y, s, neg_out, mul_out, softplus_out):
-    # fuses workloads.py:381: return np.mean(np.log(1 + np.exp(-y * s)))
-    for i in range(neg_out.shape[0]):
+            exp_row_1[j] = exp_1
+            add_row_1[j] = add_1
+            h2_row[j] = h2
+        matmul_2 = np.float32(0.0)
+        for p in range(3):
+            matmul_2 += h2_row[p] * W3[p, 0]
+        s = matmul_2 + b3[0]                        # f32[]
         neg = -y[i]                                 # f32[]
-        mul = neg * s[i]                            # f32[]
-        softplus = np.float32(np.maximum(mul, 0) + np.log1p(np.exp(-np.abs(mul))))  # f32[]
-        neg_out[i] = neg
-        mul_out[i] = mul
-        softplus_out[i] = softplus
-    return neg_out, mul_out, softplus_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_s(mul, neg, d_s_out):
-    # fuses workloads.py:381: return np.mean(np.log(1 + np.exp(-y * s)))
-    for i in range(d_s_out.shape[0]):
-        d_s = np.float32(0.00390625) * np.float32(np.exp(np.minimum(mul[i], 0)) / (1 + np.exp(-np.abs(mul[i])))) * neg[i]  # f32[]
-        d_s_out[i] = d_s
-    return d_s_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_add_1(d_h2, h2, add_1, exp_1, d_add_1_out):
-    # fuses workloads.py:379: h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
-    for i in range(d_add_1_out.shape[0]):
-        for j in range(d_add_1_out.shape[1]):
-            d_add_1 = -(-(d_h2[i, j] * h2[i, j] / add_1[i, j]) * exp_1[i, j])  # f32[]
-            d_add_1_out[i, j] = d_add_1
-    return d_add_1_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_add_2(d_h1, h1, add, exp, d_add_2_out):
-    # fuses workloads.py:378: h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
-    for i in range(d_add_2_out.shape[0]):
-        for j in range(d_add_2_out.shape[1]):
-            d_add_2 = -(-(d_h1[i, j] * h1[i, j] / add[i, j]) * exp[i, j])  # f32[]
-            d_add_2_out[i, j] = d_add_2
-    return d_add_2_out
+        mul = neg * s                               # f32[]
+        sum_acc[0] += np.float32(np.maximum(mul, 0) + np.log1p(np.exp(-np.abs(mul))))
+        # grad of: s = (h2 @ p["W3"] + p["b3"])[:, 0]
+        d_add = np.float32(0.00390625) * np.float32(np.exp(np.minimum(mul, 0)) / (1 + np.exp(-np.abs(mul)))) * neg  # f32[]
+        d_b3_acc[0] += d_add
+        for j in range(3):
+            d_h2 = np.float32(0.0)
+            for p in range(1):
+                d_h2 += d_add * W3[j, p]
+            d_h2_row[j] = d_h2
+        for p in range(3):
+            d_W3_acc[p, 0] += h2_row[p] * d_add
+        for j in range(3):
+            # grad of: h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
+            d_add_1 = -(-(d_h2_row[j] * h2_row[j] / add_row_1[j]) * exp_row_1[j])  # f32[]
+            d_b2_acc[j] += d_add_1
+            d_add_row[j] = d_add_1
+        for j in range(3):
+            d_h1 = np.float32(0.0)
+            for p in range(3):
+                d_h1 += d_add_row[p] * W2[j, p]
+            for p in range(3):
+                d_W2_acc[p, j] += h1_row[p] * d_add_row[j]
+            # grad of: h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
+            d_add_2 = -(-(d_h1 * h1_row[j] / add_row[j]) * exp_row[j])  # f32[]
+            d_b1_acc[j] += d_add_2
+            for p in range(2):
+                d_W1_acc[p, j] += x[i, p] * d_add_2
+    for j in range(1):
+        d_b3_out[j] = d_b3_acc[j]
+    for j in range(3):
+        for k in range(1):
+            d_W3_out[j, k] = d_W3_acc[j, k]
+    for j in range(3):
+        d_b2_out[j] = d_b2_acc[j]
+    for j in range(3):
+        for k in range(3):
+            d_W2_out[j, k] = d_W2_acc[j, k]
+    for j in range(3):
+        d_b1_out[j] = d_b1_acc[j]
+    for j in range(2):
+        for k in range(3):
+            d_W1_out[j, k] = d_W1_acc[j, k]
+    mean_out[0] = np.float32(sum_acc[0]) / np.float32(256.0)
 
 
 # The arguments this code was generated for, checked at entry.
