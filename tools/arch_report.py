@@ -34,8 +34,8 @@ LAYERS = {
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding ops.basics ops.guard "
-             "ops.array_api",
-    "3 tracing": "tracing name_pause symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
+             "ops.array_api ops.max_share",
+    "3 tracing": "tracing name_pause symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward shift_invariance user_code random_watch updates numpy_misuse "
                  "custom control control.body control.scan control.while_ control.branches control.tangents "
                  "custom_batch batch_rules batch_index batching batch_loops",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
