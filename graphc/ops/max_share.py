@@ -72,7 +72,8 @@ def _emit(e):
 
 def _emit_xp(e):
     ct, x, y = e.args
-    return f"_masked_mul(xp, {ct}, 0.5 + 0.5 * xp.sign({x} - {y}))"
+    diff = x if _literal(e.atoms[2]) == 0 else f"{x} - {y}"
+    return f"_masked_mul(xp, {ct}, 0.5 + 0.5 * xp.sign({diff}))"
 
 
 def _vjp(ct, c, x, y, *, out):
