@@ -239,3 +239,66 @@ def test_the_analysis_directly():
     assert cancelled_shifts(g, list(g.outputs), set(g)) == maxes
     g = graphc.trace(lambda s: _other_axis(s, np.ones((3, 4))), s)
     assert cancelled_shifts(g, list(g.outputs), set(g)) == set()
+
+
+# --- (d) ReLU's mask before max pooling's unpool --------------------------------------------
+def _relu_pool(x, w, R):
+    h = graphc.nn.max_pool2d(graphc.nn.relu(graphc.nn.conv2d(x, w)), 2)
+    return (h * R).sum()
+
+
+def _relu_pool_shared(x, w, R):
+    r = graphc.nn.relu(graphc.nn.conv2d(x, w))
+    return (graphc.nn.max_pool2d(r, 2) * R).sum() + (r * r).sum()
+
+
+def _pool_only(x, w, R):
+    return (graphc.nn.max_pool2d(graphc.nn.conv2d(x, w), 2) * R).sum()
+
+
+def _old_pool_vjp(monkeypatch):
+    """The rule as before: no mask on the pooled values, no rewrite."""
+    import sys
+    from graphc.ops import pool
+    S = sys.modules["graphc.passes.simplify"]
+    monkeypatch.setattr(S, "_RULES", tuple(r for r in S._RULES
+                                           if r.__name__ != "relu_mask_after_unpool"))
+    monkeypatch.setattr(pool, "_is_relu", lambda x: False)
+
+
+@pytest.mark.parametrize("fn", [_relu_pool, _relu_pool_shared, _pool_only])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_mask_on_pooled_values_is_bitwise_the_same(fn, dtype, monkeypatch):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 2, 9, 9)).astype(dtype)
+    x[0, :, :4, :4] = 0.0                      # zero windows: ReLU ties inside a pool window
+    w = rng.standard_normal((4, 2, 3, 3)).astype(dtype)
+    R = rng.standard_normal((3, 4, 3, 3)).astype(dtype)
+    new = graphc.grad(fn, argnums=(0, 1))
+    src = new.source(x, w, R)
+    got = new(x, w, R)
+    assert ("d_pooled" in src) == (fn is not _pool_only)
+    if fn is _relu_pool_shared:                # ReLU's value has another use: its mask stays
+        assert "(r > 0)" in src
+    else:                                      # the full-size mask is gone
+        assert "(relu > 0)" not in src
+    _old_pool_vjp(monkeypatch)
+    old = graphc.grad(fn, argnums=(0, 1))
+    assert "d_pooled" not in old.source(x, w, R)
+    for a, b in zip(got, old(x, w, R)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_relu_mask_on_pooled_values_with_an_infinite_cotangent():
+    x = np.array([[[[1.0, -2.0, 0.5, -1.0], [0.25, -3.0, -0.5, -0.75],
+                    [3.0, 1.0, -1.0, -2.0], [0.5, 2.0, -4.0, -0.5]]]])
+
+    def f(x):     # sqrt's derivative at a pooled 0 (the all-negative window) is inf
+        return np.sqrt(graphc.nn.max_pool2d(graphc.nn.relu(x), 2)).sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = graphc.grad(f)(x)
+    want = np.zeros_like(x)
+    want[0, 0, 0, 0] = 0.5 / np.sqrt(1.0)
+    want[0, 0, 0, 2] = 0.5 / np.sqrt(0.5)
+    want[0, 0, 2, 0] = 0.5 / np.sqrt(3.0)
+    np.testing.assert_array_equal(g, want)    # the window of negatives: exactly 0, no nan
