@@ -48,7 +48,7 @@ def _literal(text: str):
         return None
 
 
-def _emit(e):
+def _emit_max_share(e):
     ct, x, y = e.atoms
     zero_x, zero_y = _literal(x) == 0, _literal(y) == 0
     diff = x if zero_y else f"-{y}" if zero_x else f"{x} - {y}"
@@ -109,7 +109,7 @@ def _samples(d):
 
 
 max_share = primitive(
-    name="max_share", shape=elementwise_rule(_ref), numpy=_emit, array_api=_emit_xp,
+    name="max_share", shape=elementwise_rule(_ref), numpy=_emit_max_share, array_api=_emit_xp,
     vjp=_vjp, jvp=_jvp, sympy=_sym, label="× [x>y]", elementwise=True, flops=size_flops,
     fresh_result=True, never_inline_args=True, samples=_samples,
     doc="The share of ct that maximum(x, y) passes to x: ct where x > y, ct/2 at a tie, "

@@ -34,23 +34,20 @@ def mlp_loss_value_and_grad(params, x, y):
 
     # grad of: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     d_sum = (-d_logp).sum(axis=1, keepdims=True) / sum_  # f64[6,1]
-    d_z, neg = fused_neg(d_sum, exp, d_logp, np.empty((6, 2), np.float64), np.empty((6, 2), np.float64))  # f64[6,2]
-
-    # grad of: z = logits - m
-    d_m = neg.sum(axis=1, keepdims=True)        # f64[6,1]
-
-    # grad of: m = logits.max(axis=1, keepdims=True)
-    eq, astype = fused_astype(logits, m, np.empty((6, 2), np.bool), np.empty((6, 2), np.float64))  # f64[6,2]
-    div = d_m / astype.sum(axis=1, keepdims=True)  # f64[6,1]
-    d_logits = fused_d_logits(div, eq, d_z, np.empty((6, 2), np.float64))  # f64[6,2]
+    d_z = fused_d_z(d_sum, exp, d_logp, np.empty((6, 2), np.float64))  # f64[6,2]
 
     # grad of: logits = h2 @ params["W3"] + params["b3"]
-    d_b3 = d_logits.sum(axis=0)                 # f64[2]
-    d_h2 = d_logits @ W3.T                      # f64[6,3]
-    d_W3 = h2.T @ d_logits                      # f64[3,2]
+    d_b3 = d_z.sum(axis=0)                      # f64[2]
+    d_h2 = d_z @ W3.T                           # f64[6,3]
+    d_W3 = h2.T @ d_z                           # f64[3,2]
 
     # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    d_add = fused_d_add(add, d_h2, np.empty((6, 3), np.float64))  # f64[6,3]
+    if not (np.abs(add).min() > 0):  # a tie at 0 (half the gradient) or a nan
+        d_add = d_h2 * (0.5 + 0.5 * np.sign(add))
+    else:
+        d_add = d_h2 * (add > 0)
+    if np.isnan(d_add.max()):  # inf * 0: an unselected element's gradient is 0
+        np.copyto(d_add, 0, where=add < 0)      # f64[6,3]
     d_b2 = d_add.sum(axis=0)                    # f64[3]
     d_h = d_add @ W2.T                          # f64[6,4]
     d_W2 = h.T @ d_add                          # f64[4,3]
@@ -99,54 +96,13 @@ def fused_exp(logits, m, z_out, exp_out):
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_neg(d_sum, exp, d_logp, d_z_out, neg_out):
+def fused_d_z(d_sum, exp, d_logp, d_z_out):
     # fuses functions.py:32: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    #       z = logits - m
     for i in range(d_z_out.shape[0]):
         for j in range(d_z_out.shape[1]):
             d_z = d_logp[i, j] + d_sum[i, 0] * exp[i, j]  # f64[]
-            neg = -d_z                                  # f64[]
             d_z_out[i, j] = d_z
-            neg_out[i, j] = neg
-    return d_z_out, neg_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_astype(logits, m, eq_out, astype_out):
-    # fuses functions.py:30: m = logits.max(axis=1, keepdims=True)
-    for i in range(eq_out.shape[0]):
-        for j in range(eq_out.shape[1]):
-            eq = logits[i, j] == m[i, 0]                # bool[]
-            astype = np.float64(eq)                     # f64[]
-            eq_out[i, j] = eq
-            astype_out[i, j] = astype
-    return eq_out, astype_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_logits(div, eq, d_z, d_logits_out):
-    # fuses functions.py:30: m = logits.max(axis=1, keepdims=True)
-    for i in range(d_logits_out.shape[0]):
-        for j in range(d_logits_out.shape[1]):
-            x = div[i, 0]
-            mask = eq[i, j]
-            prod = x * mask
-            d_logits = d_z[i, j] + (prod if mask != 0 else 0.0)  # f64[]
-            d_logits_out[i, j] = d_logits
-    return d_logits_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_add(add, d_h2, d_add_out):
-    # fuses functions.py:28: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    for i in range(d_add_out.shape[0]):
-        for j in range(d_add_out.shape[1]):
-            add_1 = 0.5 + 0.5 * np.sign(add[i, j])      # f64[]
-            x = d_h2[i, j]
-            prod = x * add_1
-            d_add = prod if add_1 != 0 else 0.0         # f64[]
-            d_add_out[i, j] = d_add
-    return d_add_out
+    return d_z_out
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
