@@ -119,9 +119,11 @@ def _sum_rule(op, x, y):
     if x is not None and y is not None:
         if x[0] != y[0] or x[2] != y[2]:
             return None
-        if x[0] == "S" and op != "logaddexp":
+        if op == "logaddexp":                # log(e^(x0+ac) + e^(y0+ac)) = ... + ac
+            return x if x[0] == "S" and x[1] == y[1] else None
+        if x[0] == "S":
             return _norm("S", x[1] + (y[1] if op == "add" else -y[1]), x[2])
-        return x if x[1] == y[1] else None   # e^(ac)(x0 + y0); log(e^(x0+ac) + e^(y0+ac))
+        return x if x[1] == y[1] else None   # e^(ac) x0 + e^(ac) y0
     st = x or y
     if st[0] != "S" or op == "logaddexp":
         return None

@@ -302,3 +302,27 @@ def test_relu_mask_on_pooled_values_with_an_infinite_cotangent():
     want[0, 0, 0, 2] = 0.5 / np.sqrt(0.5)
     want[0, 0, 2, 0] = 0.5 / np.sqrt(3.0)
     np.testing.assert_array_equal(g, want)    # the window of negatives: exactly 0, no nan
+
+
+def test_logaddexp_shift_and_its_near_miss(monkeypatch):
+    rng = np.random.default_rng(7)
+    s = rng.standard_normal((6, 4))
+    s[2, 1] = s[2].max()
+    R = rng.standard_normal((6, 4))
+
+    def of_shifts(s):       # logaddexp of two shifted values is a shift; minus z: invariant
+        z = s - s.max(axis=1, keepdims=True)
+        return ((np.logaddexp(z, z + 1.0) - z) * R).sum()
+
+    def of_scales(s):       # logaddexp of two scaled values is not a shift: not rewritten
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return (np.logaddexp(e, e) * R).sum()
+    new = [graphc.grad(f) for f in (of_shifts, of_scales)]
+    srcs = [g.source(s) for g in new]
+    got = [g(s) for g in new]
+    _without_rewrite(monkeypatch)
+    old = [graphc.grad(f) for f in (of_shifts, of_scales)]
+    assert srcs[0] != old[0].source(s)          # proven: the max-shift gradient is gone
+    assert srcs[1] == old[1].source(s)
+    np.testing.assert_allclose(got[0], old[0](s), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(got[1], old[1](s))
