@@ -15,6 +15,7 @@ from .ops.shape import unbroadcast
 from .ir import SUBGRAPH_OPS
 from .primitive import NOT_DIFFERENTIABLE, REGISTRY
 from . import name_pause
+from .shift_invariance import cancelled_shifts
 from .tracing import Tracer
 
 __all__ = ["backward"]
@@ -68,6 +69,8 @@ def _backward(hook, out, wrt, seed, start):
         cts[out.node] = _accumulate(g, trace, cts.get(out.node), seed)
     wrt_ids = [w.node for w in wrt]
     active = _active_nodes(g, [o.node for o in outs], wrt_ids, start)
+    # a softmax's max-shift: its gradient provably cancels (graphc/shift_invariance.py)
+    active -= cancelled_shifts(g, [o.node for o in outs], active)
     for nid in sorted(active, reverse=True):
         ct = cts.get(nid)
         if ct is None:

@@ -37,6 +37,9 @@ arctan2 safe_sqrt isnan isinf isfinite
 SCALAR = {
     "where": "({1} if {0} else {2})",
     "masked_mul": "({0} * {1} if {1} != 0 else 0.0)",   # (codegen_numba: product, then select)
+    # maximum/minimum's gradient (graphc/ops/max_share.py): 0 where x < y even for an
+    # infinite cotangent, half at a tie, nan where x - y is nan (the comparison is False)
+    "max_share": "(0.0 if {1} < {2} else {0} * (0.5 + 0.5 * np.sign({1} - {2})))",
     "identity": "{0}", "stop_gradient": "{0}", "contiguous": "{0}",
     "astype": "{dtype}({0})",
 }

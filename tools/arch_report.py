@@ -34,11 +34,13 @@ LAYERS = {
              "ops.transcendental ops.hyperbolic ops.logaddexp "
              "ops.decompositions ops.np_linalg "
              "ops.predicates ops.rounding ops.basics ops.guard "
-             "ops.array_api ops.xp_einsum ops.xp_index",
-    "3 tracing": "tracing name_pause symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
+             "ops.array_api ops.xp_einsum ops.xp_index "
+             "ops.max_share",
+    "3 tracing": "tracing name_pause symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse  "
+                 "shift_invariance"
                  "custom control control.body control.scan control.while_ control.branches control.tangents "
                  "custom_batch batch_rules batch_index batching batch_loops",
-    "4 products": "passes passes.alias passes.cse passes.dce passes.simplify literals codegen "
+    "4 products": "passes passes.alias passes.cse passes.dce passes.simplify passes.pool_mask literals codegen "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work codegen_writes codegen_workspace control.emit control.prune guards "
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "

@@ -11,3 +11,4 @@ from . import padding, reorder  # noqa: F401  (np.pad/roll/diff, sort/argsort/ta
 from . import norms, scans, statistics  # noqa: F401  (reductions, scans, np.linalg.norm)
 from . import basics  # noqa: F401  (np.where, reshape, transpose, broadcast_to, expand_dims)
 from . import guard  # noqa: F401  (issue 15: the decisions Python control flow took)
+from . import max_share  # noqa: F401  (issue 18: maximum/minimum's gradient share, one op)

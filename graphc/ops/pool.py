@@ -69,7 +69,18 @@ def _emit_max_pool(e, *, kernel):
 
 def _max_pool_vjp(ct, x, *, out, kernel):
     mask = max_pool_mask(x, out, kernel=kernel)
+    if _is_relu(x):
+        # ReLU's mask on the pooled values (where the mask is set, x == out): the
+        # full-size one after the unpool then changes nothing (graphc/passes/pool_mask.py)
+        from .composite import hint
+        from .elementwise import masked_mul
+        ct = hint(masked_mul(ct, out > 0), "d_pooled")
     return (unpool(ct, mask, image=tuple(x.shape)),)
+
+
+def _is_relu(x) -> bool:
+    """``x`` is the result of a ReLU in the trace."""
+    return x._trace.graph[x.node].op == "relu"
 
 
 def _max_pool_jvp(t, x, *, out, kernel):

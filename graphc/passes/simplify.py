@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitive import REGISTRY, Aval
+from .pool_mask import relu_mask_after_unpool
 
 BASIS = "basis"     # the hint of a Jacobian's identity seed (graphc/jacobians.py sets it)
 
@@ -199,7 +200,8 @@ def _basis_matmul(graph, nid, node):
     return False
 
 
-_RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _drop_operand_broadcast, _unique_scatter, _basis_matmul)
+_RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _drop_operand_broadcast, _unique_scatter, _basis_matmul,
+          relu_mask_after_unpool)   # graphc/passes/pool_mask.py
 
 
 def simplify(graph):

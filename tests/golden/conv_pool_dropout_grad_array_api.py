@@ -35,12 +35,12 @@ def loss_grad(w, x, key, *, xp=None):
             _seen = _seen | _hit
             _hits = _hits + [_hit]
     max_pool_mask = xp.reshape(xp.stack(_hits), (2, 2, 2, 2, 2, 2))  # bool[2,2,2,2,2,2]
+    d_pooled = _masked_mul(xp, d_h, h > 0)      # f64[2,2,2,2]
     d_relu = xp.reshape(xp.reshape(xp.permute_dims(max_pool_mask, (2, 3, 4, 0, 5, 1)), (-1,)), (2, 2, 2, 2, 2, 2))
-    d_relu = _masked_mul(xp, xp.reshape(d_h, (2, 2, 2, 1, 2, 1)), d_relu)
+    d_relu = _masked_mul(xp, xp.reshape(d_pooled, (2, 2, 2, 1, 2, 1)), d_relu)
     d_relu = xp.reshape(d_relu, (2, 2, 4, 4))   # f64[2,2,4,4]
-    d_reshape = xp.permute_dims(_masked_mul(xp, d_relu, relu > 0), (1, 2, 3, 0))  # f64[2,4,4,2]
-    d_reshape_1 = xp.reshape(d_reshape, (2, 32)) @ xp.matrix_transpose(reshape_1)  # f64[2,9]
-    d_w = xp.reshape(d_reshape_1, (2, 1, 3, 3))  # f64[2,1,3,3]
+    d_reshape = xp.reshape(xp.permute_dims(d_relu, (1, 2, 3, 0)), (2, 32)) @ xp.matrix_transpose(reshape_1)  # f64[2,9]
+    d_w = xp.reshape(d_reshape, (2, 1, 3, 3))   # f64[2,1,3,3]
 
     return d_w
 

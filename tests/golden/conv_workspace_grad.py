@@ -47,8 +47,11 @@ def lenet_like_grad(p, x):
             np.equal(relu_1[:, :, _i::2, _j::2], h, out=max_pool_mask[_i, _j])
             np.greater(max_pool_mask[_i, _j], _seen, out=max_pool_mask[_i, _j])  # and not seen: a tie goes to the first maximum
             _seen |= max_pool_mask[_i, _j]      # bool[2,2,64,16,5,5]
+    d_pooled = d_h * (h > 0)
+    if np.isnan(d_pooled.max()):  # inf * 0: an unselected element's gradient is 0
+        np.copyto(d_pooled, 0, where=~(h > 0))  # f32[64,16,5,5]
     d_relu_1 = np.empty((64, 16, 10, 10), dtype=np.float32)
-    _values = np.ascontiguousarray(d_h)
+    _values = np.ascontiguousarray(d_pooled)
     _finite = np.isfinite(_values.sum())
     for _i in range(2):
         for _j in range(2):
@@ -56,10 +59,7 @@ def lenet_like_grad(p, x):
                 np.multiply(_values, max_pool_mask[_i, _j], out=d_relu_1[:, :, _i::2, _j::2])
             else:  # inf * 0: an unselected element's gradient is 0
                 d_relu_1[:, :, _i::2, _j::2] = np.where(max_pool_mask[_i, _j], _values, 0)  # f32[64,16,10,10]
-    d_conv = d_relu_1 * (relu_1 > 0)
-    if np.isnan(d_conv.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(d_conv, 0, where=~(relu_1 > 0))  # f32[64,16,10,10]
-    d_reshape_4 = d_conv.transpose(1, 2, 3, 0)  # f32[16,10,10,64]
+    d_reshape_4 = d_relu_1.transpose(1, 2, 3, 0)  # f32[16,10,10,64]
     d_add = d_reshape_4.reshape(16, 6400)       # f32[16,6400]
     d_b2 = d_add.sum(axis=1)                    # f32[16]
     d_reshape_3 = d_add @ reshape_2.T           # f32[16,150]
@@ -83,8 +83,12 @@ def lenet_like_grad(p, x):
             np.equal(relu[:, :, _i::2, _j::2], pool, out=max_pool_mask_1[_i, _j])
             np.greater(max_pool_mask_1[_i, _j], _seen, out=max_pool_mask_1[_i, _j])  # and not seen: a tie goes to the first maximum
             _seen |= max_pool_mask_1[_i, _j]    # bool[2,2,64,6,14,14]
+    del relu
+    d_pooled_1 = d_pool * (pool > 0)
+    if np.isnan(d_pooled_1.max()):  # inf * 0: an unselected element's gradient is 0
+        np.copyto(d_pooled_1, 0, where=~(pool > 0))  # f32[64,6,14,14]
     d_relu = _buffer('d_relu', (64, 6, 28, 28), np.float32)  # kept between calls
-    _values = np.ascontiguousarray(d_pool)
+    _values = np.ascontiguousarray(d_pooled_1)
     _finite = np.isfinite(_values.sum())
     for _i in range(2):
         for _j in range(2):
@@ -92,12 +96,8 @@ def lenet_like_grad(p, x):
                 np.multiply(_values, max_pool_mask_1[_i, _j], out=d_relu[:, :, _i::2, _j::2])
             else:  # inf * 0: an unselected element's gradient is 0
                 d_relu[:, :, _i::2, _j::2] = np.where(max_pool_mask_1[_i, _j], _values, 0)  # f32[64,6,28,28]
-    d_conv_1 = d_relu * (relu > 0)
-    if np.isnan(d_conv_1.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(d_conv_1, 0, where=~(relu > 0))  # f32[64,6,28,28]
-    del relu, d_relu
-    d_add_1 = d_conv_1.reshape(64, 6, 784)      # f32[64,6,784]
-    del d_conv_1
+    d_add_1 = d_relu.reshape(64, 6, 784)        # f32[64,6,784]
+    del d_relu
     d_b1 = d_add_1.sum(axis=(0, 2))             # f32[6]
     d_w1 = (d_add_1 @ reshape.transpose(0, 2, 1)).sum(axis=0).reshape(6, 1, 5, 5)  # f32[6,1,5,5]
     del reshape, d_add_1

@@ -37,25 +37,18 @@ def mlp_loss_value_and_grad(params, x, y):
     d_sum = (-d_logp).sum(axis=1, keepdims=True) / sum_  # f32[n,1]
     d_z = d_logp + d_sum * exp                  # f32[n,2]
 
-    # grad of: z = logits - m
-    d_m = (-d_z).sum(axis=1, keepdims=True)     # f32[n,1]
-
-    # grad of: m = logits.max(axis=1, keepdims=True)
-    eq = logits == m                            # bool[n,2]
-    masked_mul = (d_m / eq.astype(np.float32).sum(axis=1, keepdims=True)) * eq
-    if np.isnan(masked_mul.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(masked_mul, 0, where=~eq)     # f32[n,2]
-    d_logits = d_z + masked_mul                 # f32[n,2]
-
     # grad of: logits = h2 @ params["W3"] + params["b3"]
-    d_b3 = d_logits.sum(axis=0)                 # f32[2]
-    d_h2 = d_logits @ W3.T                      # f32[n,3]
-    d_W3 = h2.T @ d_logits                      # f32[3,2]
+    d_b3 = d_z.sum(axis=0)                      # f32[2]
+    d_h2 = d_z @ W3.T                           # f32[n,3]
+    d_W3 = h2.T @ d_z                           # f32[3,2]
 
     # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    d_add = d_h2 * (0.5 + 0.5 * np.sign(add))
+    if not (np.abs(add).min() > 0):  # a tie at 0 (half the gradient) or a nan
+        d_add = d_h2 * (0.5 + 0.5 * np.sign(add))
+    else:
+        d_add = d_h2 * (add > 0)
     if np.isnan(d_add.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(d_add, 0, where=(0.5 + 0.5 * np.sign(add)) == 0)  # f32[n,3]
+        np.copyto(d_add, 0, where=add < 0)      # f32[n,3]
     d_b2 = d_add.sum(axis=0)                    # f32[3]
     d_h = d_add @ W2.T                          # f32[n,4]
     d_W2 = h.T @ d_add                          # f32[4,3]

@@ -17,8 +17,7 @@ def mlp_loss_grad_vmap(params, x, y):
     h = np.tanh(x @ params_0 + params_1)        # f64[4,5]  vmap_functions.py:7
     logits = h @ params_2 + params_3            # f64[4,3]  vmap_functions.py:8
     m = logits.max(axis=1)                      # f64[4]  vmap_functions.py:9
-    reshape = m.reshape(4, 1)                   # f64[4,1]  vmap_functions.py:10
-    exp = np.exp(logits - reshape)              # f64[4,3]  vmap_functions.py:10
+    exp = np.exp(logits - m.reshape(4, 1))      # f64[4,3]  vmap_functions.py:10
     sum_ = exp.sum(axis=1)                      # f64[4]  vmap_functions.py:10
 
     # grad of: return -logp[y]
@@ -26,18 +25,8 @@ def mlp_loss_grad_vmap(params, x, y):
     scatter_add[np.arange(4), y] = np.full((4,), -1.0, dtype=np.float64)  # f64[4,3]
 
     # grad of: logp = logits - m - np.log(np.sum(np.exp(logits - m)))
-    sum_1 = (-scatter_add).sum(axis=1)          # f64[4]
-    d_sum = sum_1 / sum_                        # f64[4]
-    d_sub = d_sum.reshape(4, 1) * exp           # f64[4,3]
-    d_m = (-d_sub).sum(axis=1) + sum_1          # f64[4]
-
-    # grad of: m = logits.max()
-    eq = logits == reshape                      # bool[4,3]
-    div = d_m.reshape(4, 1) / eq.astype(np.float64).sum(axis=1, keepdims=True)  # f64[4,1]
-    masked_mul = div * eq
-    if np.isnan(masked_mul.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(masked_mul, 0, where=~eq)     # f64[4,3]
-    d_logits = d_sub + scatter_add + masked_mul  # f64[4,3]
+    d_sum = (-scatter_add).sum(axis=1) / sum_   # f64[4]
+    d_logits = d_sum.reshape(4, 1) * exp + scatter_add  # f64[4,3]
 
     # grad of: logits = h @ W2 + b2
     d_h = d_logits @ params_2.T                 # f64[4,5]
