@@ -50,7 +50,7 @@ def test_w2_mlp_value_and_grad_matches_numpy_target():
     # bias + ReLU in place on the GEMM result (only the kernel reads it)
     assert "    fused_h1(matmul, b1, h1)  " in src and "    add = matmul\n" in src
     # the ReLU mask and the bias gradient (column sum) in one pass
-    assert "fused_d_b1(add, d_h1, d_add, d_b1)" in src
+    assert "fused_d_b1(d_h1, add, d_add, d_b1)" in src
 
 
 def test_small_mlp_golden_and_float64():

@@ -17,15 +17,18 @@ def mlp_loss_value_and_grad(params, x, y):
     b2 = params['b2']
     W3 = params['W3']
     b3 = params['b3']
-    matmul = x @ W1                             # f64[6,4]  functions.py:27
-    h = fused_h(matmul, b1, matmul)             # f64[6,4]  functions.py:27
-    matmul_1 = h @ W2                           # f64[6,3]  functions.py:28
-    add, h2 = fused_h2(matmul_1, b2, matmul_1, np.empty((6, 3), np.float64))  # f64[6,3]  functions.py:28
-    logits = h2 @ W3 + b3                       # f64[6,2]  functions.py:29
+    h = np.empty((6, 4), np.float64)
+    add = np.empty((6, 3), np.float64)
+    h2 = np.empty((6, 3), np.float64)
+    logits = np.empty((6, 2), np.float64)
+    fused_logits(x, W1, b1, W2, b2, W3, b3, h, add, h2, logits)  # functions.py:27
     m = logits.max(axis=1, keepdims=True)       # f64[6,1]  functions.py:30
-    z, exp = fused_exp(logits, m, np.empty((6, 2), np.float64), np.empty((6, 2), np.float64))  # f64[6,2]  functions.py:31
+    z = np.empty((6, 2), np.float64)
+    exp = np.empty((6, 2), np.float64)
+    fused_exp(logits, m, z, exp)                # functions.py:31
     sum_ = exp.sum(axis=1, keepdims=True)       # f64[6,1]  functions.py:32
-    logp = z - np.log(sum_)                     # f64[6,2]  functions.py:32
+    logp = np.empty((6, 2), np.float64)
+    fused_logp(sum_, z, logp)                   # functions.py:32
     loss = -(logp[np.arange(6), y].sum() / 6)   # f64[]  functions.py:34
 
     # grad of: loss = -logp[np.arange(n), y].mean()
@@ -33,86 +36,133 @@ def mlp_loss_value_and_grad(params, x, y):
     d_logp[np.arange(6), y] = np.full((6,), -0.16666666666666666, dtype=np.float64)  # f64[6,2]
 
     # grad of: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    d_sum = (-d_logp).sum(axis=1, keepdims=True) / sum_  # f64[6,1]
-    d_z = fused_d_z(d_sum, exp, d_logp, np.empty((6, 2), np.float64))  # f64[6,2]
-
-    # grad of: logits = h2 @ params["W3"] + params["b3"]
-    d_b3 = d_z.sum(axis=0)                      # f64[2]
-    d_h2 = d_z @ W3.T                           # f64[6,3]
-    d_W3 = h2.T @ d_z                           # f64[3,2]
-
-    # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    if not (np.abs(add).min() > 0):  # a tie at 0 (half the gradient) or a nan
-        d_add = d_h2 * (0.5 + 0.5 * np.sign(add))
-    else:
-        d_add = d_h2 * (add > 0)
-    if np.isnan(d_add.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(d_add, 0, where=add < 0)      # f64[6,3]
-    d_b2 = d_add.sum(axis=0)                    # f64[3]
-    d_h = d_add @ W2.T                          # f64[6,4]
-    d_W2 = h.T @ d_add                          # f64[4,3]
-
-    # grad of: h = np.tanh(x @ params["W1"] + params["b1"])
-    d_add_1 = fused_d_add_1(h, d_h, np.empty((6, 4), np.float64))  # f64[6,4]
-    d_b1 = d_add_1.sum(axis=0)                  # f64[4]
-    d_W1 = x.T @ d_add_1                        # f64[5,4]
+    d_log = (-d_logp).sum(axis=1, keepdims=True)  # f64[6,1]
+    d_b3 = np.empty((2,), np.float64)
+    d_W3 = np.empty((3, 2), np.float64)
+    d_b2 = np.empty((3,), np.float64)
+    d_W2 = np.empty((4, 3), np.float64)
+    d_b1 = np.empty((4,), np.float64)
+    d_W1 = np.empty((5, 4), np.float64)
+    fused_d_W1(d_log, sum_, exp, d_logp, W3, h2, add, W2, h, x, d_b3, d_W3, d_b2, d_W2, d_b1, d_W1)  # functions.py:32
 
     return loss, {'W1': d_W1, 'b1': d_b1, 'W2': d_W2, 'b2': d_b2, 'W3': d_W3, 'b3': d_b3}
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_h(matmul, b1, h_out):
+def fused_logits(x, W1, b1, W2, b2, W3, b3, h_out, add_out, h2_out, logits_out):
     # fuses functions.py:27: h = np.tanh(x @ params["W1"] + params["b1"])
-    for i in range(h_out.shape[0]):
-        for j in range(h_out.shape[1]):
-            h = np.tanh(matmul[i, j] + b1[j])           # f64[]
+    #       h2 = np.maximum(0, h @ params["W2"] + params["b2"])
+    #       logits = h2 @ params["W3"] + params["b3"]
+    for i in range(6):
+        for j in range(4):
+            matmul = 0.0
+            for p in range(5):
+                matmul += x[i, p] * W1[p, j]
+            h = np.tanh(matmul + b1[j])                 # f64[]
             h_out[i, j] = h
-    return h_out
-
-
-@numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_h2(matmul_1, b2, add_out, h2_out):
-    # fuses functions.py:28: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    for i in range(add_out.shape[0]):
-        for j in range(add_out.shape[1]):
-            add = matmul_1[i, j] + b2[j]                # f64[]
+        for j in range(3):
+            matmul_1 = 0.0
+            for p in range(4):
+                matmul_1 += h_out[i, p] * W2[p, j]
+            add = matmul_1 + b2[j]                      # f64[]
             h2 = np.maximum(0.0, add)                   # f64[]
             add_out[i, j] = add
             h2_out[i, j] = h2
-    return add_out, h2_out
+        for j in range(2):
+            matmul_2 = 0.0
+            for p in range(3):
+                matmul_2 += h2_out[i, p] * W3[p, j]
+            logits = matmul_2 + b3[j]                   # f64[]
+            logits_out[i, j] = logits
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_exp(logits, m, z_out, exp_out):
+def fused_exp(logits, m_1, z_out, exp_out):
     # fuses functions.py:31: z = logits - m
     #       logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    for i in range(z_out.shape[0]):
-        for j in range(z_out.shape[1]):
-            z = logits[i, j] - m[i, 0]                  # f64[]
+    for i in range(6):
+        for j in range(2):
+            z = logits[i, j] - m_1[i, 0]                # f64[]
             exp = np.exp(z)                             # f64[]
             z_out[i, j] = z
             exp_out[i, j] = exp
-    return z_out, exp_out
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_z(d_sum, exp, d_logp, d_z_out):
+def fused_logp(sum_, z, logp_out):
     # fuses functions.py:32: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    for i in range(d_z_out.shape[0]):
-        for j in range(d_z_out.shape[1]):
-            d_z = d_logp[i, j] + d_sum[i, 0] * exp[i, j]  # f64[]
-            d_z_out[i, j] = d_z
-    return d_z_out
+    for i in range(6):
+        log = np.log(sum_[i, 0])                    # f64[]
+        for j in range(2):
+            logp = z[i, j] - log                        # f64[]
+            logp_out[i, j] = logp
 
 
 @numba.njit(cache=False, fastmath=False, error_model="numpy")
-def fused_d_add_1(h, d_h, d_add_1_out):
-    # fuses functions.py:27: h = np.tanh(x @ params["W1"] + params["b1"])
-    for i in range(d_add_1_out.shape[0]):
-        for j in range(d_add_1_out.shape[1]):
-            d_add_1 = d_h[i, j] * (1.0 - h[i, j] * h[i, j])  # f64[]
-            d_add_1_out[i, j] = d_add_1
-    return d_add_1_out
+def fused_d_W1(d_log, sum_, exp, d_logp, W3, h2, add, W2, h, x, d_b3_out, d_W3_out, d_b2_out, d_W2_out, d_b1_out, d_W1_out):
+    # fuses functions.py:32: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    #       logits = h2 @ params["W3"] + params["b3"]
+    #       h2 = np.maximum(0, h @ params["W2"] + params["b2"])
+    #       h = np.tanh(x @ params["W1"] + params["b1"])
+    d_z_row = np.empty((2,), np.float64)
+    d_h2_row = np.empty((3,), np.float64)
+    d_add_row = np.empty((3,), np.float64)
+    d_h_row = np.empty((4,), np.float64)
+    d_b3_acc = np.zeros((2,), np.float64)
+    d_W3_acc = np.zeros((3, 2), np.float64)
+    d_b2_acc = np.zeros((3,), np.float64)
+    d_W2_acc = np.zeros((4, 3), np.float64)
+    d_b1_acc = np.zeros((4,), np.float64)
+    d_W1_acc = np.zeros((5, 4), np.float64)
+    for i in range(6):
+        d_sum = d_log[i, 0] / sum_[i, 0]            # f64[]
+        for j in range(2):
+            d_z = d_logp[i, j] + d_sum * exp[i, j]      # f64[]
+            # grad of: logits = h2 @ params["W3"] + params["b3"]
+            d_b3_acc[j] += d_z
+            d_z_row[j] = d_z
+        for j in range(3):
+            d_h2 = 0.0
+            for p in range(2):
+                d_h2 += d_z_row[p] * W3[j, p]
+            d_h2_row[j] = d_h2
+        for j in range(2):
+            for p in range(3):
+                d_W3_acc[p, j] += h2[i, p] * d_z_row[j]
+        for j in range(3):
+            # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
+            d_add = (0.0 if add[i, j] < 0.0 else d_h2_row[j] * (0.5 + 0.5 * np.sign(add[i, j] - 0.0)))  # f64[]
+            d_b2_acc[j] += d_add
+            d_add_row[j] = d_add
+        for j in range(4):
+            d_h = 0.0
+            for p in range(3):
+                d_h += d_add_row[p] * W2[j, p]
+            d_h_row[j] = d_h
+        for j in range(3):
+            for p in range(4):
+                d_W2_acc[p, j] += h[i, p] * d_add_row[j]
+        for j in range(4):
+            # grad of: h = np.tanh(x @ params["W1"] + params["b1"])
+            d_add_1 = d_h_row[j] * (1.0 - h[i, j] * h[i, j])  # f64[]
+            d_b1_acc[j] += d_add_1
+            for p in range(5):
+                d_W1_acc[p, j] += x[i, p] * d_add_1
+    for j in range(2):
+        d_b3_out[j] = d_b3_acc[j]
+    for j in range(3):
+        for k in range(2):
+            d_W3_out[j, k] = d_W3_acc[j, k]
+    for j in range(3):
+        d_b2_out[j] = d_b2_acc[j]
+    for j in range(4):
+        for k in range(3):
+            d_W2_out[j, k] = d_W2_acc[j, k]
+    for j in range(4):
+        d_b1_out[j] = d_b1_acc[j]
+    for j in range(5):
+        for k in range(4):
+            d_W1_out[j, k] = d_W1_acc[j, k]
 
 
 # The arguments this code was generated for, checked at entry.
