@@ -492,7 +492,13 @@ def goal_rows(results, raw):
         ok = "n/a" if value is None else ("met" if value <= limit else "**not met**")
         rows.append([text, "n/a" if value is None else shown(value), ok])
 
-    goal("W1 value_and_grad per call ≤ 2 µs", t("W1", "graphc"), 2e-6, fmt_time)
+    # The machine's own speed, next to it: the pure-`math` hand version (0.3 µs on the
+    # 2026-11-26 run that met this goal) slows down alike when the VM runs slower.
+    math_w1 = t("W1", "math")
+    goal("W1 value_and_grad per call ≤ 2 µs" + (f" (pure `math` reference this run: "
+                                                 f"{fmt_time(math_w1)}; 0.3 µs on 2026-11-26)"
+                                                 if math_w1 else ""),
+         t("W1", "graphc"), 2e-6, fmt_time)
     jax_w1 = t("W1", "jax")
     if jax_w1 and t("W1", "graphc"):
         goal("W1 ≥ 5x faster than JAX jit", t("W1", "graphc") * 5, jax_w1,
