@@ -11,8 +11,9 @@ array they have just made (NumPy's ``add.at``), never into an argument.
 from __future__ import annotations
 
 from .codegen_guards import GUARD_HELPERS
+from .xp_workspace import WORKSPACE_HELPERS, WORKSPACE_NEEDS
 
-__all__ = ["HELPERS", "helpers_for"]
+__all__ = ["HELPERS", "helpers_for", "wanted"]
 
 _NAMESPACE = '''
 def _namespace(*arrays):
@@ -181,16 +182,24 @@ def _decide(x, kind, where):
 HELPERS = {"_namespace": _NAMESPACE, "_device_of": _DEVICE, "_check": _CHECK,
            "_scatter_add": _SCATTER, "_keep_mask": _KEEP, "_last_writes": _LAST,
            "_place": _PLACE, "_add_window": _ADD_WINDOW,
-           "_masked_mul": _MASKED_MUL, "_decide": _DECIDE, "GuardFailed": GUARD_HELPERS}
+           "_masked_mul": _MASKED_MUL, "_decide": _DECIDE, "GuardFailed": GUARD_HELPERS,
+           **WORKSPACE_HELPERS}     # _kept, _matmul, _stack, _in_place: NumPy's memory reuse
 _NEEDS = {"_scatter_add": ("_device_of",), "_last_writes": ("_device_of",), "_place": ("_device_of",),
           "_add_window": ("_place", "_device_of")}
+_NEEDS.update(WORKSPACE_NEEDS)
+
+
+def wanted(text: str) -> set[str]:
+    """The names of the helpers ``text`` calls (and those they call)."""
+    want = {name for name in HELPERS if f"{name}(" in text}
+    for name in list(want):
+        want.update(_NEEDS.get(name, ()))
+    return want
 
 
 def helpers_for(text: str) -> list[str]:
     """The lines of the helpers ``text`` calls (and those they call)."""
-    want = {name for name in HELPERS if f"{name}(" in text}
-    for name in list(want):
-        want.update(_NEEDS.get(name, ()))
+    want = wanted(text)
     out: list[str] = []
     for name, src in HELPERS.items():
         if name in want:

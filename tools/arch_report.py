@@ -44,7 +44,7 @@ LAYERS = {
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
                   "trace_table trace_loops "
                   "batch_axis batch_axis_index "
-                  "codegen_xp xp_helpers "
+                  "codegen_xp xp_helpers xp_workspace "
                   "numba_fuse codegen_numba "
                   "control.emit_xp",
     "5 entry points": "capture transforms jvp_vjp jvp_checks second_order compiled argnums api check nn nn._util nn.activations "
