@@ -86,8 +86,17 @@ def on_host(x):
 
 
 def _all_numpy(args):
+    """No array of another namespace anywhere in ``args`` (dicts, lists, tuples too):
+    the call keys on the arguments as they are, without ``keyable``'s copies."""
     for x in args:
-        if type(x) is not np.ndarray and keyable(x) is not x:
+        t = type(x)
+        if t is dict:
+            if not _all_numpy(x.values()):
+                return False
+        elif t is list or t is tuple:
+            if not _all_numpy(x):
+                return False
+        elif t is not np.ndarray and keyable(x) is not x:
             return False
     return True
 

@@ -10,6 +10,8 @@ array they have just made (NumPy's ``add.at``), never into an argument.
 '''
 from __future__ import annotations
 
+import re
+
 from .codegen_guards import GUARD_HELPERS
 from .xp_workspace import WORKSPACE_HELPERS, WORKSPACE_NEEDS
 
@@ -153,7 +155,11 @@ def _masked_mul(xp, x, w):
     a nan (as the NumPy target does; they multiply by a bool as by 0 and 1); others
     select."""
     mask = w.dtype == xp.bool
-    if (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+    if type(x) is type(w) and type(x).__module__ == "numpy":   # NumPy: methods, faster
+        out = x * w
+        if out.size == 0 or out.max() == out.max():             # (nan != nan)
+            return out
+    elif (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
             or array_api_compat.is_torch_namespace(xp)):
         out = x * w
         if 0 in out.shape or not bool(xp.isnan(xp.max(out))):
@@ -191,7 +197,7 @@ _NEEDS.update(WORKSPACE_NEEDS)
 
 def wanted(text: str) -> set[str]:
     """The names of the helpers ``text`` calls (and those they call)."""
-    want = {name for name in HELPERS if f"{name}(" in text}
+    want = {name for name in HELPERS if re.search(rf"(?<![\w.]){name}\(", text)}
     for name in list(want):
         want.update(_NEEDS.get(name, ()))
     return want

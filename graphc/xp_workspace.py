@@ -142,12 +142,45 @@ def _unpool(xp, values, mask, image, keep=None):
     return out
 '''
 
+_POOL_MASK = '''
+def _pool_mask(xp, x, m, kernel):
+    """(KH, KW, N, C, OH, OW) bool: window element (i, j) of x (N, C, H, W) is the
+    window's maximum m (N, C, OH, OW), only the first such element of a window (a tie
+    goes to the first maximum).  NumPy: the comparisons written into one bool array;
+    other namespaces: a stack of the comparisons."""
+    kh, kw = kernel
+    oh, ow = m.shape[2:]
+
+    def window(i, j):
+        return x[:, :, i:i + kh * (oh - 1) + 1:kh, j:j + kw * (ow - 1) + 1:kw]
+    import numpy
+    if type(x) is numpy.ndarray and type(m) is numpy.ndarray:
+        out = numpy.empty((kh, kw) + m.shape, dtype=bool)
+        seen = numpy.zeros(m.shape, dtype=bool)
+        for i in range(kh):
+            for j in range(kw):
+                numpy.equal(window(i, j), m, out=out[i, j])
+                numpy.greater(out[i, j], seen, out=out[i, j])   # and not seen
+                seen |= out[i, j]
+        return out
+    hits = []
+    seen = xp.zeros(m.shape, dtype=xp.bool, device=_device_of(m))
+    for i in range(kh):
+        for j in range(kw):
+            hit = (window(i, j) == m) & ~seen
+            seen = seen | hit
+            hits = hits + [hit]
+    return xp.reshape(xp.stack(hits), (kh, kw) + tuple(m.shape))
+'''
+
 #: The helpers' sources (:mod:`graphc.xp_helpers` writes those a module calls).
 WORKSPACE_HELPERS = {"_kept": _KEPT, "_matmul": _MATMUL, "_stack": _STACK,
-                     "_in_place": _IN_PLACE, "_contiguous": _CONTIGUOUS, "_unpool": _UNPOOL}
+                     "_in_place": _IN_PLACE, "_contiguous": _CONTIGUOUS, "_unpool": _UNPOOL,
+                     "_pool_mask": _POOL_MASK}
 #: Helpers each of these calls.
 WORKSPACE_NEEDS = {"_matmul": ("_kept",), "_stack": ("_kept",),
-                   "_unpool": ("_kept", "_masked_mul", "_device_of")}
+                   "_unpool": ("_kept", "_masked_mul", "_device_of"),
+                   "_pool_mask": ("_device_of",)}
 
 
 # --- which values may go where ------------------------------------------------------------

@@ -436,17 +436,11 @@ def max_pool(e, *, kernel):
 
 
 def max_pool_mask(e, *, kernel):
-    (kh, kw), ohw = kernel, e.avals[1].shape[2:]
+    # window element (i, j) is where the maximum was (a tie goes to the first): a
+    # per-namespace helper, comparisons written into one bool array on NumPy, a stack of
+    # the comparisons elsewhere
     x, m = e.atoms
-    return ["_hits = []",
-            f"_seen = xp.zeros({e.avals[1].shape!r}, dtype=xp.bool, device=_device)",
-            f"for _i in range({kh}):",
-            f"    for _j in range({kw}):",
-            f"        _hit = ({_pool_slice(x, '_i', '_j', kernel, ohw)} == {m}) & ~_seen"
-            "  # a tie goes to the first maximum",
-            "        _seen = _seen | _hit",
-            "        _hits = _hits + [_hit]",
-            f"{e.out} = xp.reshape(xp.stack(_hits), {e.aval.shape!r})"]
+    return [f"{e.out} = _pool_mask(xp, {x}, {m}, {tuple(kernel)!r})"]
 
 
 def unpool(e, *, image):

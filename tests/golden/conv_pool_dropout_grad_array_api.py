@@ -29,14 +29,7 @@ def loss_grad(w, x, key, *, xp=None):
     d_h = d_mul * 1.3333333333333333            # f64[2,2,2,2]
 
     # grad of: h = nn.max_pool2d(nn.relu(nn.conv2d(x, w, padding=1)), 2)
-    _hits = []
-    _seen = xp.zeros((2, 2, 2, 2), dtype=xp.bool, device=_device)
-    for _i in range(2):
-        for _j in range(2):
-            _hit = (relu[:, :, _i:_i + 3:2, _j:_j + 3:2] == h) & ~_seen  # a tie goes to the first maximum
-            _seen = _seen | _hit
-            _hits = _hits + [_hit]
-    max_pool_mask = xp.reshape(xp.stack(_hits), (2, 2, 2, 2, 2, 2))  # bool[2,2,2,2,2,2]
+    max_pool_mask = _pool_mask(xp, relu, h, (2, 2))  # bool[2,2,2,2,2,2]
     d_relu = _unpool(xp, d_h, max_pool_mask, (2, 2, 4, 4))  # f64[2,2,4,4]
     d_reshape = xp.permute_dims(_masked_mul(xp, d_relu, relu > 0), (1, 2, 3, 0))  # f64[2,4,4,2]
     d_reshape_1 = xp.reshape(d_reshape, (2, 32)) @ xp.matrix_transpose(reshape_1)  # f64[2,9]
@@ -97,7 +90,11 @@ def _masked_mul(xp, x, w):
     a nan (as the NumPy target does; they multiply by a bool as by 0 and 1); others
     select."""
     mask = w.dtype == xp.bool
-    if (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+    if type(x) is type(w) and type(x).__module__ == "numpy":   # NumPy: methods, faster
+        out = x * w
+        if out.size == 0 or out.max() == out.max():             # (nan != nan)
+            return out
+    elif (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
             or array_api_compat.is_torch_namespace(xp)):
         out = x * w
         if 0 in out.shape or not bool(xp.isnan(xp.max(out))):
@@ -164,3 +161,33 @@ def _unpool(xp, values, mask, image, keep=None):
         out = xp.concat([out, xp.zeros((n, c, h, w - ow * kw), dtype=values.dtype,
                                        device=dev)], axis=3)
     return out
+
+
+def _pool_mask(xp, x, m, kernel):
+    """(KH, KW, N, C, OH, OW) bool: window element (i, j) of x (N, C, H, W) is the
+    window's maximum m (N, C, OH, OW), only the first such element of a window (a tie
+    goes to the first maximum).  NumPy: the comparisons written into one bool array;
+    other namespaces: a stack of the comparisons."""
+    kh, kw = kernel
+    oh, ow = m.shape[2:]
+
+    def window(i, j):
+        return x[:, :, i:i + kh * (oh - 1) + 1:kh, j:j + kw * (ow - 1) + 1:kw]
+    import numpy
+    if type(x) is numpy.ndarray and type(m) is numpy.ndarray:
+        out = numpy.empty((kh, kw) + m.shape, dtype=bool)
+        seen = numpy.zeros(m.shape, dtype=bool)
+        for i in range(kh):
+            for j in range(kw):
+                numpy.equal(window(i, j), m, out=out[i, j])
+                numpy.greater(out[i, j], seen, out=out[i, j])   # and not seen
+                seen |= out[i, j]
+        return out
+    hits = []
+    seen = xp.zeros(m.shape, dtype=xp.bool, device=_device_of(m))
+    for i in range(kh):
+        for j in range(kw):
+            hit = (window(i, j) == m) & ~seen
+            seen = seen | hit
+            hits = hits + [hit]
+    return xp.reshape(xp.stack(hits), (kh, kw) + tuple(m.shape))

@@ -136,7 +136,11 @@ def _masked_mul(xp, x, w):
     a nan (as the NumPy target does; they multiply by a bool as by 0 and 1); others
     select."""
     mask = w.dtype == xp.bool
-    if (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+    if type(x) is type(w) and type(x).__module__ == "numpy":   # NumPy: methods, faster
+        out = x * w
+        if out.size == 0 or out.max() == out.max():             # (nan != nan)
+            return out
+    elif (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
             or array_api_compat.is_torch_namespace(xp)):
         out = x * w
         if 0 in out.shape or not bool(xp.isnan(xp.max(out))):
