@@ -138,7 +138,8 @@ def _masked_mul(xp, x, w):
     mask = w.dtype == xp.bool
     if type(x) is type(w) and type(x).__module__ == "numpy":   # NumPy: methods, faster
         out = x * w
-        if out.size == 0 or out.max() == out.max():             # (nan != nan)
+        top = out.max() if out.size else 0
+        if top == top:                          # no nan (nan != nan)
             return out
     elif (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
             or array_api_compat.is_torch_namespace(xp)):
