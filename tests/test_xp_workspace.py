@@ -106,8 +106,11 @@ def test_torch_gets_the_functional_forms():
     torch = pytest.importorskip("torch")
     args = _lenet_args(n=16)
     f = graphc.value_and_grad(W.lenet_loss, target=XP)
-    conv = (lambda t: {k: conv(v) for k, v in t.items()} if isinstance(t, dict)
-            else tuple(conv(v) for v in t) if isinstance(t, tuple) else torch.asarray(t))
+
+    def conv(t):
+        if isinstance(t, dict):
+            return {k: conv(v) for k, v in t.items()}
+        return tuple(conv(v) for v in t) if isinstance(t, tuple) else torch.asarray(t)
     val, grads = f(*conv(args))
     rv, rg = graphc.value_and_grad(W.lenet_loss)(*args)
     assert abs(float(val) - float(rv)) < 1e-12
