@@ -290,7 +290,7 @@ def _donor(em, uses, nid, i, a):
     return (tuple(an.shape) == tuple(node.shape) and an.dtype == node.dtype
             and fresh_node(g, a) and _fresh(g, chain[-1], uses.aliases)
             and not any(c in uses.outputs for c in chain)
-            and all(uses.at(u) == i for u in g.users(a)) and not uses.read_after(a, i))
+            and max(uses.at(u) for u in g.users(a)) == i and not uses.read_after(a, i))
 
 
 def _in_place_lines(em, items, aliases):
@@ -307,7 +307,8 @@ def _in_place_lines(em, items, aliases):
         ufunc = prim.inplace_ufunc.removeprefix("np.")
         value = _statement(lines[0], name)
         args = _ufunc_args(value, ufunc)
-        if ufunc not in _UFUNCS or args is None:
+        if ufunc not in _UFUNCS or args is None or not isinstance(value, ast.Call) and any(
+                g.aval(a).weak for a in node.args):     # an operator on a Python number
             continue
         for a in dict.fromkeys(node.args):
             if not _donor(em, uses, nid, i, a):

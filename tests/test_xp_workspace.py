@@ -160,18 +160,23 @@ def test_in_place_only_over_a_dead_fresh_argument():
     def f(x):
         y = x * 2.0                                # an output: never written over
         z = np.exp(x) + 1.0                        # dead after the next line: written over
-        return y, nn.relu(y.reshape(-1)), np.maximum(z, 1.5)
+        return y, nn.relu(y.reshape(-1)), np.maximum(z, 1.5), np.exp(x) * x
     c = graphc.compile(f, target=XP)
     src = c.source(x)
     fn = src.split("\n\n\ndef _")[0]
     assert "_in_place(xp.maximum, " in fn and "xp.exp(x)" in fn
+    assert "_in_place(xp.multiply, exp, x)" in fn      # an output, over exp(x) at its last use
+    assert "_in_place(xp.add" not in fn                           # exp(x) + 1.0: an operator
     assert "_in_place(xp.maximum, xp.reshape(y" not in fn
-    assert "_in_place(xp.multiply" not in fn       # x is the caller's: never written over
+    assert "into=" not in fn                       # x is the caller's: never written over
     xs = x.copy()
     out = c(x)
     np.testing.assert_array_equal(x, xs)
     _equal(out, graphc.compile(f)(x))
     _equal(c(_to_strict(x)), graphc.compile(f)(x))
+    torch = pytest.importorskip("torch")
+    for got, want in zip(c(torch.asarray(x)), graphc.compile(f)(x)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
 
 
 def test_small_graphs_keep_their_form():

@@ -15,13 +15,13 @@ def loss_grad(w, x, *, xp=None):
     im2col = xp.concat([xp.zeros((32, 1, 32, 2), dtype=xp.float64, device=_device), im2col, xp.zeros((32, 1, 32, 2), dtype=xp.float64, device=_device)], axis=3)
     im2col = xp.reshape(xp.reshape(im2col, (-1,)), (32, 1, 32, 32))
     im2col = _stack(xp, [im2col[:, :, _i:_i + 28, _j:_j + 28, ...] for _i in range(5) for _j in range(5)], 2, keep='im2col')
-    im2col = xp.permute_dims(xp.reshape(im2col, (32, 1, 5, 5, 28, 28)), (0, 1, 4, 5, 2, 3))  # f64[32,1,28,28,5,5]  test_xp_workspace.py:256
-    reshape = xp.reshape(xp.permute_dims(im2col, (0, 1, 4, 5, 2, 3)), (32, 25, 784))  # f64[32,25,784]  test_xp_workspace.py:256
+    im2col = xp.permute_dims(xp.reshape(im2col, (32, 1, 5, 5, 28, 28)), (0, 1, 4, 5, 2, 3))  # f64[32,1,28,28,5,5]  test_xp_workspace.py:261
+    reshape = xp.reshape(xp.permute_dims(im2col, (0, 1, 4, 5, 2, 3)), (32, 25, 784))  # f64[32,25,784]  test_xp_workspace.py:261
     del im2col
-    conv = xp.reshape(xp.reshape(w, (8, 25)) @ reshape, (32, 8, 28, 28))  # f64[32,8,28,28]  test_xp_workspace.py:256
-    relu = _in_place(xp.maximum, conv, 0.0)     # f64[32,8,28,28]  test_xp_workspace.py:256
+    conv = xp.reshape(xp.reshape(w, (8, 25)) @ reshape, (32, 8, 28, 28))  # f64[32,8,28,28]  test_xp_workspace.py:261
+    relu = _in_place(xp.maximum, conv, 0.0)     # f64[32,8,28,28]  test_xp_workspace.py:261
     del conv
-    h = xp.maximum(xp.maximum(relu[:, :, 0:27:2, 0:27:2], relu[:, :, 0:27:2, 1:28:2]), xp.maximum(relu[:, :, 1:28:2, 0:27:2], relu[:, :, 1:28:2, 1:28:2]))  # f64[32,8,14,14]  test_xp_workspace.py:256
+    h = xp.maximum(xp.maximum(relu[:, :, 0:27:2, 0:27:2], relu[:, :, 0:27:2, 1:28:2]), xp.maximum(relu[:, :, 1:28:2, 0:27:2], relu[:, :, 1:28:2, 1:28:2]))  # f64[32,8,14,14]  test_xp_workspace.py:261
 
     # grad of: return (h * h).mean()
     mul = 1.992984693877551e-05 * h             # f64[32,8,14,14]
