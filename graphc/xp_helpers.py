@@ -220,11 +220,53 @@ def _decide(x, kind, where):
             "without jax.jit, or keep the decision out of the traced function") from e
 '''
 
+_CBRT = '''
+def _cbrt(xp, x):
+    """The real cube root (negative for x < 0; 0, inf and nan as they are).  The standard
+    has none: NumPy, CuPy and JAX use their own (NumPy's bits); other namespaces
+    sign(x) * |x| ** (1/3) with one Newton step (within a few ulps)."""
+    if array_api_compat.is_numpy_namespace(xp):
+        import numpy
+        return numpy.cbrt(x)
+    if array_api_compat.is_cupy_namespace(xp) or array_api_compat.is_jax_namespace(xp):
+        return xp.cbrt(x) if hasattr(xp, "cbrt") else __import__("jax").numpy.cbrt(x)
+    big = xp.astype(x, xp.float64) if x.dtype == xp.float32 else x
+    y = xp.pow(xp.abs(big), 1.0 / 3.0)
+    y = xp.where(xp.signbit(big), -y, y)             # (-0.0 stays -0.0)
+    better = y + (big / (y * y) - y) / 3.0       # Newton: y**3 = x
+    y = xp.where(xp.isfinite(y) & (y != 0), better, y)
+    return xp.astype(y, x.dtype) if x.dtype == xp.float32 else y
+'''
+
+_LOGADDEXP2 = '''
+def _logaddexp2(xp, x, y):
+    """log2(2**x + 2**y) without overflow, as NumPy's ufunc: x + 1 where x == y, else
+    the larger plus log2(1 + 2**-|x - y|); nan propagates.  NumPy, CuPy, JAX and
+    PyTorch use their own; other namespaces the same steps (xp.pow(2.0, -d) for exp2:
+    within a few ulps)."""
+    if array_api_compat.is_numpy_namespace(xp):
+        import numpy
+        return numpy.logaddexp2(x, y)
+    if array_api_compat.is_torch_namespace(xp):      # (a Python number: a tensor like the other)
+        t = y if isinstance(x, (int, float)) else x
+        x, y = (v if not isinstance(v, (int, float)) else
+                xp.asarray(v, dtype=t.dtype, device=t.device) for v in (x, y))
+        return __import__("torch").logaddexp2(x, y)
+    if array_api_compat.is_cupy_namespace(xp) or array_api_compat.is_jax_namespace(xp):
+        return xp.logaddexp2(x, y) if hasattr(xp, "logaddexp2") else \\
+            __import__("jax").numpy.logaddexp2(x, y)
+    d = x - y
+    step = xp.log1p(xp.pow(2.0, -xp.abs(d))) * 1.4426950408889634     # log2(e)
+    return xp.where(x == y, x + 1, xp.where(d == d, xp.where(d > 0, x, y) + step, d))
+'''
+
+
 #: {helper name: its source}, in the order they are written.
 HELPERS = {"_namespace": _NAMESPACE, "_device_of": _DEVICE, "_check": _CHECK,
            "_scatter_add": _SCATTER, "_keep_mask": _KEEP, "_last_writes": _LAST,
            "_place": _PLACE, "_add_window": _ADD_WINDOW,
            "_masked_mul": _MASKED_MUL, "_decide": _DECIDE, "GuardFailed": GUARD_HELPERS,
+           "_cbrt": _CBRT, "_logaddexp2": _LOGADDEXP2,
            **WORKSPACE_HELPERS}     # _kept, _matmul, _stack, _in_place: NumPy's memory reuse
 _NEEDS = {"_scatter_add": ("_device_of",), "_last_writes": ("_device_of",), "_place": ("_device_of",),
           "_add_window": ("_place", "_device_of")}

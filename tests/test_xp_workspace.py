@@ -270,3 +270,29 @@ def test_golden_conv_workspace_array_api():
 
 if os.environ.get("GRAPHC_PRINT"):      # GRAPHC_PRINT=1 pytest -s: the LeNet module
     print(graphc.value_and_grad(W.lenet_loss, target=XP).source(*_lenet_args()))
+
+
+# --- cbrt and logaddexp2 on the array-API target (helpers: xp_helpers._cbrt, _logaddexp2) ---
+def test_cbrt_and_logaddexp2_across_the_range_on_strict():
+    x = np.array([0.0, -0.0, 1e-310, -5e-324, 1e-200, 0.3, 27.0, -8.0, 1e150, -1.7e308, np.inf,
+                  -np.inf, np.nan])
+    f = graphc.compile(np.cbrt, target=XP)
+    np.testing.assert_array_equal(f(x), np.cbrt(x))                       # NumPy: its own
+    got = np.asarray(f(strict.asarray(x)))
+    np.testing.assert_array_max_ulp(got, np.cbrt(x), maxulp=2)
+    assert np.array_equal(np.signbit(got), np.signbit(np.cbrt(x)))       # -0.0 stays -0.0
+    x32 = x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_max_ulp(np.asarray(f(strict.asarray(x32))), np.cbrt(x32),
+                                        maxulp=1)
+    a = np.array([0.0, 1.0, -np.inf, np.inf, np.inf, np.nan, 1e300, -3.0, 50.0])
+    b = np.array([0.0, 1.0, -np.inf, np.inf, -np.inf, 1.0, 1e300, 4.0, -60.0])
+    g = graphc.compile(np.logaddexp2, target=XP)
+    np.testing.assert_array_equal(g(a, b), np.logaddexp2(a, b))
+    np.testing.assert_array_max_ulp(np.asarray(g(strict.asarray(a), strict.asarray(b))),
+                                    np.logaddexp2(a, b), maxulp=2)
+    w = np.array([0.5, 2.0, -3.0])                  # and their gradients, on strict
+    for fn in (lambda w: np.cbrt(w).sum(), lambda w: np.logaddexp2(w, 1.0 - w).sum()):
+        want = graphc.grad(fn)(w)
+        got = np.asarray(graphc.grad(fn, target=XP)(strict.asarray(w)))
+        np.testing.assert_allclose(got, want, rtol=1e-14)
