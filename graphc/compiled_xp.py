@@ -108,10 +108,8 @@ class XpCompiled(Compiled):
 
     def __init__(self, fn, kind="compile", argnums=0, has_aux=False, *, cache_size,
                  check_finite=False):
-        if check_finite:
-            raise OptionError('check_finite=True works with target="numpy" only',
-                              hint="check the results with your array library instead")
         super().__init__(fn, kind, argnums, has_aux, cache_size=cache_size)
+        self.check_finite = bool(check_finite)
         _require_compat()
 
     def _generate(self):
@@ -131,7 +129,27 @@ class XpCompiled(Compiled):
             return self._inline(args, kwargs)
         finally:
             _RAW.args = None
-        return entry.fn(*args, xp=xp, **kwargs)
+        out = entry.fn(*args, xp=xp, **kwargs)
+        if self.check_finite:
+            self._check_finite(out, args, kwargs)
+        return out
+
+    def _check_finite(self, out, args, kwargs):
+        """check_finite=True: the results (copied to NumPy) free of NaN and Inf, else the
+        NumPy target's explanation (the first line that made one, from the arguments
+        copied to NumPy).  A value without one yet (under jax.jit) is not checked."""
+        from .interpret import all_finite, explain_nonfinite
+        from .pytree import flatten
+        from .signature import from_function
+        from .tracebacks import hidden_frames
+        leaves = [on_host(x) for x in flatten(out)[0]]
+        if any(isinstance(x, Spec) for x in leaves) or all_finite(leaves):
+            return
+        args, kwargs = on_host(args), on_host(kwargs)
+        entry = self._entry(tuple(args), kwargs)
+        params, values = from_function(self._fn, args, kwargs)
+        with hidden_frames():         # the traceback: the user's call alone
+            raise explain_nonfinite(entry.graph, flatten(tuple(values))[0], self.__name__)
 
     def _build(self, args, kwargs):
         """Trace with each foreign array as a Spec of its shape and dtype; when the

@@ -296,3 +296,26 @@ def test_cbrt_and_logaddexp2_across_the_range_on_strict():
         want = graphc.grad(fn)(w)
         got = np.asarray(graphc.grad(fn, target=XP)(strict.asarray(w)))
         np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+# --- check_finite=True on the array-API target ----------------------------------------------
+def test_check_finite_on_every_engine():
+    def loss(w, x):
+        return np.log(x @ w).sum()
+    w, x = np.array([1.0, -1.0]), np.array([[2.0, 1.0], [1.0, 1.0]])    # x @ w = [1, 0]
+    want = graphc.grad(loss, check_finite=True)
+    with pytest.raises(graphc.NonFiniteError) as ref:
+        want(w, x)
+    f = graphc.grad(loss, target=XP, check_finite=True)
+    engines = [lambda a: a, strict.asarray]
+    try:
+        import torch
+        engines.append(torch.asarray)
+    except ImportError:
+        pass
+    for conv in engines:
+        with pytest.raises(graphc.NonFiniteError) as err:
+            f(conv(w), conv(x))
+        assert str(err.value) == str(ref.value)
+        ok = f(conv(np.array([1.0, 0.5])), conv(x))               # finite: returned as is
+        np.testing.assert_array_equal(np.asarray(ok), want(np.array([1.0, 0.5]), x))
