@@ -215,9 +215,9 @@ def _reuse(em: _Emitter, items):
     return out
 
 
-def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True):
-    """Lines of the function body, with shape comments and grad-of headers (``free``:
-    ``del`` large values after their last use and, with ``reuse``, write into dead ones)."""
+def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True, rewrite=None):
+    """Lines of the function body, with shape comments and grad-of headers (``free``: ``del``
+    large values after their last use; ``reuse``: write into dead ones, else ``rewrite``)."""
     out = []
     last_block = None
     g = em.g
@@ -225,6 +225,8 @@ def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True):
     frees = _frees(em, items) if free else {}
     if free and reuse:
         use_workspace(em, items, _reuse(em, items))     # out= reuse, then kept buffers
+    elif free and rewrite is not None:      # the array-API target's (xp_workspace.py)
+        rewrite(em, items)
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
         shape = type_str(node.shape, node.dtype)

@@ -86,8 +86,17 @@ def on_host(x):
 
 
 def _all_numpy(args):
+    """No array of another namespace anywhere in ``args`` (dicts, lists, tuples too):
+    the call keys on the arguments as they are, without ``keyable``'s copies."""
     for x in args:
-        if type(x) is not np.ndarray and keyable(x) is not x:
+        t = type(x)
+        if t is dict:
+            if not _all_numpy(x.values()):
+                return False
+        elif t is list or t is tuple:
+            if not _all_numpy(x):
+                return False
+        elif t is not np.ndarray and keyable(x) is not x:
             return False
     return True
 
@@ -99,10 +108,8 @@ class XpCompiled(Compiled):
 
     def __init__(self, fn, kind="compile", argnums=0, has_aux=False, *, cache_size,
                  check_finite=False):
-        if check_finite:
-            raise OptionError('check_finite=True works with target="numpy" only',
-                              hint="check the results with your array library instead")
         super().__init__(fn, kind, argnums, has_aux, cache_size=cache_size)
+        self.check_finite = bool(check_finite)
         _require_compat()
 
     def _generate(self):
@@ -123,8 +130,29 @@ class XpCompiled(Compiled):
         finally:
             _RAW.args = None
         if entry.closure:
-            return self._call_closed(entry, args, kwargs, xp)
-        return entry.fn(*args, xp=xp, **kwargs)
+            out = self._call_closed(entry, args, kwargs, xp)
+        else:
+            out = entry.fn(*args, xp=xp, **kwargs)
+        if self.check_finite:
+            self._check_finite(out, args, kwargs)
+        return out
+
+    def _check_finite(self, out, args, kwargs):
+        """check_finite=True: the results (copied to NumPy) free of NaN and Inf, else the
+        NumPy target's explanation (the first line that made one, from the arguments
+        copied to NumPy).  A value without one yet (under jax.jit) is not checked."""
+        from .interpret import all_finite, explain_nonfinite
+        from .pytree import flatten
+        from .signature import from_function
+        from .tracebacks import hidden_frames
+        leaves = [on_host(x) for x in flatten(out)[0]]
+        if any(isinstance(x, Spec) for x in leaves) or all_finite(leaves):
+            return
+        args, kwargs = on_host(args), on_host(kwargs)
+        entry = self._entry(tuple(args), kwargs)
+        params, values = from_function(self._fn, args, kwargs)
+        with hidden_frames():         # the traceback: the user's call alone
+            raise explain_nonfinite(entry.graph, flatten(tuple(values))[0], self.__name__)
 
     def _call_closed(self, entry, args, kwargs, xp):
         """``entry`` called with the current contents of the arrays it closes over (the

@@ -10,22 +10,60 @@ array they have just made (NumPy's ``add.at``), never into an argument.
 '''
 from __future__ import annotations
 
-from .codegen_guards import GUARD_HELPERS
+import re
 
-__all__ = ["HELPERS", "helpers_for"]
+from .codegen_guards import GUARD_HELPERS
+from .xp_workspace import WORKSPACE_HELPERS, WORKSPACE_NEEDS
+
+__all__ = ["HELPERS", "helpers_for", "wanted"]
 
 _NAMESPACE = '''
 def _namespace(*arrays):
     """The array-API namespace of the array arguments.  NumPy arrays get NumPy itself
     when it implements the standard (2024.12, NumPy >= 2.3), without array_api_compat's
-    wrappers (several microseconds a call); no arrays: NumPy's too."""
+    wrappers (several microseconds a call), with its reductions as array methods
+    (_numpy_methods); no arrays: NumPy's too."""
     import numpy
     if all(type(a) is numpy.ndarray or isinstance(a, numpy.generic) for a in arrays):
         if getattr(numpy, "__array_api_version__", "") >= "2024.12":
-            return numpy
+            return _NUMPY.get("numpy") or _numpy_methods(numpy)
         import array_api_compat.numpy as numpy_namespace
         return numpy_namespace
     return array_api_compat.array_namespace(*arrays)
+
+
+def _numpy_methods(numpy):
+    """NumPy's namespace (a module named numpy holding NumPy's names) with its
+    reductions, astype and matrix_transpose as the array methods that numpy.sum(x) and
+    the others wrap in Python: the same results, microseconds sooner a call."""
+    import types
+    ns = types.ModuleType("numpy", numpy.__doc__)
+    ns.__dict__.update(numpy.__dict__)
+
+    def sum(x, /, *, axis=None, dtype=None, keepdims=False):
+        return x.sum(axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def prod(x, /, *, axis=None, dtype=None, keepdims=False):
+        return x.prod(axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def max(x, /, *, axis=None, keepdims=False):
+        return x.max(axis=axis, keepdims=keepdims)
+
+    def min(x, /, *, axis=None, keepdims=False):
+        return x.min(axis=axis, keepdims=keepdims)
+
+    def astype(x, dtype, /, *, copy=True, device=None):
+        return x.astype(dtype, copy=copy)
+
+    def matrix_transpose(x, /):
+        return x.mT
+    for f in (sum, prod, max, min, astype, matrix_transpose):
+        setattr(ns, f.__name__, f)
+    _NUMPY["numpy"] = ns
+    return ns
+
+
+_NUMPY = {}
 '''
 
 _DEVICE = '''
@@ -152,7 +190,12 @@ def _masked_mul(xp, x, w):
     a nan (as the NumPy target does; they multiply by a bool as by 0 and 1); others
     select."""
     mask = w.dtype == xp.bool
-    if (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+    if type(x) is type(w) and type(x).__module__ == "numpy":   # NumPy: methods, faster
+        out = x * w
+        top = out.max() if out.size else 0
+        if top == top:                          # no nan (nan != nan)
+            return out
+    elif (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
             or array_api_compat.is_torch_namespace(xp)):
         out = x * w
         if 0 in out.shape or not bool(xp.isnan(xp.max(out))):
@@ -177,20 +220,70 @@ def _decide(x, kind, where):
             "without jax.jit, or keep the decision out of the traced function") from e
 '''
 
+_CBRT = '''
+def _cbrt(xp, x):
+    """The real cube root (negative for x < 0; 0, inf and nan as they are).  The standard
+    has none: NumPy, CuPy and JAX use their own (NumPy's bits); other namespaces
+    sign(x) * |x| ** (1/3) with one Newton step (within a few ulps)."""
+    if array_api_compat.is_numpy_namespace(xp):
+        import numpy
+        return numpy.cbrt(x)
+    if array_api_compat.is_cupy_namespace(xp) or array_api_compat.is_jax_namespace(xp):
+        return xp.cbrt(x) if hasattr(xp, "cbrt") else __import__("jax").numpy.cbrt(x)
+    big = xp.astype(x, xp.float64) if x.dtype == xp.float32 else x
+    y = xp.pow(xp.abs(big), 1.0 / 3.0)
+    y = xp.where(xp.signbit(big), -y, y)             # (-0.0 stays -0.0)
+    better = y + (big / (y * y) - y) / 3.0       # Newton: y**3 = x
+    y = xp.where(xp.isfinite(y) & (y != 0), better, y)
+    return xp.astype(y, x.dtype) if x.dtype == xp.float32 else y
+'''
+
+_LOGADDEXP2 = '''
+def _logaddexp2(xp, x, y):
+    """log2(2**x + 2**y) without overflow, as NumPy's ufunc: x + 1 where x == y, else
+    the larger plus log2(1 + 2**-|x - y|); nan propagates.  NumPy, CuPy, JAX and
+    PyTorch use their own; other namespaces the same steps (xp.pow(2.0, -d) for exp2:
+    within a few ulps)."""
+    if array_api_compat.is_numpy_namespace(xp):
+        import numpy
+        return numpy.logaddexp2(x, y)
+    if array_api_compat.is_torch_namespace(xp):      # (a Python number: a tensor like the other)
+        t = y if isinstance(x, (int, float)) else x
+        x, y = (v if not isinstance(v, (int, float)) else
+                xp.asarray(v, dtype=t.dtype, device=t.device) for v in (x, y))
+        return __import__("torch").logaddexp2(x, y)
+    if array_api_compat.is_cupy_namespace(xp) or array_api_compat.is_jax_namespace(xp):
+        return xp.logaddexp2(x, y) if hasattr(xp, "logaddexp2") else \\
+            __import__("jax").numpy.logaddexp2(x, y)
+    d = x - y
+    step = xp.log1p(xp.pow(2.0, -xp.abs(d))) * 1.4426950408889634     # log2(e)
+    return xp.where(x == y, x + 1, xp.where(d == d, xp.where(d > 0, x, y) + step, d))
+'''
+
+
 #: {helper name: its source}, in the order they are written.
 HELPERS = {"_namespace": _NAMESPACE, "_device_of": _DEVICE, "_check": _CHECK,
            "_scatter_add": _SCATTER, "_keep_mask": _KEEP, "_last_writes": _LAST,
            "_place": _PLACE, "_add_window": _ADD_WINDOW,
-           "_masked_mul": _MASKED_MUL, "_decide": _DECIDE, "GuardFailed": GUARD_HELPERS}
+           "_masked_mul": _MASKED_MUL, "_decide": _DECIDE, "GuardFailed": GUARD_HELPERS,
+           "_cbrt": _CBRT, "_logaddexp2": _LOGADDEXP2,
+           **WORKSPACE_HELPERS}     # _kept, _matmul, _stack, _in_place: NumPy's memory reuse
 _NEEDS = {"_scatter_add": ("_device_of",), "_last_writes": ("_device_of",), "_place": ("_device_of",),
           "_add_window": ("_place", "_device_of")}
+_NEEDS.update(WORKSPACE_NEEDS)
+
+
+def wanted(text: str) -> set[str]:
+    """The names of the helpers ``text`` calls (and those they call)."""
+    want = {name for name in HELPERS if re.search(rf"(?<![\w.]){name}\(", text)}
+    for name in list(want):
+        want.update(_NEEDS.get(name, ()))
+    return want
 
 
 def helpers_for(text: str) -> list[str]:
     """The lines of the helpers ``text`` calls (and those they call)."""
-    want = {name for name in HELPERS if f"{name}(" in text}
-    for name in list(want):
-        want.update(_NEEDS.get(name, ()))
+    want = wanted(text)
     out: list[str] = []
     for name, src in HELPERS.items():
         if name in want:

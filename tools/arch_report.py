@@ -46,7 +46,7 @@ LAYERS = {
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
                   "trace_table trace_loops "
                   "batch_axis batch_axis_index "
-                  "codegen_xp xp_helpers "
+                  "codegen_xp xp_helpers xp_workspace "
                   "numba_fuse codegen_numba "
                   "control.emit_xp xp_closure xp_partition "
                   "codegen_numba_kernel",

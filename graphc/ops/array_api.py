@@ -445,42 +445,19 @@ def max_pool(e, *, kernel):
 
 
 def max_pool_mask(e, *, kernel):
-    (kh, kw), ohw = kernel, e.avals[1].shape[2:]
+    # window element (i, j) is where the maximum was (a tie goes to the first): a
+    # per-namespace helper, comparisons written into one bool array on NumPy, a stack of
+    # the comparisons elsewhere
     x, m = e.atoms
-    return ["_hits = []",
-            f"_seen = xp.zeros({e.avals[1].shape!r}, dtype=xp.bool, device=_device)",
-            f"for _i in range({kh}):",
-            f"    for _j in range({kw}):",
-            f"        _hit = ({_pool_slice(x, '_i', '_j', kernel, ohw)} == {m}) & ~_seen"
-            "  # a tie goes to the first maximum",
-            "        _seen = _seen | _hit",
-            "        _hits = _hits + [_hit]",
-            f"{e.out} = xp.reshape(xp.stack(_hits), {e.aval.shape!r})"]
+    return [f"{e.out} = _pool_mask(xp, {x}, {m}, {tuple(kernel)!r})"]
 
 
 def unpool(e, *, image):
-    kh, kw = e.avals[1].shape[:2]
-    n, c, oh, ow = e.avals[0].shape
-    values, mask = e.atoms
-    dt = xp_dtype(e.aval.dtype)
     # element (i, j) of each window: where its mask is set, the window's value, else 0
-    # (xp.where, not a multiply: inf * 0 would be nan); windows interleaved by stack+reshape
-    # the mask in the image's layout (a bool copy), then one select that writes the
-    # values there: window element (i, j) gets its value where its mask is set, else 0
-    # (exactly 0 also beside an infinite value: _masked_mul)
-    six = (n, c, oh, kh, ow, kw)
-    lines = [f"{e.out} = xp.reshape(xp.reshape(xp.permute_dims({mask}, (2, 3, 4, 0, 5, 1)), "
-             f"(-1,)), {six!r})",
-             f"{e.out} = _masked_mul(xp, xp.reshape({values}, {(n, c, oh, 1, ow, 1)!r}), "
-             f"{e.out})",
-             f"{e.out} = xp.reshape({e.out}, {(n, c, oh * kh, ow * kw)!r})"]
-    H, W = image[2:]
-    if (oh * kh, ow * kw) != (H, W):
-        lines += [f"{e.out} = xp.concat([{e.out}, xp.zeros({(n, c, H - oh * kh, ow * kw)!r}, "
-                  f"dtype={dt}, device=_device)], axis=2)",
-                  f"{e.out} = xp.concat([{e.out}, xp.zeros({(n, c, H, W - ow * kw)!r}, "
-                  f"dtype={dt}, device=_device)], axis=3)"]
-    return lines
+    # (exactly 0 also beside an infinite value): a per-namespace helper, strided writes
+    # into one array on NumPy, the mask in the image's layout and a select elsewhere
+    values, mask = e.atoms
+    return [f"{e.out} = _unpool(xp, {values}, {mask}, {tuple(image)!r})"]
 
 
 def pool_select(e):

@@ -133,7 +133,7 @@ logaddexp = ufunc_primitive(
         "exp(x - out), exp(y - out) (logaddexp_weight, JAX's rule: relative error about "
         "eps * |out|); (1/2, 1/2) at two equal infinities (JAX gives nan at (-inf, -inf)).")
 logaddexp2 = ufunc_primitive(
-    np.logaddexp2, name="logaddexp2", vjp=_logaddexp2_vjp, jvp=_lae_jvp(True),
+    np.logaddexp2, name="logaddexp2", array_api="_logaddexp2(xp, {0}, {1})", vjp=_logaddexp2_vjp, jvp=_lae_jvp(True),
     sympy=lambda x, y: sp.log(2 ** x + 2 ** y) / sp.log(2), label="logaddexp2",
     samples=binary_samples(np.logaddexp2, rnd, rnd, _INF_EDGE),
     doc="log2(2**x + 2**y) without overflow (NumPy's); gradient: 2**(x - out), 2**(y - out) "

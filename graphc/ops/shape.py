@@ -178,7 +178,7 @@ identity = primitive(
 # A layout hint: copy a transposed view into C order once, so the elementwise
 # ops that follow run on contiguous memory (2-3x faster than on the view).
 contiguous = primitive(
-    name="contiguous", array_api="{0}", samples=S.identity_like(f32_shape=(2, 3)), shape=lambda x: x, numpy="np.ascontiguousarray({0})",
+    name="contiguous", array_api="_contiguous(xp, {0})", samples=S.identity_like(f32_shape=(2, 3)), shape=lambda x: x, numpy="np.ascontiguousarray({0})",
     vjp=lambda ct, x, *, out: (ct,), jvp=lambda t, x, *, out: contiguous(t[0]),
     sympy=lambda x: x, label="copy", family="shape",
     flops=zero_flops, elementwise=True, doc="Same values, C-contiguous memory.")

@@ -138,7 +138,7 @@ def _sym_cbrt(x):
 
 
 cbrt = ufunc_primitive(
-    np.cbrt, name="cbrt", vjp=lambda ct, x, *, out: (ct / (3 * (out * out)),), jvp=lambda t, x, *, out: t[0] / (3 * (out * out)), sympy=_sym_cbrt, label="∛",
+    np.cbrt, name="cbrt", array_api="_cbrt(xp, {0})", vjp=lambda ct, x, *, out: (ct / (3 * (out * out)),), jvp=lambda t, x, *, out: t[0] / (3 * (out * out)), sympy=_sym_cbrt, label="∛",
     samples=unary_samples(np.cbrt, away, (-8, 0, 27)),
     nonfinite_hint="the gradient of cbrt is infinite at 0: add an epsilon or clip",
     doc="Real cube root (negative for x < 0); d/dx = 1/(3 cbrt(x)²), +inf at 0 (as JAX).")

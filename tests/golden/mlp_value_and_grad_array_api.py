@@ -64,14 +64,49 @@ def loss_value_and_grad(p, x, y, *, xp=None):
 def _namespace(*arrays):
     """The array-API namespace of the array arguments.  NumPy arrays get NumPy itself
     when it implements the standard (2024.12, NumPy >= 2.3), without array_api_compat's
-    wrappers (several microseconds a call); no arrays: NumPy's too."""
+    wrappers (several microseconds a call), with its reductions as array methods
+    (_numpy_methods); no arrays: NumPy's too."""
     import numpy
     if all(type(a) is numpy.ndarray or isinstance(a, numpy.generic) for a in arrays):
         if getattr(numpy, "__array_api_version__", "") >= "2024.12":
-            return numpy
+            return _NUMPY.get("numpy") or _numpy_methods(numpy)
         import array_api_compat.numpy as numpy_namespace
         return numpy_namespace
     return array_api_compat.array_namespace(*arrays)
+
+
+def _numpy_methods(numpy):
+    """NumPy's namespace (a module named numpy holding NumPy's names) with its
+    reductions, astype and matrix_transpose as the array methods that numpy.sum(x) and
+    the others wrap in Python: the same results, microseconds sooner a call."""
+    import types
+    ns = types.ModuleType("numpy", numpy.__doc__)
+    ns.__dict__.update(numpy.__dict__)
+
+    def sum(x, /, *, axis=None, dtype=None, keepdims=False):
+        return x.sum(axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def prod(x, /, *, axis=None, dtype=None, keepdims=False):
+        return x.prod(axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def max(x, /, *, axis=None, keepdims=False):
+        return x.max(axis=axis, keepdims=keepdims)
+
+    def min(x, /, *, axis=None, keepdims=False):
+        return x.min(axis=axis, keepdims=keepdims)
+
+    def astype(x, dtype, /, *, copy=True, device=None):
+        return x.astype(dtype, copy=copy)
+
+    def matrix_transpose(x, /):
+        return x.mT
+    for f in (sum, prod, max, min, astype, matrix_transpose):
+        setattr(ns, f.__name__, f)
+    _NUMPY["numpy"] = ns
+    return ns
+
+
+_NUMPY = {}
 
 
 def _device_of(x):
@@ -129,7 +164,12 @@ def _masked_mul(xp, x, w):
     a nan (as the NumPy target does; they multiply by a bool as by 0 and 1); others
     select."""
     mask = w.dtype == xp.bool
-    if (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+    if type(x) is type(w) and type(x).__module__ == "numpy":   # NumPy: methods, faster
+        out = x * w
+        top = out.max() if out.size else 0
+        if top == top:                          # no nan (nan != nan)
+            return out
+    elif (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
             or array_api_compat.is_torch_namespace(xp)):
         out = x * w
         if 0 in out.shape or not bool(xp.isnan(xp.max(out))):
