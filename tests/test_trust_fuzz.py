@@ -889,12 +889,14 @@ def _zero_sign_unspecified(prog):
     Besides the contractions above: graphc records ``log(exp(y))`` as ``y`` (a
     documented stable rewrite: exact, and no overflow for y > 709), which keeps
     the sign of a ``-0.0`` that NumPy's round trip through ``exp`` turns into
-    ``+0.0``.
+    ``+0.0``.  And ``np.partition`` (docs/ops.md): NumPy's arrangement, matched to the
+    input by stable rank, where ``0.0`` and ``-0.0`` compare equal and may trade places.
     """
     n = len(prog.inputs)
     return any(op in _BLAS_SIGNED_ZERO
                or op == "log" and args[0] >= n and prog.steps[args[0] - n][0] == "exp"
-               for op, args, _ in prog.steps)
+               or op == "sort_k" and params.get("which") == "partition"
+               for op, args, params in prog.steps)
 
 
 def check_values(prog, signed=True):
