@@ -34,7 +34,8 @@ import re
 from . import symdims
 from .primitive import REGISTRY
 
-__all__ = ["WORKSPACE_BYTES", "WORKSPACE_HELPERS", "fresh_node", "use_workspace", "workspace_lines"]
+__all__ = ["WORKSPACE_BYTES", "WORKSPACE_HELPERS", "fresh_node", "reaches_caller", "shares_buffer",
+           "use_workspace", "workspace_lines"]
 
 WORKSPACE_BYTES = 1 << 20
 
@@ -81,20 +82,21 @@ def use_workspace(em, items, reused):
         items[i] = (items[i][0], lines)
 
 
-def _shares_buffer(g, user) -> bool:
+def shares_buffer(g, user) -> bool:
     """May ``user``'s result share its argument's memory (a view or an in-place write)?"""
     op = g[user].op
     prim = REGISTRY.get(op)
     return op == "setitem" or prim is None or not prim.fresh_result
 
 
-def _reaches_caller(g, nid, outputs, depth=0) -> bool:
-    if nid in outputs:
+def reaches_caller(g, nid, outputs, aliases=frozenset(), depth=0) -> bool:
+    """May ``nid``'s memory be (part of) something the caller receives?  ``aliases``:
+    nodes whose variable another value's statement took over (the array-API target's
+    in-place helpers), which share memory whatever their op's record says."""
+    if nid in outputs or depth > 50:
         return True
-    if depth > 50:
-        return True
-    return any(_shares_buffer(g, u) and _reaches_caller(g, u, outputs, depth + 1)
-               for u in g.users(nid))
+    return any((shares_buffer(g, u) or u in aliases)
+               and reaches_caller(g, u, outputs, aliases, depth + 1) for u in g.users(nid))
 
 
 def _window_copy(g, node) -> bool:
@@ -149,7 +151,7 @@ def workspace_lines(em, items, donors=()):
         name = em.name.get(nid)
         if (name is None or not lines or not lines[0].startswith(f"{name} = ")
                 or not node.shape or _nbytes(node) < WORKSPACE_BYTES or nid in written
-                or _reaches_caller(g, nid, outputs)):
+                or reaches_caller(g, nid, outputs)):
             continue
         dt = "bool" if node.dtype == np.bool_ else f"np.{node.dtype.name}"
         buf = f"_buffer({name!r}, {tuple(node.shape)!r}, {dt})"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import ast
 
 from . import symdims
-from .codegen_workspace import WORKSPACE_BYTES, fresh_node
+from .codegen_workspace import WORKSPACE_BYTES, fresh_node, reaches_caller, shares_buffer
 from .ir import SUBGRAPH_OPS
 from .primitive import REGISTRY
 
@@ -209,17 +209,7 @@ def _same(a: str, b: str) -> bool:
 
 
 def _fresh(g, nid, aliases) -> bool:
-    prim = REGISTRY.get(g[nid].op)
-    return prim is not None and prim.fresh_result and g[nid].op != "setitem" \
-        and nid not in aliases
-
-
-def _reaches_caller(g, nid, outputs, aliases, depth=0) -> bool:
-    """May ``nid``'s memory be (part of) something the caller receives?"""
-    if nid in outputs or depth > 50:
-        return True
-    return any(not _fresh(g, u, aliases) and _reaches_caller(g, u, outputs, aliases, depth + 1)
-               for u in g.users(nid))
+    return not shares_buffer(g, nid) and nid not in aliases
 
 
 def _chain(g, nid):
@@ -346,7 +336,7 @@ def _kept_lines(em, items, aliases, written):
         node, name = g[nid], em.name.get(nid)
         if (name is None or node.op in SUBGRAPH_OPS or not node.shape
                 or symdims.nbytes(node) < KEEP_BYTES or nid in written
-                or _reaches_caller(g, nid, outputs, aliases)):
+                or reaches_caller(g, nid, outputs, aliases)):
             continue
         new = list(lines)
         for k, line in enumerate(lines):
