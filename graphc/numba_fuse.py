@@ -22,7 +22,7 @@ import numpy as np
 from .codegen import SUBGRAPH_OPS
 from .primitive import REGISTRY
 
-__all__ = ["SCALAR", "scalar_form", "find_groups", "Group"]
+__all__ = ["SCALAR", "scalar_form", "typed_literals", "find_groups", "Group"]
 
 #: Ops fused with their NumPy template as the scalar form (numba compiles ``np.exp``,
 #: ``np.maximum``, ... on scalars with NumPy's semantics).
@@ -39,6 +39,7 @@ SCALAR = {
     "masked_mul": "({0} * {1} if {1} != 0 else 0.0)",   # (codegen_numba: product, then select)
     # maximum/minimum's gradient (graphc/ops/max_share.py): 0 where x < y even for an
     # infinite cotangent, half at a tie, nan where x - y is nan (the comparison is False)
+    # (codegen_numba_kernel: the share first, then a select: no branch)
     "max_share": "(0.0 if {1} < {2} else {0} * (0.5 + 0.5 * np.sign({1} - {2})))",
     "identity": "{0}", "stop_gradient": "{0}", "contiguous": "{0}",
     "astype": "{dtype}({0})",
@@ -57,10 +58,23 @@ def scalar_form(op):
     return None
 
 
-def has_literal(tmpl: str) -> bool:
-    """The template writes a number of its own (``1 + np.exp(...)``): its arithmetic
-    in numba is float64, so a float32 result is rounded back explicitly."""
-    return re.search(r"(?<![{\w])\d", tmpl) is not None
+#: A number the template writes (not a slot ``{0}``, not a digit of a name: ``log1p``).
+_LITERAL = re.compile(r"(?<![{\w.])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.}])")
+
+
+def typed_literals(tmpl: str, dtype) -> str:
+    """``tmpl`` with each number it writes of the member's float dtype.
+
+    NumPy computes ``x32 * 0.5`` and ``1 + x32`` in float32 (a Python number next to an
+    array is *weak*, NEP 50), numba in float64: a float64 literal in a float32 chain
+    converts every element to float64 and back, which costs a conversion each way and
+    keeps LLVM from vectorizing the loop.  In a float32 member the literals are
+    ``np.float32(...)`` (the templates' numbers, 0, 0.5 and 1, are exact in float32), so
+    each operation rounds to float32 as it does in the NumPy target; a float64 member's
+    template is returned unchanged."""
+    if np.dtype(dtype) != np.float32:
+        return tmpl
+    return _LITERAL.sub(lambda m: f"np.float32({float(m.group())!r})", tmpl)
 
 
 class Group:

@@ -131,7 +131,8 @@ def fused_d_W1(d_log, sum_, exp, d_logp, W3, h2, add, W2, h, x, d_b3_out, d_W3_o
                 d_W3_acc[p, j] += h2[i, p] * d_z_row[j]
         for j in range(3):
             # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-            d_add = (0.0 if add[i, j] < 0.0 else d_h2_row[j] * (0.5 + 0.5 * np.sign(add[i, j] - 0.0)))  # f64[]
+            share = d_h2_row[j] * (0.5 + 0.5 * np.sign(add[i, j]))
+            d_add = 0.0 if add[i, j] < 0.0 else share   # f64[]
             d_b2_acc[j] += d_add
             d_add_row[j] = d_add
         for j in range(4):

@@ -77,9 +77,9 @@ def fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean_out, d_b3_out, d_W3_out, d_b2_
         s = matmul_2 + b3[0]                        # f32[]
         neg = -y[i]                                 # f32[]
         mul = neg * s                               # f32[]
-        sum_acc[0] += np.float32(np.maximum(mul, 0) + np.log1p(np.exp(-np.abs(mul))))
+        sum_acc[0] += np.float32(np.maximum(mul, np.float32(0.0)) + np.log1p(np.exp(-np.abs(mul))))
         # grad of: s = (h2 @ p["W3"] + p["b3"])[:, 0]
-        d_add = np.float32(0.00390625) * np.float32(np.exp(np.minimum(mul, 0)) / (1 + np.exp(-np.abs(mul)))) * neg  # f32[]
+        d_add = np.float32(0.00390625) * np.float32(np.exp(np.minimum(mul, np.float32(0.0))) / (np.float32(1.0) + np.exp(-np.abs(mul)))) * neg  # f32[]
         d_b3_acc[0] += d_add
         for j in range(3):
             d_h2 = np.float32(0.0)
