@@ -23,6 +23,8 @@ result).
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .naming import Namespace, sanitize
@@ -179,6 +181,8 @@ class _Kernel:
             lines += _masked_lines(g, m, ref, self.ns)
         elif g[m].op == "max_share":
             lines += _share_lines(g, m, ref, self.ns)
+        elif g[m].op == "where":
+            lines += _arm_lines(g, m, ref, self.ns)
         text = ref[g[m].args[0]][0] if k == "reshape" else _member_text(g, m, ref)
         if self.inlined(m):
             self.scalar[m] = (text, prec_of(text))
@@ -376,6 +380,23 @@ def _masked_lines(g, m, ref, ns):
     return lines
 
 
+def _arm_lines(g, m, ref, ns):
+    """Name ``np.where``'s arms that read arrays or compute arithmetic, so that its
+    scalar form ``a if c else b`` selects between two values without a branch (the
+    loads in a branch become masked loads: measured 0.95 against 0.81 of the copy's
+    time per byte at batch 65,536).  An arm that calls a function (``np.exp``) stays in
+    its branch, computed only where selected."""
+    lines = []
+    for a, hint in zip(g[m].args[1:], ("if_true", "if_false")):
+        text, prec = ref[a]
+        if not text.isidentifier() and not literal_input(g, a) \
+                and not re.search(r"\w\(", text.replace("np.float32(", "(")):   # np.exp(...)
+            name = ns.new(hint)
+            lines.append(f"{name} = {text}")
+            ref[a] = (name, ATOM)
+    return lines
+
+
 def _share_lines(g, m, ref, ns):
     """Name ``max_share``'s share of the cotangent, ``ct * (0.5 + 0.5 * np.sign(x - y))``,
     so that its scalar form is ``0 if x < y else share``: a select of two values, which
@@ -420,8 +441,9 @@ def _member_text(g, m, ref):
     text = tmpl.format(*args, **params)
     if node.dtype == np.float32 and node.op != "astype":
         # (a float32 template's numbers are float32: typed_literals)
+        values = node.args[1:] if node.op == "where" else node.args    # (not the condition)
         exact = node.op in _EXACT32 \
-            and all(g[a].dtype == np.float32 or g[a].op == "const" for a in node.args)
+            and all(g[a].dtype == np.float32 or g[a].op == "const" for a in values)
         if not exact:
             text = f"np.float32({text})"    # numba computes in float64: round as NumPy does
     return text

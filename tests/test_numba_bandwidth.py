@@ -146,6 +146,28 @@ def test_float32_softplus_and_sigmoid_round_each_operation_in_float32():
     assert abs(v - w) <= 1e-5 * np.abs(x * c).sum()
 
 
+def _where_arms(x, a, b):
+    return np.where(x > 0, a * 2, b + 1) * x + np.where(x < 1, np.sqrt(x), 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_where_arms_named_before_the_select(dtype):
+    """np.where's arithmetic arms are computed before the select (no branch, no masked
+    loads); an arm that calls a function stays in its branch (sqrt of a negative x is
+    never computed); the values are the NumPy target's, bit for bit."""
+    rng = np.random.default_rng(3)
+    x, a, b = (rng.standard_normal((40, 8)).astype(dtype) for _ in range(3))
+    x[0] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 2.0, -1.0]
+    a[1], b[1] = COTANGENTS.astype(dtype), COTANGENTS[::-1].astype(dtype)
+    fused, plain = (graphc.compile(_where_arms, target=t) for t in ("numba", "numpy"))
+    with np.errstate(all="ignore"):
+        got, want = fused(x, a, b), plain(x, a, b)
+    _same_bits(got, want)
+    kernel = _kernel(fused.source(x, a, b))
+    assert "if_true = a[i, j] * " in kernel and "if_false = b[i, j] + " in kernel
+    assert re.search(r"np\.sqrt\(x\[i, j\]\)\)? if", kernel)
+
+
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 vector IR")
 def test_mask_and_column_sum_kernel_vectorizes():
     """The loop over the columns is vectorized: float32 products on vectors, no masked
