@@ -362,7 +362,9 @@ def _copy_lines(dst, src, shape):
 
 def _masked_lines(g, m, ref, ns):
     """Name ``masked_mul``'s operands and their product, so that its scalar form
-    ``p if w != 0 else 0.0`` is a select of two computed values (vectorizable)."""
+    ``p if w != 0 else 0.0`` is a select of two computed values (vectorizable).  With a
+    bool mask the product is the operand itself (``x * True`` is ``x``): ``x if w else
+    0.0``, no multiply (numba would compute ``float32 * bool`` in float64)."""
     lines = []
     x, w = g[m].args
     for a, hint in ((x, "grad"), (w, "mask")):
@@ -371,6 +373,9 @@ def _masked_lines(g, m, ref, ns):
             name = ns.new(hint)
             lines.append(f"{name} = {text}")
             ref[a] = (name, 100)
+    if g[w].dtype == np.bool_ and g[x].dtype == g[m].dtype:
+        ref[("prod", m)] = ref[x]
+        return lines
     prod = ns.new("prod")
     mul = f"{ref[x][0]} * {ref[w][0]}"
     if g[m].dtype == np.float32 and (g[x].dtype != np.float32 or g[w].dtype != np.float32):
@@ -433,8 +438,10 @@ def _member_text(g, m, ref):
         args.append(f"({text})" if prec < need else text)
     params = {k: _param_text(v) for k, v in node.params.items()}
     if node.op == "masked_mul":
-        zero = _num(0.0, node.dtype)
-        return f"{ref[('prod', m)][0]} if {args[1]} != 0 else {zero}"
+        zero, w = _num(0.0, node.dtype), g[node.args[1]]
+        if w.dtype == np.bool_:
+            return f"{ref[('prod', m)][0]} if {args[1]} else {zero}"
+        return f"{ref[('prod', m)][0]} if {args[1]} != {_num(0.0, w.dtype)} else {zero}"
     if node.op == "max_share":                  # 0 where x < y, even for an infinite ct
         zero = _num(0.0, node.dtype)
         return f"{zero} if {args[1]} < {args[2]} else {ref[('share', m)][0]}"

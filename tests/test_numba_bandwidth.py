@@ -168,6 +168,26 @@ def test_where_arms_named_before_the_select(dtype):
     assert re.search(r"np\.sqrt\(x\[i, j\]\)\)? if", kernel)
 
 
+def _where_grad(x, a, c):
+    return (np.where(x > 0, a, x * 2) * c).sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bool_masked_gradient_is_a_select(dtype):
+    """where's gradient masks the cotangent with a bool: ``ct if mask else 0`` (no
+    multiply by a bool, which numba computes in float64), exactly the NumPy target's
+    values with infinite and nan cotangents where the mask is off."""
+    rng = np.random.default_rng(4)
+    x, a, c = (rng.standard_normal((16, 8)).astype(dtype) for _ in range(3))
+    c[:2] = COTANGENTS.astype(dtype)
+    (d_x, d_a), (w_x, w_a), src = _grads(_where_grad, x, a, c)
+    _same_bits(d_x, w_x)
+    _same_bits(d_a, w_a)
+    kernel = _kernel(src)
+    zero = "np.float32(0.0)" if dtype == np.float32 else "0.0"
+    assert f"d_a = grad if gt else {zero}" in kernel and " * gt" not in kernel
+
+
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 vector IR")
 def test_mask_and_column_sum_kernel_vectorizes():
     """The loop over the columns is vectorized: float32 products on vectors, no masked
