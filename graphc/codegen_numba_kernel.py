@@ -23,13 +23,14 @@ result).
 """
 from __future__ import annotations
 
+import ast
 import re
 
 import numpy as np
 
 from .naming import Namespace, sanitize
 from .numba_fuse import _core, kind, scalar_form, typed_literals
-from .precedence import ATOM, prec_of, wrap
+from .precedence import ATOM, TABLE, prec_of, wrap
 from .primitive import REGISTRY, _param_text, type_str
 from .codegen import _forward_text
 from .source_comments import source_text, where_short, with_comment
@@ -407,13 +408,15 @@ def _share_lines(g, m, ref, ns):
     so that its scalar form is ``0 if x < y else share``: a select of two values, which
     LLVM vectorizes without a branch (with the product inside the branch it reads the
     cotangent with masked loads, half the speed at batch 65,536)."""
-    ct, x, y = (wrap(ref[a][0], ATOM) for a in g[m].args)
+    (ct, _), (x, _), (y, _) = (ref[a] for a in g[m].args)
     zero_y = literal_input(g, g[m].args[2]) and np.asarray(g[g[m].args[2]].value).item() == 0
     half = _num(0.5, g[m].dtype)
     share = ns.new("share")
     ref[("share", m)] = (share, ATOM)
     # (x - 0 is x, also for -0.0 and nan: the NumPy target drops it too)
-    return [f"{share} = {ct} * ({half} + {half} * np.sign({x if zero_y else f'{x} - {y}'}))"]
+    add, mul = TABLE[ast.Sub], TABLE[ast.Mult]
+    diff = x if zero_y else f"{wrap(x, add)} - {wrap(y, add + 1)}"
+    return [f"{share} = {wrap(ct, mul)} * ({half} + {half} * np.sign({diff}))"]
 
 
 def _operand_dtype(g, a, user):
