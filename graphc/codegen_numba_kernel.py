@@ -84,15 +84,45 @@ def blocks_of(g, grp) -> dict:
     after the rows; a member that reads one of the block's values at another position
     starts a new block (the whole row of it is then computed)."""
     block, cur, key, n = {}, set(), None, -1
+    deferred: dict = {}
     for m in grp.members:
         if kind(g, m) in ("transpose", "total"):
+            continue
+        if _own_loop(g, m, cur):                # (nothing in the loop reads a sum)
+            deferred.setdefault((_key(g, m), _total(g, m)), []).append(m)
             continue
         reads = [a for a in _reads(g, m) if a in cur]
         if _key(g, m) != key or any(not _pointwise(g, m, a) for a in reads):
             n, key, cur = n + 1, _key(g, m), set()
         block[m] = n
         cur.add(m)
+    for n, members in enumerate(deferred.values(), n + 1):
+        block.update(dict.fromkeys(members, n))
     return block
+
+
+#: A sum over the rows of float32 values with at least this many per row gets a loop of
+#: its own, after the loop computing the row (which it reads back from the cache).
+SPLIT_SUM = 16
+
+
+def _own_loop(g, m, cur) -> bool:
+    """Sum member ``m`` adds a float32 row of the current block into float64 sums: it goes
+    into a loop of its own after the row's other loops.  In the same loop, LLVM vectorizes
+    the whole loop 4 wide (the width of the float64 adds), or not at all when the sum is
+    a total (an add chain, in order); apart, the float32 loop runs 8 wide and the column
+    sums 4 wide, 1.7x the elements per second when the data are in the cache (the same
+    additions in the same order: the same bits)."""
+    if kind(g, m) != "sum":
+        return False
+    (a,) = g[m].args
+    return a in cur and g[a].dtype == np.float32 and int(np.prod(_core(g[a].shape))) >= SPLIT_SUM
+
+
+def _total(g, m) -> bool:
+    """Sum member ``m`` adds a whole row into one number (a chain LLVM keeps scalar):
+    apart from the column sums, which vectorize."""
+    return set(range(1, len(g[g[m].args[0]].shape))) <= set(g[m].params["axis"])
 
 
 def _reads(g, m):

@@ -52,24 +52,27 @@ def _kernel(src):
     return src[src.index("@numba.njit"):src.index("# The arguments")]
 
 
-def _relu_data(dtype, rows=56):
+def _relu_data(dtype, rows=56, cols=8):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((rows, 8)).astype(dtype)
-    b = rng.standard_normal(8).astype(dtype)
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    b = rng.standard_normal(cols).astype(dtype)
     x[:4] = -b                                  # ties at 0: half the cotangent
-    x[4] = SPECIAL[:7].tolist() + [np.nan]      # inf and nan pre-activations
-    c = rng.standard_normal((rows, 8)).astype(dtype)
-    c[5:7] = COTANGENTS                         # infinite, nan, signed-zero, subnormal ct
-    c[7] = COTANGENTS[::-1]
+    x[4, :8] = SPECIAL[:7].tolist() + [np.nan]  # inf and nan pre-activations
+    c = rng.standard_normal((rows, cols)).astype(dtype)
+    c[5:7, :8] = COTANGENTS                     # infinite, nan, signed-zero, subnormal ct
+    c[7, :8] = COTANGENTS[::-1]
     x[5], x[6] = -1.0, 1.0                      # (below: inf * 0 is 0; above: passed on)
     return x, b, c
 
 
+@pytest.mark.parametrize("cols", [8, 64])      # (64: the column sum in a loop of its own)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_mask_and_column_sum_same_bits_as_numpy_target(dtype):
-    x, b, c = _relu_data(dtype)
+def test_relu_mask_and_column_sum_same_bits_as_numpy_target(dtype, cols):
+    x, b, c = _relu_data(dtype, cols=cols)
     (d_x, d_b), (w_x, w_b), src = _grads(_relu_layer, x, b, c)
     assert "share = " in src and src.count("def fused_") == 1   # one kernel, the share form
+    split = "d_b_acc[j] += d_add_out[i, j]" in src
+    assert split == (dtype == np.float32 and cols >= 16)
     _same_bits(d_x, w_x)
     with np.errstate(all="ignore"):
         _same_bits(d_x, share_ref(c, x + b, 0.0).astype(dtype))   # the op's definition
@@ -144,6 +147,35 @@ def test_float32_softplus_and_sigmoid_round_each_operation_in_float32():
     assert "(np.float32(1.0) + np.exp(-np.abs(x[i, j])))" in kernel
     assert d_x.dtype == np.float32 and np.all(np.abs(d_x - w_x) <= 4 * np.spacing(np.abs(w_x)))
     assert abs(v - w) <= 1e-5 * np.abs(x * c).sum()
+
+
+def _loss_and_layer(x, b, c):
+    return (np.maximum(x + b, 0) * c).sum()
+
+
+def test_sums_in_loops_of_their_own_same_bits():
+    """A float32 row of 32: the loss's total and the column sum each get a loop after the
+    row's elementwise loop (which then vectorizes); the sums add the same float32 values
+    in the same order, in float64: bit for bit the sequential float64 sums."""
+    x, b, c = _relu_data(np.float32, rows=40, cols=32)
+    x[4:8], c[4:8] = 1.5, 2.0 ** -20             # finite: a total to compare bit for bit
+    fused = graphc.value_and_grad(_loss_and_layer, argnums=(0, 1), target="numba")
+    with np.errstate(all="ignore"):
+        value, (d_x, d_b) = fused(x, b, c)
+        _, (w_x, _) = graphc.value_and_grad(_loss_and_layer, argnums=(0, 1))(x, b, c)
+        terms = (np.maximum(x + b, np.float32(0)) * c).astype(np.float64)
+    src = fused.source(x, b, c)
+    check_golden("numba_sums_apart_f32.py", src)
+    kernel = _kernel(src)
+    assert "sum_acc[0] += mul_row[j]" in kernel and "d_b_acc[j] += d_add_out[i, j]" in kernel
+    assert kernel.count("for j in range(32):") == 4      # elementwise, total, column sums, copy
+    _same_bits(d_x, w_x)
+    total = 0.0
+    for t in terms.ravel():                 # row by row, in order, in float64
+        total += t
+    assert np.isfinite(total) and value == np.float32(total)
+    assert np.array_equal(d_b, d_x.astype(np.float64).sum(axis=0).astype(np.float32),
+                          equal_nan=True)
 
 
 def _where_arms(x, a, b):
