@@ -188,3 +188,46 @@ def test_w2_with_exact_zeros_splits_the_gradient_at_the_ties():
     np.testing.assert_allclose(g["W1"], x.T @ da1, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(g["b1"], da1.sum(axis=0), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(g["W2"], h1.T @ da2, rtol=1e-12, atol=1e-15)
+
+
+# --- the nan check on the bias gradient (graphc/codegen_share_check.py) ------------------
+def _dense(X, R):
+    return lambda W, b: (np.maximum(0, X @ W + b) * R).sum()
+
+
+@pytest.mark.parametrize("case", ["plain", "tie", "nan", "inf-unselected", "inf-both-signs"])
+def test_nan_check_on_the_bias_sum(case):
+    rng = np.random.default_rng(5)
+    X, W, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    R = rng.standard_normal((6, 3))
+    a = X @ W + b
+    if case == "tie":
+        X[2] = 0.0
+        b[1] = 0.0                                  # a[2, 1] == 0 exactly
+    elif case == "nan":
+        X[3, 0] = np.nan
+    elif case == "inf-unselected":
+        R[a < 0] = np.inf                           # inf * 0 where the share is nothing
+    elif case == "inf-both-signs":
+        col = int(np.argmax((a > 0).sum(axis=0)))
+        rows = np.flatnonzero(a[:, col] > 0)[:2]
+        R[rows[0], col], R[rows[1], col] = np.inf, -np.inf   # a nan sum, no nan term
+    a = X @ W + b
+    g = graphc.grad(_dense(X, R), argnums=(0, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dW, db = g(W, b)
+        d = _ref(R, a, 0.0)
+        want_W, want_b = X.T @ d, d.sum(axis=0)
+    assert np.isnan(want_b).any() == (case in ("nan", "inf-both-signs"))
+    np.testing.assert_allclose(dW, want_W, rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(db, want_b)
+    src = g.source(W, b)
+    assert "    d_b = d_add.sum(axis=0)\n    if np.isnan(d_b.max()):  # a nan in d_add" in src
+    assert "np.isnan(d_add.max())" not in src
+
+
+def test_nan_check_stays_on_the_product_without_a_following_sum():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    src = graphc.grad(lambda x: (np.maximum(x, 0) * x).sum()).source(x)
+    assert "if np.isnan(" in src and ".max()):  # a tie at 0 (half the gradient)" in src

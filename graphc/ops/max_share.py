@@ -27,11 +27,12 @@ fourth operand, ``max_share(ct, a, 0, out)`` with ``out = np.maximum(a, 0)`` (an
 ``max_share(ct, 0, a, out)`` with ``out = np.minimum(a, 0)``): ``out`` is ``a`` where the
 share is whole and 0 where it is nothing, so ``out / a`` is the weight itself (exactly 1
 or 0) and nan exactly where the rule needs more care (a tie at 0 is ``0 / 0``, a nan
-stays nan, and so does ``inf / inf``).  The generated code is then one division, one
+stays nan, ``inf / inf`` is nan; an infinite or nan cotangent where the share is nothing
+makes the product nan).  The generated code is then one division, one
 multiply in place and one check, where hand NumPy needs a comparison and a multiply::
 
-    with np.errstate(invalid="ignore"):  # 0/0 at a tie: nan, sent to the exact rule below
-        d_add = h1 / add                  # the weights: 1 where add > 0, 0 where add < 0
+    with np.errstate(invalid="ignore"):  # 0/0 at a tie: nan, for the exact rule below
+        d_add = h1 / add  # the weights: 1 where add > 0, else 0
     d_add *= d_h1
     if np.isnan(d_add.max()):  # a tie at 0 (half the gradient), a nan or inf * 0
         d_add = d_h1 * (0.5 + 0.5 * np.sign(add))

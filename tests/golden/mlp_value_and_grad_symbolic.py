@@ -45,11 +45,12 @@ def mlp_loss_value_and_grad(params, x, y):
     # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
     with np.errstate(invalid="ignore"):  # 0/0 at a tie: nan, for the exact rule below
         d_add = h2 / add  # the weights: 1 where add > 0, else 0
-    d_add *= d_h2
-    if np.isnan(d_add.max()):  # a tie at 0 (half the gradient), a nan or inf * 0
+    d_add *= d_h2                               # f32[n,3]
+    d_b2 = d_add.sum(axis=0)
+    if np.isnan(d_b2.max()):  # a nan in d_add: a tie at 0, a nan or inf * 0
         d_add = d_h2 * (0.5 + 0.5 * np.sign(add))
-        np.copyto(d_add, 0, where=add < 0)      # f32[n,3]
-    d_b2 = d_add.sum(axis=0)                    # f32[3]
+        np.copyto(d_add, 0, where=add < 0)
+        d_b2 = d_add.sum(axis=0)                # f32[3]
     d_h = d_add @ W2.T                          # f32[n,4]
     d_W2 = h.T @ d_add                          # f32[4,3]
 
