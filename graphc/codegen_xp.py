@@ -21,6 +21,7 @@ from . import codegen
 from .control.emit_xp import XP_CONTROL, guard_lines_xp
 from .errors import UnsupportedError
 from .ir import SUBGRAPH_OPS
+from .ops.max_share import drop_outs
 from .ops.xp_index import FLAT_INDEX_HELPER
 from .precedence import prec_of
 from .primitive import REGISTRY
@@ -286,6 +287,7 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
                     signature=None) -> codegen.Module:
     """:func:`graphc.codegen.generate_module` for the array-API target."""
     sig = g.signature if signature is None else signature
+    drop_outs(g)        # the ReLU result only the NumPy emission divides by (ops/max_share.py)
     em = XpEmitter(g)
     for reserved in (func_name, "xp", "_device", "_device_of", "_namespace", "_check"):
         em.ns.reserve(reserved)

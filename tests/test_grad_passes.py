@@ -109,10 +109,15 @@ def test_scalar_maximum_and_finite_differences_away_from_ties():
 
 
 def test_relu_gradient_code_multiplies_by_a_comparison():
+    # a literal 0: the ReLU's own result divided by its input is the weight (issue 18,
+    # w2loss: tests/test_w2_parity.py); another constant: the comparison
     x = np.ones((8, 4), np.float32)
     src = graphc.grad(lambda x: (np.maximum(0, x) * x).sum()).source(x)
-    assert "if not (np.abs(x).min() > 0):  # a tie at 0 (half the gradient) or a nan" in src
-    assert "* (x > 0)" in src and "np.copyto(" in src
+    assert "= maximum / x  # the weights: 1 where x > 0, else 0" in src
+    assert "if np.isnan(" in src and "np.copyto(" in src
+    src = graphc.grad(lambda x: (np.maximum(0.5, x) * x).sum()).source(x)
+    assert "if not (np.abs(x - 0.5).min() > 0):  # a tie (half the gradient) or a nan" in src
+    assert "* (x > 0.5)" in src and "np.copyto(" in src
 
 
 # --- (b) the max-shift of a softmax ---------------------------------------------------------

@@ -218,27 +218,29 @@ def _max_vjp(ct, x, y, *, out):
     # max_share(ct, a, b) is masked_mul(ct, 0.5 + 0.5 * sign(a - b)) as one op, with a
     # fast emission (graphc/ops/max_share.py): +1 where a is larger, -1 where b is, 0 at
     # a tie.  (A constant side, relu's 0, gets no gradient: its share is dead code.)
-    from .max_share import max_share
-    return max_share(ct, x, y), max_share(ct, y, x)
+    # share(...) passes `out` when the other side is a literal 0 (a ReLU): its generated
+    # code divides out by the operand instead of comparing (graphc/ops/max_share.py).
+    from .max_share import share
+    return share(ct, x, y, out, "max"), share(ct, y, x, out, "max")
 
 
 def _max_jvp(t, x, y, *, out):
-    from .max_share import max_share
+    from .max_share import share
     tx, ty = t
-    return tangent_sum(None if tx is None else max_share(tx, x, y),
-                       None if ty is None else max_share(ty, y, x))
+    return tangent_sum(None if tx is None else share(tx, x, y, out, "max"),
+                       None if ty is None else share(ty, y, x, out, "max"))
 
 
 def _min_jvp(t, x, y, *, out):
-    from .max_share import max_share
+    from .max_share import share
     tx, ty = t
-    return tangent_sum(None if tx is None else max_share(tx, y, x),
-                       None if ty is None else max_share(ty, x, y))
+    return tangent_sum(None if tx is None else share(tx, y, x, out, "min"),
+                       None if ty is None else share(ty, x, y, out, "min"))
 
 
 def _min_vjp(ct, x, y, *, out):
-    from .max_share import max_share
-    return max_share(ct, y, x), max_share(ct, x, y)
+    from .max_share import share
+    return share(ct, y, x, out, "min"), share(ct, x, y, out, "min")
 
 
 def _sym_max(x, y):

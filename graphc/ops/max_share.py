@@ -21,6 +21,27 @@ does (``dh *= a > 0``)::
 
 Both branches give the same values as the weights would (``x < y`` is exactly where the
 weight is 0: ``x - y`` of two different floats is never 0, and is nan where either is).
+
+A ReLU written ``np.maximum(a, 0)`` (or ``np.minimum(a, 0)``) passes its own result as a
+fourth operand, ``max_share(ct, a, 0, out)`` with ``out = np.maximum(a, 0)`` (and
+``max_share(ct, 0, a, out)`` with ``out = np.minimum(a, 0)``): ``out`` is ``a`` where the
+share is whole and 0 where it is nothing, so ``out / a`` is the weight itself (exactly 1
+or 0) and nan exactly where the rule needs more care (a tie at 0 is ``0 / 0``, a nan
+stays nan, ``inf / inf`` is nan; an infinite or nan cotangent where the share is nothing
+makes the product nan).  The generated code is then one division, one
+multiply in place and one check, where hand NumPy needs a comparison and a multiply::
+
+    with np.errstate(invalid="ignore"):  # 0/0 at a tie: nan, for the exact rule below
+        d_add = h1 / add  # the weights: 1 where add > 0, else 0
+    d_add *= d_h1
+    if np.isnan(d_add.max()):  # a tie at 0 (half the gradient), a nan or inf * 0
+        d_add = d_h1 * (0.5 + 0.5 * np.sign(add))
+        np.copyto(d_add, 0, where=add < 0)
+
+The one difference: where ``a < 0`` the weight is ``0 / a = -0.0``, so an exactly zero
+entry may carry the other sign of zero than the comparison's product (``-0.0 == 0.0``;
+every value is the same).  ``_ref`` ignores ``out``: it is a promise about the operands
+that only the VJPs of ``maximum``/``minimum`` make (graphc/ops/elementwise.py).
 """
 from __future__ import annotations
 
@@ -31,11 +52,11 @@ from ..primitive import primitive
 from . import _samples as S
 from ._rules import elementwise_rule, size_flops
 
-__all__ = ["max_share"]
+__all__ = ["drop_outs", "max_share", "share", "zero_const"]
 
 
-def _ref(ct, x, y):
-    """The definition, in plain NumPy (also the shape rule's dtype)."""
+def _ref(ct, x, y, out=None):
+    """The definition, in plain NumPy (also the shape rule's dtype); ``out`` is not needed."""
     w = 0.5 + 0.5 * np.sign(np.subtract(x, y))
     return np.where(np.asarray(w) != 0, np.multiply(ct, w), 0).astype(np.result_type(ct, w))
 
@@ -49,7 +70,7 @@ def _literal(text: str):
 
 
 def _emit_max_share(e):
-    ct, x, y = e.atoms
+    ct, x, y = e.atoms[:3]
     zero_x, zero_y = _literal(x) == 0, _literal(y) == 0
     diff = x if zero_y else f"-{y}" if zero_x else f"{x} - {y}"
     weights = f"(0.5 + 0.5 * np.sign({diff}))"
@@ -58,6 +79,9 @@ def _emit_max_share(e):
             or zero_x and zero_y):
         # a scalar (or nothing), or a product whose dtype the weights decide: one select
         return f"np.where({x} < {y}, 0, {ct} * {weights})[()]"
+    if len(e.atoms) == 4 and zero_x != zero_y and _same_as_result(e, e.avals[3],
+                                                                  e.avals[2 if zero_x else 1]):
+        return _by_division(e, ct, x, y, y if zero_x else x, e.atoms[3], weights)
     gap = f"np.abs({y if zero_x else diff})"
     what = "a tie at 0 (half the gradient) or a nan" if zero_x or zero_y else \
         "a tie (half the gradient) or a nan"
@@ -70,23 +94,40 @@ def _emit_max_share(e):
             f"    np.copyto({e.out}, 0, where={x} < {y})"]
 
 
+def _same_as_result(e, *avals):
+    """Operands of the result's own shape and dtype (``w = out / v`` then ``w *= ct``)."""
+    return all(not a.weak and a.dtype == e.aval.dtype and tuple(a.shape) == tuple(e.aval.shape)
+               for a in avals)
+
+
+def _by_division(e, ct, x, y, v, out, weights):
+    """The ReLU form: ``out / v`` is the weight (1 or 0), nan where the rule needs care."""
+    whole = f"{v} > 0" if v == x else f"{v} < 0"
+    return ['with np.errstate(invalid="ignore"):  # 0/0 at a tie: nan, for the exact rule below',
+            f"    {e.out} = {out} / {v}  # the weights: 1 where {whole}, else 0",
+            f"{e.out} *= {ct}",
+            f"if np.isnan({e.out}.max()):  # a tie at 0 (half the gradient), a nan or inf * 0",
+            f"    {e.out} = {ct} * {weights}",
+            f"    np.copyto({e.out}, 0, where={x} < {y})"]
+
+
 def _emit_xp(e):
-    ct, x, y = e.args
+    ct, x, y = e.args[:3]
     diff = x if _literal(e.atoms[2]) == 0 else f"{x} - {y}"
     return f"_masked_mul(xp, {ct}, 0.5 + 0.5 * xp.sign({diff}))"
 
 
-def _vjp(ct, c, x, y, *, out):
-    # linear in the cotangent; the weights are piecewise constant in x and y
-    return max_share(ct, x, y), None, None
+def _vjp(ct, c, x, y, *h, out):
+    # linear in the cotangent; the weights are piecewise constant in x and y (and out)
+    return (max_share(ct, x, y, *h), None, None, *[None] * len(h))
 
 
-def _jvp(t, c, x, y, *, out):
+def _jvp(t, c, x, y, *h, out):
     tc = t[0]
-    return None if tc is None else max_share(tc, x, y)
+    return None if tc is None else max_share(tc, x, y, *h)
 
 
-def _sym(c, x, y):
+def _sym(c, x, y, h=None):
     return sp.Piecewise((c, sp.StrictGreaterThan(x, y)), (c / 2, sp.Eq(x, y)), (0, True))
 
 
@@ -105,7 +146,51 @@ def _samples(d):
             S.Sample((d.rnd(4), np.array([np.nan, 1.0, -np.inf, np.inf]),
                       np.array([0.0, np.nan, -np.inf, np.inf])), {}, r, "nan-and-infinities",
                      grad=False),
-            S.Sample((np.float64(2.5), np.float64(0.0), 0.0), {}, r, "0-d", grad=False)]
+            S.Sample((np.float64(2.5), np.float64(0.0), 0.0), {}, r, "0-d", grad=False),
+            # with the ReLU's own result (the promise the maximum/minimum VJPs make)
+            *[S.Sample((ct, *xy, h), {}, r, desc, grad=False) for ct, xy, h, desc in _relu_outs(d)]]
+
+
+def _relu_outs(d):
+    """(ct, (x, y), out, desc): ``max_share(ct, a, 0, maximum(a, 0))`` and
+    ``max_share(ct, 0, a, minimum(a, 0))``, with and without ties, nans, infinities."""
+    a = d.away(3, 4)
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, -1.0, 2.0])
+    ct = np.array([1.0, 2.0, 3.0, 4.0, 5.0, np.inf, -np.inf])
+    a32 = d.away(5, dtype=S.F32)
+    return [(d.rnd(3, 4), (a, 0.0), np.maximum(a, 0.0), "relu-out"),
+            (d.rnd(3, 4), (0.0, a), np.minimum(a, 0.0), "min-out"),
+            (d.rnd(5, dtype=S.F32), (a32, 0.0), np.maximum(a32, 0.0), "relu-out-f32"),
+            (ct, (special, 0.0), np.maximum(special, 0.0), "relu-out-special"),
+            (ct, (0.0, special), np.minimum(special, 0.0), "min-out-special")]
+
+
+def zero_const(t) -> bool:
+    """Is tracer ``t`` a scalar constant 0 (a ReLU's literal; its text is ``0`` or ``0.0``)?"""
+    node = t._trace.graph[t.node]
+    return (node.op == "const" and np.ndim(node.value) == 0 and node.value == 0
+            and not np.isnan(node.value))
+
+
+def share(ct, x, y, out, side):
+    """``max_share(ct, x, y)``, given ``out`` (``maximum(x, y)`` for ``side="max"``,
+    ``minimum(x, y)`` for ``"min"``) when the other operand is a literal 0: the ReLU form.
+    The share goes to ``x`` where ``x > y``; ``out`` then equals the variable operand
+    where the share is whole and 0 where it is nothing (see the module docstring)."""
+    if side == "max" and zero_const(y) and not zero_const(x):       # max(x, 0) to x
+        return max_share(ct, x, y, out)
+    if side == "min" and zero_const(x) and not zero_const(y):       # min(y, 0) to y
+        return max_share(ct, x, y, out)
+    return max_share(ct, x, y)
+
+
+def drop_outs(g) -> None:
+    """Remove the ReLU's result operand from every ``max_share`` of graph ``g``: for the
+    targets whose emission does not use it (the numba kernels, the array-API target),
+    so that it neither becomes a kernel parameter nor keeps an array alive."""
+    for nid in list(g):
+        if g[nid].op == "max_share" and len(g[nid].args) == 4:
+            g.set_args(nid, g[nid].args[:3])
 
 
 max_share = primitive(

@@ -41,13 +41,14 @@ def mlp_loss_value_and_grad(params, x, y):
     d_W3 = h2.T @ d_z                           # f32[3,2]
 
     # grad of: h2 = np.maximum(0, h @ params["W2"] + params["b2"])
-    if not (np.abs(add).min() > 0):  # a tie at 0 (half the gradient) or a nan
+    with np.errstate(invalid="ignore"):  # 0/0 at a tie: nan, for the exact rule below
+        d_add = h2 / add  # the weights: 1 where add > 0, else 0
+    d_add *= d_h2                               # f32[6,3]
+    d_b2 = d_add.sum(axis=0)
+    if np.isnan(d_b2.max()):  # a nan in d_add: a tie at 0, a nan or inf * 0
         d_add = d_h2 * (0.5 + 0.5 * np.sign(add))
-    else:
-        d_add = d_h2 * (add > 0)
-    if np.isnan(d_add.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(d_add, 0, where=add < 0)      # f32[6,3]
-    d_b2 = d_add.sum(axis=0)                    # f32[3]
+        np.copyto(d_add, 0, where=add < 0)
+        d_b2 = d_add.sum(axis=0)                # f32[3]
     d_h = d_add @ W2.T                          # f32[6,4]
     d_W2 = h.T @ d_add                          # f32[4,3]
 
