@@ -71,17 +71,28 @@ def _same(a, b):
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, float(b))
 
 
+_BOOL_ARGS = {"where": "bff", "logical_not": "b"}
+
+
+def _numpy_text(prim, kinds):
+    """The op's NumPy emission on 0-d arguments ``a``, ``b``, ``c`` of ``kinds``."""
+    avals = [Aval((), np.dtype(bool) if k == "b" else _F64) for k in kinds]
+    names = list("abc"[:len(kinds)])
+    return prim.emit(names, "out", avals, Aval((), _F64), {}, names)
+
+
 @functools.cache
 def agrees(op: str) -> bool:
     """``op``'s scalar form gives NumPy's float64 scalar result bit for bit on
     :data:`_SAMPLES` random inputs where both are finite (once per process)."""
     prim = REGISTRY[op]
     n = len(set(re.findall(r"\{(\d)\}", prim.scalar)))
+    kinds = _BOOL_ARGS.get(op, "f" * n)
     try:
-        mine, numpy_ = _fn(prim.scalar, n, "math", math), _fn(prim.numpy, n, "np", np)
-    except (AttributeError, SyntaxError):
+        mine = _fn(prim.scalar, n, "math", math)
+        numpy_ = eval(f"lambda {', '.join('abc'[:n])}: {_numpy_text(prim, kinds)}", {"np": np})
+    except (AttributeError, SyntaxError, TypeError):
         return False
-    kinds = "bff" if op == "where" else "f" * n
     rng = random.Random(op)
     with np.errstate(all="ignore"):
         for _ in range(_SAMPLES):
@@ -211,9 +222,15 @@ def _checked(g, em):
     return out
 
 
+def _array(g, nid):
+    """The NumPy code gives a 0-d array here (``np.where``), not an ``np.float64``."""
+    op = g[nid].op
+    return op == "where" or op in ("identity", "stop_gradient") and _array(g, g[nid].args[0])
+
+
 def _returned(g, em, numpy_em):
-    refs = [numpy_em.ref(o) if g[o].op == "const" else f"np.float64({em.name[o]})"
-            for o in g.outputs]
+    refs = [numpy_em.ref(o) if g[o].op == "const" else
+            f"np.{'array' if _array(g, o) else 'float64'}({em.name[o]})" for o in g.outputs]
     return tree_text(g.signature.out_treedef, iter(refs), top=True) \
         if g.signature.out_treedef is not None else ", ".join(refs)
 

@@ -202,7 +202,7 @@ expm1 = _unary(name="expm1", scalar="math.expm1({0})", scalar_masks=(0,), sample
 abs = _unary(name="abs", scalar="abs({0})", samples=S.unary(np.abs, "away"), fn=np.abs, vjp=lambda ct, x, *, out: (ct * sign(x),), jvp=lambda t, x, *, out: t[0] * sign(x), sympy=sp.Abs,
              label="|x|", numpy="np.abs({0})", **_inplace("np.abs"))
 # sign is flat: its derivative is zero everywhere it exists.
-sign = _unary(name="sign", samples=S.unary(np.sign, "away"), fn=np.sign, vjp=lambda ct, x, *, out: (None,), jvp=lambda t, x, *, out: None, sympy=sp.sign)
+sign = _unary(name="sign", scalar="1.0 if {0} > 0 else -1.0 if {0} < 0 else {0} + 0.0", scalar_masks=(0,), samples=S.unary(np.sign, "away"), fn=np.sign, vjp=lambda ct, x, *, out: (None,), jvp=lambda t, x, *, out: None, sympy=sp.sign)
 
 
 # --- maximum / minimum ----------------------------------------------------------------
@@ -290,7 +290,7 @@ logical_and = _binary(name="logical_and", samples=_logic_samples(np.logical_and)
 logical_or = _binary(name="logical_or", samples=_logic_samples(np.logical_or), numpy="np.logical_or({0}, {1})", fn=np.logical_or,
                      vjp=NOT_DIFFERENTIABLE, sympy=sp.Or, label="or", flops=zero_flops,
                      logic_operands=True)
-logical_not = _unary(name="logical_not", fn=np.logical_not,
+logical_not = _unary(name="logical_not", scalar="not {0}", fn=np.logical_not,
                      samples=lambda d: [S.Sample((d.bools(3, 4),), {}, np.logical_not, "bool")], vjp=NOT_DIFFERENTIABLE,
                      sympy=sp.Not, label="not", flops=zero_flops, logic_operands=True)
 
@@ -392,7 +392,7 @@ def _masked_mul_samples(d):
 
 
 masked_mul = primitive(
-    name="masked_mul", array_api=XP.masked_mul, samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
+    name="masked_mul", scalar="0.0 if {1} == 0 else {0} * {1}", scalar_masks=(0,), array_api=XP.masked_mul, samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
     vjp=_masked_mul_vjp, jvp=_masked_mul_jvp, sympy=_sym_masked_mul, label="× mask", elementwise=True,
     flops=size_flops, fresh_result=True,
     doc="x * w, exactly 0 where w == 0 even for an infinite or nan x (gradient masks).")
