@@ -44,7 +44,8 @@ __all__ = ["ENABLED", "agrees", "scalar_ops", "uses_math", "math_prefix", "MATH_
 ENABLED = True
 
 _F64 = np.dtype("float64")
-_HELPER_NAMES = {"math", "float64", "_numpy_errstate", "_ERRSTATE_OK", "_underflow_ignored"}
+_HELPER_NAMES = {"math", "float64", "_UseNumPy", "_numpy_errstate", "_ERRSTATE_OK",
+                 "_underflow_ignored"}
 _SAMPLES = 600          # inputs per op on which math and NumPy must agree bit for bit
 
 
@@ -253,15 +254,18 @@ def math_prefix(g, numpy_em, func_name, unpack):
     if names & (_HELPER_NAMES | {fallback}):
         return []
     lines = ["    " + line for line in unpack]
+    exact = " is ".join([f"type({p})" for p in params] + ["float"])
     lines += ["    try:   # Python floats and `math` (NumPy's values), else NumPy's code below",
+              f"        if not ({exact}):",
+              '            raise _UseNumPy("a float subclass: its own arithmetic")',
               "        if _numpy_errstate() is not _ERRSTATE_OK and not _underflow_ignored():",
-              '            raise FloatingPointError("NumPy reports underflow now")']
+              '            raise _UseNumPy("NumPy reports underflow now")']
     lines += body
     if any(line.strip().startswith(("# grad of", "# tangent of")) for line in body):
         lines.append("")
     checked = _checked(g, em)
     lines += [f"        if not math.isfinite({' + '.join(checked)}):",
-              '            raise FloatingPointError("an infinity or a nan")'] * bool(checked)
+              '            raise _UseNumPy("an infinity or a nan")'] * bool(checked)
     lines += ["    except (ArithmeticError, ValueError):   # x / 0.0, math.log(0.0), math.exp(1000.0)",
               "        pass",
               "    else:",
@@ -291,6 +295,10 @@ def weak_inputs_to_numpy(g, em):
 
 MATH_HELPERS = '''
 float64 = np.float64        # the results' type in NumPy's code (a global: one lookup per call)
+
+
+class _UseNumPy(ArithmeticError):
+    """The `math` code cannot give NumPy's answer here: NumPy's code runs instead."""
 
 
 # NumPy's floating-point error state (np.seterr, np.errstate): the `math` code runs

@@ -15,8 +15,10 @@ def lecture_grad_jvp(w1, w2, dot_w1, dot_w2):
     if type(dot_w2) is not float:
         raise _signature_error(w1, w2, dot_w1, dot_w2)
     try:   # Python floats and `math` (NumPy's values), else NumPy's code below
+        if not (type(w1) is type(w2) is type(dot_w1) is type(dot_w2) is float):
+            raise _UseNumPy("a float subclass: its own arithmetic")
         if _numpy_errstate() is not _ERRSTATE_OK and not _underflow_ignored():
-            raise FloatingPointError("NumPy reports underflow now")
+            raise _UseNumPy("NumPy reports underflow now")
         z1 = w1 / w2                                # f64[]  functions.py:6
         # tangent of: z1 = w1 / w2
         dot_z1 = (dot_w1 - z1 * dot_w2) / w2        # f64[]
@@ -87,7 +89,7 @@ def lecture_grad_jvp(w1, w2, dot_w1, dot_w2):
         dot_d_w2 = dot_d_mul_1 * 2 - dot_div        # f64[]
 
         if not math.isfinite(d_w1 + d_w2 + dot_d_w1 + dot_d_w2 + w2 + mul_1):
-            raise FloatingPointError("an infinity or a nan")
+            raise _UseNumPy("an infinity or a nan")
     except (ArithmeticError, ValueError):   # x / 0.0, math.log(0.0), math.exp(1000.0)
         pass
     else:
@@ -217,6 +219,10 @@ def _sig_text(s):
 
 
 float64 = np.float64        # the results' type in NumPy's code (a global: one lookup per call)
+
+
+class _UseNumPy(ArithmeticError):
+    """The `math` code cannot give NumPy's answer here: NumPy's code runs instead."""
 
 
 # NumPy's floating-point error state (np.seterr, np.errstate): the `math` code runs
