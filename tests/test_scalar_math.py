@@ -327,3 +327,12 @@ def test_pytrees_keywords_defaults_and_aux():
         assert same(got[0][0], want[0][0]) and same(got[0][1], want[0][1]), (got, want)
         assert got[1] == want[1]
     assert "import math" in fast.source({"w": 1.5, "b": -0.5}, 2.0)
+
+
+def test_integer_and_fractional_powers():
+    fn = lambda x: x ** 2 + x ** 3 - x ** -1 + x ** 0.5 + 2.0 ** x      # noqa: E731
+    make = lambda: graphc.value_and_grad(fn)                            # noqa: E731
+    fast, slow = make(), numpy_only(make)
+    assert "math.pow" in fast.source(1.5)
+    for (x,) in inputs(1, 400, "powers") + [(-2.0,), (-0.0,), (1e155,), (-1e-155,)]:
+        assert_like_numpy(fast, slow, (x,))
