@@ -3,7 +3,7 @@
 When every traced argument of a signature is a Python float and every operation
 of the graph has a scalar form (its record's ``scalar`` template: Python float
 arithmetic and the ``math`` module), the generated function first computes with
-Python floats, about four times faster than NumPy's 0-d machinery, and falls
+Python floats, about three times faster than NumPy's 0-d machinery, and falls
 back to today's NumPy body (a second function in the module) whenever the two
 could differ:
 
@@ -13,15 +13,17 @@ could differ:
   arguments of the positions where a non-finite value can give a finite result
   (the record's ``scalar_masks``: ``math.exp(-inf)``, ``x / inf``); elsewhere a
   non-finite argument gives a non-finite result, which reaches a checked value, or
-- NumPy does not ignore underflow now (``np.seterr``, ``np.errstate``).
+- NumPy does not ignore underflow now (``np.seterr``, ``np.errstate``), or
+- an argument is a float subclass (whose own arithmetic NumPy's code never runs).
 
 Where all values are finite and underflow is ignored, NumPy reports nothing, and
 its float64 scalars give the same numbers as IEEE Python arithmetic and the C
 library's functions, which NumPy itself calls on CPUs without its own vector
-versions.  :func:`agrees` checks that for each ``math`` function on this machine
-(NumPy's AVX-512 ``exp``/``log`` or its ``tanh`` differ in the last bit): an op
-that disagrees on one sample keeps NumPy's code.  The results are ``np.float64``
-as before (``np.float64(x)`` on return), so callers see no difference.
+versions.  :func:`agrees` checks that for each op on this machine (NumPy's own
+vector code, such as its float64 ``tanh`` on AVX2, can differ in the last bit; so
+does Python's own ``math.hypot``): an op that disagrees on one of :data:`_SAMPLES`
+random inputs keeps NumPy's code.  The results are ``np.float64`` as before
+(``float64(x)`` on return; a 0-d array where NumPy's ``np.where`` gives one).
 """
 from __future__ import annotations
 
