@@ -8,9 +8,11 @@ against finite differences.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import random
+import re
 import threading
 import warnings
 
@@ -336,3 +338,34 @@ def test_integer_and_fractional_powers():
     assert "math.pow" in fast.source(1.5)
     for (x,) in inputs(1, 400, "powers") + [(-2.0,), (-0.0,), (1e155,), (-1e-155,)]:
         assert_like_numpy(fast, slow, (x,))
+
+
+def test_float_conditions_are_checked():
+    """np.where and np.logical_not of a float: an overflow to inf in the condition warns."""
+    for fn in (lambda x: np.where(x * x, 1.0, 2.0) * x,
+               lambda x: np.where(np.logical_not(x * x), 1.0, 2.0) * x):
+        fast = graphc.compile(fn)
+        slow = numpy_only(lambda: graphc.compile(fn))
+        for a in [(1e200,), (0.0,), (-0.0,), (3.0,), (math.nan,), (math.inf,)]:
+            assert_like_numpy(fast, slow, a)
+        assert run(fast, 1e200)[1]
+
+
+@pytest.mark.parametrize("op", sorted(n for n, p in REGISTRY.items() if p.scalar is not None))
+def test_scalar_masks_are_complete(op):
+    """An argument position not in ``scalar_masks``: a non-finite value there gives a
+    non-finite result (or an exception), whatever the other arguments are."""
+    prim = REGISTRY[op]
+    n = len(set(re.findall(r"\{(\d)\}", prim.scalar)))
+    f = eval(f"lambda a, b=0.0, c=0.0: {prim.scalar.format('a', 'b', 'c')}", {"math": math})
+    others = [0.0, -0.0, 1.0, -1.0, 2.5, 1e308, 5e-324, math.inf, -math.inf, math.nan, True, False]
+    for i in set(range(n)) - set(prim.scalar_masks):
+        for bad in (math.inf, -math.inf, math.nan):
+            for rest in itertools.product(others, repeat=n - 1):
+                args = list(rest)
+                args.insert(i, bad)
+                try:
+                    out = f(*args)
+                except (ArithmeticError, ValueError):
+                    continue
+                assert isinstance(out, float) and not math.isfinite(out), (op, args, out)

@@ -290,7 +290,7 @@ logical_and = _binary(name="logical_and", samples=_logic_samples(np.logical_and)
 logical_or = _binary(name="logical_or", samples=_logic_samples(np.logical_or), numpy="np.logical_or({0}, {1})", fn=np.logical_or,
                      vjp=NOT_DIFFERENTIABLE, sympy=sp.Or, label="or", flops=zero_flops,
                      logic_operands=True)
-logical_not = _unary(name="logical_not", scalar="not {0}", fn=np.logical_not,
+logical_not = _unary(name="logical_not", scalar="not {0}", scalar_masks=(0,), fn=np.logical_not,
                      samples=lambda d: [S.Sample((d.bools(3, 4),), {}, np.logical_not, "bool")], vjp=NOT_DIFFERENTIABLE,
                      sympy=sp.Not, label="not", flops=zero_flops, logic_operands=True)
 
@@ -327,7 +327,7 @@ def _where_samples(d):
 
 
 where = primitive(
-    name="where", scalar="{1} if {0} else {2}", scalar_masks=(1, 2), samples=_where_samples, shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
+    name="where", scalar="{1} if {0} else {2}", scalar_masks=(0, 1, 2), samples=_where_samples, shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
     vjp=_where_vjp, jvp=_where_jvp, sympy=_sym_where, logic_operands=True, fresh_result=True,
     label="where", elementwise=True, flops=size_flops,
     doc="np.where(cond, x, y); cond gets no gradient.")
