@@ -175,6 +175,7 @@ class Compiled:
         self._cache: dict = {}          # insertion order = least recently used first
         self._cache_size = cache_size
         self._last = _NO_ENTRY          # the most recently used entry
+        self._floats: dict = {}         # {n: the entry of n Python floats}: used while it is _last
         # Reentrant: tracing runs the user's function, which may call this
         # same compiled function on concrete arrays (another signature).
         self._lock = threading.RLock()
@@ -213,14 +214,14 @@ class Compiled:
     def __getstate__(self):
         # The lock cannot be pickled, and the compiled code is rebuilt on demand.
         state = dict(self.__dict__)
-        for name in ("_lock", "_cache", "_last"):
+        for name in ("_lock", "_cache", "_last", "_floats"):
             state.pop(name, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._cache = {}
-        self._last = _NO_ENTRY
+        self._last, self._floats = _NO_ENTRY, {}
         self._lock = threading.RLock()
 
     def __get__(self, obj, objtype=None):
@@ -357,6 +358,8 @@ class Compiled:
                     if type(x) is not float:
                         break
                 else:   # Python floats only: _args_key's key, without its call and list
+                    if (entry := self._floats.get(len(args))) is self._last:
+                        return entry.fn(*args)      # (the last entry is in the cache)
                     key = _FLOATS * len(args)
             if key is None:
                 try:
@@ -369,6 +372,8 @@ class Compiled:
             entry = self._cache.get(key)
             if entry is not self._last:
                 entry = self._lookup(key, entry, args, kwargs)
+                if not entry.closure and key == _FLOATS * len(args):
+                    self._floats[len(args)] = entry    # the next calls skip the key
             if entry.has_spec:
                 raise errors.SignatureError(f"{self.__name__} was called with a graphc.Spec placeholder",
                                   hint="Specs describe inputs for .source(), .graph() and graphc.trace; "

@@ -186,6 +186,14 @@ class Primitive:
         ``numpy`` template whose every call is a same-named standard function
         (``np.exp`` -> ``xp.exp``) or that is pure operators (``{0} + {1}``);
         otherwise the op has no array-API form (a clear error at compile time).
+    scalar : str or None
+        The op on Python floats (:mod:`graphc.codegen_scalar`): a template like
+        ``numpy``'s with the same value as NumPy's float64 scalars wherever both are
+        finite (``"math.exp({0})"``, ``"{0} / {1}"``); None: no such form.
+    scalar_masks : tuple of int
+        Argument positions where an infinity or a nan can give a finite result of the
+        scalar form (``math.exp(-inf) == 0.0``, ``x / inf == 0.0``): the scalar code
+        checks those values (elsewhere a non-finite argument gives a non-finite result).
     """
 
     name: str
@@ -214,6 +222,8 @@ class Primitive:
     samples: Callable[..., list] | None = None
     doc: str = ""
     array_api: Any = None
+    scalar: str | None = None
+    scalar_masks: tuple = ()
     _impl_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, *args, **params):

@@ -126,7 +126,7 @@ def test_demo_writes_files_and_agrees_with_closed_form(tmp_path, capsys):
     # the exported module stands alone and gives the closed-form gradient
     src = (out / "f_grad.py").read_text()
     imports = [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))]
-    assert imports == ["import numpy as np"]
+    assert imports == ["import math", "import numpy as np"]    # math: Python-float arguments
     got = _import(out / "f_grad.py", "_demo_f_grad").f_grad(*W)
     np.testing.assert_allclose(got, lecture_grad_closed_form(*W), rtol=1e-12)
 
@@ -253,7 +253,7 @@ def test_source_output_file_runs(tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
     src = out.read_text()
     assert [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))] == [
-        "import numpy as np"]
+        "import math", "import numpy as np"]                   # math: Python-float arguments
     got = _import(out, "_cli_f_grad").f_grad(*W)
     np.testing.assert_allclose(got, lecture_grad_closed_form(*W), rtol=1e-12)
 

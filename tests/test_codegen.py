@@ -59,7 +59,7 @@ def test_generated_code_names_and_comments():
     assert "# grad of: z2 = np.sin(2 * np.pi * z1)" in src
     assert "# f64[]  functions.py:6" in src  # forward lines: shape/dtype and file:line
     imports = [line for line in src.splitlines() if line.startswith(("import", "from"))]
-    assert imports == ["import numpy as np"]
+    assert imports == ["import math", "import numpy as np"]   # math: Python-float arguments (codegen_scalar)
 
 
 def test_export_standalone(tmp_path):

@@ -24,27 +24,31 @@ HOSTILE_KEYS = ["x; import os", "__import__('os')", "a\nb", "σ", "np", "sum", "
 ALLOWED_GLOBALS = {"np", "bytes", "range", "len", "slice", "Ellipsis", "None", "True", "False",
                    # read by the entry-check helpers (_sig, _signature_error)
                    "AttributeError", "ValueError", "bool", "dict", "float", "int", "isinstance", "list", "str",
-                   "tuple", "type", "zip"}
+                   "tuple", "type", "zip",
+                   # read by the `math` body of Python-float signatures (graphc/codegen_scalar.py)
+                   "math", "ArithmeticError", "abs", "object"}
 
 
 def _check_module(src, params=()):
-    """Parse generated source; assert it imports only numpy and calls nothing unsafe."""
+    """Parse generated source; assert it imports only numpy (and math, for Python-float
+    arguments: graphc/codegen_scalar.py) and calls nothing unsafe."""
     tree = ast.parse(src)
     imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert [ast.unparse(n) for n in imports] == ["import numpy as np"], src
+    assert [ast.unparse(n) for n in imports] in (["import numpy as np"],
+                                                  ["import math", "import numpy as np"]), src
     assigned, loaded = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             (assigned if isinstance(node.ctx, ast.Store) else loaded).add(node.id)
         elif isinstance(node, ast.arg):
             assigned.add(node.arg)
-        elif isinstance(node, ast.FunctionDef):
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             assigned.add(node.name)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in ("eval", "exec", "__import__", "compile", "open",
                                         "getattr"), src
     # np and builtins are never rebound; every name read is defined or allowed
-    assert not assigned & (set(dir(builtins)) | {"np", "numpy"} | set(keyword.kwlist)), assigned
+    assert not assigned & (set(dir(builtins)) | {"np", "numpy", "math"} | set(keyword.kwlist)), assigned
     assert loaded <= assigned | ALLOWED_GLOBALS, loaded - assigned - ALLOWED_GLOBALS
     assert all(n.isascii() and n.isidentifier() and not n.startswith("__") for n in assigned)
     return tree

@@ -72,22 +72,22 @@ def _div_jvp(t, x, y, *, out):
 # --- arithmetic ----------------------------------------------------------------
 # Signed identities: x + (-0.0) and x - 0.0 are x for every x, but x + 0.0 turns -0.0
 # into +0.0 (folding.is_unit compares the sign of a zero for floating results).
-add = _binary(name="add", samples=S.binary(np.add), numpy="{0} + {1}", fn=np.add, prec=11,
+add = _binary(name="add", scalar="{0} + {1}", samples=S.binary(np.add), numpy="{0} + {1}", fn=np.add, prec=11,
               vjp=lambda ct, x, y, *, out: (ct, ct), jvp=_add_jvp, sympy=lambda x, y: x + y, label="+",
               identities=(-0.0, -0.0), **_inplace("np.add"))
-sub = _binary(name="sub", samples=S.binary(np.subtract), numpy="{0} - {1}", fn=np.subtract, prec=11,
+sub = _binary(name="sub", scalar="{0} - {1}", samples=S.binary(np.subtract), numpy="{0} - {1}", fn=np.subtract, prec=11,
               vjp=lambda ct, x, y, *, out: (ct, -ct), jvp=_sub_jvp, sympy=lambda x, y: x - y, label="−",
               identities=(None, 0.0), **_inplace("np.subtract"))
-mul = _binary(name="mul", samples=S.binary(np.multiply), numpy="{0} * {1}", fn=np.multiply, prec=12,
+mul = _binary(name="mul", scalar="{0} * {1}", samples=S.binary(np.multiply), numpy="{0} * {1}", fn=np.multiply, prec=12,
               vjp=lambda ct, x, y, *, out: (ct * y, ct * x), jvp=_mul_jvp, sympy=lambda x, y: x * y,
               label="×", identities=(1, 1), **_inplace("np.multiply"),
               nonfinite_hint="a product of 0 and inf, or an overflow: scale the values down")
-div = _binary(name="div", samples=S.binary(np.true_divide, gy="away"), numpy="{0} / {1}", fn=np.true_divide, prec=12,
+div = _binary(name="div", scalar="{0} / {1}", scalar_masks=(1,), samples=S.binary(np.true_divide, gy="away"), numpy="{0} / {1}", fn=np.true_divide, prec=12,
               vjp=lambda ct, x, y, *, out: (ct / y, -(ct * out / y)), jvp=_div_jvp,
               sympy=lambda x, y: x / y, label="÷", identities=(None, 1), **_inplace("np.divide"),
               nonfinite_hint="a division by zero (or 0/0, inf/inf): add a small epsilon to the "
                              "denominator or guard it with np.where")
-neg = _unary(name="neg", samples=S.unary(np.negative), fn=np.negative, vjp=lambda ct, x, *, out: (-ct,), jvp=lambda t, x, *, out: -t[0], sympy=lambda x: -x,
+neg = _unary(name="neg", scalar="-{0}", samples=S.unary(np.negative), fn=np.negative, vjp=lambda ct, x, *, out: (-ct,), jvp=lambda t, x, *, out: -t[0], sympy=lambda x: -x,
              label="−", numpy="-{0}", prec=13, **_inplace("np.negative"))
 
 
@@ -159,50 +159,50 @@ def _pow_jvp(t, x, y, *, out):
     return tangent_sum(dx, dy)
 
 
-pow = _binary(name="pow", samples=_pow_samples, numpy="{0} ** {1}", fn=np.power, prec=14, vjp=_pow_vjp, jvp=_pow_jvp,
+pow = _binary(name="pow", scalar="math.pow({0}, {1})", scalar_masks=(0, 1), samples=_pow_samples, numpy="{0} ** {1}", fn=np.power, prec=14, vjp=_pow_vjp, jvp=_pow_jvp,
               sympy=lambda x, y: x ** y, label="^", slots=(15, 13), **_inplace("np.power"),
               nonfinite_hint="a power overflowed or took a fractional power of a negative "
                              "number (or of 0 in the gradient): clip the base or use an "
                              "integer exponent")
 
 # --- transcendental --------------------------------------------------------------
-exp = _unary(name="exp", samples=S.unary(np.exp), fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), jvp=lambda t, x, *, out: t[0] * out, sympy=sp.exp,
+exp = _unary(name="exp", scalar="math.exp({0})", scalar_masks=(0,), samples=S.unary(np.exp), fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), jvp=lambda t, x, *, out: t[0] * out, sympy=sp.exp,
              **_inplace("np.exp"),
              nonfinite_hint="exp overflows above about 709 in float64 (88 in float32): use a "
                             "stable form (graphc.nn.softplus, logsumexp, log_softmax, sigmoid) "
                             "or clip its input")
-log = _unary(name="log", samples=S.unary(np.log, "pos"), fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), jvp=lambda t, x, *, out: t[0] / x, sympy=sp.log,
+log = _unary(name="log", scalar="math.log({0})", samples=S.unary(np.log, "pos"), fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), jvp=lambda t, x, *, out: t[0] / x, sympy=sp.log,
              **_inplace("np.log"),
              nonfinite_hint="log(0) is -inf and log of a negative number is nan: add a small "
                             "epsilon, use np.log1p(x) for log(1 + x), or graphc.nn.log_softmax "
                             "instead of log(softmax(x))")
-sin = _unary(name="sin", samples=S.unary(np.sin), fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), jvp=lambda t, x, *, out: t[0] * cos(x), sympy=sp.sin,
+sin = _unary(name="sin", scalar="math.sin({0})", samples=S.unary(np.sin), fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), jvp=lambda t, x, *, out: t[0] * cos(x), sympy=sp.sin,
              **_inplace("np.sin"))
-cos = _unary(name="cos", samples=S.unary(np.cos), fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), jvp=lambda t, x, *, out: -(t[0] * sin(x)), sympy=sp.cos,
+cos = _unary(name="cos", scalar="math.cos({0})", samples=S.unary(np.cos), fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), jvp=lambda t, x, *, out: -(t[0] * sin(x)), sympy=sp.cos,
              **_inplace("np.cos"))
-tan = _unary(name="tan", samples=S.unary(np.tan, "uniform"), fn=np.tan, vjp=lambda ct, x, *, out: (ct * (1 + out * out),),
+tan = _unary(name="tan", scalar="math.tan({0})", samples=S.unary(np.tan, "uniform"), fn=np.tan, vjp=lambda ct, x, *, out: (ct * (1 + out * out),),
              jvp=lambda t, x, *, out: t[0] * (1 + out * out), sympy=sp.tan, **_inplace("np.tan"),
              nonfinite_hint="tan is infinite at odd multiples of pi/2: keep its input inside "
                             "(-pi/2, pi/2)")
-tanh = _unary(name="tanh", samples=S.unary(np.tanh), fn=np.tanh, vjp=lambda ct, x, *, out: (ct * (1 - out * out),),
+tanh = _unary(name="tanh", scalar="math.tanh({0})", scalar_masks=(0,), samples=S.unary(np.tanh), fn=np.tanh, vjp=lambda ct, x, *, out: (ct * (1 - out * out),),
               jvp=lambda t, x, *, out: t[0] * (1 - out * out), sympy=sp.tanh, **_inplace("np.tanh"))
-sqrt = _unary(name="sqrt", samples=S.unary(np.sqrt, "pos"), fn=np.sqrt, vjp=lambda ct, x, *, out: (ct / (2 * out),),
+sqrt = _unary(name="sqrt", scalar="math.sqrt({0})", samples=S.unary(np.sqrt, "pos"), fn=np.sqrt, vjp=lambda ct, x, *, out: (ct / (2 * out),),
               jvp=lambda t, x, *, out: t[0] / (2 * out), sympy=sp.sqrt, label="√", **_inplace("np.sqrt"),
               nonfinite_hint="sqrt of a negative number is nan, and its gradient at 0 is inf: "
                              "clip the input away from 0 (np.maximum(x, eps)) or add an epsilon")
-log1p = _unary(name="log1p", samples=S.unary(np.log1p, "pos"), fn=np.log1p, vjp=lambda ct, x, *, out: (ct / (1 + x),),
+log1p = _unary(name="log1p", scalar="math.log1p({0})", samples=S.unary(np.log1p, "pos"), fn=np.log1p, vjp=lambda ct, x, *, out: (ct / (1 + x),),
                jvp=lambda t, x, *, out: t[0] / (1 + x), sympy=lambda x: sp.log(1 + x), **_inplace("np.log1p"),
                nonfinite_hint="log1p(x) is -inf at x = -1 and nan below: keep its input above -1")
 # d expm1 = exp(x), not out + 1: for x < -37 (float64; -17 in float32) out + 1 rounds
 # to 0, losing the whole (tiny but nonzero) derivative.
-expm1 = _unary(name="expm1", samples=S.unary(np.expm1), fn=np.expm1, vjp=lambda ct, x, *, out: (ct * exp(x),),
+expm1 = _unary(name="expm1", scalar="math.expm1({0})", scalar_masks=(0,), samples=S.unary(np.expm1), fn=np.expm1, vjp=lambda ct, x, *, out: (ct * exp(x),),
                jvp=lambda t, x, *, out: t[0] * exp(x), sympy=lambda x: sp.exp(x) - 1, **_inplace("np.expm1"),
                nonfinite_hint="expm1 overflows above about 709 in float64 (88 in float32): "
                               "clip its input")
-abs = _unary(name="abs", samples=S.unary(np.abs, "away"), fn=np.abs, vjp=lambda ct, x, *, out: (ct * sign(x),), jvp=lambda t, x, *, out: t[0] * sign(x), sympy=sp.Abs,
+abs = _unary(name="abs", scalar="abs({0})", samples=S.unary(np.abs, "away"), fn=np.abs, vjp=lambda ct, x, *, out: (ct * sign(x),), jvp=lambda t, x, *, out: t[0] * sign(x), sympy=sp.Abs,
              label="|x|", numpy="np.abs({0})", **_inplace("np.abs"))
 # sign is flat: its derivative is zero everywhere it exists.
-sign = _unary(name="sign", samples=S.unary(np.sign, "away"), fn=np.sign, vjp=lambda ct, x, *, out: (None,), jvp=lambda t, x, *, out: None, sympy=sp.sign)
+sign = _unary(name="sign", scalar="1.0 if {0} > 0 else -1.0 if {0} < 0 else {0} + 0.0", scalar_masks=(0,), samples=S.unary(np.sign, "away"), fn=np.sign, vjp=lambda ct, x, *, out: (None,), jvp=lambda t, x, *, out: None, sympy=sp.sign)
 
 
 # --- maximum / minimum ----------------------------------------------------------------
@@ -277,14 +277,14 @@ def _logic_samples(np_fn):
     return lambda d: [S.Sample((d.bools(3, 4), d.bools(4)), {}, np_fn, "bcast")]
 
 
-gt = _compare(name="gt", samples=S.compare(np.greater), numpy="{0} > {1}", fn=np.greater, sympy=sp.StrictGreaterThan, label=">")
-ge = _compare(name="ge", samples=S.compare(np.greater_equal), numpy="{0} >= {1}", fn=np.greater_equal, sympy=sp.GreaterThan, label="≥")
-lt = _compare(name="lt", samples=S.compare(np.less), numpy="{0} < {1}", fn=np.less, sympy=sp.StrictLessThan, label="<")
-le = _compare(name="le", samples=S.compare(np.less_equal), numpy="{0} <= {1}", fn=np.less_equal, sympy=sp.LessThan, label="≤")
+gt = _compare(name="gt", scalar="{0} > {1}", scalar_masks=(0, 1), samples=S.compare(np.greater), numpy="{0} > {1}", fn=np.greater, sympy=sp.StrictGreaterThan, label=">")
+ge = _compare(name="ge", scalar="{0} >= {1}", scalar_masks=(0, 1), samples=S.compare(np.greater_equal), numpy="{0} >= {1}", fn=np.greater_equal, sympy=sp.GreaterThan, label="≥")
+lt = _compare(name="lt", scalar="{0} < {1}", scalar_masks=(0, 1), samples=S.compare(np.less), numpy="{0} < {1}", fn=np.less, sympy=sp.StrictLessThan, label="<")
+le = _compare(name="le", scalar="{0} <= {1}", scalar_masks=(0, 1), samples=S.compare(np.less_equal), numpy="{0} <= {1}", fn=np.less_equal, sympy=sp.LessThan, label="≤")
 # == and != compare logic values as logic values (True == (x > 0)), not as 0 and 1
-eq = _compare(name="eq", samples=S.compare(np.equal), numpy="{0} == {1}", fn=np.equal, sympy=sp.Eq, label="=",
+eq = _compare(name="eq", scalar="{0} == {1}", scalar_masks=(0, 1), samples=S.compare(np.equal), numpy="{0} == {1}", fn=np.equal, sympy=sp.Eq, label="=",
               logic_operands=True)
-ne = _compare(name="ne", samples=S.compare(np.not_equal), numpy="{0} != {1}", fn=np.not_equal, sympy=sp.Ne, label="≠",
+ne = _compare(name="ne", scalar="{0} != {1}", scalar_masks=(0, 1), samples=S.compare(np.not_equal), numpy="{0} != {1}", fn=np.not_equal, sympy=sp.Ne, label="≠",
               logic_operands=True)
 logical_and = _binary(name="logical_and", samples=_logic_samples(np.logical_and), numpy="np.logical_and({0}, {1})", fn=np.logical_and,
                       vjp=NOT_DIFFERENTIABLE, sympy=sp.And, label="and", flops=zero_flops,
@@ -292,7 +292,7 @@ logical_and = _binary(name="logical_and", samples=_logic_samples(np.logical_and)
 logical_or = _binary(name="logical_or", samples=_logic_samples(np.logical_or), numpy="np.logical_or({0}, {1})", fn=np.logical_or,
                      vjp=NOT_DIFFERENTIABLE, sympy=sp.Or, label="or", flops=zero_flops,
                      logic_operands=True)
-logical_not = _unary(name="logical_not", fn=np.logical_not,
+logical_not = _unary(name="logical_not", scalar="not {0}", scalar_masks=(0,), fn=np.logical_not,
                      samples=lambda d: [S.Sample((d.bools(3, 4),), {}, np.logical_not, "bool")], vjp=NOT_DIFFERENTIABLE,
                      sympy=sp.Not, label="not", flops=zero_flops, logic_operands=True)
 
@@ -329,7 +329,7 @@ def _where_samples(d):
 
 
 where = primitive(
-    name="where", samples=_where_samples, shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
+    name="where", scalar="{1} if {0} else {2}", scalar_masks=(0, 1, 2), samples=_where_samples, shape=elementwise_rule(np.where), numpy="np.where({0}, {1}, {2})",
     vjp=_where_vjp, jvp=_where_jvp, sympy=_sym_where, logic_operands=True, fresh_result=True,
     label="where", elementwise=True, flops=size_flops,
     doc="np.where(cond, x, y); cond gets no gradient.")
@@ -394,7 +394,7 @@ def _masked_mul_samples(d):
 
 
 masked_mul = primitive(
-    name="masked_mul", array_api=XP.masked_mul, samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
+    name="masked_mul", scalar="0.0 if {1} == 0 else {0} * {1}", scalar_masks=(0,), array_api=XP.masked_mul, samples=_masked_mul_samples, shape=elementwise_rule(np.multiply), numpy=_emit_masked_mul,
     vjp=_masked_mul_vjp, jvp=_masked_mul_jvp, sympy=_sym_masked_mul, label="× mask", elementwise=True,
     flops=size_flops, fresh_result=True,
     doc="x * w, exactly 0 where w == 0 even for an infinite or nan x (gradient masks).")

@@ -171,7 +171,7 @@ concatenate = primitive(
 # alias of an argument, so a closure over the same outer value stays constant
 # (no perturbation confusion).  The optimizer removes aliases before codegen.
 identity = primitive(
-    name="identity", samples=S.identity_like(), shape=lambda x: x, numpy="{0}", vjp=lambda ct, x, *, out: (ct,),
+    name="identity", scalar="{0}", samples=S.identity_like(), shape=lambda x: x, numpy="{0}", vjp=lambda ct, x, *, out: (ct,),
     jvp=lambda t, x, *, out: t[0], sympy=lambda x: x, label="=", family="shape", flops=zero_flops, elementwise=True)
 
 
@@ -186,7 +186,7 @@ contiguous = primitive(
 
 # Identity forward, zero gradient (softmax's max shift).
 stop_gradient = primitive(
-    name="stop_gradient",
+    name="stop_gradient", scalar="{0}",
     # its derivative is *defined* as zero: the finite-difference stand-in is a constant
     samples=S.identity_like(fd_ref=lambda x: np.zeros_like(x)), shape=lambda x: x, numpy="{0}", prec=100,
     vjp=lambda ct, x, *, out: (None,), jvp=lambda t, x, *, out: None, sympy=lambda x: x,
