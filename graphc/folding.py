@@ -7,6 +7,7 @@ import numpy as np
 __all__ = ["FOLD_LIMIT", "uniform", "is_unit", "unit_operand"]
 
 FOLD_LIMIT = 1 << 20
+_SCALARS = (int, float, bool)
 
 
 def uniform(value) -> bool:
@@ -20,6 +21,8 @@ def uniform(value) -> bool:
 def is_unit(value, unit, dtype) -> bool:
     """``value`` (a scalar or a uniform array) is ``unit``, with its sign for a zero:
     -0.0 + 0.0 is +0.0, so ``x + 0.0`` is not ``x``, while ``x + -0.0`` and ``x - 0.0`` are."""
+    if type(value) in _SCALARS and value != unit:
+        return False                  # (a Python scalar: no array for the common case)
     first = np.ravel(value)[0]
     if first != unit:
         return False
@@ -36,7 +39,8 @@ def unit_operand(prim, g, nids, aval):
             continue
         value = node.value
         # a scalar, or a uniform array (a folded broadcast of the seed: np.ones(...))
-        if np.ndim(value) != 0 and (np.size(value) > FOLD_LIMIT or not uniform(value)):
+        if type(value) not in _SCALARS and np.ndim(value) != 0 and (
+                np.size(value) > FOLD_LIMIT or not uniform(value)):
             continue
         if not is_unit(value, unit, aval.dtype):
             continue

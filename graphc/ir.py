@@ -207,17 +207,19 @@ class Graph:
                  name=None, where=None, **attrs) -> int:
         nid = self._next
         self._next += 1
-        aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
+        if not (type(aval) is Aval and type(aval.shape) is tuple
+                and isinstance(aval.dtype, np.dtype)):   # (an Aval is frozen: share it)
+            aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
         args, g = tuple(args), self.nx
         try:     # the Node itself, straight into networkx's dicts (what add_node does)
-            node = Node(op=op, args=args, aval=aval, params=dict(params or {}), name=name,
-                        where=where, **attrs)
+            node = Node(op, args, aval, dict(params) if params else {}, name, where, **attrs)
         except TypeError:             # an attribute Node does not declare: networkx's way
             g.add_node(nid, op=op, args=args, aval=aval, params=dict(params or {}),
                        name=name, where=where, **attrs)
         else:
             g._succ[nid], g._pred[nid], g._node[nid] = {}, {}, node
-            nx._clear_cache(g)
+            if g.__networkx_cache__:      # (nx._clear_cache, inline)
+                g.__networkx_cache__.clear()
         for i, a in enumerate(args):
             _add_edge(g, a, nid, i)
         return nid

@@ -316,17 +316,23 @@ def _is_plain(v) -> bool:
 
 
 def _params_key(params: dict):
-    def freeze(v):
-        if isinstance(v, dict):
-            return tuple(sorted((k, freeze(x)) for k, x in v.items()))
-        if isinstance(v, (list, tuple)):
-            return tuple(freeze(x) for x in v)
-        if isinstance(v, slice):
-            return ("slice", v.start, v.stop, v.step)
-        if isinstance(v, np.ndarray):
-            return ("array", v.dtype.str, v.shape, v.tobytes())
-        return v
-    return freeze(params)
+    if not params:
+        return ()                     # (== _freeze({}): the common case of no params)
+    return _freeze(params)
+
+
+def _freeze(v):
+    # (module level: a recursive closure made a garbage cycle per call, which the
+    # collector then had to find among the objects of a large build)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _freeze(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    if isinstance(v, slice):
+        return ("slice", v.start, v.stop, v.step)
+    if isinstance(v, np.ndarray):
+        return ("array", v.dtype.str, v.shape, v.tobytes())
+    return v
 
 
 REGISTRY: dict[str, Primitive] = {}

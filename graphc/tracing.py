@@ -44,8 +44,10 @@ def current_trace():
 def _big_ints_as_floats(args):
     """NEP 50: a Python int beyond int64 next to a floating array becomes a float
     (``x * 2**70`` works in NumPy); next to integers it overflows (aval_of)."""
-    if not any(isinstance(a, int) and not isinstance(a, bool)
-               and not INT64_MIN <= a <= INT64_MAX for a in args):
+    for a in args:      # (a plain loop: this runs for every traced op)
+        if isinstance(a, int) and not isinstance(a, bool) and not INT64_MIN <= a <= INT64_MAX:
+            break
+    else:
         return args
     if not any(isinstance(a, Tracer) and a.dtype.kind in "fc" for a in args):
         return args
@@ -261,7 +263,7 @@ AFTER_BIND: dict = {}
 
 
 def _record(prim, args, params):
-    params = plain_params(prim, params)    # no user object's repr ever becomes code
+    params = plain_params(prim, params) if params else {}  # no user object's repr becomes code
     trace = None
     for a in args:
         if isinstance(a, Tracer):
@@ -275,8 +277,11 @@ def _record(prim, args, params):
         trace = cur                  # a loop body using an enclosing value: captured (lift)
     if not trace.active or cur is not trace:
         raise foreign_tracer_error(next(a for a in args if isinstance(a, Tracer)))
-    tracers = [trace.lift(a) for a in _big_ints_as_floats(args)]
-    if (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
+    # (a tracer of this trace that is no view is its own lift: the common case, inline)
+    tracers = [a if type(a) is Tracer and a._trace is trace and a._view is None
+               else trace.lift(a) for a in _big_ints_as_floats(args)]
+    if prim.name in rewrites.RULES and \
+            (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
         # a new object even when it is an input's node: a later write into it
         # (graphc.updates) must not change the input
         return trace.tracer(stable.node) if any(stable is t for t in tracers) else stable
@@ -285,7 +290,7 @@ def _record(prim, args, params):
     aval = prim.shape(*avals, **params)
     nids = [t.node for t in tracers]
     where = trace.attrs.get("where") or errors.user_where(2)
-    if all(g[n].op == "const" for n in nids) and prim.differentiable \
+    if prim.differentiable and all(g[n].op == "const" for n in nids) \
             and aval.size <= _FOLD_LIMIT:
         # Constant folding at build time keeps rule-generated graphs small
         # (`y - 1` for a constant exponent becomes one literal).  Only results
