@@ -141,9 +141,9 @@ def _accumulate(g, trace, total, c):
 
 def _fit(ct: Tracer, aval) -> Tracer:
     """Un-broadcast and cast a cotangent to its primal's shape and dtype."""
-    from .ops.elementwise import astype
     ct = unbroadcast(ct, aval.shape)
     if ct.dtype != aval.dtype:
+        from .ops.elementwise import astype
         ct = astype(ct, dtype=aval.dtype)
     return ct
 

@@ -217,9 +217,21 @@ class Graph:
             g.add_node(nid, op=op, args=args, aval=aval, params=dict(params or {}),
                        name=name, where=where, **attrs)
         else:
-            g._succ[nid], g._pred[nid], g._node[nid] = {}, {}, node
+            succ, pred = g._succ, g._pred
+            succ[nid], pred[nid], g._node[nid] = {}, {}, node
             if g.__networkx_cache__:      # (nx._clear_cache, inline)
                 g.__networkx_cache__.clear()
+            mine = pred[nid]
+            for i, a in enumerate(args):  # (_add_edge, inline: a new node has no edges yet)
+                out = succ.get(a)
+                if out is None:
+                    _add_edge(g, a, nid, i)
+                    continue
+                keys = out.get(nid)
+                if keys is None:
+                    keys = out[nid] = mine[a] = {}
+                keys[i] = {"argnum": i}
+            return nid
         for i, a in enumerate(args):
             _add_edge(g, a, nid, i)
         return nid
@@ -283,7 +295,7 @@ class Graph:
 
     def nodes(self):
         """``(nid, node)`` pairs in program order."""
-        nodes = self.nx.nodes
+        nodes = self.nx._node
         return [(n, nodes[n]) for n in self.order()]
 
     def aval(self, nid: int) -> Aval:
@@ -303,7 +315,8 @@ class Graph:
 
     def n_uses(self, nid: int) -> int:
         """How many argument slots read ``nid`` (``x * x`` counts twice)."""
-        return self.nx.out_degree(nid)
+        # (networkx's out_degree, without a view object per call)
+        return sum(map(len, self.nx._succ[nid].values()))
 
     def display_name(self, nid: int, names: Mapping | None = None) -> str:
         """The name a node would like, before uniquing: one rule for code, trace and drawings.

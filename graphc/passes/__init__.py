@@ -27,6 +27,6 @@ LOOP_PASSES: list = []
 def _inside_bodies(p, graph):
     """Run pass ``p`` on ``graph`` and on the bodies of its loops and branches."""
     p(graph)
-    for nid in graph:
-        for body in graph[nid].bodies:
+    for _, node in graph.nodes():
+        for body in node.bodies:
             _inside_bodies(p, body)
