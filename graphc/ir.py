@@ -249,15 +249,21 @@ class Graph:
     def set_args(self, nid: int, args) -> None:
         """Replace a node's arguments, keeping edges in step."""
         args = tuple(args)
-        have = {k: a for a, keys in self.nx._pred[nid].items() for k in keys}
+        g = self.nx
+        mine = g._pred[nid]
+        have = {k: a for a, keys in mine.items() for k in keys}
         for k, a in have.items():     # only the edges that change (no work for the rest)
             if not (isinstance(k, int) and k < len(args) and args[k] == a):
-                self.nx.remove_edge(a, nid, key=k)
-        self[nid].args = args
+                keys = mine[a]        # (networkx's remove_edge: succ[a][nid] is this dict)
+                del keys[k]
+                if not keys:
+                    del g._succ[a][nid]
+                    del mine[a]
+        g._node[nid].args = args
         for i, a in enumerate(args):
             if have.get(i, -1) != a:
-                _add_edge(self.nx, a, nid, i)
-        nx._clear_cache(self.nx)
+                _add_edge(g, a, nid, i)
+        nx._clear_cache(g)
 
     def replace_uses(self, old: int, new: int, carry=_CARRIED) -> None:
         """Point every use of ``old`` (and the outputs) at ``new``.
@@ -272,12 +278,18 @@ class Graph:
             for attr in carry:
                 if getattr(dst, attr) is None and getattr(src, attr) is not None:
                     setattr(dst, attr, getattr(src, attr))
+        nodes = self.nx._node
         for user in self.users(old):
-            self.set_args(user, tuple(new if a == old else a for a in self[user].args))
+            self.set_args(user, tuple([new if a == old else a for a in nodes[user].args]))
         self.outputs = [new if o == old else o for o in self.outputs]
 
     def remove_nodes(self, nids) -> None:
         self.nx.remove_nodes_from(nids)
+
+    def node_map(self) -> Mapping:
+        """``{nid: Node}`` of the live nodes (not in program order): for passes that read
+        many nodes (``nid in m``, ``m[nid]``); never modify it, use the methods above."""
+        return self.nx._node
 
     # --- reading -------------------------------------------------------------
     def __getitem__(self, nid: int) -> Node:

@@ -21,8 +21,9 @@ def _const_key(node):
 def cse(graph):
     """Merge duplicate nodes, in place.  Keeps the first in program order."""
     seen: dict = {}
+    nodes = graph.node_map()
     for nid in graph.order():
-        node = graph[nid]
+        node = nodes[nid]
         op = node.op
         if op == "input":
             continue
@@ -32,7 +33,8 @@ def cse(graph):
                 continue
         else:
             # a loop's or branch's bodies are part of what it computes
-            key = (op, node.args, params_key(node.params), tuple(map(id, node.bodies)))
+            key = (op, node.args, params_key(node.params) if node.params else (),
+                   tuple(map(id, node.bodies)) if node.bodies else ())
         first = seen.get(key)
         if first is None:
             seen[key] = nid
