@@ -114,15 +114,9 @@ class Trace:
     def _const_attrs(self):
         return {k: v for k, v in self.attrs.items() if k in ("section", "grad_of")}
 
-    @contextmanager
     def context(self, **attrs):
         """Stamp ``attrs`` on the nodes created inside the block."""
-        old = self.attrs
-        self.attrs = {**old, **attrs}
-        try:
-            yield
-        finally:
-            self.attrs = old
+        return _Stamp(self, attrs)      # (a plain class: entered once per backward node)
 
     # --- activation and name capture ---------------------------------------
     @contextmanager
@@ -196,6 +190,23 @@ class Trace:
 name_pause.PROFILE_HOOKS.add(Trace._profile)
 
 
+class _Stamp:
+    """``with trace.context(**attrs):`` (see Trace.context)."""
+
+    __slots__ = ("trace", "attrs", "old")
+
+    def __init__(self, trace, attrs):
+        self.trace, self.attrs = trace, attrs
+
+    def __enter__(self):
+        self.old = self.trace.attrs
+        self.trace.attrs = {**self.old, **self.attrs}
+
+    def __exit__(self, *exc):
+        self.trace.attrs = self.old
+        return False
+
+
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
     """The error for a traced value used outside the trace that owns it.
 
@@ -249,12 +260,16 @@ VIEW_TRACKERS: dict = {}
 
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
-    out = name_pause.quiet(prim, _record, prim, args, params)   # (graphc/name_pause.py)
-    track = VIEW_TRACKERS.get(prim.name)
-    if track is not None and isinstance(out, Tracer):
-        track(out, args, params)
-    if isinstance(out, Tracer) and out._trace.jvp_levels:
-        AFTER_BIND["jvp"](out)            # forward mode: the tangent of the new value
+    if sys.getprofile() is None:       # (no name hook to pause: the backward pass)
+        out = _record(prim, args, params)
+    else:
+        out = name_pause.quiet(prim, _record, prim, args, params)   # (graphc/name_pause.py)
+    if isinstance(out, Tracer):
+        track = VIEW_TRACKERS.get(prim.name)
+        if track is not None:
+            track(out, args, params)
+        if out._trace.jvp_levels:
+            AFTER_BIND["jvp"](out)        # forward mode: the tangent of the new value
     return out
 
 
@@ -303,10 +318,12 @@ def _record(prim, args, params):
             nid = g.add_const(value if aval.weak else np.array(value, dtype=aval.dtype),
                               weak=aval.weak, where=where, **trace._const_attrs())
             return trace.tracer(nid)
-    same = _unit_operand(prim, g, nids, aval)
+    same = _unit_operand(prim, g, nids, aval) if prim.identities else None
     if same is not None:           # x * 1: x's node, in a new object (writes must not alias)
         return trace.tracer(tracers[same].node)
-    attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
+    attrs = trace.attrs            # (add_node copies it: a ** call makes a new dict)
+    if "where" in attrs:
+        attrs = {k: v for k, v in attrs.items() if k != "where"}
     nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
     if attrs.get("section") == "forward":
         n = trace.line_nodes.get(where, 0) + 1
