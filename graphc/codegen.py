@@ -51,16 +51,21 @@ class _Emitter:
         return self.name[nid]
 
     def node_expr(self, nid, out_name):
-        node = self.g[nid]
+        nodes = self.g.node_map()
+        node = nodes[nid]
         prim = REGISTRY[node.op]
         args = node.args
-        avals = [self.g.aval(a) for a in args]
+        avals = [nodes[a].aval for a in args]
         if callable(prim.numpy):
             texts = [self.ref(a, 0) for a in args]
             atoms = [self.ref(a, 100) for a in args]
-            return prim.emit(texts, out_name, avals, self.g.aval(nid), node.params, atoms), prim.prec
-        texts = [self.ref(a, prim.slot_prec(i, len(args))) for i, a in enumerate(args)]
-        return prim.emit(texts, out_name, avals, self.g.aval(nid), node.params), prim.prec
+            return prim.emit(texts, out_name, avals, node.aval, node.params, atoms), prim.prec
+        precs = _SLOT_PRECS.get((prim, len(args)))
+        if precs is None:         # (per op and arity: the template's slots never change)
+            precs = _SLOT_PRECS[prim, len(args)] = [prim.slot_prec(i, len(args))
+                                                    for i in range(len(args))]
+        texts = [self.ref(a, p) for a, p in zip(args, precs)]
+        return prim.emit(texts, out_name, avals, node.aval, node.params), prim.prec
 
     def constant(self, nid):
         node = self.g[nid]
@@ -94,8 +99,9 @@ class _Emitter:
 
     def body(self, skip=()):
         """Yield ``(nid, lines)`` for every materialized node in program order."""
+        nodes = self.g.node_map()
         for nid in self.g.order():
-            node = self.g[nid]
+            node = nodes[nid]
             op = node.op
             if op == "input" or nid in skip:
                 continue
@@ -125,6 +131,7 @@ class _Emitter:
 
 
 Emitter = _Emitter      # graphc/control/emit.py writes loop bodies with it
+_SLOT_PRECS: dict = {}  # (primitive, number of args) -> each slot's minimum precedence
 
 
 def _frees(em: _Emitter, items):
@@ -227,14 +234,20 @@ def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True, rewrite=Non
         use_workspace(em, items, _reuse(em, items))     # out= reuse, then kept buffers
     elif free and rewrite is not None:      # the array-API target's (xp_workspace.py)
         rewrite(em, items)
+    heads, shapes = {}, {}          # (one source line and type per where / aval: cached)
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
-        shape = type_str(node.shape, node.dtype)
+        shape = shapes.get(node.aval)
+        if shape is None:
+            shape = shapes[node.aval] = type_str(node.shape, node.dtype)
         if node.section in ("backward", "tangent"):
             label = _head_label(g, node)
             block = (label, node.where or node.grad_of)
             if block != last_block:
-                head = source_text(node.where) or _forward_text(em, node.grad_of)
+                head = heads.get(node.where)
+                if head is None:
+                    head = heads[node.where] = source_text(node.where)
+                head = head or _forward_text(em, node.grad_of)
                 if node.section == "backward":
                     out.append("")
                 out.append(f"{indent}# {label}: {head}")

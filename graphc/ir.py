@@ -13,6 +13,7 @@ truth, and the networkx edges mirror it, one edge per argument position
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -323,7 +324,17 @@ class Graph:
 
     def ancestors(self, nid: int) -> set:
         """Every node ``nid`` depends on (not itself)."""
-        return nx.ancestors(self.nx, nid)
+        # (nx.ancestors' breadth-first walk over the predecessor dicts, in its order,
+        # without its per-node generator machinery)
+        pred = self.nx._pred
+        seen, out, queue = {nid}, set(), deque((nid,))
+        while queue:
+            for a in pred[queue.popleft()]:
+                if a not in seen:
+                    seen.add(a)
+                    out.add(a)
+                    queue.append(a)
+        return out
 
     def n_uses(self, nid: int) -> int:
         """How many argument slots read ``nid`` (``x * x`` counts twice)."""

@@ -268,6 +268,8 @@ class Primitive:
             if atoms is None:
                 atoms = [wrap(a, ATOM) for a in args]
             return self.numpy(Emit(args, out, avals, aval, atoms), **params)
+        if not params:
+            return self.numpy.format(*args)
         fmt_params = {k: _param_text(v) for k, v in params.items()}
         return self.numpy.format(*args, **fmt_params)
 

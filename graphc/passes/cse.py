@@ -13,7 +13,7 @@ from ..primitive import params_key
 
 def _const_key(node):
     value = node.value
-    if np.ndim(value) != 0:
+    if type(value) not in (int, float, bool) and np.ndim(value) != 0:
         return None
     return ("const", node.dtype.str, node.weak, repr(value.item() if hasattr(value, "item") else value))
 

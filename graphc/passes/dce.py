@@ -11,7 +11,7 @@ def dce(graph):
     live = set(graph.inputs)
     # guards (graphc/ops/guard.py) are roots: no output reads them, yet they stay
     nodes = graph.node_map()
-    stack = list(set(graph.outputs) | {n for n in graph if nodes[n].op == "guard"})
+    stack = list(set(graph.outputs) | {n for n, node in nodes.items() if node.op == "guard"})
     seen = set(stack)
     while stack:
         n = stack.pop()
