@@ -373,6 +373,8 @@ def plain_param(v, what="param"):
     t = type(v)
     if v is None or t is bool or t is int or t is float:
         return v
+    if t is tuple and all(type(x) is int for x in v):
+        return v                      # (axes, shapes: already plain, and immutable)
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (float, np.floating)):

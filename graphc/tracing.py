@@ -287,7 +287,8 @@ def _record(prim, args, params):
     if trace is None:
         vals = [a if isinstance(a, (int, float, bool)) else np.asarray(a) for a in args]
         return prim.impl(params)(*vals)
-    cur = current_trace()
+    stack = getattr(_state, "stack", None)          # (current_trace(), inline)
+    cur = stack[-1] if stack else None
     if cur is not trace and trace.active and cur is not None and trace.encloses(cur):
         trace = cur                  # a loop body using an enclosing value: captured (lift)
     if not trace.active or cur is not trace:
@@ -305,19 +306,14 @@ def _record(prim, args, params):
     aval = prim.shape(*avals, **params)
     nids = [t.node for t in tracers]
     where = trace.attrs.get("where") or errors.user_where(2)
-    if prim.differentiable and all(g[n].op == "const" for n in nids) \
-            and aval.size <= _FOLD_LIMIT:
-        # Constant folding at build time keeps rule-generated graphs small
-        # (`y - 1` for a constant exponent becomes one literal).  Only results
-        # that print small (scalars, uniform arrays as np.full): folding
-        # anything else would bake a large array into the code.
-        value = prim.impl(params)(*[g[n].value for n in nids])
-        if aval.size <= 1 or _uniform(value):
-            if aval.weak:
-                value = value.item() if hasattr(value, "item") else value
-            nid = g.add_const(value if aval.weak else np.array(value, dtype=aval.dtype),
-                              weak=aval.weak, where=where, **trace._const_attrs())
-            return trace.tracer(nid)
+    nodes = g.node_map()
+    for n in nids:                 # (all constants? a plain loop: the common answer is no)
+        if nodes[n].op != "const":
+            break
+    else:
+        if prim.differentiable and (folded := _fold(trace, prim, params, nids, aval,
+                                                    where)) is not None:
+            return folded
     same = _unit_operand(prim, g, nids, aval) if prim.identities else None
     if same is not None:           # x * 1: x's node, in a new object (writes must not alias)
         return trace.tracer(tracers[same].node)
@@ -332,6 +328,25 @@ def _record(prim, args, params):
             trace.unroll_warned = True
             errors.warn_unrolled(where, n)
     return trace.tracer(nid)
+
+
+def _fold(trace, prim, params, nids, aval, where):
+    """The constant ``prim(*consts)`` folded into one literal node, or None."""
+    if aval.size > _FOLD_LIMIT:
+        return None
+    g = trace.graph
+    # Constant folding at build time keeps rule-generated graphs small
+    # (`y - 1` for a constant exponent becomes one literal).  Only results
+    # that print small (scalars, uniform arrays as np.full): folding
+    # anything else would bake a large array into the code.
+    value = prim.impl(params)(*[g[n].value for n in nids])
+    if aval.size <= 1 or _uniform(value):
+        if aval.weak:
+            value = value.item() if hasattr(value, "item") else value
+        nid = g.add_const(value if aval.weak else np.array(value, dtype=aval.dtype),
+                          weak=aval.weak, where=where, **trace._const_attrs())
+        return trace.tracer(nid)
+    return None
 
 
 # Set by graphc.symdims (probing named dimensions): the shape the user's code reads.

@@ -46,7 +46,8 @@ def _matmul_vjp(ct, x, y, *, out):
         return ct * y, ct * x
     x2 = x if x.ndim > 1 else reshape(x, shape=(1,) + x.shape)
     y2 = y if y.ndim > 1 else reshape(y, shape=y.shape + (1,))
-    out2 = tuple(np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])) + (x2.shape[-2], y2.shape[-1])
+    xb, yb = x2.shape[:-2], y2.shape[:-2]
+    out2 = (tuple(np.broadcast_shapes(xb, yb)) if xb or yb else ()) + (x2.shape[-2], y2.shape[-1])
     ct2 = ct if ct.shape == out2 else reshape(ct, shape=out2)
     dx = unbroadcast(ct2 @ _mT(y2), x2.shape)
     dy = unbroadcast(_mT(x2) @ ct2, y2.shape)
