@@ -39,7 +39,7 @@ def _active_nodes(graph, outs: list[int], wrt: list[int], start: int) -> set:
 
 
 def _differentiable(graph, nid) -> bool:
-    return graph[nid].dtype.kind == "f"
+    return graph[nid].aval.dtype.kind == "f"
 
 
 def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,

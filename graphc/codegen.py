@@ -40,7 +40,7 @@ class _Emitter:
         self.expr: dict[int, tuple[str, int]] = {}   # inlined / literal expressions
         self.module_consts: list[str] = []
         self.outputs = set(graph.outputs)
-        self.edge_count = {n: graph.n_uses(n) for n in graph}
+        self.edge_count = graph.use_counts()
         self.donated: set[int] = set()    # nodes whose variable a later write took over
         self.fixed: dict[int, str] = {}   # names chosen in advance (a loop's carry variables)
 

@@ -336,6 +336,10 @@ class Graph:
                     queue.append(a)
         return out
 
+    def use_counts(self) -> dict:
+        """``{nid: n_uses(nid)}`` for every node, in one read of the adjacency."""
+        return {n: sum(map(len, out.values())) for n, out in self.nx._succ.items()}
+
     def n_uses(self, nid: int) -> int:
         """How many argument slots read ``nid`` (``x * x`` counts twice)."""
         # (networkx's out_degree, without a view object per call)

@@ -35,9 +35,8 @@ def cse(graph):
             # a loop's or branch's bodies are part of what it computes
             key = (op, node.args, params_key(node.params) if node.params else (),
                    tuple(map(id, node.bodies)) if node.bodies else ())
-        first = seen.get(key)
-        if first is None:
-            seen[key] = nid
+        first = seen.setdefault(key, nid)      # (one hash of the key, not two)
+        if first == nid:
             continue
         graph.replace_uses(nid, first)
         graph.remove_nodes([nid])
