@@ -20,7 +20,7 @@ from .naming import Namespace, sanitize
 from .precedence import prec_of
 from .primitive import REGISTRY, type_str
 from .signature import leaf_access, leaf_name
-from .source_comments import source_text, where_short, with_comment
+from .source_comments import cached_source_text, where_short, with_comment
 from .symdims import nbytes as _nbytes   # (the size the del/out= choices see)
 
 __all__ = ["generate", "generate_module", "graph_text"]
@@ -51,8 +51,7 @@ class _Emitter:
         return self.name[nid]
 
     def node_expr(self, nid, out_name):
-        nodes = self.g.node_map()
-        node = nodes[nid]
+        node = (nodes := self.g.node_map())[nid]
         prim = REGISTRY[node.op]
         args = node.args
         avals = [nodes[a].aval for a in args]
@@ -60,11 +59,7 @@ class _Emitter:
             texts = [self.ref(a, 0) for a in args]
             atoms = [self.ref(a, 100) for a in args]
             return prim.emit(texts, out_name, avals, node.aval, node.params, atoms), prim.prec
-        precs = _SLOT_PRECS.get((prim, len(args)))
-        if precs is None:         # (per op and arity: the template's slots never change)
-            precs = _SLOT_PRECS[prim, len(args)] = [prim.slot_prec(i, len(args))
-                                                    for i in range(len(args))]
-        texts = [self.ref(a, p) for a, p in zip(args, precs)]
+        texts = [self.ref(a, p) for a, p in zip(args, prim.slot_precs(len(args)))]
         return prim.emit(texts, out_name, avals, node.aval, node.params), prim.prec
 
     def constant(self, nid):
@@ -99,9 +94,7 @@ class _Emitter:
 
     def body(self, skip=()):
         """Yield ``(nid, lines)`` for every materialized node in program order."""
-        nodes = self.g.node_map()
-        for nid in self.g.order():
-            node = nodes[nid]
+        for nid, node in self.g.nodes():
             op = node.op
             if op == "input" or nid in skip:
                 continue
@@ -131,7 +124,6 @@ class _Emitter:
 
 
 Emitter = _Emitter      # graphc/control/emit.py writes loop bodies with it
-_SLOT_PRECS: dict = {}  # (primitive, number of args) -> each slot's minimum precedence
 
 
 def _frees(em: _Emitter, items):
@@ -237,17 +229,12 @@ def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True, rewrite=Non
     heads, shapes = {}, {}          # (one source line and type per where / aval: cached)
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
-        shape = shapes.get(node.aval)
-        if shape is None:
-            shape = shapes[node.aval] = type_str(node.shape, node.dtype)
+        shape = shapes.get(a := node.aval) or shapes.setdefault(a, type_str(a.shape, a.dtype))
         if node.section in ("backward", "tangent"):
             label = _head_label(g, node)
             block = (label, node.where or node.grad_of)
             if block != last_block:
-                head = heads.get(node.where)
-                if head is None:
-                    head = heads[node.where] = source_text(node.where)
-                head = head or _forward_text(em, node.grad_of)
+                head = cached_source_text(node.where, heads) or _forward_text(em, node.grad_of)
                 if node.section == "backward":
                     out.append("")
                 out.append(f"{indent}# {label}: {head}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FOLD_LIMIT", "uniform", "is_unit", "unit_operand"]
+__all__ = ["FOLD_LIMIT", "uniform", "is_unit", "unit_operand", "fold_constants"]
 
 FOLD_LIMIT = 1 << 20
 _SCALARS = (int, float, bool)
@@ -47,4 +47,24 @@ def unit_operand(prim, g, nids, aval):
         other = g[nids[1 - i]]
         if other.shape == aval.shape and other.dtype == aval.dtype and other.weak == aval.weak:
             return 1 - i
+    return None
+
+
+def fold_constants(trace, prim, params, nids, aval, where):
+    """``prim`` applied to the constant nodes ``nids``, folded into one literal node of
+    ``trace`` (its tracer), or None when the result would not print small."""
+    if aval.size > FOLD_LIMIT:
+        return None
+    g = trace.graph
+    # Constant folding at build time keeps rule-generated graphs small
+    # (`y - 1` for a constant exponent becomes one literal).  Only results
+    # that print small (scalars, uniform arrays as np.full): folding
+    # anything else would bake a large array into the code.
+    value = prim.impl(params)(*[g[n].value for n in nids])
+    if aval.size <= 1 or uniform(value):
+        if aval.weak:
+            value = value.item() if hasattr(value, "item") else value
+        nid = g.add_const(value if aval.weak else np.array(value, dtype=aval.dtype),
+                          weak=aval.weak, where=where, **trace._const_attrs())
+        return trace.tracer(nid)
     return None

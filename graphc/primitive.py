@@ -249,6 +249,14 @@ class Primitive:
             prec = _SLOT_PREC[key] = self._slot_prec(i, tmpl)
         return prec
 
+    def slot_precs(self, n_args: int) -> list:
+        """``[slot_prec(i, n_args) for each slot]`` of the NumPy emission (cached)."""
+        precs = _SLOT_PRECS_N.get((self, n_args))
+        if precs is None:
+            precs = _SLOT_PRECS_N[self, n_args] = [self.slot_prec(i, n_args)
+                                                    for i in range(n_args)]
+        return precs
+
     def _slot_prec(self, i: int, tmpl: str) -> int:
         m = re.search(r"\{%d\}" % i, tmpl)
         if m is None:
@@ -339,6 +347,7 @@ def _freeze(v):
 
 REGISTRY: dict[str, Primitive] = {}
 _SLOT_PREC: dict = {}     # (template, slot, prec) -> Primitive.slot_prec's answer
+_SLOT_PRECS_N: dict = {}  # (primitive, number of args) -> Primitive.slot_precs's answer
 
 
 def primitive(**fields) -> Primitive:

@@ -22,7 +22,8 @@ from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
 from .avals import INT64_MAX, INT64_MIN, Traced, aval_of
 from .primitive import Primitive, plain_params, set_binder
 from .random_watch import RandomWatch
-from .folding import FOLD_LIMIT as _FOLD_LIMIT, uniform as _uniform, unit_operand as _unit_operand
+from .folding import fold_constants, unit_operand as _unit_operand
+from .trace_stamp import Stamp
 from .user_code import INTERNAL_CODE, USER_CODE, attribute_error, is_internal_code, is_user_code
 
 __all__ = ["Tracer", "Trace", "bind", "current_trace"]
@@ -116,7 +117,7 @@ class Trace:
 
     def context(self, **attrs):
         """Stamp ``attrs`` on the nodes created inside the block."""
-        return _Stamp(self, attrs)      # (a plain class: entered once per backward node)
+        return Stamp(self, attrs)       # (a plain class: entered once per backward node)
 
     # --- activation and name capture ---------------------------------------
     @contextmanager
@@ -189,24 +190,6 @@ class Trace:
 
 name_pause.PROFILE_HOOKS.add(Trace._profile)
 
-
-class _Stamp:
-    """``with trace.context(**attrs):`` (see Trace.context)."""
-
-    __slots__ = ("trace", "attrs", "old")
-
-    def __init__(self, trace, attrs):
-        self.trace, self.attrs = trace, attrs
-
-    def __enter__(self):
-        self.old = self.trace.attrs
-        self.trace.attrs = {**self.old, **self.attrs}
-
-    def __exit__(self, *exc):
-        self.trace.attrs = self.old
-        return False
-
-
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
     """The error for a traced value used outside the trace that owns it.
 
@@ -260,10 +243,8 @@ VIEW_TRACKERS: dict = {}
 
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
-    if sys.getprofile() is None:       # (no name hook to pause: the backward pass)
-        out = _record(prim, args, params)
-    else:
-        out = name_pause.quiet(prim, _record, prim, args, params)   # (graphc/name_pause.py)
+    out = (_record(prim, args, params) if sys.getprofile() is None    # (no hook to pause)
+           else name_pause.quiet(prim, _record, prim, args, params))  # (graphc/name_pause.py)
     if isinstance(out, Tracer):
         track = VIEW_TRACKERS.get(prim.name)
         if track is not None:
@@ -311,8 +292,8 @@ def _record(prim, args, params):
         if nodes[n].op != "const":
             break
     else:
-        if prim.differentiable and (folded := _fold(trace, prim, params, nids, aval,
-                                                    where)) is not None:
+        if prim.differentiable and (folded := fold_constants(trace, prim, params, nids,
+                                                             aval, where)) is not None:
             return folded
     same = _unit_operand(prim, g, nids, aval) if prim.identities else None
     if same is not None:           # x * 1: x's node, in a new object (writes must not alias)
@@ -328,25 +309,6 @@ def _record(prim, args, params):
             trace.unroll_warned = True
             errors.warn_unrolled(where, n)
     return trace.tracer(nid)
-
-
-def _fold(trace, prim, params, nids, aval, where):
-    """The constant ``prim(*consts)`` folded into one literal node, or None."""
-    if aval.size > _FOLD_LIMIT:
-        return None
-    g = trace.graph
-    # Constant folding at build time keeps rule-generated graphs small
-    # (`y - 1` for a constant exponent becomes one literal).  Only results
-    # that print small (scalars, uniform arrays as np.full): folding
-    # anything else would bake a large array into the code.
-    value = prim.impl(params)(*[g[n].value for n in nids])
-    if aval.size <= 1 or _uniform(value):
-        if aval.weak:
-            value = value.item() if hasattr(value, "item") else value
-        nid = g.add_const(value if aval.weak else np.array(value, dtype=aval.dtype),
-                          weak=aval.weak, where=where, **trace._const_attrs())
-        return trace.tracer(nid)
-    return None
 
 
 # Set by graphc.symdims (probing named dimensions): the shape the user's code reads.

@@ -56,8 +56,7 @@ def _mix_sources():
     xs, w = np.arange(12.0).reshape(3, 4), np.ones((4, 2))
     return [graphc.value_and_grad(_mlp).source(p, x, y),
             graphc.grad(_shapes, argnums=(0, 1)).source(xs, w),
-            graphc.compile(_shapes).source(xs, w),
-            str(graphc.trace(_shapes, xs, w)) + "\n"]
+            graphc.compile(_shapes).source(xs, w)], str(graphc.trace(_shapes, xs, w)) + "\n"
 
 
 # --- the generated text is unchanged ------------------------------------------------
@@ -69,7 +68,10 @@ def test_golden_chain_value_and_grad():
 
 
 def test_golden_mixed_programs():
-    check_golden("compile_speed2_mix.py", "\n# ----\n".join(_mix_sources()))
+    sources, trace_text = _mix_sources()
+    for name, src in zip(("mlp_value_and_grad", "shapes_grad", "shapes_compile"), sources):
+        check_golden(f"compile_speed2_{name}.py", src)
+    check_golden("compile_speed2_trace.txt", trace_text)
 
 
 def test_large_chain_text_is_a_repetition_of_the_small_one():
