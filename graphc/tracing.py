@@ -492,7 +492,7 @@ def install_numpy(array_ufunc, array_function, methods):
     _NUMPY["ufunc"], _NUMPY["function"] = array_ufunc, array_function
     for name, fn in methods.items():
         if isinstance(fn, Primitive):  # records are not descriptors: bind `self` explicitly
-            fn = (lambda p: lambda self, *a: p(self, *a))(fn)
+            fn = (lambda p: lambda self, *a: bind(p, (self, *a), {}))(fn)   # (= p(self, *a))
         setattr(Tracer, name, fn)
 
 
