@@ -39,7 +39,7 @@ def _active_nodes(graph, outs: list[int], wrt: list[int], start: int) -> set:
 
 
 def _differentiable(graph, nid) -> bool:
-    return graph[nid].dtype.kind == "f"
+    return graph[nid].aval.dtype.kind == "f"
 
 
 def backward(out: Tracer, wrt: list[Tracer], seed: Tracer | None = None,
@@ -141,9 +141,9 @@ def _accumulate(g, trace, total, c):
 
 def _fit(ct: Tracer, aval) -> Tracer:
     """Un-broadcast and cast a cotangent to its primal's shape and dtype."""
-    from .ops.elementwise import astype
     ct = unbroadcast(ct, aval.shape)
     if ct.dtype != aval.dtype:
+        from .ops.elementwise import astype
         ct = astype(ct, dtype=aval.dtype)
     return ct
 

@@ -21,7 +21,7 @@ from .naming import Namespace, sanitize
 from .precedence import prec_of
 from .primitive import REGISTRY, type_str
 from .signature import leaf_access, leaf_name
-from .source_comments import source_text, where_short, with_comment
+from .source_comments import cached_source_text, where_short, with_comment
 from .symdims import nbytes as _nbytes   # (the size the del/out= choices see)
 
 __all__ = ["generate", "generate_module", "graph_text"]
@@ -41,7 +41,7 @@ class _Emitter:
         self.expr: dict[int, tuple[str, int]] = {}   # inlined / literal expressions
         self.module_consts: list[str] = []
         self.outputs = set(graph.outputs)
-        self.edge_count = {n: graph.n_uses(n) for n in graph}
+        self.edge_count = graph.use_counts()
         self.donated: set[int] = set()    # nodes whose variable a later write took over
         self.fixed: dict[int, str] = {}   # names chosen in advance (a loop's carry variables)
 
@@ -52,16 +52,16 @@ class _Emitter:
         return self.name[nid]
 
     def node_expr(self, nid, out_name):
-        node = self.g[nid]
+        node = (nodes := self.g.node_map())[nid]
         prim = REGISTRY[node.op]
         args = node.args
-        avals = [self.g.aval(a) for a in args]
+        avals = [nodes[a].aval for a in args]
         if callable(prim.numpy):
             texts = [self.ref(a, 0) for a in args]
             atoms = [self.ref(a, 100) for a in args]
-            return prim.emit(texts, out_name, avals, self.g.aval(nid), node.params, atoms), prim.prec
-        texts = [self.ref(a, prim.slot_prec(i, len(args))) for i, a in enumerate(args)]
-        return prim.emit(texts, out_name, avals, self.g.aval(nid), node.params), prim.prec
+            return prim.emit(texts, out_name, avals, node.aval, node.params, atoms), prim.prec
+        texts = [self.ref(a, p) for a, p in zip(args, prim.slot_precs(len(args)))]
+        return prim.emit(texts, out_name, avals, node.aval, node.params), prim.prec
 
     def constant(self, nid):
         node = self.g[nid]
@@ -95,8 +95,7 @@ class _Emitter:
 
     def body(self, skip=()):
         """Yield ``(nid, lines)`` for every materialized node in program order."""
-        for nid in self.g.order():
-            node = self.g[nid]
+        for nid, node in self.g.nodes():
             op = node.op
             if op == "input" or nid in skip:
                 continue
@@ -228,14 +227,15 @@ def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True, rewrite=Non
         use_workspace(em, items, _reuse(em, items))     # out= reuse, then kept buffers
     elif free and rewrite is not None:      # the array-API target's (xp_workspace.py)
         rewrite(em, items)
+    heads, shapes = {}, {}          # (one source line and type per where / aval: cached)
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
-        shape = type_str(node.shape, node.dtype)
+        shape = shapes.get(a := node.aval) or shapes.setdefault(a, type_str(a.shape, a.dtype))
         if node.section in ("backward", "tangent"):
             label = _head_label(g, node)
             block = (label, node.where or node.grad_of)
             if block != last_block:
-                head = source_text(node.where) or _forward_text(em, node.grad_of)
+                head = cached_source_text(node.where, heads) or _forward_text(em, node.grad_of)
                 if node.section == "backward":
                     out.append("")
                 out.append(f"{indent}# {label}: {head}")

@@ -46,7 +46,7 @@ class GuardFailed(ValueError):
 
 
 def has_guards(g) -> bool:
-    return any(g[n].op == "guard" for n in g)
+    return any(node.op == "guard" for node in g.node_map().values())
 
 
 def _number(v) -> str:

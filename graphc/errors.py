@@ -43,11 +43,24 @@ def _is_internal(filename: str) -> bool:
 ENTRY_POINTS: set = set()
 
 
+# {file name: _is_internal(file name)}: user_frame runs for every traced node (bounded).
+_INTERNAL_FILES: dict = {}
+
+
 def user_frame(depth: int = 1):
     """The innermost frame that belongs to the user's code, or None."""
     frame = sys._getframe(depth)
-    while frame is not None and _is_internal(frame.f_code.co_filename):
-        if frame.f_code in ENTRY_POINTS:
+    files = _INTERNAL_FILES
+    while frame is not None:
+        code = frame.f_code
+        internal = files.get(code.co_filename)
+        if internal is None:
+            if len(files) >= 4096:
+                files.clear()
+            internal = files[code.co_filename] = _is_internal(code.co_filename)
+        if not internal:
+            break
+        if code in ENTRY_POINTS:
             return None
         frame = frame.f_back
     return frame

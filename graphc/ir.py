@@ -13,6 +13,7 @@ truth, and the networkx edges mirror it, one edge per argument position
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -207,17 +208,31 @@ class Graph:
                  name=None, where=None, **attrs) -> int:
         nid = self._next
         self._next += 1
-        aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
+        if not (type(aval) is Aval and type(aval.shape) is tuple
+                and isinstance(aval.dtype, np.dtype)):   # (an Aval is frozen: share it)
+            aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
         args, g = tuple(args), self.nx
         try:     # the Node itself, straight into networkx's dicts (what add_node does)
-            node = Node(op=op, args=args, aval=aval, params=dict(params or {}), name=name,
-                        where=where, **attrs)
+            node = Node(op, args, aval, dict(params) if params else {}, name, where, **attrs)
         except TypeError:             # an attribute Node does not declare: networkx's way
             g.add_node(nid, op=op, args=args, aval=aval, params=dict(params or {}),
                        name=name, where=where, **attrs)
         else:
-            g._succ[nid], g._pred[nid], g._node[nid] = {}, {}, node
-            nx._clear_cache(g)
+            succ, pred = g._succ, g._pred
+            succ[nid], pred[nid], g._node[nid] = {}, {}, node
+            if g.__networkx_cache__:      # (nx._clear_cache, inline)
+                g.__networkx_cache__.clear()
+            mine = pred[nid]
+            for i, a in enumerate(args):  # (_add_edge, inline: a new node has no edges yet)
+                out = succ.get(a)
+                if out is None:
+                    _add_edge(g, a, nid, i)
+                    continue
+                keys = out.get(nid)
+                if keys is None:
+                    keys = out[nid] = mine[a] = {}
+                keys[i] = {"argnum": i}
+            return nid
         for i, a in enumerate(args):
             _add_edge(g, a, nid, i)
         return nid
@@ -235,15 +250,21 @@ class Graph:
     def set_args(self, nid: int, args) -> None:
         """Replace a node's arguments, keeping edges in step."""
         args = tuple(args)
-        have = {k: a for a, keys in self.nx._pred[nid].items() for k in keys}
+        g = self.nx
+        mine = g._pred[nid]
+        have = {k: a for a, keys in mine.items() for k in keys}
         for k, a in have.items():     # only the edges that change (no work for the rest)
             if not (isinstance(k, int) and k < len(args) and args[k] == a):
-                self.nx.remove_edge(a, nid, key=k)
-        self[nid].args = args
+                keys = mine[a]        # (networkx's remove_edge: succ[a][nid] is this dict)
+                del keys[k]
+                if not keys:
+                    del g._succ[a][nid]
+                    del mine[a]
+        g._node[nid].args = args
         for i, a in enumerate(args):
             if have.get(i, -1) != a:
-                _add_edge(self.nx, a, nid, i)
-        nx._clear_cache(self.nx)
+                _add_edge(g, a, nid, i)
+        nx._clear_cache(g)
 
     def replace_uses(self, old: int, new: int, carry=_CARRIED) -> None:
         """Point every use of ``old`` (and the outputs) at ``new``.
@@ -258,12 +279,18 @@ class Graph:
             for attr in carry:
                 if getattr(dst, attr) is None and getattr(src, attr) is not None:
                     setattr(dst, attr, getattr(src, attr))
+        nodes = self.nx._node
         for user in self.users(old):
-            self.set_args(user, tuple(new if a == old else a for a in self[user].args))
+            self.set_args(user, tuple([new if a == old else a for a in nodes[user].args]))
         self.outputs = [new if o == old else o for o in self.outputs]
 
     def remove_nodes(self, nids) -> None:
         self.nx.remove_nodes_from(nids)
+
+    def node_map(self) -> Mapping:
+        """``{nid: Node}`` of the live nodes (not in program order): for passes that read
+        many nodes (``nid in m``, ``m[nid]``); never modify it, use the methods above."""
+        return self.nx._node
 
     # --- reading -------------------------------------------------------------
     def __getitem__(self, nid: int) -> Node:
@@ -281,7 +308,7 @@ class Graph:
 
     def nodes(self):
         """``(nid, node)`` pairs in program order."""
-        nodes = self.nx.nodes
+        nodes = self.nx._node
         return [(n, nodes[n]) for n in self.order()]
 
     def aval(self, nid: int) -> Aval:
@@ -297,11 +324,26 @@ class Graph:
 
     def ancestors(self, nid: int) -> set:
         """Every node ``nid`` depends on (not itself)."""
-        return nx.ancestors(self.nx, nid)
+        # (nx.ancestors' breadth-first walk over the predecessor dicts, in its order,
+        # without its per-node generator machinery)
+        pred = self.nx._pred
+        seen, out, queue = {nid}, set(), deque((nid,))
+        while queue:
+            for a in pred[queue.popleft()]:
+                if a not in seen:
+                    seen.add(a)
+                    out.add(a)
+                    queue.append(a)
+        return out
+
+    def use_counts(self) -> dict:
+        """``{nid: n_uses(nid)}`` for every node, in one read of the adjacency."""
+        return {n: sum(map(len, out.values())) for n, out in self.nx._succ.items()}
 
     def n_uses(self, nid: int) -> int:
         """How many argument slots read ``nid`` (``x * x`` counts twice)."""
-        return self.nx.out_degree(nid)
+        # (networkx's out_degree, without a view object per call)
+        return sum(map(len, self.nx._succ[nid].values()))
 
     def display_name(self, nid: int, names: Mapping | None = None) -> str:
         """The name a node would like, before uniquing: one rule for code, trace and drawings.

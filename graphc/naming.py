@@ -51,6 +51,21 @@ def sanitize(text: str) -> str:
     >>> sanitize("x; import os"), sanitize("σ"), sanitize("np"), sanitize("lambda")
     ('x_import_os', 'sigma', 'np_', 'lambda_')
     """
+    if type(text) is str:
+        name = _SANITIZED.get(text)
+        if name is not None:          # (a pure function of the text: cached, bounded)
+            return name
+        if len(_SANITIZED) >= 8192:
+            _SANITIZED.clear()
+        name = _SANITIZED[text] = _sanitize(text)
+        return name
+    return _sanitize(text)
+
+
+_SANITIZED: dict = {}
+
+
+def _sanitize(text) -> str:
     name = re.sub(r"[^0-9A-Za-z_]", "_", _ascii(str(text)))
     # Outer underscores go ("<lambda>" -> "lambda", "sum_" -> "sum"): the
     # leading one is reserved for generated helpers; names that collide once

@@ -259,6 +259,14 @@ class Primitive:
             prec = _SLOT_PREC[key] = self._slot_prec(i, tmpl)
         return prec
 
+    def slot_precs(self, n_args: int) -> list:
+        """``[slot_prec(i, n_args) for each slot]`` of the NumPy emission (cached)."""
+        precs = _SLOT_PRECS_N.get((self, n_args))
+        if precs is None:
+            precs = _SLOT_PRECS_N[self, n_args] = [self.slot_prec(i, n_args)
+                                                    for i in range(n_args)]
+        return precs
+
     def _slot_prec(self, i: int, tmpl: str) -> int:
         m = re.search(r"\{%d\}" % i, tmpl)
         if m is None:
@@ -278,6 +286,8 @@ class Primitive:
             if atoms is None:
                 atoms = [wrap(a, ATOM) for a in args]
             return self.numpy(Emit(args, out, avals, aval, atoms), **params)
+        if not params:
+            return self.numpy.format(*args)
         fmt_params = {k: _param_text(v) for k, v in params.items()}
         return self.numpy.format(*args, **fmt_params)
 
@@ -326,21 +336,28 @@ def _is_plain(v) -> bool:
 
 
 def _params_key(params: dict):
-    def freeze(v):
-        if isinstance(v, dict):
-            return tuple(sorted((k, freeze(x)) for k, x in v.items()))
-        if isinstance(v, (list, tuple)):
-            return tuple(freeze(x) for x in v)
-        if isinstance(v, slice):
-            return ("slice", v.start, v.stop, v.step)
-        if isinstance(v, np.ndarray):
-            return ("array", v.dtype.str, v.shape, v.tobytes())
-        return v
-    return freeze(params)
+    if not params:
+        return ()                     # (== _freeze({}): the common case of no params)
+    return _freeze(params)
+
+
+def _freeze(v):
+    # (module level: a recursive closure made a garbage cycle per call, which the
+    # collector then had to find among the objects of a large build)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _freeze(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    if isinstance(v, slice):
+        return ("slice", v.start, v.stop, v.step)
+    if isinstance(v, np.ndarray):
+        return ("array", v.dtype.str, v.shape, v.tobytes())
+    return v
 
 
 REGISTRY: dict[str, Primitive] = {}
 _SLOT_PREC: dict = {}     # (template, slot, prec) -> Primitive.slot_prec's answer
+_SLOT_PRECS_N: dict = {}  # (primitive, number of args) -> Primitive.slot_precs's answer
 
 
 def primitive(**fields) -> Primitive:
@@ -375,6 +392,8 @@ def plain_param(v, what="param"):
     t = type(v)
     if v is None or t is bool or t is int or t is float:
         return v
+    if t is tuple and all(type(x) is int for x in v):
+        return v                      # (axes, shapes: already plain, and immutable)
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (float, np.floating)):

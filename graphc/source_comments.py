@@ -13,7 +13,7 @@ import tokenize
 from .cells import cell_label
 from .errors import source_line
 
-__all__ = ["COMMENT_COL", "source_text", "where_short", "with_comment"]
+__all__ = ["COMMENT_COL", "source_text", "cached_source_text", "where_short", "with_comment"]
 
 COMMENT_COL = 44
 
@@ -41,6 +41,14 @@ def source_text(where):
     # A comment must stay one line whatever the user's file holds (\r, \f ...).
     text = re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", " ", text)
     return _without_comment(text)
+
+
+def cached_source_text(where, cache: dict):
+    """:func:`source_text`, remembered in ``cache`` (one dict per generated module: the
+    file does not change while one module is written)."""
+    if where not in cache:
+        cache[where] = source_text(where)
+    return cache[where]
 
 
 def _without_comment(line):

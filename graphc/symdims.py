@@ -286,4 +286,4 @@ def nbytes(node):
     named dimensions are probed)."""
     if CODEGEN_SIZES.get():
         return 0
-    return math.prod(int(d) for d in node.shape) * node.dtype.itemsize
+    return math.prod(map(int, node.shape)) * node.dtype.itemsize

@@ -22,7 +22,8 @@ from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
 from .avals import INT64_MAX, INT64_MIN, Traced, aval_of
 from .primitive import Primitive, plain_params, set_binder
 from .random_watch import RandomWatch
-from .folding import FOLD_LIMIT as _FOLD_LIMIT, uniform as _uniform, unit_operand as _unit_operand
+from .folding import fold_constants, unit_operand as _unit_operand
+from .trace_stamp import Stamp
 from .user_code import INTERNAL_CODE, USER_CODE, attribute_error, is_internal_code, is_user_code
 
 __all__ = ["Tracer", "Trace", "bind", "current_trace"]
@@ -44,8 +45,10 @@ def current_trace():
 def _big_ints_as_floats(args):
     """NEP 50: a Python int beyond int64 next to a floating array becomes a float
     (``x * 2**70`` works in NumPy); next to integers it overflows (aval_of)."""
-    if not any(isinstance(a, int) and not isinstance(a, bool)
-               and not INT64_MIN <= a <= INT64_MAX for a in args):
+    for a in args:      # (a plain loop: this runs for every traced op)
+        if isinstance(a, int) and not isinstance(a, bool) and not INT64_MIN <= a <= INT64_MAX:
+            break
+    else:
         return args
     if not any(isinstance(a, Tracer) and a.dtype.kind in "fc" for a in args):
         return args
@@ -112,15 +115,9 @@ class Trace:
     def _const_attrs(self):
         return {k: v for k, v in self.attrs.items() if k in ("section", "grad_of")}
 
-    @contextmanager
     def context(self, **attrs):
         """Stamp ``attrs`` on the nodes created inside the block."""
-        old = self.attrs
-        self.attrs = {**old, **attrs}
-        try:
-            yield
-        finally:
-            self.attrs = old
+        return Stamp(self, attrs)       # (a plain class: entered once per backward node)
 
     # --- activation and name capture ---------------------------------------
     @contextmanager
@@ -193,7 +190,6 @@ class Trace:
 
 name_pause.PROFILE_HOOKS.add(Trace._profile)
 
-
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
     """The error for a traced value used outside the trace that owns it.
 
@@ -247,12 +243,14 @@ VIEW_TRACKERS: dict = {}
 
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
-    out = name_pause.quiet(prim, _record, prim, args, params)   # (graphc/name_pause.py)
-    track = VIEW_TRACKERS.get(prim.name)
-    if track is not None and isinstance(out, Tracer):
-        track(out, args, params)
-    if isinstance(out, Tracer) and out._trace.jvp_levels:
-        AFTER_BIND["jvp"](out)            # forward mode: the tangent of the new value
+    out = (_record(prim, args, params) if sys.getprofile() is None    # (no hook to pause)
+           else name_pause.quiet(prim, _record, prim, args, params))  # (graphc/name_pause.py)
+    if isinstance(out, Tracer):
+        track = VIEW_TRACKERS.get(prim.name)
+        if track is not None:
+            track(out, args, params)
+        if out._trace.jvp_levels:
+            AFTER_BIND["jvp"](out)        # forward mode: the tangent of the new value
     return out
 
 
@@ -261,7 +259,7 @@ AFTER_BIND: dict = {}
 
 
 def _record(prim, args, params):
-    params = plain_params(prim, params)    # no user object's repr ever becomes code
+    params = plain_params(prim, params) if params else {}  # no user object's repr becomes code
     trace = None
     for a in args:
         if isinstance(a, Tracer):
@@ -270,13 +268,17 @@ def _record(prim, args, params):
     if trace is None:
         vals = [a if isinstance(a, (int, float, bool)) else np.asarray(a) for a in args]
         return prim.impl(params)(*vals)
-    cur = current_trace()
+    stack = getattr(_state, "stack", None)          # (current_trace(), inline)
+    cur = stack[-1] if stack else None
     if cur is not trace and trace.active and cur is not None and trace.encloses(cur):
         trace = cur                  # a loop body using an enclosing value: captured (lift)
     if not trace.active or cur is not trace:
         raise foreign_tracer_error(next(a for a in args if isinstance(a, Tracer)))
-    tracers = [trace.lift(a) for a in _big_ints_as_floats(args)]
-    if (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
+    # (a tracer of this trace that is no view is its own lift: the common case, inline)
+    tracers = [a if type(a) is Tracer and a._trace is trace and a._view is None
+               else trace.lift(a) for a in _big_ints_as_floats(args)]
+    if prim.name in rewrites.RULES and \
+            (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
         # a new object even when it is an input's node: a later write into it
         # (graphc.updates) must not change the input
         return trace.tracer(stable.node) if any(stable is t for t in tracers) else stable
@@ -285,23 +287,20 @@ def _record(prim, args, params):
     aval = prim.shape(*avals, **params)
     nids = [t.node for t in tracers]
     where = trace.attrs.get("where") or errors.user_where(2)
-    if all(g[n].op == "const" for n in nids) and prim.differentiable \
-            and aval.size <= _FOLD_LIMIT:
-        # Constant folding at build time keeps rule-generated graphs small
-        # (`y - 1` for a constant exponent becomes one literal).  Only results
-        # that print small (scalars, uniform arrays as np.full): folding
-        # anything else would bake a large array into the code.
-        value = prim.impl(params)(*[g[n].value for n in nids])
-        if aval.size <= 1 or _uniform(value):
-            if aval.weak:
-                value = value.item() if hasattr(value, "item") else value
-            nid = g.add_const(value if aval.weak else np.array(value, dtype=aval.dtype),
-                              weak=aval.weak, where=where, **trace._const_attrs())
-            return trace.tracer(nid)
-    same = _unit_operand(prim, g, nids, aval)
+    nodes = g.node_map()
+    for n in nids:                 # (all constants? a plain loop: the common answer is no)
+        if nodes[n].op != "const":
+            break
+    else:
+        if prim.differentiable and (folded := fold_constants(trace, prim, params, nids,
+                                                             aval, where)) is not None:
+            return folded
+    same = _unit_operand(prim, g, nids, aval) if prim.identities else None
     if same is not None:           # x * 1: x's node, in a new object (writes must not alias)
         return trace.tracer(tracers[same].node)
-    attrs = {k: v for k, v in trace.attrs.items() if k != "where"}
+    attrs = trace.attrs            # (add_node copies it: a ** call makes a new dict)
+    if "where" in attrs:
+        attrs = {k: v for k, v in attrs.items() if k != "where"}
     nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
     if attrs.get("section") == "forward":
         n = trace.line_nodes.get(where, 0) + 1
@@ -493,7 +492,7 @@ def install_numpy(array_ufunc, array_function, methods):
     _NUMPY["ufunc"], _NUMPY["function"] = array_ufunc, array_function
     for name, fn in methods.items():
         if isinstance(fn, Primitive):  # records are not descriptors: bind `self` explicitly
-            fn = (lambda p: lambda self, *a: p(self, *a))(fn)
+            fn = (lambda p: lambda self, *a: bind(p, (self, *a), {}))(fn)   # (= p(self, *a))
         setattr(Tracer, name, fn)
 
 

@@ -18,6 +18,9 @@ def dummy(aval: Aval):
 
 def broadcast_shapes(*avals: Aval) -> tuple:
     shapes = [a.shape for a in avals]
+    if len(shapes) == 2 and shapes[0] == shapes[1] and type(shapes[0]) is tuple \
+            and all(type(d) is int for d in shapes[0]):
+        return shapes[0]              # (two equal int shapes: the common case)
     if all(type(d) is int for s in shapes for d in s):
         out = _int_broadcast(shapes)  # (the common case, without NumPy's general rule)
         if out is not None:
@@ -62,10 +65,21 @@ def elementwise_rule(fn):
     """Shape rule of an elementwise op: broadcast shapes, NumPy's result dtype."""
     dtypes: dict = {}     # (operand dtypes and weakness, params) -> result dtype
 
+    results: dict = {}    # (operand avals, params) -> result aval (bounded)
+
     def rule(*avals, **params):
+        try:              # (the whole answer, cached: a hot path of building a large graph)
+            full = (tuple([(a.shape, a.dtype, a.weak) for a in avals]),
+                    _params_key(params) if params else ())
+            out = results.get(full)
+        except TypeError:  # (an unhashable param or dimension: no caching)
+            full, out = None, None
+        if out is not None:
+            return out
         shape = broadcast_shapes(*avals)
         try:              # the result dtype depends only on the operands' dtypes and params
-            key = (tuple((a.dtype, a.weak) for a in avals), _params_key(params))
+            key = (tuple([(a.dtype, a.weak) for a in avals]),
+                   _params_key(params) if params else ())
             dtype = dtypes.get(key)
         except TypeError:  # (an unhashable param: no caching)
             key, dtype = None, None
@@ -73,7 +87,12 @@ def elementwise_rule(fn):
             dtype = result_dtype(lambda *xs: fn(*xs, **params), avals)
             if key is not None:
                 dtypes[key] = dtype
-        return Aval(shape, dtype, all(a.weak for a in avals) and dtype.kind in "biuf")
+        out = Aval(shape, dtype, dtype.kind in "biuf" and all(a.weak for a in avals))
+        if full is not None:
+            if len(results) >= 4096:
+                results.clear()
+            results[full] = out
+        return out
     return rule
 
 

@@ -20,11 +20,18 @@ def _matmul_rule(x, y):
                          hint="check the weight's orientation: dense weights are (in, out), "
                               "used as x @ W")
     try:
-        batch = np.broadcast_shapes(xs[:-2], ys[:-2])
+        batch = np.broadcast_shapes(xs[:-2], ys[:-2]) if xs[:-2] or ys[:-2] else ()
     except ValueError:
         raise ShapeError(f"matmul: batch dimensions of {x.short()} and {y.short()} do not broadcast") from None
     shape = tuple(batch) + ((xs[-2],) if x.ndim > 1 else ()) + ((ys[-1],) if y.ndim > 1 else ())
-    return Aval(shape, np.result_type(x.np_proxy(), y.np_proxy()), False)
+    key = (x.dtype, x.weak, y.dtype, y.weak)
+    dtype = _RESULT_TYPES.get(key)
+    if dtype is None:         # (np.result_type, once per pair of operand types)
+        dtype = _RESULT_TYPES[key] = np.result_type(x.np_proxy(), y.np_proxy())
+    return Aval(shape, dtype, False)
+
+
+_RESULT_TYPES: dict = {}
 
 
 def _matmul_jvp(t, x, y, *, out):
@@ -39,7 +46,8 @@ def _matmul_vjp(ct, x, y, *, out):
         return ct * y, ct * x
     x2 = x if x.ndim > 1 else reshape(x, shape=(1,) + x.shape)
     y2 = y if y.ndim > 1 else reshape(y, shape=y.shape + (1,))
-    out2 = tuple(np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])) + (x2.shape[-2], y2.shape[-1])
+    xb, yb = x2.shape[:-2], y2.shape[:-2]
+    out2 = (tuple(np.broadcast_shapes(xb, yb)) if xb or yb else ()) + (x2.shape[-2], y2.shape[-1])
     ct2 = ct if ct.shape == out2 else reshape(ct, shape=out2)
     dx = unbroadcast(ct2 @ _mT(y2), x2.shape)
     dy = unbroadcast(_mT(x2) @ ct2, y2.shape)

@@ -97,10 +97,10 @@ broadcast_to = primitive(
 
 def unbroadcast(ct, shape: tuple):
     """Sum ``ct`` back to ``shape`` (the transpose of broadcasting)."""
-    from .reduce import sum as reduce_sum
     shape = tuple(shape)
     if tuple(ct.shape) == shape:
         return ct
+    from .reduce import sum as reduce_sum
     full = tuple(np.broadcast_shapes(tuple(ct.shape), shape))
     if full != tuple(ct.shape):  # a rule returned something smaller: broadcast it up
         ct = broadcast_to(ct, shape=full)

@@ -27,6 +27,7 @@ LOOP_PASSES: list = []
 def _inside_bodies(p, graph):
     """Run pass ``p`` on ``graph`` and on the bodies of its loops and branches."""
     p(graph)
-    for nid in graph:
-        for body in graph[nid].bodies:
+    nodes = graph.node_map()
+    for nid in sorted(nid for nid, node in nodes.items() if node.bodies):
+        for body in nodes[nid].bodies:
             _inside_bodies(p, body)

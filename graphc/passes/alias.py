@@ -8,8 +8,9 @@ def drop_aliases(graph, keep=()):
     ``keep``: identity nodes to leave (the kept adjoints of a displayed trace,
     graphc/trace_display.py)."""
     aliases = {}
+    nodes = graph.node_map()
     for nid in graph.order():
-        node = graph[nid]
+        node = nodes[nid]
         if node.op != "identity" or nid in keep:
             continue
         src = node.args[0]
@@ -17,8 +18,7 @@ def drop_aliases(graph, keep=()):
         graph.replace_uses(nid, src)
         graph.remove_nodes([nid])
     if aliases:  # adjoints of an alias are adjoints of the value it stood for
-        for nid in graph:
-            node = graph[nid]
+        for node in nodes.values():
             if node.adjoint_of in aliases:
                 node.adjoint_of = aliases[node.adjoint_of]
             if node.tangent_of in aliases:

@@ -13,7 +13,7 @@ from ..primitive import params_key
 
 def _const_key(node):
     value = node.value
-    if np.ndim(value) != 0:
+    if type(value) not in (int, float, bool) and np.ndim(value) != 0:
         return None
     return ("const", node.dtype.str, node.weak, repr(value.item() if hasattr(value, "item") else value))
 
@@ -21,8 +21,9 @@ def _const_key(node):
 def cse(graph):
     """Merge duplicate nodes, in place.  Keeps the first in program order."""
     seen: dict = {}
+    nodes = graph.node_map()
     for nid in graph.order():
-        node = graph[nid]
+        node = nodes[nid]
         op = node.op
         if op == "input":
             continue
@@ -32,10 +33,10 @@ def cse(graph):
                 continue
         else:
             # a loop's or branch's bodies are part of what it computes
-            key = (op, node.args, params_key(node.params), tuple(map(id, node.bodies)))
-        first = seen.get(key)
-        if first is None:
-            seen[key] = nid
+            key = (op, node.args, params_key(node.params) if node.params else (),
+                   tuple(map(id, node.bodies)) if node.bodies else ())
+        first = seen.setdefault(key, nid)      # (one hash of the key, not two)
+        if first == nid:
             continue
         graph.replace_uses(nid, first)
         graph.remove_nodes([nid])

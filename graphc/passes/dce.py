@@ -10,11 +10,12 @@ def dce(graph):
     # shared parts of the graph once per output.
     live = set(graph.inputs)
     # guards (graphc/ops/guard.py) are roots: no output reads them, yet they stay
-    stack = list(set(graph.outputs) | {n for n in graph if graph[n].op == "guard"})
+    nodes = graph.node_map()
+    stack = list(set(graph.outputs) | {n for n, node in nodes.items() if node.op == "guard"})
     seen = set(stack)
     while stack:
         n = stack.pop()
-        for a in graph[n].args:
+        for a in nodes[n].args:
             if a not in seen:
                 seen.add(a)
                 stack.append(a)

@@ -206,14 +206,25 @@ _RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _dro
 
 def simplify(graph):
     """Apply the rules above to every node, in program order, in place."""
+    nodes = graph.node_map()
+    rules = [(rule, _RULE_OPS.get(rule)) for rule in _RULES]
     for nid in graph.order():
-        if nid not in graph:
+        node = nodes.get(nid)
+        if node is None or node.op in ("input", "const"):
             continue
-        node = graph[nid]
-        if node.op in ("input", "const"):
-            continue
-        for rule in _RULES:
-            if nid not in graph:
+        for rule, ops in rules:
+            if ops is not None and node.op not in ops:
+                continue              # (the rule would return False at once)
+            if nid not in nodes:
                 break
             rule(graph, nid, node)
     return graph
+
+
+# The ops each rule can rewrite (its first check), so that the walk calls it only on
+# those; a rule not listed here is called on every node.
+_RULE_OPS = {_index_as_reshape: {"getitem", "scatter_add"},
+             _same_as_input: {"reshape", "broadcast_to", "transpose"},
+             _chain: {"reshape", "transpose"}, _sum_keepdims_reshape: {"reshape"},
+             _unique_scatter: {"scatter_add"}, _basis_matmul: {"matmul"},
+             relu_mask_after_unpool: {"masked_mul"}}
