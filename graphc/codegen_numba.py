@@ -22,6 +22,7 @@ from .codegen_workspace import fresh_node
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .numba_fuse import find_groups, kind
 from .ops.max_share import drop_outs
+from .passes.dce import dce
 from .primitive import type_str
 from .source_comments import source_text, where_short, with_comment
 
@@ -178,7 +179,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
                     signature=None) -> codegen.Module:
     """:func:`graphc.codegen.generate_module` for the ``"numba"`` target."""
     sig = g.signature if signature is None else signature
-    drop_outs(g)        # the ReLU result only the NumPy emission divides by (ops/max_share.py)
+    if drop_outs(g):    # the ReLU result only the NumPy emission divides by (ops/max_share.py)
+        dce(g)          # a ReLU whose value only that division read
     em = NumbaEmitter(g)
     em.ns.reserve(func_name)
     em.ns.reserve("numba")

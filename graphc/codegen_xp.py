@@ -22,6 +22,7 @@ from .control.emit_xp import XP_CONTROL, guard_lines_xp
 from .errors import UnsupportedError
 from .ir import SUBGRAPH_OPS
 from .ops.max_share import drop_outs
+from .passes.dce import dce
 from .ops.xp_index import FLAT_INDEX_HELPER
 from .precedence import prec_of
 from .primitive import REGISTRY
@@ -287,7 +288,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
                     signature=None) -> codegen.Module:
     """:func:`graphc.codegen.generate_module` for the array-API target."""
     sig = g.signature if signature is None else signature
-    drop_outs(g)        # the ReLU result only the NumPy emission divides by (ops/max_share.py)
+    if drop_outs(g):    # the ReLU result only the NumPy emission divides by (ops/max_share.py)
+        dce(g)          # a ReLU whose value only that division read
     em = XpEmitter(g)
     for reserved in (func_name, "xp", "_device", "_device_of", "_namespace", "_check"):
         em.ns.reserve(reserved)

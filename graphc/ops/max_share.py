@@ -184,13 +184,17 @@ def share(ct, x, y, out, side):
     return max_share(ct, x, y)
 
 
-def drop_outs(g) -> None:
+def drop_outs(g) -> bool:
     """Remove the ReLU's result operand from every ``max_share`` of graph ``g``: for the
     targets whose emission does not use it (the numba kernels, the array-API target),
-    so that it neither becomes a kernel parameter nor keeps an array alive."""
+    so that it neither becomes a kernel parameter nor keeps an array alive.  True if
+    any was removed (the caller then drops what only it kept alive)."""
+    dropped = False
     for nid in list(g):
         if g[nid].op == "max_share" and len(g[nid].args) == 4:
             g.set_args(nid, g[nid].args[:3])
+            dropped = True
+    return dropped
 
 
 max_share = primitive(

@@ -37,13 +37,14 @@ def mlp_value_and_grad(p, x, y):
     d_W2 = h.T @ d_z                            # f32[4,3]
 
     # grad of: h = np.maximum(x @ p["W1"] + p["b1"], 0.0)
-    if not (np.abs(add).min() > 0):  # a tie at 0 (half the gradient) or a nan
+    with np.errstate(invalid="ignore"):  # 0/0 at a tie: nan, for the exact rule below
+        d_add = h / add  # the weights: 1 where add > 0, else 0
+    d_add *= d_h                                # f32[6,4]
+    d_b1 = d_add.sum(axis=0)
+    if np.isnan(d_b1.max()):  # a nan in d_add: a tie at 0, a nan or inf * 0
         d_add = d_h * (0.5 + 0.5 * np.sign(add))
-    else:
-        d_add = d_h * (add > 0.0)
-    if np.isnan(d_add.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(d_add, 0, where=add < 0.0)    # f32[6,4]
-    d_b1 = d_add.sum(axis=0)                    # f32[4]
+        np.copyto(d_add, 0, where=add < 0.0)
+        d_b1 = d_add.sum(axis=0)                # f32[4]
     d_W1 = x.T @ d_add                          # f32[5,4]
 
     return neg, {'W1': d_W1, 'b1': d_b1, 'W2': d_W2, 'b2': d_b2}
