@@ -37,7 +37,7 @@ from .primitive import REGISTRY
 __all__ = ["WORKSPACE_BYTES", "WORKSPACE_HELPERS", "fresh_node", "reaches_caller", "shares_buffer",
            "use_workspace", "workspace_lines"]
 
-WORKSPACE_BYTES = 1 << 20
+WORKSPACE_BYTES = 1 << 17
 
 WORKSPACE_HELPERS = '''
 _WORKSPACE = threading.local()
