@@ -43,12 +43,15 @@ def lenet_like_grad(p, x):
 
     # grad of: h = nn.max_pool2d(nn.relu(nn.conv2d(h, p["w2"], p["b2"])), 2)
     max_pool_mask = np.empty((2, 2, 64, 16, 5, 5), dtype=bool)
-    _seen = np.zeros((64, 16, 5, 5), dtype=bool)
-    for _i in range(2):
-        for _j in range(2):
-            np.equal(relu_1[:, :, _i::2, _j::2], h, out=max_pool_mask[_i, _j])
-            np.greater(max_pool_mask[_i, _j], _seen, out=max_pool_mask[_i, _j])  # and not seen: a tie goes to the first maximum
-            _seen |= max_pool_mask[_i, _j]      # bool[2,2,64,16,5,5]
+    np.equal(relu_1[:, :, 0::2, 0::2], h, out=max_pool_mask[0, 0])
+    np.equal(relu_1[:, :, 0::2, 1::2], h, out=max_pool_mask[0, 1])
+    np.greater(max_pool_mask[0, 1], max_pool_mask[0, 0], out=max_pool_mask[0, 1])  # and not before: a tie goes to the first maximum
+    _seen = max_pool_mask[0, 0] | max_pool_mask[0, 1]
+    np.equal(relu_1[:, :, 1::2, 0::2], h, out=max_pool_mask[1, 0])
+    np.greater(max_pool_mask[1, 0], _seen, out=max_pool_mask[1, 0])
+    _seen |= max_pool_mask[1, 0]
+    np.equal(relu_1[:, :, 1::2, 1::2], h, out=max_pool_mask[1, 1])
+    np.greater(max_pool_mask[1, 1], _seen, out=max_pool_mask[1, 1])  # bool[2,2,64,16,5,5]
     del relu_1
     d_pooled = d_h * (h > 0)
     if np.isnan(d_pooled.max()):  # inf * 0: an unselected element's gradient is 0
@@ -85,12 +88,15 @@ def lenet_like_grad(p, x):
 
     # grad of: h = nn.max_pool2d(nn.relu(nn.conv2d(x, p["w1"], p["b1"], padding=2)), 2)
     max_pool_mask_1 = _buffer('max_pool_mask_1', (2, 2, 64, 6, 14, 14), bool)  # kept between calls
-    _seen = np.zeros((64, 6, 14, 14), dtype=bool)
-    for _i in range(2):
-        for _j in range(2):
-            np.equal(relu[:, :, _i::2, _j::2], pool, out=max_pool_mask_1[_i, _j])
-            np.greater(max_pool_mask_1[_i, _j], _seen, out=max_pool_mask_1[_i, _j])  # and not seen: a tie goes to the first maximum
-            _seen |= max_pool_mask_1[_i, _j]    # bool[2,2,64,6,14,14]
+    np.equal(relu[:, :, 0::2, 0::2], pool, out=max_pool_mask_1[0, 0])
+    np.equal(relu[:, :, 0::2, 1::2], pool, out=max_pool_mask_1[0, 1])
+    np.greater(max_pool_mask_1[0, 1], max_pool_mask_1[0, 0], out=max_pool_mask_1[0, 1])  # and not before: a tie goes to the first maximum
+    _seen = max_pool_mask_1[0, 0] | max_pool_mask_1[0, 1]
+    np.equal(relu[:, :, 1::2, 0::2], pool, out=max_pool_mask_1[1, 0])
+    np.greater(max_pool_mask_1[1, 0], _seen, out=max_pool_mask_1[1, 0])
+    _seen |= max_pool_mask_1[1, 0]
+    np.equal(relu[:, :, 1::2, 1::2], pool, out=max_pool_mask_1[1, 1])
+    np.greater(max_pool_mask_1[1, 1], _seen, out=max_pool_mask_1[1, 1])  # bool[2,2,64,6,14,14]
     del relu
     d_pooled_1 = d_pool * (pool > 0)
     if np.isnan(d_pooled_1.max()):  # inf * 0: an unselected element's gradient is 0
