@@ -53,7 +53,17 @@ import graphc  # noqa: E402
 from graphc import nn  # noqa: E402
 
 F32 = np.float32
-_swv = np.lib.stride_tricks.sliding_window_view
+
+
+def _swv(x, window, axis):
+    """``sliding_window_view(x, window, axis)`` built from the strides: the same read-only
+    view without its Python argument checks (15-40 µs a call, a few % of a batch-16 step)."""
+    shape, strides = list(x.shape), x.strides
+    for a, k in zip(axis, window):
+        shape[a] -= k - 1
+    return np.lib.stride_tricks.as_strided(x, tuple(shape) + tuple(window),
+                                           strides + tuple(strides[a] for a in axis),
+                                           writeable=False)
 
 # ("conv", out channels, kernel, padding) / ("pool", k) / ("dense", out); ReLU after every
 # conv and every dense layer but the last.
@@ -260,14 +270,14 @@ def pool_fwd(x, k):
 
 
 def pool_bwd(d, x, out, k):
-    n, c, h, _ = x.shape
-    o = out.shape[2]
-    v = x[:, :, :o * k, :o * k].reshape(n, c, o, k, o, k)
-    dx = np.zeros(x.shape, d.dtype) if o * k != h else None
-    g = ((v == out[:, :, :, None, :, None]) * d[:, :, :, None, :, None]).reshape(n, c, o * k, o * k)
-    if dx is None:
-        return g
-    dx[:, :, :o * k, :o * k] = g
+    """Each window position's strided slice of the gradient in one multiply (2-3x faster
+    than one (N, C, OH, k, OW, k) broadcast, whose innermost loop is k elements long)."""
+    h, o = x.shape[2], out.shape[2]
+    dx = (np.empty if o * k == h else np.zeros)(x.shape, d.dtype)
+    for i in range(k):
+        for j in range(k):
+            s = (slice(None), slice(None), slice(i, o * k, k), slice(j, o * k, k))
+            np.multiply(x[s] == out, d, out=dx[s])
     return dx
 
 
@@ -316,10 +326,15 @@ def hand_value_and_grad(name, forms):
                     d = (d @ p[f"w{i}"].T).reshape(shape)
             elif layer[0] == "pool":
                 hin, o = caches[i]
+                if i and layers[i - 1][0] == "conv":
+                    # the ReLU before the pool: its mask on the pooled values (where the
+                    # gradient lands, the input equals the max), a quarter of the elements
+                    d = d * (o > 0)
                 d = pool_bwd(d, hin, o, layer[1])
             else:
                 a, cache = caches[i]
-                d = d * (a > 0)
+                if i + 1 >= len(layers) or layers[i + 1][0] != "pool":
+                    d = d * (a > 0)
                 d, g[f"w{i}"], g[f"b{i}"] = conv_bwd(d, cache, need_dx=i > 0)
         return loss, g
     return vg

@@ -273,10 +273,22 @@ def cases():
     return out
 
 
+def convnet_case(key):
+    """``NET:BATCH`` (benchmarks/convnets.py, e.g. ``lenet-valid:16``): (label, compiled, args)."""
+    import graphc
+    from benchmarks import convnets
+    name, n = key.split(":")
+    rng = np.random.default_rng(0)
+    p = convnets.net_params(name, rng)
+    x, y = convnets.net_data(name, int(n), rng)
+    return (f"{name} batch {n}", graphc.value_and_grad(convnets.make_graphc_loss(name)), (p, x, y))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("which", nargs="*",
-                    help="W2 W2nn W3 W4 T-LeNet compile idioms (default: all)")
+                    help="W2 W2nn W3 W4 T-LeNet compile idioms, or a convnets shape NET:BATCH "
+                         "such as lenet-valid:16 (default: all but the convnets shapes)")
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--source", action="store_true", help="also print the generated source")
@@ -306,7 +318,7 @@ def main(argv=None):
                 compile_breakdown(W.make_chain(n), W.chain_args(), (0, 1),
                                   label=f"chain of {n} steps (~{5 * n} traced nodes)")
             continue
-        label, compiled, args = all_cases[key]
+        label, compiled, args = convnet_case(key) if ":" in key else all_cases[key]
         if a.source:
             print(compiled.source(*args))
         report(label, compiled, args, top=a.top, calls=a.calls)

@@ -27,8 +27,8 @@ from .symdims import nbytes as _nbytes   # (the size the del/out= choices see)
 __all__ = ["generate", "generate_module", "graph_text"]
 
 _MAX_INLINE = 60
-_FREE_BYTES = 1 << 20          # values this large are deleted after their last use
-_REUSE_BYTES = 1 << 20         # results this large are written into a dead argument (out=)
+_FREE_BYTES = 1 << 17          # values this large are deleted after their last use
+_REUSE_BYTES = 1 << 17         # results this large are written into a dead argument (out=)
 
 
 # --- emission core -----------------------------------------------------------------

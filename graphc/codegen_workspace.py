@@ -38,7 +38,11 @@ from .primitive import REGISTRY
 __all__ = ["WORKSPACE_BYTES", "WORKSPACE_HELPERS", "fresh_node", "reaches_caller", "shares_buffer",
            "use_workspace", "workspace_lines"]
 
-WORKSPACE_BYTES = 1 << 20
+# glibc's default M_MMAP_THRESHOLD: in a process whose allocator was not tuned, blocks from
+# this size are mmap'ed and faulted in again on every call (and a kept buffer is never freed,
+# so glibc's adaptive threshold never rises above it); LeNet at batch 16 has 0.2-0.9 MB
+# temporaries (docs/performance.md, "Convolutions at small batch").
+WORKSPACE_BYTES = 1 << 17
 
 WORKSPACE_HELPERS = '''
 _WORKSPACE = threading.local()

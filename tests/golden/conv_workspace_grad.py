@@ -16,7 +16,7 @@ def lenet_like_grad(p, x):
     b2 = p['b2']
     im2col = np.zeros((64, 1, 32, 32), dtype=np.float32)
     im2col[:, :, 2:30, 2:30] = x
-    im2col = np.lib.stride_tricks.sliding_window_view(im2col, (5, 5), axis=(2, 3))  # f32[64,1,28,28,5,5]  test_perf_conv.py:52
+    im2col = np.lib.stride_tricks.as_strided(im2col, (64, 1, 28, 28, 5, 5), im2col.strides + im2col.strides[2:4], writeable=False)  # f32[64,1,28,28,5,5]  test_perf_conv.py:52
     reshape = _buffer('reshape', (64, 25, 784), np.float32)  # kept between calls
     np.copyto(reshape.reshape(64, 1, 5, 5, 28, 28), im2col.transpose(0, 1, 4, 5, 2, 3))  # f32[64,25,784]  test_perf_conv.py:52
     del im2col
@@ -25,13 +25,15 @@ def lenet_like_grad(p, x):
     del conv
     pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], relu[:, :, 0::2, 1::2]), np.maximum(relu[:, :, 1::2, 0::2], relu[:, :, 1::2, 1::2]))  # f32[64,6,14,14]  test_perf_conv.py:52
     reshape_1 = pool.transpose(1, 2, 3, 0).reshape(1, 6, 14, 14, 64)  # f32[1,6,14,14,64]  test_perf_conv.py:53
-    im2col_1 = np.lib.stride_tricks.sliding_window_view(reshape_1, (5, 5), axis=(2, 3))  # f32[1,6,10,10,64,5,5]  test_perf_conv.py:53
+    im2col_1 = np.lib.stride_tricks.as_strided(reshape_1, (1, 6, 10, 10, 64, 5, 5), reshape_1.strides + reshape_1.strides[2:4], writeable=False)  # f32[1,6,10,10,64,5,5]  test_perf_conv.py:53
+    del reshape_1
     reshape_2 = _buffer('reshape_2', (150, 6400), np.float32)  # kept between calls
     np.copyto(reshape_2.reshape(1, 6, 5, 5, 10, 10, 64), im2col_1.transpose(0, 1, 5, 6, 2, 3, 4))  # f32[150,6400]  test_perf_conv.py:53
     del im2col_1
     reshape_3 = w2.reshape(16, 150)             # f32[16,150]  test_perf_conv.py:53
     reshape_4 = (reshape_3 @ reshape_2 + b2.reshape(16, 1)).reshape(16, 10, 10, 64)  # f32[16,10,10,64]  test_perf_conv.py:53
     relu_1 = np.maximum(np.ascontiguousarray(reshape_4.transpose(3, 0, 1, 2)), 0.0)  # f32[64,16,10,10]  test_perf_conv.py:53
+    del reshape_4
     h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))  # f32[64,16,5,5]  test_perf_conv.py:53
     flat = h.reshape(64, 400)                   # f32[64,400]  test_perf_conv.py:54
 
@@ -41,16 +43,20 @@ def lenet_like_grad(p, x):
 
     # grad of: h = nn.max_pool2d(nn.relu(nn.conv2d(h, p["w2"], p["b2"])), 2)
     max_pool_mask = np.empty((2, 2, 64, 16, 5, 5), dtype=bool)
-    _seen = np.zeros((64, 16, 5, 5), dtype=bool)
-    for _i in range(2):
-        for _j in range(2):
-            np.equal(relu_1[:, :, _i::2, _j::2], h, out=max_pool_mask[_i, _j])
-            np.greater(max_pool_mask[_i, _j], _seen, out=max_pool_mask[_i, _j])  # and not seen: a tie goes to the first maximum
-            _seen |= max_pool_mask[_i, _j]      # bool[2,2,64,16,5,5]
+    np.equal(relu_1[:, :, 0::2, 0::2], h, out=max_pool_mask[0, 0])
+    np.equal(relu_1[:, :, 0::2, 1::2], h, out=max_pool_mask[0, 1])
+    np.greater(max_pool_mask[0, 1], max_pool_mask[0, 0], out=max_pool_mask[0, 1])  # and not before: a tie goes to the first maximum
+    _seen = max_pool_mask[0, 0] | max_pool_mask[0, 1]
+    np.equal(relu_1[:, :, 1::2, 0::2], h, out=max_pool_mask[1, 0])
+    np.greater(max_pool_mask[1, 0], _seen, out=max_pool_mask[1, 0])
+    _seen |= max_pool_mask[1, 0]
+    np.equal(relu_1[:, :, 1::2, 1::2], h, out=max_pool_mask[1, 1])
+    np.greater(max_pool_mask[1, 1], _seen, out=max_pool_mask[1, 1])  # bool[2,2,64,16,5,5]
+    del relu_1
     d_pooled = d_h * (h > 0)
     if np.isnan(d_pooled.max()):  # inf * 0: an unselected element's gradient is 0
         np.copyto(d_pooled, 0, where=~(h > 0))  # f32[64,16,5,5]
-    d_relu_1 = np.empty((64, 16, 10, 10), dtype=np.float32)
+    d_relu_1 = _buffer('d_relu_1', (64, 16, 10, 10), np.float32)  # kept between calls
     _values = np.ascontiguousarray(d_pooled)
     _finite = np.isfinite(_values.sum())
     for _i in range(2):
@@ -60,33 +66,42 @@ def lenet_like_grad(p, x):
             else:  # inf * 0: an unselected element's gradient is 0
                 d_relu_1[:, :, _i::2, _j::2] = np.where(max_pool_mask[_i, _j], _values, 0)  # f32[64,16,10,10]
     d_reshape_4 = d_relu_1.transpose(1, 2, 3, 0)  # f32[16,10,10,64]
+    del d_relu_1
     d_add = d_reshape_4.reshape(16, 6400)       # f32[16,6400]
+    del d_reshape_4
     d_b2 = d_add.sum(axis=1)                    # f32[16]
     d_reshape_3 = d_add @ reshape_2.T           # f32[16,150]
     del reshape_2
     d_reshape_2 = np.matmul(reshape_3.T, d_add, out=_buffer('d_reshape_2', (150, 6400), np.float32))  # f32[150,6400]
+    del d_add
     d_w2 = d_reshape_3.reshape(16, 6, 5, 5)     # f32[16,6,5,5]
     d_im2col_1 = d_reshape_2.reshape(1, 6, 5, 5, 10, 10, 64).transpose(0, 1, 4, 5, 6, 2, 3)  # f32[1,6,10,10,64,5,5]
     del d_reshape_2
-    d_reshape_1 = np.zeros((1, 6, 14, 14, 64), dtype=np.float32)
+    d_reshape_1 = _buffer('d_reshape_1', (1, 6, 14, 14, 64), np.float32)  # kept between calls
+    d_reshape_1.fill(0)
     for _i in range(5):
         for _j in range(5):
             d_reshape_1[:, :, _i:_i + 10, _j:_j + 10] += d_im2col_1[..., _i, _j]  # f32[1,6,14,14,64]
     del d_im2col_1
     d_pool = d_reshape_1.reshape(6, 14, 14, 64).transpose(3, 0, 1, 2)  # f32[64,6,14,14]
+    del d_reshape_1
 
     # grad of: h = nn.max_pool2d(nn.relu(nn.conv2d(x, p["w1"], p["b1"], padding=2)), 2)
-    max_pool_mask_1 = np.empty((2, 2, 64, 6, 14, 14), dtype=bool)
-    _seen = np.zeros((64, 6, 14, 14), dtype=bool)
-    for _i in range(2):
-        for _j in range(2):
-            np.equal(relu[:, :, _i::2, _j::2], pool, out=max_pool_mask_1[_i, _j])
-            np.greater(max_pool_mask_1[_i, _j], _seen, out=max_pool_mask_1[_i, _j])  # and not seen: a tie goes to the first maximum
-            _seen |= max_pool_mask_1[_i, _j]    # bool[2,2,64,6,14,14]
+    max_pool_mask_1 = _buffer('max_pool_mask_1', (2, 2, 64, 6, 14, 14), bool)  # kept between calls
+    np.equal(relu[:, :, 0::2, 0::2], pool, out=max_pool_mask_1[0, 0])
+    np.equal(relu[:, :, 0::2, 1::2], pool, out=max_pool_mask_1[0, 1])
+    np.greater(max_pool_mask_1[0, 1], max_pool_mask_1[0, 0], out=max_pool_mask_1[0, 1])  # and not before: a tie goes to the first maximum
+    _seen = max_pool_mask_1[0, 0] | max_pool_mask_1[0, 1]
+    np.equal(relu[:, :, 1::2, 0::2], pool, out=max_pool_mask_1[1, 0])
+    np.greater(max_pool_mask_1[1, 0], _seen, out=max_pool_mask_1[1, 0])
+    _seen |= max_pool_mask_1[1, 0]
+    np.equal(relu[:, :, 1::2, 1::2], pool, out=max_pool_mask_1[1, 1])
+    np.greater(max_pool_mask_1[1, 1], _seen, out=max_pool_mask_1[1, 1])  # bool[2,2,64,6,14,14]
     del relu
     d_pooled_1 = d_pool * (pool > 0)
     if np.isnan(d_pooled_1.max()):  # inf * 0: an unselected element's gradient is 0
         np.copyto(d_pooled_1, 0, where=~(pool > 0))  # f32[64,6,14,14]
+    del pool, d_pool
     d_relu = _buffer('d_relu', (64, 6, 28, 28), np.float32)  # kept between calls
     _values = np.ascontiguousarray(d_pooled_1)
     _finite = np.isfinite(_values.sum())
@@ -96,6 +111,7 @@ def lenet_like_grad(p, x):
                 np.multiply(_values, max_pool_mask_1[_i, _j], out=d_relu[:, :, _i::2, _j::2])
             else:  # inf * 0: an unselected element's gradient is 0
                 d_relu[:, :, _i::2, _j::2] = np.where(max_pool_mask_1[_i, _j], _values, 0)  # f32[64,6,28,28]
+    del max_pool_mask_1, d_pooled_1
     d_add_1 = d_relu.reshape(64, 6, 784)        # f32[64,6,784]
     del d_relu
     d_b1 = d_add_1.sum(axis=(0, 2))             # f32[6]

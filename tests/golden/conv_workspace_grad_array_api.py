@@ -26,12 +26,15 @@ def loss_grad(w, x, *, xp=None):
     # grad of: return (h * h).mean()
     mul = 1.992984693877551e-05 * h             # f64[32,8,14,14]
     d_h = mul + mul                             # f64[32,8,14,14]
+    del mul
 
     # grad of: h = nn.max_pool2d(nn.relu(nn.conv2d(x, w, padding=2)), 2)
     max_pool_mask = _pool_mask(xp, relu, h, (2, 2))  # bool[2,2,32,8,14,14]
     del relu
     d_pooled = _masked_mul(xp, d_h, h > 0)      # f64[32,8,14,14]
+    del h, d_h
     d_relu = _unpool(xp, d_pooled, max_pool_mask, (32, 8, 28, 28), keep='d_relu')  # f64[32,8,28,28]
+    del max_pool_mask, d_pooled
     matmul = xp.reshape(d_relu, (32, 8, 784)) @ xp.permute_dims(reshape, (0, 2, 1))  # f64[32,8,25]
     del reshape, d_relu
     d_w = xp.reshape(xp.sum(matmul, axis=0), (8, 1, 5, 5))  # f64[8,1,5,5]
