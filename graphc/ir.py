@@ -218,21 +218,9 @@ class Graph:
             g.add_node(nid, op=op, args=args, aval=aval, params=dict(params or {}),
                        name=name, where=where, **attrs)
         else:
-            succ, pred = g._succ, g._pred
-            succ[nid], pred[nid], g._node[nid] = {}, {}, node
+            g._succ[nid], g._pred[nid], g._node[nid] = {}, {}, node
             if g.__networkx_cache__:      # (nx._clear_cache, inline)
                 g.__networkx_cache__.clear()
-            mine = pred[nid]
-            for i, a in enumerate(args):  # (_add_edge, inline: a new node has no edges yet)
-                out = succ.get(a)
-                if out is None:
-                    _add_edge(g, a, nid, i)
-                    continue
-                keys = out.get(nid)
-                if keys is None:
-                    keys = out[nid] = mine[a] = {}
-                keys[i] = {"argnum": i}
-            return nid
         for i, a in enumerate(args):
             _add_edge(g, a, nid, i)
         return nid
