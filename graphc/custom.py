@@ -185,8 +185,13 @@ class custom_jvp:
         self.fn, self.rule, self._depth = fn, None, 0
 
     def defjvp(self, rule):
-        """Set the rule: ``rule(primals, tangents) -> (out, out_tangent)``."""
+        """Set the rule: ``rule(primals, tangents) -> (out, out_tangent)``.
+
+        Returns ``rule``, as ``jax.custom_jvp.defjvp`` does, so it also works as a
+        decorator (``@f.defjvp``).
+        """
         self.rule = rule
+        return rule
 
     def __call__(self, *args):
         leaves, _, _ = flatten(args)

@@ -13,9 +13,9 @@ def lambda_grad(x):
     if _sig(x) != 'float64[3,4]':
         raise _signature_error(x)
     block = np.tanh(x @ const) * 2.0            # f64[3,4]  test_custom.py:224
-    block_1 = block                             # f64[3,4]  test_custom.py:265
+    block_1 = block                             # f64[3,4]  test_custom.py:277
     block_2 = np.tanh(block_1 @ const_1) * 2.0  # f64[3,4]  test_custom.py:224
-    block_3 = block_2                           # f64[3,4]  test_custom.py:265
+    block_3 = block_2                           # f64[3,4]  test_custom.py:277
 
     # grad of: graphc.grad(lambda x: (ck(ck(x)) ** 2).sum()).source(np.ones((3, 4))))
     d_block_3 = 2 * block_3                     # f64[3,4]
