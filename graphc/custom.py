@@ -169,10 +169,10 @@ class custom_jvp:
     >>> @graphc.custom_jvp
     ... def softplus(x):
     ...     return np.log1p(np.exp(x))
-    >>> def rule(primals, tangents):
+    >>> @softplus.defjvp
+    ... def rule(primals, tangents):
     ...     (x,), (t,) = primals, tangents
     ...     return softplus(x), t / (1.0 + np.exp(-x))
-    >>> softplus.defjvp(rule)
     >>> out, dot = graphc.jvp(softplus, (np.array(0.0),), (np.array(2.0),))
     >>> float(dot)
     1.0
