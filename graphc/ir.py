@@ -165,29 +165,20 @@ class _NodeGraph(nx.MultiDiGraph):
     node_attr_dict_factory = Node
 
 
-def _add_edge(g, a, nid, i):
-    """``g.add_edge(a, nid, key=i, argnum=i)`` for two existing nodes, without
-    networkx's per-call checks."""
-    succ, pred = g._succ, g._pred
-    if a not in succ or nid not in succ:
-        g.add_edge(a, nid, key=i, argnum=i)
-        return
-    keys = succ[a].get(nid)
-    if keys is None:
-        keys = succ[a][nid] = pred[nid][a] = {}
-    keys[i] = {"argnum": i}
-
-
 def _networkx(graph) -> _NodeGraph:
     """The networkx view of ``graph``: its Node objects as the node attribute dicts
     (shared: a node's attributes read the same either way), one edge per argument."""
     g = _NodeGraph()
-    nodes = graph._nodes
+    nodes, succ, pred = graph._nodes, g._succ, g._pred
     for nid, node in nodes.items():
-        g._succ[nid], g._pred[nid], g._node[nid] = {}, {}, node
+        succ[nid], pred[nid], g._node[nid] = {}, {}, node
     for nid, node in nodes.items():
         for i, a in enumerate(node.args):
-            _add_edge(g, a, nid, i)
+            if a in succ:             # (what networkx does to the edges of a removed node)
+                keys = succ[a].get(nid)
+                if keys is None:
+                    keys = succ[a][nid] = pred[nid][a] = {}
+                keys[i] = {"argnum": i}
     return g
 
 
@@ -431,14 +422,17 @@ class Graph:
 
     def check(self) -> None:
         """Check the invariants every pass relies on; raises AssertionError naming the node."""
+        ins = {}                # {nid: {argument: slots}}, from the use counts
+        for a, u in self._users.items():
+            for v, k in u.items():
+                ins.setdefault(v, {})[a] = k
         for nid, node in self.nodes():
             assert isinstance(node, Node), f"node {nid}: not a Node"
             assert isinstance(node.aval, Aval) and isinstance(node.aval.dtype, np.dtype), \
                 f"node {nid}: aval {node.aval!r}"
             assert isinstance(node.params, dict), f"node {nid}: params {node.params!r}"
-            for a in set(node.args):
-                assert self._users.get(a, {}).get(nid) == node.args.count(a), \
-                    f"node {nid}: use counts != args"
+            assert ins.get(nid, {}) == {a: node.args.count(a) for a in node.args}, \
+                f"node {nid}: use counts != args"
             assert all(a < nid for a in node.args), f"node {nid}: not in program order"
             assert node.op in ("input", "const") or node.op in REGISTRY \
                 or node.op in SUBGRAPH_OPS, f"node {nid}: unknown op {node.op!r}"
