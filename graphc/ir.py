@@ -229,18 +229,19 @@ class Graph:
                 and isinstance(aval.dtype, np.dtype)):   # (an Aval is frozen: share it)
             aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
         args = tuple(args)
-        users = self._users
-        for a in args:
-            if a not in users:
-                raise KeyError(f"node {a} (an argument of a new {op!r} node) is not in the graph")
         node = Node(op, args, aval, dict(params) if params else {}, name, where, **attrs)
         nid = self._next
+        users = self._users
+        for a in args:
+            u = users.get(a)
+            if u is None:
+                for b in args:
+                    users.get(b, {}).pop(nid, None)
+                raise KeyError(f"node {a} (an argument of a new {op!r} node) is not in the graph")
+            u[nid] = u.get(nid, 0) + 1
         self._next += 1
         self._nodes[nid] = node
         users[nid] = {}
-        for a in args:
-            u = users[a]
-            u[nid] = u.get(nid, 0) + 1
         self._nx = None
         return nid
 

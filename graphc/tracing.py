@@ -62,6 +62,7 @@ class Trace:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.attrs = {"section": "forward"}   # extra attributes stamped on new nodes
+        self.bare_attrs = (None, None)        # (attrs, attrs less "where"): see _record
         self.names = {}                       # node id -> (frame depth, user name)
         self.active = True
         self.top_code = None                  # the traced function's own code object
@@ -275,8 +276,13 @@ def _record(prim, args, params):
     if not trace.active or cur is not trace:
         raise foreign_tracer_error(next(a for a in args if isinstance(a, Tracer)))
     # (a tracer of this trace that is no view is its own lift: the common case, inline)
-    tracers = [a if type(a) is Tracer and a._trace is trace and a._view is None
-               else trace.lift(a) for a in _big_ints_as_floats(args)]
+    for a in args:
+        if type(a) is not Tracer or a._trace is not trace or a._view is not None:
+            tracers = [a if type(a) is Tracer and a._trace is trace and a._view is None
+                       else trace.lift(a) for a in _big_ints_as_floats(args)]
+            break
+    else:
+        tracers = args                # (all tracers: no int to widen, nothing to lift)
     if prim.name in rewrites.RULES and \
             (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
         # a new object even when it is an input's node: a later write into it
@@ -299,8 +305,11 @@ def _record(prim, args, params):
     if same is not None:           # x * 1: x's node, in a new object (writes must not alias)
         return trace.tracer(tracers[same].node)
     attrs = trace.attrs            # (add_node copies it: a ** call makes a new dict)
-    if "where" in attrs:
-        attrs = {k: v for k, v in attrs.items() if k != "where"}
+    if "where" in attrs:           # (the attributes less "where", once per context)
+        bare = trace.bare_attrs
+        if bare[0] is not attrs:
+            bare = trace.bare_attrs = (attrs, {k: v for k, v in attrs.items() if k != "where"})
+        attrs = bare[1]
     nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
     if attrs.get("section") == "forward":
         n = trace.line_nodes.get(where, 0) + 1
@@ -308,7 +317,7 @@ def _record(prim, args, params):
         if n == UNROLL_NODES and where is not None and not trace.unroll_warned:
             trace.unroll_warned = True
             errors.warn_unrolled(where, n)
-    return trace.tracer(nid)
+    return Tracer(trace, nid, nodes[nid].aval)     # (trace.tracer(nid), inline)
 
 
 # Set by graphc.symdims (probing named dimensions): the shape the user's code reads.
