@@ -203,9 +203,8 @@ class Graph:
     """
 
     def __init__(self, fn_name: str = "f"):
-        # {nid: Node} in program order; {nid: {user nid: argument slots that read nid}}.
-        # No networkx graph while graphc builds and rewrites: three dicts per node and
-        # two per edge, which the garbage collector has to scan (see ``nx``).
+        # {nid: Node} in program order; {nid: {user nid: argument slots that read nid}}
+        # (no networkx graph, 3 dicts per node and 2 per edge, until ``nx`` is read)
         self._nodes: dict[int, Node] = {}
         self._users: dict[int, dict] = {}
         self._nx = None

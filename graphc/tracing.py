@@ -19,9 +19,10 @@ from . import errors, name_pause, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, UnsupportedError)
 from .ir import Graph
 from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
-from .avals import INT64_MAX, INT64_MIN, Traced, aval_of
+from .avals import Traced, aval_of, big_ints_as_floats as _big_ints_as_floats
 from .primitive import Primitive, plain_params, set_binder
 from .random_watch import RandomWatch
+from .const_share import shared_const
 from .folding import fold_constants, unit_operand as _unit_operand
 from .trace_stamp import Stamp
 from .user_code import INTERNAL_CODE, USER_CODE, attribute_error, is_internal_code, is_user_code
@@ -42,20 +43,6 @@ def current_trace():
     return s[-1] if s else None
 
 
-def _big_ints_as_floats(args):
-    """NEP 50: a Python int beyond int64 next to a floating array becomes a float
-    (``x * 2**70`` works in NumPy); next to integers it overflows (aval_of)."""
-    for a in args:      # (a plain loop: this runs for every traced op)
-        if isinstance(a, int) and not isinstance(a, bool) and not INT64_MIN <= a <= INT64_MAX:
-            break
-    else:
-        return args
-    if not any(isinstance(a, Tracer) and a.dtype.kind in "fc" for a in args):
-        return args
-    return [float(a) if isinstance(a, int) and not isinstance(a, bool)
-            and not INT64_MIN <= a <= INT64_MAX else a for a in args]
-
-
 class Trace:
     """An open recording: new operations on its tracers become graph nodes."""
 
@@ -63,6 +50,7 @@ class Trace:
         self.graph = graph
         self.attrs = {"section": "forward"}   # extra attributes stamped on new nodes
         self.bare_attrs = (None, None)        # (attrs, attrs less "where"): see _record
+        self.shared_consts = None             # {key: const node}: graphc/const_share.py
         self.names = {}                       # node id -> (frame depth, user name)
         self.active = True
         self.top_code = None                  # the traced function's own code object
@@ -107,6 +95,9 @@ class Trace:
                 x._view.check()
             return x
         aval = aval_of(x)
+        if self.shared_consts is not None and not aval.shape \
+                and self.attrs.get("section") == "backward":
+            return self.tracer(shared_const(self, x, aval))     # (graphc/const_share.py)
         if aval.weak:
             nid = self.graph.add_const(x, weak=True, **self._const_attrs())
         else:

@@ -148,3 +148,34 @@ def test_compile_time_is_linear_in_size():
             large.append(_compile_cpu(600, args))
     ratio = min(large) / min(small)
     assert ratio < 2.6, f"2x the nodes took {ratio:.2f}x the CPU time ({small}, {large})"
+
+
+def test_backward_pass_shares_its_scalar_constants_when_cse_follows(monkeypatch):
+    from graphc import compiled
+    seen = []
+    real = compiled.optimize
+
+    def spy(g):
+        seen.append(sorted((g[n].dtype.str, g[n].weak, repr(g[n].value)) for n in g.order()
+                           if g[n].op == "const" and g[n].section == "backward"))
+        return real(g)
+
+    monkeypatch.setattr(compiled, "optimize", spy)
+    x, W = _chain_args()
+    f = graphc.value_and_grad(_chain(5), argnums=(0, 1))
+    val, (dx, dW) = f(x, W)
+    consts = seen[0]
+    assert consts and len(consts) == len(set(consts))     # one node per constant (was 5 each)
+    # the values are those of the unshared trace (checked against a NumPy backward pass)
+    h, hs = x.astype(np.float64), []
+    for _ in range(5):
+        hs.append(h)
+        h = np.tanh(h @ W) * 0.5 + h
+    assert np.isclose(val, (h * h).sum(), rtol=1e-5)
+    g, gW = 2 * h, np.zeros_like(W, dtype=np.float64)
+    for hp in reversed(hs):
+        t = np.tanh(hp @ W)
+        d = g * 0.5 * (1 - t * t)
+        gW += hp.T @ d
+        g = g + d @ W.T
+    assert np.allclose(dx, g, rtol=1e-4) and np.allclose(dW, gW, rtol=1e-4)
