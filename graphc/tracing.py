@@ -25,6 +25,7 @@ from .random_watch import RandomWatch
 from .const_share import shared_const
 from .folding import fold_constants, unit_operand as _unit_operand
 from .trace_stamp import Stamp
+from .tracer_escape import escaped_error
 from .user_code import INTERNAL_CODE, USER_CODE, attribute_error, is_internal_code, is_user_code
 
 __all__ = ["Tracer", "Trace", "bind", "current_trace"]
@@ -183,36 +184,9 @@ class Trace:
 name_pause.PROFILE_HOOKS.add(Trace._profile)
 
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
-    """The error for a traced value used outside the trace that owns it.
-
-    Three situations, told apart so the message names the real mistake: the
-    value outlived its trace (kept in a global, a list, an attribute); a
-    function compiled separately inside a traced function closes over a value
-    of the enclosing trace; or the trace belongs to another thread.
-    """
-    t = x._trace
-    desc = x._desc()
-    origin = (t.graph[x.node].where if x.node in t.graph else None)
-    made = f", created at {origin}," if origin else ""
-    if not t.active:
-        return EscapedTracerError(
-            f"a traced value ({desc}){made} was used after the traced function that produced "
-            "it returned: it escaped its trace (stored in a global, a list, an attribute or a "
-            "closure)",
-            hint="return the value from the traced function (or pass it in as an argument) "
-                 "instead of keeping it; traced values only exist while graphc traces")
-    if t in _stack():
-        return EscapedTracerError(
-            f"a function that graphc compiles separately uses a traced value ({desc}){made} of "
-            "the enclosing trace: graphc.grad/value_and_grad/compile was called on concrete "
-            "arrays inside a traced function, and the inner function closes over a traced value",
-            hint="pass the traced value to the inner function as an argument, e.g. "
-                 "graphc.grad(inner, argnums=0)(y, x) instead of closing over x, so it is "
-                 "traced together with the enclosing function")
-    return EscapedTracerError(
-        f"a traced value ({desc}){made} belongs to a trace running in another thread",
-        hint="tracing state is per thread: compute the value in this thread, or pass "
-             "concrete arrays between threads")
+    """The error for a traced value used outside the trace that owns it
+    (graphc/tracer_escape.py tells the three situations apart)."""
+    return escaped_error(x, x._trace in _stack())
 
 
 def _raise_misuse(x: "Tracer", err):
@@ -235,14 +209,35 @@ VIEW_TRACKERS: dict = {}
 
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
-    out = (_record(prim, args, params) if sys.getprofile() is None    # (no hook to pause)
-           else name_pause.quiet(prim, _record, prim, args, params))  # (graphc/name_pause.py)
+    # Under the name hook every Python call and return, and every C call, until the hook
+    # is paused is a call of Trace._profile: only attribute reads and subscripts here.
+    hook = sys.getprofile()
+    if hook is not None:
+        try:                     # (name_pause.quiet's test, inline)
+            quiet = hook.__func__ in name_pause.PROFILE_HOOKS and name_pause.INTERNAL[prim]
+        except (AttributeError, KeyError):
+            quiet = name_pause.names_hook() is not None and name_pause.internal_rules(prim)
+        if quiet:
+            sys.setprofile(None)
+            try:
+                out = _recorded(prim, args, params)
+            finally:
+                sys.setprofile(hook)
+        else:
+            out = _recorded(prim, args, params)
+    else:
+        out = _recorded(prim, args, params)
+    if out.__class__ is Tracer and out._trace.jvp_levels:
+        AFTER_BIND["jvp"](out)            # forward mode: the tangent of the new value
+    return out
+
+
+def _recorded(prim, args, params):
+    out = _record(prim, args, params)
     if isinstance(out, Tracer):
         track = VIEW_TRACKERS.get(prim.name)
         if track is not None:
             track(out, args, params)
-        if out._trace.jvp_levels:
-            AFTER_BIND["jvp"](out)        # forward mode: the tangent of the new value
     return out
 
 
