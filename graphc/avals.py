@@ -54,3 +54,17 @@ def aval_of(x) -> Aval:
         check_dtype(np.complex128)
     arr = np.asarray(x)
     return Aval(arr.shape, check_dtype(arr.dtype), False)
+
+
+def big_ints_as_floats(args):
+    """NEP 50: a Python int beyond int64 next to a floating array becomes a float
+    (``x * 2**70`` works in NumPy); next to integers it overflows (aval_of)."""
+    for a in args:      # (a plain loop: this runs for every traced op)
+        if isinstance(a, int) and not isinstance(a, bool) and not INT64_MIN <= a <= INT64_MAX:
+            break
+    else:
+        return args
+    if not any(isinstance(a, Traced) and a.dtype.kind in "fc" for a in args):
+        return args
+    return [float(a) if isinstance(a, int) and not isinstance(a, bool)
+            and not INT64_MIN <= a <= INT64_MAX else a for a in args]

@@ -129,11 +129,13 @@ def call_parts(params, values):
     return args, kwargs
 
 
-def trace_into(fn, args, kwargs, body):
+def trace_into(fn, args, kwargs, body, share_constants=False):
     """Trace ``body`` on fresh inputs for ``fn``'s arguments; return the Graph.
 
     ``body(call_args, call_kwargs)`` runs inside the active trace and returns
     the result pytree.  On any error the trace is closed and nothing is kept.
+    ``share_constants``: CSE will run on the graph; the backward pass may reuse
+    its scalar constants at once (graphc/const_share.py).
     """
     params, values = from_function(fn, args, kwargs)
     leaves, tdef, paths = flatten(tuple(values))
@@ -147,6 +149,7 @@ def trace_into(fn, args, kwargs, body):
     avals = [_input_aval(x, sig, p, where) for x, p in zip(leaves, paths)]
     t = Trace(g)
     t.top_code = getattr(inspect.unwrap(fn), "__code__", None)
+    t.shared_consts = {} if share_constants else None
     try:
         with t.activate():
             tracers = [t.tracer(g.add_input(a, name=leaf_name(sig, p), where=where))

@@ -8,6 +8,7 @@ deterministic: the same graph always gives the same text.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
@@ -162,6 +163,27 @@ def _fresh(op) -> bool:
     return prim is not None and prim.fresh_result
 
 
+def _where_used(g, stmt, nid):
+    """The statement index where ``nid``'s value is used (through inlined expressions)."""
+    while nid not in stmt:
+        nid = next(iter(g.users(nid)))
+    return stmt[nid]
+
+
+def _read_after(g, stmt, outputs, nid, i, depth=0):
+    """Is ``nid``'s buffer read after statement ``i``, directly or through a view?
+    (An output is read after every statement: by the caller.)"""
+    if nid in outputs:
+        return True
+    for u in g.users(nid):
+        if _where_used(g, stmt, u) > i:
+            return True
+        if not _fresh(g[u].op) and (depth > 20 or _read_after(g, stmt, outputs, u, i,
+                                                               depth + 1)):
+            return True
+    return False
+
+
 def _reuse(em: _Emitter, items):
     """{statement index: (donor name, new text)}: write a result into a dead argument.
 
@@ -175,23 +197,10 @@ def _reuse(em: _Emitter, items):
     g = em.g
     stmt = {nid: i for i, (nid, _) in enumerate(items)}
     outputs = set(g.outputs)
-
-    def where_used(nid):
-        while nid not in stmt:
-            nid = next(iter(g.users(nid)))
-        return stmt[nid]
-
-    def read_after(nid, i, depth=0):
-        """Is ``nid``'s buffer read after statement ``i``, directly or through a view?
-        (An output is read after every statement: by the caller.)"""
-        if nid in outputs:
-            return True
-        for u in g.users(nid):
-            if where_used(u) > i:
-                return True
-            if not _fresh(g[u].op) and (depth > 20 or read_after(u, i, depth + 1)):
-                return True
-        return False
+    # (module functions, not closures: a recursive closure is a reference cycle that
+    # would keep the graph alive, after its entry is dropped, until the collector runs)
+    where_used = functools.partial(_where_used, g, stmt)
+    read_after = functools.partial(_read_after, g, stmt, outputs)
 
     out = {}
     for i, (nid, lines) in enumerate(items):

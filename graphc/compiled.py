@@ -301,8 +301,8 @@ class Compiled:
             return self._build_unpaused(args, kwargs)
 
     def _build_unpaused(self, args, kwargs):
-        g = trace_into(self._signature_fn(args), args, kwargs, self._body())
-        optimize(g)
+        g = trace_into(self._signature_fn(args), args, kwargs, self._body(), True)
+        optimize(g)                     # (CSE: the trace may share constants)
         source_file = def_where(self._fn)
         source_file = source_file.rpartition(":")[0] if source_file else None
         func_name = naming.sanitize(self.__name__)

@@ -1,10 +1,12 @@
-"""The IR: a program-ordered DAG of typed nodes over networkx.
+"""The IR: a program-ordered DAG of typed nodes (shown as a networkx graph).
 
 Node ids are integers handed out in program order, so sorting ids gives the
 order the user's program ran in (and the reverse sweep walks them backwards).
 Each node holds one :class:`Node`; its ordered argument tuple ``args`` is the
-truth, and the networkx edges mirror it, one edge per argument position
-(``x * x`` has two edges, keys 0 and 1, each with an ``argnum`` attribute).
+truth.  The graph stores ``{nid: Node}`` and, per node, ``{user: slots}`` (plain
+ints: dicts the garbage collector never scans); ``Graph.nx``, the networkx
+``MultiDiGraph`` with one edge per argument position (``x * x`` has two edges,
+keys 0 and 1, each with an ``argnum`` attribute), is built from them when read.
 
 :class:`Graph` is the only code that touches networkx: everything else reads
 ``g[nid].op`` and asks ``g.users(nid)``, ``g.replace_uses(old, new)`` and
@@ -163,17 +165,21 @@ class _NodeGraph(nx.MultiDiGraph):
     node_attr_dict_factory = Node
 
 
-def _add_edge(g, a, nid, i):
-    """``g.add_edge(a, nid, key=i, argnum=i)`` for two existing nodes, without
-    networkx's per-call checks (a hot path of building a large graph)."""
-    succ, pred = g._succ, g._pred
-    if a not in succ or nid not in succ:
-        g.add_edge(a, nid, key=i, argnum=i)
-        return
-    keys = succ[a].get(nid)
-    if keys is None:
-        keys = succ[a][nid] = pred[nid][a] = {}
-    keys[i] = {"argnum": i}         # (the callers clear networkx's cache once)
+def _networkx(graph) -> _NodeGraph:
+    """The networkx view of ``graph``: its Node objects as the node attribute dicts
+    (shared: a node's attributes read the same either way), one edge per argument."""
+    g = _NodeGraph()
+    nodes, succ, pred = graph._nodes, g._succ, g._pred
+    for nid, node in nodes.items():
+        succ[nid], pred[nid], g._node[nid] = {}, {}, node
+    for nid, node in nodes.items():
+        for i, a in enumerate(node.args):
+            if a in succ:             # (what networkx does to the edges of a removed node)
+                keys = succ[a].get(nid)
+                if keys is None:
+                    keys = succ[a][nid] = pred[nid][a] = {}
+                keys[i] = {"argnum": i}
+    return g
 
 
 class Graph:
@@ -182,7 +188,8 @@ class Graph:
     Attributes
     ----------
     nx : networkx.MultiDiGraph
-        The IR.  Each node's attribute mapping is its :class:`Node`
+        The IR as a networkx graph, built when first read (and again after graphc
+        changes the graph).  Each node's attribute mapping is its :class:`Node`
         (``graph.nx.nodes[n]["op"]``, read-only); edges carry ``argnum``.
     inputs, outputs : list of int
         Node ids, in order.
@@ -196,33 +203,45 @@ class Graph:
     """
 
     def __init__(self, fn_name: str = "f"):
-        self.nx = _NodeGraph()
+        # {nid: Node} in program order; {nid: {user nid: argument slots that read nid}}
+        # (no networkx graph, 3 dicts per node and 2 per edge, until ``nx`` is read)
+        self._nodes: dict[int, Node] = {}
+        self._users: dict[int, dict] = {}
+        self._nx = None
         self.inputs: list[int] = []
         self.outputs: list[int] = []
         self.fn_name = fn_name
         self.signature = None     # signature.Signature: how args/results map to leaves
         self._next = 0
 
+    @property
+    def nx(self) -> nx.MultiDiGraph:
+        g = self._nx
+        if g is None:
+            g = self._nx = _networkx(self)
+        return g
+
     # --- building ------------------------------------------------------------
     def add_node(self, op: str, args=(), aval: Aval | None = None, *, params=None,
                  name=None, where=None, **attrs) -> int:
-        nid = self._next
-        self._next += 1
         if not (type(aval) is Aval and type(aval.shape) is tuple
                 and isinstance(aval.dtype, np.dtype)):   # (an Aval is frozen: share it)
             aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
-        args, g = tuple(args), self.nx
-        try:     # the Node itself, straight into networkx's dicts (what add_node does)
-            node = Node(op, args, aval, dict(params) if params else {}, name, where, **attrs)
-        except TypeError:             # an attribute Node does not declare: networkx's way
-            g.add_node(nid, op=op, args=args, aval=aval, params=dict(params or {}),
-                       name=name, where=where, **attrs)
-        else:
-            g._succ[nid], g._pred[nid], g._node[nid] = {}, {}, node
-            if g.__networkx_cache__:      # (nx._clear_cache, inline)
-                g.__networkx_cache__.clear()
-        for i, a in enumerate(args):
-            _add_edge(g, a, nid, i)
+        args = tuple(args)
+        node = Node(op, args, aval, dict(params) if params else {}, name, where, **attrs)
+        nid = self._next
+        users = self._users
+        for a in args:
+            u = users.get(a)
+            if u is None:
+                for b in args:
+                    users.get(b, {}).pop(nid, None)
+                raise KeyError(f"node {a} (an argument of a new {op!r} node) is not in the graph")
+            u[nid] = u.get(nid, 0) + 1
+        self._next += 1
+        self._nodes[nid] = node
+        users[nid] = {}
+        self._nx = None
         return nid
 
     def add_input(self, aval: Aval, name: str, where=None, **attrs) -> int:
@@ -236,23 +255,25 @@ class Graph:
                              value=value if weak else arr, **attrs)
 
     def set_args(self, nid: int, args) -> None:
-        """Replace a node's arguments, keeping edges in step."""
+        """Replace a node's arguments, keeping the use counts in step."""
         args = tuple(args)
-        g = self.nx
-        mine = g._pred[nid]
-        have = {k: a for a, keys in mine.items() for k in keys}
-        for k, a in have.items():     # only the edges that change (no work for the rest)
-            if not (isinstance(k, int) and k < len(args) and args[k] == a):
-                keys = mine[a]        # (networkx's remove_edge: succ[a][nid] is this dict)
-                del keys[k]
-                if not keys:
-                    del g._succ[a][nid]
-                    del mine[a]
-        g._node[nid].args = args
-        for i, a in enumerate(args):
-            if have.get(i, -1) != a:
-                _add_edge(g, a, nid, i)
-        nx._clear_cache(g)
+        users = self._users
+        for a in args:
+            if a not in users:
+                raise KeyError(f"node {a} (a new argument of node {nid}) is not in the graph")
+        node = self._nodes[nid]
+        for a in node.args:
+            u = users.get(a)          # (None: a node removed before its users)
+            if u is not None and nid in u:
+                if u[nid] > 1:
+                    u[nid] -= 1
+                else:
+                    del u[nid]
+        node.args = args
+        for a in args:
+            u = users[a]
+            u[nid] = u.get(nid, 0) + 1
+        self._nx = None
 
     def replace_uses(self, old: int, new: int, carry=_CARRIED) -> None:
         """Point every use of ``old`` (and the outputs) at ``new``.
@@ -267,26 +288,37 @@ class Graph:
             for attr in carry:
                 if getattr(dst, attr) is None and getattr(src, attr) is not None:
                     setattr(dst, attr, getattr(src, attr))
-        nodes = self.nx._node
+        nodes = self._nodes
         for user in self.users(old):
             self.set_args(user, tuple([new if a == old else a for a in nodes[user].args]))
         self.outputs = [new if o == old else o for o in self.outputs]
 
     def remove_nodes(self, nids) -> None:
-        self.nx.remove_nodes_from(nids)
+        """Remove nodes (ids not in the graph are skipped, as networkx does)."""
+        nodes, users = self._nodes, self._users
+        for n in nids:
+            node = nodes.pop(n, None)
+            if node is None:
+                continue
+            for a in node.args:
+                u = users.get(a)
+                if u is not None:
+                    u.pop(n, None)
+            del users[n]
+        self._nx = None
 
     def node_map(self) -> Mapping:
         """``{nid: Node}`` of the live nodes (not in program order): for passes that read
         many nodes (``nid in m``, ``m[nid]``); never modify it, use the methods above."""
-        return self.nx._node
+        return self._nodes
 
     # --- reading -------------------------------------------------------------
     def __getitem__(self, nid: int) -> Node:
-        return self.nx._node[nid]     # (networkx's node dict: no view object per read)
+        return self._nodes[nid]
 
     def __contains__(self, nid) -> bool:
         try:
-            return nid in self.nx._node
+            return nid in self._nodes
         except TypeError:             # (unhashable)
             return False
 
@@ -296,7 +328,7 @@ class Graph:
 
     def nodes(self):
         """``(nid, node)`` pairs in program order."""
-        nodes = self.nx._node
+        nodes = self._nodes
         return [(n, nodes[n]) for n in self.order()]
 
     def aval(self, nid: int) -> Aval:
@@ -304,20 +336,20 @@ class Graph:
 
     def order(self) -> list[int]:
         """Node ids in program order."""
-        return sorted(self.nx._node)
+        return sorted(self._nodes)
 
     def users(self, nid: int) -> list[int]:
         """Distinct nodes that use ``nid``, in program order."""
-        return sorted(self.nx._succ[nid])
+        return sorted(self._users[nid])
 
     def ancestors(self, nid: int) -> set:
         """Every node ``nid`` depends on (not itself)."""
-        # (nx.ancestors' breadth-first walk over the predecessor dicts, in its order,
-        # without its per-node generator machinery)
-        pred = self.nx._pred
+        # (nx.ancestors' breadth-first walk, in its order: the distinct arguments of
+        # each node in argument order)
+        nodes = self._nodes
         seen, out, queue = {nid}, set(), deque((nid,))
         while queue:
-            for a in pred[queue.popleft()]:
+            for a in nodes[queue.popleft()].args:
                 if a not in seen:
                     seen.add(a)
                     out.add(a)
@@ -326,12 +358,11 @@ class Graph:
 
     def use_counts(self) -> dict:
         """``{nid: n_uses(nid)}`` for every node, in one read of the adjacency."""
-        return {n: sum(map(len, out.values())) for n, out in self.nx._succ.items()}
+        return {n: sum(u.values()) for n, u in self._users.items()}
 
     def n_uses(self, nid: int) -> int:
         """How many argument slots read ``nid`` (``x * x`` counts twice)."""
-        # (networkx's out_degree, without a view object per call)
-        return sum(map(len, self.nx._succ[nid].values()))
+        return sum(self._users[nid].values())
 
     def display_name(self, nid: int, names: Mapping | None = None) -> str:
         """The name a node would like, before uniquing: one rule for code, trace and drawings.
@@ -352,14 +383,14 @@ class Graph:
         primal = node.adjoint_of
         # (CSE can merge an adjoint into a forward value whose own adjoint is the first:
         # x*x is d(x*x*x)'s adjoint and vice versa; such a cycle names by op)
-        if primal is not None and primal in self.nx and node.op != "input" \
+        if primal is not None and primal in self._nodes and node.op != "input" \
                 and primal not in seen:
             seen.add(nid)
             primal = self._argument_of(nid, primal)
             base = (names or {}).get(primal) or self._display_name(primal, names, seen)
             return "d_" + sanitize(base)
         primal = node.tangent_of
-        if primal is not None and primal in self.nx and node.op != "input":
+        if primal is not None and primal in self._nodes and node.op != "input":
             base = (names or {}).get(primal) or self.display_name(primal, names)
             return "dot_" + sanitize(base)
         return node.hint or node.op
@@ -380,27 +411,28 @@ class Graph:
     def copy(self) -> "Graph":
         g = Graph(self.fn_name)
         for nid, node in self.nodes():
-            g.nx.add_node(nid)
-            g.nx.nodes[nid].update({f.name: getattr(node, f.name) for f in fields(Node)},
-                                   params=dict(node.params),
-                                   bodies=tuple(b.copy() for b in node.bodies))
-        g.nx.add_edges_from(self.nx.edges(keys=True, data=True))
+            g._nodes[nid] = node.copy()
+            g._users[nid] = dict(self._users[nid])
         g.inputs, g.outputs = list(self.inputs), list(self.outputs)
         g.signature, g._next = self.signature, self._next
         return g
 
     def __len__(self) -> int:
-        return self.nx.number_of_nodes()
+        return len(self._nodes)
 
     def check(self) -> None:
         """Check the invariants every pass relies on; raises AssertionError naming the node."""
+        ins = {}                # {nid: {argument: slots}}, from the use counts
+        for a, u in self._users.items():
+            for v, k in u.items():
+                ins.setdefault(v, {})[a] = k
         for nid, node in self.nodes():
             assert isinstance(node, Node), f"node {nid}: not a Node"
             assert isinstance(node.aval, Aval) and isinstance(node.aval.dtype, np.dtype), \
                 f"node {nid}: aval {node.aval!r}"
             assert isinstance(node.params, dict), f"node {nid}: params {node.params!r}"
-            edges = sorted((k, a) for a, _, k in self.nx.in_edges(nid, keys=True))
-            assert [a for _, a in edges] == list(node.args), f"node {nid}: edges != args"
+            assert ins.get(nid, {}) == {a: node.args.count(a) for a in node.args}, \
+                f"node {nid}: use counts != args"
             assert all(a < nid for a in node.args), f"node {nid}: not in program order"
             assert node.op in ("input", "const") or node.op in REGISTRY \
                 or node.op in SUBGRAPH_OPS, f"node {nid}: unknown op {node.op!r}"
@@ -413,8 +445,11 @@ class Graph:
                 f"node {nid}: section"
             for ref in (node.grad_of, node.adjoint_of, node.tangent_of):
                 assert ref is None or isinstance(ref, int), f"node {nid}: reference {ref!r}"
+        for n, u in self._users.items():
+            assert n in self._nodes and all(v in self._nodes for v in u), \
+                f"node {n}: users {u} not in the graph"
         for o in self.outputs + self.inputs:
-            assert o in self.nx, f"input/output {o} missing"
+            assert o in self._nodes, f"input/output {o} missing"
 
     def debug_check(self, after: str) -> "Graph":
         """``check()`` when GRAPHC_DEBUG is set (after every pass); returns the graph."""

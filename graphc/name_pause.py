@@ -17,6 +17,7 @@ from .primitive import NOT_DIFFERENTIABLE
 # The name-capturing hook functions (graphc.tracing registers Trace._profile).
 PROFILE_HOOKS: set = set()
 _INTERNAL_RULES: dict = {}
+INTERNAL = _INTERNAL_RULES        # {prim: internal_rules(prim)}, read inline by tracing.bind
 
 
 def names_hook():

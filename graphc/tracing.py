@@ -19,11 +19,13 @@ from . import errors, name_pause, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, UnsupportedError)
 from .ir import Graph
 from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
-from .avals import INT64_MAX, INT64_MIN, Traced, aval_of
+from .avals import Traced, aval_of, big_ints_as_floats as _big_ints_as_floats
 from .primitive import Primitive, plain_params, set_binder
 from .random_watch import RandomWatch
+from .const_share import shared_const
 from .folding import fold_constants, unit_operand as _unit_operand
 from .trace_stamp import Stamp
+from .tracer_escape import escaped_error
 from .user_code import INTERNAL_CODE, USER_CODE, attribute_error, is_internal_code, is_user_code
 
 __all__ = ["Tracer", "Trace", "bind", "current_trace"]
@@ -42,26 +44,14 @@ def current_trace():
     return s[-1] if s else None
 
 
-def _big_ints_as_floats(args):
-    """NEP 50: a Python int beyond int64 next to a floating array becomes a float
-    (``x * 2**70`` works in NumPy); next to integers it overflows (aval_of)."""
-    for a in args:      # (a plain loop: this runs for every traced op)
-        if isinstance(a, int) and not isinstance(a, bool) and not INT64_MIN <= a <= INT64_MAX:
-            break
-    else:
-        return args
-    if not any(isinstance(a, Tracer) and a.dtype.kind in "fc" for a in args):
-        return args
-    return [float(a) if isinstance(a, int) and not isinstance(a, bool)
-            and not INT64_MIN <= a <= INT64_MAX else a for a in args]
-
-
 class Trace:
     """An open recording: new operations on its tracers become graph nodes."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
         self.attrs = {"section": "forward"}   # extra attributes stamped on new nodes
+        self.bare_attrs = (None, None)        # (attrs, attrs less "where"): see _record
+        self.shared_consts = None             # {key: const node}: graphc/const_share.py
         self.names = {}                       # node id -> (frame depth, user name)
         self.active = True
         self.top_code = None                  # the traced function's own code object
@@ -106,6 +96,9 @@ class Trace:
                 x._view.check()
             return x
         aval = aval_of(x)
+        if self.shared_consts is not None and not aval.shape \
+                and self.attrs.get("section") == "backward":
+            return self.tracer(shared_const(self, x, aval))     # (graphc/const_share.py)
         if aval.weak:
             nid = self.graph.add_const(x, weak=True, **self._const_attrs())
         else:
@@ -191,36 +184,9 @@ class Trace:
 name_pause.PROFILE_HOOKS.add(Trace._profile)
 
 def foreign_tracer_error(x: "Tracer") -> EscapedTracerError:
-    """The error for a traced value used outside the trace that owns it.
-
-    Three situations, told apart so the message names the real mistake: the
-    value outlived its trace (kept in a global, a list, an attribute); a
-    function compiled separately inside a traced function closes over a value
-    of the enclosing trace; or the trace belongs to another thread.
-    """
-    t = x._trace
-    desc = x._desc()
-    origin = (t.graph[x.node].where if x.node in t.graph else None)
-    made = f", created at {origin}," if origin else ""
-    if not t.active:
-        return EscapedTracerError(
-            f"a traced value ({desc}){made} was used after the traced function that produced "
-            "it returned: it escaped its trace (stored in a global, a list, an attribute or a "
-            "closure)",
-            hint="return the value from the traced function (or pass it in as an argument) "
-                 "instead of keeping it; traced values only exist while graphc traces")
-    if t in _stack():
-        return EscapedTracerError(
-            f"a function that graphc compiles separately uses a traced value ({desc}){made} of "
-            "the enclosing trace: graphc.grad/value_and_grad/compile was called on concrete "
-            "arrays inside a traced function, and the inner function closes over a traced value",
-            hint="pass the traced value to the inner function as an argument, e.g. "
-                 "graphc.grad(inner, argnums=0)(y, x) instead of closing over x, so it is "
-                 "traced together with the enclosing function")
-    return EscapedTracerError(
-        f"a traced value ({desc}){made} belongs to a trace running in another thread",
-        hint="tracing state is per thread: compute the value in this thread, or pass "
-             "concrete arrays between threads")
+    """The error for a traced value used outside the trace that owns it
+    (graphc/tracer_escape.py tells the three situations apart)."""
+    return escaped_error(x, x._trace in _stack())
 
 
 def _raise_misuse(x: "Tracer", err):
@@ -243,14 +209,35 @@ VIEW_TRACKERS: dict = {}
 
 def bind(prim, args, params):
     """Apply primitive ``prim``: record a node while tracing, else evaluate."""
-    out = (_record(prim, args, params) if sys.getprofile() is None    # (no hook to pause)
-           else name_pause.quiet(prim, _record, prim, args, params))  # (graphc/name_pause.py)
+    # Under the name hook every Python call and return, and every C call, until the hook
+    # is paused is a call of Trace._profile: only attribute reads and subscripts here.
+    hook = sys.getprofile()
+    if hook is not None:
+        try:                     # (name_pause.quiet's test, inline)
+            quiet = hook.__func__ in name_pause.PROFILE_HOOKS and name_pause.INTERNAL[prim]
+        except (AttributeError, KeyError):
+            quiet = name_pause.names_hook() is not None and name_pause.internal_rules(prim)
+        if quiet:
+            sys.setprofile(None)
+            try:
+                out = _recorded(prim, args, params)
+            finally:
+                sys.setprofile(hook)
+        else:
+            out = _recorded(prim, args, params)
+    else:
+        out = _recorded(prim, args, params)
+    if out.__class__ is Tracer and out._trace.jvp_levels:
+        AFTER_BIND["jvp"](out)            # forward mode: the tangent of the new value
+    return out
+
+
+def _recorded(prim, args, params):
+    out = _record(prim, args, params)
     if isinstance(out, Tracer):
         track = VIEW_TRACKERS.get(prim.name)
         if track is not None:
             track(out, args, params)
-        if out._trace.jvp_levels:
-            AFTER_BIND["jvp"](out)        # forward mode: the tangent of the new value
     return out
 
 
@@ -275,8 +262,13 @@ def _record(prim, args, params):
     if not trace.active or cur is not trace:
         raise foreign_tracer_error(next(a for a in args if isinstance(a, Tracer)))
     # (a tracer of this trace that is no view is its own lift: the common case, inline)
-    tracers = [a if type(a) is Tracer and a._trace is trace and a._view is None
-               else trace.lift(a) for a in _big_ints_as_floats(args)]
+    for a in args:
+        if type(a) is not Tracer or a._trace is not trace or a._view is not None:
+            tracers = [a if type(a) is Tracer and a._trace is trace and a._view is None
+                       else trace.lift(a) for a in _big_ints_as_floats(args)]
+            break
+    else:
+        tracers = args                # (all tracers: no int to widen, nothing to lift)
     if prim.name in rewrites.RULES and \
             (stable := rewrites.rewrite(prim, tracers, params)) is not None:  # graphc/rewrites.py
         # a new object even when it is an input's node: a later write into it
@@ -299,8 +291,11 @@ def _record(prim, args, params):
     if same is not None:           # x * 1: x's node, in a new object (writes must not alias)
         return trace.tracer(tracers[same].node)
     attrs = trace.attrs            # (add_node copies it: a ** call makes a new dict)
-    if "where" in attrs:
-        attrs = {k: v for k, v in attrs.items() if k != "where"}
+    if "where" in attrs:           # (the attributes less "where", once per context)
+        bare = trace.bare_attrs
+        if bare[0] is not attrs:
+            bare = trace.bare_attrs = (attrs, {k: v for k, v in attrs.items() if k != "where"})
+        attrs = bare[1]
     nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
     if attrs.get("section") == "forward":
         n = trace.line_nodes.get(where, 0) + 1
@@ -308,7 +303,7 @@ def _record(prim, args, params):
         if n == UNROLL_NODES and where is not None and not trace.unroll_warned:
             trace.unroll_warned = True
             errors.warn_unrolled(where, n)
-    return trace.tracer(nid)
+    return Tracer(trace, nid, nodes[nid].aval)     # (trace.tracer(nid), inline)
 
 
 # Set by graphc.symdims (probing named dimensions): the shape the user's code reads.
