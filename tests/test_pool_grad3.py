@@ -218,3 +218,51 @@ def test_lenet_at_batch_16_as_before(monkeypatch):
     x2[0, 0, 0, 0] = np.inf
     with np.errstate(invalid="ignore"):
         _assert_same(new(p, x2, y), _old_call(old, monkeypatch, p, x2, y))
+
+
+# --- the entry check of exported code: an array's text cached per (dtype, shape) ---------
+def _old_sig(x):
+    """The entry check's text of an array before the cache (graphc/entry_checks.py)."""
+    return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
+
+
+def _exported(fn, *args):
+    compiled = graphc.value_and_grad(fn, argnums=0)
+    ns: dict = {}
+    exec(compile(compiled.source(*args), "<pool3-entry>", "exec"), ns)
+    return ns[compiled.export_name()], ns
+
+
+def test_entry_check_text_as_before():
+    def f(p, x):
+        return (p["w"] * x).sum()
+    p = {"w": np.ones(3, F32)}
+    fn, ns = _exported(f, p, np.ones(3, F32))
+    sig = ns["_sig"]
+    values = [np.ones((2, 3), F32), np.ones((2, 3), F32), np.ones((2, 3), ">f4"),
+              np.ones(3, np.float64), np.ones((), F32), np.ones((0, 4), np.int64),
+              np.ma.masked_array(np.ones(3, F32)), np.float32(1.0), np.int64(3),
+              np.ones((2, 2), "U3"), np.ones(2, [("a", F32), ("b", np.int8)])]
+    for _ in range(2):                  # filled, then read from the cache
+        for v in values:
+            assert sig(v) == _old_sig(v)
+        assert sig({"a": values[0], "b": [values[3], (1.0, None, "s")]}) == {
+            "a": "float32[2,3]", "b": ["float64[3]", ("float", None, "'s'")]}
+
+
+def test_entry_check_refuses_after_the_cache_is_filled():
+    def f(p, x):
+        return (p["w"] @ x).sum()
+    p = {"w": np.ones((2, 3), F32)}
+    x = np.ones(3, F32)
+    fn, ns = _exported(f, p, x)
+    value, grads = fn(p, x)
+    assert value == 6.0 and grads["w"].shape == (2, 3)
+    fn(p, x)                            # (cached texts now)
+    for bad_p, bad_x in [({"w": np.ones((3, 2), F32)}, x), (p, np.ones(3, np.float64)),
+                         ({"w": np.ones((2, 3), np.float64)}, x), ({"v": p["w"]}, x),
+                         ({"w": p["w"], "b": x}, x), (p, np.ones((3, 1), F32)),
+                         ([p["w"]], x), (p, 3.0)]:
+        with pytest.raises(ValueError, match="this code was generated for"):
+            fn(bad_p, bad_x)
+    assert len(ns["_SIGS"]) <= 256
