@@ -10,14 +10,14 @@ refines the mask only when some window matched more than once::
     M = np.empty((2, 2, 16, 6, 14, 14), dtype=bool)
     np.equal(relu[:, :, 0::2, 0::2], pool, out=M[0, 0])
     ...                                       # one np.equal per window position
-    if np.isnan(pool.sum()) or np.count_nonzero(M) != 18816:  # a tie (or a nan maximum)
+    if np.isnan(pool.max()) or np.count_nonzero(M) != 18816:  # a tie (or a nan maximum)
         np.greater(M[0, 1], M[0, 0], out=M[0, 1])
         ...                                   # the first maximum alone, as before
 
 A maximum that is not nan is one of its window's elements, so each window matches at
 least once; a count of exactly one per window means each window matched once, and
 the mask is the first-maximum mask as it is.  A nan maximum matches nothing, so it
-could hide another window's tie from the count: ``pool.sum()`` is nan then, and the
+could hide another window's tie from the count: ``pool.max()`` is nan then, and the
 exact rule runs.
 
 **After a ReLU** (LeNet's conv, ReLU, pool) the windows of a dead region are all 0 and
@@ -134,7 +134,7 @@ def pool_check(em, items) -> None:
         relu = _relu_form(em, items, i)
         if relu is None:
             items[i] = (nid, [lines[0], *equals,
-                              f"if np.isnan({ms}.sum()) or np.count_nonzero({name}) != {windows}:"
+                              f"if np.isnan({ms}.max()) or np.count_nonzero({name}) != {windows}:"
                               "  # a tie or a nan maximum: the first maximum alone",
                               *("    " + line for line in refine)])
             continue
@@ -151,7 +151,7 @@ def pool_check(em, items) -> None:
             "# where the gradient is not 0, x == max is the first-maximum mask when each window",
             f"# with a positive max matched once (a ReLU's zero windows match {k} times, and get 0",
             "# whichever element is marked); else (a tie, inf or nan) the exact rule:",
-            f"if (not _finite or np.isnan({ms}.sum())",
+            f"if (not _finite or np.isnan({ms}.max())",
             f"        or np.count_nonzero({name}) != {windows} + {k - 1} * ({windows} - "
             f"np.count_nonzero({positive}))):",
             *("    " + line for line in refine),

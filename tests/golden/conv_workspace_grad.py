@@ -55,7 +55,7 @@ def lenet_like_grad(p, x):
     # where the gradient is not 0, x == max is the first-maximum mask when each window
     # with a positive max matched once (a ReLU's zero windows match 4 times, and get 0
     # whichever element is marked); else (a tie, inf or nan) the exact rule:
-    if (not _finite or np.isnan(h.sum())
+    if (not _finite or np.isnan(h.max())
             or np.count_nonzero(max_pool_mask) != 25600 + 3 * (25600 - np.count_nonzero(_pos))):
         np.greater(max_pool_mask[0, 1], max_pool_mask[0, 0], out=max_pool_mask[0, 1])  # and not before: a tie goes to the first maximum
         _seen = max_pool_mask[0, 0] | max_pool_mask[0, 1]
@@ -108,7 +108,7 @@ def lenet_like_grad(p, x):
     # where the gradient is not 0, x == max is the first-maximum mask when each window
     # with a positive max matched once (a ReLU's zero windows match 4 times, and get 0
     # whichever element is marked); else (a tie, inf or nan) the exact rule:
-    if (not _finite or np.isnan(pool.sum())
+    if (not _finite or np.isnan(pool.max())
             or np.count_nonzero(max_pool_mask_1) != 75264 + 3 * (75264 - np.count_nonzero(_pos))):
         np.greater(max_pool_mask_1[0, 1], max_pool_mask_1[0, 0], out=max_pool_mask_1[0, 1])  # and not before: a tie goes to the first maximum
         _seen = max_pool_mask_1[0, 0] | max_pool_mask_1[0, 1]
