@@ -266,3 +266,27 @@ def test_entry_check_refuses_after_the_cache_is_filled():
         with pytest.raises(ValueError, match="this code was generated for"):
             fn(bad_p, bad_x)
     assert len(ns["_SIGS"]) <= 256
+
+
+def test_one_module_for_every_batch_size():
+    """A named batch dimension: the window count is written in terms of it."""
+    rng = np.random.default_rng(3)
+    p = {"w": rng.normal(size=(4, 2, 3, 3)).astype(F32), "b": np.zeros(4, F32)}
+
+    def f(p, x, v):
+        h = nn.relu(nn.conv2d(x, p["w"], p["b"], padding=1))
+        return (nn.max_pool2d(h, 2) * v).sum()
+    vg = graphc.value_and_grad(f)
+    src = vg.source(p, graphc.Spec(("n", 2, 12, 12), F32), graphc.Spec(("n", 4, 6, 6), F32))
+    assert "np.count_nonzero(max_pool_mask) != (n * 144) + 3 * ((n * 144) - " in src
+    ns: dict = {}
+    exec(compile(src, "<pool3-spec>", "exec"), ns)
+    fn = ns[vg.export_name()]
+    for n in (3, 5):
+        x = rng.normal(size=(n, 2, 12, 12)).astype(F32)
+        x[0, :, 4:8, 4:8] = 2.0                 # a flat patch: ties after the ReLU
+        v = rng.normal(size=(n, 4, 6, 6)).astype(F32)
+        (a, ga), (b, gb) = fn(p, x, v), vg(p, x, v)
+        _same_bits(a, b)
+        for k in p:
+            _same_bits(ga[k], gb[k])
