@@ -290,3 +290,22 @@ def test_one_module_for_every_batch_size():
         _same_bits(a, b)
         for k in p:
             _same_bits(ga[k], gb[k])
+
+
+@pytest.mark.parametrize("kernel", [(1, 2), (2, 1), (2, 3)])
+@pytest.mark.parametrize("fn", [_relu_pool, _pool_only])
+def test_rectangular_windows(monkeypatch, fn, kernel):
+    """Two positions (one refinement line) and 2x3 windows over a cropped image."""
+    kh, kw = kernel
+    rng = np.random.default_rng(kh * 10 + kw)
+    x = rng.normal(size=(2, 3, 5 * kh - 1, 4 * kw - 1)).astype(F32)   # cropped if k > 1
+    x[0, 0, :kh, :kw] = 1.5                     # a tie at a positive maximum
+    x[1, 2, :kh, kw:2 * kw] = -0.5              # a dead window, a tie at a negative one
+    p = {"s": F32(1.0), "v": rng.normal(size=(2, 3, 4, 3)).astype(F32)}
+    new, old = _both(fn(kernel))
+    for data in (x, rng.normal(size=x.shape).astype(F32)):
+        _assert_same(new(p, data), _old_call(old, monkeypatch, p, data))
+    _, (gp, gx) = new(p, x)
+    tgx, tgv = _torch_grads(fn.__name__, p, x, kernel)
+    np.testing.assert_array_equal(gx, tgx)
+    np.testing.assert_array_equal(gp["v"], tgv)
