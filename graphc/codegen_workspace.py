@@ -32,6 +32,7 @@ import numpy as np
 import re
 
 from . import symdims
+from .codegen_pool_check import pool_check
 from .codegen_share_check import share_check_on_sum
 from .primitive import REGISTRY
 
@@ -80,13 +81,15 @@ def use_workspace(em, items, reused):
     """Rewrite ``items`` in place: first the codegen's reuse of dead arguments
     (``reused``: {statement index: (donor name, new text)}), then the statements that
     :func:`workspace_lines` moves into kept buffers, then a ReLU gradient's nan check
-    onto the sum that follows it (graphc/codegen_share_check.py)."""
+    onto the sum that follows it (graphc/codegen_share_check.py), and max pooling's
+    first-maximum mask checked for ties before it is refined (graphc/codegen_pool_check.py)."""
     for i, (donor, text) in reused.items():
         items[i] = (items[i][0], [text])
     donors = {d for d, _ in reused.values()}
     for i, lines in workspace_lines(em, items, donors).items():
         items[i] = (items[i][0], lines)
     share_check_on_sum(em, items)
+    pool_check(em, items)
 
 
 def shares_buffer(g, user) -> bool:

@@ -45,20 +45,28 @@ def lenet_like_grad(p, x):
     max_pool_mask = np.empty((2, 2, 64, 16, 5, 5), dtype=bool)
     np.equal(relu_1[:, :, 0::2, 0::2], h, out=max_pool_mask[0, 0])
     np.equal(relu_1[:, :, 0::2, 1::2], h, out=max_pool_mask[0, 1])
-    np.greater(max_pool_mask[0, 1], max_pool_mask[0, 0], out=max_pool_mask[0, 1])  # and not before: a tie goes to the first maximum
-    _seen = max_pool_mask[0, 0] | max_pool_mask[0, 1]
     np.equal(relu_1[:, :, 1::2, 0::2], h, out=max_pool_mask[1, 0])
-    np.greater(max_pool_mask[1, 0], _seen, out=max_pool_mask[1, 0])
-    _seen |= max_pool_mask[1, 0]
-    np.equal(relu_1[:, :, 1::2, 1::2], h, out=max_pool_mask[1, 1])
-    np.greater(max_pool_mask[1, 1], _seen, out=max_pool_mask[1, 1])  # bool[2,2,64,16,5,5]
+    np.equal(relu_1[:, :, 1::2, 1::2], h, out=max_pool_mask[1, 1])  # bool[2,2,64,16,5,5]
     del relu_1
-    d_pooled = d_h * (h > 0)
-    if np.isnan(d_pooled.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(d_pooled, 0, where=~(h > 0))  # f32[64,16,5,5]
-    d_relu_1 = _buffer('d_relu_1', (64, 16, 10, 10), np.float32)  # kept between calls
+    _pos = h > 0
+    d_pooled = d_h * _pos
     _values = np.ascontiguousarray(d_pooled)
     _finite = np.isfinite(_values.sum())
+    # where the gradient is not 0, x == max is the first-maximum mask when each window
+    # with a positive max matched once (a ReLU's zero windows match 4 times, and get 0
+    # whichever element is marked); else (a tie, inf or nan) the exact rule:
+    if (not _finite or np.isnan(h.max())
+            or np.count_nonzero(max_pool_mask) != 25600 + 3 * (25600 - np.count_nonzero(_pos))):
+        np.greater(max_pool_mask[0, 1], max_pool_mask[0, 0], out=max_pool_mask[0, 1])  # and not before: a tie goes to the first maximum
+        _seen = max_pool_mask[0, 0] | max_pool_mask[0, 1]
+        np.greater(max_pool_mask[1, 0], _seen, out=max_pool_mask[1, 0])
+        _seen |= max_pool_mask[1, 0]
+        np.greater(max_pool_mask[1, 1], _seen, out=max_pool_mask[1, 1])
+        if np.isnan(d_pooled.max()):  # inf * 0: an unselected element's gradient is 0
+            np.copyto(d_pooled, 0, where=~(h > 0))
+            _values = np.ascontiguousarray(d_pooled)
+            _finite = np.isfinite(_values.sum())  # f32[64,16,5,5]
+    d_relu_1 = _buffer('d_relu_1', (64, 16, 10, 10), np.float32)  # kept between calls
     for _i in range(2):
         for _j in range(2):
             if _finite:
@@ -90,21 +98,29 @@ def lenet_like_grad(p, x):
     max_pool_mask_1 = _buffer('max_pool_mask_1', (2, 2, 64, 6, 14, 14), bool)  # kept between calls
     np.equal(relu[:, :, 0::2, 0::2], pool, out=max_pool_mask_1[0, 0])
     np.equal(relu[:, :, 0::2, 1::2], pool, out=max_pool_mask_1[0, 1])
-    np.greater(max_pool_mask_1[0, 1], max_pool_mask_1[0, 0], out=max_pool_mask_1[0, 1])  # and not before: a tie goes to the first maximum
-    _seen = max_pool_mask_1[0, 0] | max_pool_mask_1[0, 1]
     np.equal(relu[:, :, 1::2, 0::2], pool, out=max_pool_mask_1[1, 0])
-    np.greater(max_pool_mask_1[1, 0], _seen, out=max_pool_mask_1[1, 0])
-    _seen |= max_pool_mask_1[1, 0]
-    np.equal(relu[:, :, 1::2, 1::2], pool, out=max_pool_mask_1[1, 1])
-    np.greater(max_pool_mask_1[1, 1], _seen, out=max_pool_mask_1[1, 1])  # bool[2,2,64,6,14,14]
+    np.equal(relu[:, :, 1::2, 1::2], pool, out=max_pool_mask_1[1, 1])  # bool[2,2,64,6,14,14]
     del relu
-    d_pooled_1 = d_pool * (pool > 0)
-    if np.isnan(d_pooled_1.max()):  # inf * 0: an unselected element's gradient is 0
-        np.copyto(d_pooled_1, 0, where=~(pool > 0))  # f32[64,6,14,14]
-    del pool, d_pool
-    d_relu = _buffer('d_relu', (64, 6, 28, 28), np.float32)  # kept between calls
+    _pos = pool > 0
+    d_pooled_1 = d_pool * _pos
     _values = np.ascontiguousarray(d_pooled_1)
     _finite = np.isfinite(_values.sum())
+    # where the gradient is not 0, x == max is the first-maximum mask when each window
+    # with a positive max matched once (a ReLU's zero windows match 4 times, and get 0
+    # whichever element is marked); else (a tie, inf or nan) the exact rule:
+    if (not _finite or np.isnan(pool.max())
+            or np.count_nonzero(max_pool_mask_1) != 75264 + 3 * (75264 - np.count_nonzero(_pos))):
+        np.greater(max_pool_mask_1[0, 1], max_pool_mask_1[0, 0], out=max_pool_mask_1[0, 1])  # and not before: a tie goes to the first maximum
+        _seen = max_pool_mask_1[0, 0] | max_pool_mask_1[0, 1]
+        np.greater(max_pool_mask_1[1, 0], _seen, out=max_pool_mask_1[1, 0])
+        _seen |= max_pool_mask_1[1, 0]
+        np.greater(max_pool_mask_1[1, 1], _seen, out=max_pool_mask_1[1, 1])
+        if np.isnan(d_pooled_1.max()):  # inf * 0: an unselected element's gradient is 0
+            np.copyto(d_pooled_1, 0, where=~(pool > 0))
+            _values = np.ascontiguousarray(d_pooled_1)
+            _finite = np.isfinite(_values.sum())  # f32[64,6,14,14]
+    del pool, d_pool
+    d_relu = _buffer('d_relu', (64, 6, 28, 28), np.float32)  # kept between calls
     for _i in range(2):
         for _j in range(2):
             if _finite:
@@ -128,12 +144,22 @@ _SIGNATURE = {
 }
 
 
+_SIGS = {}      # {(dtype, shape): _sig's text}: an array's text is built once
+
+
 def _sig(x):
     """An argument as the entry check compares it: dtype and shape of an array,
     'float' for a Python float, the value of a static int/bool/str/None, and
     the same of each item of a dict, list or tuple."""
+    if type(x) is np.ndarray:
+        text = _SIGS.get((x.dtype, x.shape))
+        if text is not None:
+            return text
     if isinstance(x, (np.ndarray, np.generic)):
-        return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
+        text = f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
+        if type(x) is np.ndarray and len(_SIGS) < 256:
+            _SIGS[x.dtype, x.shape] = text
+        return text
     if type(x) is float:
         return "float"
     if isinstance(x, dict):

@@ -22,12 +22,22 @@ _SIGNATURE = {
 }
 
 
+_SIGS = {}      # {(dtype, shape): _sig's text}: an array's text is built once
+
+
 def _sig(x):
     """An argument as the entry check compares it: dtype and shape of an array,
     'float' for a Python float, the value of a static int/bool/str/None, and
     the same of each item of a dict, list or tuple."""
+    if type(x) is np.ndarray:
+        text = _SIGS.get((x.dtype, x.shape))
+        if text is not None:
+            return text
     if isinstance(x, (np.ndarray, np.generic)):
-        return f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
+        text = f"{x.dtype.name}[{','.join([str(d) for d in x.shape])}]"
+        if type(x) is np.ndarray and len(_SIGS) < 256:
+            _SIGS[x.dtype, x.shape] = text
+        return text
     if type(x) is float:
         return "float"
     if isinstance(x, dict):
