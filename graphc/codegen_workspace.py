@@ -10,12 +10,14 @@ buffers it keeps (one set per thread, in a ``threading.local``) instead of fresh
     np.copyto(reshape.reshape(64, 1, 5, 5, 28, 28), im2col.transpose(0, 1, 4, 5, 2, 3))
     d_cols = np.matmul(w.T, d_out, out=_buffer('d_cols', (150, 6400), np.float32))
 
-Three forms qualify, each only at the top level of the function, at least
+Four forms qualify, each only at the top level of the function, at least
 ``WORKSPACE_BYTES`` large, and only when the value cannot reach the caller:
 
 - the copy that materializes convolution windows (a reshape of a transposed ``im2col``
   view, which always copies);
-- a matrix product written as its own statement;
+- a matrix product written as its own statement, or with a bias added to it
+  (``(w @ cols + b).reshape(...)``, a convolution's GEMM: the product into the buffer,
+  then ``+=`` the bias);
 - an emission that starts by allocating the node's own array (``np.empty`` / ``np.zeros``,
   e.g. the gradient of max pooling): it takes the kept buffer (zeroed again for zeros).
 
@@ -32,6 +34,7 @@ import numpy as np
 import re
 
 from . import symdims
+from .codegen_layout import fuse_layout_copies
 from .codegen_pool_check import pool_check
 from .codegen_share_check import share_check_on_sum
 from .primitive import REGISTRY
@@ -79,17 +82,39 @@ def fresh_node(g, nid, depth=0) -> bool:
 
 def use_workspace(em, items, reused):
     """Rewrite ``items`` in place: first the codegen's reuse of dead arguments
-    (``reused``: {statement index: (donor name, new text)}), then the statements that
+    (``reused``: {statement index: (donor name, new text)}), then an elementwise op
+    reading a layout copy in one pass (graphc/codegen_layout.py), then the statements that
     :func:`workspace_lines` moves into kept buffers, then a ReLU gradient's nan check
     onto the sum that follows it (graphc/codegen_share_check.py), and max pooling's
     first-maximum mask checked for ties before it is refined (graphc/codegen_pool_check.py)."""
     for i, (donor, text) in reused.items():
         items[i] = (items[i][0], [text])
-    donors = {d for d, _ in reused.values()}
+    for i, lines in fuse_layout_copies(em, items, reused).items():   # graphc/codegen_layout.py
+        items[i] = (items[i][0], lines)
+    donors = _caller_donors(em, items, reused)
     for i, lines in workspace_lines(em, items, donors).items():
         items[i] = (items[i][0], lines)
     share_check_on_sum(em, items)
     pool_check(em, items)
+
+
+def _caller_donors(em, items, reused):
+    """The donors of the out= reuse whose buffer may reach the caller: the result written
+    into it (or a result written into that one in turn, ...) reaches the caller.  The
+    others, such as a convolution's GEMM result that its ReLU overwrites when neither
+    is returned, may still be kept buffers."""
+    outputs = set(em.g.outputs)
+    result_in = {d: items[i][0] for i, (d, _) in reused.items()}   # donor name -> result
+
+    def reaches(name):
+        seen = set()
+        while name in result_in and name not in seen:
+            seen.add(name)
+            if reaches_caller(em.g, result_in[name], outputs):
+                return True
+            name = em.name.get(result_in[name])
+        return False
+    return {d for d in result_in if reaches(d)}
 
 
 def shares_buffer(g, user) -> bool:
@@ -176,4 +201,33 @@ def workspace_lines(em, items, donors=()):
         elif node.op == "matmul" and all(g[a].dtype == node.dtype for a in node.args):
             a, b = (em.ref(x, 0) for x in node.args)
             out[i] = [f"{name} = np.matmul({a}, {b}, out={buf})"]
+        elif (lines := _gemm_bias_lines(em, nid, name)) is not None:
+            out[i] = lines
     return out
+
+
+def _inlined(em, nid):
+    return nid in em.expr and nid not in em.name and em.edge_count.get(nid, 0) == 1
+
+
+def _gemm_bias_lines(em, nid, name):
+    """``(a @ b + bias).reshape(...)`` (a convolution's GEMM and its bias): the product
+    into a kept buffer and the bias added there, the same two float32 operations
+    (NumPy adds into the product's temporary in place) without the fresh product."""
+    g, node, shape = em.g, em.g[nid], None
+    if node.op == "reshape" and _inlined(em, node.args[0]):
+        shape, nid = tuple(node.shape), node.args[0]
+        node = g[nid]
+    if node.op != "add" or len(node.args) != 2:
+        return None
+    for m, bias in (node.args, node.args[::-1]):
+        mm = g[m]
+        if (mm.op == "matmul" and _inlined(em, m) and tuple(mm.shape) == tuple(node.shape)
+                and all(g[x].dtype == node.dtype for x in (m, bias, *mm.args))):
+            dt = f"np.{node.dtype.name}"
+            a, b = (em.ref(x, 0) for x in mm.args)
+            lines = [f"{name} = np.matmul({a}, {b}, "
+                     f"out=_buffer({name!r}, {tuple(node.shape)!r}, {dt}))  # kept between calls",
+                     f"{name} += {em.ref(bias, 0)}"]
+            return lines + ([f"{name} = {name}.reshape{shape!r}"] if shape is not None else [])
+    return None

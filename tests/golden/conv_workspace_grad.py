@@ -20,7 +20,9 @@ def lenet_like_grad(p, x):
     reshape = _buffer('reshape', (64, 25, 784), np.float32)  # kept between calls
     np.copyto(reshape.reshape(64, 1, 5, 5, 28, 28), im2col.transpose(0, 1, 4, 5, 2, 3))  # f32[64,25,784]  test_perf_conv.py:52
     del im2col
-    conv = (w1.reshape(6, 25) @ reshape + b1.reshape(1, 6, 1)).reshape(64, 6, 28, 28)  # f32[64,6,28,28]  test_perf_conv.py:52
+    conv = np.matmul(w1.reshape(6, 25), reshape, out=_buffer('conv', (64, 6, 784), np.float32))  # kept between calls
+    conv += b1.reshape(1, 6, 1)
+    conv = conv.reshape(64, 6, 28, 28)          # f32[64,6,28,28]  test_perf_conv.py:52
     relu = np.maximum(conv, 0.0, out=conv)      # f32[64,6,28,28]  test_perf_conv.py:52
     del conv
     pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], relu[:, :, 0::2, 1::2]), np.maximum(relu[:, :, 1::2, 0::2], relu[:, :, 1::2, 1::2]))  # f32[64,6,14,14]  test_perf_conv.py:52
@@ -31,8 +33,11 @@ def lenet_like_grad(p, x):
     np.copyto(reshape_2.reshape(1, 6, 5, 5, 10, 10, 64), im2col_1.transpose(0, 1, 5, 6, 2, 3, 4))  # f32[150,6400]  test_perf_conv.py:53
     del im2col_1
     reshape_3 = w2.reshape(16, 150)             # f32[16,150]  test_perf_conv.py:53
-    reshape_4 = (reshape_3 @ reshape_2 + b2.reshape(16, 1)).reshape(16, 10, 10, 64)  # f32[16,10,10,64]  test_perf_conv.py:53
-    relu_1 = np.maximum(np.ascontiguousarray(reshape_4.transpose(3, 0, 1, 2)), 0.0)  # f32[64,16,10,10]  test_perf_conv.py:53
+    reshape_4 = np.matmul(reshape_3, reshape_2, out=_buffer('reshape_4', (16, 6400), np.float32))  # kept between calls
+    reshape_4 += b2.reshape(16, 1)
+    reshape_4 = reshape_4.reshape(16, 10, 10, 64)  # f32[16,10,10,64]  test_perf_conv.py:53
+    relu_1 = _buffer('relu_1', (64, 16, 10, 10), np.float32)  # kept between calls
+    np.maximum(reshape_4.transpose(3, 0, 1, 2), 0.0, out=relu_1)  # f32[64,16,10,10]  test_perf_conv.py:53
     del reshape_4
     h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))  # f32[64,16,5,5]  test_perf_conv.py:53
     flat = h.reshape(64, 400)                   # f32[64,400]  test_perf_conv.py:54
