@@ -76,17 +76,18 @@ def fresh_node(g, nid, depth=0) -> bool:
             and fresh_node(g, a, depth + 1))
 
 
-def use_workspace(em, items, reused):
+def use_workspace(em, items, reused) -> list:
     """Rewrite ``items`` in place: first the codegen's reuse of dead arguments
     (``reused``: {statement index: (donor name, new text)}), then the statements that
     :func:`workspace_lines` moves into kept buffers, then a ReLU gradient's nan check
-    onto the sum that follows it (graphc/codegen_share_check.py)."""
+    onto the sum that follows it (graphc/codegen_share_check.py), whose moved statements
+    it returns (:func:`share_check_on_sum`)."""
     for i, (donor, text) in reused.items():
         items[i] = (items[i][0], [text])
     donors = {d for d, _ in reused.values()}
     for i, lines in workspace_lines(em, items, donors).items():
         items[i] = (items[i][0], lines)
-    share_check_on_sum(em, items)
+    return share_check_on_sum(em, items)
 
 
 def shares_buffer(g, user) -> bool:
