@@ -98,3 +98,148 @@ def test_nan_input_at_full_size():
         np.testing.assert_array_equal(np.isnan(g[k]), np.isnan(want[k]))
         ok = ~np.isnan(want[k])
         np.testing.assert_allclose(g[k][ok], want[k][ok], rtol=2e-3, atol=1e-6)
+
+
+# --- the sum of a one-hot seed (graphc/passes/onehot_sum.py) -----------------------------
+def _old_seed_gradient(s, y):
+    """The loss gradient by the ops graphc generated before the fold, in NumPy."""
+    n = len(y)
+    z = s - s.max(axis=1, keepdims=True)
+    exp = np.exp(z)
+    sum_ = exp.sum(axis=1, keepdims=True)
+    d_logp = np.zeros(s.shape, s.dtype)
+    d_logp[np.arange(n), y] = np.full((n,), -(s.dtype.type(1) / s.dtype.type(n)), s.dtype)
+    d_sum = (-d_logp).sum(axis=1, keepdims=True) / sum_
+    return d_logp + d_sum * exp
+
+
+def _loss(s, y):
+    z = s - s.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(s.shape[0]), y].mean()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fold_gives_the_same_bits(dtype):
+    rng = np.random.default_rng(7)
+    s = (rng.standard_normal((64, 10)) * 4).astype(dtype)
+    y = rng.integers(0, 10, 64)
+    g = graphc.grad(_loss)
+    src = g.source(s, y)
+    assert "d_sum = 0.015625 / sum_" in src and "(-d_logp).sum(" not in src
+    got = g(s, y)
+    assert got.dtype == dtype
+    assert got.tobytes() == _old_seed_gradient(s, y).tobytes()
+
+
+def test_negative_labels_are_the_same_rows():
+    rng = np.random.default_rng(8)
+    s = rng.standard_normal((16, 5))
+    y = rng.integers(-5, 5, 16)                 # -1 is the last class, as in NumPy
+    got = graphc.grad(_loss)(s, y)
+    assert got.tobytes() == _old_seed_gradient(s, y).tobytes()
+    np.testing.assert_allclose(got, graphc.grad(_loss)(s, y % 5), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("how", ["grad", "value_and_grad"])
+def test_an_out_of_range_label_still_raises(how):
+    s = np.zeros((4, 3))
+    f = getattr(graphc, how)(_loss)
+    f(s, np.array([0, 1, 2, 0]))
+    with pytest.raises(IndexError):
+        f(s, np.array([0, 1, 3, 0]))
+
+
+def test_a_seed_used_only_through_its_sum_is_not_folded():
+    # the broadcast's gradient sums the one-hot seed and nothing else reads it: folding
+    # would drop the scatter, and with it the IndexError of an out-of-range label
+    def f(z, y):
+        b = np.broadcast_to(z.sum(axis=1, keepdims=True), (z.shape[0], 3))
+        return b[np.arange(z.shape[0]), y].sum()
+    z = np.ones((4, 3))
+    g = graphc.grad(f)
+    np.testing.assert_array_equal(g(z, np.array([0, 1, 2, 0])), np.ones((4, 3)))
+    assert "[np.arange(4), y] = " in g.source(z, np.array([0, 1, 2, 0]))
+    with pytest.raises(IndexError):
+        g(z, np.array([0, 1, 5, 0]))
+
+
+def test_repeated_rows_are_a_real_sum():
+    # rows 0 and 0: two values in one kept position, the sum is not folded
+    rows = np.array([0, 0, 1])
+
+    def f(s, y):
+        z = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+        return (z[rows, y] * np.array([1.0, 2.0, 3.0])).sum()
+    rng = np.random.default_rng(9)
+    s, y = rng.standard_normal((2, 4)), np.array([1, 3, 2])
+    got = graphc.grad(f)(s, y)
+    want = np.zeros_like(s)
+    p = np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
+    for r, c, w in zip(rows, y, [1.0, 2.0, 3.0]):
+        want[r, c] += w
+        want[r] -= w * p[r]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_labels_along_the_kept_axis_are_not_folded():
+    # the runtime index is on the rows (kept), the constant one on the summed columns
+    cols = np.arange(4)
+
+    def f(s, r):
+        z = s - np.log(np.exp(s).sum(axis=0, keepdims=True))
+        return z[r, cols].sum()
+    rng = np.random.default_rng(10)
+    s, r = rng.standard_normal((3, 4)), np.array([2, 0, 0, 1])
+    got = graphc.grad(f)(s, r)
+    p = np.exp(s) / np.exp(s).sum(axis=0, keepdims=True)
+    want = -p.copy()
+    want[r, cols] += 1.0
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_w2_against_finite_differences():
+    rng = np.random.default_rng(11)          # W2's loss at 7-6-5-4, batch 6
+    p = {"W1": rng.standard_normal((7, 6)), "b1": rng.standard_normal(6),
+         "W2": rng.standard_normal((6, 5)), "b2": rng.standard_normal(5),
+         "W3": rng.standard_normal((5, 4)), "b3": rng.standard_normal(4)}
+    x, y = rng.standard_normal((6, 7)), rng.integers(0, 4, 6)
+    g = graphc.grad(W.mlp_loss_np)(p, x, y)
+    want = fd_grad(lambda q: W.mlp_loss_np(q, x, y), p)
+    for k in W.MLP_KEYS:
+        np.testing.assert_allclose(g[k], want[k], rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["plain", "ties", "inf-logit"])
+def test_w2_against_pytorch(dtype, case):
+    torch = pytest.importorskip("torch")
+    p, x, y = _w2(dtype)
+    if case == "ties":
+        p["b1"][:] = 0.0
+        x[5] = 0.0
+    elif case == "inf-logit":
+        p["b3"][2] = np.inf                     # every row's logit 2 is inf: nan rows
+    with np.errstate(invalid="ignore"):
+        loss, g = graphc.value_and_grad(W.mlp_loss_np)(p, x, y)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
+    tx, ty = torch.tensor(x), torch.tensor(y)
+    h1 = torch.relu(tx @ tp["W1"] + tp["b1"])
+    h2 = torch.relu(h1 @ tp["W2"] + tp["b2"])
+    s = h2 @ tp["W3"] + tp["b3"]
+    z = s - s.max(dim=1, keepdim=True).values
+    logp = z - torch.log(torch.exp(z).sum(dim=1, keepdim=True))
+    tl = -logp[torch.arange(len(y)), ty].mean()
+    tl.backward()
+    rtol, atol = (2e-4, 2e-7) if dtype == np.float32 else (1e-10, 1e-14)
+    if case == "inf-logit":
+        assert np.isnan(loss) and np.isnan(tl.item())
+        for k in ("W3", "b3", "W2", "b2"):      # torch's relu has no tie rule: the nan parts
+            assert np.isnan(g[k]).any() and torch.isnan(tp[k].grad).any()
+        return
+    np.testing.assert_allclose(loss, tl.item(), rtol=rtol)
+    for k in W.MLP_KEYS:
+        want = tp[k].grad.numpy()
+        if case == "ties" and k in ("W1", "b1"):
+            want = _by_hand(p, x, y)[1][k]     # torch gives 0 at a tie, graphc half
+        np.testing.assert_allclose(g[k], want, rtol=rtol, atol=atol)
