@@ -233,7 +233,10 @@ def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True, rewrite=Non
     items = list(em.body())
     frees = _frees(em, items) if free else {}
     if free and reuse:
-        use_workspace(em, items, _reuse(em, items))     # out= reuse, then kept buffers
+        moved = use_workspace(em, items, _reuse(em, items))     # out= reuse, then kept buffers
+        for i in moved:             # a ReLU check's exact path now reads its operands in i + 1
+            if i in frees:
+                frees.setdefault(i + 1, [])[:0] = frees.pop(i)
     elif free and rewrite is not None:      # the array-API target's (xp_workspace.py)
         rewrite(em, items)
     heads, shapes = {}, {}          # (one source line and type per where / aval: cached)

@@ -38,11 +38,14 @@ def _division_form(lines, d):
             and lines[4].startswith(f"    {d} = ") and lines[5].startswith("    np.copyto("))
 
 
-def share_check_on_sum(em, items) -> None:
+def share_check_on_sum(em, items) -> list:
     """Rewrite ``items`` (codegen's ``(nid, lines)`` statements) in place: where a
     ``max_share`` in the ReLU form is followed at once by a sum of its result, the nan
-    check reads the sum (module docstring)."""
+    check reads the sum (module docstring).  Returns the indices ``i`` of the statements
+    whose exact path moved to statement ``i + 1``: what codegen frees after ``i`` (the
+    operands that path reads) must be freed after ``i + 1`` instead."""
     g = em.g
+    moved = []
     for i in range(len(items) - 1):
         nid, lines = items[i]
         sid, sum_lines = items[i + 1]
@@ -57,3 +60,5 @@ def share_check_on_sum(em, items) -> None:
         items[i + 1] = (sid, [sum_lines[0],
                               f"if np.isnan({b}.max()):  # a nan in {d}: a tie at 0, a nan or inf * 0",
                               lines[4], lines[5], "    " + sum_lines[0]])
+        moved.append(i)
+    return moved

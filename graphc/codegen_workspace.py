@@ -80,13 +80,14 @@ def fresh_node(g, nid, depth=0) -> bool:
             and fresh_node(g, a, depth + 1))
 
 
-def use_workspace(em, items, reused):
+def use_workspace(em, items, reused) -> list:
     """Rewrite ``items`` in place: first the codegen's reuse of dead arguments
     (``reused``: {statement index: (donor name, new text)}), then an elementwise op
     reading a layout copy in one pass (graphc/codegen_layout.py), then the statements that
     :func:`workspace_lines` moves into kept buffers, then a ReLU gradient's nan check
-    onto the sum that follows it (graphc/codegen_share_check.py), and max pooling's
-    first-maximum mask checked for ties before it is refined (graphc/codegen_pool_check.py)."""
+    onto the sum that follows it (graphc/codegen_share_check.py), whose moved statements
+    it returns (:func:`share_check_on_sum`), and max pooling's first-maximum mask
+    checked for ties before it is refined (graphc/codegen_pool_check.py)."""
     for i, (donor, text) in reused.items():
         items[i] = (items[i][0], [text])
     for i, lines in fuse_layout_copies(em, items, reused).items():   # graphc/codegen_layout.py
@@ -94,8 +95,9 @@ def use_workspace(em, items, reused):
     donors = _caller_donors(em, items, reused)
     for i, lines in workspace_lines(em, items, donors).items():
         items[i] = (items[i][0], lines)
-    share_check_on_sum(em, items)
+    moved = share_check_on_sum(em, items)
     pool_check(em, items)
+    return moved
 
 
 def _caller_donors(em, items, reused):

@@ -20,12 +20,15 @@ points at an earlier node instead, and dead leftovers go to ``dce``.
 - ``scatter_add`` whose integer-array index is a constant with distinct values
   covering the whole index shape (``d[np.arange(n), labels]``) cannot hit an
   element twice, so it is emitted as plain assignment instead of ``np.add.at``.
+- The sum of such a one-hot seed along its label axis (``(-d_logp).sum(axis=1)``) is a
+  constant, whatever the labels (graphc/passes/onehot_sum.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..primitive import REGISTRY, Aval
+from .onehot_sum import sum_of_onehot
 from .pool_mask import relu_mask_after_unpool
 
 BASIS = "basis"     # the hint of a Jacobian's identity seed (graphc/jacobians.py sets it)
@@ -201,7 +204,8 @@ def _basis_matmul(graph, nid, node):
 
 
 _RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _drop_operand_broadcast, _unique_scatter, _basis_matmul,
-          relu_mask_after_unpool)   # graphc/passes/pool_mask.py
+          relu_mask_after_unpool,   # graphc/passes/pool_mask.py
+          sum_of_onehot)            # graphc/passes/onehot_sum.py
 
 
 def simplify(graph):
@@ -227,4 +231,4 @@ _RULE_OPS = {_index_as_reshape: {"getitem", "scatter_add"},
              _same_as_input: {"reshape", "broadcast_to", "transpose"},
              _chain: {"reshape", "transpose"}, _sum_keepdims_reshape: {"reshape"},
              _unique_scatter: {"scatter_add"}, _basis_matmul: {"matmul"},
-             relu_mask_after_unpool: {"masked_mul"}}
+             relu_mask_after_unpool: {"masked_mul"}, sum_of_onehot: {"sum"}}

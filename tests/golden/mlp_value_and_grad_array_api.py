@@ -39,7 +39,7 @@ def loss_value_and_grad(p, x, y, *, xp=None):
     d_logp = xp.reshape(_scatter_add(xp, 30, _pos, xp.reshape(const, (-1,)), unique=True), (6, 5))  # f32[6,5]
 
     # grad of: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    d_sum = xp.sum(-d_logp, axis=1, keepdims=True) / sum_  # f32[6,1]
+    d_sum = 0.1666666716337204 / sum_           # f32[6,1]
     d_z = d_logp + d_sum * exp                  # f32[6,5]
 
     # grad of: s = h2 @ p["W3"] + p["b3"]

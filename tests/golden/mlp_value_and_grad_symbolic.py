@@ -34,7 +34,7 @@ def mlp_loss_value_and_grad(params, x, y):
     d_logp[np.arange(n), y] = np.full((n,), -float(np.float32(1 / n)), dtype=np.float32)  # f32[n,2]
 
     # grad of: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    d_sum = (-d_logp).sum(axis=1, keepdims=True) / sum_  # f32[n,1]
+    d_sum = float(np.float32(1 / n)) / sum_     # f32[n,1]
     d_z = d_logp + d_sum * exp                  # f32[n,2]
 
     # grad of: logits = h2 @ params["W3"] + params["b3"]

@@ -25,7 +25,7 @@ def mlp_loss_grad_vmap(params, x, y):
     scatter_add[np.arange(4), y] = np.full((4,), -1.0, dtype=np.float64)  # f64[4,3]
 
     # grad of: logp = logits - m - np.log(np.sum(np.exp(logits - m)))
-    d_sum = (-scatter_add).sum(axis=1) / sum_   # f64[4]
+    d_sum = 1.0 / sum_                          # f64[4]
     d_logits = d_sum.reshape(4, 1) * exp + scatter_add  # f64[4,3]
 
     # grad of: logits = h @ W2 + b2
