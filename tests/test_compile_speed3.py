@@ -15,19 +15,7 @@ import numpy as np
 import pytest
 
 import graphc
-
-
-def _chain(n):
-    def chain(x, W):
-        h = x
-        for _ in range(n):
-            h = np.tanh(h @ W) * 0.5 + h
-        return (h * h).sum()
-    return chain
-
-
-def _chain_args():
-    return np.full((4, 8), 0.1, np.float32), (np.eye(8) * 0.1).astype(np.float32)
+from test_compile_speed2 import _chain, _chain_args     # the compile benchmark's chain
 
 
 def _mlp(p, x):
