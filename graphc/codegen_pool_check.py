@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import re
 
+from .codegen_pool_relu import relu_after_pool
 from .ops.pool import _pool_slice
 
 __all__ = ["pool_check"]
 
+POOL_RELU = True     # the ReLU before a pool runs on the pooled values (codegen_pool_relu.py)
 _VALUES = re.compile(r"_values = np\.ascontiguousarray\((\w+)\)$")
 _FINITE = "_finite = np.isfinite(_values.sum())"
 
@@ -141,19 +143,31 @@ def pool_check(em, items) -> None:
         vname, vlines, ulines = relu
         values = next(line for line in ulines if _VALUES.match(line))
         k = kernel[0] * kernel[1]
+        ties = relu_after_pool(em, items, nid, kernel) if POOL_RELU else None
         # ReLU's mask, named to be counted too (the same multiply: the same bits)
         pos = re.fullmatch(rf"({re.escape(vname)} = .+ \* )\({re.escape(ms)} > 0\)", vlines[0])
         head = [f"_pos = {ms} > 0", pos.group(1) + "_pos"] if pos else [vlines[0]]
         positive = "_pos" if pos else f"{ms} > 0"
         items[i] = (nid, [lines[0], *equals])
+        if ties is None:
+            check = [f"# with a positive max matched once (a ReLU's zero windows match {k} times, and get 0",
+                     "# whichever element is marked); else (a tie, inf or nan) the exact rule:",
+                     f"if (not _finite or np.isnan({ms}.max())",
+                     f"        or np.count_nonzero({name}) != {windows} + {k - 1} * ({windows} - "
+                     f"np.count_nonzero({positive}))):"]
+        else:                                 # graphc/codegen_pool_relu.py: x is the ReLU's input
+            check = [f"# with a positive max matched once (a zero window matches {ties} times: {k} if the",
+                     "# ReLU ran first, else 0; it gets 0 whichever element is marked); else (a tie,",
+                     "# inf or nan) the exact rule:",
+                     f"if (not _finite or np.isnan({ms}.max())",
+                     f"        or np.count_nonzero({name}) != {ties} * {windows} + (1 - {ties}) * "
+                     f"np.count_nonzero({positive})):",
+                     f"    np.logical_or({name}[0, 0], {ms} == 0, out={name}[0, 0])  # a zero window's "
+                     "first element: the first of the ReLU's zeros"]
         items[i + 1] = (items[i + 1][0], [
             *head, values, _FINITE,
             "# where the gradient is not 0, x == max is the first-maximum mask when each window",
-            f"# with a positive max matched once (a ReLU's zero windows match {k} times, and get 0",
-            "# whichever element is marked); else (a tie, inf or nan) the exact rule:",
-            f"if (not _finite or np.isnan({ms}.max())",
-            f"        or np.count_nonzero({name}) != {windows} + {k - 1} * ({windows} - "
-            f"np.count_nonzero({positive}))):",
+            *check,
             *("    " + line for line in refine),
             *("    " + line for line in vlines[1:]),
             "        " + values, "        " + _FINITE])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import codegen_workspace, nn
+from graphc import codegen_pool_check, codegen_workspace, nn
 
 F32 = np.float32
 
@@ -160,11 +160,14 @@ def test_which_rule_runs(fn, kernel):
         assert _exact_rule_ran(f, p, x)
 
 
-def test_the_check_is_in_the_generated_code():
+def test_the_check_is_in_the_generated_code(monkeypatch):
     rng = np.random.default_rng(0)
     p = {"w": rng.normal(size=(4, 2, 3, 3)).astype(F32), "b": np.zeros(4, F32),
          "v": rng.normal(size=(5, 4, 6, 6)).astype(F32)}
     x = rng.normal(size=(5, 2, 12, 12)).astype(F32)
+    # (the ReLU before the pool stays where it was written: tests/test_pool_relu.py
+    # checks the form where it runs after the pool)
+    monkeypatch.setattr(codegen_pool_check, "POOL_RELU", False)
     src = graphc.value_and_grad(_conv_relu_pool).source(p, x)
     assert "np.count_nonzero(max_pool_mask) != 720 + 3 * (720 - np.count_nonzero(_pos))" in src
     assert "np.greater(" in src.split("np.count_nonzero(max_pool_mask)")[1]   # the exact rule after
@@ -278,7 +281,9 @@ def test_one_module_for_every_batch_size():
         return (nn.max_pool2d(h, 2) * v).sum()
     vg = graphc.value_and_grad(f)
     src = vg.source(p, graphc.Spec(("n", 2, 12, 12), F32), graphc.Spec(("n", 4, 6, 6), F32))
-    assert "np.count_nonzero(max_pool_mask) != (n * 144) + 3 * ((n * 144) - " in src
+    # (the ReLU runs after the pool: a zero window matches 0 or 4 times, tests/test_pool_relu.py)
+    assert ("np.count_nonzero(max_pool_mask) != _zero_ties_pool * (n * 144) + (1 - _zero_ties_pool)"
+            " * np.count_nonzero(_pos)") in src
     ns: dict = {}
     exec(compile(src, "<pool3-spec>", "exec"), ns)
     fn = ns[vg.export_name()]

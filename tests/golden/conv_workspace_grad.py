@@ -23,9 +23,16 @@ def lenet_like_grad(p, x):
     conv = np.matmul(w1.reshape(6, 25), reshape, out=_buffer('conv', (64, 6, 784), np.float32))  # kept between calls
     conv += b1.reshape(1, 6, 1)
     conv = conv.reshape(64, 6, 28, 28)          # f32[64,6,28,28]  test_perf_conv.py:52
-    relu = np.maximum(conv, 0.0, out=conv)      # f32[64,6,28,28]  test_perf_conv.py:52
+    relu = conv  # the ReLU runs after the pool below  # f32[64,6,28,28]  test_perf_conv.py:52
     del conv
-    pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], relu[:, :, 0::2, 1::2]), np.maximum(relu[:, :, 1::2, 0::2], relu[:, :, 1::2, 1::2]))  # f32[64,6,14,14]  test_perf_conv.py:52
+    pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], relu[:, :, 0::2, 1::2]), np.maximum(relu[:, :, 1::2, 0::2], relu[:, :, 1::2, 1::2]))  # the maximum of each window before the ReLU
+    if np.count_nonzero(pool == 0):  # a maximum of 0 (its sign): the ReLU first, as written
+        np.maximum(relu, 0.0, out=relu)
+        pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], relu[:, :, 0::2, 1::2]), np.maximum(relu[:, :, 1::2, 0::2], relu[:, :, 1::2, 1::2]))
+        _zero_ties_pool = 4
+    else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values
+        np.maximum(pool, 0.0, out=pool)
+        _zero_ties_pool = 0                     # f32[64,6,14,14]  test_perf_conv.py:52
     reshape_1 = pool.transpose(1, 2, 3, 0).reshape(1, 6, 14, 14, 64)  # f32[1,6,14,14,64]  test_perf_conv.py:53
     im2col_1 = np.lib.stride_tricks.as_strided(reshape_1, (1, 6, 10, 10, 64, 5, 5), reshape_1.strides + reshape_1.strides[2:4], writeable=False)  # f32[1,6,10,10,64,5,5]  test_perf_conv.py:53
     del reshape_1
@@ -37,9 +44,16 @@ def lenet_like_grad(p, x):
     reshape_4 += b2.reshape(16, 1)
     reshape_4 = reshape_4.reshape(16, 10, 10, 64)  # f32[16,10,10,64]  test_perf_conv.py:53
     relu_1 = _buffer('relu_1', (64, 16, 10, 10), np.float32)  # kept between calls
-    np.maximum(reshape_4.transpose(3, 0, 1, 2), 0.0, out=relu_1)  # f32[64,16,10,10]  test_perf_conv.py:53
+    np.copyto(relu_1, reshape_4.transpose(3, 0, 1, 2))  # the ReLU runs after the pool below  # f32[64,16,10,10]  test_perf_conv.py:53
     del reshape_4
-    h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))  # f32[64,16,5,5]  test_perf_conv.py:53
+    h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))  # the maximum of each window before the ReLU
+    if np.count_nonzero(h == 0):  # a maximum of 0 (its sign): the ReLU first, as written
+        np.maximum(relu_1, 0.0, out=relu_1)
+        h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))
+        _zero_ties_h = 4
+    else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values
+        np.maximum(h, 0.0, out=h)
+        _zero_ties_h = 0                        # f32[64,16,5,5]  test_perf_conv.py:53
     flat = h.reshape(64, 400)                   # f32[64,400]  test_perf_conv.py:54
 
     # grad of: return (nn.flatten(h) ** 2).mean()
@@ -58,10 +72,12 @@ def lenet_like_grad(p, x):
     _values = np.ascontiguousarray(d_pooled)
     _finite = np.isfinite(_values.sum())
     # where the gradient is not 0, x == max is the first-maximum mask when each window
-    # with a positive max matched once (a ReLU's zero windows match 4 times, and get 0
-    # whichever element is marked); else (a tie, inf or nan) the exact rule:
+    # with a positive max matched once (a zero window matches _zero_ties_h times: 4 if the
+    # ReLU ran first, else 0; it gets 0 whichever element is marked); else (a tie,
+    # inf or nan) the exact rule:
     if (not _finite or np.isnan(h.max())
-            or np.count_nonzero(max_pool_mask) != 25600 + 3 * (25600 - np.count_nonzero(_pos))):
+            or np.count_nonzero(max_pool_mask) != _zero_ties_h * 25600 + (1 - _zero_ties_h) * np.count_nonzero(_pos)):
+        np.logical_or(max_pool_mask[0, 0], h == 0, out=max_pool_mask[0, 0])  # a zero window's first element: the first of the ReLU's zeros
         np.greater(max_pool_mask[0, 1], max_pool_mask[0, 0], out=max_pool_mask[0, 1])  # and not before: a tie goes to the first maximum
         _seen = max_pool_mask[0, 0] | max_pool_mask[0, 1]
         np.greater(max_pool_mask[1, 0], _seen, out=max_pool_mask[1, 0])
@@ -111,10 +127,12 @@ def lenet_like_grad(p, x):
     _values = np.ascontiguousarray(d_pooled_1)
     _finite = np.isfinite(_values.sum())
     # where the gradient is not 0, x == max is the first-maximum mask when each window
-    # with a positive max matched once (a ReLU's zero windows match 4 times, and get 0
-    # whichever element is marked); else (a tie, inf or nan) the exact rule:
+    # with a positive max matched once (a zero window matches _zero_ties_pool times: 4 if the
+    # ReLU ran first, else 0; it gets 0 whichever element is marked); else (a tie,
+    # inf or nan) the exact rule:
     if (not _finite or np.isnan(pool.max())
-            or np.count_nonzero(max_pool_mask_1) != 75264 + 3 * (75264 - np.count_nonzero(_pos))):
+            or np.count_nonzero(max_pool_mask_1) != _zero_ties_pool * 75264 + (1 - _zero_ties_pool) * np.count_nonzero(_pos)):
+        np.logical_or(max_pool_mask_1[0, 0], pool == 0, out=max_pool_mask_1[0, 0])  # a zero window's first element: the first of the ReLU's zeros
         np.greater(max_pool_mask_1[0, 1], max_pool_mask_1[0, 0], out=max_pool_mask_1[0, 1])  # and not before: a tie goes to the first maximum
         _seen = max_pool_mask_1[0, 0] | max_pool_mask_1[0, 1]
         np.greater(max_pool_mask_1[1, 0], _seen, out=max_pool_mask_1[1, 0])

@@ -1,0 +1,121 @@
+"""Max pooling after a ReLU: the ReLU runs on the pooled values, a quarter of the elements.
+
+``max_pool(relu(z)) == relu(max_pool(z))``: the maximum selects an element (no rounding)
+and ReLU is monotone, so a window's maximum after the ReLU is the ReLU of its maximum
+before.  For LeNet's ``nn.max_pool2d(nn.relu(conv), 2)`` the generated code therefore pools
+``z`` itself and applies ``np.maximum(pool, 0.0)`` to the pooled values instead of to the
+whole image::
+
+    relu = conv                                # the ReLU runs after the pool below
+    pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], ...), ...)
+    if np.count_nonzero(pool == 0):            # a maximum of 0: the ReLU first, as written
+        np.maximum(relu, 0.0, out=relu)
+        pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], ...), ...)
+        _zero_ties_pool = 4
+    else:                                      # max(ReLU(window)) is ReLU(max(window))
+        np.maximum(pool, 0.0, out=pool)
+        _zero_ties_pool = 0
+
+**The same bits.**  A window whose maximum is positive: the same element, the same value.
+A window whose maximum is negative (no 0 in it, none is a maximum of 0): every ReLU
+value is the constant ``0.0``, and so is ``np.maximum(max, 0.0)``.  A nan propagates
+through both orders from the same first nan (NumPy's ``maximum`` returns its nan operand,
+the ReLU keeps its bits).  A window whose maximum is ``±0`` may hold ``-0.0`` and ties
+of zeros whose sign NumPy's tie rule picks: there the generated code takes the order the
+user wrote, for the whole call (rare, but every call of a net whose zero inputs meet a
+zero bias: then the call costs what it did before, plus the pooled maximum and a count).
+
+**The gradient.**  Max pooling's backward (graphc/codegen_pool_check.py) compares each
+window position with the pooled value; it now reads ``z`` where it read ``relu(z)``:
+
+- windows with a positive maximum match at the same positions (``z == p > 0`` exactly
+  where ``relu(z) == p``);
+- windows with a negative maximum (pooled value ``0``) match nowhere, where all ``K``
+  zeros of ``relu(z)`` matched: the tie count allows ``K`` matches per zero window after
+  the fallback above and ``0`` otherwise (``_zero_ties_pool``), and the exact rule first
+  marks position ``(0, 0)`` of every window whose pooled value is ``0``, the first of
+  ``K`` zeros, so its mask is the exact rule's mask of ``relu(z)`` in every window;
+- windows with a nan maximum match nowhere in either order.
+
+So the mask the unpool reads is the first-maximum mask of ``relu(z)`` wherever the exact
+rule runs, and where the cheap mask runs it differs only in zero windows, whose gradient
+is ``±0`` whichever element is marked (codegen_pool_check.py).  tests/test_pool_relu.py
+compares the code with and without this rewrite bit for bit over ties, dead windows,
+``±0``, nan and ``±inf``, and against PyTorch.
+
+Only ``graphc.nn.relu`` is rewritten (its derivative is 0 at 0).  ``np.maximum(z, 0)``
+takes its gradient through ``maximum / z`` over the full image, with half the cotangent at
+``z == 0``: a different backward, left as it is.
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["relu_after_pool"]
+
+
+def _statement(items, nid):
+    return next((k for k, (n, _) in enumerate(items) if n == nid), None)
+
+
+def _relu_alias(lines, rn):
+    """(the statement that binds ``rn`` to ``z``'s values without the ReLU, the in-place
+    ReLU of ``rn`` for the fallback) for the ReLU's emitted forms; else None."""
+    if len(lines) == 1:
+        m = re.fullmatch(rf"{re.escape(rn)} = np\.maximum\((\w+), 0\.0, out=\1\)", lines[0])
+        if m:                                  # in place on a dead argument's buffer
+            return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below"], True
+        m = re.fullmatch(rf"{re.escape(rn)} = np\.maximum\((.+), 0\.0\)", lines[0])
+        if m:                                  # a new array: the fallback makes a new one
+            return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below"], False
+        return None
+    if len(lines) == 2 and lines[0].startswith(f"{rn} = _buffer("):
+        m = re.fullmatch(rf"np\.maximum\((.+), 0\.0, out={re.escape(rn)}\)", lines[1])
+        if m:                                  # a layout copy fused into the ReLU
+            return [lines[0], f"np.copyto({rn}, {m.group(1)})  # the ReLU runs after the pool below"], True
+    return None
+
+
+def _only_read_by(items, rn, allowed) -> bool:
+    """``rn`` appears only in the statements ``allowed`` (indices) and in ``del`` lines."""
+    word = re.compile(rf"\b{re.escape(rn)}\b")
+    for k, (_, lines) in enumerate(items):
+        if k in allowed:
+            continue
+        if any(word.search(line.partition("  #")[0]) and not line.startswith("del ")
+               for line in lines):
+            return False
+    return True
+
+
+def relu_after_pool(em, items, mid, kernel):
+    """Rewrite the ReLU and the max pool that the max-pool mask ``mid`` reads (module
+    docstring); return the name of the variable that holds the matches of a zero window
+    (0 or K), or None where the statements are not in the forms this module knows."""
+    g = em.g
+    r, p = g[mid].args
+    rnode = g[r]
+    if rnode.op != "relu" or r in em.outputs or set(g.users(r)) != {p, mid}:
+        return None
+    ir, ip, im = _statement(items, r), _statement(items, p), _statement(items, mid)
+    rn, pn = em.name.get(r), em.name.get(p)
+    if None in (ir, ip, im, rn, pn) or not ir < ip < im:
+        return None
+    alias = _relu_alias(items[ir][1], rn)
+    plines = items[ip][1]
+    if alias is None or not plines[0].startswith(f"{pn} = ") or rn == pn:
+        return None
+    if not _only_read_by(items, rn, {ir, ip, im}):
+        return None                            # (an out= write into it would change z)
+    rlines, in_place = alias
+    again = f"np.maximum({rn}, 0.0, out={rn})" if in_place else f"{rn} = np.maximum({rn}, 0.0)"
+    flag = f"_zero_ties_{pn}"
+    k = kernel[0] * kernel[1]
+    items[ir] = (r, rlines)
+    items[ip] = (p, [
+        *plines[:-1], plines[-1] + "  # the maximum of each window before the ReLU",
+        f"if np.count_nonzero({pn} == 0):  # a maximum of 0 (its sign): the ReLU first, as written",
+        f"    {again}", *("    " + line for line in plines), f"    {flag} = {k}",
+        "else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values",
+        f"    np.maximum({pn}, 0.0, out={pn})", f"    {flag} = 0"])
+    return flag
