@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 
-from .codegen_pool_relu import relu_after_pool
+from .codegen_pool_relu import relu_after_pool, unpool_in_layout
 from .ops.pool import _pool_slice
 
 __all__ = ["pool_check"]
@@ -143,7 +143,7 @@ def pool_check(em, items) -> None:
         vname, vlines, ulines = relu
         values = next(line for line in ulines if _VALUES.match(line))
         k = kernel[0] * kernel[1]
-        ties = relu_after_pool(em, items, nid, kernel) if POOL_RELU else None
+        ties, axes = (relu_after_pool(em, items, nid, kernel) if POOL_RELU else None) or (None, None)
         # ReLU's mask, named to be counted too (the same multiply: the same bits)
         pos = re.fullmatch(rf"({re.escape(vname)} = .+ \* )\({re.escape(ms)} > 0\)", vlines[0])
         head = [f"_pos = {ms} > 0", pos.group(1) + "_pos"] if pos else [vlines[0]]
@@ -172,3 +172,5 @@ def pool_check(em, items) -> None:
             *("    " + line for line in vlines[1:]),
             "        " + values, "        " + _FINITE])
         items[i + 2] = (items[i + 2][0], [line for line in ulines if line not in (values, _FINITE)])
+        if axes:                              # graphc/codegen_pool_relu.py
+            unpool_in_layout(em, items, i + 2, axes)

@@ -60,27 +60,34 @@ def _statement(items, nid):
 
 def _relu_alias(lines, rn):
     """(the statement that binds ``rn`` to ``z``'s values without the ReLU, the in-place
-    ReLU of ``rn`` for the fallback) for the ReLU's emitted forms; else None."""
+    ReLU of ``rn`` for the fallback, the axes of a layout change the ReLU copied through
+    or None) for the ReLU's emitted forms; else None."""
     if len(lines) == 1:
         m = re.fullmatch(rf"{re.escape(rn)} = np\.maximum\((\w+), 0\.0, out=\1\)", lines[0])
         if m:                                  # in place on a dead argument's buffer
-            return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below"], True
+            return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below"], True, None
         m = re.fullmatch(rf"{re.escape(rn)} = np\.maximum\((.+), 0\.0\)", lines[0])
         if m:                                  # a new array: the fallback makes a new one
-            return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below"], False
+            return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below"], False, None
         return None
     if len(lines) == 2 and lines[0].startswith(f"{rn} = _buffer("):
         m = re.fullmatch(rf"np\.maximum\((.+), 0\.0, out={re.escape(rn)}\)", lines[1])
+        t = m and re.fullmatch(r"(\w+)\.transpose\((\d(?:, \d)*)\)", m.group(1))
+        if t:                                  # a layout change: pool the view, copy nothing
+            axes = tuple(int(a) for a in t.group(2).split(", "))
+            return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below, on a view of "
+                    f"{t.group(1)}"], False, (t.group(1), axes)
         if m:                                  # a layout copy fused into the ReLU
-            return [lines[0], f"np.copyto({rn}, {m.group(1)})  # the ReLU runs after the pool below"], True
+            return [lines[0], f"np.copyto({rn}, {m.group(1)})  # the ReLU runs after the pool below"], True, None
     return None
 
 
 def _only_read_by(items, rn, allowed) -> bool:
-    """``rn`` appears only in the statements ``allowed`` (indices) and in ``del`` lines."""
+    """After the first of the statements ``allowed`` (indices), ``rn`` appears only in
+    them and in ``del`` lines."""
     word = re.compile(rf"\b{re.escape(rn)}\b")
     for k, (_, lines) in enumerate(items):
-        if k in allowed:
+        if k in allowed or k < min(allowed):
             continue
         if any(word.search(line.partition("  #")[0]) and not line.startswith("del ")
                for line in lines):
@@ -90,8 +97,9 @@ def _only_read_by(items, rn, allowed) -> bool:
 
 def relu_after_pool(em, items, mid, kernel):
     """Rewrite the ReLU and the max pool that the max-pool mask ``mid`` reads (module
-    docstring); return the name of the variable that holds the matches of a zero window
-    (0 or K), or None where the statements are not in the forms this module knows."""
+    docstring); return (the name of the variable that holds the matches of a zero window
+    (0 or K), the axes of the layout change the ReLU no longer copies through, or None),
+    or None where the statements are not in the forms this module knows."""
     g = em.g
     r, p = g[mid].args
     rnode = g[r]
@@ -105,9 +113,9 @@ def relu_after_pool(em, items, mid, kernel):
     plines = items[ip][1]
     if alias is None or not plines[0].startswith(f"{pn} = ") or rn == pn:
         return None
-    if not _only_read_by(items, rn, {ir, ip, im}):
+    rlines, in_place, view = alias
+    if not _only_read_by(items, rn, {ir, ip, im}) or view and not _only_read_by(items, view[0], {ir}):
         return None                            # (an out= write into it would change z)
-    rlines, in_place = alias
     again = f"np.maximum({rn}, 0.0, out={rn})" if in_place else f"{rn} = np.maximum({rn}, 0.0)"
     flag = f"_zero_ties_{pn}"
     k = kernel[0] * kernel[1]
@@ -118,4 +126,29 @@ def relu_after_pool(em, items, mid, kernel):
         f"    {again}", *("    " + line for line in plines), f"    {flag} = {k}",
         "else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values",
         f"    np.maximum({pn}, 0.0, out={pn})", f"    {flag} = 0"])
-    return flag
+    return flag, view and view[1]
+
+
+def unpool_in_layout(em, items, k, axes) -> None:
+    """Statement ``k`` (the unpool of the mask) allocates its image in the memory layout of
+    the ReLU's input, ``x.transpose(axes)``, when its one user transposes it back
+    (``d.transpose(inverse)``, a batch-last convolution's gradient, which then reshapes
+    without a copy).  Its writes are strided slices of the image, whatever its layout."""
+    g = em.g
+    uid, lines = items[k]
+    name = em.name.get(uid)
+    users = list(g.users(uid))
+    inverse = tuple(sorted(range(len(axes)), key=lambda a: axes[a]))
+    if (name is None or len(users) != 1 or g[users[0]].op != "transpose" or uid in em.outputs
+            or tuple(g[users[0]].params["axes"]) != inverse):
+        return
+    shape = tuple(g[uid].shape)
+    m = re.fullmatch(rf"{re.escape(name)} = (_buffer\('{re.escape(name)}', |np\.(?:empty|zeros)\()"
+                     rf"{re.escape(repr(shape))}(, .*\))(  # .*)?", lines[0])
+    rest = re.sub(rf"\b{re.escape(name)}\[:, :, ", "", "\n".join(lines[1:]))
+    if m is None or re.search(rf"\b{re.escape(name)}\b", rest):
+        return                                 # (only slices of it are written)
+    stored = tuple(shape[a] for a in inverse)  # x's shape: shape == stored.transpose(axes)
+    items[k] = (uid, [f"{name} = {m.group(1)}{stored!r}{m.group(2)}.transpose{axes!r}"
+                      f"  # in {name}.transpose{inverse!r}'s layout{(m.group(3) or '')[3:] and ': ' + m.group(3)[4:]}",
+                      *lines[1:]])

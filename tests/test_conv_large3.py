@@ -11,11 +11,13 @@ form of graphc/codegen_workspace.py).
 All three give the same values bit for bit as the code without them (checked here by
 compiling with them switched off), and no result the caller receives is a kept buffer.
 """
+import re
+
 import numpy as np
 import pytest
 
 import graphc
-from graphc import codegen_workspace, nn
+from graphc import codegen_pool_check, codegen_workspace, nn
 
 F32 = np.float32
 
@@ -54,8 +56,15 @@ def test_the_fused_forms_are_emitted_and_give_the_same_bits(case, monkeypatch):
     vg = graphc.value_and_grad(_net)
     src = vg.source(p, x)
     # the layout change of conv2's result and its ReLU: one ufunc into a kept C-order buffer
+    # (with the ReLU before the pool as written: graphc/codegen_pool_relu.py pools a view
+    # of the GEMM's result instead, tests/test_pool_relu.py)
+    with monkeypatch.context() as m:
+        m.setattr(codegen_pool_check, "POOL_RELU", False)
+        fused = graphc.value_and_grad(_net).source(p, x)
+    assert "np.ascontiguousarray" not in fused.split("# grad of")[0]
+    assert ", 0.0, out=relu_1)" in fused and "relu_1 = _buffer('relu_1'" in fused
     assert "np.ascontiguousarray" not in src.split("# grad of")[0]
-    assert ", 0.0, out=relu_1)" in src and "relu_1 = _buffer('relu_1'" in src
+    assert re.search(r"relu_1 = reshape_\d\.transpose\(\d, \d, \d, \d\)  #", src)
     # both GEMMs + bias into kept buffers, conv1's ReLU in place on its buffer
     assert "conv = np.matmul(w1.reshape(" in src and "conv += b1.reshape(" in src
     # (the ReLU runs after the pool; in place on the buffer where a window's maximum is 0:

@@ -165,7 +165,10 @@ def test_benchmark_nets(monkeypatch, net, batch):
     assert src.count("else:  # max(ReLU(window)) is ReLU(max(window))") == 2
     if batch == 64:     # conv1's ReLU was in place on the GEMM's buffer, conv2's a layout copy
         assert "relu = conv  # the ReLU runs" in src and "np.maximum(relu, 0.0, out=relu)" in src
-        assert "np.copyto(relu_1, reshape_4.transpose(3, 0, 1, 2))  # the ReLU runs" in src
+        # conv2's ReLU was a layout copy (batch-last to NCHW): the pool reads the GEMM's
+        # result through a view, and the unpool writes its gradient in that layout
+        assert "relu_1 = reshape_4.transpose(3, 0, 1, 2)  # the ReLU runs" in src
+        assert "d_relu_1 = _buffer('d_relu_1', (16, 10, 10, 64), np.float32).transpose(3, 0, 1, 2)" in src
     x2 = x.copy()
     x2[:, :, 8:16, 8:16] = 3.0
     x2[:4] = 0.0

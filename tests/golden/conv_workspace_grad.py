@@ -43,12 +43,11 @@ def lenet_like_grad(p, x):
     reshape_4 = np.matmul(reshape_3, reshape_2, out=_buffer('reshape_4', (16, 6400), np.float32))  # kept between calls
     reshape_4 += b2.reshape(16, 1)
     reshape_4 = reshape_4.reshape(16, 10, 10, 64)  # f32[16,10,10,64]  test_perf_conv.py:53
-    relu_1 = _buffer('relu_1', (64, 16, 10, 10), np.float32)  # kept between calls
-    np.copyto(relu_1, reshape_4.transpose(3, 0, 1, 2))  # the ReLU runs after the pool below  # f32[64,16,10,10]  test_perf_conv.py:53
+    relu_1 = reshape_4.transpose(3, 0, 1, 2)  # the ReLU runs after the pool below, on a view of reshape_4  # f32[64,16,10,10]  test_perf_conv.py:53
     del reshape_4
     h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))  # the maximum of each window before the ReLU
     if np.count_nonzero(h == 0):  # a maximum of 0 (its sign): the ReLU first, as written
-        np.maximum(relu_1, 0.0, out=relu_1)
+        relu_1 = np.maximum(relu_1, 0.0)
         h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))
         _zero_ties_h = 4
     else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values
@@ -87,7 +86,7 @@ def lenet_like_grad(p, x):
             np.copyto(d_pooled, 0, where=~(h > 0))
             _values = np.ascontiguousarray(d_pooled)
             _finite = np.isfinite(_values.sum())  # f32[64,16,5,5]
-    d_relu_1 = _buffer('d_relu_1', (64, 16, 10, 10), np.float32)  # kept between calls
+    d_relu_1 = _buffer('d_relu_1', (16, 10, 10, 64), np.float32).transpose(3, 0, 1, 2)  # in d_relu_1.transpose(1, 2, 3, 0)'s layout: kept between calls
     for _i in range(2):
         for _j in range(2):
             if _finite:
