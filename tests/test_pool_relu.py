@@ -281,3 +281,29 @@ def test_golden_pool_relu():
     x = rng.normal(size=(2, 3, 8, 8)).astype(F32)
     check_golden("pool_relu_value_and_grad.py",
                  graphc.value_and_grad(_relu_pool(2), argnums=(0, 1)).source(p, x))
+
+
+def test_other_transformations(monkeypatch):
+    """Per-example gradients (vmap of grad) and a Hessian-vector product through ReLU and
+    pool: the same bits with and without the rewrite."""
+    rng = np.random.default_rng(4)
+    x = _planted(rng, (3, 2, 8, 6), (2, 2))
+    v = rng.normal(size=(3, 2, 4, 3)).astype(F32)
+
+    def loss(x, v):
+        return (nn.max_pool2d(nn.relu(x), 2) * v).sum()
+
+    def per_example(x, v):
+        return graphc.vmap(graphc.grad(lambda xi, vi: loss(xi[None], vi[None])))(x, v)
+
+    def hvp(x, v):
+        return graphc.hvp(lambda x: (nn.max_pool2d(nn.relu(x), 2) ** 2 * v).sum(), (x,), (x,))
+
+    for fn in (per_example, hvp):
+        results = []
+        for on in (True, False):
+            with monkeypatch.context() as m:
+                m.setattr(codegen_pool_check, "POOL_RELU", on)
+                results.append(graphc.compile(fn)(x, v))
+        new, old = (np.asarray(r[-1] if isinstance(r, tuple) else r) for r in results)
+        _same_bits(new, old)
