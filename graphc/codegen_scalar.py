@@ -40,7 +40,7 @@ from .precedence import prec_of
 from .primitive import REGISTRY, Aval
 
 __all__ = ["ENABLED", "agrees", "scalar_ops", "uses_math", "math_prefix", "MATH_HELPERS",
-           "weak_inputs_to_numpy"]
+           "weak_inputs_to_numpy", "floats_only_variant"]
 
 #: Off: every signature gets NumPy code only (tests compare the two).
 ENABLED = True
@@ -259,7 +259,7 @@ def math_prefix(g, numpy_em, func_name, unpack):
     exact = " is ".join([f"type({p})" for p in params] + ["float"])
     lines += ["    try:   # Python floats and `math` (NumPy's values), else NumPy's code below",
               f"        if not ({exact}):",
-              '            raise _UseNumPy("a float subclass: its own arithmetic")',
+              _SUBCLASS_RAISE,
               "        if _numpy_errstate() is not _ERRSTATE_OK and not _underflow_ignored():",
               '            raise _UseNumPy("NumPy reports underflow now")']
     lines += body
@@ -277,6 +277,26 @@ def math_prefix(g, numpy_em, func_name, unpack):
               f"def {fallback}({', '.join(params)}):",
               f'    """{func_name} with NumPy\'s scalars: its infinities, nans and warnings."""']
     return lines
+
+
+#: The line sending a float subclass to NumPy's code, and what the variant that compiled
+#: callables run for exact Python floats says there (:func:`floats_only_variant`).
+_SUBCLASS_RAISE = '            raise _UseNumPy("a float subclass: its own arithmetic")'
+_NOT_FLOATS_RETURN = "            return _NOT_FLOATS   # (not this signature: the caller's key decides)"
+
+
+def floats_only_variant(fast_lines, start):
+    """``fast_lines`` (the executed variant, a list) for a signature of exact Python floats
+    only, or None: where the ``math`` prefix starting at line ``start`` would send a float
+    subclass to NumPy's code, this variant returns the module's ``_NOT_FLOATS`` instead,
+    so that ``Compiled.__call__`` can call it without testing the arguments' types first
+    (the function tests them itself, once) and fall back to its cache key when it says no.
+    Line for line the same as the source, like ``fast``."""
+    try:
+        i = fast_lines.index(_SUBCLASS_RAISE, start)
+    except ValueError:
+        return None
+    return fast_lines[:i] + [_NOT_FLOATS_RETURN] + fast_lines[i + 1:]
 
 
 def weak_inputs_to_numpy(g, em):

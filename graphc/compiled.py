@@ -38,10 +38,14 @@ DEFAULT_CACHE_SIZE = 64
 class _Entry:
     """One compiled signature: its optimized graph, generated source and callable."""
 
-    __slots__ = ("graph", "source", "fn", "func_name", "has_spec", "closure", "body_end")
+    __slots__ = ("graph", "source", "fn", "func_name", "has_spec", "closure", "body_end", "hot")
 
-    def __init__(self, graph, source, fn, func_name, has_spec=False, closure=(), body_end=None):
+    def __init__(self, graph, source, fn, func_name, has_spec=False, closure=(), body_end=None,
+                 hot=None):
         self.graph, self.source, self.fn, self.func_name = graph, source, fn, func_name
+        # (n, fn) where fn is the code of n exact Python floats that tests their types
+        # itself (codegen_scalar.floats_only_variant), else _NO_HOT
+        self.hot = _NO_HOT if hot is None else hot
         self.body_end = body_end        # first line after the function (graphc/guard_paths.py)
         self.has_spec = has_spec
         # ((keyword, cell, (shape, dtype)), ...): closed-over arrays passed at each call
@@ -111,6 +115,10 @@ def _args_key(args):
 
 
 _NO_ENTRY = object()
+# What a floats-only entry's code returns for arguments that are not all exact Python
+# floats (codegen_scalar.floats_only_variant): Compiled.__call__ then takes the key path.
+_NOT_FLOATS = type("NotFloats", (), {"__slots__": (), "__repr__": lambda s: "<not floats>"})()
+_NO_HOT = (-1, None)      # Compiled._hot when the last entry is not a floats-only one
 _FLOATS = (float,)     # times n: the key of n Python-float arguments
 # loader.exec_module numbers its linecache file names with a plain counter;
 # builds of different compiled functions may run in parallel threads.
@@ -176,6 +184,7 @@ class Compiled:
         self._cache_size = cache_size
         self._last = _NO_ENTRY          # the most recently used entry
         self._floats: dict = {}         # {n: the entry of n Python floats}: used while it is _last
+        self._hot = _NO_HOT             # _last.hot: (n, its code) for n Python floats
         # Reentrant: tracing runs the user's function, which may call this
         # same compiled function on concrete arrays (another signature).
         self._lock = threading.RLock()
@@ -214,14 +223,14 @@ class Compiled:
     def __getstate__(self):
         # The lock cannot be pickled, and the compiled code is rebuilt on demand.
         state = dict(self.__dict__)
-        for name in ("_lock", "_cache", "_last", "_floats"):
+        for name in ("_lock", "_cache", "_last", "_floats", "_hot"):
             state.pop(name, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._cache = {}
-        self._last, self._floats = _NO_ENTRY, {}
+        self._last, self._floats, self._hot = _NO_ENTRY, {}, _NO_HOT
         self._lock = threading.RLock()
 
     def __get__(self, obj, objtype=None):
@@ -264,7 +273,7 @@ class Compiled:
                 try:
                     if self._cache.pop(key, None) is not None:
                         self._cache[key] = entry
-                    self._last = entry
+                    self._last, self._hot = entry, getattr(entry, "hot", _NO_HOT)
                 finally:
                     self._lock.release()
             return entry
@@ -278,7 +287,7 @@ class Compiled:
                 while len(self._cache) >= self._cache_size:
                     self._evict(next(iter(self._cache)))
             self._cache[key] = entry
-            self._last = entry
+            self._last, self._hot = entry, getattr(entry, "hot", _NO_HOT)
         return entry
 
     def _evict(self, key):
@@ -291,7 +300,7 @@ class Compiled:
         with self._lock:
             for key in list(self._cache):
                 self._evict(key)
-            self._last = _NO_ENTRY
+            self._last, self._hot = _NO_ENTRY, _NO_HOT
 
     def _build(self, args, kwargs):
         if has_named_dims(args, kwargs):
@@ -315,20 +324,28 @@ class Compiled:
         module = self._generate()(g, func_name, doc=self._doc(names),
                                          source_file=source_file, signature=def_sig)
         source = module.source
+        renamed = {p.name: n for p, n in zip(sig.params, names) if p.name != n and p.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        # Exact Python floats only (the key _FLOATS * n): the variant testing their types
+        # itself, which __call__ runs first while this entry is the last one used.
+        floats_only = getattr(module, "floats_only", None)
+        hot = (not kwargs and not renamed and not module.closure_params and floats_only
+               and all(type(x) is float for x in args))
         with _EXEC_LOCK:
             # The fast variant: no entry check (the cache key checked the signature)
             # and the user's own default arrays, read at each call.
-            fn = loader.exec_module(source, func_name, self.__name__, run=module.fast,
-                                     bindings=module.bindings)
-        renamed = {p.name: n for p, n in zip(sig.params, names) if p.name != n and p.kind in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+            fn = loader.exec_module(source, func_name, self.__name__,
+                                     run=floats_only if hot else module.fast,
+                                     bindings={**module.bindings, "_NOT_FLOATS": _NOT_FLOATS}
+                                     if hot else module.bindings)
         if renamed:
             fn = _renaming_call(fn, renamed)
         has_spec = any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
         cells = {nid: cell for nid, _, cell in sig.closures}
         closure = tuple((kw, cells[nid], (g[nid].shape, g[nid].dtype))
                         for kw, nid in module.closure_params)
-        return _Entry(g, source, fn, func_name, has_spec, closure, module.body_end)
+        return _Entry(g, source, fn, func_name, has_spec, closure, module.body_end,
+                      (len(args), fn) if hot else None)
 
     def _generate(self):
         """The code generator of this compiled function's target (graphc/compiled_xp.py)."""
@@ -352,6 +369,16 @@ class Compiled:
         # An error leaves with graphc's frames hidden (graphc/tracebacks.py); the
         # try costs nothing until something raises.
         try:
+            if not kwargs:
+                # The last entry's own code when it takes n Python floats: it tests
+                # their types itself and answers _NOT_FLOATS for anything else.
+                n, hot = self._hot
+                if len(args) == n:
+                    # (a plain call for 1 or 2 arguments runs in this frame's loop)
+                    out = hot(args[0], args[1]) if n == 2 else hot(args[0]) if n == 1 \
+                        else hot(*args)
+                    if out is not _NOT_FLOATS:
+                        return out
             key = None
             if not kwargs:
                 for x in args:
@@ -404,7 +431,7 @@ class Compiled:
                 with self._lock:
                     if self._cache.get(key) is entry:
                         self._evict(key)
-                    self._last = _NO_ENTRY
+                    self._last, self._hot = _NO_ENTRY, _NO_HOT
                 new = self._entry(args, kwargs)
                 if not new.closure:
                     return new.fn(*args, **kwargs)

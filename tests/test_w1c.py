@@ -1,0 +1,226 @@
+"""Issue 18, `w1c` branch: the floats-only call path (W1) and W3's generated code.
+
+W1: a signature of exact Python floats whose code has a ``math`` body runs a variant of
+that code that tests the argument types itself and answers ``_NOT_FLOATS`` for
+anything else (``codegen_scalar.floats_only_variant``); ``Compiled.__call__`` calls it
+first while its entry is the last one used, and takes the cache key for anything it
+declines.  These tests check that no other signature is ever served by it, that the
+sentinel never reaches a caller, and that the cache bookkeeping (LRU, cache_clear,
+pickling, threads) is kept.
+"""
+import linecache
+import pickle
+import re
+import threading
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import codegen, codegen_scalar, compiled
+
+
+def lecture_f(w1, w2):
+    z1 = w1 / w2
+    z2 = np.sin(2 * np.pi * z1)
+    z3 = np.exp(2 * w2)
+    z4 = 3 * z1 - z3
+    z5 = z2 + z4
+    return z4 * z5
+
+
+def _numpy_only(fn, *args, **kw):
+    """The same transform with the NumPy body only (no `math` code): the reference."""
+    codegen_scalar.ENABLED = False
+    try:
+        return fn(lecture_f if not kw.get("f") else kw["f"], argnums=(0, 1))(*args)
+    finally:
+        codegen_scalar.ENABLED = True
+
+
+def _same(a, b):
+    """Same structure, same types, same bits."""
+    if isinstance(a, tuple):
+        assert isinstance(b, tuple) and len(a) == len(b)
+        for x, y in zip(a, b):
+            _same(x, y)
+        return
+    assert type(a) is type(b), (type(a), type(b))
+    assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), (a, b)
+
+
+def _message(e):
+    """An error's first line without the caller's file:line (the two calls differ)."""
+    return re.sub(r"^\S+:\d+: ", "", str(e).splitlines()[0])
+
+
+def test_hot_entry_is_the_last_float_entry():
+    vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
+    assert vg._hot == compiled._NO_HOT
+    out = vg(1.5, 0.5)
+    n, fn = vg._hot
+    assert n == 2 and fn is vg._last.fn
+    _same(out, _numpy_only(graphc.value_and_grad, 1.5, 0.5))
+    # another signature becomes the last entry: the floats-only code is not called first
+    vg(np.float64(1.5), 0.5)
+    assert vg._hot == compiled._NO_HOT
+    _same(vg(1.5, 0.5), out)
+    assert vg._hot[0] == 2
+
+
+def test_executed_variant_differs_from_the_source_in_one_line():
+    vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
+    vg(1.5, 0.5)
+    entry = vg._last
+    ran = linecache.getlines(entry.fn.__code__.co_filename)
+    assert "".join(ran) == entry.source          # tracebacks show the source
+    fast = codegen.generate_module(entry.graph, entry.func_name).fast.splitlines()
+    hot = codegen_scalar.floats_only_variant(fast, 0)
+    diff = [(a, b) for a, b in zip(fast, hot) if a != b]
+    assert len(hot) == len(fast) and len(diff) == 1, diff
+    assert "raise _UseNumPy" in diff[0][0] and "return _NOT_FLOATS" in diff[0][1]
+    # the source users read and export is unchanged
+    assert "_NOT_FLOATS" not in entry.source
+
+
+def test_every_other_signature_takes_the_key_while_hot():
+    """Called right after a float call (the floats-only code first), each of these must
+    give what a fresh compiled function gives it: values, types, errors."""
+    class F(float):
+        def __mul__(self, other):          # its own arithmetic: NumPy's code never calls it
+            return float.__mul__(self, other)
+
+    cases = [(F(1.5), 0.5), (1.5, F(0.5)), (np.float64(1.5), 0.5), (1.5, np.float32(0.5)),
+             (np.array(1.5), 0.5), (np.array([1.5, 2.0]), np.array([0.5, 0.25])),
+             (1.5, 1), (True, 0.5), (1.5,), (1.5, 0.5, 2.0)]
+    vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
+    for args in cases:
+        fresh = graphc.value_and_grad(lecture_f, argnums=(0, 1))
+        try:
+            want = fresh(*args)
+        except graphc.GraphcError as e:
+            want = e
+        vg(1.5, 0.5)
+        assert vg._hot[0] == 2
+        if isinstance(want, Exception):
+            with pytest.raises(type(want)) as got:
+                vg(*args)
+            assert _message(got.value) == _message(want)
+        else:
+            got = vg(*args)
+            if isinstance(want[0], np.ndarray) and want[0].ndim:
+                np.testing.assert_array_equal(got[0], want[0])
+                for a, b in zip(got[1], want[1]):
+                    assert a.dtype == b.dtype
+                    np.testing.assert_array_equal(a, b)
+            else:
+                _same(got, want)
+    # keywords: the general key, the same values
+    vg(1.5, 0.5)
+    _same(vg(1.5, w2=0.5), vg(1.5, 0.5))
+    _same(vg(w1=1.5, w2=0.5), vg(1.5, 0.5))
+
+
+def test_sentinel_never_reaches_the_caller():
+    f = graphc.compile(lambda a, b: a * b + np.sin(a))
+    assert f(2.0, 3.0) == 6.0 + np.sin(2.0)
+    for args in [(2, 3.0), ([2.0], 3.0), ("x", 3.0), (None, 3.0), (2.0, np.float16(3.0))]:
+        f(2.0, 3.0)
+        try:
+            out = f(*args)
+        except graphc.GraphcError:
+            continue
+        assert out is not compiled._NOT_FLOATS
+
+
+def test_inside_another_transform_records_into_the_trace():
+    vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
+    vg(1.5, 0.5)                               # hot
+    outer = graphc.grad(lambda a, b: vg(a, b)[0] * 2.0, argnums=(0, 1))
+    got = outer(1.5, 0.5)
+    want = vg(1.5, 0.5)[1]
+    np.testing.assert_allclose(got, [2 * want[0], 2 * want[1]], rtol=1e-13)
+
+
+def test_cache_clear_and_lru_keep_the_hot_entry_honest():
+    traces = []
+
+    def f(a, b):
+        traces.append(1)
+        return a * np.exp(b)
+
+    c = graphc.compile(f, cache_size=2)
+    c(1.0, 2.0)
+    c(1.0, 2.0)
+    assert len(traces) == 1 and c._hot[0] == 2
+    c.cache_clear()
+    assert c._hot == compiled._NO_HOT
+    assert c(1.0, 2.0) == 1.0 * np.exp(2.0)
+    assert len(traces) == 2                    # traced again after cache_clear
+    # two other signatures evict the float entry (cache_size=2): the next float call traces
+    c(np.float32(1.0), np.float32(2.0))
+    c(np.float16(1.0), np.float16(2.0))
+    assert len(traces) == 4 and (float, float) not in c._cache
+    assert c(1.0, 2.0) == 1.0 * np.exp(2.0) and len(traces) == 5
+
+
+def test_pickle_drops_the_hot_entry():
+    vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
+    vg(1.5, 0.5)
+    vg2 = pickle.loads(pickle.dumps(vg))
+    assert vg2._hot == compiled._NO_HOT
+    _same(vg2(1.5, 0.5), vg(1.5, 0.5))
+
+
+def test_threads_mixing_floats_and_arrays():
+    vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
+    want_f = vg(1.5, 0.5)
+    xs, ys = np.array([1.5, 2.0]), np.array([0.5, 0.25])
+    sum_f = graphc.value_and_grad(lambda a, b: lecture_f(a, b).sum(), argnums=(0, 1))
+    want_a = sum_f(xs, ys)
+    errors = []
+
+    def work(i):
+        try:
+            for k in range(300):
+                if (i + k) % 3:
+                    _same(vg(1.5, 0.5), want_f)
+                else:
+                    got = vg(np.float64(1.5), 0.5)
+                    assert type(got[0]) is np.float64 and got[0] == want_f[0]
+                    np.testing.assert_array_equal(sum_f(xs, ys)[1][0], want_a[1][0])
+        except Exception as e:           # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_no_math_body_no_hot_entry():
+    # tanh keeps NumPy's code (its float64 SIMD version differs from the C library's)
+    g = graphc.grad(lambda a: np.tanh(a) * a)
+    assert g(0.5) == pytest.approx(np.tanh(0.5) + 0.5 * (1 - np.tanh(0.5) ** 2), rel=1e-14)
+    assert g._hot == compiled._NO_HOT
+    # a closed-over array: passed at each call, never the floats-only path
+    w = np.array([1.0, 2.0])
+    h = graphc.compile(lambda a: (a * w).sum())
+    assert h(2.0) == 6.0 and h._hot == compiled._NO_HOT
+
+
+def test_errstate_and_fallback_still_numpy_on_the_hot_path():
+    vg = graphc.value_and_grad(lambda a, b: a / b, argnums=(0, 1))
+    vg(1.0, 2.0)
+    assert vg._hot[0] == 2
+    with pytest.warns(RuntimeWarning, match="divide by zero"):
+        out = vg(1.0, 0.0)
+    assert type(out[0]) is np.float64 and np.isinf(out[0])
+    with np.errstate(all="raise"):
+        with pytest.raises(FloatingPointError):
+            vg(1.0, 0.0)
+    with np.errstate(under="warn"):
+        with pytest.warns(RuntimeWarning, match="underflow"):
+            vg(1e-300, 1e300)
