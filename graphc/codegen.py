@@ -14,8 +14,7 @@ import os
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, guard_lines, guard_trace_line, has_guards
 from .codegen_workspace import WORKSPACE_HELPERS, fresh_node, use_workspace
-from .codegen_scalar import MATH_HELPERS, floats_only_variant, math_prefix, \
-    weak_inputs_to_numpy as _weak_inputs_to_numpy
+from .codegen_scalar import MATH_HELPERS, math_prefix, weak_inputs_to_numpy as _weak_inputs_to_numpy
 from .codegen_writes import inplace_write
 from .ir import SUBGRAPH_OPS, install_product
 from .literals import const_text, default_text, holds_array, tree_text
@@ -414,8 +413,6 @@ class Module:
         # index of the first line after the function (the helpers: graphc/guard_paths.py
         # puts several paths' functions in one module around one copy of them)
         self.body_end = body_end
-        # ``fast`` for exact Python floats (codegen_scalar.floats_only_variant), or None
-        self.floats_only = None
 
 
 def generate(g, func_name: str, doc: str = "", source_file: str | None = None) -> str:
@@ -467,7 +464,6 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
         for expected_line, raise_line in checks[1]:
             blank.update((len(lines), len(lines) + 1))
             lines += ["    " + expected_line, "        " + raise_line]
-    prefix_start = len(lines)
     lines += prefix + ["    " + line for line in unpack * (not prefix) + _weak_inputs_to_numpy(g, em)]
     lines += body
     if body and body[-1].strip() and any(line.strip().startswith(("# grad of", "# tangent of"))
@@ -482,11 +478,8 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
         lines += ["", "", GUARD_HELPERS.strip()]
     lines += ["", "", WORKSPACE_HELPERS.strip()] * workspace + ["", "", MATH_HELPERS.strip()] * bool(prefix)
     fast = ["" if i in blank else line for i, line in enumerate(lines)]
-    module = Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
-                    [(name, nid) for nid, name in closure], body_end)
-    floats_only = floats_only_variant(fast, prefix_start) if prefix else None
-    module.floats_only = None if floats_only is None else "\n".join(floats_only) + "\n"
-    return module
+    return Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
+                  [(name, nid) for nid, name in closure], body_end)
 
 
 def graph_text(g) -> str:

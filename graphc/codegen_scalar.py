@@ -47,7 +47,7 @@ ENABLED = True
 
 _F64 = np.dtype("float64")
 _HELPER_NAMES = {"math", "float64", "_UseNumPy", "_numpy_errstate", "_ERRSTATE_OK",
-                 "_underflow_ignored"}
+                 "_underflow_ignored", "_NOT_FLOATS"}
 _SAMPLES = 600          # inputs per op on which math and NumPy must agree bit for bit
 
 
@@ -285,18 +285,19 @@ _SUBCLASS_RAISE = '            raise _UseNumPy("a float subclass: its own arithm
 _NOT_FLOATS_RETURN = "            return _NOT_FLOATS   # (not this signature: the caller's key decides)"
 
 
-def floats_only_variant(fast_lines, start):
-    """``fast_lines`` (the executed variant, a list) for a signature of exact Python floats
-    only, or None: where the ``math`` prefix starting at line ``start`` would send a float
-    subclass to NumPy's code, this variant returns the module's ``_NOT_FLOATS`` instead,
-    so that ``Compiled.__call__`` can call it without testing the arguments' types first
-    (the function tests them itself, once) and fall back to its cache key when it says no.
-    Line for line the same as the source, like ``fast``."""
-    try:
-        i = fast_lines.index(_SUBCLASS_RAISE, start)
+def floats_only_variant(fast: str):
+    """``fast`` (a module's executed variant) for a signature of exact Python floats only,
+    or None where it has no ``math`` body: where that body would send a float subclass to
+    NumPy's code, this variant returns the module's ``_NOT_FLOATS`` instead, so that
+    ``Compiled.__call__`` can call it without testing the arguments' types first (the
+    function tests them itself, once) and take its cache key when it says no
+    (graphc/floats_call.py).  Line for line the same as the source, like ``fast``."""
+    lines = fast.split("\n")
+    try:    # (the first such line is the prefix's own: user text only follows it in comments)
+        i = lines.index(_SUBCLASS_RAISE)
     except ValueError:
         return None
-    return fast_lines[:i] + [_NOT_FLOATS_RETURN] + fast_lines[i + 1:]
+    return "\n".join(lines[:i] + [_NOT_FLOATS_RETURN] + lines[i + 1:])
 
 
 def weak_inputs_to_numpy(g, em):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import codegen, codegen_scalar, compiled
+from graphc import codegen, codegen_scalar, floats_call
 
 
 def lecture_f(w1, w2):
@@ -56,14 +56,14 @@ def _message(e):
 
 def test_hot_entry_is_the_last_float_entry():
     vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
-    assert vg._hot == compiled._NO_HOT
+    assert vg._hot == floats_call.NO_HOT
     out = vg(1.5, 0.5)
     n, fn = vg._hot
     assert n == 2 and fn is vg._last.fn
     _same(out, _numpy_only(graphc.value_and_grad, 1.5, 0.5))
     # another signature becomes the last entry: the floats-only code is not called first
     vg(np.float64(1.5), 0.5)
-    assert vg._hot == compiled._NO_HOT
+    assert vg._hot == floats_call.NO_HOT
     _same(vg(1.5, 0.5), out)
     assert vg._hot[0] == 2
 
@@ -72,15 +72,20 @@ def test_executed_variant_differs_from_the_source_in_one_line():
     vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
     vg(1.5, 0.5)
     entry = vg._last
+    assert entry.floats_only and vg._hot == (2, entry.fn)
     ran = linecache.getlines(entry.fn.__code__.co_filename)
     assert "".join(ran) == entry.source          # tracebacks show the source
-    fast = codegen.generate_module(entry.graph, entry.func_name).fast.splitlines()
-    hot = codegen_scalar.floats_only_variant(fast, 0)
-    diff = [(a, b) for a, b in zip(fast, hot) if a != b]
-    assert len(hot) == len(fast) and len(diff) == 1, diff
+    fast = codegen.generate_module(entry.graph, entry.func_name).fast
+    hot = codegen_scalar.floats_only_variant(fast)
+    diff = [(a, b) for a, b in zip(fast.split("\n"), hot.split("\n")) if a != b]
+    assert hot.count("\n") == fast.count("\n") and len(diff) == 1, diff
     assert "raise _UseNumPy" in diff[0][0] and "return _NOT_FLOATS" in diff[0][1]
     # the source users read and export is unchanged
     assert "_NOT_FLOATS" not in entry.source
+    # no `math` body: no variant
+    g = graphc.grad(lambda a: np.tanh(a) * a)
+    g(0.5)
+    assert codegen_scalar.floats_only_variant(g._last.source) is None
 
 
 def test_every_other_signature_takes_the_key_while_hot():
@@ -130,7 +135,7 @@ def test_sentinel_never_reaches_the_caller():
             out = f(*args)
         except graphc.GraphcError:
             continue
-        assert out is not compiled._NOT_FLOATS
+        assert out is not floats_call.NOT_FLOATS
 
 
 def test_inside_another_transform_records_into_the_trace():
@@ -154,7 +159,7 @@ def test_cache_clear_and_lru_keep_the_hot_entry_honest():
     c(1.0, 2.0)
     assert len(traces) == 1 and c._hot[0] == 2
     c.cache_clear()
-    assert c._hot == compiled._NO_HOT
+    assert c._hot == floats_call.NO_HOT
     assert c(1.0, 2.0) == 1.0 * np.exp(2.0)
     assert len(traces) == 2                    # traced again after cache_clear
     # two other signatures evict the float entry (cache_size=2): the next float call traces
@@ -168,7 +173,7 @@ def test_pickle_drops_the_hot_entry():
     vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
     vg(1.5, 0.5)
     vg2 = pickle.loads(pickle.dumps(vg))
-    assert vg2._hot == compiled._NO_HOT
+    assert vg2._hot == floats_call.NO_HOT
     _same(vg2(1.5, 0.5), vg(1.5, 0.5))
 
 
@@ -200,15 +205,42 @@ def test_threads_mixing_floats_and_arrays():
     assert not errors, errors[0]
 
 
-def test_no_math_body_no_hot_entry():
+def test_without_a_math_body_a_type_test_runs_first():
     # tanh keeps NumPy's code (its float64 SIMD version differs from the C library's)
     g = graphc.grad(lambda a: np.tanh(a) * a)
     assert g(0.5) == pytest.approx(np.tanh(0.5) + 0.5 * (1 - np.tanh(0.5) ** 2), rel=1e-14)
-    assert g._hot == compiled._NO_HOT
-    # a closed-over array: passed at each call, never the floats-only path
+    n, hot = g._hot
+    assert n == 1 and hot is not g._last.fn and not g._last.floats_only
+    assert hot(np.float64(0.5)) is floats_call.NOT_FLOATS and hot(0.5) == g(0.5)
+    assert type(g(np.float32(0.5))) is np.float32 and g._hot == floats_call.NO_HOT
+    # a closed-over array: passed at each call, never this path
     w = np.array([1.0, 2.0])
     h = graphc.compile(lambda a: (a * w).sum())
-    assert h(2.0) == 6.0 and h._hot == compiled._NO_HOT
+    assert h(2.0) == 6.0 and h._hot == floats_call.NO_HOT
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5])
+def test_checked_tests_every_argument(n):
+    fn = floats_call.checked(lambda *a: sum(a, 0.0), n)
+    args = [float(i) for i in range(n)]
+    assert fn(*args) == sum(args)
+    for i in range(n):
+        for other in (1, np.float64(1.0), True, np.array(1.0)):
+            bad = list(args)
+            bad[i] = other
+            assert fn(*bad) is floats_call.NOT_FLOATS
+
+
+def test_guarded_paths_of_floats():
+    def f(a, b):
+        if a > b:                      # a guard: one path per decision (graphc/guard_paths.py)
+            return a * b
+        return a - b
+
+    c = graphc.compile(f)
+    assert c(2.0, 1.0) == 2.0 and c._hot[0] == 2
+    assert c(1.0, 2.0) == -1.0 and c(3.0, 2.0) == 6.0 and c(0.0, 5.0) == -5.0
+    assert c(np.float64(1.0), 2.0) == -1.0 and c(3.0, 2.0) == 6.0
 
 
 def test_errstate_and_fallback_still_numpy_on_the_hot_path():
@@ -224,3 +256,68 @@ def test_errstate_and_fallback_still_numpy_on_the_hot_path():
     with np.errstate(under="warn"):
         with pytest.warns(RuntimeWarning, match="underflow"):
             vg(1e-300, 1e300)
+
+
+# --- W3: -(-a * b) is a * b (graphc/passes/neg_cancel.py) ------------------------------------
+def _without_neg_cancel(monkeypatch):
+    import importlib
+    simplify = importlib.import_module("graphc.passes.simplify")
+    from graphc.passes.neg_cancel import cancel_negations
+    monkeypatch.setattr(simplify, "_RULES", tuple(r for r in simplify._RULES
+                                                  if r is not cancel_negations))
+
+
+def _special(rng, shape, dtype):
+    x = rng.normal(size=shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[:8] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -3.0, 2.5]
+    return x
+
+
+@pytest.mark.parametrize("form", ["-(-a * b)", "-(b * -a)", "-(-a / b)", "-(b / -a)"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_negations_cancel_exactly(form, dtype):
+    rng = np.random.default_rng(7)
+    a, b = _special(rng, (64,), dtype), _special(rng, (64,), dtype)[::-1].copy()
+    f = graphc.compile(eval(f"lambda a, b: {form}"))
+    src = f.source(a, b)
+    assert "-" not in src.split("def ")[1].split("return")[0].split('"""')[2], src
+    with np.errstate(all="ignore"):
+        got, want = f(a, b), eval(form)
+    assert got.dtype == want.dtype
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    # every number bit for bit, zeros' signs included (a nan's sign bit may differ)
+    assert got[~nan].tobytes() == want[~nan].tobytes()
+
+
+def test_negations_kept_where_they_do_not_cancel():
+    x = np.array([1, -2, 3], dtype=np.int32)
+    f = graphc.compile(lambda a, b: -(-a * b))          # integers: left alone
+    assert f.source(x, x).count("-") >= 2
+    np.testing.assert_array_equal(f(x, x), -(-x * x))
+    y = np.array([0.5, -2.0, 3.0])
+    g = graphc.compile(lambda a, b: -(-a * b) + (-a))   # the inner negation has another use
+    np.testing.assert_array_equal(g(y, y), -(-y * y) + (-y))
+    h = graphc.compile(lambda a: -((-a) * (-a)))        # both factors: one negation stays
+    np.testing.assert_array_equal(h(y), -(y * y))
+
+
+def test_w3_gradient_bit_for_bit_without_the_negations(monkeypatch):
+    from benchmarks import workloads as W
+    rng = np.random.default_rng(3)
+    p, (x, y) = W.sig_params(rng), W.sig_data(rng)
+    vg = graphc.value_and_grad(W.sig_loss_np)
+    src = vg.source(p, x, y)
+    assert "-(-" not in src and "= -(d_" not in src
+    new = vg(p, x, y)
+    _without_neg_cancel(monkeypatch)
+    old_vg = graphc.value_and_grad(W.sig_loss_np)
+    assert "-(d_" in old_vg.source(p, x, y)
+    old = old_vg(p, x, y)
+    assert new[0].tobytes() == old[0].tobytes()
+    for k in W.SIG_KEYS:
+        assert new[1][k].dtype == old[1][k].dtype and new[1][k].tobytes() == old[1][k].tobytes(), k
+    ref = W.sig_value_and_grad_numpy(p, x, y)
+    for k in W.SIG_KEYS:
+        np.testing.assert_allclose(new[1][k], ref[1][k], rtol=2e-5, atol=1e-7)
