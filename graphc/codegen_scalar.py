@@ -40,14 +40,14 @@ from .precedence import prec_of
 from .primitive import REGISTRY, Aval
 
 __all__ = ["ENABLED", "agrees", "scalar_ops", "uses_math", "math_prefix", "MATH_HELPERS",
-           "weak_inputs_to_numpy"]
+           "weak_inputs_to_numpy", "floats_only_variant"]
 
 #: Off: every signature gets NumPy code only (tests compare the two).
 ENABLED = True
 
 _F64 = np.dtype("float64")
 _HELPER_NAMES = {"math", "float64", "_UseNumPy", "_numpy_errstate", "_ERRSTATE_OK",
-                 "_underflow_ignored"}
+                 "_underflow_ignored", "_NOT_FLOATS"}
 _SAMPLES = 600          # inputs per op on which math and NumPy must agree bit for bit
 
 
@@ -259,7 +259,7 @@ def math_prefix(g, numpy_em, func_name, unpack):
     exact = " is ".join([f"type({p})" for p in params] + ["float"])
     lines += ["    try:   # Python floats and `math` (NumPy's values), else NumPy's code below",
               f"        if not ({exact}):",
-              '            raise _UseNumPy("a float subclass: its own arithmetic")',
+              _SUBCLASS_RAISE,
               "        if _numpy_errstate() is not _ERRSTATE_OK and not _underflow_ignored():",
               '            raise _UseNumPy("NumPy reports underflow now")']
     lines += body
@@ -277,6 +277,27 @@ def math_prefix(g, numpy_em, func_name, unpack):
               f"def {fallback}({', '.join(params)}):",
               f'    """{func_name} with NumPy\'s scalars: its infinities, nans and warnings."""']
     return lines
+
+
+#: The line sending a float subclass to NumPy's code, and what the variant that compiled
+#: callables run for exact Python floats says there (:func:`floats_only_variant`).
+_SUBCLASS_RAISE = '            raise _UseNumPy("a float subclass: its own arithmetic")'
+_NOT_FLOATS_RETURN = "            return _NOT_FLOATS   # (not this signature: the caller's key decides)"
+
+
+def floats_only_variant(fast: str):
+    """``fast`` (a module's executed variant) for a signature of exact Python floats only,
+    or None where it has no ``math`` body: where that body would send a float subclass to
+    NumPy's code, this variant returns the module's ``_NOT_FLOATS`` instead, so that
+    ``Compiled.__call__`` can call it without testing the arguments' types first (the
+    function tests them itself, once) and take its cache key when it says no
+    (graphc/floats_call.py).  Line for line the same as the source, like ``fast``."""
+    lines = fast.split("\n")
+    try:    # (the first such line is the prefix's own: user text only follows it in comments)
+        i = lines.index(_SUBCLASS_RAISE)
+    except ValueError:
+        return None
+    return "\n".join(lines[:i] + [_NOT_FLOATS_RETURN] + lines[i + 1:])
 
 
 def weak_inputs_to_numpy(g, em):

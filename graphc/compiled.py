@@ -15,9 +15,11 @@ import threading
 
 import numpy as np
 
-from . import codegen, errors, loader, naming, symbolic_module
+from . import codegen, errors, floats_call, loader, naming, symbolic_module
 from .argnums import normalize_argnums
 from .capture import Spec, def_where, function_name, gc_paused, live, trace_into
+from .codegen_scalar import floats_only_variant
+from .floats_call import NO_HOT, NOT_FLOATS
 from .errors import OptionError, UnsupportedError
 from .guard_paths import Paths, forget_source, guarded_entry
 from .ir import Graph
@@ -38,10 +40,13 @@ DEFAULT_CACHE_SIZE = 64
 class _Entry:
     """One compiled signature: its optimized graph, generated source and callable."""
 
-    __slots__ = ("graph", "source", "fn", "func_name", "has_spec", "closure", "body_end")
+    __slots__ = ("graph", "source", "fn", "func_name", "has_spec", "closure", "body_end",
+                 "floats_only")
 
-    def __init__(self, graph, source, fn, func_name, has_spec=False, closure=(), body_end=None):
+    def __init__(self, graph, source, fn, func_name, has_spec=False, closure=(), body_end=None,
+                 floats_only=False):
         self.graph, self.source, self.fn, self.func_name = graph, source, fn, func_name
+        self.floats_only = floats_only  # fn tests its n Python floats itself (floats_call.py)
         self.body_end = body_end        # first line after the function (graphc/guard_paths.py)
         self.has_spec = has_spec
         # ((keyword, cell, (shape, dtype)), ...): closed-over arrays passed at each call
@@ -111,7 +116,6 @@ def _args_key(args):
 
 
 _NO_ENTRY = object()
-_FLOATS = (float,)     # times n: the key of n Python-float arguments
 # loader.exec_module numbers its linecache file names with a plain counter;
 # builds of different compiled functions may run in parallel threads.
 _EXEC_LOCK = threading.Lock()
@@ -175,7 +179,7 @@ class Compiled:
         self._cache: dict = {}          # insertion order = least recently used first
         self._cache_size = cache_size
         self._last = _NO_ENTRY          # the most recently used entry
-        self._floats: dict = {}         # {n: the entry of n Python floats}: used while it is _last
+        self._hot = NO_HOT              # (n, code) of _last if it takes n floats (floats_call.py)
         # Reentrant: tracing runs the user's function, which may call this
         # same compiled function on concrete arrays (another signature).
         self._lock = threading.RLock()
@@ -214,14 +218,14 @@ class Compiled:
     def __getstate__(self):
         # The lock cannot be pickled, and the compiled code is rebuilt on demand.
         state = dict(self.__dict__)
-        for name in ("_lock", "_cache", "_last", "_floats"):
+        for name in ("_lock", "_cache", "_last", "_hot"):
             state.pop(name, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._cache = {}
-        self._last, self._floats = _NO_ENTRY, {}
+        self._last, self._hot = _NO_ENTRY, NO_HOT
         self._lock = threading.RLock()
 
     def __get__(self, obj, objtype=None):
@@ -264,7 +268,7 @@ class Compiled:
                 try:
                     if self._cache.pop(key, None) is not None:
                         self._cache[key] = entry
-                    self._last = entry
+                    self._last, self._hot = entry, floats_call.hot_of(entry, key)
                 finally:
                     self._lock.release()
             return entry
@@ -278,7 +282,7 @@ class Compiled:
                 while len(self._cache) >= self._cache_size:
                     self._evict(next(iter(self._cache)))
             self._cache[key] = entry
-            self._last = entry
+            self._last, self._hot = entry, floats_call.hot_of(entry, key)
         return entry
 
     def _evict(self, key):
@@ -291,7 +295,7 @@ class Compiled:
         with self._lock:
             for key in list(self._cache):
                 self._evict(key)
-            self._last = _NO_ENTRY
+            self._last, self._hot = _NO_ENTRY, NO_HOT
 
     def _build(self, args, kwargs):
         if has_named_dims(args, kwargs):
@@ -315,20 +319,24 @@ class Compiled:
         module = self._generate()(g, func_name, doc=self._doc(names),
                                          source_file=source_file, signature=def_sig)
         source = module.source
+        renamed = {p.name: n for p, n in zip(sig.params, names) if p.name != n and p.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        # n exact Python floats and a `math` body: the variant testing their types itself
+        run = not (kwargs or renamed or module.closure_params) and all(
+            type(x) is float for x in args) and floats_only_variant(module.fast)
         with _EXEC_LOCK:
             # The fast variant: no entry check (the cache key checked the signature)
             # and the user's own default arrays, read at each call.
-            fn = loader.exec_module(source, func_name, self.__name__, run=module.fast,
-                                     bindings=module.bindings)
-        renamed = {p.name: n for p, n in zip(sig.params, names) if p.name != n and p.kind in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+            fn = loader.exec_module(source, func_name, self.__name__, run=run or module.fast,
+                                     bindings=dict(module.bindings, _NOT_FLOATS=NOT_FLOATS)
+                                     if run else module.bindings)
         if renamed:
             fn = _renaming_call(fn, renamed)
         has_spec = any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
         cells = {nid: cell for nid, _, cell in sig.closures}
         closure = tuple((kw, cells[nid], (g[nid].shape, g[nid].dtype))
                         for kw, nid in module.closure_params)
-        return _Entry(g, source, fn, func_name, has_spec, closure, module.body_end)
+        return _Entry(g, source, fn, func_name, has_spec, closure, module.body_end, bool(run))
 
     def _generate(self):
         """The code generator of this compiled function's target (graphc/compiled_xp.py)."""
@@ -352,28 +360,20 @@ class Compiled:
         # An error leaves with graphc's frames hidden (graphc/tracebacks.py); the
         # try costs nothing until something raises.
         try:
-            key = None
-            if not kwargs:
-                for x in args:
-                    if type(x) is not float:
-                        break
-                else:   # Python floats only: _args_key's key, without its call and list
-                    if (entry := self._floats.get(len(args))) is self._last:
-                        return entry.fn(*args)      # (the last entry is in the cache)
-                    key = _FLOATS * len(args)
-            if key is None:
-                try:
-                    key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
-                except _Traced:
-                    return self._inline(args, kwargs)
-                except RecursionError:
-                    flatten((args, kwargs))   # a pytree nested too deep: its clear error
-                    raise
+            if not kwargs:  # the last entry's code if it takes n Python floats: it tests
+                n, hot = self._hot      # their types itself (floats_call.py)
+                if len(args) == n and (out := hot(*args)) is not NOT_FLOATS:
+                    return out
+            try:
+                key = (_args_key(args), _key_of(kwargs)) if kwargs else _args_key(args)
+            except _Traced:
+                return self._inline(args, kwargs)
+            except RecursionError:
+                flatten((args, kwargs))   # a pytree nested too deep: its clear error
+                raise
             entry = self._cache.get(key)
             if entry is not self._last:
                 entry = self._lookup(key, entry, args, kwargs)
-                if not entry.closure and key == _FLOATS * len(args):
-                    self._floats[len(args)] = entry    # the next calls skip the key
             if entry.has_spec:
                 raise errors.SignatureError(f"{self.__name__} was called with a graphc.Spec placeholder",
                                   hint="Specs describe inputs for .source(), .graph() and graphc.trace; "
@@ -404,7 +404,7 @@ class Compiled:
                 with self._lock:
                     if self._cache.get(key) is entry:
                         self._evict(key)
-                    self._last = _NO_ENTRY
+                    self._last, self._hot = _NO_ENTRY, NO_HOT
                 new = self._entry(args, kwargs)
                 if not new.closure:
                     return new.fn(*args, **kwargs)

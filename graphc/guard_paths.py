@@ -26,6 +26,7 @@ import numpy as np
 
 from .codegen_guards import GUARD_CLASS
 from .errors import ControlFlowError, GraphcWarning, warn_at
+from .floats_call import NO_HOT
 
 __all__ = ["MAX_PATHS", "Paths", "guarded_entry"]
 
@@ -159,6 +160,7 @@ class Paths:
             if compiled._cache.get(self.key) is self:
                 compiled._evict(self.key)
             compiled._last = _NO_LAST     # (never an entry, nor a missing one)
+            compiled._hot = NO_HOT        # (nor its floats-only code: graphc/floats_call.py)
         return compiled(*args, **kwargs)
 
     def path_of(self, args, kwargs):

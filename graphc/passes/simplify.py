@@ -22,12 +22,15 @@ points at an earlier node instead, and dead leftovers go to ``dce``.
   element twice, so it is emitted as plain assignment instead of ``np.add.at``.
 - The sum of such a one-hot seed along its label axis (``(-d_logp).sum(axis=1)``) is a
   constant, whatever the labels (graphc/passes/onehot_sum.py).
+- ``-(-a * b)`` is ``a * b`` (and the same with ``/``) for floats: the sigmoid's
+  gradient (graphc/passes/neg_cancel.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..primitive import REGISTRY, Aval
+from .neg_cancel import cancel_negations
 from .onehot_sum import sum_of_onehot
 from .pool_mask import relu_mask_after_unpool
 
@@ -205,7 +208,8 @@ def _basis_matmul(graph, nid, node):
 
 _RULES = (_index_as_reshape, _same_as_input, _chain, _sum_keepdims_reshape, _drop_operand_broadcast, _unique_scatter, _basis_matmul,
           relu_mask_after_unpool,   # graphc/passes/pool_mask.py
-          sum_of_onehot)            # graphc/passes/onehot_sum.py
+          sum_of_onehot,            # graphc/passes/onehot_sum.py
+          cancel_negations)         # graphc/passes/neg_cancel.py
 
 
 def simplify(graph):
@@ -231,4 +235,5 @@ _RULE_OPS = {_index_as_reshape: {"getitem", "scatter_add"},
              _same_as_input: {"reshape", "broadcast_to", "transpose"},
              _chain: {"reshape", "transpose"}, _sum_keepdims_reshape: {"reshape"},
              _unique_scatter: {"scatter_add"}, _basis_matmul: {"matmul"},
-             relu_mask_after_unpool: {"masked_mul"}, sum_of_onehot: {"sum"}}
+             relu_mask_after_unpool: {"masked_mul"}, sum_of_onehot: {"sum"},
+             cancel_negations: {"neg"}}

@@ -38,7 +38,7 @@ def fused_d_w(x, w, b, mean_out, d_b_out, d_w_out):
             # grad of: return np.mean(h * h)
             mul = 0.041666666666666664 * h              # f64[]
             # grad of: h = 1 / (1 + np.exp(-(x @ w + b)))
-            d_add = -(-((mul + mul) * h / add) * exp)   # f64[]
+            d_add = (mul + mul) * h / add * exp         # f64[]
             d_b_acc[j] += d_add
             for p in range(2):
                 d_w_acc[p, j] += x[i, p] * d_add

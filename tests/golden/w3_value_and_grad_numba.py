@@ -90,7 +90,7 @@ def fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean_out, d_b3_out, d_W3_out, d_b2_
             d_W3_acc[p, 0] += h2_row[p] * d_add
         for j in range(3):
             # grad of: h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
-            d_add_1 = -(-(d_h2_row[j] * h2_row[j] / add_row_1[j]) * exp_row_1[j])  # f32[]
+            d_add_1 = d_h2_row[j] * h2_row[j] / add_row_1[j] * exp_row_1[j]  # f32[]
             d_b2_acc[j] += d_add_1
             d_add_row[j] = d_add_1
         for j in range(3):
@@ -100,7 +100,7 @@ def fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean_out, d_b3_out, d_W3_out, d_b2_
             for p in range(3):
                 d_W2_acc[p, j] += h1_row[p] * d_add_row[j]
             # grad of: h1 = 1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))
-            d_add_2 = -(-(d_h1 * h1_row[j] / add_row[j]) * exp_row[j])  # f32[]
+            d_add_2 = d_h1 * h1_row[j] / add_row[j] * exp_row[j]  # f32[]
             d_b1_acc[j] += d_add_2
             for p in range(2):
                 d_W1_acc[p, j] += x[i, p] * d_add_2
