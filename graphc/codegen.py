@@ -16,7 +16,7 @@ from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, guard_lines, guard_trace
 from .codegen_workspace import WORKSPACE_HELPERS, fresh_node, use_workspace
 from .codegen_scalar import MATH_HELPERS, math_prefix, weak_inputs_to_numpy as _weak_inputs_to_numpy
 from .codegen_writes import inplace_write
-from .codegen_full_operand import full_operand_args, full_operand_call, with_full_operands
+from .codegen_forms import full_operand_args, full_operand_call, seed_adds, with_full_operands
 from .ir import SUBGRAPH_OPS, install_product
 from .literals import const_text, default_text, holds_array, tree_text
 from .naming import Namespace, sanitize
@@ -59,7 +59,7 @@ class _Emitter:
         args = node.args
         avals = [nodes[a].aval for a in args]
         if (text := full_operand_call(self, nid)) is not None:   # np.maximum(zeros, a)
-            return text, 100              # (graphc/codegen_full_operand.py; NumPy target)
+            return text, 100              # (graphc/codegen_forms.py; NumPy target)
         if callable(prim.numpy):
             texts = [self.ref(a, 0) for a in args]
             atoms = [self.ref(a, 100) for a in args]
@@ -231,7 +231,7 @@ def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True, rewrite=Non
     last_block = None
     g = em.g
     items = list(em.body())
-    frees = _frees(em, items) if free else {}
+    frees = _frees(em, seed_adds(em, items)) if free else {}   # (codegen_forms.py)
     if free and reuse:
         moved = use_workspace(em, items, _reuse(em, items))     # out= reuse, then kept buffers
         for i in moved:             # a ReLU check's exact path now reads its operands in i + 1
@@ -428,7 +428,7 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     written for: compiled callables pass one with sanitized, distinct names.
     """
     sig = g.signature if signature is None else signature
-    em = with_full_operands(_Emitter(g))      # (graphc/codegen_full_operand.py)
+    em = with_full_operands(_Emitter(g))      # (graphc/codegen_forms.py)
     em.ns.reserve(func_name)
     guarded = has_guards(g)
     if guarded:

@@ -24,7 +24,7 @@ an inlined, single-use ``contiguous`` of the result's own shape and dtype qualif
 from __future__ import annotations
 
 from . import symdims
-from .codegen_full_operand import full_operand_args
+from .codegen_forms import full_operand_args
 from .primitive import REGISTRY
 
 __all__ = ["fuse_layout_copies"]

@@ -57,7 +57,7 @@ def test_the_fused_forms_are_emitted_and_give_the_same_bits(case, monkeypatch):
     src = vg.source(p, x)
     # the layout change of conv2's result and its ReLU: one ufunc into a kept C-order buffer
     assert "np.ascontiguousarray" not in src.split("# grad of")[0]
-    # (against a zero array of its shape, not the scalar 0.0: graphc/codegen_full_operand.py)
+    # (against a zero array of its shape, not the scalar 0.0: graphc/codegen_forms.py)
     assert re.search(r", zeros_[\dx]+, out=relu_1\)", src) and "relu_1 = _buffer('relu_1'" in src
     # both GEMMs + bias into kept buffers, conv1's ReLU in place on its buffer
     assert "conv = np.matmul(w1.reshape(" in src and "conv += b1.reshape(" in src

@@ -1,10 +1,13 @@
 """Issue 18, ``small4`` branch: W2 with the plain NumPy loss, third round.
 
 * ``np.maximum`` / ``np.minimum`` against a scalar read a full constant of the result's
-  shape (graphc/codegen_full_operand.py): NumPy's loop is vectorized only for two array
+  shape (graphc/codegen_forms.py): NumPy's loop is vectorized only for two array
   operands.  The values are the same bit for bit (nan payloads and signs of zero
   included), and the plain form applies only where the array operand is C-ordered by
   construction, so a result's layout does not change either.
+* The loss gradient's one-hot seed is added in place into the fresh term it is summed
+  with (``d_z = d_sum * exp; d_z[np.arange(n), y] -= c``): the same bits (signs of zero
+  aside, module docstring of graphc/codegen_forms.py), the same IndexError.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import pytest
 
 import graphc
 from benchmarks import workloads as W
-from graphc import codegen_full_operand as full
+from graphc import codegen, codegen_forms as full
 from tests.test_w2_plain_loss2 import _by_hand, _w2
 
 
@@ -36,8 +39,9 @@ def _specials(dtype, shape, seed=0):
 
 
 def _scalar_forms(monkeypatch):
-    """Compile as before this branch: every maximum against the scalar."""
+    """Compile as before this branch: every maximum against the scalar, the seed apart."""
     monkeypatch.setattr(full, "FULL_BYTES", 1 << 62)
+    monkeypatch.setattr(codegen, "seed_adds", lambda em, items: items)
 
 
 def _same_bits(a, b):
@@ -204,3 +208,61 @@ def test_w2_against_pytorch():
     np.testing.assert_allclose(loss, tl.item(), rtol=1e-5)
     for k in W.MLP_KEYS:
         np.testing.assert_allclose(g[k], tp[k].grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+# --- the one-hot seed added in place --------------------------------------------------------
+def test_w2_seed_is_added_in_place():
+    p, x, y = _w2()
+    src = graphc.value_and_grad(W.mlp_loss_np).source(p, x, y)
+    assert "    d_z = d_sum * exp\n    d_z[np.arange(128), y] -= 0.0078125 " in src
+    assert "d_logp" not in src
+
+
+@pytest.mark.parametrize("labels", ["in range", "negative"])
+def test_w2_labels_as_before(labels, monkeypatch):
+    p, x, y = _w2()
+    if labels == "negative":
+        y = y - 10                   # NumPy wraps -10..-1 to 0..9, in the loss and the seed
+    loss, g = graphc.value_and_grad(W.mlp_loss_np)(p, x, y)
+    _scalar_forms(monkeypatch)
+    loss0, g0 = graphc.value_and_grad(W.mlp_loss_np)(p, x, y)
+    assert _same_bits(loss, loss0) and all(_same_bits(g[k], g0[k]) for k in W.MLP_KEYS)
+
+
+def test_w2_out_of_range_label_raises():
+    p, x, y = _w2()
+    vg = graphc.value_and_grad(W.mlp_loss_np)
+    vg(p, x, y)
+    y = y.copy()
+    y[7] = 10
+    with pytest.raises(IndexError):
+        vg(p, x, y)
+
+
+@pytest.mark.parametrize("rows", [[0, 1, 2, 3], [0, 1, 1, 3]], ids=["arange", "repeated"])
+def test_seed_of_a_gather(rows, monkeypatch):
+    """d/dx (x[rows, cols].sum() + sin(x).sum()): the scatter of ones into the cosine in
+    place when no element is indexed twice (rows = np.arange); np.add.at into zeros, as
+    before, when one may be."""
+    cols = np.array([2, 0, 0, 1])
+    r = np.arange(4) if rows == [0, 1, 2, 3] else np.array(rows)
+
+    def f(x, cols):
+        rr = np.arange(4) if rows == [0, 1, 2, 3] else r        # (a constant arange)
+        return x[rr, cols].sum() + np.sin(x).sum()
+    x = np.linspace(-2.0, 2.0, 12).reshape(4, 3)
+    gf = graphc.grad(f)
+    src = gf.source(x, cols)
+    got = gf(x, cols)
+    want = np.cos(x)
+    np.add.at(want, (r, cols), 1.0)
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    with pytest.raises(IndexError):
+        gf(x, np.array([2, 0, 3, 1]))
+    _scalar_forms(monkeypatch)
+    assert _same_bits(got, graphc.grad(f)(x, cols))
+    if rows == [0, 1, 2, 3]:
+        assert "np.add.at" not in src and "np.zeros" not in src
+        assert "d_x[np.arange(4), cols] += 1.0" in src
+    else:
+        assert "np.add.at(" in src and "np.zeros" in src

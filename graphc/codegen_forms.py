@@ -1,10 +1,11 @@
-"""``np.maximum`` / ``np.minimum`` against a scalar: a full constant operand instead.
+"""Faster NumPy forms of the same operations, for the NumPy target's modules.
 
-NumPy 2.4's ``maximum`` and ``minimum`` loops are vectorized for two contiguous
-operands but not for a scalar one: a ReLU, ``np.maximum(0, a)`` on 128x256 float32,
-takes 27 µs where ``np.maximum(zeros, a)`` against a zero array of ``a``'s shape takes
-8 µs (docs/performance.md, "W2 with the plain NumPy loss, third round").  So the
-generated code reads a module-level constant of the result's shape:
+**A full constant operand.** NumPy 2.4's ``maximum`` and ``minimum`` loops are
+vectorized for two contiguous operands but not for a scalar one: a ReLU,
+``np.maximum(0, a)`` on 128x256 float32, takes 27 µs where ``np.maximum(zeros, a)``
+against a zero array of ``a``'s shape takes 8 µs (docs/performance.md, "W2 with the
+plain NumPy loss, third round").  So the generated code reads a module-level constant
+of the result's shape:
 
     zeros_128x256 = np.zeros((128, 256), dtype=np.float32)  # np.maximum's operand
 
@@ -25,16 +26,33 @@ The constant is built once, when the module is executed (``np.zeros`` maps its p
 lazily, so a large one costs little memory), is only ever read, and qualifies only
 when it is at least ``FULL_BYTES`` large (small arrays gain under a microsecond), the
 scalar is exact in the result's dtype, and no dimension is symbolic.
+
+**A one-hot seed added in place** (:func:`seed_adds`).  The gradient of a loss that
+gathers ``logp[np.arange(n), y]`` adds a scatter of constants into zeros to another
+term; the zeros, the scatter and the sum are three passes and two temporaries where
+the term itself, fresh, can take the constants at the index:
+
+    d_z = d_sum * exp                           (was: d_logp = np.zeros((128, 10), ...)
+    d_z[np.arange(128), y] -= 0.0078125               d_logp[np.arange(128), y] = ...
+                                                      d_z = d_logp + d_sum * exp)
+
+Each indexed element is ``x + c`` in both (IEEE addition commutes, ``x - c`` is
+``x + -c``), and an out-of-range label raises the same ``IndexError``.  The one
+difference: an element outside the index that is ``-0.0`` stays ``-0.0`` where
+``0.0 + -0.0`` gave ``+0.0`` (equal values).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import symdims
+from .avals import Aval
 from .literals import const_text
+from .ops.index import spec_text
 from .primitive import REGISTRY
 
-__all__ = ["FULL_BYTES", "c_order", "full_operand_args", "full_operand_call", "with_full_operands"]
+__all__ = ["FULL_BYTES", "c_order", "full_operand_args", "full_operand_call", "seed_adds",
+           "with_full_operands"]
 
 FULL_BYTES = 1 << 14
 
@@ -147,3 +165,66 @@ def full_operand_call(em, nid):
     if new is texts:
         return None
     return f"{prim.inplace_ufunc}({', '.join(new)})"
+
+
+# --- a one-hot seed added in place ------------------------------------------------------
+_SEED_BYTES = 1 << 17       # below codegen's _FREE_BYTES: the scatter never has a `del`
+
+
+def _seed_form(em, s, node):
+    """(index text, ``op=``, value text) to add scatter ``s`` into ``node``'s fresh other
+    term in place, or None.  The scatter must index each element once (``unique``, or
+    no array in the index), read only constants and inputs (its text moves to the add's
+    statement), be ``node``'s shape and dtype and have no other user."""
+    g = em.g
+    sn = g[s]
+    if sn.op != "scatter_add":
+        return None
+    spec = sn.params["spec"]
+    if (em.edge_count.get(s) != 1 or s in em.outputs
+            or s not in em.name or tuple(sn.shape) != tuple(node.shape) or sn.dtype != node.dtype
+            or not (sn.params.get("unique") or all(item[0] != "array" for item in spec))
+            or symdims.nbytes(sn) >= _SEED_BYTES
+            or any(g[a].op not in ("const", "input") for a in sn.args)):
+        return None
+    v = g[sn.args[0]]
+    values = np.asarray(v.value) if v.op == "const" else None
+    if values is None or values.dtype != sn.dtype or np.isnan(values).any():
+        return None
+    idx = spec_text(spec, [em.ref(a, 0) for a in sn.args[1:]])
+    flat = values.ravel()
+    if flat.size and (flat == flat[0]).all() and (np.signbit(flat) == np.signbit(flat[0])).all():
+        c = flat[0]
+        op = "-" if np.signbit(c) and c != 0 else "+"
+        return idx, op, const_text(-c if op == "-" else c, Aval((), sn.dtype, True))
+    return idx, "+", em.ref(sn.args[0], 0)
+
+
+def seed_adds(em, items):
+    """Rewrite ``items`` (codegen's ``(nid, lines)`` statements, before its frees are
+    placed) so that ``s + t``, ``s`` a scatter of constants into zeros and ``t`` an
+    inlined ufunc expression of the same shape (a fresh array), is ``t`` with the
+    constants added at the index (module docstring); the scatter's statement goes.
+    Returns ``items``."""
+    if not getattr(em, "full_operands", False):
+        return items
+    g = em.g
+    drop = set()
+    for j, (nid, lines) in enumerate(items):
+        node, name = g[nid], em.name.get(nid)
+        if (node.op != "add" or len(node.args) != 2 or name is None or len(lines) != 1
+                or not lines[0].startswith(f"{name} = ")):
+            continue
+        for s, t in (node.args, node.args[::-1]):
+            tn = g[t]
+            prim = REGISTRY.get(tn.op)
+            if (t not in em.expr or t in em.name or prim is None or prim.inplace_ufunc is None
+                    or tuple(tn.shape) != tuple(node.shape) or tn.dtype != node.dtype
+                    or (form := _seed_form(em, s, node)) is None):
+                continue
+            idx, op, value = form
+            items[j] = (nid, [f"{name} = {em.ref(t, 0)}", f"{name}[{idx}] {op}= {value}"])
+            drop.add(s)
+            break
+    items[:] = [(nid, lines) for nid, lines in items if nid not in drop]
+    return items
