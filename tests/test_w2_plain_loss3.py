@@ -266,3 +266,20 @@ def test_seed_of_a_gather(rows, monkeypatch):
         assert "d_x[np.arange(4), cols] += 1.0" in src
     else:
         assert "np.add.at(" in src and "np.zeros" in src
+
+
+def test_numpy_maximum_against_an_array_is_the_scalar_form():
+    """What the full operand relies on, checked on this NumPy: its vectorized array-array
+    loop and its scalar loop give the same bits, at every length and alignment the SIMD
+    bodies and remainders see (so a NumPy that changes this fails here first)."""
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64):
+        pool = _specials(dtype, (64,), seed=2)
+        for n in list(range(1, 40)) + [63, 64, 65, 127, 129, 1000]:
+            for off in range(3):
+                a = rng.choice(pool, size=n + off).astype(dtype)[off:]
+                for c in (0, 0.0, -0.0, 0.5, -1.0):
+                    full_c = np.full(a.shape, c, dtype)
+                    for f in (np.maximum, np.minimum):
+                        assert _same_bits(f(c, a), f(full_c, a)), (dtype, n, off, c, f)
+                        assert _same_bits(f(a, c), f(a, full_c)), (dtype, n, off, c, f)
