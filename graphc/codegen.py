@@ -16,6 +16,7 @@ from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, guard_lines, guard_trace
 from .codegen_workspace import WORKSPACE_HELPERS, fresh_node, use_workspace
 from .codegen_scalar import MATH_HELPERS, math_prefix, weak_inputs_to_numpy as _weak_inputs_to_numpy
 from .codegen_writes import inplace_write
+from .codegen_forms import full_operand_args, full_operand_call, seed_adds, with_full_operands
 from .ir import SUBGRAPH_OPS, install_product
 from .literals import const_text, default_text, holds_array, tree_text
 from .naming import Namespace, sanitize
@@ -57,6 +58,8 @@ class _Emitter:
         prim = REGISTRY[node.op]
         args = node.args
         avals = [nodes[a].aval for a in args]
+        if (text := full_operand_call(self, nid)) is not None:   # np.maximum(zeros, a)
+            return text, 100              # (graphc/codegen_forms.py; NumPy target)
         if callable(prim.numpy):
             texts = [self.ref(a, 0) for a in args]
             atoms = [self.ref(a, 100) for a in args]
@@ -139,11 +142,7 @@ def _frees(em: _Emitter, items):
     g = em.g
     stmt = {nid: i for i, (nid, _) in enumerate(items)}
 
-    def where_used(nid):            # an inlined value is read by its user's statement
-        while nid not in stmt:
-            nid = next(iter(g.users(nid)))
-        return stmt[nid]
-
+    where_used = functools.partial(_where_used, g, stmt)   # (inlined: its user's statement)
     frees: dict[int, list[str]] = {}
     outputs = set(g.outputs)
     for nid, _ in items:
@@ -217,7 +216,8 @@ def _reuse(em: _Emitter, items):
                     and tuple(an.shape) == tuple(node.shape) and an.dtype == node.dtype
                     and max(where_used(u) for u in g.users(a)) == i
                     and not read_after(a, i)):
-                args = [em.ref(x, 0) for x in node.args] + list(prim.inplace_extra_args)
+                args = full_operand_args(em, nid, [em.ref(x, 0) for x in node.args]
+                                         + list(prim.inplace_extra_args), any_layout=True)
                 text = f"{prim.inplace_ufunc}({', '.join(args)}, out={em.name[a]})"
                 out[i] = (em.name[a], f"{em.name[nid]} = {text}")
                 break
@@ -231,7 +231,7 @@ def _body_lines(em: _Emitter, indent="    ", free=False, reuse=True, rewrite=Non
     last_block = None
     g = em.g
     items = list(em.body())
-    frees = _frees(em, items) if free else {}
+    frees = _frees(em, seed_adds(em, items)) if free else {}   # (codegen_forms.py)
     if free and reuse:
         moved = use_workspace(em, items, _reuse(em, items))     # out= reuse, then kept buffers
         for i in moved:             # a ReLU check's exact path now reads its operands in i + 1
@@ -428,7 +428,7 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     written for: compiled callables pass one with sanitized, distinct names.
     """
     sig = g.signature if signature is None else signature
-    em = _Emitter(g)
+    em = with_full_operands(_Emitter(g))      # (graphc/codegen_forms.py)
     em.ns.reserve(func_name)
     guarded = has_guards(g)
     if guarded:

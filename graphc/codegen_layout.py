@@ -24,6 +24,7 @@ an inlined, single-use ``contiguous`` of the result's own shape and dtype qualif
 from __future__ import annotations
 
 from . import symdims
+from .codegen_forms import full_operand_args
 from .primitive import REGISTRY
 
 __all__ = ["fuse_layout_copies"]
@@ -66,6 +67,7 @@ def fuse_layout_copies(em, items, skip=()):
             continue
         view = g[a].args[0]
         args = [em.ref(view if x == a else x, 0) for x in node.args] + list(prim.inplace_extra_args)
+        args = full_operand_args(em, nid, args, any_layout=True)
         out[i] = [f"{name} = np.empty({tuple(node.shape)!r}, dtype=np.{node.dtype.name})",
                   f"{prim.inplace_ufunc}({', '.join(args)}, out={name})"]
     return out

@@ -51,7 +51,13 @@ from __future__ import annotations
 
 import re
 
+from .codegen_forms import zero_operand
+
 __all__ = ["relu_after_pool"]
+
+#: the ReLU's zero as codegen writes it: the scalar, or a full zero array of the ReLU's
+#: shape (graphc/codegen_forms.py, NumPy's maximum is vectorized only for two arrays)
+_ZERO = r"(?:0\.0|zeros_\w+)"
 
 
 def _statement(items, nid):
@@ -67,15 +73,15 @@ def _relu_alias(lines, rn):
     still copied (pooling its (1, 0, 2, 3) view measured 26 -> 36 ms on CIFAR's conv2 at
     batch 256)."""
     if len(lines) == 1:
-        m = re.fullmatch(rf"{re.escape(rn)} = np\.maximum\((\w+), 0\.0, out=\1\)", lines[0])
+        m = re.fullmatch(rf"{re.escape(rn)} = np\.maximum\((\w+), {_ZERO}, out=\1\)", lines[0])
         if m:                                  # in place on a dead argument's buffer
             return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below"], True, None
-        m = re.fullmatch(rf"{re.escape(rn)} = np\.maximum\((.+), 0\.0\)", lines[0])
+        m = re.fullmatch(rf"{re.escape(rn)} = np\.maximum\((.+), {_ZERO}\)", lines[0])
         if m:                                  # a new array: the fallback makes a new one
             return [f"{rn} = {m.group(1)}  # the ReLU runs after the pool below"], False, None
         return None
     if len(lines) == 2 and lines[0].startswith(f"{rn} = _buffer("):
-        m = re.fullmatch(rf"np\.maximum\((.+), 0\.0, out={re.escape(rn)}\)", lines[1])
+        m = re.fullmatch(rf"np\.maximum\((.+), {_ZERO}, out={re.escape(rn)}\)", lines[1])
         t = m and re.fullmatch(r"(\w+)\.transpose\((\d(?:, \d)*)\)", m.group(1))
         axes = t and tuple(int(a) for a in t.group(2).split(", "))
         if axes == (3, 0, 1, 2):               # batch-last: pool the view, copy nothing
@@ -122,7 +128,8 @@ def relu_after_pool(em, items, mid, kernel):
     if not _only_read_by(items, rn, {ir, ip, im}) or view and view[0] and not _only_read_by(
             items, view[0], {ir}):
         return None                            # (an out= write into it would change z)
-    again = f"np.maximum({rn}, 0.0, out={rn})" if in_place else f"{rn} = np.maximum({rn}, 0.0)"
+    zr, zp = zero_operand(em, r), zero_operand(em, p)   # (codegen_forms.py: a full zero array)
+    again = f"np.maximum({rn}, {zr}, out={rn})" if in_place else f"{rn} = np.maximum({rn}, {zr})"
     flag = f"_zero_ties_{pn}"
     k = kernel[0] * kernel[1]
     items[ir] = (r, rlines)
@@ -131,7 +138,7 @@ def relu_after_pool(em, items, mid, kernel):
         f"if np.count_nonzero({pn} == 0):  # a maximum of 0 (its sign): the ReLU first, as written",
         f"    {again}", *("    " + line for line in plines), f"    {flag} = {k}",
         "else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values",
-        f"    np.maximum({pn}, 0.0, out={pn})", f"    {flag} = 0"])
+        f"    np.maximum({pn}, {zp}, out={pn})", f"    {flag} = 0"])
     return flag, view and view[1]
 
 

@@ -198,7 +198,7 @@ def test_lenet_batch16_keeps_its_windows_and_gradients_and_results_are_independe
     assert "_buffer('reshape_2', (150, 1024), np.float32)" in src          # 614,400 bytes
     assert "= _buffer('d_relu', (16, 6, 24, 24), np.float32)" in src       # 221,184 bytes
     assert "relu = conv  #" in src                 # out= reuse (the ReLU after the pool,
-    assert "np.maximum(relu, 0.0, out=relu)" in src  # or in place: graphc/codegen_pool_relu.py)
+    assert "np.maximum(relu, zeros_16x6x24x24, out=relu)" in src  # or in place: graphc/codegen_pool_relu.py)
     assert "_buffer('d_relu_1'" not in src                                 # 65,536 bytes: fresh
     v1, g1 = vg(p, x1, y)
     keep = {k: a.copy() for k, a in g1.items()}

@@ -51,7 +51,8 @@ def test_mlp_gradient_exported_once_matches_every_batch(tmp_path):
                          path=tmp_path / "mlp_vg.py")
     src = path.read_text()
     assert "    n = _dim(x, 0)\n" in src
-    assert "np.arange(n)" in src and "/ n" in src and "np.zeros((n, 10)" in src
+    # (the loss's one-hot seed is added in place: graphc/codegen_forms.py seed_adds)
+    assert "np.arange(n)" in src and "/ n" in src and "[np.arange(n), y] -= (1 / n)" in src
     assert "f'float64[{n},784]'" in src and "f'int64[{n}]'" in src
     f = _import(path).mlp_loss_np_value_and_grad
     for n in (7, 128, 1000):

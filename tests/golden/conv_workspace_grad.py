@@ -4,6 +4,12 @@ import threading
 import numpy as np
 
 
+zeros_64x6x28x28 = np.zeros((64, 6, 28, 28), dtype=np.float32)  # read, never written: np.maximum's operand
+zeros_64x16x10x10 = np.zeros((64, 16, 10, 10), dtype=np.float32)  # read, never written: np.maximum's operand
+zeros_64x16x5x5 = np.zeros((64, 16, 5, 5), dtype=np.float32)  # read, never written: np.maximum's operand
+zeros_64x6x14x14 = np.zeros((64, 6, 14, 14), dtype=np.float32)  # read, never written: np.maximum's operand
+
+
 def lenet_like_grad(p, x):
     """Gradient of _lenet_like with respect to p."""
     if _sig(p) != _SIGNATURE['p']:
@@ -27,11 +33,11 @@ def lenet_like_grad(p, x):
     del conv
     pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], relu[:, :, 0::2, 1::2]), np.maximum(relu[:, :, 1::2, 0::2], relu[:, :, 1::2, 1::2]))  # the maximum of each window before the ReLU
     if np.count_nonzero(pool == 0):  # a maximum of 0 (its sign): the ReLU first, as written
-        np.maximum(relu, 0.0, out=relu)
+        np.maximum(relu, zeros_64x6x28x28, out=relu)
         pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], relu[:, :, 0::2, 1::2]), np.maximum(relu[:, :, 1::2, 0::2], relu[:, :, 1::2, 1::2]))
         _zero_ties_pool = 4
     else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values
-        np.maximum(pool, 0.0, out=pool)
+        np.maximum(pool, zeros_64x6x14x14, out=pool)
         _zero_ties_pool = 0                     # f32[64,6,14,14]  test_perf_conv.py:52
     reshape_1 = pool.transpose(1, 2, 3, 0).reshape(1, 6, 14, 14, 64)  # f32[1,6,14,14,64]  test_perf_conv.py:53
     im2col_1 = np.lib.stride_tricks.as_strided(reshape_1, (1, 6, 10, 10, 64, 5, 5), reshape_1.strides + reshape_1.strides[2:4], writeable=False)  # f32[1,6,10,10,64,5,5]  test_perf_conv.py:53
@@ -47,11 +53,11 @@ def lenet_like_grad(p, x):
     del reshape_4
     h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))  # the maximum of each window before the ReLU
     if np.count_nonzero(h == 0):  # a maximum of 0 (its sign): the ReLU first, as written
-        relu_1 = np.maximum(relu_1, 0.0)
+        relu_1 = np.maximum(relu_1, zeros_64x16x10x10)
         h = np.maximum(np.maximum(relu_1[:, :, 0::2, 0::2], relu_1[:, :, 0::2, 1::2]), np.maximum(relu_1[:, :, 1::2, 0::2], relu_1[:, :, 1::2, 1::2]))
         _zero_ties_h = 4
     else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values
-        np.maximum(h, 0.0, out=h)
+        np.maximum(h, zeros_64x16x5x5, out=h)
         _zero_ties_h = 0                        # f32[64,16,5,5]  test_perf_conv.py:53
     flat = h.reshape(64, 400)                   # f32[64,400]  test_perf_conv.py:54
 

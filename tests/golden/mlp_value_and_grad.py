@@ -27,13 +27,10 @@ def mlp_loss_value_and_grad(params, x, y):
     logp = z - np.log(sum_)                     # f32[6,2]  functions.py:32
     loss = -(logp[np.arange(6), y].sum() / 6)   # f32[]  functions.py:34
 
-    # grad of: loss = -logp[np.arange(n), y].mean()
-    d_logp = np.zeros((6, 2), dtype=np.float32)
-    d_logp[np.arange(6), y] = np.full((6,), -0.1666666716337204, dtype=np.float32)  # f32[6,2]
-
     # grad of: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     d_sum = 0.1666666716337204 / sum_           # f32[6,1]
-    d_z = d_logp + d_sum * exp                  # f32[6,2]
+    d_z = d_sum * exp
+    d_z[np.arange(6), y] -= 0.1666666716337204  # f32[6,2]
 
     # grad of: logits = h2 @ params["W3"] + params["b3"]
     d_b3 = d_z.sum(axis=0)                      # f32[2]

@@ -29,13 +29,10 @@ def mlp_loss_value_and_grad(params, x, y):
     logp = z - np.log(sum_)                     # f32[n,2]  functions.py:32
     loss = -(logp[np.arange(n), y].sum() / n)   # f32[]  functions.py:34
 
-    # grad of: loss = -logp[np.arange(n), y].mean()
-    d_logp = np.zeros((n, 2), dtype=np.float32)
-    d_logp[np.arange(n), y] = np.full((n,), -float(np.float32(1 / n)), dtype=np.float32)  # f32[n,2]
-
     # grad of: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     d_sum = float(np.float32(1 / n)) / sum_     # f32[n,1]
-    d_z = d_logp + d_sum * exp                  # f32[n,2]
+    d_z = d_sum * exp
+    d_z[np.arange(n), y] -= float(np.float32(1 / n))  # f32[n,2]
 
     # grad of: logits = h2 @ params["W3"] + params["b3"]
     d_b3 = d_z.sum(axis=0)                      # f32[2]

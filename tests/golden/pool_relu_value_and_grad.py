@@ -10,7 +10,7 @@ def relu_pool_value_and_grad(p, x):
         raise _signature_error(p, x)
     s = p['s']
     v = p['v']
-    relu = x * s  # the ReLU runs after the pool below  # f32[2,3,8,8]  test_pool_relu.py:26
+    relu = x * s  # the ReLU runs after the pool below  # f32[2,3,8,8]  test_pool_relu.py:27
     pool = np.maximum(np.maximum(relu[:, :, 0::2, 0::2], relu[:, :, 0::2, 1::2]), np.maximum(relu[:, :, 1::2, 0::2], relu[:, :, 1::2, 1::2]))  # the maximum of each window before the ReLU
     if np.count_nonzero(pool == 0):  # a maximum of 0 (its sign): the ReLU first, as written
         relu = np.maximum(relu, 0.0)
@@ -18,8 +18,8 @@ def relu_pool_value_and_grad(p, x):
         _zero_ties_pool = 4
     else:  # max(ReLU(window)) is ReLU(max(window)): the ReLU on the pooled values
         np.maximum(pool, 0.0, out=pool)
-        _zero_ties_pool = 0                     # f32[2,3,4,4]  test_pool_relu.py:26
-    sum_ = (pool * v).sum()                     # f32[]  test_pool_relu.py:26
+        _zero_ties_pool = 0                     # f32[2,3,4,4]  test_pool_relu.py:27
+    sum_ = (pool * v).sum()                     # f32[]  test_pool_relu.py:27
 
     # grad of: return (nn.max_pool2d(nn.relu(x * p["s"]), k) * p["v"]).sum()
     max_pool_mask = np.empty((2, 2, 2, 3, 4, 4), dtype=bool)

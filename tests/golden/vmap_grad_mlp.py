@@ -20,13 +20,10 @@ def mlp_loss_grad_vmap(params, x, y):
     exp = np.exp(logits - m.reshape(4, 1))      # f64[4,3]  vmap_functions.py:10
     sum_ = exp.sum(axis=1)                      # f64[4]  vmap_functions.py:10
 
-    # grad of: return -logp[y]
-    scatter_add = np.zeros((4, 3), dtype=np.float64)
-    scatter_add[np.arange(4), y] = np.full((4,), -1.0, dtype=np.float64)  # f64[4,3]
-
     # grad of: logp = logits - m - np.log(np.sum(np.exp(logits - m)))
     d_sum = 1.0 / sum_                          # f64[4]
-    d_logits = d_sum.reshape(4, 1) * exp + scatter_add  # f64[4,3]
+    d_logits = d_sum.reshape(4, 1) * exp
+    d_logits[np.arange(4), y] -= 1.0            # f64[4,3]
 
     # grad of: logits = h @ W2 + b2
     d_h = d_logits @ params_2.T                 # f64[4,5]
