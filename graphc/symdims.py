@@ -286,4 +286,8 @@ def nbytes(node):
     named dimensions are probed)."""
     if CODEGEN_SIZES.get():
         return 0
-    return math.prod(map(int, node.shape)) * node.dtype.itemsize
+    aval = node.aval      # (frozen: its byte count is kept on it, read ~4 times per node)
+    n = aval.__dict__.get("_nbytes")
+    if n is None:
+        n = aval.__dict__["_nbytes"] = math.prod(map(int, aval.shape)) * aval.dtype.itemsize
+    return n
