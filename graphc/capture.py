@@ -148,6 +148,7 @@ def trace_into(fn, args, kwargs, body, share_constants=False):
     t = Trace(g)
     t.top_code = getattr(inspect.unwrap(fn), "__code__", None)
     t.shared_consts = {} if share_constants else None
+    t.top_body = body if share_constants else None     # (graphc/transforms.py: the last backward pass)
     try:
         with t.activate():
             tracers = [t.tracer(g.add_input(a, name=leaf_name(sig, p), where=where))

@@ -295,3 +295,66 @@ def test_no_dead_cotangent_for_a_constant_operand(monkeypatch):
     # every backward mul is read (no `ct * x` built for the constants c and 2.0)
     used = {a for node in nodes.values() for a in node.args} | outputs
     assert muls and all(m in used for m in muls)
+
+
+# --- one W.T per W in the last backward pass (graphc/ops/linalg.py's _mT) ---------------
+def _spy_graphs(monkeypatch):
+    from graphc import compiled
+    seen = []
+    real = compiled.optimize
+    monkeypatch.setattr(compiled, "optimize", lambda g: (seen.append(g.copy()), real(g))[1])
+    return seen
+
+
+def test_last_backward_pass_makes_one_transpose_per_weight(monkeypatch):
+    seen = _spy_graphs(monkeypatch)
+    x, W = _chain_args()
+    val, (dx, dW) = graphc.value_and_grad(_chain(6), argnums=(0, 1))(x, W)
+    g = seen[0]
+    wt = [n for n in g.order() if g[n].op == "transpose" and g[n].section == "backward"]
+    w_node = g[g.inputs[1]]
+    sources = [g[g[n].args[0]] for n in wt]
+    # one transpose of W (behind its identity) and one of each h: 7 (was 12)
+    assert len(wt) == 7 and sum(s.op == "identity" and s.args == (g.inputs[1],)
+                                for s in sources) == 1, (len(wt), w_node)
+    ref_val, ref_dx, ref_dW = _chain_grads_numpy(x, W, 6)
+    assert np.isclose(val, ref_val, rtol=1e-5)
+    assert np.allclose(dx, ref_dx, rtol=1e-4) and np.allclose(dW, ref_dW, rtol=1e-4)
+
+
+def _mlp2(W1, W2, x):
+    return np.sum(np.tanh(np.tanh(x @ W1) @ W2) ** 2) + np.sum(np.tanh(x @ W1) @ W2)
+
+
+def test_second_order_builds_do_not_share_transposes(monkeypatch):
+    """A backward pass that a later one differentiates keeps one transpose per use
+    (a shared one would gather the later pass's cotangents in another order)."""
+    from graphc import transforms
+    rng = np.random.default_rng(1)
+    W1, W2, x = rng.normal(size=(3, 4)), rng.normal(size=(4, 2)), rng.normal(size=(5, 3))
+    states = []
+    real = transforms.backward
+
+    def spy(*a, **k):
+        trace = a[0]._trace
+        states.append(getattr(trace, "shared_transposes", None) is not None)
+        return real(*a, **k)
+
+    monkeypatch.setattr(transforms, "backward", spy)
+
+    def inner(W1):
+        return np.sum(graphc.grad(_mlp2)(W1, W2, x) ** 2)
+
+    g2 = graphc.grad(inner)(W1)
+    assert states == [False, True]             # the nested pass does not share; the last does
+    eps, fd = 1e-6, np.zeros_like(W1)
+    for i in np.ndindex(W1.shape):
+        d = np.zeros_like(W1)
+        d[i] = eps
+        fd[i] = (inner(W1 + d) - inner(W1 - d)) / (2 * eps)
+    assert np.allclose(g2, fd, rtol=1e-5, atol=1e-6)
+    states.clear()
+    h = graphc.hessian(lambda v: _mlp2(v.reshape(3, 4), W2, x))(W1.ravel())
+    assert not any(states)                     # a Hessian's grad is differentiated again
+    assert np.allclose(h, h.T, atol=1e-8)
+

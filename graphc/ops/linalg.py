@@ -77,7 +77,19 @@ def _mT(a):
     axes = _MT_AXES.get(nd)
     if axes is None:
         axes = _MT_AXES[nd] = tuple(range(nd - 2)) + (nd - 1, nd - 2)
-    return transpose(a, axes=axes)
+    # The last backward pass of a compiled build (nothing differentiates it again; CSE
+    # follows) makes one W.T per W, not one per use: graphc/transforms.py sets the memo.
+    trace = getattr(a, "_trace", None)
+    memo = getattr(trace, "shared_transposes", None)
+    if memo is None or a._view is not None:
+        return transpose(a, axes=axes)
+    nid = memo.get((a.node, axes))
+    if nid is None or nid not in trace.graph:
+        t = transpose(a, axes=axes)
+        if trace.graph[t.node].op == "transpose":     # (not a folded constant: CSE keeps
+            memo[a.node, axes] = t.node               # those apart, so must this)
+        return t
+    return trace.tracer(nid)
 
 
 _MT_AXES: dict = {}     # {ndim: the axes that swap the last two}
