@@ -14,7 +14,7 @@ def _matmul_rule(x, y):
     out = _MATMUL_AVALS.get(key)          # (an Aval is frozen: one result per operand pair)
     if out is None:
         out = _matmul_aval(x, y)
-        if len(_MATMUL_AVALS) >= 4096:    # (shapes: bounded, so no leak)
+        if len(_MATMUL_AVALS) >= 64:      # (shapes: bounded and small, so no leak)
             _MATMUL_AVALS.clear()
         _MATMUL_AVALS[key] = out
     return out

@@ -50,7 +50,7 @@ def _transpose_rule(x, *, axes):
         raise ShapeError(f"axes {axes} do not match an array of dimension {x.ndim}")
     out = Aval(tuple(x.shape[a] for a in axes), x.dtype, False)
     if key is not None:
-        if len(_TRANSPOSED) >= 4096:     # (shapes: bounded, so no leak)
+        if len(_TRANSPOSED) >= 64:       # (shapes: bounded and small, so no leak)
             _TRANSPOSED.clear()
         _TRANSPOSED[key] = out
     return out
