@@ -217,15 +217,13 @@ def test_plain_params_fast_path_and_refusals():
         plain_params(prim, {"axes": (object(),)})
 
 
-def test_nbytes_kept_on_the_aval():
+def test_nbytes():
     class N:
         def __init__(self, aval):
             self.aval = aval
 
     a = Aval((3, 5), np.dtype(np.float32), False)
     assert symdims.nbytes(N(a)) == 60 and symdims.nbytes(N(a)) == 60
-    assert a == Aval((3, 5), np.dtype(np.float32), False)     # equality and hash unchanged
-    assert hash(a) == hash(Aval((3, 5), np.dtype(np.float32), False))
     token = symdims.CODEGEN_SIZES.set(True)
     try:
         assert symdims.nbytes(N(a)) == 0                      # probing named dimensions
