@@ -17,7 +17,6 @@ from .primitive import NOT_DIFFERENTIABLE, REGISTRY
 from . import name_pause
 from .shift_invariance import cancelled_shifts
 from .tracing import Tracer
-from .vjp_sides import SIDES
 
 __all__ = ["backward"]
 
@@ -113,15 +112,10 @@ def _backward(hook, out, wrt, seed, start):
 
 
 def _rule(trace, prim, nid, node, ct, need, hook):
-    """The cotangents of ``node``'s arguments by its primitive's rule; only the needed
-    one where the op's operands have independent rules (graphc/vjp_sides.py)."""
+    """The cotangents of ``node``'s arguments by its primitive's rule."""
     if not name_pause.internal_rules(prim):       # (it may reach the user's code)
         return name_pause.with_hook(hook, prim.vjp, ct, *[trace.tracer(a) for a in node.args],
                                     out=trace.tracer(nid), **node.params)
-    sides = SIDES.get(node.op)
-    if sides is not None and not all(need):
-        x, y = [trace.tracer(a) for a in node.args]
-        return [side(ct, x, y) if n else None for side, n in zip(sides, need)]
     return prim.vjp(ct, *[trace.tracer(a) for a in node.args], out=trace.tracer(nid),
                     **node.params)
 

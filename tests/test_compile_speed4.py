@@ -259,42 +259,6 @@ def test_compile_time_linear_and_bounded():
     assert min(large) < 4.0, f"the 1,000-step chain took {min(large):.2f} s of CPU time"
 
 
-# --- one operand's cotangent alone (graphc/vjp_sides.py) -------------------------------
-@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), ())])
-def test_one_sided_rules_build_what_the_whole_rule_builds(shapes):
-    from graphc.vjp_sides import SIDES
-    sx, sy = shapes
-    out_shape = np.broadcast_shapes(sx, sy)
-
-    def both(ct, x, y):
-        whole = REGISTRY["mul"].vjp(ct, x, y, out=None)
-        return tuple(whole) + tuple(side(ct, x, y) for side in SIDES["mul"])
-
-    g = graphc.trace(both, np.ones(out_shape), np.ones(sx), np.ones(sy))
-    wx, wy, sx_, sy_ = (g[n] for n in g.outputs)
-    assert (wx.op, wx.args, wx.params) == (sx_.op, sx_.args, sx_.params)
-    assert (wy.op, wy.args, wy.params) == (sy_.op, sy_.args, sy_.params)
-
-
-def test_no_dead_cotangent_for_a_constant_operand(monkeypatch):
-    from graphc import compiled
-    seen = []
-    real = compiled.optimize
-    monkeypatch.setattr(compiled, "optimize", lambda g: (seen.append((dict(
-        (n, g[n]) for n in g.order()), set(g.outputs))), real(g))[1])
-    x = np.array([0.5, -1.0, 2.0])
-    c = np.array([3.0, 4.0, 5.0])
-    val, (dx, dy) = graphc.value_and_grad(lambda x, y: np.sum(np.sin(x * c) * y * 2.0),
-                                          argnums=(0, 1))(x, x)
-    assert np.allclose(dx, np.cos(x * c) * c * x * 2.0)          # (y has the values of x)
-    assert np.allclose(dy, np.sin(x * c) * 2.0)
-    nodes, outputs = seen[0]
-    muls = [n for n, node in nodes.items() if node.op == "mul" and node.section == "backward"]
-    # every backward mul is read (no `ct * x` built for the constants c and 2.0)
-    used = {a for node in nodes.values() for a in node.args} | outputs
-    assert muls and all(m in used for m in muls)
-
-
 # --- one W.T per W in the last backward pass (graphc/ops/linalg.py's _mT) ---------------
 def _spy_graphs(monkeypatch):
     from graphc import compiled

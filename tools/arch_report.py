@@ -37,7 +37,7 @@ LAYERS = {
              "ops.array_api ops.xp_einsum ops.xp_index "
              "ops.max_share",
     "3 tracing": "tracing name_pause symdims folding eager rewrites numpy_api ndarray_methods array_coercion autodiff forward user_code random_watch updates numpy_misuse "
-                 "shift_invariance trace_stamp const_share tracer_escape vjp_sides "
+                 "shift_invariance trace_stamp const_share tracer_escape "
                  "custom control control.body control.scan control.while_ control.branches control.tangents "
                  "custom_batch batch_rules batch_index batching batch_loops",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify passes.pool_mask passes.onehot_sum literals codegen codegen_scalar "
