@@ -86,7 +86,8 @@ def _backward(hook, out, wrt, seed, start):
         if prim is None or prim.vjp is NOT_DIFFERENTIABLE:
             continue
         args = node.args
-        if not any(a in active and _differentiable(g, a) for a in args):
+        need = [a in active and _differentiable(g, a) for a in args]
+        if not any(need):
             continue
         if prim.vjp is None:
             raise GradError(f"primitive {node.op!r} has no gradient rule (its record sets no vjp)",
@@ -94,12 +95,8 @@ def _backward(hook, out, wrt, seed, start):
                             hint="write its vjp, or declare vjp=NOT_DIFFERENTIABLE in its record")
         with trace.context(section="backward", grad_of=nid, where=node.where,
                            scope=node.scope):
-            rule_hook = None if name_pause.internal_rules(prim) else hook
-            in_cts = name_pause.with_hook(rule_hook, prim.vjp, ct,
-                                          *[trace.tracer(a) for a in args],
-                                          out=trace.tracer(nid), **node.params)
-            for a, c in zip(args, in_cts):
-                if c is None or a not in active or not _differentiable(g, a):
+            for a, c, n in zip(args, _rule(trace, prim, nid, node, ct, need, hook), need):
+                if c is None or not n:
                     continue
                 c = _fit(c, g.aval(a))
                 cts[a] = _accumulate(g, trace, cts.get(a), c)
@@ -112,6 +109,15 @@ def _backward(hook, out, wrt, seed, start):
             _mark_adjoint(g, c.node, w.node)
         results.append(c)
     return results
+
+
+def _rule(trace, prim, nid, node, ct, need, hook):
+    """The cotangents of ``node``'s arguments by its primitive's rule."""
+    if not name_pause.internal_rules(prim):       # (it may reach the user's code)
+        return name_pause.with_hook(hook, prim.vjp, ct, *[trace.tracer(a) for a in node.args],
+                                    out=trace.tracer(nid), **node.params)
+    return prim.vjp(ct, *[trace.tracer(a) for a in node.args], out=trace.tracer(nid),
+                    **node.params)
 
 
 def _structured_vjp(g, trace, nid, ct, active, cts):

@@ -8,15 +8,13 @@ input without data.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import inspect
 import keyword
 import types
 
 import numpy as np
 
-from . import errors, naming
+from . import errors, gc_pause, naming
 from .errors import UnsupportedError
 from .ir import Graph
 from .primitive import Aval
@@ -150,6 +148,7 @@ def trace_into(fn, args, kwargs, body, share_constants=False):
     t = Trace(g)
     t.top_code = getattr(inspect.unwrap(fn), "__code__", None)
     t.shared_consts = {} if share_constants else None
+    t.top_body = body if share_constants else None     # (graphc/transforms.py: the last backward pass)
     try:
         with t.activate():
             tracers = [t.tracer(g.add_input(a, name=leaf_name(sig, p), where=where))
@@ -315,19 +314,7 @@ def _check_static_outputs(tdef, where):
         _check_static_outputs(c, where)
 
 
-@contextlib.contextmanager
 def gc_paused():
-    """Pause Python's cyclic garbage collector while a graph is built.
-
-    Building allocates many small long-lived objects (networkx's attribute dicts),
-    and the collector rescans all of them at every generation-2 pass: about a
-    fifth of the compile time of a 10,000-node graph.  Nothing built here forms
-    garbage cycles that must be reclaimed before the build ends.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+    """Pause Python's cyclic garbage collector while a graph is built
+    (graphc/gc_pause.py: on success the survivors go to the oldest generation)."""
+    return gc_pause.paused()

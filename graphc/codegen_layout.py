@@ -59,8 +59,8 @@ def fuse_layout_copies(em, items, skip=()):
         prim = REGISTRY.get(node.op)
         name = em.name.get(nid)
         if (prim is None or prim.inplace_ufunc is None or name is None or not node.shape
-                or not lines[0].startswith(f"{name} = ")
-                or symdims.nbytes(node) < _FUSE_BYTES):
+                or symdims.nbytes(node) < _FUSE_BYTES
+                or not lines[0].startswith(f"{name} = ")):
             continue
         a = _layout_arg(em, node)
         if a is None:

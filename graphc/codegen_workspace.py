@@ -186,8 +186,8 @@ def workspace_lines(em, items, donors=()):
     for i, (nid, lines) in enumerate(items):
         node = g[nid]
         name = em.name.get(nid)
-        if (name is None or not lines or not lines[0].startswith(f"{name} = ")
-                or not node.shape or _nbytes(node) < WORKSPACE_BYTES or nid in written
+        if (name is None or not lines or not node.shape or _nbytes(node) < WORKSPACE_BYTES
+                or not lines[0].startswith(f"{name} = ") or nid in written
                 or reaches_caller(g, nid, outputs)):
             continue
         dt = "bool" if node.dtype == np.bool_ else f"np.{node.dtype.name}"

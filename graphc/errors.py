@@ -71,7 +71,16 @@ def user_where(depth: int = 1) -> str | None:
     frame = user_frame(depth + 1)
     if frame is None:
         return None
-    return where_text(frame.f_code.co_filename, frame.f_lineno)
+    key = (frame.f_code.co_filename, frame.f_lineno)
+    text = _WHERES.get(key)          # (one text per user line: built once, shared by its nodes)
+    if text is None:
+        if len(_WHERES) >= 4096:
+            _WHERES.clear()
+        text = _WHERES[key] = where_text(*key)
+    return text
+
+
+_WHERES: dict = {}
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")

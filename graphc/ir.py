@@ -227,21 +227,19 @@ class Graph:
         if not (type(aval) is Aval and type(aval.shape) is tuple
                 and isinstance(aval.dtype, np.dtype)):   # (an Aval is frozen: share it)
             aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)
-        args = tuple(args)
-        node = Node(op, args, aval, dict(params) if params else {}, name, where, **attrs)
-        nid = self._next
-        users = self._users
+        return self.insert(Node(op, tuple(args), aval, dict(params) if params else {}, name, where, **attrs))
+
+    def insert(self, node: Node) -> int:
+        """Add a made ``node`` (canonical aval, tuple args, own params: graphc/tracing.py)."""
+        nid, users, args = self._next, self._users, node.args
         for a in args:
             u = users.get(a)
             if u is None:
                 for b in args:
                     users.get(b, {}).pop(nid, None)
-                raise KeyError(f"node {a} (an argument of a new {op!r} node) is not in the graph")
+                raise KeyError(f"node {a} (an argument of a new {node.op!r} node) is not in the graph")
             u[nid] = u.get(nid, 0) + 1
-        self._next += 1
-        self._nodes[nid] = node
-        users[nid] = {}
-        self._nx = None
+        self._next, self._nodes[nid], users[nid], self._nx = nid + 1, node, {}, None
         return nid
 
     def add_input(self, aval: Aval, name: str, where=None, **attrs) -> int:

@@ -428,7 +428,14 @@ def plain_param(v, what="param"):
 
 def plain_params(prim, params: dict) -> dict:
     """``params`` with every value passed through :func:`plain_param`."""
-    return {k: plain_param(v, f"{prim.name}'s parameter {k}") for k, v in params.items()}
+    out = {}
+    for k, v in params.items():       # (ints, None and int tuples inline: the common ones)
+        t = type(v)
+        if t is int or v is None or t is tuple and all([type(x) is int for x in v]):
+            out[k] = v
+        else:
+            out[k] = plain_param(v, f"{prim.name}'s parameter {k}")
+    return out
 
 
 # --- what the layers above hand down at import ---------------------------------------

@@ -17,10 +17,10 @@ import numpy as np
 
 from . import errors, name_pause, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, UnsupportedError)
-from .ir import Graph
+from .ir import Graph, Node
 from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
 from .avals import Traced, aval_of, big_ints_as_floats as _big_ints_as_floats
-from .primitive import Primitive, plain_params, set_binder
+from .primitive import Aval, Primitive, plain_params, set_binder
 from .random_watch import RandomWatch
 from .const_share import shared_const
 from .folding import fold_constants, unit_operand as _unit_operand
@@ -50,7 +50,6 @@ class Trace:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.attrs = {"section": "forward"}   # extra attributes stamped on new nodes
-        self.bare_attrs = (None, None)        # (attrs, attrs less "where"): see _record
         self.shared_consts = None             # {key: const node}: graphc/const_share.py
         self.names = {}                       # node id -> (frame depth, user name)
         self.active = True
@@ -97,7 +96,7 @@ class Trace:
             return x
         aval = aval_of(x)
         if self.shared_consts is not None and not aval.shape \
-                and self.attrs.get("section") == "backward":
+                and self.attrs.get("section") in ("forward", "backward"):
             return self.tracer(shared_const(self, x, aval))     # (graphc/const_share.py)
         if aval.weak:
             nid = self.graph.add_const(x, weak=True, **self._const_attrs())
@@ -277,7 +276,7 @@ def _record(prim, args, params):
     g = trace.graph
     avals = [t.aval for t in tracers]
     aval = prim.shape(*avals, **params)
-    nids = [t.node for t in tracers]
+    nids = tuple([t.node for t in tracers])
     where = trace.attrs.get("where") or errors.user_where(2)
     nodes = g.node_map()
     for n in nids:                 # (all constants? a plain loop: the common answer is no)
@@ -290,20 +289,27 @@ def _record(prim, args, params):
     same = _unit_operand(prim, g, nids, aval) if prim.identities else None
     if same is not None:           # x * 1: x's node, in a new object (writes must not alias)
         return trace.tracer(tracers[same].node)
-    attrs = trace.attrs            # (add_node copies it: a ** call makes a new dict)
-    if "where" in attrs:           # (the attributes less "where", once per context)
-        bare = trace.bare_attrs
-        if bare[0] is not attrs:
-            bare = trace.bare_attrs = (attrs, {k: v for k, v in attrs.items() if k != "where"})
-        attrs = bare[1]
-    nid = g.add_node(prim.name, nids, aval, params=params, where=where, **attrs)
+    return _new_node(trace, prim.name, nids, aval, params, where)
+
+
+def _new_node(trace, op, nids, aval, params, where):
+    """``trace.graph.add_node(op, nids, aval, params=params, where=where, **trace.attrs)``
+    and its tracer: the Node made positionally, the trace's attributes set on it."""
+    if not (type(aval) is Aval and type(aval.shape) is tuple and isinstance(aval.dtype, np.dtype)):
+        aval = Aval(tuple(aval.shape), np.dtype(aval.dtype), aval.weak)   # (as add_node)
+    node = Node(op, nids, aval, dict(params) if params else params)   # (its own params dict)
+    attrs = trace.attrs
+    for k, v in attrs.items():
+        setattr(node, k, v)
+    node.where = where
+    nid = trace.graph.insert(node)
     if attrs.get("section") == "forward":
         n = trace.line_nodes.get(where, 0) + 1
         trace.line_nodes[where] = n
         if n == UNROLL_NODES and where is not None and not trace.unroll_warned:
             trace.unroll_warned = True
             errors.warn_unrolled(where, n)
-    return Tracer(trace, nid, nodes[nid].aval)     # (trace.tracer(nid), inline)
+    return Tracer(trace, nid, aval)     # (trace.tracer(nid), inline)
 
 
 # Set by graphc.symdims (probing named dimensions): the shape the user's code reads.

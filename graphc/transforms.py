@@ -76,8 +76,15 @@ def grad_body(fn, argnums, has_aux, with_value, name):
         # (x[0] = 0, graphc.updates) points the user's object at a new node
         wrt = [trace.tracer(x.node) for _, ls in wrt_trees for x in ls]
         trace.wrt.update(x.node for x in wrt)   # float() of what depends on them: refused
-        out, aux = _loss(trace, fn, name, live(fn)(*call_args, **call_kwargs), has_aux)
-        cts = backward(out, wrt, start=start)
+        outer = getattr(trace, "shared_transposes", None)
+        trace.shared_transposes = None    # (a nested grad: a later backward pass reads it)
+        try:
+            out, aux = _loss(trace, fn, name, live(fn)(*call_args, **call_kwargs), has_aux)
+            if getattr(trace, "top_body", None) is body:    # nothing differentiates it again
+                trace.shared_transposes = {}                  # (graphc/ops/linalg.py's _mT)
+            cts = backward(out, wrt, start=start)
+        finally:
+            trace.shared_transposes = outer
         grads, k = [], 0
         for tdef, ls in wrt_trees:
             grads.append(unflatten(tdef, cts[k:k + len(ls)]))

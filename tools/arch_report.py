@@ -25,7 +25,7 @@ NODE_DICT = re.compile(r"\.nx\.nodes\b|nodes\(data=")
 
 # docs/architecture.md, "Layers": a module imports only its own layer or lower ones.
 LAYERS = {
-    "1 ground floor": "cells tracebacks pickling errors naming precedence primitive avals pytree signature ir _files "
+    "1 ground floor": "gc_pause cells tracebacks pickling errors naming precedence primitive avals pytree signature ir _files "
                       "xp_emit",
     "2 ops": "ops ops._rules ops._samples ops._numpy_table ops.flips ops.assemble ops.splitting ops.einsum ops.products ops.elementwise ops.activation ops.reduce ops.shape "
              "ops.index ops.linalg ops.conv ops.pool ops.random ops.composite "

@@ -6,9 +6,24 @@ import numpy as np
 from ..errors import ShapeError
 from ..primitive import Aval, primitive
 from . import _samples as S
+from .shape import reshape, transpose, unbroadcast
 
 
 def _matmul_rule(x, y):
+    key = (x.shape, x.dtype, x.weak, y.shape, y.dtype, y.weak)
+    out = _MATMUL_AVALS.get(key)          # (an Aval is frozen: one result per operand pair)
+    if out is None:
+        out = _matmul_aval(x, y)
+        if len(_MATMUL_AVALS) >= 64:      # (shapes: bounded and small, so no leak)
+            _MATMUL_AVALS.clear()
+        _MATMUL_AVALS[key] = out
+    return out
+
+
+_MATMUL_AVALS: dict = {}
+
+
+def _matmul_aval(x, y):
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError(f"matmul does not take 0-d operands ({x.short()} @ {y.short()})",
                          hint="use * for scalars")
@@ -41,7 +56,6 @@ def _matmul_jvp(t, x, y, *, out):
 
 
 def _matmul_vjp(ct, x, y, *, out):
-    from .shape import reshape, unbroadcast
     if x.ndim == 1 and y.ndim == 1:
         return ct * y, ct * x
     x2 = x if x.ndim > 1 else reshape(x, shape=(1,) + x.shape)
@@ -59,9 +73,26 @@ def _matmul_vjp(ct, x, y, *, out):
 
 
 def _mT(a):
-    from .shape import transpose
-    axes = tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
-    return transpose(a, axes=axes)
+    nd = a.ndim
+    axes = _MT_AXES.get(nd)
+    if axes is None:
+        axes = _MT_AXES[nd] = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+    # The last backward pass of a compiled build (nothing differentiates it again; CSE
+    # follows) makes one W.T per W, not one per use: graphc/transforms.py sets the memo.
+    trace = getattr(a, "_trace", None)
+    memo = getattr(trace, "shared_transposes", None)
+    if memo is None or a._view is not None:
+        return transpose(a, axes=axes)
+    nid = memo.get((a.node, axes))
+    if nid is None or nid not in trace.graph:
+        t = transpose(a, axes=axes)
+        if trace.graph[t.node].op == "transpose":     # (not a folded constant: CSE keeps
+            memo[a.node, axes] = t.node               # those apart, so must this)
+        return t
+    return trace.tracer(nid)
+
+
+_MT_AXES: dict = {}     # {ndim: the axes that swap the last two}
 
 
 def _matmul_flops(out, x, y):

@@ -42,9 +42,21 @@ reshape = primitive(
 
 
 def _transpose_rule(x, *, axes):
+    key = (x.shape, x.dtype, axes) if type(axes) is tuple else None
+    out = _TRANSPOSED.get(key)           # (an Aval is frozen: one result per key)
+    if out is not None:
+        return out
     if sorted(axes) != list(range(x.ndim)):
         raise ShapeError(f"axes {axes} do not match an array of dimension {x.ndim}")
-    return Aval(tuple(x.shape[a] for a in axes), x.dtype, False)
+    out = Aval(tuple(x.shape[a] for a in axes), x.dtype, False)
+    if key is not None:
+        if len(_TRANSPOSED) >= 64:       # (shapes: bounded and small, so no leak)
+            _TRANSPOSED.clear()
+        _TRANSPOSED[key] = out
+    return out
+
+
+_TRANSPOSED: dict = {}
 
 
 def _emit_transpose(e, *, axes):
