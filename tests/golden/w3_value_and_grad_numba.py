@@ -35,6 +35,7 @@ def fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean_out, d_b3_out, d_W3_out, d_b2_
     #       h2 = 1 / (1 + np.exp(-(h1 @ p["W2"] + p["b2"])))
     #       s = (h2 @ p["W3"] + p["b3"])[:, 0]
     #       return np.mean(np.log(1 + np.exp(-y * s)))
+    d_add_row = np.empty((3,), np.float32)
     exp_row = np.empty((3,), np.float32)
     add_row = np.empty((3,), np.float32)
     h1_row = np.empty((3,), np.float32)
@@ -42,7 +43,6 @@ def fused_d_W1(x, W1, b1, W2, b2, W3, b3, y, mean_out, d_b3_out, d_W3_out, d_b2_
     exp_row_1 = np.empty((3,), np.float32)
     add_row_1 = np.empty((3,), np.float32)
     h2_row = np.empty((3,), np.float32)
-    d_add_row = np.empty((3,), np.float32)
     sum_acc = np.zeros((1,), np.float64)
     d_b3_acc = np.zeros((1,), np.float64)
     d_W3_acc = np.zeros((3, 1), np.float64)
