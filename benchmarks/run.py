@@ -11,7 +11,9 @@ Every implementation is first checked against graphc's value and gradients (allc
 float32 tolerances); a mismatch stops the run (``--keep-going`` marks it "!" instead).
 Each time is the median over >= 7 repeats of a timeit loop whose inner count is chosen so
 one repeat lasts about ``--target`` seconds, after a warm-up (which also compiles graphc's
-and JAX's code).  BLAS threading is left at its defaults and recorded.
+and JAX's code).  BLAS threading is left at its defaults and recorded.  Where the timing
+passes from one library's worker threads to another's (NumPy's OpenBLAS, torch, JAX) it
+sleeps ``SETTLE_S`` first, so no library is timed while another's workers still spin.
 
 Output: a markdown report on stdout, also written to benchmarks/results/latest.md (and the
 raw numbers to benchmarks/results/latest.json).
@@ -100,19 +102,51 @@ def calibrate(fn, target, warmup=3):
     return timer, number
 
 
+# Seconds of sleep where the timing passes from one library's worker threads to another's.
+# After a threaded call NumPy's OpenBLAS keeps its workers spinning for about 0.1 s (2^28
+# cycles) and torch's OpenMP pool spins too; on a 2-core machine the next library's
+# threaded kernels then wait for a core, so each implementation paid for the one timed
+# before it.  Measured on W4 (LeNet b64, two threads, 2026-12-03): torch 10.8-14.9 ms a
+# step timed right after the NumPy implementations, 5.0-5.4 ms after 0.15 s of sleep
+# (and 5.0-6.1 ms timed alone in long runs); graphc's first calls after torch at batch 16
+# 4.2-5.3 ms against 1.8-2.0 ms.  A 0.05 s sleep was not enough (torch 7.9 ms).
+SETTLE_S = 0.15
+
+
+def pool_of(name):
+    """The worker threads an implementation runs on: "torch", "jax" or "numpy" (OpenBLAS:
+    graphc, hand-written NumPy, autograd); forward-only names ("fwd:torch") alike."""
+    base = name.split(":")[-1]
+    return "torch" if base.startswith("torch") else "jax" if base.startswith("jax") else "numpy"
+
+
 def measure_group(fns, target, repeats, slow=()):
     """Median seconds per call of each callable in ``fns`` ({name: fn}).
 
     The repeats are interleaved (repeat r of every callable, then repeat r + 1, ...), so a
     burst of load from elsewhere hits all of them alike and ratios stay meaningful.  GC is
     off while timing, as timeit does.  Names in ``slow`` run one call per repeat.
+
+    Within a repeat the callables run grouped by the threads they use (``pool_of``), and
+    where the pool changes the timing waits ``SETTLE_S`` and makes one untimed call first,
+    so each is timed in the steady state its users see, not while another library's
+    workers still hold the cores.
     """
     timers = {}
     for name, fn in fns.items():
         timers[name] = calibrate(fn, 0.0 if name in slow else target, 1 if name in slow else 3)
+    pools = ("numpy", "torch", "jax")
+    order = sorted(fns, key=lambda name: pools.index(pool_of(name)))   # stable: numpy first
     samples = {name: [] for name in fns}
+    last = pool_of(order[-1])
     for _ in range(repeats):
-        for name, (timer, number) in timers.items():
+        for name in order:
+            timer, number = timers[name]
+            if pool_of(name) != last:
+                time.sleep(SETTLE_S)
+                if name not in slow:
+                    timer.timeit(1)
+                last = pool_of(name)
             samples[name].append(timer.timeit(number) / number)
     return {name: Timing(statistics.median(v), timers[name][1], repeats, (min(v), max(v)))
             for name, v in samples.items()}
