@@ -16,6 +16,8 @@ import pytest
 import graphc
 from graphc import compiled
 
+import _libm
+
 
 def lecture_f(w1, w2):
     z1 = w1 / w2
@@ -59,6 +61,7 @@ def profile_call(fn, *args, **kwargs):
     return out, py, c
 
 
+@pytest.mark.skipif(not _libm.LECTURE, reason=_libm.REASON)
 def test_cached_scalar_call_is_two_python_frames():
     vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
     vg(1.5, 0.5)

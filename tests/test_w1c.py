@@ -19,6 +19,8 @@ import pytest
 import graphc
 from graphc import codegen, codegen_scalar, floats_call
 
+import _libm
+
 
 def lecture_f(w1, w2):
     z1 = w1 / w2
@@ -54,6 +56,7 @@ def _message(e):
     return re.sub(r"^\S+:\d+: ", "", str(e).splitlines()[0])
 
 
+@pytest.mark.skipif(not _libm.LECTURE, reason=_libm.REASON)
 def test_hot_entry_is_the_last_float_entry():
     vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
     assert vg._hot == floats_call.NO_HOT
@@ -68,6 +71,7 @@ def test_hot_entry_is_the_last_float_entry():
     assert vg._hot[0] == 2
 
 
+@pytest.mark.skipif(not _libm.LECTURE, reason=_libm.REASON)
 def test_executed_variant_differs_from_the_source_in_one_line():
     vg = graphc.value_and_grad(lecture_f, argnums=(0, 1))
     vg(1.5, 0.5)
