@@ -12,17 +12,17 @@ def loss_grad(w, x, key, *, xp=None):
     _check('x', x, (2, 1, 4, 4), 'float64', xp)
     _check('key', key, (), 'int64', xp)
     _device = _device_of(w)
-    reshape = xp.reshape(xp.permute_dims(x, (1, 2, 3, 0)), (1, 1, 4, 4, 2))  # f64[1,1,4,4,2]  test_array_api_target.py:460
+    reshape = xp.reshape(xp.permute_dims(x, (1, 2, 3, 0)), (1, 1, 4, 4, 2))  # f64[1,1,4,4,2]  test_array_api_target.py:462
     im2col = xp.concat([xp.zeros((1, 1, 1, 4, 2), dtype=xp.float64, device=_device), reshape, xp.zeros((1, 1, 1, 4, 2), dtype=xp.float64, device=_device)], axis=2)
     im2col = xp.concat([xp.zeros((1, 1, 6, 1, 2), dtype=xp.float64, device=_device), im2col, xp.zeros((1, 1, 6, 1, 2), dtype=xp.float64, device=_device)], axis=3)
     im2col = xp.reshape(xp.reshape(im2col, (-1,)), (1, 1, 6, 6, 2))
     im2col = xp.stack([im2col[:, :, _i:_i + 4, _j:_j + 4, ...] for _i in range(3) for _j in range(3)], axis=2)
-    im2col = xp.permute_dims(xp.reshape(im2col, (1, 1, 3, 3, 4, 4, 2)), (0, 1, 4, 5, 6, 2, 3))  # f64[1,1,4,4,2,3,3]  test_array_api_target.py:460
-    reshape_1 = xp.reshape(xp.permute_dims(im2col, (0, 1, 5, 6, 2, 3, 4)), (9, 32))  # f64[9,32]  test_array_api_target.py:460
-    transpose = xp.permute_dims(xp.reshape(xp.reshape(w, (2, 9)) @ reshape_1, (2, 4, 4, 2)), (3, 0, 1, 2))  # f64[2,2,4,4]  test_array_api_target.py:460
-    relu = xp.maximum(_contiguous(xp, transpose), 0.0)  # f64[2,2,4,4]  test_array_api_target.py:460
-    h = xp.maximum(xp.maximum(relu[:, :, 0:3:2, 0:3:2], relu[:, :, 0:3:2, 1:4:2]), xp.maximum(relu[:, :, 1:4:2, 0:3:2], relu[:, :, 1:4:2, 1:4:2]))  # f64[2,2,2,2]  test_array_api_target.py:460
-    keep = _keep_mask(xp, key, (2, 2, 2, 2), 0.25, _device)  # bool[2,2,2,2]  test_array_api_target.py:461
+    im2col = xp.permute_dims(xp.reshape(im2col, (1, 1, 3, 3, 4, 4, 2)), (0, 1, 4, 5, 6, 2, 3))  # f64[1,1,4,4,2,3,3]  test_array_api_target.py:462
+    reshape_1 = xp.reshape(xp.permute_dims(im2col, (0, 1, 5, 6, 2, 3, 4)), (9, 32))  # f64[9,32]  test_array_api_target.py:462
+    transpose = xp.permute_dims(xp.reshape(xp.reshape(w, (2, 9)) @ reshape_1, (2, 4, 4, 2)), (3, 0, 1, 2))  # f64[2,2,4,4]  test_array_api_target.py:462
+    relu = xp.maximum(_contiguous(xp, transpose), 0.0)  # f64[2,2,4,4]  test_array_api_target.py:462
+    h = xp.maximum(xp.maximum(relu[:, :, 0:3:2, 0:3:2], relu[:, :, 0:3:2, 1:4:2]), xp.maximum(relu[:, :, 1:4:2, 0:3:2], relu[:, :, 1:4:2, 1:4:2]))  # f64[2,2,2,2]  test_array_api_target.py:462
+    keep = _keep_mask(xp, key, (2, 2, 2, 2), 0.25, _device)  # bool[2,2,2,2]  test_array_api_target.py:463
 
     # grad of: return nn.dropout(h, 0.25, key, training=True).sum()
     d_mul = _masked_mul(xp, xp.ones((2, 2, 2, 2), dtype=xp.float64, device=_device), keep)  # f64[2,2,2,2]

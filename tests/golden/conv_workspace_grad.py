@@ -104,7 +104,7 @@ def lenet_like_grad(p, x):
     d_add = d_reshape_4.reshape(16, 6400)       # f32[16,6400]
     del d_reshape_4
     d_b2 = d_add.sum(axis=1)                    # f32[16]
-    d_reshape_3 = d_add @ reshape_2.T           # f32[16,150]
+    d_reshape_3 = np.ascontiguousarray((reshape_2 @ d_add.T).T)  # f32[16,150]
     del reshape_2
     d_reshape_2 = np.matmul(reshape_3.T, d_add, out=_buffer('d_reshape_2', (150, 6400), np.float32))  # f32[150,6400]
     del d_add

@@ -22,17 +22,17 @@ def loss_value_and_grad(p, x, y, *, xp=None):
     _check('y', y, (6,), 'int64', xp)
     _device = _device_of(W1)
     const = xp.full((6,), -0.1666666716337204, dtype=xp.float32, device=_device)
-    add = x @ W1 + b1                           # f32[6,12]  test_array_api_target.py:264
-    h1 = xp.maximum(0, add)                     # f32[6,12]  test_array_api_target.py:264
-    add_1 = h1 @ W2 + b2                        # f32[6,8]  test_array_api_target.py:265
-    h2 = xp.maximum(0, add_1)                   # f32[6,8]  test_array_api_target.py:265
-    s = h2 @ W3 + b3                            # f32[6,5]  test_array_api_target.py:266
-    z = s - xp.max(s, axis=1, keepdims=True)    # f32[6,5]  test_array_api_target.py:267
-    exp = xp.exp(z)                             # f32[6,5]  test_array_api_target.py:268
-    sum_ = xp.sum(exp, axis=1, keepdims=True)   # f32[6,1]  test_array_api_target.py:268
-    logp = z - xp.log(sum_)                     # f32[6,5]  test_array_api_target.py:268
-    sum_1 = xp.sum(logp[xp.arange(6, dtype=xp.int64, device=_device), y])  # f32[]  test_array_api_target.py:269
-    neg = -(sum_1 / 6)                          # f32[]  test_array_api_target.py:269
+    add = x @ W1 + b1                           # f32[6,12]  test_array_api_target.py:266
+    h1 = xp.maximum(0, add)                     # f32[6,12]  test_array_api_target.py:266
+    add_1 = h1 @ W2 + b2                        # f32[6,8]  test_array_api_target.py:267
+    h2 = xp.maximum(0, add_1)                   # f32[6,8]  test_array_api_target.py:267
+    s = h2 @ W3 + b3                            # f32[6,5]  test_array_api_target.py:268
+    z = s - xp.max(s, axis=1, keepdims=True)    # f32[6,5]  test_array_api_target.py:269
+    exp = xp.exp(z)                             # f32[6,5]  test_array_api_target.py:270
+    sum_ = xp.sum(exp, axis=1, keepdims=True)   # f32[6,1]  test_array_api_target.py:270
+    logp = z - xp.log(sum_)                     # f32[6,5]  test_array_api_target.py:270
+    sum_1 = xp.sum(logp[xp.arange(6, dtype=xp.int64, device=_device), y])  # f32[]  test_array_api_target.py:271
+    neg = -(sum_1 / 6)                          # f32[]  test_array_api_target.py:271
 
     # grad of: return -logp[np.arange(x.shape[0]), y].mean()
     _pos = xp.reshape(xp.reshape(xp.arange(30, device=_device), (6, 5))[xp.arange(6, dtype=xp.int64, device=_device), y], (-1,))
