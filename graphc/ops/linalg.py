@@ -77,10 +77,12 @@ def _times_mT(a, b):
     ``(b @ a.T).T``, the same products in the GEMM orientation OpenBLAS runs faster.
 
     That is a convolution's weight gradient, ``d (F, N·OH·OW) @ windows.T``: measured
-    with float32 on this project's 2-core EPYC (2026-12-03), (16, K) @ (K, 150) took 0.53-0.61
-    of the time swapped, K from 1,600 to 25,600, at one and two threads (LeNet conv2 at
-    batch 256: 4.5 -> 2.7 ms); a dense layer's (B, out) @ (out, in) is slower swapped
-    (1.2-1.5x), hence the shape test.  The summation order within each product differs
+    with float32 on this project's 2-core EPYC with AVX-512 (2026-12-03), (16, K) @ (K, 150)
+    took 0.53-0.61 of the time swapped with OpenBLAS's SkylakeX kernels, K from 1,600 to
+    25,600, at one and two threads (LeNet conv2 at batch 256: 4.5 -> 2.7 ms), and 0.83-1.01
+    with its Haswell kernels; the whole LeNet value_and_grad 0.96x (batch 64) and 0.93x
+    (batch 256), paired.  A dense layer's (B, out) @ (out, in) is slower swapped (1.2-1.5x),
+    hence the shape test.  The summation order within each product differs
     (float rounding, not a different value).  The result is copied to C order (m·k
     elements against the product's m·k·c multiply-adds), as a product's own would be.
     """
