@@ -145,8 +145,8 @@ def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE, targe
     ...     return np.tanh(x) * 2.0
     >>> float(f(np.float64(0.5)))
     0.9242343145200195
-    >>> print(next(line for line in f.source(0.5).splitlines() if "return" in line))
-        return mul
+    >>> "mul = np.tanh(x) * 2.0" in f.source(np.ones(3))   # the code for float64[3]
+    True
     >>> @graphc.compile(check_finite=True)
     ... def g(x):
     ...     y = np.log(x)

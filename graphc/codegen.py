@@ -14,7 +14,7 @@ import os
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, guard_lines, guard_trace_line, has_guards
 from .codegen_workspace import WORKSPACE_HELPERS, fresh_node, use_workspace
-from .codegen_scalar import MATH_HELPERS, math_prefix, weak_inputs_to_numpy as _weak_inputs_to_numpy
+from .codegen_scalar import math_helpers, math_prefix, weak_inputs_to_numpy as _weak_inputs_to_numpy
 from .codegen_writes import inplace_write
 from .codegen_forms import full_operand_args, full_operand_call, seed_adds, with_full_operands
 from .ir import SUBGRAPH_OPS, install_product
@@ -476,7 +476,7 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
         lines += ["", "", signature_text(checks[0]), "", "", ENTRY_HELPERS.strip()]
     if guarded:
         lines += ["", "", GUARD_HELPERS.strip()]
-    lines += ["", "", WORKSPACE_HELPERS.strip()] * workspace + ["", "", MATH_HELPERS.strip()] * bool(prefix)
+    lines += ["", "", WORKSPACE_HELPERS.strip()] * workspace + ["", "", math_helpers(prefix)] * bool(prefix)
     fast = ["" if i in blank else line for i, line in enumerate(lines)]
     return Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
                   [(name, nid) for nid, name in closure], body_end)

@@ -194,6 +194,13 @@ class Primitive:
         Argument positions where an infinity or a nan can give a finite result of the
         scalar form (``math.exp(-inf) == 0.0``, ``x / inf == 0.0``): the scalar code
         checks those values (elsewhere a non-finite argument gives a non-finite result).
+    scalar_quiet : str or None
+        Where ``scalar`` does not give NumPy's bits on this CPU (NumPy's own SIMD
+        ``exp``, ``log``, ... on AVX-512), the scalar code calls NumPy's function on the
+        Python float instead, under this condition on the arguments (``"{0} < 709.0"``):
+        a range in which NumPy's function sets no floating-point flag but underflow, so
+        it warns nothing that the fallback to NumPy's code would warn again.  Outside
+        it, NumPy's code runs.  None: such an op keeps NumPy's code.
     """
 
     name: str
@@ -224,6 +231,7 @@ class Primitive:
     array_api: Any = None
     scalar: str | None = None
     scalar_masks: tuple = ()
+    scalar_quiet: str | None = None
     _impl_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, *args, **params):

@@ -123,7 +123,7 @@ def test_each_op_like_numpy(op):
     args = (1.5,) * n
     assert op in graph_ops(fast, *args)
     src = fast.source(*args)
-    assert ("import math" in src) == codegen_scalar.agrees(op), src
+    assert ("import math" in src) == (codegen_scalar.scalar_form(op) is not None), src
     assert "import math" not in slow.source(*args)
     for a in inputs(n, 400, op):
         assert_like_numpy(fast, slow, a)
@@ -151,6 +151,7 @@ def test_this_machine_agrees_on_the_lecture_ops():
     ops = codegen_scalar.scalar_ops()
     assert set(ops) <= {name for name, p in REGISTRY.items() if p.scalar is not None}
     assert "tanh" not in ops or codegen_scalar.agrees("tanh", 20_000)
+    assert "hypot" not in ops or codegen_scalar.agrees("hypot", 20_000)
 
 
 def composite(x, y):
@@ -290,6 +291,60 @@ def test_fast_dispatch_keeps_signatures_apart():
     assert h(2.0) == 14.0
     f.cache_clear()
     assert f(2.0, 3.0) == 18.0
+
+
+QUIET = sorted(name for name, p in REGISTRY.items() if p.scalar_quiet)
+
+
+@pytest.fixture
+def numpy_forms(monkeypatch):
+    """The Python-float code calls NumPy's own function for every op with a quiet range,
+    as on a CPU where NumPy has its own SIMD versions (AVX-512): on every machine."""
+    real = codegen_scalar.agrees
+    monkeypatch.setattr(codegen_scalar, "agrees",
+                        lambda op, samples=codegen_scalar._SAMPLES: op not in QUIET and real(op))
+
+
+@pytest.mark.parametrize("op", QUIET)
+def test_numpy_form_like_numpy(op, numpy_forms):
+    """NumPy's function on the Python float, inside the record's quiet range: NumPy's bits,
+    and outside it NumPy's code, whose warnings and errors come once, as NumPy's do."""
+    fn = UNARY.get(op) or BINARY[op]
+    n = 1 if op in UNARY else 2
+    fast = graphc.compile(fn)
+    slow = numpy_only(lambda: graphc.compile(fn))
+    src = fast.source(*(1.5,) * n)
+    assert codegen_scalar.numpy_is_quiet(op), op        # NumPy warns nothing in the range
+    assert f"float(np.{fn.__name__}(" in src and "_numpy_only()" in src, src
+    for a in inputs(n, 400, "np" + op):
+        assert_like_numpy(fast, slow, a)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        for a in itertools.product(SPECIAL[:12], repeat=n):
+            assert_like_numpy(fast, slow, a)
+    grad = graphc.value_and_grad(fn, argnums=tuple(range(n)))
+    slow_grad = numpy_only(lambda: graphc.value_and_grad(fn, argnums=tuple(range(n))))
+    for a in inputs(n, 100, "npgrad" + op):
+        assert_like_numpy(grad, slow_grad, a)
+
+
+def test_numpy_form_without_a_quiet_range_keeps_numpy(monkeypatch):
+    """An op whose scalar form disagrees and that has no quiet range: NumPy's code only."""
+    monkeypatch.setattr(codegen_scalar, "agrees", lambda op, samples=0: op != "pow")
+    assert REGISTRY["pow"].scalar_quiet is None
+    f = graphc.compile(lambda x, y: x ** y)
+    assert "import math" not in f.source(3.0, 4.0) and f(3.0, 4.0) == 81.0
+
+
+def test_golden_lecture_numpy_exp(monkeypatch):
+    """W1 on a CPU whose NumPy exp is its own (AVX-512): `math` for the rest, NumPy's exp
+    on the float below 709, where it cannot overflow."""
+    monkeypatch.setattr(codegen_scalar, "agrees", lambda op, samples=0: op != "exp")
+    from test_codegen import check_golden
+    vg = graphc.value_and_grad(lecture, argnums=(0, 1))
+    check_golden("lecture_value_and_grad_numpy_exp.py", vg.source(1.5, 0.5))
+    slow = numpy_only(lambda: graphc.value_and_grad(lecture, argnums=(0, 1)))
+    for a in inputs(2, 200, "lecture numpy exp") + [(1.5, 360.0), (1.5, 354.0)]:
+        assert_like_numpy(vg, slow, a)
 
 
 def test_golden_w1():

@@ -166,36 +166,36 @@ pow = _binary(name="pow", scalar="math.pow({0}, {1})", scalar_masks=(0, 1), samp
                              "integer exponent")
 
 # --- transcendental --------------------------------------------------------------
-exp = _unary(name="exp", scalar="math.exp({0})", scalar_masks=(0,), samples=S.unary(np.exp), fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), jvp=lambda t, x, *, out: t[0] * out, sympy=sp.exp,
+exp = _unary(name="exp", scalar="math.exp({0})", scalar_quiet="{0} < 709.0", scalar_masks=(0,), samples=S.unary(np.exp), fn=np.exp, vjp=lambda ct, x, *, out: (ct * out,), jvp=lambda t, x, *, out: t[0] * out, sympy=sp.exp,
              **_inplace("np.exp"),
              nonfinite_hint="exp overflows above about 709 in float64 (88 in float32): use a "
                             "stable form (graphc.nn.softplus, logsumexp, log_softmax, sigmoid) "
                             "or clip its input")
-log = _unary(name="log", scalar="math.log({0})", samples=S.unary(np.log, "pos"), fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), jvp=lambda t, x, *, out: t[0] / x, sympy=sp.log,
+log = _unary(name="log", scalar="math.log({0})", scalar_quiet="{0} > 0.0", samples=S.unary(np.log, "pos"), fn=np.log, vjp=lambda ct, x, *, out: (ct / x,), jvp=lambda t, x, *, out: t[0] / x, sympy=sp.log,
              **_inplace("np.log"),
              nonfinite_hint="log(0) is -inf and log of a negative number is nan: add a small "
                             "epsilon, use np.log1p(x) for log(1 + x), or graphc.nn.log_softmax "
                             "instead of log(softmax(x))")
-sin = _unary(name="sin", scalar="math.sin({0})", samples=S.unary(np.sin), fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), jvp=lambda t, x, *, out: t[0] * cos(x), sympy=sp.sin,
+sin = _unary(name="sin", scalar="math.sin({0})", scalar_quiet="abs({0}) < 1e308", samples=S.unary(np.sin), fn=np.sin, vjp=lambda ct, x, *, out: (ct * cos(x),), jvp=lambda t, x, *, out: t[0] * cos(x), sympy=sp.sin,
              **_inplace("np.sin"))
-cos = _unary(name="cos", scalar="math.cos({0})", samples=S.unary(np.cos), fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), jvp=lambda t, x, *, out: -(t[0] * sin(x)), sympy=sp.cos,
+cos = _unary(name="cos", scalar="math.cos({0})", scalar_quiet="abs({0}) < 1e308", samples=S.unary(np.cos), fn=np.cos, vjp=lambda ct, x, *, out: (-(ct * sin(x)),), jvp=lambda t, x, *, out: -(t[0] * sin(x)), sympy=sp.cos,
              **_inplace("np.cos"))
-tan = _unary(name="tan", scalar="math.tan({0})", samples=S.unary(np.tan, "uniform"), fn=np.tan, vjp=lambda ct, x, *, out: (ct * (1 + out * out),),
+tan = _unary(name="tan", scalar="math.tan({0})", scalar_quiet="abs({0}) < 1e308", samples=S.unary(np.tan, "uniform"), fn=np.tan, vjp=lambda ct, x, *, out: (ct * (1 + out * out),),
              jvp=lambda t, x, *, out: t[0] * (1 + out * out), sympy=sp.tan, **_inplace("np.tan"),
              nonfinite_hint="tan is infinite at odd multiples of pi/2: keep its input inside "
                             "(-pi/2, pi/2)")
-tanh = _unary(name="tanh", scalar="math.tanh({0})", scalar_masks=(0,), samples=S.unary(np.tanh), fn=np.tanh, vjp=lambda ct, x, *, out: (ct * (1 - out * out),),
+tanh = _unary(name="tanh", scalar="math.tanh({0})", scalar_quiet="abs({0}) < 1e308", scalar_masks=(0,), samples=S.unary(np.tanh), fn=np.tanh, vjp=lambda ct, x, *, out: (ct * (1 - out * out),),
               jvp=lambda t, x, *, out: t[0] * (1 - out * out), sympy=sp.tanh, **_inplace("np.tanh"))
 sqrt = _unary(name="sqrt", scalar="math.sqrt({0})", samples=S.unary(np.sqrt, "pos"), fn=np.sqrt, vjp=lambda ct, x, *, out: (ct / (2 * out),),
               jvp=lambda t, x, *, out: t[0] / (2 * out), sympy=sp.sqrt, label="√", **_inplace("np.sqrt"),
               nonfinite_hint="sqrt of a negative number is nan, and its gradient at 0 is inf: "
                              "clip the input away from 0 (np.maximum(x, eps)) or add an epsilon")
-log1p = _unary(name="log1p", scalar="math.log1p({0})", samples=S.unary(np.log1p, "pos"), fn=np.log1p, vjp=lambda ct, x, *, out: (ct / (1 + x),),
+log1p = _unary(name="log1p", scalar="math.log1p({0})", scalar_quiet="{0} > -1.0", samples=S.unary(np.log1p, "pos"), fn=np.log1p, vjp=lambda ct, x, *, out: (ct / (1 + x),),
                jvp=lambda t, x, *, out: t[0] / (1 + x), sympy=lambda x: sp.log(1 + x), **_inplace("np.log1p"),
                nonfinite_hint="log1p(x) is -inf at x = -1 and nan below: keep its input above -1")
 # d expm1 = exp(x), not out + 1: for x < -37 (float64; -17 in float32) out + 1 rounds
 # to 0, losing the whole (tiny but nonzero) derivative.
-expm1 = _unary(name="expm1", scalar="math.expm1({0})", scalar_masks=(0,), samples=S.unary(np.expm1), fn=np.expm1, vjp=lambda ct, x, *, out: (ct * exp(x),),
+expm1 = _unary(name="expm1", scalar="math.expm1({0})", scalar_quiet="{0} < 709.0", scalar_masks=(0,), samples=S.unary(np.expm1), fn=np.expm1, vjp=lambda ct, x, *, out: (ct * exp(x),),
                jvp=lambda t, x, *, out: t[0] * exp(x), sympy=lambda x: sp.exp(x) - 1, **_inplace("np.expm1"),
                nonfinite_hint="expm1 overflows above about 709 in float64 (88 in float32): "
                               "clip its input")

@@ -28,19 +28,19 @@ def _above1(d, *shape, dtype=np.float64):
 
 
 sinh = ufunc_primitive(
-    np.sinh, name="sinh", scalar="math.sinh({0})", vjp=lambda ct, x, *, out: (ct * cosh(x),), jvp=lambda t, x, *, out: t[0] * cosh(x), sympy=sp.sinh,
+    np.sinh, name="sinh", scalar="math.sinh({0})", scalar_quiet="abs({0}) < 709.0", vjp=lambda ct, x, *, out: (ct * cosh(x),), jvp=lambda t, x, *, out: t[0] * cosh(x), sympy=sp.sinh,
     samples=unary_samples(np.sinh, _small, (-2, 0, 3)), nonfinite_hint=_OVERFLOW.format("sinh"),
     doc="Hyperbolic sine; d/dx = cosh(x).")
 cosh = ufunc_primitive(
-    np.cosh, name="cosh", scalar="math.cosh({0})", vjp=lambda ct, x, *, out: (ct * sinh(x),), jvp=lambda t, x, *, out: t[0] * sinh(x), sympy=sp.cosh,
+    np.cosh, name="cosh", scalar="math.cosh({0})", scalar_quiet="abs({0}) < 709.0", vjp=lambda ct, x, *, out: (ct * sinh(x),), jvp=lambda t, x, *, out: t[0] * sinh(x), sympy=sp.cosh,
     samples=unary_samples(np.cosh, _small, (-2, 0, 3)), nonfinite_hint=_OVERFLOW.format("cosh"),
     doc="Hyperbolic cosine; d/dx = sinh(x).")
 arcsinh = ufunc_primitive(
-    np.arcsinh, name="arcsinh", scalar="math.asinh({0})", array_api="xp.asinh({0})", vjp=lambda ct, x, *, out: (ct / hypot(1.0, x),), jvp=lambda t, x, *, out: t[0] / hypot(1.0, x), sympy=sp.asinh,
+    np.arcsinh, name="arcsinh", scalar="math.asinh({0})", scalar_quiet="abs({0}) < 1e308", array_api="xp.asinh({0})", vjp=lambda ct, x, *, out: (ct / hypot(1.0, x),), jvp=lambda t, x, *, out: t[0] / hypot(1.0, x), sympy=sp.asinh,
     samples=unary_samples(np.arcsinh, rnd, (-2, 0, 3)),
     doc="Inverse hyperbolic sine; d/dx = 1 / hypot(1, x) (no overflow for large |x|).")
 arccosh = ufunc_primitive(
-    np.arccosh, name="arccosh", scalar="math.acosh({0})", array_api="xp.acosh({0})", vjp=lambda ct, x, *, out: (ct / (E.sqrt(x - 1) * E.sqrt(x + 1)),),
+    np.arccosh, name="arccosh", scalar="math.acosh({0})", scalar_quiet="1.0 <= {0} < 1e308", array_api="xp.acosh({0})", vjp=lambda ct, x, *, out: (ct / (E.sqrt(x - 1) * E.sqrt(x + 1)),),
     jvp=lambda t, x, *, out: t[0] / (E.sqrt(x - 1) * E.sqrt(x + 1)),
     sympy=sp.acosh, samples=unary_samples(np.arccosh, _above1, (1, 2, 10)),
     nonfinite_hint="arccosh is nan below 1 and its gradient is infinite at 1: clip the "
@@ -48,7 +48,7 @@ arccosh = ufunc_primitive(
     doc="Inverse hyperbolic cosine; d/dx = 1/(sqrt(x - 1) sqrt(x + 1)), +inf at x = 1 (as "
         "JAX), nan below 1.")
 arctanh = ufunc_primitive(
-    np.arctanh, name="arctanh", scalar="math.atanh({0})", array_api="xp.atanh({0})", vjp=lambda ct, x, *, out: (ct / ((1 - x) * (1 + x)),), jvp=lambda t, x, *, out: t[0] / ((1 - x) * (1 + x)), sympy=sp.atanh,
+    np.arctanh, name="arctanh", scalar="math.atanh({0})", scalar_quiet="abs({0}) < 1.0", array_api="xp.atanh({0})", vjp=lambda ct, x, *, out: (ct / ((1 - x) * (1 + x)),), jvp=lambda t, x, *, out: t[0] / ((1 - x) * (1 + x)), sympy=sp.atanh,
     samples=unary_samples(np.arctanh, inside1, (0, 0, 0)),
     nonfinite_hint="arctanh is infinite at ±1 and nan outside: clip the input "
                    "(np.clip(x, -1 + eps, 1 - eps))",

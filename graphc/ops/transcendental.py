@@ -112,19 +112,19 @@ def _one_minus_sq(x):
 
 
 arcsin = ufunc_primitive(
-    np.arcsin, name="arcsin", scalar="math.asin({0})", array_api="xp.asin({0})", vjp=lambda ct, x, *, out: (ct / E.sqrt(_one_minus_sq(x)),), jvp=lambda t, x, *, out: t[0] / E.sqrt(_one_minus_sq(x)), sympy=sp.asin,
+    np.arcsin, name="arcsin", scalar="math.asin({0})", scalar_quiet="abs({0}) <= 1.0", array_api="xp.asin({0})", vjp=lambda ct, x, *, out: (ct / E.sqrt(_one_minus_sq(x)),), jvp=lambda t, x, *, out: t[0] / E.sqrt(_one_minus_sq(x)), sympy=sp.asin,
     samples=unary_samples(np.arcsin, inside1, (-1, 0, 1)),
     nonfinite_hint="arcsin is nan outside [-1, 1] and its gradient is infinite at ±1: "
                    "clip the input (np.clip(x, -1 + eps, 1 - eps))",
     doc="Inverse sine; d/dx = 1/sqrt(1 - x²), +inf at x = ±1 (as JAX), nan outside [-1, 1].")
 arccos = ufunc_primitive(
-    np.arccos, name="arccos", scalar="math.acos({0})", array_api="xp.acos({0})", vjp=lambda ct, x, *, out: (-(ct / E.sqrt(_one_minus_sq(x))),), jvp=lambda t, x, *, out: -(t[0] / E.sqrt(_one_minus_sq(x))), sympy=sp.acos,
+    np.arccos, name="arccos", scalar="math.acos({0})", scalar_quiet="abs({0}) <= 1.0", array_api="xp.acos({0})", vjp=lambda ct, x, *, out: (-(ct / E.sqrt(_one_minus_sq(x))),), jvp=lambda t, x, *, out: -(t[0] / E.sqrt(_one_minus_sq(x))), sympy=sp.acos,
     samples=unary_samples(np.arccos, inside1, (-1, 0, 1)),
     nonfinite_hint="arccos is nan outside [-1, 1] and its gradient is infinite at ±1: "
                    "clip the input (np.clip(x, -1 + eps, 1 - eps))",
     doc="Inverse cosine; d/dx = -1/sqrt(1 - x²), -inf at x = ±1 (as JAX), nan outside [-1, 1].")
 arctan = ufunc_primitive(
-    np.arctan, name="arctan", scalar="math.atan({0})", scalar_masks=(0,), array_api="xp.atan({0})", vjp=lambda ct, x, *, out: (ct / (1 + x * x),), jvp=lambda t, x, *, out: t[0] / (1 + x * x), sympy=sp.atan,
+    np.arctan, name="arctan", scalar="math.atan({0})", scalar_quiet="abs({0}) < 1e308", scalar_masks=(0,), array_api="xp.atan({0})", vjp=lambda ct, x, *, out: (ct / (1 + x * x),), jvp=lambda t, x, *, out: t[0] / (1 + x * x), sympy=sp.atan,
     samples=unary_samples(np.arctan, rnd, (-3, 0, 5)),
     doc="Inverse tangent; d/dx = 1/(1 + x²) (0 in the limit |x| → inf).")
 register_ufunc(arcsin, np.arcsin, unary_calls(inside1, (-1, 0, 1)))
@@ -138,7 +138,7 @@ def _sym_cbrt(x):
 
 
 cbrt = ufunc_primitive(
-    np.cbrt, name="cbrt", scalar="math.cbrt({0})", array_api="_cbrt(xp, {0})", vjp=lambda ct, x, *, out: (ct / (3 * (out * out)),), jvp=lambda t, x, *, out: t[0] / (3 * (out * out)), sympy=_sym_cbrt, label="∛",
+    np.cbrt, name="cbrt", scalar="math.cbrt({0})", scalar_quiet="abs({0}) < 1e308", array_api="_cbrt(xp, {0})", vjp=lambda ct, x, *, out: (ct / (3 * (out * out)),), jvp=lambda t, x, *, out: t[0] / (3 * (out * out)), sympy=_sym_cbrt, label="∛",
     samples=unary_samples(np.cbrt, away, (-8, 0, 27)),
     nonfinite_hint="the gradient of cbrt is infinite at 0: add an epsilon or clip",
     doc="Real cube root (negative for x < 0); d/dx = 1/(3 cbrt(x)²), +inf at 0 (as JAX).")
@@ -158,15 +158,15 @@ register_ufunc(reciprocal, np.reciprocal, unary_calls(away, (1, -1, 3)))
 _LOG_HINT = ("the log of 0 is -inf and of a negative number nan: add a small epsilon or "
              "clip the input")
 log2 = ufunc_primitive(
-    np.log2, name="log2", scalar="math.log2({0})", vjp=lambda ct, x, *, out: (ct / (x * LN2),), jvp=lambda t, x, *, out: t[0] / (x * LN2), sympy=lambda x: sp.log(x, 2),
+    np.log2, name="log2", scalar="math.log2({0})", scalar_quiet="{0} > 0.0", vjp=lambda ct, x, *, out: (ct / (x * LN2),), jvp=lambda t, x, *, out: t[0] / (x * LN2), sympy=lambda x: sp.log(x, 2),
     samples=unary_samples(np.log2, pos, (1, 2, 8)), nonfinite_hint=_LOG_HINT,
     doc="Base-2 logarithm (exact at powers of two); d/dx = 1/(x ln 2).")
 log10 = ufunc_primitive(
-    np.log10, name="log10", scalar="math.log10({0})", vjp=lambda ct, x, *, out: (ct / (x * LN10),), jvp=lambda t, x, *, out: t[0] / (x * LN10), sympy=lambda x: sp.log(x, 10),
+    np.log10, name="log10", scalar="math.log10({0})", scalar_quiet="{0} > 0.0", vjp=lambda ct, x, *, out: (ct / (x * LN10),), jvp=lambda t, x, *, out: t[0] / (x * LN10), sympy=lambda x: sp.log(x, 10),
     samples=unary_samples(np.log10, pos, (1, 10, 100)), nonfinite_hint=_LOG_HINT,
     doc="Base-10 logarithm; d/dx = 1/(x ln 10).")
 exp2 = ufunc_primitive(
-    np.exp2, name="exp2", scalar="math.exp2({0})", scalar_masks=(0,), array_api="xp.pow(2.0, {0})", vjp=lambda ct, x, *, out: (ct * (out * LN2),), jvp=lambda t, x, *, out: t[0] * (out * LN2), sympy=lambda x: 2 ** x,
+    np.exp2, name="exp2", scalar="math.exp2({0})", scalar_quiet="{0} < 1023.0", scalar_masks=(0,), array_api="xp.pow(2.0, {0})", vjp=lambda ct, x, *, out: (ct * (out * LN2),), jvp=lambda t, x, *, out: t[0] * (out * LN2), sympy=lambda x: 2 ** x,
     samples=unary_samples(np.exp2, rnd, (-3, 0, 10)),
     nonfinite_hint="exp2 overflows above 1024 in float64 (128 in float32): clip its input",
     doc="2 ** x; d/dx = 2**x ln 2.")
@@ -205,7 +205,7 @@ def binary_samples(np_fn, gx, gy, edge):
 
 
 hypot = ufunc_primitive(
-    np.hypot, name="hypot", scalar="math.hypot({0}, {1})", vjp=_hypot_vjp, jvp=_hypot_jvp, sympy=lambda x, y: sp.sqrt(x * x + y * y), label="hypot",
+    np.hypot, name="hypot", scalar="math.hypot({0}, {1})", scalar_quiet="abs({0}) < 1e300 and abs({1}) < 1e300", vjp=_hypot_vjp, jvp=_hypot_jvp, sympy=lambda x, y: sp.sqrt(x * x + y * y), label="hypot",
     samples=binary_samples(np.hypot, rnd, rnd,
                             ((np.array([1e200, 3e-200, 0.0, np.inf]),
                               np.array([1e200, 4e-200, 0.0, 1.0])), {})),
@@ -229,7 +229,7 @@ def _arctan2_jvp(t, x1, x2, *, out):
 
 
 arctan2 = ufunc_primitive(
-    np.arctan2, name="arctan2", scalar="math.atan2({0}, {1})", scalar_masks=(0, 1), array_api="xp.atan2({0}, {1})", vjp=_arctan2_vjp, jvp=_arctan2_jvp, sympy=sp.atan2, label="atan2",
+    np.arctan2, name="arctan2", scalar="math.atan2({0}, {1})", scalar_quiet="abs({0}) < 1e308 and abs({1}) < 1e308", scalar_masks=(0, 1), array_api="xp.atan2({0}, {1})", vjp=_arctan2_vjp, jvp=_arctan2_jvp, sympy=sp.atan2, label="atan2",
     samples=binary_samples(np.arctan2, rnd, away,
                             ((np.array([1e200, 0.0, -0.0, 1.0, 0.0]),
                               np.array([1e200, 0.0, -1.0, np.inf, -0.0])), {})),
