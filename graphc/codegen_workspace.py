@@ -34,6 +34,7 @@ import numpy as np
 import re
 
 from . import symdims
+from .codegen_col2im import shifted_col2im
 from .codegen_layout import fuse_layout_copies
 from .codegen_pool_check import pool_check
 from .codegen_share_check import share_check_on_sum
@@ -83,7 +84,8 @@ def fresh_node(g, nid, depth=0) -> bool:
 def use_workspace(em, items, reused) -> list:
     """Rewrite ``items`` in place: first the codegen's reuse of dead arguments
     (``reused``: {statement index: (donor name, new text)}), then an elementwise op
-    reading a layout copy in one pass (graphc/codegen_layout.py), then the statements that
+    reading a layout copy in one pass (graphc/codegen_layout.py), a same-size
+    convolution's col2im as whole-image shifts (graphc/codegen_col2im.py), then the statements that
     :func:`workspace_lines` moves into kept buffers, then a ReLU gradient's nan check
     onto the sum that follows it (graphc/codegen_share_check.py), whose moved statements
     it returns (:func:`share_check_on_sum`), and max pooling's first-maximum mask
@@ -91,6 +93,8 @@ def use_workspace(em, items, reused) -> list:
     for i, (donor, text) in reused.items():
         items[i] = (items[i][0], [text])
     for i, lines in fuse_layout_copies(em, items, reused).items():   # graphc/codegen_layout.py
+        items[i] = (items[i][0], lines)
+    for i, lines in shifted_col2im(em, items, reused).items():       # graphc/codegen_col2im.py
         items[i] = (items[i][0], lines)
     donors = _caller_donors(em, items, reused)
     for i, lines in workspace_lines(em, items, donors).items():

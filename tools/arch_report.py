@@ -42,7 +42,7 @@ LAYERS = {
                  "custom_batch batch_rules batch_index batching batch_loops",
     "4 products": "passes passes.alias passes.cse passes.dce passes.simplify passes.pool_mask passes.onehot_sum passes.neg_cancel literals codegen codegen_scalar "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
-                  "check_work codegen_writes codegen_workspace codegen_share_check codegen_pool_check codegen_pool_relu codegen_layout codegen_forms control.emit control.prune guards "
+                  "check_work codegen_writes codegen_workspace codegen_share_check codegen_pool_check codegen_pool_relu codegen_layout codegen_col2im codegen_forms control.emit control.prune guards "
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
                   "trace_table trace_loops "
                   "batch_axis batch_axis_index "
