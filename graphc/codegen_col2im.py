@@ -49,7 +49,9 @@ _VIEWS = ("reshape", "transpose")
 
 def _owned(g, nid, outputs, depth=0):
     """``nid`` is a view chain (reshapes, transposes, one user each) of a fresh result
-    that nothing else refers to; its base, else None."""
+    that nothing else refers to; its base, else None.  (codegen_workspace.fresh_node
+    asks the same of reshapes alone, for the out= reuse; the windows here come through
+    a transpose.)"""
     node = g[nid]
     if nid in outputs or depth > 8:
         return None

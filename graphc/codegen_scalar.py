@@ -198,7 +198,8 @@ def scalar_form(op: str) -> str | None:
 
 # --- which graphs --------------------------------------------------------------------------
 def uses_math(g) -> bool:
-    """All inputs Python floats, every op with an agreeing scalar form, every value a
+    """All inputs Python floats, every op with a Python-float form here (:func:`scalar_form`:
+    ``math``'s where it agrees, else NumPy's function in its quiet range), every value a
     float64 or bool number, every output a float64 computed from an input or a constant."""
     if not ENABLED or not g.inputs or g.signature is None:
         return False
