@@ -391,6 +391,29 @@ def test_integer_and_fractional_powers():
         assert_like_numpy(fast, slow, (x,))
 
 
+def test_power_of_a_where_result_like_numpy(monkeypatch):
+    """``np.where`` on floats gives NumPy's body a 0-d array, and ``**`` on it runs the
+    power ufunc, not the C library's ``pow`` that ``np.float64 ** np.float64`` and
+    ``math.pow`` call: an ulp apart on AVX-512 CPUs (found by tests/test_scalar_fuzz.py,
+    ``pow(where(...), x)`` at 1.70648723572896)."""
+    assert codegen_scalar.makes_array("where")
+    assert not any(codegen_scalar.makes_array(op) for op in ("add", "pow", "exp", "maximum"))
+    fn = lambda x, y: np.where(x <= -0.0, x, 2.0) ** x + y ** x       # noqa: E731
+    for make in (lambda: graphc.compile(fn), lambda: graphc.value_and_grad(fn, argnums=(0, 1))):
+        fast, slow = make(), numpy_only(make)
+        args = [(1.70648723572896, 2.0)] + inputs(2, 300, "where pow")
+        for a in args:
+            assert_like_numpy(fast, slow, a)
+        src = fast.source(1.5, 2.0)
+        assert ("math.pow" in src) == codegen_scalar.agrees_on_arrays("pow"), src
+    # where the two differ, the graph keeps NumPy's body; a pow of plain floats keeps math
+    codegen_scalar.agrees_on_arrays.cache_clear()
+    monkeypatch.setattr(codegen_scalar, "agrees_on_arrays", lambda op, samples=0: op != "pow")
+    assert "import math" not in graphc.compile(fn).source(1.5, 2.0)
+    assert ("math.pow" in graphc.compile(lambda x, y: y ** x).source(1.5, 2.0)) \
+        == codegen_scalar.agrees("pow")
+
+
 def test_float_conditions_are_checked():
     """np.where and np.logical_not of a float: an overflow to inf in the condition warns."""
     for fn in (lambda x: np.where(x * x, 1.0, 2.0) * x,
