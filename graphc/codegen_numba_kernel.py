@@ -173,6 +173,8 @@ class _Kernel:
             return f"{self.row[a]}[{', '.join(core)}]", 100
         if a in self.block and a not in self.outs:
             return self.scalar[a]                   # one number per row, kept in a local
+        if literal_input(g, a):                     # a one-element constant: its number
+            return _num(g[a].value, _operand_dtype(g, a, here) if here else g[a].dtype), 100
         name = self.out.get(a) or self.params[a]
         return f"{name}[{', '.join(self.dim_vars(g[a].shape, core))}]", 100
 
@@ -207,13 +209,7 @@ class _Kernel:
         if k == "matmul":
             return self.product(m, loop)
         ref = {a: self.operand(a, m, loop) for a in g[m].args}
-        lines = []
-        if g[m].op == "masked_mul":             # product first, then a select: no branch
-            lines += _masked_lines(g, m, ref, self.ns)
-        elif g[m].op == "max_share":
-            lines += _share_lines(g, m, ref, self.ns)
-        elif g[m].op == "where":
-            lines += _arm_lines(g, m, ref, self.ns)
+        lines = _named_operands(g, m, ref, self.ns)
         text = ref[g[m].args[0]][0] if k == "reshape" else _member_text(g, m, ref)
         if self.inlined(m):
             self.scalar[m] = (text, prec_of(text))
@@ -250,7 +246,9 @@ class _Kernel:
         col = loop[0] if g[m].shape[1] != 1 else "0"
         p = "p"
         zero = _num(0.0, g[m].dtype)
-        if rhs in self.grp.members:             # W.T read in place: W[j, p]
+        if literal_input(g, rhs):               # a 1x1 constant
+            w = _num(g[rhs].value, _operand_dtype(g, rhs, m))
+        elif rhs in self.grp.members:           # W.T read in place: W[j, p]
             w = f"{self.params[g[rhs].args[0]]}[{col}, {p}]"
         else:
             w = f"{self.params[rhs]}[{p}, {col}]"
@@ -340,6 +338,7 @@ class _Kernel:
         lines = []
         for m in self.totals:
             ref = {a: self.operand(a, m, []) for a in self.g[m].args}
+            lines += _named_operands(self.g, m, ref, self.ns)
             text = _member_text(self.g, m, ref)
             if m in self.out:
                 lines.append(f"{self.out[m]}[0] = {text}")
@@ -389,6 +388,18 @@ def _copy_lines(dst, src, shape):
     lines = [f"{'    ' * d}for {v} in range({n}):" for d, (v, n) in enumerate(zip(idx, shape))]
     sub = ", ".join(idx)
     return lines + ["    " * len(shape) + f"{dst}[{sub}] = {src}[{sub}]"]
+
+
+def _named_operands(g, m, ref, ns):
+    """The lines naming what ``m``'s scalar form reads more than once (a select's
+    operands and product), inside the loop or after it (a total)."""
+    if g[m].op == "masked_mul":             # product first, then a select: no branch
+        return _masked_lines(g, m, ref, ns)
+    if g[m].op == "max_share":
+        return _share_lines(g, m, ref, ns)
+    if g[m].op == "where":
+        return _arm_lines(g, m, ref, ns)
+    return []
 
 
 def _masked_lines(g, m, ref, ns):
