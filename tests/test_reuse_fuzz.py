@@ -1,0 +1,126 @@
+"""Random programs with every memory reuse switched on, at any size.
+
+The generated code reuses memory only for large arrays (128 KiB and up): a result written
+into a dead argument (``out=``), buffers kept between calls (the workspace), `del` after a
+last use, layout copies fused into their producer, full-size operands.  tests/test_fuzz.py's
+programs are tiny, so none of that runs there.  Here the size limits are 0 while the code
+is generated, and each program is checked three ways:
+
+* bit for bit against the same program generated with the limits as shipped (the reuse
+  changes where values live, never a value);
+* a second call with other inputs leaves the first call's results as they were (no result
+  lives in a buffer the next call writes), and gives what a fresh compilation gives;
+* the caller's inputs are not written.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import graphc
+from graphc import codegen, codegen_forms, codegen_layout, codegen_workspace
+from test_fuzz import _as_fn, draw_program
+
+QUICK = 40
+LONG = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "2000"))
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+quick = settings(max_examples=QUICK, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=_HEALTH, phases=[Phase.explicit, Phase.generate])
+long = settings(max_examples=LONG, deadline=None, suppress_health_check=_HEALTH,
+                phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+_LIMITS = ((codegen, "_FREE_BYTES"), (codegen, "_REUSE_BYTES"), (codegen_layout, "_FUSE_BYTES"),
+           (codegen_workspace, "WORKSPACE_BYTES"), (codegen_forms, "FULL_BYTES"),
+           (codegen_forms, "_SEED_BYTES"))
+
+
+@contextlib.contextmanager
+def reuse_at_any_size():
+    """Code generated inside uses every reuse on arrays of any size."""
+    saved = [getattr(mod, name) for mod, name in _LIMITS]
+    try:
+        for mod, name in _LIMITS:
+            setattr(mod, name, 0)
+        yield
+    finally:
+        for (mod, name), value in zip(_LIMITS, saved):
+            setattr(mod, name, value)
+
+
+def _leaves(tree):
+    return [np.asarray(v) for v in graphc.pytree.flatten(tree)[0]]
+
+
+def _bits_equal(a, b, what, prog):
+    a, b = _leaves(a), _leaves(b)
+    assert len(a) == len(b)
+    for i, (u, v) in enumerate(zip(a, b)):
+        assert u.shape == v.shape and u.dtype == v.dtype, f"{what}, output {i}\n{prog}"
+        assert np.array_equal(u, v, equal_nan=True), f"{what}, output {i}: {u} vs {v}\n{prog}"
+
+
+def check(seed, dtype=np.float64):
+    prog = draw_program(seed)
+    xs = [x.astype(dtype) for x in prog.inputs]
+    rng = np.random.default_rng(seed)
+    others = [(x + rng.uniform(-0.5, 0.5, np.shape(x))).astype(dtype) for x in xs]
+    for kind, make in (("outputs", graphc.compile),
+                       ("loss", lambda f: graphc.value_and_grad(f, argnums=(0, 1, 2)))):
+        f = _as_fn(prog, kind)
+        with np.errstate(all="ignore"):
+            with reuse_at_any_size():
+                reusing = make(f)
+                first = reusing(*xs)                # generated here, with the limits at 0
+            kept = [v.copy() for v in _leaves(first)]
+            _bits_equal(first, make(f)(*xs), f"{kind}: reuse changed a value", prog)
+            inputs_before = [x.copy() for x in others]
+            second = reusing(*others)
+            _bits_equal(kept, _leaves(first), f"{kind}: the second call wrote a first result",
+                        prog)
+            _bits_equal(second, make(f)(*others), f"{kind}: second call", prog)
+            _bits_equal(inputs_before, others, f"{kind}: an input was written", prog)
+
+
+def test_limits_are_restored():
+    before = [getattr(mod, name) for mod, name in _LIMITS]
+    with reuse_at_any_size():
+        assert all(getattr(mod, name) == 0 for mod, name in _LIMITS)
+    assert [getattr(mod, name) for mod, name in _LIMITS] == before
+    assert min(before) > 0
+
+
+def test_reuse_is_on_in_the_generated_code():
+    """The limits reach the code: a small program gets a kept buffer and an out= write."""
+    def f(x, w):
+        h = np.tanh(x @ w)
+        return (np.exp(h) * h).sum()
+    x, w = np.ones((4, 3)), np.ones((3, 5))
+    with reuse_at_any_size():
+        src = graphc.value_and_grad(f, argnums=(0, 1)).source(x, w)
+    assert "_buffer(" in src or "out=" in src, src
+    assert "_buffer(" not in graphc.value_and_grad(f, argnums=(0, 1)).source(x, w)
+
+
+@settings(quick)
+@given(st.integers(0, 2**32 - 1))
+def test_reuse_programs(seed):
+    check(seed)
+
+
+@pytest.mark.fuzz
+@settings(long)
+@given(st.integers(0, 2**32 - 1))
+def test_reuse_fuzz_long(seed):
+    check(seed)
+
+
+@pytest.mark.fuzz
+@settings(long)
+@given(st.integers(0, 2**32 - 1))
+def test_reuse_fuzz_long_float32(seed):
+    check(seed, np.float32)
