@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import graphc
 from graphc import codegen, codegen_forms, codegen_layout, codegen_workspace
-from test_fuzz import _as_fn, draw_program
+from test_fuzz import _as_fn, draw_conv_case, draw_program
 
 QUICK = 40
 LONG = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "2000"))
@@ -86,6 +86,29 @@ def check(seed, dtype=np.float64):
             _bits_equal(inputs_before, others, f"{kind}: an input was written", prog)
 
 
+def check_conv(seed):
+    """A random convolution or pooling layer (test_fuzz's), its value and its gradient."""
+    name, fn, _, xs = draw_conv_case(seed)
+    rng = np.random.default_rng(seed)
+    others = [None if x is None else x + rng.uniform(-0.5, 0.5, x.shape) for x in xs]
+    wsum = rng.uniform(0.5, 1.5, size=np.shape(fn(*xs)))
+    argnums = tuple(i for i, a in enumerate(xs) if a is not None)
+
+    def loss(*a):
+        return (fn(*a) * wsum).sum()
+    for what, make in (("value", lambda: graphc.compile(fn)),
+                       ("grad", lambda: graphc.value_and_grad(loss, argnums=argnums))):
+        with reuse_at_any_size():
+            reusing = make()
+            first = reusing(*xs)
+        kept = [v.copy() for v in _leaves(first)]
+        _bits_equal(first, make()(*xs), f"{name} {what}: reuse changed a value", name)
+        second = reusing(*others)
+        _bits_equal(kept, _leaves(first), f"{name} {what}: the second call wrote a first result",
+                    name)
+        _bits_equal(second, make()(*others), f"{name} {what}: second call", name)
+
+
 def test_limits_are_restored():
     before = [getattr(mod, name) for mod, name in _LIMITS]
     with reuse_at_any_size():
@@ -124,3 +147,16 @@ def test_reuse_fuzz_long(seed):
 @given(st.integers(0, 2**32 - 1))
 def test_reuse_fuzz_long_float32(seed):
     check(seed, np.float32)
+
+
+@settings(quick, max_examples=30)
+@given(st.integers(0, 2**32 - 1))
+def test_reuse_conv_and_pool(seed):
+    check_conv(seed)
+
+
+@pytest.mark.fuzz
+@settings(long)
+@given(st.integers(0, 2**32 - 1))
+def test_reuse_fuzz_long_conv_and_pool(seed):
+    check_conv(seed)
