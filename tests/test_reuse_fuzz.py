@@ -6,10 +6,13 @@ last use, layout copies fused into their producer, full-size operands.  tests/te
 programs are tiny, so none of that runs there.  Here the size limits are 0 while the code
 is generated, and each program is checked three ways:
 
-* bit for bit against the same program generated with the limits as shipped (the reuse
-  changes where values live, never a value);
-* a second call with other inputs leaves the first call's results as they were (no result
-  lives in a buffer the next call writes), and gives what a fresh compilation gives;
+* against the same program generated with the limits as shipped, up to rounding: the reuse
+  changes where values live, and with it the layout a product reads, which picks NumPy's
+  loop or BLAS for ``matmul`` (an ulp apart: found by this test, seed 1844646 of the conv
+  cases, not a defect);
+* a second call with other inputs leaves the first call's results as they were, bit for
+  bit (no result lives in a buffer the next call writes), and gives bit for bit what a
+  fresh compilation with reuse gives on those inputs (nothing stale read from the buffers);
 * the caller's inputs are not written.
 """
 from __future__ import annotations
@@ -64,6 +67,17 @@ def _bits_equal(a, b, what, prog):
         assert np.array_equal(u, v, equal_nan=True), f"{what}, output {i}: {u} vs {v}\n{prog}"
 
 
+def _close(a, b, what, prog):
+    a, b = _leaves(a), _leaves(b)
+    assert len(a) == len(b)
+    for i, (u, v) in enumerate(zip(a, b)):
+        assert u.shape == v.shape and u.dtype == v.dtype, f"{what}, output {i}\n{prog}"
+        rtol = 1e-12 if u.dtype == np.float64 else 1e-5
+        scale = max(1.0, float(np.max(np.abs(v), initial=0.0)))
+        assert np.all(np.abs(u.astype(np.float64) - v) <= rtol * scale), \
+            f"{what}, output {i}: {u} vs {v}\n{prog}"
+
+
 def check(seed, dtype=np.float64):
     prog = draw_program(seed)
     xs = [x.astype(dtype) for x in prog.inputs]
@@ -76,13 +90,14 @@ def check(seed, dtype=np.float64):
             with reuse_at_any_size():
                 reusing = make(f)
                 first = reusing(*xs)                # generated here, with the limits at 0
+                want = [v.copy() for v in _leaves(make(f)(*others))]     # a fresh reuse
             kept = [v.copy() for v in _leaves(first)]
-            _bits_equal(first, make(f)(*xs), f"{kind}: reuse changed a value", prog)
+            _close(first, make(f)(*xs), f"{kind}: reuse changed a value", prog)
             inputs_before = [x.copy() for x in others]
             second = reusing(*others)
             _bits_equal(kept, _leaves(first), f"{kind}: the second call wrote a first result",
                         prog)
-            _bits_equal(second, make(f)(*others), f"{kind}: second call", prog)
+            _bits_equal(second, want, f"{kind}: second call", prog)
             _bits_equal(inputs_before, others, f"{kind}: an input was written", prog)
 
 
@@ -101,12 +116,13 @@ def check_conv(seed):
         with reuse_at_any_size():
             reusing = make()
             first = reusing(*xs)
+            want = [v.copy() for v in _leaves(make()(*others))]         # a fresh reuse
         kept = [v.copy() for v in _leaves(first)]
-        _bits_equal(first, make()(*xs), f"{name} {what}: reuse changed a value", name)
+        _close(first, make()(*xs), f"{name} {what}: reuse changed a value", name)
         second = reusing(*others)
         _bits_equal(kept, _leaves(first), f"{name} {what}: the second call wrote a first result",
                     name)
-        _bits_equal(second, make()(*others), f"{name} {what}: second call", name)
+        _bits_equal(second, want, f"{name} {what}: second call", name)
 
 
 def test_limits_are_restored():
@@ -160,3 +176,9 @@ def test_reuse_conv_and_pool(seed):
 @given(st.integers(0, 2**32 - 1))
 def test_reuse_fuzz_long_conv_and_pool(seed):
     check_conv(seed)
+
+
+def test_reuse_may_round_a_product_differently():
+    """Seed 1844646: the window buffer is contiguous where the view was not, so matmul
+    takes BLAS instead of NumPy's loop: an ulp apart, within the comparison's rounding."""
+    check_conv(1844646)
