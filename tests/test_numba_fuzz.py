@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import graphc
 from _target_check import check as _check
 from test_fuzz import draw_program
 
