@@ -6,6 +6,7 @@ Compiled entries and traced graphs are freed by reference counting (no reference
 cycle holds a graph), so a dropped compiled function does not wait for the collector.
 """
 import gc
+import statistics
 import time
 import warnings
 import weakref
@@ -131,10 +132,12 @@ def test_compile_time_is_linear_in_size():
         warnings.simplefilter("ignore")
         _compile_cpu(20, args)
         small, large = [], []
-        for _ in range(3):
+        for _ in range(5):
             small.append(_compile_cpu(300, args))
             large.append(_compile_cpu(600, args))
-    ratio = min(large) / min(small)
+    # the median of the paired ratios: one fast small sample (0.165 s against 0.26-0.30 in
+    # one CI run, where min/min read 2.73) no longer decides; quadratic work reads 4
+    ratio = statistics.median(b / a for a, b in zip(small, large))
     assert ratio < 2.6, f"2x the nodes took {ratio:.2f}x the CPU time ({small}, {large})"
 
 
