@@ -13,46 +13,37 @@ and ``make fuzz`` ``GRAPHC_FUZZ_EXAMPLES // 20`` of each kind.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
+from _fuzz import LONG, SEEDS, long, quick
 from _target_check import check as _check
 from test_fuzz import draw_program
 
 numba = pytest.importorskip("numba")
-
-LONG = max(1, int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "2000")) // 20)
-_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
-quick = settings(max_examples=4, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=_HEALTH, phases=[Phase.explicit, Phase.generate])
-long = settings(max_examples=LONG, deadline=None, suppress_health_check=_HEALTH,
-                phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
 def check(seed, dtype):
     _check(seed, dtype, "numba")
 
 
-@settings(quick)
-@given(st.integers(0, 2**32 - 1))
+@quick(4)
+@given(SEEDS)
 def test_numba_programs_like_numpy_target(seed):
     check(seed, np.float64)
 
 
 @pytest.mark.fuzz
-@settings(long)
-@given(st.integers(0, 2**32 - 1))
+@long(LONG // 20)
+@given(SEEDS)
 def test_numba_fuzz_long_float64(seed):
     check(seed, np.float64)
 
 
 @pytest.mark.fuzz
-@settings(long)
-@given(st.integers(0, 2**32 - 1))
+@long(LONG // 20)
+@given(SEEDS)
 def test_numba_fuzz_long_float32(seed):
     check(seed, np.float32)
 

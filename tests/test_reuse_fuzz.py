@@ -18,24 +18,15 @@ is generated, and each program is checked three ways:
 from __future__ import annotations
 
 import contextlib
-import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 import graphc
 from graphc import codegen, codegen_forms, codegen_layout, codegen_workspace
+from _fuzz import SEEDS, long, quick
 from test_fuzz import _as_fn, draw_conv_case, draw_program
-
-QUICK = 40
-LONG = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "2000"))
-_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
-quick = settings(max_examples=QUICK, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=_HEALTH, phases=[Phase.explicit, Phase.generate])
-long = settings(max_examples=LONG, deadline=None, suppress_health_check=_HEALTH,
-                phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 _LIMITS = ((codegen, "_FREE_BYTES"), (codegen, "_REUSE_BYTES"), (codegen_layout, "_FUSE_BYTES"),
            (codegen_workspace, "WORKSPACE_BYTES"), (codegen_forms, "FULL_BYTES"),
@@ -145,35 +136,35 @@ def test_reuse_is_on_in_the_generated_code():
     assert "_buffer(" not in graphc.value_and_grad(f, argnums=(0, 1)).source(x, w)
 
 
-@settings(quick)
-@given(st.integers(0, 2**32 - 1))
+@quick(40)
+@given(SEEDS)
 def test_reuse_programs(seed):
     check(seed)
 
 
 @pytest.mark.fuzz
-@settings(long)
-@given(st.integers(0, 2**32 - 1))
+@long()
+@given(SEEDS)
 def test_reuse_fuzz_long(seed):
     check(seed)
 
 
 @pytest.mark.fuzz
-@settings(long)
-@given(st.integers(0, 2**32 - 1))
+@long()
+@given(SEEDS)
 def test_reuse_fuzz_long_float32(seed):
     check(seed, np.float32)
 
 
-@settings(quick, max_examples=30)
-@given(st.integers(0, 2**32 - 1))
+@quick(30)
+@given(SEEDS)
 def test_reuse_conv_and_pool(seed):
     check_conv(seed)
 
 
 @pytest.mark.fuzz
-@settings(long)
-@given(st.integers(0, 2**32 - 1))
+@long()
+@given(SEEDS)
 def test_reuse_fuzz_long_conv_and_pool(seed):
     check_conv(seed)
 

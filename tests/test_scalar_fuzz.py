@@ -17,28 +17,17 @@ The quick profile (derandomized) runs in ``make test``; ``make fuzz`` runs
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 import graphc
 
+from _fuzz import SEEDS, long, quick
 from test_scalar_math import BINARY, UNARY, inputs, numpy_only, run, same
-
-QUICK = 40
-LONG = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "2000"))
-_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
-quick = settings(max_examples=QUICK, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=_HEALTH, phases=[Phase.explicit, Phase.generate])
-# No shrinking: it would shrink the seed, which only draws an unrelated program; a failure
-# prints the program.
-long = settings(max_examples=LONG, deadline=None, suppress_health_check=_HEALTH,
-                phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 # The ops with a Python-float form that test_scalar_math's tables leave out.
 UNARY = {**UNARY, "sign": np.sign}
@@ -136,28 +125,28 @@ def test_program_repr_reads_as_code():
     assert p(0.0, 3.0) == 3.1622776601683795
 
 
-@settings(quick)
-@given(st.integers(0, 2**32 - 1))
+@quick(40)
+@given(SEEDS)
 def test_scalar_programs_like_numpy(seed):
     check_values(seed)
 
 
-@settings(quick, max_examples=25)
-@given(st.integers(0, 2**32 - 1))
+@quick(25)
+@given(SEEDS)
 def test_scalar_program_gradients_like_numpy(seed):
     check_gradients(seed)
 
 
 @pytest.mark.fuzz
-@settings(long)
-@given(st.integers(0, 2**32 - 1))
+@long()
+@given(SEEDS)
 def test_scalar_fuzz_long_programs(seed):
     check_values(seed)
 
 
 @pytest.mark.fuzz
-@settings(long)
-@given(st.integers(0, 2**32 - 1))
+@long()
+@given(SEEDS)
 def test_scalar_fuzz_long_gradients(seed):
     check_gradients(seed)
 
