@@ -4,7 +4,8 @@ tests/test_fuzz.py's programs (every op of its table, broadcasting, reductions, 
 products) checked against references that do not share graphc's rules:
 
 * ``vmap(f, in_axes=(0, None, None))`` on a stack of three first arguments against NumPy
-  running ``f`` on each one and stacking the results (batching rules, composed);
+  running ``f`` on each one and stacking the results (batching rules, composed), and
+  ``vmap(grad(loss))`` against ``grad`` row by row (the backward pass batched);
 * ``jvp(loss)`` against the gradient of value_and_grad dotted with the tangents (forward
   mode against reverse mode, two sets of rules);
 * ``jacobian(loss, mode="fwd")`` against ``mode="rev"``.
@@ -40,6 +41,24 @@ def check_vmap(seed):
             f"output {i}: vmap {g} vs per row {want}\n{prog}"
 
 
+def check_vmap_grad(seed):
+    """Per-example gradients: vmap of grad against grad row by row."""
+    prog = draw_program(seed)
+    x0, x1, x2 = prog.inputs
+    rng = np.random.default_rng(seed)
+    batch = np.stack([x0 + rng.uniform(-0.3, 0.3, np.shape(x0)) for _ in range(3)])
+    grad = graphc.grad(_as_fn(prog, "loss"), argnums=(0, 1))
+    with np.errstate(all="ignore"):
+        got = graphc.vmap(grad, in_axes=(0, None, None))(batch, x1, x2)
+        rows = [grad(b, x1, x2) for b in batch]
+    for i, g in enumerate(got):
+        want = np.stack([r[i] for r in rows])
+        ok = np.isfinite(want)
+        assert np.shape(g) == want.shape and np.array_equal(np.isfinite(g), ok), prog
+        assert _close(np.asarray(g)[ok], want[ok], 1e-12), \
+            f"d/dx{i}: vmap(grad) {g} vs per row {want}\n{prog}"
+
+
 def check_jvp(seed):
     prog = draw_program(seed)
     xs = prog.inputs
@@ -73,6 +92,12 @@ def test_vmap_programs_like_a_loop(seed):
     check_vmap(seed)
 
 
+@quick(15)
+@given(SEEDS)
+def test_vmap_grad_programs_like_a_loop(seed):
+    check_vmap_grad(seed)
+
+
 @quick(25)
 @given(SEEDS)
 def test_jvp_programs_like_the_gradient(seed):
@@ -104,3 +129,10 @@ def test_transform_fuzz_long_jvp(seed):
 @given(SEEDS)
 def test_transform_fuzz_long_jacobian(seed):
     check_jacobian(seed)
+
+
+@pytest.mark.fuzz
+@long(LONG // 4)
+@given(SEEDS)
+def test_transform_fuzz_long_vmap_grad(seed):
+    check_vmap_grad(seed)
