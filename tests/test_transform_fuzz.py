@@ -8,15 +8,19 @@ products) checked against references that do not share graphc's rules:
   ``vmap(grad(loss))`` against ``grad`` row by row (the backward pass batched);
 * ``jvp(loss)`` against the gradient of value_and_grad dotted with the tangents (forward
   mode against reverse mode, two sets of rules);
-* ``jacobian(loss, mode="fwd")`` against ``mode="rev"``.
+* ``jacobian(loss, mode="fwd")`` against ``mode="rev"``, also on tests/test_trust_fuzz.py's
+  programs, which sit on kinks and ties.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given
 
 import graphc
+import test_trust_fuzz as trust
 from _fuzz import LONG, SEEDS, long, quick
 from test_fuzz import _as_fn, _close, draw_program
 
@@ -86,6 +90,31 @@ def check_jacobian(seed):
         assert _close(w, r, 1e-10), f"d/dx{i}: fwd {w} vs rev {r}\n{prog}"
 
 
+def check_kink_jacobian(seed):
+    """tests/test_trust_fuzz.py's programs (kinks, ties, signed zeros, infinities, special
+    inputs): forward and reverse mode take the same side of each kink.  Programs with an
+    infinite branch are left out: there ``sqrt(max(x, 0))`` at ``x < 0`` has reverse
+    gradient 0 and forward tangent ``0 * inf = nan``, as in PyTorch (JAX: nan both ways)."""
+    prog = trust.draw_program(seed)
+    if not prog.steps or any(step[0] == "inf_branch" for step in prog.steps):
+        return
+    f = trust._as_fn(prog, "loss")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rev = graphc.jacobian(f, argnums=(0, 1, 2), mode="rev")(*prog.args())
+        fwd = graphc.jacobian(f, argnums=(0, 1, 2), mode="fwd")(*prog.args())
+    for i, (r, w) in enumerate(zip(rev, fwd)):
+        assert np.shape(r) == np.shape(w), prog
+        assert np.allclose(w, r, rtol=1e-9, atol=1e-9, equal_nan=True), \
+            f"d/dx{i} at a kink: fwd {w} vs rev {r}\n{prog}"
+
+
+@quick(15)
+@given(SEEDS)
+def test_kinks_fwd_like_rev(seed):
+    check_kink_jacobian(seed)
+
+
 @quick(25)
 @given(SEEDS)
 def test_vmap_programs_like_a_loop(seed):
@@ -136,3 +165,10 @@ def test_transform_fuzz_long_jacobian(seed):
 @given(SEEDS)
 def test_transform_fuzz_long_vmap_grad(seed):
     check_vmap_grad(seed)
+
+
+@pytest.mark.fuzz
+@long(LONG // 4)
+@given(SEEDS)
+def test_transform_fuzz_long_kinks(seed):
+    check_kink_jacobian(seed)
