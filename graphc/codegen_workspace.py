@@ -109,18 +109,33 @@ def _caller_donors(em, items, reused):
     into it (or a result written into that one in turn, ...) reaches the caller.  The
     others, such as a convolution's GEMM result that its ReLU overwrites when neither
     is returned, may still be kept buffers."""
-    outputs = set(em.g.outputs)
+    g, outputs = em.g, set(em.g.outputs)
     result_in = {d: items[i][0] for i, (d, _) in reused.items()}   # donor name -> result
 
     def reaches(name):
-        seen = set()
-        while name in result_in and name not in seen:
+        seen, todo = set(), [name]
+        while todo:
+            name = todo.pop()
+            if name not in result_in or name in seen:
+                continue
             seen.add(name)
-            if reaches_caller(em.g, result_in[name], outputs):
+            if reaches_caller(g, result_in[name], outputs):
                 return True
-            name = em.name.get(result_in[name])
+            # the result, or a view of it (a reshape), may be a donor in turn
+            todo += [em.name[v] for v in _views(g, result_in[name]) if v in em.name]
         return False
     return {d for d in result_in if reaches(d)}
+
+
+def _views(g, nid):
+    """``nid`` and the values that share its memory (views of views, ...)."""
+    out, todo = [nid], [nid]
+    while todo:
+        for u in g.users(todo.pop()):
+            if shares_buffer(g, u) and u not in out:
+                out.append(u)
+                todo.append(u)
+    return out
 
 
 def shares_buffer(g, user) -> bool:
