@@ -112,7 +112,7 @@ def _phase_times(length):
     return best, len(g)
 
 
-def test_each_phase_is_linear_in_graph_size():
+def test_each_phase_is_linear_in_graph_size(as_users_build):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _phase_times(20)                          # warm-up: first-use caches

@@ -125,7 +125,7 @@ def _compile_cpu(n, args):
     return (t1 - t0) - (time.process_time() - t1)
 
 
-def test_compile_time_is_linear_in_size():
+def test_compile_time_is_linear_in_size(as_users_build):
     """CPU time of a 2x graph over a 1x graph, interleaved repeats (robust to load)."""
     args = _chain_args()
     with warnings.catch_warnings():
