@@ -17,7 +17,8 @@ import os
 
 from . import codegen
 from .codegen_guards import GUARD_CLASS, GUARD_HELPERS, has_guards
-from .codegen_numba_kernel import blocks_of, kernel_text, literal_input
+from .codegen_numba_kernel import blocks_of, kernel_text
+from .numba_member import literal_input
 from .codegen_workspace import fresh_node
 from .entry_checks import ENTRY_HELPERS, entry_checks, signature_text
 from .numba_fuse import find_groups, kind

@@ -20,41 +20,27 @@ The caller allocates the outputs and passes them in; the kernel returns nothing
 (numba boxes each returned array, 0.3-0.5 µs apiece).  An output may instead be
 written in place into an input that the kernel alone reads (bias + ReLU on the GEMM
 result).
+
+Each fused operation's scalar expression, and the names a select reads, come from
+:mod:`graphc.numba_member`.
 """
 from __future__ import annotations
-
-import ast
-import re
 
 import numpy as np
 
 from .naming import Namespace, sanitize
-from .numba_fuse import _core, kind, scalar_form, typed_literals
-from .precedence import ATOM, TABLE, prec_of, wrap
-from .primitive import REGISTRY, _param_text, type_str
+from .numba_fuse import _core, kind, scalar_form
+from .numba_member import literal_input, member_text, named_operands, number_text, operand_dtype
+from .precedence import prec_of
+from .primitive import type_str
 from .codegen import _forward_text
 from .source_comments import source_text, where_short, with_comment
 
-__all__ = ["DECORATOR", "kernel_text", "blocks_of", "literal_input"]
+__all__ = ["DECORATOR", "kernel_text", "blocks_of"]
 
 DECORATOR = '@numba.njit(cache=False, fastmath=False, error_model="numpy")'
-_EXACT32 = frozenset({"add", "sub", "mul", "div", "neg", "maximum", "minimum", "abs", "sign",
-                      "relu", "masked_mul", "max_share", "where", "identity", "stop_gradient",
-                      "contiguous"})
 _LOOP = ("j", "k", "l", "m", "q", "r") + tuple(f"j{d}" for d in range(6, 32))
 _POINTWISE = ("elementwise", "reshape", "sum")
-
-
-def _num(value, dtype):
-    v = np.asarray(value).item()
-    if np.dtype(dtype).kind == "b":
-        return repr(bool(v))
-    text = repr(float(v)) if np.isfinite(v) else f'float("{v}")'
-    return f"np.float32({text})" if dtype == np.float32 else text
-
-
-def literal_input(g, a):
-    return g[a].op == "const" and g.aval(a).size <= 1
 
 
 _AFTER = ("sum", "matmul_t", "total")      # complete only after the loop over the rows
@@ -174,7 +160,7 @@ class _Kernel:
         if a in self.block and a not in self.outs:
             return self.scalar[a]                   # one number per row, kept in a local
         if literal_input(g, a):                     # a one-element constant: its number
-            return _num(g[a].value, _operand_dtype(g, a, here) if here else g[a].dtype), 100
+            return number_text(g[a].value, operand_dtype(g, a, here) if here else g[a].dtype), 100
         name = self.out.get(a) or self.params[a]
         return f"{name}[{', '.join(self.dim_vars(g[a].shape, core))}]", 100
 
@@ -183,11 +169,11 @@ class _Kernel:
         g = self.g
         node, out = g[a], tuple(g[u].shape)
         if literal_input(g, a):
-            return _num(node.value, _operand_dtype(g, a, u)), 100
+            return number_text(node.value, operand_dtype(g, a, u)), 100
         if a in self.scalar and len(node.shape) == 0:
             return self.scalar[a]                   # a sum or total, after the loop
         if len(node.shape) == 0:                    # a Python float meets float32 as float32
-            weak32 = node.weak and _operand_dtype(g, a, u) == np.float32
+            weak32 = node.weak and operand_dtype(g, a, u) == np.float32
             return (f"np.float32({self.params[a]})" if weak32 else self.params[a]), 100
         uvars = self.dim_vars(out, loop)
         if a in self.block or kind(g, u) == "reshape":
@@ -209,8 +195,8 @@ class _Kernel:
         if k == "matmul":
             return self.product(m, loop)
         ref = {a: self.operand(a, m, loop) for a in g[m].args}
-        lines = _named_operands(g, m, ref, self.ns)
-        text = ref[g[m].args[0]][0] if k == "reshape" else _member_text(g, m, ref)
+        lines = named_operands(g, m, ref, self.ns)
+        text = ref[g[m].args[0]][0] if k == "reshape" else member_text(g, m, ref)
         if self.inlined(m):
             self.scalar[m] = (text, prec_of(text))
             return lines
@@ -245,9 +231,9 @@ class _Kernel:
         n_in = g[lhs].shape[1]
         col = loop[0] if g[m].shape[1] != 1 else "0"
         p = "p"
-        zero = _num(0.0, g[m].dtype)
+        zero = number_text(0.0, g[m].dtype)
         if literal_input(g, rhs):               # a 1x1 constant
-            w = _num(g[rhs].value, _operand_dtype(g, rhs, m))
+            w = number_text(g[rhs].value, operand_dtype(g, rhs, m))
         elif rhs in self.grp.members:           # W.T read in place: W[j, p]
             w = f"{self.params[g[rhs].args[0]]}[{col}, {p}]"
         else:
@@ -338,8 +324,8 @@ class _Kernel:
         lines = []
         for m in self.totals:
             ref = {a: self.operand(a, m, []) for a in self.g[m].args}
-            lines += _named_operands(self.g, m, ref, self.ns)
-            text = _member_text(self.g, m, ref)
+            lines += named_operands(self.g, m, ref, self.ns)
+            text = member_text(self.g, m, ref)
             if m in self.out:
                 lines.append(f"{self.out[m]}[0] = {text}")
             self.scalar[m] = (text, prec_of(text))
@@ -388,113 +374,3 @@ def _copy_lines(dst, src, shape):
     lines = [f"{'    ' * d}for {v} in range({n}):" for d, (v, n) in enumerate(zip(idx, shape))]
     sub = ", ".join(idx)
     return lines + ["    " * len(shape) + f"{dst}[{sub}] = {src}[{sub}]"]
-
-
-def _named_operands(g, m, ref, ns):
-    """The lines naming what ``m``'s scalar form reads more than once (a select's
-    operands and product), inside the loop or after it (a total)."""
-    if g[m].op == "masked_mul":             # product first, then a select: no branch
-        return _masked_lines(g, m, ref, ns)
-    if g[m].op == "max_share":
-        return _share_lines(g, m, ref, ns)
-    if g[m].op == "where":
-        return _arm_lines(g, m, ref, ns)
-    return []
-
-
-def _masked_lines(g, m, ref, ns):
-    """Name ``masked_mul``'s operands and their product, so that its scalar form
-    ``p if w != 0 else 0.0`` is a select of two computed values (vectorizable).  With a
-    bool mask the product is the operand itself (``x * True`` is ``x``): ``x if w else
-    0.0``, no multiply (numba would compute ``float32 * bool`` in float64)."""
-    lines = []
-    x, w = g[m].args
-    for a, hint in ((x, "grad"), (w, "mask")):
-        text, prec = ref[a]
-        if not text.isidentifier():
-            name = ns.new(hint)
-            lines.append(f"{name} = {text}")
-            ref[a] = (name, 100)
-    if g[w].dtype == np.bool_ and g[x].dtype == g[m].dtype:
-        ref[("prod", m)] = ref[x]
-        return lines
-    prod = ns.new("prod")
-    mul = f"{ref[x][0]} * {ref[w][0]}"
-    if g[m].dtype == np.float32 and (g[x].dtype != np.float32 or g[w].dtype != np.float32):
-        mul = f"np.float32({mul})"
-    lines.append(f"{prod} = {mul}")
-    ref[("prod", m)] = (prod, 100)
-    return lines
-
-
-def _arm_lines(g, m, ref, ns):
-    """Name ``np.where``'s arms that read arrays or compute arithmetic, so that its
-    scalar form ``a if c else b`` selects between two values without a branch (the
-    loads in a branch become masked loads: measured 0.95 against 0.81 of the copy's
-    time per byte at batch 65,536).  An arm that calls a function (``np.exp``) stays in
-    its branch, computed only where selected."""
-    lines = []
-    for a, hint in zip(g[m].args[1:], ("if_true", "if_false")):
-        text, prec = ref[a]
-        if not text.isidentifier() and not literal_input(g, a) \
-                and not re.search(r"\w\(", text.replace("np.float32(", "(")):   # np.exp(...)
-            name = ns.new(hint)
-            lines.append(f"{name} = {text}")
-            ref[a] = (name, ATOM)
-    return lines
-
-
-def _share_lines(g, m, ref, ns):
-    """Name ``max_share``'s share of the cotangent, ``ct * (0.5 + 0.5 * np.sign(x - y))``,
-    so that its scalar form is ``0 if x < y else share``: a select of two values, which
-    LLVM vectorizes without a branch (with the product inside the branch it reads the
-    cotangent with masked loads, half the speed at batch 65,536)."""
-    (ct, _), (x, _), (y, _) = (ref[a] for a in g[m].args)
-    zero_y = literal_input(g, g[m].args[2]) and np.asarray(g[g[m].args[2]].value).item() == 0
-    half = _num(0.5, g[m].dtype)
-    share = ns.new("share")
-    ref[("share", m)] = (share, ATOM)
-    # (x - 0 is x, also for -0.0 and nan: the NumPy target drops it too)
-    add, mul = TABLE[ast.Sub], TABLE[ast.Mult]
-    diff = x if zero_y else f"{wrap(x, add)} - {wrap(y, add + 1)}"
-    return [f"{share} = {wrap(ct, mul)} * ({half} + {half} * np.sign({diff}))"]
-
-
-def _operand_dtype(g, a, user):
-    """A scalar constant's dtype in the kernel: float32 next to float32 values (NEP 50)."""
-    node = g[a]
-    if not node.weak:
-        return node.dtype
-    others = [g[b].dtype for b in g[user].args if b != a and not g[b].weak]
-    if node.dtype.kind in "iuf" and np.float32 in others:
-        return np.dtype(np.float32)
-    return np.dtype(np.float64) if node.dtype.kind in "iuf" else node.dtype
-
-
-def _member_text(g, m, ref):
-    node = g[m]
-    prim = REGISTRY[node.op]
-    tmpl = typed_literals(scalar_form(node.op), node.dtype)
-    args = []
-    for i, a in enumerate(node.args):
-        text, prec = ref[a]
-        need = min(prim.slot_prec(i, len(node.args), tmpl), 100)
-        args.append(f"({text})" if prec < need else text)
-    params = {k: _param_text(v) for k, v in node.params.items()}
-    if node.op == "masked_mul":
-        zero, w = _num(0.0, node.dtype), g[node.args[1]]
-        if w.dtype == np.bool_:
-            return f"{ref[('prod', m)][0]} if {args[1]} else {zero}"
-        return f"{ref[('prod', m)][0]} if {args[1]} != {_num(0.0, w.dtype)} else {zero}"
-    if node.op == "max_share":                  # 0 where x < y, even for an infinite ct
-        zero = _num(0.0, node.dtype)
-        return f"{zero} if {args[1]} < {args[2]} else {ref[('share', m)][0]}"
-    text = tmpl.format(*args, **params)
-    if node.dtype == np.float32 and node.op != "astype":
-        # (a float32 template's numbers are float32: typed_literals)
-        values = node.args[1:] if node.op == "where" else node.args    # (not the condition)
-        exact = node.op in _EXACT32 \
-            and all(g[a].dtype == np.float32 or g[a].op == "const" for a in values)
-        if not exact:
-            text = f"np.float32({text})"    # numba computes in float64: round as NumPy does
-    return text

@@ -19,16 +19,9 @@ could differ:
 Where all values are finite and underflow is ignored, NumPy reports nothing, and
 its float64 scalars give the same numbers as IEEE Python arithmetic and the C
 library's functions, which NumPy itself calls on CPUs without its own vector
-versions.  :func:`agrees` checks that for each op on this machine (NumPy's own
-vector code, such as its float64 ``tanh`` on AVX2 or ``exp``, ``log``, ... on AVX-512,
-can differ in the last bit; so does Python's own ``math.hypot``).  An op that
-disagrees on one of its random inputs calls NumPy's own function on the Python float
-instead (``float(np.exp(x)) if x < 709.0 else _numpy_only()``, :func:`numpy_form`,
-about 0.1 µs against ``math``'s 0.02), inside the range its record names
-(``scalar_quiet``) where that function sets no floating-point flag but underflow:
-a warning there would come twice, once more from the fallback.  :func:`numpy_is_quiet`
-checks both the bits and the quiet range on this machine; an op without a quiet range
-that passes keeps NumPy's code.  The results are ``np.float64`` as before
+versions.  Which form each op takes here, ``math``'s, NumPy's own function on the
+float inside a quiet range, or none, is measured on this machine by
+:mod:`graphc.scalar_agreement`.  The results are ``np.float64`` as before
 (``float64(x)`` on return; a 0-d array where NumPy's ``np.where`` gives one).
 """
 from __future__ import annotations
@@ -36,7 +29,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import random
 import re
 
 import numpy as np
@@ -44,9 +36,9 @@ import numpy as np
 from .literals import const_text, tree_text
 from .precedence import ATOM, prec_of
 from .primitive import REGISTRY, Aval
+from . import scalar_agreement as agreement
 
-__all__ = ["ENABLED", "agrees", "scalar_ops", "scalar_form", "numpy_is_quiet",
-           "math_helpers", "uses_math", "math_prefix", "MATH_HELPERS",
+__all__ = ["ENABLED", "math_helpers", "uses_math", "math_prefix", "MATH_HELPERS",
            "weak_inputs_to_numpy", "floats_only_variant"]
 
 #: Off: every signature gets NumPy code only (tests compare the two).
@@ -55,212 +47,20 @@ ENABLED = True
 _F64 = np.dtype("float64")
 _HELPER_NAMES = {"math", "float64", "_UseNumPy", "_numpy_errstate", "_ERRSTATE_OK",
                  "_underflow_ignored", "_NOT_FLOATS", "_numpy_only"}
-_SAMPLES = 600          # inputs per op on which math and NumPy must agree bit for bit
-
-
-# --- which ops, on this machine ----------------------------------------------------------
-def _fn(tmpl, n, module_name, module):
-    names = "abc"[:n]
-    return eval(f"lambda {', '.join(names)}: {tmpl.format(*names)}", {module_name: module})
-
-
-def _draw(rng, kind):
-    if kind == "b":
-        return rng.random() < 0.5
-    r = rng.random()
-    if r < 0.3:
-        return rng.uniform(-1.0, 1.0)
-    if r < 0.5:
-        return float(rng.choice([0.0, -0.0, 0.5, 1.0, -1.0, 2.0, 3.0, -2.0, 10.0]))
-    return math.copysign(10.0 ** rng.uniform(-12.0, 3.0), rng.random() - 0.5)
-
-
-def _draws(rng, kinds, samples):
-    """``samples`` argument tuples drawn one argument at a time (wide ranges, special
-    values), then three times as many whose float arguments share one scale: where
-    ``math.hypot`` and ``np.hypot`` differ (0.7 % of pairs in [-2, 2], none when one
-    argument is far larger than the other)."""
-    out = [tuple(_draw(rng, k) for k in kinds) for _ in range(samples)]
-    for _ in range(3 * samples):
-        scale = 10.0 ** rng.uniform(-6.0, 6.0)
-        out.append(tuple(_draw(rng, k) if k == "b" else rng.uniform(-scale, scale)
-                         for k in kinds))
-    return out
-
-
-def _same(a, b):
-    if isinstance(a, bool) or isinstance(b, (bool, np.bool_)):
-        return bool(a) == bool(b)
-    return a == b and math.copysign(1.0, a) == math.copysign(1.0, float(b))
-
-
-_BOOL_ARGS = {"where": "bff", "logical_not": "b"}
-
-
-def _numpy_text(prim, kinds):
-    """The op's NumPy emission on 0-d arguments ``a``, ``b``, ``c`` of ``kinds``."""
-    avals = [Aval((), np.dtype(bool) if k == "b" else _F64) for k in kinds]
-    names = list("abc"[:len(kinds)])
-    return prim.emit(names, "out", avals, Aval((), _F64), {}, names)
-
-
-@functools.cache
-def agrees(op: str, samples: int = _SAMPLES) -> bool:
-    """``op``'s scalar form gives NumPy's float64 scalar result bit for bit on
-    ``4 * samples`` random inputs (:func:`_draws`) where both are finite (once per
-    process)."""
-    prim = REGISTRY[op]
-    n = len(set(re.findall(r"\{(\d)\}", prim.scalar)))
-    kinds = _BOOL_ARGS.get(op, "f" * n)
-    try:
-        mine = _fn(prim.scalar, n, "math", math)
-        numpy_ = eval(f"lambda {', '.join('abc'[:n])}: {_numpy_text(prim, kinds)}", {"np": np})
-    except (AttributeError, SyntaxError, TypeError):
-        return False
-    rng = random.Random(op)
-    f64, b_ = np.float64, np.bool_
-    with np.errstate(all="ignore"):
-        for args in _draws(rng, kinds, samples):
-            try:
-                a = mine(*args)
-            except (ArithmeticError, ValueError):
-                continue
-            except AttributeError:          # math.cbrt before Python 3.11
-                return False
-            b = numpy_(*[f64(x) if k == "f" else b_(x) for x, k in zip(args, kinds)])
-            if a == b and a:
-                continue                    # (the common case; zeros: their signs below)
-            if isinstance(a, float) and not (math.isfinite(a) and np.isfinite(b)):
-                continue
-            if not _same(a, b):
-                return False
-    return True
-
-
-def scalar_ops() -> list:
-    """The ops with a scalar form that agrees with NumPy here (docs, tests)."""
-    return [name for name, p in REGISTRY.items() if p.scalar is not None and agrees(name)]
-
-
-#: Beyond the random draws: arguments at the edges of the records' quiet ranges.
-_EDGES = (708.999, -708.999, 709.0, -745.5, 1022.999, 1e307, -1e307, 1.0, -1.0, 0.9999999,
-          -0.9999999, 1.0000001, 5e-324, -5e-324, 2.2250738585072014e-308, 0.0, -0.0)
-
-
-def numpy_form(prim) -> str:
-    """The op's scalar code calling NumPy's own function on Python floats, inside the
-    record's quiet range (``scalar_quiet``); outside it the NumPy body runs."""
-    return f"float({prim.numpy}) if {prim.scalar_quiet} else _numpy_only()"
-
-
-@functools.cache
-def numpy_is_quiet(op: str, samples: int = _SAMPLES) -> bool:
-    """Inside ``op``'s quiet range, NumPy's function on Python floats sets no flag but
-    underflow and gives the bits of the NumPy body's float64 scalars (once per process)."""
-    prim = REGISTRY[op]
-    if prim.scalar_quiet is None or not isinstance(prim.numpy, str) or op in _BOOL_ARGS:
-        return False
-    n = len(set(re.findall(r"\{(\d)\}", prim.numpy)))
-    try:
-        mine = _fn(numpy_form(prim), n, "np", np)
-        inside = _fn(prim.scalar_quiet, n, "np", np)
-        numpy_ = eval(f"lambda {', '.join('abc'[:n])}: {_numpy_text(prim, 'f' * n)}", {"np": np})
-    except (AttributeError, SyntaxError, TypeError):
-        return False
-    rng = random.Random("quiet " + op)
-    draws = _draws(rng, "f" * n, samples)
-    draws += [tuple(rng.choice(_EDGES) for _ in range(n)) for _ in range(samples // 4)]
-    with np.errstate(all="raise", under="ignore"):
-        for args in draws:
-            if not inside(*args):
-                continue
-            try:
-                a = mine(*args)
-                b = numpy_(*[np.float64(x) for x in args])
-            except FloatingPointError:
-                return False
-            if not (_same(a, b) or math.isnan(a) and np.isnan(b)):
-                return False
-    return True
-
-
-def scalar_form(op: str) -> str | None:
-    """The template ``op`` takes in the Python-float body on this machine: the record's
-    ``scalar`` where it gives NumPy's bits, else NumPy's own function on the float inside
-    the record's quiet range (:func:`numpy_form`), else None (NumPy's code only)."""
-    prim = REGISTRY[op]
-    if prim.scalar is None:
-        return None
-    if agrees(op):
-        return prim.scalar
-    return numpy_form(prim) if numpy_is_quiet(op) else None
-
-
-@functools.cache
-def makes_array(op: str) -> bool:
-    """NumPy's code for ``op`` on float64 scalars returns a 0-d array (``np.where`` does),
-    so the NumPy body's next op runs NumPy's array code, not its scalar code."""
-    prim = REGISTRY[op]
-    if not isinstance(prim.numpy, str):
-        return False
-    kinds = _BOOL_ARGS.get(op, "f" * len(set(re.findall(r"\{(\d)\}", prim.numpy))))
-    try:
-        numpy_ = eval(f"lambda {', '.join('abc'[:len(kinds)])}: {_numpy_text(prim, kinds)}",
-                      {"np": np})
-        with np.errstate(all="ignore"):
-            out = numpy_(*[np.bool_(True) if k == "b" else np.float64(1.5) for k in kinds])
-    except Exception:                   # noqa: BLE001 - not a scalar op: never in the body
-        return False
-    return type(out) is np.ndarray
-
-
-@functools.cache
-def agrees_on_arrays(op: str, samples: int = _SAMPLES) -> bool:
-    """``scalar_form(op)`` gives NumPy's bits also where the NumPy body's arguments are
-    0-d arrays (after ``np.where``).  NumPy's scalar code and its array code can differ:
-    ``np.float64 ** np.float64`` calls the C library's ``pow``, ``**`` on a 0-d array the
-    power ufunc, which is NumPy's own SIMD code on AVX-512 CPUs (an ulp apart on 5 % of
-    inputs in [0, 4) x [-4, 4] there).  Once per process."""
-    prim, form = REGISTRY[op], scalar_form(op)
-    if form is None:
-        return False
-    n = len(set(re.findall(r"\{(\d)\}", form)))
-    kinds = _BOOL_ARGS.get(op, "f" * n)
-    names = ", ".join("abc"[:n])
-    try:
-        mine = eval(f"lambda {names}: {form.format(*'abc'[:n])}",
-                    {"math": math, "np": np, "_numpy_only": None})
-        numpy_ = eval(f"lambda {names}: {_numpy_text(prim, kinds)}", {"np": np})
-    except (AttributeError, SyntaxError, TypeError):
-        return False
-    rng = random.Random("arrays " + op)
-    with np.errstate(all="ignore"):
-        for args in _draws(rng, kinds, samples):
-            try:
-                a = mine(*args)
-            except (ArithmeticError, ValueError, TypeError):
-                continue            # (TypeError: outside a NumPy form's quiet range)
-            b = numpy_(*[np.asarray(x, dtype=bool if k == "b" else _F64)
-                         for x, k in zip(args, kinds)])
-            if isinstance(a, float) and not (math.isfinite(a) and np.isfinite(b)):
-                continue
-            if not _same(a, b):
-                return False
-    return True
-
-
-def _reads_array(g, node) -> bool:
-    """One of ``node``'s arguments is a 0-d array in the NumPy body."""
-    return any(g[a].op in REGISTRY and makes_array(g[a].op) for a in node.args)
 
 
 # --- which graphs --------------------------------------------------------------------------
+def _reads_array(g, node) -> bool:
+    """One of ``node``'s arguments is a 0-d array in the NumPy body."""
+    return any(g[a].op in REGISTRY and agreement.makes_array(g[a].op) for a in node.args)
+
+
 def uses_math(g) -> bool:
-    """All inputs Python floats, every op with a Python-float form here (:func:`scalar_form`:
-    ``math``'s where it agrees, else NumPy's function in its quiet range), every value a
-    float64 or bool number, every output a float64 computed from an input or a constant,
-    and where the NumPy body hands an op a 0-d array, a form that agrees with NumPy's
-    array code too (:func:`agrees_on_arrays`)."""
+    """All inputs Python floats, every op with a Python-float form here
+    (:func:`~graphc.scalar_agreement.scalar_form`: ``math``'s where it agrees, else
+    NumPy's function in its quiet range), every value a float64 or bool number, every
+    output a float64 computed from an input or a constant, and where the NumPy body
+    hands an op a 0-d array, a form that agrees with NumPy's array code too (:func:`~graphc.scalar_agreement.agrees_on_arrays`)."""
     if not ENABLED or not g.inputs or g.signature is None:
         return False
     for n in g.inputs:
@@ -278,9 +78,9 @@ def uses_math(g) -> bool:
             continue
         if node.op not in REGISTRY or node.shape != () \
                 or node.dtype not in (_F64, np.dtype(bool)) \
-                or any(g[a].shape != () for a in node.args) or scalar_form(node.op) is None:
+                or any(g[a].shape != () for a in node.args) or agreement.scalar_form(node.op) is None:
             return False
-        if _reads_array(g, node) and not agrees_on_arrays(node.op):
+        if _reads_array(g, node) and not agreement.agrees_on_arrays(node.op):
             return False            # NumPy's array code there, which the float form is not
         if any(a in from_input for a in node.args):
             from_input.add(nid)
@@ -300,7 +100,7 @@ def _plain_number(node) -> bool:
 # --- the code ---------------------------------------------------------------------------------
 def _slot_prec(prim, i, n):
     """Precedence argument ``i`` needs in ``prim``'s scalar template."""
-    tmpl = scalar_form(prim.name)
+    tmpl = agreement.scalar_form(prim.name)
     if tmpl != prim.scalar:
         return ATOM                 # NumPy's function in a condition: names and literals
     if tmpl == prim.numpy:
@@ -335,7 +135,7 @@ def _emitter(g, numpy_em):
             prim = REGISTRY[node.op]
             n = len(node.args)
             texts = [self.ref(a, _slot_prec(prim, i, n)) for i, a in enumerate(node.args)]
-            form = scalar_form(node.op)
+            form = agreement.scalar_form(node.op)
             return form.format(*texts), _prec(form, n)
 
         def constant(self, nid):
@@ -346,11 +146,11 @@ def _emitter(g, numpy_em):
         def can_inline(self, nid, node):
             # a checked value needs a name; a template reading an argument twice, too
             if not super().can_inline(nid, node) or _masked(self.g, nid) \
-                    or scalar_form(node.op) != REGISTRY[node.op].scalar:
+                    or agreement.scalar_form(node.op) != REGISTRY[node.op].scalar:
                 return False        # (a conditional expression reads better on its own line)
             user = self.g[next(iter(self.g.users(nid)))]
             i = user.args.index(nid)
-            return scalar_form(user.op).count("{%d}" % i) == 1
+            return agreement.scalar_form(user.op).count("{%d}" % i) == 1
 
     em = ScalarEmitter(g, names=copy.deepcopy(numpy_em.ns))
     em.name.update({n: numpy_em.name[n] for n in g.inputs})
@@ -440,7 +240,8 @@ def floats_only_variant(fast: str):
     return "\n".join(lines[:i] + [_NOT_FLOATS_RETURN] + lines[i + 1:])
 
 
-#: With a NumPy function in the Python-float code (:func:`numpy_form`) only.
+#: With a NumPy function in the Python-float code only
+#: (:func:`~graphc.scalar_agreement.numpy_form`).
 NUMPY_ONLY_HELPER = '''
 def _numpy_only():
     """Outside the range where NumPy's function warns nothing: NumPy's code runs."""

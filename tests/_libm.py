@@ -1,20 +1,20 @@
 """Whether this machine's C library computes NumPy's float64 functions bit for bit.
 
 graphc runs Python-float code with ``math`` only where every op gives NumPy's result bit
-for bit (graphc/codegen_scalar.py ``agrees``, checked once per process).  On CPUs with
+for bit (graphc/scalar_agreement.py ``agrees``, checked once per process).  On CPUs with
 AVX-512, NumPy's SIMD ``exp``, ``log``, ... differ from glibc's by an ulp on some inputs,
 so there the Python-float code calls NumPy's own function on the float for those ops
-(``codegen_scalar.scalar_form``), inside a range where it warns nothing; an op with neither
+(``scalar_agreement.scalar_form``), inside a range where it warns nothing; an op with neither
 keeps NumPy's code, and a graph with one such op imports no ``math``.  Tests that look at
 the generated text or the floats-only call path expect whichever this machine gets; the
 values are compared with NumPy's on every machine.
 """
-from graphc import codegen_scalar
+from graphc import scalar_agreement
 
 
 def agree(*ops):
     """Each of ``ops`` has a Python-float form here (``math``'s or NumPy's function)."""
-    return all(codegen_scalar.scalar_form(op) is not None for op in ops)
+    return all(scalar_agreement.scalar_form(op) is not None for op in ops)
 
 
 #: tests/functions.py's lecture function (and its derivatives) run with ``math`` here

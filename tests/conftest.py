@@ -19,8 +19,8 @@ def libm_agrees(monkeypatch):
     """Generated text as on a machine whose C library gives NumPy's float64 functions bit
     for bit (tests/_libm.py): golden files must not depend on the CPU they are checked on.
     Only for tests that compare text, never values."""
-    from graphc import codegen_scalar, jvp_vjp
-    monkeypatch.setattr(codegen_scalar, "agrees", lambda op, samples=0: True)
+    from graphc import jvp_vjp, scalar_agreement
+    monkeypatch.setattr(scalar_agreement, "agrees", lambda op, samples=0: True)
     jvp_vjp._cached.cache_clear()      # graphc.jvp(f) keeps what it compiled before
     yield
     jvp_vjp._cached.cache_clear()

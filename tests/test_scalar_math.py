@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import codegen_scalar
+from graphc import codegen_scalar, scalar_agreement
 from graphc.primitive import REGISTRY
 
 from _fd import fd_grad_args, rel_err
@@ -123,7 +123,7 @@ def test_each_op_like_numpy(op):
     args = (1.5,) * n
     assert op in graph_ops(fast, *args)
     src = fast.source(*args)
-    assert ("import math" in src) == (codegen_scalar.scalar_form(op) is not None), src
+    assert ("import math" in src) == (scalar_agreement.scalar_form(op) is not None), src
     assert "import math" not in slow.source(*args)
     for a in inputs(n, 400, op):
         assert_like_numpy(fast, slow, a)
@@ -145,13 +145,13 @@ def test_this_machine_agrees_on_the_lecture_ops():
     20,000 inputs each (the build checks 600); tanh (NumPy's own SIMD code) and hypot
     (Python's own algorithm) differ, so they keep NumPy's code."""
     for op in ("add", "sub", "mul", "div", "neg", "exp", "log", "sin", "cos", "sqrt", "pow"):
-        if not codegen_scalar.agrees(op):
+        if not scalar_agreement.agrees(op):
             pytest.skip(f"NumPy's {op} differs from math's on this machine: NumPy code kept")
-        assert codegen_scalar.agrees(op, 20_000), op
-    ops = codegen_scalar.scalar_ops()
+        assert scalar_agreement.agrees(op, 20_000), op
+    ops = scalar_agreement.scalar_ops()
     assert set(ops) <= {name for name, p in REGISTRY.items() if p.scalar is not None}
-    assert "tanh" not in ops or codegen_scalar.agrees("tanh", 20_000)
-    assert "hypot" not in ops or codegen_scalar.agrees("hypot", 20_000)
+    assert "tanh" not in ops or scalar_agreement.agrees("tanh", 20_000)
+    assert "hypot" not in ops or scalar_agreement.agrees("hypot", 20_000)
 
 
 def composite(x, y):
@@ -300,9 +300,9 @@ QUIET = sorted(name for name, p in REGISTRY.items() if p.scalar_quiet)
 def numpy_forms(monkeypatch):
     """The Python-float code calls NumPy's own function for every op with a quiet range,
     as on a CPU where NumPy has its own SIMD versions (AVX-512): on every machine."""
-    real = codegen_scalar.agrees
-    monkeypatch.setattr(codegen_scalar, "agrees",
-                        lambda op, samples=codegen_scalar._SAMPLES: op not in QUIET and real(op))
+    real = scalar_agreement.agrees
+    monkeypatch.setattr(scalar_agreement, "agrees",
+                        lambda op, samples=scalar_agreement.SAMPLES: op not in QUIET and real(op))
 
 
 @pytest.mark.parametrize("op", QUIET)
@@ -314,7 +314,7 @@ def test_numpy_form_like_numpy(op, numpy_forms):
     fast = graphc.compile(fn)
     slow = numpy_only(lambda: graphc.compile(fn))
     src = fast.source(*(1.5,) * n)
-    assert codegen_scalar.numpy_is_quiet(op), op        # NumPy warns nothing in the range
+    assert scalar_agreement.numpy_is_quiet(op), op        # NumPy warns nothing in the range
     assert f"float(np.{fn.__name__}(" in src and "_numpy_only()" in src, src
     for a in inputs(n, 400, "np" + op):
         assert_like_numpy(fast, slow, a)
@@ -329,7 +329,7 @@ def test_numpy_form_like_numpy(op, numpy_forms):
 
 def test_numpy_form_without_a_quiet_range_keeps_numpy(monkeypatch):
     """An op whose scalar form disagrees and that has no quiet range: NumPy's code only."""
-    monkeypatch.setattr(codegen_scalar, "agrees", lambda op, samples=0: op != "pow")
+    monkeypatch.setattr(scalar_agreement, "agrees", lambda op, samples=0: op != "pow")
     assert REGISTRY["pow"].scalar_quiet is None
     f = graphc.compile(lambda x, y: x ** y)
     assert "import math" not in f.source(3.0, 4.0) and f(3.0, 4.0) == 81.0
@@ -338,7 +338,7 @@ def test_numpy_form_without_a_quiet_range_keeps_numpy(monkeypatch):
 def test_golden_lecture_numpy_exp(monkeypatch):
     """W1 on a CPU whose NumPy exp is its own (AVX-512): `math` for the rest, NumPy's exp
     on the float below 709, where it cannot overflow."""
-    monkeypatch.setattr(codegen_scalar, "agrees", lambda op, samples=0: op != "exp")
+    monkeypatch.setattr(scalar_agreement, "agrees", lambda op, samples=0: op != "exp")
     from test_codegen import check_golden
     vg = graphc.value_and_grad(lecture, argnums=(0, 1))
     check_golden("lecture_value_and_grad_numpy_exp.py", vg.source(1.5, 0.5))
@@ -352,7 +352,7 @@ def test_golden_w1():
     w1_f = lecture
     from test_codegen import check_golden
     for op in ("div", "mul", "sin", "cos", "exp", "sub", "add", "neg"):
-        if not codegen_scalar.agrees(op):
+        if not scalar_agreement.agrees(op):
             pytest.skip(f"{op}: NumPy differs from math on this machine")
     vg = graphc.value_and_grad(w1_f, argnums=(0, 1))
     check_golden("lecture_value_and_grad_math.py", vg.source(1.5, 0.5))
@@ -396,8 +396,8 @@ def test_power_of_a_where_result_like_numpy(monkeypatch):
     power ufunc, not the C library's ``pow`` that ``np.float64 ** np.float64`` and
     ``math.pow`` call: an ulp apart on AVX-512 CPUs (found by tests/test_scalar_fuzz.py,
     ``pow(where(...), x)`` at 1.70648723572896)."""
-    assert codegen_scalar.makes_array("where")
-    assert not any(codegen_scalar.makes_array(op) for op in ("add", "pow", "exp", "maximum"))
+    assert scalar_agreement.makes_array("where")
+    assert not any(scalar_agreement.makes_array(op) for op in ("add", "pow", "exp", "maximum"))
     fn = lambda x, y: np.where(x <= -0.0, x, 2.0) ** x + y ** x       # noqa: E731
     for make in (lambda: graphc.compile(fn), lambda: graphc.value_and_grad(fn, argnums=(0, 1))):
         fast, slow = make(), numpy_only(make)
@@ -405,13 +405,13 @@ def test_power_of_a_where_result_like_numpy(monkeypatch):
         for a in args:
             assert_like_numpy(fast, slow, a)
         src = fast.source(1.5, 2.0)
-        assert ("math.pow" in src) == codegen_scalar.agrees_on_arrays("pow"), src
+        assert ("math.pow" in src) == scalar_agreement.agrees_on_arrays("pow"), src
     # where the two differ, the graph keeps NumPy's body; a pow of plain floats keeps math
-    codegen_scalar.agrees_on_arrays.cache_clear()
-    monkeypatch.setattr(codegen_scalar, "agrees_on_arrays", lambda op, samples=0: op != "pow")
+    scalar_agreement.agrees_on_arrays.cache_clear()
+    monkeypatch.setattr(scalar_agreement, "agrees_on_arrays", lambda op, samples=0: op != "pow")
     assert "import math" not in graphc.compile(fn).source(1.5, 2.0)
     assert ("math.pow" in graphc.compile(lambda x, y: y ** x).source(1.5, 2.0)) \
-        == codegen_scalar.agrees("pow")
+        == scalar_agreement.agrees("pow")
 
 
 def test_float_conditions_are_checked():
