@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .avals import Traced
 from .errors import GraphcError, InPlaceError, UnsupportedError
 from .ops import composite as C
 from .ops import _numpy_table as table
@@ -61,12 +62,48 @@ def array_ufunc(ufunc, method, inputs, kwargs):
         raise UnsupportedError(f"NumPy function np.{ufunc.__name__} is not supported by graphc",
                                hint="write it with supported functions (np.exp, np.log, np.where, ...) "
                                     "or open an issue asking for it")
-    dtype = kwargs.pop("dtype", None)
-    kwargs.pop("casting", None)
+    dtype, casting = kwargs.pop("dtype", None), kwargs.pop("casting", "same_kind")
     if kwargs:
         raise UnsupportedError(f"np.{ufunc.__name__}: argument(s) {sorted(kwargs)} are not supported")
-    out = fn(*inputs)
-    return C.astype(out, dtype) if dtype is not None else out
+    if dtype is None and casting == "same_kind":
+        return fn(*inputs)
+    loop = _ufunc_loop(ufunc, inputs, dtype, casting)
+    # NumPy casts the inputs to the loop's dtypes and computes in them (np.subtract(a, b,
+    # dtype=np.float32) rounds a and b first), then the result to the output's dtype.
+    out = fn(*[x if _dtype_of(x) == dt else _cast(x, dt) for x, dt in zip(inputs, loop)])
+    outs = [C.astype(o, dt) for o, dt in zip(out if ufunc.nout > 1 else (out,), loop[ufunc.nin:])]
+    return tuple(outs) if ufunc.nout > 1 else outs[0]
+
+
+def _cast(x, dtype):
+    """``x`` in ``dtype``: a traced value through ``astype``, a number as NumPy casts it."""
+    return C.astype(x, dtype) if isinstance(x, Traced) else np.asarray(x, dtype)[()]
+
+
+def _dtype_of(x):
+    """A value's dtype, or a Python number's type (NumPy's weak scalar)."""
+    if isinstance(x, (bool, int, float, complex)) and not isinstance(x, np.generic):
+        return type(x)
+    aval = getattr(x, "aval", None)
+    if aval is not None and aval.weak:
+        return {"b": bool, "i": int, "u": int, "f": float, "c": complex}[aval.dtype.kind]
+    return np.asarray(x).dtype if not hasattr(x, "dtype") else np.dtype(x.dtype)
+
+
+def _ufunc_loop(ufunc, inputs, dtype, casting):
+    """The dtypes of NumPy's loop for ``ufunc(*inputs, dtype=dtype, casting=casting)``:
+    its inputs', then its outputs'; NumPy's casting errors as graphc errors."""
+    given = tuple(_dtype_of(x) for x in inputs) + (None,) * ufunc.nout
+    dtype = None if dtype is None else C.dtype_arg(dtype)
+    signature = (None,) * ufunc.nin + (dtype,) * ufunc.nout
+    try:
+        loop = ufunc.resolve_dtypes(given, signature=signature, casting=casting)
+    except (TypeError, ValueError) as e:      # NumPy's own message, at the user's line
+        what = ", ".join(([f"dtype=np.{dtype.name}"] if dtype is not None else [])
+                         + ([f"casting={casting!r}"] if casting != "same_kind" else []))
+        raise UnsupportedError(f"np.{ufunc.__name__}(..., {what}): {e}",
+                               hint="pass a dtype and casting NumPy accepts here") from None
+    return loop
 
 
 # --- array functions -------------------------------------------------------------
