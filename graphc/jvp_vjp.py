@@ -63,6 +63,7 @@ def jvp_body(fn, has_aux=False):
                 for x, dx in zip(leaves, flatten(t)[0]):
                     x = identity(trace.lift(x))    # a fresh alias: a closure stays constant
                     level.seed(x, dx)
+                    trace.wrt.add(x.node)          # float() of what depends on it: refused
                     seeded.append(x)
                 primals.append(unflatten(tdef, seeded))
             out, aux = _split_aux(fn, "graphc.jvp", live(fn)(*primals), has_aux)
@@ -129,6 +130,7 @@ def vjp_body(fn, has_aux=False):
         for p in prims:
             leaves, tdef, _ = flatten(p)
             ids = [identity(trace.lift(x)) for x in leaves]
+            trace.wrt.update(x.node for x in ids)  # float() of what depends on them: refused
             trees.append((tdef, ids))
             marked.append(unflatten(tdef, ids))
         start = trace.graph._next

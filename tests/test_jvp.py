@@ -661,3 +661,22 @@ def test_a_broken_jvp_rule_is_caught(monkeypatch):
     monkeypatch.setitem(REGISTRY, "sin", broken)
     verdicts = _jvp_rule_proof("sin", Sample((np.array([0.3, 1.1]),), {}, np.sin))
     assert verdicts and not any(v.equal for v in verdicts)
+
+
+@pytest.mark.parametrize("transform", ["jvp", "vjp"])
+@pytest.mark.parametrize("to_number", [float, lambda v: v.item()], ids=["float", "item"])
+def test_a_python_number_of_a_differentiated_value_is_refused(transform, to_number):
+    """As under grad: float(x.sum()) would cut the derivative (jvp gave 1.4 for 2.8)."""
+    def f(x):
+        return np.sum(x) * to_number(np.sum(x))
+    x = np.array([0.3, 0.4])
+    with pytest.raises(graphc.ControlFlowError, match="would cut the gradient") as e:
+        if transform == "jvp":
+            graphc.jvp(f, (x,), (np.ones(2),))
+        else:
+            graphc.vjp(f, x)[1](1.0)        # (the backward pass is traced at the first call)
+    assert "test_jvp.py:" in str(e.value)
+    # a number of what the differentiated input does not reach stays a number
+    g = lambda x: np.sum(x) * float(x.shape[0])                  # noqa: E731
+    assert graphc.jvp(g, (x,), (np.ones(2),))[1] == 4.0
+    assert graphc.vjp(g, x)[1](1.0)[0].tolist() == [2.0, 2.0]
