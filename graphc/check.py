@@ -60,14 +60,19 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        # nothing checked is nothing verified
-        return bool(self.rows) and all(r.status != "mismatch" for r in self.rows)
+        # nothing checked is nothing verified: also an input of zero elements (0/0)
+        return bool(self.rows) and all(r.status != "mismatch" and r.checked > 0
+                                       for r in self.rows)
 
     def __bool__(self):
         return self.ok
 
     def _verdict(self):
-        return "OK" if self.ok else "MISMATCH" if self.rows else "NOTHING CHECKED"
+        if self.ok:
+            return "OK"
+        if any(r.status == "mismatch" for r in self.rows):
+            return "MISMATCH"
+        return "NOT ALL CHECKED" if any(r.checked for r in self.rows) else "NOTHING CHECKED"
 
     def __str__(self):
         head = f"graphc.check({self.function}): {self._verdict()}"
@@ -149,6 +154,9 @@ def _check(fn, args, kwargs, argnums, budget) -> CheckReport:
     if not report.rows:
         report.notes.append("nothing was checked: the differentiated arguments "
                             f"(argnums={argnums!r}) hold no floating values")
+    for row in report.rows:
+        if not row.checked:
+            row.note = "no element was checked (the input has none): not verified"
     return report
 
 

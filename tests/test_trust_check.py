@@ -81,6 +81,17 @@ def test_check_with_nothing_to_check_is_not_ok():
     assert "NOTHING CHECKED" in str(report) and any("nothing was checked" in n for n in report.notes)
 
 
+def test_check_of_an_empty_array_is_not_ok():
+    """A row of 0/0 elements verified nothing: it read "proved" and OK."""
+    report = graphc.check(lambda a: np.sum(a * 2.0), np.ones(0))
+    assert [r.checked for r in report.rows] == [0] and not report.ok
+    assert "NOTHING CHECKED" in str(report) and "not verified" in report.rows[0].note
+    both = graphc.check(lambda a, b: np.sum(a * 2.0) + np.sum(b ** 2), np.ones(0), np.ones(3),
+                        argnums=(0, 1))
+    assert not both.ok and str(both).startswith("graphc.check(<lambda>): NOT ALL CHECKED")
+    assert both.rows[1].checked == 3 and both.rows[1].status == "proved"
+
+
 def test_check_counts_negative_argnums_from_the_end():
     # argnums=-1 used to match no input at all, and zero rows were reported OK.
     report = graphc.check(lambda a, b: np.sum(a * b ** 2), np.ones(2), np.array([1.0, 2.0]),
