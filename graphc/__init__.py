@@ -27,8 +27,8 @@ from .api import (Compiled, Spec, compile, example, export, grad, render, scope,
                   value_and_grad)
 from .check import CheckReport, CheckRow, check
 from .errors import (ControlFlowError, EscapedTracerError, ExportError, GradError, GraphcError,
-                     GraphcWarning, InPlaceError, NonFiniteError, OptionError, RenderError, ShapeError,
-                     SignatureError, TracingError, UnsupportedError)
+                     GraphcWarning, InPlaceError, NonFiniteError, OptionError, RenderError,
+                     RenderPathError, ShapeError, SignatureError, TracingError, UnsupportedError)
 from .ir import Graph
 from .trace_table import TraceRow, TraceTable
 from .jvp_vjp import jvp, vjp
@@ -54,5 +54,5 @@ __all__ = ["nn", "optim", "check", "CheckReport", "CheckRow", "render", "scope",
            "scan", "fori_loop", "while_loop", "cond", "switch",
            "Compiled", "GraphcError", "TracingError", "ControlFlowError", "InPlaceError",
            "UnsupportedError", "ShapeError", "GradError", "EscapedTracerError", "ExportError",
-           "NonFiniteError", "OptionError", "RenderError", "SignatureError", "GraphcWarning",
+           "NonFiniteError", "OptionError", "RenderError", "RenderPathError", "SignatureError", "GraphcWarning",
            "report"]

@@ -399,7 +399,7 @@ def _graph_to_draw(fn_or_graph, args, kwargs, backward, argnums, want_values):
     return trace(fn_or_graph, *args, **kwargs), fn_or_graph
 
 
-def render(fn_or_graph, *args, path=None, backward=False, argnums=0, **kwargs):
+def render(fn_or_graph, *args, path=None, backward=False, argnums=0, overwrite=False, **kwargs):
     """Draw a function's graph (or a :class:`Graph`): to ``path`` (.svg, .png, .pdf, .dot, .gv),
     or, without ``path``, as a :class:`graphc.drawing.Drawing` that Jupyter shows inline.
 
@@ -410,6 +410,9 @@ def render(fn_or_graph, *args, path=None, backward=False, argnums=0, **kwargs):
         Example arguments (arrays or :class:`Spec`) when a function is given.
     path : str or path-like, optional
         The file to write; ``None`` returns the drawing (big graphs collapsed by scope).
+        An existing file is replaced only if graphc drew it (a mark in the file).
+    overwrite : bool
+        Replace ``path`` even if graphc did not write it (never a link, folder or device).
     backward : bool
         Draw the backward graph beside the forward one: for a plain function,
         the graph of ``value_and_grad(fn, argnums)``.
@@ -452,4 +455,4 @@ def render(fn_or_graph, *args, path=None, backward=False, argnums=0, **kwargs):
         graph, fn = _graph_to_draw(fn_or_graph, args, kwargs, backward, argnums, want_values)
         values = graph_values(graph, fn, args, kwargs) if want_values else None
         drawing = draw(graph, values=values, inline=path is None, backward=backward, **draw_opts)
-        return drawing if path is None else drawing.save(path)
+        return drawing if path is None else drawing.save(path, overwrite=overwrite)

@@ -136,7 +136,7 @@ def cmd_render(ns) -> int:
         print(f"{_PROG} render: note: {graph.fn_name} uses no graphc.scope(...) blocks, so "
               "--collapse has nothing to collapse", file=sys.stderr)
     path = graphc.render(graph, path=ns.output, backward=ns.grad, collapse=ns.collapse,
-                         flops=ns.flops)
+                         flops=ns.flops, overwrite=ns.overwrite)
     print(f"wrote {path}")
     return 0
 
@@ -156,7 +156,7 @@ def cmd_report(ns) -> int:
     fn, args, kwargs = _target(ns)
     argnums = _parse_argnums(ns.argnums, len(args)) if ns.argnums is not None else 0
     path = graphc.report(fn, *args, path=ns.output, argnums=argnums, proof=not ns.no_proof,
-                         **kwargs)
+                         overwrite=ns.overwrite, **kwargs)
     print(f"wrote {path}")
     return 0
 
@@ -172,6 +172,9 @@ def _add_report(sub) -> None:
     p.add_argument("--argnums", metavar="I[,J...]",
                    help="which positional arguments to differentiate (default 0, as graphc.grad)")
     p.add_argument("--no-proof", action="store_true", help="skip the SymPy proof (graphc.check)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT.html even if graphc did not write it (a page graphc wrote "
+                        "is replaced without it)")
     p.set_defaults(run=cmd_report)
 
 
@@ -282,6 +285,9 @@ def _add_render(sub) -> None:
                         "output shapes")
     p.add_argument("--flops", action="store_true",
                    help="add each operation's FLOP count to its label")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT even if graphc did not write it (a drawing graphc wrote "
+                        "is replaced without it)")
     p.set_defaults(run=cmd_render)
 
 

@@ -15,7 +15,8 @@ import subprocess
 from ._files import check_path, check_target, write_atomic
 from .draw import INSTALL_HINT, to_dot
 from .draw_options import check_options
-from .errors import OptionError, RenderError
+from .errors import OptionError, RenderError, RenderPathError
+from .file_marks import graphc_wrote, mark
 from .ir import install_product
 
 __all__ = ["Drawing", "draw", "render_graph", "graph_values", "dot_available", "AUTO_COLLAPSE"]
@@ -28,6 +29,10 @@ _FORMATS = ("svg", "png", "pdf", "dot", "gv")
 
 def dot_available() -> bool:
     return shutil.which("dot") is not None
+
+
+_NOT_OURS = ("graphc replaces only drawings and pages it wrote itself: pass overwrite=True "
+             "to replace it, or choose another path")
 
 
 class Drawing:
@@ -87,8 +92,10 @@ class Drawing:
                     + html.escape(self.source) + "</pre>")
         return '<div style="max-width:100%;overflow:auto">' + self.svg() + "</div>"
 
-    def save(self, path, overwrite=True) -> pathlib.Path:
-        """Write the drawing to ``path``; the format comes from the suffix."""
+    def save(self, path, overwrite=False) -> pathlib.Path:
+        """Write the drawing to ``path``; the format comes from the suffix.  An existing
+        file is replaced if graphc drew it (:mod:`graphc.file_marks`) or with
+        ``overwrite=True``; never a directory, link, FIFO or device."""
         path = check_path(path, "graphc.render")
         fmt = path.suffix.lower().lstrip(".")
         if fmt not in _FORMATS:
@@ -100,9 +107,11 @@ class Drawing:
         # dot writes to its stdout; the bytes then go through write_atomic (a fresh
         # O_EXCL temporary file, then a rename), so a failure never leaves a
         # half-written drawing at `path`, and a link, FIFO or device is refused.
-        check_target(path, overwrite, "graphc.render", RenderError)
-        data = self.source if fmt in ("dot", "gv") else self.pipe(fmt, path.name)
-        write_atomic(path, data, overwrite=overwrite, what="graphc.render", error=RenderError)
+        replace = overwrite is True or graphc_wrote(path, fmt)
+        check_target(path, replace, "graphc.render", RenderPathError, hint=_NOT_OURS)
+        data = mark(fmt, self.source if fmt in ("dot", "gv") else self.pipe(fmt, path.name))
+        write_atomic(path, data, overwrite=replace, what="graphc.render", error=RenderPathError,
+                     hint=_NOT_OURS)
         return path
 
 
@@ -115,7 +124,7 @@ def draw(graph, values=None, inline=False, **options) -> Drawing:
     return Drawing(to_dot(graph, values=values, **options), graph.fn_name)
 
 
-def render_graph(graph, path, **kwargs) -> pathlib.Path:
+def render_graph(graph, path, overwrite=False, **kwargs) -> pathlib.Path:
     """Write ``graph`` to ``path``; the format comes from the suffix.
 
     ``.svg``, ``.png``, ``.pdf`` need Graphviz's ``dot`` program; ``.dot`` and
@@ -128,7 +137,7 @@ def render_graph(graph, path, **kwargs) -> pathlib.Path:
                           hint="use a .svg, .png, .pdf, .dot or .gv file name")
     values = kwargs.pop("values", None)
     check_options(**kwargs)
-    return draw(graph, values=values, **kwargs).save(path)
+    return draw(graph, values=values, **kwargs).save(path, overwrite=overwrite)
 
 
 def graph_values(graph, fn, args, kwargs) -> dict:

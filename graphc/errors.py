@@ -167,8 +167,11 @@ class ShapeError(GraphcError, ValueError):
                     "(x[:, None]) so they fit")
 
 
-class IndexError_(GraphcError, IndexError):
-    """An index out of range for a traced array's static shape."""
+class IndexError_(GraphcError, IndexError, ValueError):
+    """An index out of range for a traced array's static shape.
+
+    An ``IndexError``, as NumPy's, and a ``ValueError``, as every other error about the
+    user's arguments (API §6), as :class:`AxisError` is."""
 
     default_hint = ("shapes are static while graphc traces: index within x.shape "
                     "(negative indices count from the end)")
@@ -210,6 +213,12 @@ class RenderError(GraphcError, RuntimeError):
     A ``RuntimeError`` rather than a ``TypeError``/``ValueError``: the user's
     function and arguments are fine, the environment is not.
     """
+
+
+class RenderPathError(RenderError, ValueError):
+    """``graphc.render`` or ``graphc.report`` will not write its file: it exists and graphc
+    did not write it (``overwrite=True`` replaces it), or it is a directory, a link, a
+    FIFO or a device.  A ``ValueError`` as well: the path argument is the mistake."""
 
 
 class NonFiniteError(GraphcError, ValueError):

@@ -15,10 +15,11 @@ from . import codegen
 from ._files import check_path, check_target, write_atomic
 from .capture import Spec
 from .code_lines import code_map
-from .drawing import AUTO_COLLAPSE, Drawing, dot_available, graph_values
+from .drawing import _NOT_OURS, AUTO_COLLAPSE, Drawing, dot_available, graph_values
 from .draw import to_dot
 from .draw_layout import value_text
-from .errors import GraphcError, RenderError
+from .errors import GraphcError, RenderPathError
+from .file_marks import graphc_wrote, mark
 from .primitive import type_str
 from .pytree import flatten
 from .report_page import esc, page, svg_inline
@@ -42,14 +43,17 @@ class Report:
         return (f'<iframe srcdoc="{esc(self.html)}" style="width:100%;height:720px;'
                 'border:1px solid #e5e7eb"></iframe>')
 
-    def save(self, path) -> pathlib.Path:
+    def save(self, path, overwrite=False) -> pathlib.Path:
+        """Write the page to ``path``: an existing file only if graphc wrote it
+        (:mod:`graphc.file_marks`) or with ``overwrite=True``."""
         path = check_path(path, "graphc.report")
-        check_target(path, True, "graphc.report", RenderError)
-        return write_atomic(path, self.html, overwrite=True, what="graphc.report",
-                            error=RenderError)
+        replace = overwrite is True or graphc_wrote(path, "html")
+        check_target(path, replace, "graphc.report", RenderPathError, hint=_NOT_OURS)
+        return write_atomic(path, mark("html", self.html), overwrite=replace,
+                            what="graphc.report", error=RenderPathError, hint=_NOT_OURS)
 
 
-def report(fn, *args, path=None, argnums=0, proof=True, **kwargs):
+def report(fn, *args, path=None, argnums=0, proof=True, overwrite=False, **kwargs):
     """Write one self-contained HTML page of linked views of ``fn``'s graph.
 
     The views: the drawing (SVG), the forward and backward evaluation traces
@@ -65,8 +69,10 @@ def report(fn, *args, path=None, argnums=0, proof=True, **kwargs):
     *args
         Example arguments (``graphc.Spec`` placeholders give no values and no proof).
     path : str or path-like, optional
-        The ``.html`` file to write (replaced if it exists); ``None`` returns the
-        :class:`Report`, which Jupyter displays.
+        The ``.html`` file to write; ``None`` returns the :class:`Report`, which
+        Jupyter displays.  An existing file is replaced only if graphc wrote it.
+    overwrite : bool
+        Replace ``path`` even if graphc did not write it (never a link, folder or device).
     argnums : int or tuple of int
         The differentiated arguments, as in :func:`graphc.grad`.
     proof : bool
@@ -88,10 +94,10 @@ def report(fn, *args, path=None, argnums=0, proof=True, **kwargs):
     True
     """
     with hidden_frames():         # a user error shows the user's frames only
-        return _report(fn, args, kwargs, path, argnums, proof)
+        return _report(fn, args, kwargs, path, argnums, proof, overwrite)
 
 
-def _report(fn, args, kwargs, path, argnums, proof):
+def _report(fn, args, kwargs, path, argnums, proof, overwrite):
     compiled, graph, what = _graph_of(fn, args, kwargs, argnums)
     has_data = not any(isinstance(x, Spec) for x in flatten((args, kwargs))[0])
     values = graph_values(graph, fn, args, kwargs) if has_data else {}
@@ -113,7 +119,7 @@ def _report(fn, args, kwargs, path, argnums, proof):
                 cost=_cost(graph, nodes),
                 data=_links(nodes, dot.node_ids))
     out = Report(html, graph.fn_name)
-    return out if path is None else out.save(path)
+    return out if path is None else out.save(path, overwrite=overwrite)
 
 
 def _graph_of(fn, args, kwargs, argnums):

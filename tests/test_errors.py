@@ -23,10 +23,11 @@ import make_errors_doc as catalogue  # noqa: E402
 
 BUILTIN = {"ControlFlowError": TypeError, "InPlaceError": TypeError,
            "UnsupportedError": TypeError, "ShapeError": ValueError,
-           "GraphcIndexError": IndexError, "GradError": (TypeError, ValueError),
+           "GraphcIndexError": (IndexError, ValueError), "GradError": (TypeError, ValueError),
            "EscapedTracerError": TypeError, "SignatureError": TypeError,
            "NonFiniteError": ValueError, "ExportError": ValueError,
-           "RenderError": RuntimeError, "OptionError": ValueError,
+           "RenderError": RuntimeError, "RenderPathError": (RuntimeError, ValueError),
+           "OptionError": ValueError,
            "UnsupportedAttributeError": (TypeError, AttributeError),
            "IntegerOverflowError": OverflowError,
            "AxisError": (ValueError, IndexError, np.exceptions.AxisError),

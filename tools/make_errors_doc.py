@@ -386,6 +386,16 @@ CASES = [
          """, "graphc.render(",
          "Check the installation with `dot -V`; a `.dot` file name needs no `dot`.",
          expect=("exit status 3", "layout failed")),
+    Case("render-exists", "RenderPathError", "`render` onto a file graphc did not draw",
+         "`graphc.render` (and `graphc.report`) replaces a drawing or page it wrote itself, which "
+         "carries a mark saying so, but never a file it did not write. Also a `ValueError`.",
+         """
+         with open("f.svg", "w") as fh:
+             fh.write("<svg>my own drawing</svg>")
+         graphc.render(lambda x: np.exp(x).sum(), np.ones(3), path="f.svg")
+         """, "graphc.render(",
+         "Pass `overwrite=True` (`--overwrite`), or choose another path.",
+         expect=("overwrite=True",)),
     Case("cache-size", "OptionError", "A bad option value",
          "Options are checked when the transform is made.",
          """
