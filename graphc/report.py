@@ -149,7 +149,9 @@ def _trace_texts(g):
         em.name.setdefault(n, em.ns.new(g.display_name(n)))
     texts = {n: f"{em.name[n]}  (input)" for n in g.inputs}
     for nid, lines in em.body():
-        lines = [line.strip() for line in lines]
+        lines = [line.strip() for line in lines if line.strip()]
+        if not lines:       # written by another node's lines (a loop's or branch's results)
+            continue
         texts[nid] = lines[0] if len(lines) == 1 else lines[0] + " …"
     return texts, em.name
 
@@ -161,7 +163,7 @@ def _rows(g, values, code, svg_ids):
         node = g[nid]
         value = value_text(values[nid]) if nid in values else ""
         where = where_short(node.where)
-        src = source_text(node.where).strip() if node.where else ""
+        src = (source_text(node.where) or "").strip() if node.where else ""
         section = "backward" if node.section == "backward" else "forward"
         rows.append({"nid": nid, "i": i, "text": texts[nid], "section": section,
                      "type": type_str(node.shape, node.dtype), "value": value,

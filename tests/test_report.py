@@ -107,3 +107,28 @@ def test_cli_report(tmp_path, capsys):
     assert f"wrote {out}" in capsys.readouterr().out
     text = out.read_text()
     assert "d_w2" in text and not re.search(r"https?://", text)
+
+
+_X = np.array([0.1, 0.2])
+_LOOPS = {
+    "fori_loop": lambda x: np.sum(graphc.fori_loop(0, 4, lambda i, c: np.sin(c), x)),
+    "cond": lambda x: np.sum(graphc.cond(x[0] > 0, np.sin, np.cos, x)),
+    "while_loop": lambda x: np.sum(graphc.while_loop(lambda c: c[0] < 1.0, lambda c: c * 2.0, x)),
+    "scan": lambda x: np.sum(graphc.scan(lambda c, t: (c * t, c), x, np.ones((3, 2)))[1]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LOOPS))
+def test_structured_control_flow_gets_a_page(name):
+    """A loop's or branch's results are written by its own lines: report raised IndexError."""
+    page = graphc.report(_LOOPS[name], _X, proof=False).html
+    data = json.loads(re.search(r'<script type="application/json" id="graphc-data">(.*?)</script>',
+                                page, re.S).group(1))
+    assert data["nodes"] and "d_x" in page
+
+
+def test_a_function_without_source_gets_a_page():
+    """Code from exec() (python -c, a notebook's generated code) has no source line to quote."""
+    ns = {"np": np}
+    exec("def f(x):\n    return np.sum(np.sin(x))\n", ns)
+    assert "d_x" in graphc.report(ns["f"], _X, proof=False).html
