@@ -66,11 +66,12 @@ def from_function(fn, args, kwargs):
     Returns ``(params, values)`` where ``values[i]`` is the value of
     ``params[i]`` (defaults applied; ``*args`` as a tuple, ``**kw`` as a dict).
     """
-    if isinstance(fn, np.ufunc) and not kwargs:
+    base = inspect.unwrap(fn)           # graphc.grad(np.sin) wraps np.sin
+    if isinstance(base, np.ufunc) and not kwargs:
         # A ufunc's signature lists out=, dtype=, signature=... with defaults that
         # NumPy refuses when passed back together: bind its inputs only.
-        names = ["x"] if fn.nin == 1 else [f"x{i + 1}" for i in range(fn.nin)]
-        if len(args) == fn.nin:
+        names = ["x"] if base.nin == 1 else [f"x{i + 1}" for i in range(base.nin)]
+        if len(args) == base.nin:
             return [Param(n, inspect.Parameter.POSITIONAL_ONLY) for n in names], list(args)
     try:
         sig = inspect.signature(fn)
@@ -87,8 +88,14 @@ def from_function(fn, args, kwargs):
             hint=f"call it as {name}{sig}; every call may change shapes, dtypes and pytree "
                  "structure (graphc re-traces), but must fit the Python signature") from None
     bound.apply_defaults()
-    params, values = [], []
+    params, values, skipped = [], [], False
     for p in sig.parameters.values():
-        params.append(Param(p.name, p.kind, p.default))
+        if p.default is np._NoValue and bound.arguments[p.name] is np._NoValue:
+            skipped = True  # NumPy's "not given" (np.sum's keepdims=): left to fn, not passed
+            continue
+        kind = p.kind
+        if skipped and kind == inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            kind = inspect.Parameter.KEYWORD_ONLY       # (by name: a position was skipped)
+        params.append(Param(p.name, kind, p.default))
         values.append(bound.arguments[p.name])
     return params, values
