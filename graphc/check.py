@@ -11,14 +11,14 @@ differences in float64.  The report says which was done.
 """
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
 from . import symbolic
 from .check_leaves import replace_leaf as _replace_leaf
+from .check_report import CheckReport, CheckRow
 from .check_work import nonlinear_layers, symbolic_work
 from .pytree import flatten
 from .source_comments import where_short
@@ -28,79 +28,6 @@ __all__ = ["check", "CheckReport", "CheckRow"]
 
 _MAX_SYMBOLS = 12          # symbolic elements per input (a random sub-block beyond that)
 _MAX_WORK = 4_000          # estimated symbolic work (see symbolic_work) SymPy is given
-
-
-@dataclass
-class CheckRow:
-    """One differentiated input: ``status`` is "proved", "numeric" or "mismatch"."""
-
-    input: str
-    status: str
-    max_error: float
-    elements: int = 0
-    checked: int = 0
-    method: str = ""
-    derivative: object = None      # SymPy expression (scalar inputs)
-    note: str = ""
-
-    def latex(self) -> str:
-        return sp.latex(self.derivative) if self.derivative is not None else ""
-
-
-@dataclass
-class CheckReport:
-    """The result of :func:`check`; ``bool(report)`` is ``report.ok``."""
-
-    function: str
-    rows: list = field(default_factory=list)
-    value: object = None             # SymPy expression of the output (small graphs)
-    notes: list = field(default_factory=list)
-    # [(condition, "file.py:LINE"), ...]: the decisions of the path checked (graphc/guards.py)
-    guards: list = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        # nothing checked is nothing verified: also an input of zero elements (0/0)
-        return bool(self.rows) and all(r.status != "mismatch" and r.checked > 0
-                                       for r in self.rows)
-
-    def __bool__(self):
-        return self.ok
-
-    def _verdict(self):
-        if self.ok:
-            return "OK"
-        if any(r.status == "mismatch" for r in self.rows):
-            return "MISMATCH"
-        return "NOT ALL CHECKED" if any(r.checked for r in self.rows) else "NOTHING CHECKED"
-
-    def __str__(self):
-        head = f"graphc.check({self.function}): {self._verdict()}"
-        w = max([len(r.input) for r in self.rows] + [5])
-        lines = [head, f"  {'input':<{w}}  {'status':<8}  {'max error':>9}  {'checked':>9}  how"]
-        for r in self.rows:
-            lines.append(f"  {r.input:<{w}}  {r.status:<8}  {r.max_error:>9.2e}  "
-                         f"{f'{r.checked}/{r.elements}':>9}  {r.method}")
-        for r in self.rows:
-            if r.derivative is not None:
-                text = str(r.derivative)
-                if len(text) > 300:
-                    text = f"({sp.count_ops(r.derivative)} operations; see report.rows[...].derivative)"
-                lines.append(f"  d{self.function}/d{r.input} = {text}")
-            if r.note:
-                lines.append(f"  note ({r.input}): {r.note}")
-        lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-    def _repr_markdown_(self):
-        rows = "\n".join(f"| `{r.input}` | {r.status} | {r.max_error:.2e} | {r.checked}/{r.elements} "
-                         f"| {r.method} |" for r in self.rows)
-        derivs = "\n".join(f"\n$$\\frac{{\\partial {self.function}}}{{\\partial {r.input}}} = {r.latex()}$$"
-                           for r in self.rows if r.derivative is not None)
-        notes = "\n".join(f"\n*{html.escape(n)}*" for n in self.notes)
-        return (f"**graphc.check({self.function})**: {self._verdict()}\n\n"
-                "| input | status | max error | checked | how |\n|---|---|---|---|---|\n"
-                f"{rows}\n{derivs}{notes}")
 
 
 def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:

@@ -292,6 +292,11 @@ class TraceTable(Graph):
     def __str__(self) -> str:
         return table_text(self, self.values)
 
+    def __repr__(self) -> str:
+        # At a prompt graphc.trace(f, ..., values=True) shows its table (API §11), not the
+        # one-line Graph summary a table without values keeps
+        return str(self) if self.values is not None else super().__repr__()
+
     def _repr_html_(self) -> str:
         return rows_html(self.rows())
 

@@ -128,3 +128,26 @@ def test_notebook_cells_are_named_like_ipython():
     assert str(err).startswith(f"In[{n}]:3: float() of a traced value")
     assert "ipykernel" not in str(err) and "ipython-input" not in str(err)
     assert f"In[{n + 1}]:5" in ip.user_ns["trace_text"]
+
+
+def test_check_report_displays_as_html():
+    """API §11: a CheckReport displays as HTML in notebooks (it had Markdown only)."""
+    import html.parser
+    report = graphc.check(lambda x: np.sum(np.sin(x) * x), np.ones(2))
+    page = report._repr_html_()
+    html.parser.HTMLParser().feed(page)
+    assert ">OK<" in page and "<code>x</code>" in page and "proved" in page
+    assert "&lt;lambda&gt;" in page and "<lambda>" not in page          # escaped
+    empty = graphc.check(lambda x: np.sum(x * 2.0), np.ones(0))._repr_html_()
+    assert "NOTHING CHECKED" in empty and "not verified" in empty
+
+
+def test_a_trace_with_values_shows_its_table_at_a_prompt():
+    """API §11: graphc.trace(f, ..., values=True) at a prompt shows the table (repr), as
+    print() does; a graph without values keeps the one-line summary."""
+    def f(w1, w2):
+        return np.sin(w1 * w2)
+    table = graphc.trace(f, 1.5, 0.5, values=True)
+    assert repr(table) == str(table) and "= 0.75" in repr(table)
+    assert "= 0.75" in repr(graphc.grad(f).trace(1.5, 0.5, values=True))
+    assert repr(graphc.trace(f, 1.5, 0.5)).startswith("<graphc.Graph f(")
