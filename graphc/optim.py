@@ -26,6 +26,7 @@ import numpy as np
 
 from .ops import composite as C
 from .ops import elementwise as E
+from .errors import ShapeError
 from .pytree import flatten, tree_map, unflatten
 
 __all__ = ["Optimizer", "sgd", "momentum", "adam"]
@@ -41,6 +42,25 @@ class Optimizer:
 
     def __repr__(self):
         return f"<graphc.optim.{self.name}>"
+
+
+def _check_like(name, params, **trees):
+    """A ShapeError (at the user's line) unless each tree's leaves have the parameters'
+    shapes: ``p - lr * g`` would broadcast a (1,) gradient over a (3,) parameter silently."""
+    leaves, tdef, paths = flatten(params)
+    for what, tree in trees.items():
+        other, odef, _ = flatten(tree)
+        if odef != tdef:
+            raise ShapeError(f"graphc.optim.{name}.update: the {what} and the parameters are "
+                             f"different pytrees: {odef!r} vs {tdef!r}")
+        for p, x, path in zip(leaves, other, paths):
+            if np.shape(x) != np.shape(p):
+                where = "".join(f"[{k!r}]" for k in path) or "(the array)"
+                raise ShapeError(
+                    f"graphc.optim.{name}.update: the {what} at {where} has shape "
+                    f"{tuple(np.shape(x))} but the parameter has shape {tuple(np.shape(p))}",
+                    hint="pass the gradients of these parameters, and a state from "
+                         "init() of parameters of the same shapes")
 
 
 def _zeros_like(p):
@@ -70,6 +90,7 @@ def sgd(lr):
         return ()
 
     def update(grads, state, params):
+        _check_like("sgd", params, gradients=grads)
         return tree_map(lambda p, g: p - lr * g, params, grads), state
     return Optimizer(init, update, "sgd")
 
@@ -81,6 +102,7 @@ def momentum(lr, beta=0.9):
         return {"velocity": tree_map(_zeros_like, params)}
 
     def update(grads, state, params):
+        _check_like("momentum", params, gradients=grads, velocity=state["velocity"])
         v = tree_map(lambda v, g: beta * v + g, state["velocity"], grads)
         return tree_map(lambda p, v: p - lr * v, params, v), {"velocity": v}
     return Optimizer(init, update, "momentum")
@@ -97,6 +119,8 @@ def adam(lr, b1=0.9, b2=0.999, eps=1e-8):
                 "v": tree_map(_zeros_like, params)}
 
     def update(grads, state, params):
+        _check_like("adam", params, gradients=grads, first_moment=state["m"],
+                    second_moment=state["v"])
         t = state["step"] + 1
         m = tree_map(lambda m, g: b1 * m + (1 - b1) * g, state["m"], grads)
         v = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), state["v"], grads)

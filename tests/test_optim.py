@@ -275,3 +275,20 @@ def test_training_loop_decreases_loss():
             params, state, loss = step(params, state, x, y)
             first = loss if first is None else first
         assert loss < 0.7 * first, (name, first, loss)
+
+
+@pytest.mark.parametrize("make", [lambda: graphc.optim.sgd(0.1), lambda: graphc.optim.momentum(0.1),
+                                  lambda: graphc.optim.adam(0.1)])
+def test_update_refuses_gradients_of_other_shapes(make):
+    """A (1,) gradient broadcast over a (3,) parameter silently (sgd), or NumPy's raw
+    broadcasting ValueError came out of adam with no line of the user's code."""
+    opt = make()
+    params = {"w": np.ones(3)}
+    with pytest.raises(graphc.ShapeError, match=r"the gradients at \['w'\] has shape \(1,\)") as e:
+        opt.update({"w": np.ones(1)}, opt.init(params), params)
+    assert "test_optim.py:" in str(e.value) and isinstance(e.value, ValueError)
+    if opt.name != "sgd":       # a state from init() of other parameters
+        with pytest.raises(graphc.ShapeError, match="has shape"):
+            opt.update(params, opt.init({"w": np.ones(2)}), params)
+    with pytest.raises(graphc.ShapeError, match="different pytrees"):
+        opt.update({"w": np.ones(3), "b": np.ones(1)}, opt.init(params), params)
