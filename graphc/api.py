@@ -15,7 +15,7 @@ import pathlib
 from . import errors
 from .capture import Spec, gc_paused, live, trace_into
 from .compiled import DEFAULT_CACHE_SIZE, Compiled, make_compiled
-from .errors import OptionError
+from .errors import ExportError, OptionError
 from .ir import Graph
 from .tracebacks import hidden_frames
 from .tracing import current_trace
@@ -287,7 +287,10 @@ def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.P
     replaced unless ``overwrite=True`` (even one graphc wrote earlier), and a
     symbolic link, directory, FIFO or device is never replaced.  The file is
     written whole or not at all (a fresh ``O_EXCL`` temporary file, then a
-    rename); see docs/threat-model.md.
+    rename); see docs/threat-model.md.  A constant array of more than 8 KiB is
+    not written into the module: it goes to a ``.npz`` file of the same name
+    beside it (``f_grad.npz``), which the module reads once at import
+    (:mod:`graphc.export_constants`); keep the two together.
 
     Raises
     ------
@@ -309,7 +312,7 @@ def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.P
     True
     """
     with hidden_frames():
-        from ._files import check_path, check_target, write_atomic
+        from ._files import check_path, check_target
         where = errors.user_where()
         path = check_path(path, "graphc.export", where=where)
         # Refuse an existing target before tracing (cheap, and the usual mistake);
@@ -326,9 +329,30 @@ def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.P
             compiled = make_compiled(compiled._fn, compiled._kind, compiled._argnums,
                                      compiled._has_aux, cache_size=1, check_finite=False,
                                      target=target)
-        source = compiled.source(*args, **kwargs)
+        return _write_module(path, compiled.source(*args, **kwargs), overwrite, where)
+
+
+def _write_module(path, source, overwrite, where):
+    """Write an exported module, its large constants first to a ``.npz`` beside it."""
+    from ._files import check_target, write_atomic
+    from .export_constants import npz_bytes, split_constants
+    source, arrays = split_constants(source, path.name)
+    if not arrays:
         write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
         return path
+    npz = path.with_name((path.name.rpartition(".")[0] or path.name) + ".npz")
+    if npz == path:
+        raise ExportError(f"graphc.export cannot write {path.name}: its large constants go "
+                          "to a .npz file of the same name", where=where,
+                          hint="name the module file with .py")
+    check_target(npz, overwrite, "graphc.export", where=where)
+    write_atomic(npz, npz_bytes(arrays), overwrite=overwrite, what="graphc.export", where=where)
+    try:
+        write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
+    except BaseException:
+        npz.unlink(missing_ok=True)     # nothing half-done: no .npz without its module
+        raise
+    return path
 
 
 def _check_call_kwargs(fn_or_graph, kwargs, draw_options) -> None:

@@ -40,7 +40,7 @@ LAYERS = {
                  "shift_invariance trace_stamp const_share tracer_escape "
                  "custom control control.body control.scan control.while_ control.branches control.tangents "
                  "custom_batch batch_rules batch_index batching batch_loops",
-    "4 products": "file_marks check_report passes passes.alias passes.cse passes.dce passes.simplify passes.pool_mask passes.onehot_sum passes.neg_cancel literals codegen codegen_scalar scalar_agreement "
+    "4 products": "file_marks check_report export_constants passes passes.alias passes.cse passes.dce passes.simplify passes.pool_mask passes.onehot_sum passes.neg_cancel literals codegen codegen_scalar scalar_agreement "
                   "entry_checks loader source_comments interpret symbolic cost draw draw_options "
                   "check_work codegen_writes codegen_workspace codegen_share_check codegen_pool_check codegen_pool_relu codegen_layout codegen_col2im codegen_forms control.emit control.prune guards "
                   "codegen_guards draw_boxes draw_layout draw_edges drawing code_lines report_page "
