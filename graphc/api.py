@@ -86,6 +86,7 @@ def trace(fn, *args, values=False, **kwargs) -> Graph:
         return exp
     """
     with hidden_frames():
+        _own_keyword("graphc.trace", "values", values, bool, "values=True or values=False")
         if isinstance(fn, Compiled):
             if values:
                 return fn.trace(*args, values=True, **kwargs)
@@ -101,6 +102,16 @@ def trace(fn, *args, values=False, **kwargs) -> Graph:
             from .trace_display import with_values
             return with_values(graph, fn, args, kwargs)
         return graph
+
+
+def _own_keyword(what, name, value, types, example):
+    """An OptionError for a value of graphc's own keyword ``name`` that it cannot take: the
+    keyword is never passed to the user's function (a parameter of that name keeps its
+    default), so a value meant for it would otherwise give a confusing error later."""
+    if not isinstance(value, types) or isinstance(value, bool) and types is not bool:
+        raise OptionError(f"{what}({name}={value!r:.60}): {name}= is graphc's own keyword, not "
+                          "an argument of your function", hint=f"pass {example}; a parameter of "
+                          f"your function named {name!r} cannot be set through {what}")
 
 
 def compile(fn=None, *, check_finite=False, cache_size=DEFAULT_CACHE_SIZE, target="numpy"):
@@ -314,6 +325,8 @@ def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.P
     with hidden_frames():
         from ._files import check_path, check_target
         where = errors.user_where()
+        if target is not None:
+            _own_keyword("graphc.export", "target", target, str, 'target="numpy" or "array-api"')
         path = check_path(path, "graphc.export", where=where)
         # Refuse an existing target before tracing (cheap, and the usual mistake);
         # write_atomic checks again, atomically, when it writes.

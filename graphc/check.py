@@ -20,6 +20,7 @@ from . import symbolic
 from .check_leaves import replace_leaf as _replace_leaf
 from .check_report import CheckReport, CheckRow
 from .check_work import nonlinear_layers, symbolic_work
+from .errors import OptionError
 from .pytree import flatten
 from .source_comments import where_short
 from .tracebacks import hidden_frames
@@ -53,6 +54,11 @@ def check(fn, *args, argnums=0, budget=10.0, **kwargs) -> CheckReport:
     -w1/w2**2 + 2*exp(2*w2)
     """
     with hidden_frames():         # a user error shows the user's frames only
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+            # graphc's own keyword, never passed to fn: a value meant for fn lands here
+            raise OptionError(f"graphc.check(budget={budget!r:.60}): budget= is graphc's own "
+                              "keyword (seconds for SymPy), not an argument of your function",
+                              hint="pass a positive number of seconds, e.g. budget=10.0")
         return _check(fn, args, kwargs, argnums, budget)
 
 

@@ -385,3 +385,21 @@ def test_no_message_cites_api_md():
         # taken before tracing, still converts and fails)
         graphc.trace(lambda x: _NUMPY_ASARRAY(x) * 2, np.ones(2))
     assert "docs/ops.md" in str(info.value)
+
+
+def _reserved(a, values=None, target=None, budget=None):
+    return np.sum(a)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: graphc.trace(_reserved, np.ones(2), values=np.ones(2)),
+    lambda: graphc.export(_reserved, np.ones(2), path="never_written.py", target=np.ones(2)),
+    lambda: graphc.check(_reserved, np.ones(2), budget=np.ones(2)),
+    lambda: graphc.check(_reserved, np.ones(2), budget=True),
+], ids=["trace values=", "export target=", "check budget=", "check budget=True"])
+def test_graphcs_own_keywords_refuse_values_meant_for_the_function(call):
+    """graphc's keywords are never passed to fn: an array meant for a parameter of that
+    name gave NumPy's raw 'truth value of an array' error, with no line of the user's."""
+    with pytest.raises(graphc.OptionError, match="graphc's own keyword") as e:
+        call()
+    assert "test_trust_errors.py:" in str(e.value)
