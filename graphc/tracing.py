@@ -18,7 +18,7 @@ import numpy as np
 from . import errors, name_pause, rewrites
 from .errors import (ControlFlowError, EscapedTracerError, UnsupportedError)
 from .ir import Graph, Node
-from .numpy_misuse import index_into_numpy_error, store_into_numpy_error
+from .numpy_misuse import concrete_array_error, index_into_numpy_error, store_into_numpy_error
 from .avals import Traced, aval_of, big_ints_as_floats as _big_ints_as_floats
 from .primitive import Aval, Primitive, plain_params, set_binder
 from .random_watch import RandomWatch
@@ -411,15 +411,7 @@ class Tracer(Traced):
             raise foreign_tracer_error(self)
         _raise_misuse(self, store_into_numpy_error(self))
         _raise_misuse(self, index_into_numpy_error(self))
-        raise _swallowable(self, UnsupportedError(
-            f"a traced value ({self._desc()}) was converted to a concrete NumPy array; "
-            "this happens in NumPy functions graphc does not support, np.asarray(), "
-            "or when indexing a NumPy array with a traced index",
-            hint="use the NumPy functions graphc supports (docs/ops.md lists them); to build "
-                 "an array from traced values write np.stack([a, b]) (Python numbers may be "
-                 "mixed in) or np.array(...) called as np.array in your own code; to index a "
-                 "NumPy array with a traced index, pass the array as an argument so table[idx] "
-                 "is traced"))
+        raise _swallowable(self, concrete_array_error(self))
 
     def __format__(self, spec):
         if not spec:

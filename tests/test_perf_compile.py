@@ -37,16 +37,20 @@ def _compile_cpu(length):
     return best, len(vg.graph(x, W))
 
 
-def test_compile_time_is_linear_in_graph_size():
+def test_compile_time_is_linear_in_graph_size(as_users_build):
+    """As users build (no GRAPHC_DEBUG graph checks), the median of three paired ratios: one
+    pair read 6.x late in a loaded full-suite run and 4.x alone (conftest.as_users_build)."""
+    import statistics
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # (the unrolled-loop hint)
         _compile_cpu(20)                         # warm-up: imports, first-use caches
-        small, n_small = _compile_cpu(100)
-        large, n_large = _compile_cpu(400)
+        pairs = [(_compile_cpu(100), _compile_cpu(400)) for _ in range(3)]
+    (_, n_small), (_, n_large) = pairs[0]
     assert 3.5 < n_large / n_small < 4.5
     # 4x the nodes: linear is 4x the time; quadratic would be 16x.  Generous for load.
-    assert large / small < 6.0, (small, large, n_small, n_large)
+    ratio = statistics.median(large / small for (small, _), (large, _) in pairs)
+    assert ratio < 6.0, pairs
 
 
 def test_builtin_rules_run_without_the_name_hook_custom_rules_with_it():

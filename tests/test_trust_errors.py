@@ -403,3 +403,26 @@ def test_graphcs_own_keywords_refuse_values_meant_for_the_function(call):
     with pytest.raises(graphc.OptionError, match="graphc's own keyword") as e:
         call()
     assert "test_trust_errors.py:" in str(e.value)
+
+
+def _full(x):
+    return np.full((2, 4), x[0])
+
+
+def _arange(x):
+    return np.arange(0.0, x[0], 0.1)
+
+
+def _vectorized(x):
+    import math
+    return np.vectorize(math.erf)(x)
+
+
+@pytest.mark.parametrize("fn, name", [(_full, "np.full"), (_arange, "np.arange"),
+                                      (_vectorized, "np.vectorize")])
+def test_a_numpy_function_that_needs_a_concrete_array_is_named(fn, name):
+    """The message said only 'a traced value was converted to a concrete NumPy array'."""
+    with pytest.raises(graphc.UnsupportedError) as e:
+        graphc.compile(fn)(np.array([0.3, 0.5]))
+    assert str(e.value).split(": ", 1)[1].startswith(f"{name} needs a concrete NumPy array")
+    assert "test_trust_errors.py:" in str(e.value)
