@@ -23,7 +23,7 @@ from .errors import UnsupportedError
 from .ir import SUBGRAPH_OPS
 from .ops.max_share import drop_outs
 from .passes.dce import dce
-from .ops.xp_index import FLAT_INDEX_HELPER
+from .ops.xp_index import AT_HELPER, FLAT_INDEX_HELPER
 from .precedence import prec_of
 from .primitive import REGISTRY
 from .xp_emit import emit_xp, xp_dtype, xp_form
@@ -337,12 +337,17 @@ def generate_module(g, func_name: str, doc: str = "", source_file: str | None = 
     lines.append(f"    return {ret}")
     body_end = len(lines)
     text = "\n".join(lines)
-    lines += ["", ""] + helpers_for(text)
-    if "_flat_index(" in text:              # several integer arrays (graphc/ops/xp_index.py)
-        lines += ["", ""] + FLAT_INDEX_HELPER.strip().splitlines()
+    lines += ["", ""] + helpers_for(text) + _index_helpers(text)
     fast = ["" if i in blank else line for i, line in enumerate(lines)]
     return codegen.Module("\n".join(lines) + "\n", "\n".join(fast) + "\n", bindings,
                           [(name, nid) for nid, name in closure], body_end)
+
+
+def _index_helpers(text) -> list:
+    """The helpers of integer-array indexing the text calls (graphc/ops/xp_index.py)."""
+    at, flat = "_at(xp, " in text, "_flat_index(" in text
+    return (["", ""] + AT_HELPER.strip().splitlines()) * at \
+        + (["", ""] + FLAT_INDEX_HELPER.strip().splitlines()) * (at or flat)
 
 
 def _kept(body) -> bool:

@@ -508,3 +508,23 @@ def _uses_float16(name, case):
         return prim(*xs, **case.params)
     g = graphc.compile(apply).graph(*case.args)
     return any(g[n].dtype == np.float16 for n in g)
+
+
+def test_integer_arrays_on_every_axis_run_on_dask():
+    """z[np.arange(n), y] (so nn.cross_entropy with labels): Dask has no "nd fancy
+    indexing", so the generated x[i, j] failed there; _at takes flat positions instead."""
+    da = pytest.importorskip("dask.array")
+    from graphc import nn
+
+    def loss(W, x, y):
+        return nn.cross_entropy(x @ W, y)
+    rng = np.random.default_rng(5)
+    W, x, y = rng.normal(size=(4, 3)), rng.normal(size=(8, 4)), np.array([0, 1, 2, 0, 1, 2, 0, -1])
+    value, grad = graphc.value_and_grad(loss, target="array-api")(
+        da.from_array(W), da.from_array(x, chunks=4), da.from_array(y, chunks=4))
+    want_value, want_grad = graphc.value_and_grad(loss)(W, x, y)
+    assert float(value) == pytest.approx(want_value, rel=1e-14)
+    np.testing.assert_allclose(np.asarray(grad), want_grad, rtol=1e-12, atol=1e-15)
+    g = graphc.grad(lambda z, i: np.mean(z[np.arange(3), i]), target="array-api")
+    with pytest.raises(IndexError, match="out of bounds"):
+        g(da.from_array(np.ones((3, 3))), da.from_array(np.array([0, 1, 3])))

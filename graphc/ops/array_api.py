@@ -117,7 +117,9 @@ def _index(x, spec, arrays, shape_of, idx_shapes=None):
             parts.append("...")
         return f"{x}[{', '.join(parts) or '...'}]"
     if all(k in ("array", "int") for k in kinds) and len(spec) == len(shape_of):
-        return f"{x}[{', '.join(arrays[it[1]] if it[0] == 'array' else str(it[1]) for it in spec)}]"
+        # x[i, j] through _at: Dask has no such indexing (graphc/ops/xp_index.py)
+        keys = ", ".join(arrays[it[1]] if it[0] == "array" else str(it[1]) for it in spec)
+        return f"_at(xp, {x}, {keys})"
     full = [k == "slice" and it[1:] == (None, None, None) for k, it in zip(kinds, spec)]
     if kinds.count("array") == 1 and all(f or k == "array" for f, k in zip(full, kinds)) \
             and "none" not in kinds and "ellipsis" not in kinds:

@@ -19,7 +19,21 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["advanced_index", "FLAT_INDEX_HELPER"]
+__all__ = ["advanced_index", "FLAT_INDEX_HELPER", "AT_HELPER"]
+
+#: ``x[i, j]`` with an integer array or int on every axis, the standard's form; an engine
+#: without it (Dask: "nd fancy indexing") takes the elements at their flat positions.
+AT_HELPER = '''
+def _at(xp, x, *index):
+    """x[i, j, ...] with an integer array (or int) on every axis.  Dask has no such
+    indexing: there the elements are taken at their flat positions instead."""
+    try:
+        return x[index]
+    except NotImplementedError:
+        flat = _flat_index(xp, x.shape, *index)
+        taken = xp.take(xp.reshape(x, (-1,)), xp.reshape(flat, (-1,)), axis=0)
+        return xp.reshape(taken, flat.shape)
+'''
 
 FLAT_INDEX_HELPER = '''
 def _flat_index(xp, dims, *index):

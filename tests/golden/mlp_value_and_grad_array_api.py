@@ -31,11 +31,11 @@ def loss_value_and_grad(p, x, y, *, xp=None):
     exp = xp.exp(z)                             # f32[6,5]  test_array_api_target.py:270
     sum_ = xp.sum(exp, axis=1, keepdims=True)   # f32[6,1]  test_array_api_target.py:270
     logp = z - xp.log(sum_)                     # f32[6,5]  test_array_api_target.py:270
-    sum_1 = xp.sum(logp[xp.arange(6, dtype=xp.int64, device=_device), y])  # f32[]  test_array_api_target.py:271
-    neg = -(sum_1 / 6)                          # f32[]  test_array_api_target.py:271
+    getitem = _at(xp, logp, xp.arange(6, dtype=xp.int64, device=_device), y)  # f32[6]  test_array_api_target.py:271
+    neg = -(xp.sum(getitem) / 6)                # f32[]  test_array_api_target.py:271
 
     # grad of: return -logp[np.arange(x.shape[0]), y].mean()
-    _pos = xp.reshape(xp.reshape(xp.arange(30, device=_device), (6, 5))[xp.arange(6, dtype=xp.int64, device=_device), y], (-1,))
+    _pos = xp.reshape(_at(xp, xp.reshape(xp.arange(30, device=_device), (6, 5)), xp.arange(6, dtype=xp.int64, device=_device), y), (-1,))
     d_logp = xp.reshape(_scatter_add(xp, 30, _pos, xp.reshape(const, (-1,)), unique=True), (6, 5))  # f32[6,5]
 
     # grad of: logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -177,3 +177,32 @@ def _masked_mul(xp, x, w):
     if mask:
         return xp.where(w, x, xp.zeros((), dtype=x.dtype))
     return xp.where(w == 0, xp.zeros((), dtype=x.dtype), x * w)
+
+
+def _at(xp, x, *index):
+    """x[i, j, ...] with an integer array (or int) on every axis.  Dask has no such
+    indexing: there the elements are taken at their flat positions instead."""
+    try:
+        return x[index]
+    except NotImplementedError:
+        flat = _flat_index(xp, x.shape, *index)
+        taken = xp.take(xp.reshape(x, (-1,)), xp.reshape(flat, (-1,)), axis=0)
+        return xp.reshape(taken, flat.shape)
+
+
+def _flat_index(xp, dims, *index):
+    """The flat position, in an array of shape dims, of the elements integer arrays
+    (or ints) select on those axes: NumPy's rules (the arrays broadcast, a negative
+    index counts from the end, one out of bounds is an IndexError)."""
+    flat = 0
+    for a, d in zip(index, dims):
+        if not isinstance(a, int):
+            a = xp.where(a < 0, a + d, a)
+            try:
+                bad = bool(xp.any((a < 0) | (a >= d)))
+            except Exception:   # no value yet (jax.jit): JAX's own indexing clamps too
+                bad = False
+            if bad:
+                raise IndexError(f"an index is out of bounds for an axis of size {d}")
+        flat = flat * d + a
+    return flat

@@ -10,14 +10,14 @@ def partition_loss_value_and_grad(x, *, xp=None):
     _device = _device_of(x)
     const = xp.asarray([[0, 1, 2, 3]], dtype=xp.int64, device=_device)
     partition_perm = xp.argsort(x, axis=0, stable=True)  # i64[7,4]  test_xp_breadth.py:39
-    getitem = x[partition_perm, const][2, ...]  # f64[4]  test_xp_breadth.py:39
+    getitem = _at(xp, x, partition_perm, const)[2, ...]  # f64[4]  test_xp_breadth.py:39
     sum_ = xp.sum(getitem ** 2)                 # f64[]  test_xp_breadth.py:39
 
     # grad of: return np.sum(np.partition(x, 2, axis=0)[2] ** 2)
     d_getitem = 2 * getitem                     # f64[4]
     _pos = xp.reshape(xp.reshape(xp.arange(28, device=_device), (7, 4))[2, ...], (-1,))
     d_getitem_1 = xp.reshape(_scatter_add(xp, 28, _pos, xp.reshape(d_getitem, (-1,)), unique=True), (7, 4))  # f64[7,4]
-    _pos = xp.reshape(xp.reshape(xp.arange(28, device=_device), (7, 4))[partition_perm, const], (-1,))
+    _pos = xp.reshape(_at(xp, xp.reshape(xp.arange(28, device=_device), (7, 4)), partition_perm, const), (-1,))
     d_x = xp.reshape(_scatter_add(xp, 28, _pos, xp.reshape(d_getitem_1, (-1,))), (7, 4))  # f64[7,4]
 
     return sum_, d_x
@@ -117,3 +117,32 @@ def _scatter_add(xp, n, pos, values, unique=False):
         picked = xp.take(values, xp.argmax(xp.astype(hit, xp.int8), axis=0), axis=0)
         return xp.where(xp.any(hit, axis=0), picked, xp.zeros_like(picked))
     return xp.sum(xp.where(hit, xp.reshape(values, (-1, 1)), xp.zeros_like(values[:1])), axis=0)
+
+
+def _at(xp, x, *index):
+    """x[i, j, ...] with an integer array (or int) on every axis.  Dask has no such
+    indexing: there the elements are taken at their flat positions instead."""
+    try:
+        return x[index]
+    except NotImplementedError:
+        flat = _flat_index(xp, x.shape, *index)
+        taken = xp.take(xp.reshape(x, (-1,)), xp.reshape(flat, (-1,)), axis=0)
+        return xp.reshape(taken, flat.shape)
+
+
+def _flat_index(xp, dims, *index):
+    """The flat position, in an array of shape dims, of the elements integer arrays
+    (or ints) select on those axes: NumPy's rules (the arrays broadcast, a negative
+    index counts from the end, one out of bounds is an IndexError)."""
+    flat = 0
+    for a, d in zip(index, dims):
+        if not isinstance(a, int):
+            a = xp.where(a < 0, a + d, a)
+            try:
+                bad = bool(xp.any((a < 0) | (a >= d)))
+            except Exception:   # no value yet (jax.jit): JAX's own indexing clamps too
+                bad = False
+            if bad:
+                raise IndexError(f"an index is out of bounds for an axis of size {d}")
+        flat = flat * d + a
+    return flat
