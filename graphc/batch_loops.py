@@ -81,18 +81,16 @@ def batch_scan(g, nid, args, label, batch_graph, place):
 
 def batch_cond(g, nid, args, label, batch_graph, place):
     """The batched results of a ``cond`` node whose predicate/index is the same for the
-    whole batch: a ``cond`` over the same index whose branches are batched.  A batched
-    predicate (a choice per example) is refused: ``np.where`` says that both branches run."""
+    whole batch: a ``cond`` over the same index whose branches are batched.  With a
+    predicate per example (:func:`_select_per_example`) every branch runs on the whole
+    batch and each example takes its own branch's results, as JAX's ``vmap`` of
+    ``lax.cond`` does."""
     from .control.body import add_structured
     from .control.branches import branch_slices
     node = g[nid]
-    if args[0][1] is not None:
-        kind = "switch" if node.params["kind"] == "switch" else "cond"
-        raise UnsupportedError(
-            f"{label}: graphc.{kind} on a value that differs from example to example",
-            where=node.where,
-            hint="compute both results and pick per example with np.where(pred, a, b)")
     size = next(v.shape[d] for v, d in args if d is not None)
+    if args[0][1] is not None:
+        return _select_per_example(node, args, label, batch_graph, place, size)
     ops_sl, outer_sl = branch_slices(node)
     ops = args[ops_sl]
     outs_b = [False] * len(node.bodies[0].outputs)
@@ -115,6 +113,33 @@ def batch_cond(g, nid, args, label, batch_graph, place):
     outs = add_structured("cond", new_args, [b.graph for b in bodies], params, avals,
                           node.where)
     return [(o, 0 if b else None) for o, b in zip(outs, outs_b)]
+
+
+def _select_per_example(node, args, label, batch_graph, place, size):
+    """Every branch batched on the whole batch, then per example the results of the
+    branch its index (clamped, as ``switch`` does; a predicate's False is 0) names:
+    ``np.where(index == k, branch_k, ...)``.  Every branch runs, so one that fails on
+    another example's values (a NaN, a warning) fails as ``np.where`` would."""
+    import numpy as np
+    from .control.branches import branch_slices
+    ops_sl, outer_sl = branch_slices(node)
+    results = [[place(o, d, 0, size) for o, d in batch_graph(body, list(args[ops_sl])
+                                                              + list(args[sl]), label)]
+               for body, sl in zip(node.bodies, outer_sl)]
+    index = place(*args[0], 0, size)
+    if index.dtype.kind != "b":
+        index = np.clip(index, 0, len(results) - 1)
+    outs = []
+    for j, last in enumerate(results[-1]):
+        pick = np.reshape(index, (size,) + (1,) * (last.ndim - 1))
+        if index.dtype.kind == "b":         # cond: branches (false, true)
+            outs.append((np.where(pick, last, results[0][j]), 0))
+            continue
+        out = last
+        for k in range(len(results) - 2, -1, -1):
+            out = np.where(pick == k, results[k][j], out)
+        outs.append((out, 0))
+    return outs
 
 
 def batch_while(g, nid, args, label, batch_graph, place):
