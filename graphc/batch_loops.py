@@ -144,9 +144,11 @@ def _select_per_example(node, args, label, batch_graph, place, size):
 
 def batch_while(g, nid, args, label, batch_graph, place):
     """A ``while_loop`` whose condition is the same for the whole batch (it reads no
-    batched value): a ``while`` over batched carries.  A condition per example (a
-    different trip count for each) is refused."""
+    batched value): a ``while`` over batched carries.  With a condition per example (a
+    different trip count for each) the loop runs while any example runs, and each step
+    keeps the carries of the examples already done (``np.where``)."""
     from .control.body import LIST_AVAL, add_structured
+    import numpy as np
     from .control.while_ import while_slices
     node = g[nid]
     cond, body = node.bodies
@@ -156,23 +158,34 @@ def batch_while(g, nid, args, label, batch_graph, place):
     size = next(v.shape[d] for v, d in args if d is not None)
     carry_b, _ = _carry_batching(body, k, [d is not None for _, d in carry], [],
                                  [d is not None for _, d in b_outer])
-    if _batched_outputs(cond, carry_b + [d is not None for _, d in c_outer])[0]:
-        raise UnsupportedError(
-            f"{label}: graphc.while_loop whose condition differs from example to example "
-            "(a different number of steps for each)", where=node.where,
-            hint="loop a fixed number of steps (graphc.fori_loop) and keep finished examples "
-                 "with np.where(done, carry, new_carry)")
+    # a condition per example: every carry per example, the loop runs while any example
+    # runs, and an example that is done keeps its carry (as jax.vmap of lax.while_loop)
+    per_example = _batched_outputs(cond, carry_b + [d is not None for _, d in c_outer])[0]
+    if per_example:
+        carry_b = [True] * k
     carry_v = [place(v, d, 0, size) if b else v for (v, d), b in zip(carry, carry_b)]
     specs = [(flatten(0.0)[1], [v.aval]) for v in carry_v]
+
     def ins(cs):
         return [(c, 0 if b else None) for c, b in zip(cs, carry_b)]
 
+    def running(cs):
+        (c, d), = batch_graph(cond, ins(cs) + list(c_outer), label)
+        return place(c, d, 0, size)
+
     def cond_fn(*cs):
+        if per_example:
+            return [np.any(running(cs))]
         return [o for o, _ in batch_graph(cond, ins(cs) + list(c_outer), label)]
 
     def body_fn(*cs):
         outs = batch_graph(body, ins(cs) + list(b_outer), label)
-        return [place(o, d, 0, size) if b else o for (o, d), b in zip(outs, carry_b)]
+        new = [place(o, d, 0, size) if b else o for (o, d), b in zip(outs, carry_b)]
+        if not per_example:
+            return new
+        go = running(cs)
+        return [np.where(np.reshape(go, (size,) + (1,) * (n.ndim - 1)), n, c)
+                for n, c in zip(new, cs)]
 
     names = {i: body[n].name for i, n in enumerate(body.inputs[:k]) if body[n].name}
     new_c = trace_body(cond_fn, specs, "while_loop cond", node.where, names=names)

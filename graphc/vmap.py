@@ -171,8 +171,8 @@ def vmap(fn, in_axes=0, out_axes=0, *, target="numpy"):
     Raises
     ------
     UnsupportedError
-        No batching rule; a ``while_loop`` condition per example (a ``cond`` or
-        ``switch`` on a value per example runs every branch and picks per example).
+        No batching rule (a ``cond``, ``switch`` or ``while_loop`` on a value per
+        example is batched: every branch runs, or the loop runs while any example does).
     ControlFlowError
         ``if`` on a value that differs between examples (use ``np.where``).
 
