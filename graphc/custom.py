@@ -61,7 +61,7 @@ class _Rule:
 
 
 def _def_where(fn):
-    code = getattr(fn, "__code__", None)
+    code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
     return None if code is None else errors.where_text(code.co_filename, code.co_firstlineno)
 
 
@@ -83,7 +83,9 @@ class custom_vjp:
     graph (generated code shows it under ``# grad of:`` the call's line); outside
     a traced function ``f`` just calls ``fn``.  ``graphc.check`` compares the
     rule with the derivative of ``fn`` and reports a wrong one as a mismatch.
-    The arguments are arrays (or numbers); ``out`` is one array or a pytree (tuple,
+    The arguments are arrays, numbers or pytrees of them (dicts, lists, tuples: ``fwd``
+    and ``bwd`` see the same structures, and ``bwd`` returns each argument's cotangent
+    as a pytree like it, or None); ``out`` is one array or a pytree (tuple,
     list, dict) of arrays of one dtype, whose cotangent ``bwd`` receives as the same
     pytree (the node's value is then the leaves concatenated, sliced back after it);
     ``graphc.jvp`` through ``f`` raises ``UnsupportedError``.
@@ -129,6 +131,8 @@ class custom_vjp:
             raise GradError(f"custom_vjp function {self.__name__!r} has no rule", where=where,
                             hint="call f.defvjp(fwd, bwd) before using it")
         tracer = next(x for x in leaves if isinstance(x, Tracer))
+        if any(isinstance(a, (dict, list, tuple)) for a in args):
+            return self._call_pytrees(args, tracer, where)
         args = [tracer._trace.lift(np.asarray(a)) if not isinstance(a, Tracer) else a
                 for a in args]
         self._depth += 1
@@ -145,6 +149,57 @@ class custom_vjp:
         node = _named(custom_vjp_call(out, *args, *res_leaves, rule=key, n_args=len(args)),
                       self.__name__)
         return node if layout is None else _unpack(node, layout)
+
+
+    def _call_pytrees(self, args, tracer, where):
+        """Arguments that are pytrees (dicts, lists, tuples of arrays), as jax.custom_vjp:
+        the node takes their leaves, ``fwd`` and ``bwd`` see the user's structures, and
+        ``bwd``'s cotangent of each argument (a pytree like it, or None) is flattened back
+        into one per leaf (:func:`_leaf_bwd`)."""
+        from .pytree import unflatten
+        lift = tracer._trace.lift
+        leaves, arg_tdef, _ = flatten(tuple(args))
+        leaves = [x if isinstance(x, Tracer) else lift(np.asarray(x)) for x in leaves]
+        self._depth += 1
+        try:
+            out, res = self.fwd(*unflatten(arg_tdef, leaves))
+        finally:
+            self._depth -= 1
+        out, layout = _pack(self, out, tracer._trace)
+        res_leaves, res_tdef, _ = flatten(res)
+        res_leaves = [r if isinstance(r, Tracer) else lift(np.asarray(r)) for r in res_leaves]
+        bwd = _leaf_bwd(self, arg_tdef)
+        key = _register(("vjp-tree", self, self.fwd, self.bwd, where, res_tdef, layout, arg_tdef),
+                        lambda: (_Rule(self, bwd, where, None, layout), res_tdef))
+        node = _named(custom_vjp_call(out, *leaves, *res_leaves, rule=key,
+                                      n_args=len(leaves)), self.__name__)
+        return node if layout is None else _unpack(node, layout)
+
+
+def _leaf_bwd(f, arg_tdef):
+    """``f.bwd`` returning one cotangent per argument (pytrees), as one per leaf."""
+    def bwd(res, ct):
+        cts = f.bwd(res, ct)
+        where = _def_where(f.bwd)
+        n = len(arg_tdef.children)
+        if not isinstance(cts, (tuple, list)) or len(cts) != n:
+            raise GradError(f"custom_vjp {f.__name__!r}: bwd must return a tuple of {n} "
+                            "cotangent(s), one per argument", where=where,
+                            hint="return (ct_params, ct_x): each like its argument, or None")
+        out = []
+        for i, (c, sub) in enumerate(zip(cts, arg_tdef.children)):
+            if c is None:
+                out += [None] * sub.num_leaves
+                continue
+            got, got_tdef, _ = flatten(c)
+            if got_tdef != sub:
+                raise GradError(f"custom_vjp {f.__name__!r}: bwd's cotangent {i} is "
+                                f"{got_tdef!r}, argument {i} is {sub!r}", where=where,
+                                hint="a cotangent has its argument's structure (None for 0)")
+            out += got
+        return tuple(out)
+    bwd.__wrapped__ = f.bwd           # errors name the user's bwd (_def_where)
+    return bwd
 
 
 class custom_jvp:

@@ -275,3 +275,45 @@ def test_golden_checkpoint_grad():
     ck = graphc.checkpoint(_block)
     check_golden("checkpoint_grad.py",
                  graphc.grad(lambda x: (ck(ck(x)) ** 2).sum()).source(np.ones((3, 4))))
+
+
+@graphc.custom_vjp
+def _affine(p, x):
+    return p["a"] * x + p["b"]
+
+
+def _affine_fwd(p, x):
+    return _affine(p, x), (p, x)
+
+
+def _affine_bwd(res, ct):
+    p, x = res
+    return {"a": ct * x, "b": ct}, ct * p["a"]
+
+
+_affine.defvjp(_affine_fwd, _affine_bwd)
+
+
+def test_custom_vjp_takes_pytree_arguments():
+    """As jax.custom_vjp: a dict argument (it raised 'cannot trace a value of dtype object');
+    bwd returns each argument's cotangent as a pytree like it."""
+    p = {"a": np.array([1.0, 2.0, 3.0]), "b": np.ones(3)}
+    x = np.array([0.5, -1.0, 2.0])
+    got = graphc.grad(lambda p, x: np.sum(_affine(p, x) ** 2), argnums=(0, 1))(p, x)
+    want = graphc.grad(lambda p, x: np.sum((p["a"] * x + p["b"]) ** 2), argnums=(0, 1))(p, x)
+    for g, w in zip((got[0]["a"], got[0]["b"], got[1]), (want[0]["a"], want[0]["b"], want[1])):
+        np.testing.assert_allclose(g, w, rtol=1e-15)
+    assert graphc.check(lambda p, x: np.sum(_affine(p, x) ** 2), p, x, argnums=(0, 1)).ok
+    per_example = graphc.vmap(graphc.grad(lambda p, x: np.sum(_affine(p, x) ** 2), argnums=1),
+                              in_axes=(None, 0))(p, np.stack([x, 2 * x]))
+    np.testing.assert_allclose(per_example[1], 2 * (p["a"] * 2 * x + 1) * p["a"], rtol=1e-15)
+
+
+def test_custom_vjp_pytree_cotangent_of_another_structure_is_a_grad_error():
+    @graphc.custom_vjp
+    def double(p):
+        return p["a"] * 2.0
+    double.defvjp(lambda p: (double(p), None), lambda r, ct: ({"a": 2 * ct, "b": 0 * ct},))
+    with pytest.raises(graphc.GradError, match=r"cotangent 0 is \{'a': \*, 'b': \*\}") as e:
+        graphc.grad(lambda p: np.sum(double(p)))({"a": np.ones(3)})
+    assert "test_custom.py:" in str(e.value)
