@@ -98,7 +98,7 @@ def check_target(path: pathlib.Path, overwrite: bool, what: str, error=errors.Ex
     kind = _kind(st.st_mode)
     if kind == "a directory":
         raise error(f"{what} cannot write {path}: it is a directory", where=where,
-                    hint="give a file name, e.g. path=dir / 'f.py'")
+                    hint=f"give a file name, e.g. path=dir / 'f{path.suffix or '.py'}'")
     if kind == "a symbolic link":
         # Safe choice: refuse.  Writing through the link would let whoever made it
         # choose which file graphc overwrites; replacing the link itself would

@@ -348,12 +348,12 @@ def export(fn, *args, path, overwrite=False, target=None, **kwargs) -> pathlib.P
 def _write_module(path, source, overwrite, where):
     """Write an exported module, its large constants first to a ``.npz`` beside it."""
     from ._files import check_target, write_atomic
-    from .export_constants import npz_bytes, split_constants
+    from .export_constants import npz_bytes, npz_name, split_constants
     source, arrays = split_constants(source, path.name)
     if not arrays:
         write_atomic(path, source, overwrite=overwrite, what="graphc.export", where=where)
         return path
-    npz = path.with_name((path.name.rpartition(".")[0] or path.name) + ".npz")
+    npz = path.with_name(npz_name(path.name))
     if npz == path:
         raise ExportError(f"graphc.export cannot write {path.name}: its large constants go "
                           "to a .npz file of the same name", where=where,

@@ -9,6 +9,8 @@ stacked ``ys`` and the tape have it second (after the time axis).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .control.body import trace_body
 from .control.scan import arg_slices, scan_node
 from .errors import UnsupportedError
@@ -120,7 +122,6 @@ def _select_per_example(node, args, label, batch_graph, place, size):
     branch its index (clamped, as ``switch`` does; a predicate's False is 0) names:
     ``np.where(index == k, branch_k, ...)``.  Every branch runs, so one that fails on
     another example's values (a NaN, a warning) fails as ``np.where`` would."""
-    import numpy as np
     from .control.branches import branch_slices
     ops_sl, outer_sl = branch_slices(node)
     results = [[place(o, d, 0, size) for o, d in batch_graph(body, list(args[ops_sl])
@@ -148,7 +149,6 @@ def batch_while(g, nid, args, label, batch_graph, place):
     different trip count for each) the loop runs while any example runs, and each step
     keeps the carries of the examples already done (``np.where``)."""
     from .control.body import LIST_AVAL, add_structured
-    import numpy as np
     from .control.while_ import while_slices
     node = g[nid]
     cond, body = node.bodies

@@ -185,7 +185,8 @@ def _leaf_bwd(f, arg_tdef):
         if not isinstance(cts, (tuple, list)) or len(cts) != n:
             raise GradError(f"custom_vjp {f.__name__!r}: bwd must return a tuple of {n} "
                             "cotangent(s), one per argument", where=where,
-                            hint="return (ct_params, ct_x): each like its argument, or None")
+                            hint=f"return a tuple of {n}: each cotangent like its argument, "
+                                 "or None for a zero one")
         out = []
         for i, (c, sub) in enumerate(zip(cts, arg_tdef.children)):
             if c is None:

@@ -64,3 +64,16 @@ def test_nothing_half_done_when_the_module_cannot_be_written(tmp_path, monkeypat
         _export(tmp_path)
     assert [p.suffix for p in calls] == [".npz", ".py"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stale_npz_is_refused_not_read(tmp_path):
+    """The module checks each constant it reads (dtype, shape, a checksum of its bytes): an
+    .npz from another export would otherwise give other numbers without a word."""
+    path = _export(tmp_path)
+    name = np.load(tmp_path / "loss_grad.npz").files[0]
+    np.savez(tmp_path / "loss_grad.npz", **{name: W + 1e-12})
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import loss_grad"
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, cwd="/")
+    assert run.returncode == 1 and path.exists()
+    assert "does not hold the constant" in run.stderr and "export the module again" in run.stderr
